@@ -1,0 +1,29 @@
+/** Names fixed by the contract, and the resource types generated from the CRD schemas. */
+export type * from './generated.ts';
+
+export const GROUP = 'apikeys.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const DEPLOYMENTS = 'deployments';
+export const APIKEYS = 'apikeys';
+export const FIELD_MANAGER = 'apikey-operator';
+export const ROTATE_ANNOTATION = 'apikeys.dev/rotate';
+export const SECRET_TYPE = 'apikeys.dev/api-key';
+export const SIGNING_KEYS_SECRET = 'apikey-operator-signing-keys';
+export const SIGNING_KEYS_SECRET_TYPE = 'apikeys.dev/signing-keys';
+export const LEASE_NAME = 'apikey-operator-controller';
+
+/** The four keys of a credentials Secret. */
+export const SECRET_KEYS = {
+  id: 'API_KEY_ID',
+  secret: 'API_KEY_SECRET',
+  tokenUrl: 'TOKEN_URL',
+  audience: 'AUDIENCE',
+} as const;
+
+export const PERMISSIONS = ['deploy', 'read'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+export const DEFAULT_TOKEN_TTL = '24h';
+export const DEFAULT_GRACE_PERIOD = '1h';
+export const MAX_TOKEN_TTL_SECONDS = 24 * 3600;

@@ -1,0 +1,192 @@
+/**
+ * Builds the test control plane's binaries (etcd, kube-apiserver,
+ * kube-controller-manager, kubectl, helm) from the Go modules pinned under
+ * test/cluster/bins, and caches them outside the repository, keyed by the
+ * module's version and the hash of its go.mod/go.sum. A warm machine reuses
+ * them; a cold one builds them once (minutes for Kubernetes).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const KUBERNETES_VERSION = '1.36.3';
+export const ETCD_VERSION = '3.6.16';
+export const HELM_VERSION = '4.3.1';
+
+const binsDir = join(dirname(fileURLToPath(import.meta.url)), 'bins');
+
+interface BinaryModule {
+  name: string;
+  version: string;
+  dir: string;
+  /** Go package path to output file name. */
+  packages: Record<string, string>;
+  ldflags: string;
+}
+
+function versionLdflags(): string {
+  const [major, minor] = KUBERNETES_VERSION.split('.');
+  const flags: string[] = ['-s', '-w'];
+  for (const pkg of ['k8s.io/component-base/version', 'k8s.io/client-go/pkg/version']) {
+    flags.push(
+      `-X ${pkg}.gitVersion=v${KUBERNETES_VERSION}`,
+      `-X ${pkg}.gitMajor=${major}`,
+      `-X ${pkg}.gitMinor=${minor}`,
+      `-X ${pkg}.gitTreeState=clean`,
+    );
+  }
+  return flags.join(' ');
+}
+
+export const MODULES: BinaryModule[] = [
+  {
+    name: 'etcd',
+    version: ETCD_VERSION,
+    dir: join(binsDir, 'etcd'),
+    packages: { '.': 'etcd' },
+    ldflags: '-s -w',
+  },
+  {
+    name: 'kubernetes',
+    version: KUBERNETES_VERSION,
+    dir: join(binsDir, 'k8s'),
+    packages: {
+      'k8s.io/kubernetes/cmd/kube-apiserver': 'kube-apiserver',
+      'k8s.io/kubernetes/cmd/kube-controller-manager': 'kube-controller-manager',
+      'k8s.io/kubernetes/cmd/kubectl': 'kubectl',
+    },
+    ldflags: versionLdflags(),
+  },
+  {
+    name: 'helm',
+    version: HELM_VERSION,
+    dir: join(binsDir, 'helm'),
+    packages: { 'helm.sh/helm/v4/cmd/helm': 'helm' },
+    ldflags: `-s -w -X helm.sh/helm/v4/internal/version.version=v${HELM_VERSION}`,
+  },
+];
+
+export function cacheRoot(): string {
+  const base = process.env.APIKEY_OPERATOR_CACHE
+    ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'apikey-operator');
+  return join(base, 'control-plane');
+}
+
+function moduleCacheDir(m: BinaryModule): string {
+  const h = createHash('sha256');
+  h.update(readFileSync(join(m.dir, 'go.mod')));
+  h.update(readFileSync(join(m.dir, 'go.sum')));
+  h.update(m.ldflags);
+  return join(cacheRoot(), `${m.name}-${m.version}-${h.digest('hex').slice(0, 12)}`);
+}
+
+export interface Binaries {
+  etcd: string;
+  kubeApiserver: string;
+  kubeControllerManager: string;
+  kubectl: string;
+  helm: string;
+}
+
+export function binaryPaths(): Binaries {
+  const [etcd, k8s, helm] = MODULES.map(moduleCacheDir) as [string, string, string];
+  return {
+    etcd: join(etcd, 'etcd'),
+    kubeApiserver: join(k8s, 'kube-apiserver'),
+    kubeControllerManager: join(k8s, 'kube-controller-manager'),
+    kubectl: join(k8s, 'kubectl'),
+    helm: join(helm, 'helm'),
+  };
+}
+
+function isBuilt(m: BinaryModule): boolean {
+  const dir = moduleCacheDir(m);
+  return Object.values(m.packages).every((f) => existsSync(join(dir, f)));
+}
+
+export function missingModules(): string[] {
+  return MODULES.filter((m) => !isBuilt(m)).map((m) => `${m.name} ${m.version}`);
+}
+
+export class MissingToolchainError extends Error {}
+
+function goAvailable(): string | undefined {
+  const r = spawnSync('go', ['version'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/**
+ * Builds every module that is not in the cache yet. `log` receives progress
+ * lines; a cold Kubernetes build compiles ~2,000 packages and takes minutes.
+ */
+export async function ensureBinaries(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<Binaries> {
+  const todo = MODULES.filter((m) => !isBuilt(m));
+  if (todo.length === 0) return binaryPaths();
+  const go = goAvailable();
+  if (!go) {
+    throw new MissingToolchainError(
+      `The test control plane (${todo.map((m) => `${m.name} ${m.version}`).join(', ')}) is not built yet, ` +
+        `and there is no Go toolchain to build it: 'go' is not on PATH. Install Go >= 1.26 ` +
+        `(Debian: apt-get install golang, or from https://go.dev/dl) and run 'npm run cluster:build'.`,
+    );
+  }
+  log(`Building the test control plane with ${go}. The binaries are cached in ${cacheRoot()}; ` +
+    `the first build takes 10-20 minutes on 2 cores, later runs reuse it.`);
+  for (const m of todo) {
+    await buildModule(m, log);
+  }
+  return binaryPaths();
+}
+
+async function buildModule(m: BinaryModule, log: (line: string) => void): Promise<void> {
+  const out = moduleCacheDir(m);
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const started = Date.now();
+  log(`[${m.name} ${m.version}] building ${Object.values(m.packages).join(', ')} ...`);
+  let compiled = 0;
+  let lastReport = 0;
+  const stderr: string[] = [];
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(
+      'go',
+      ['build', '-v', '-trimpath', '-ldflags', m.ldflags, '-o', `${tmp}/`, ...Object.keys(m.packages)],
+      {
+        cwd: m.dir,
+        env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' },
+        stdio: ['ignore', 'inherit', 'pipe'],
+      },
+    );
+    let partial = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (/^[\w.\-/]+$/.test(line)) {
+          compiled++;
+        } else if (line.trim() !== '') {
+          stderr.push(line);
+          if (stderr.length > 200) stderr.shift();
+        }
+      }
+      if (Date.now() - lastReport > 10_000) {
+        lastReport = Date.now();
+        log(`[${m.name}] ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)}s`);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (code !== 0) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`building ${m.name} ${m.version} failed (go build exit ${code}):\n${stderr.join('\n')}`);
+  }
+  rmSync(out, { recursive: true, force: true });
+  renameSync(tmp, out);
+  log(`[${m.name} ${m.version}] built in ${Math.round((Date.now() - started) / 1000)}s`);
+}

@@ -1,0 +1,90 @@
+/**
+ * What an integration test needs of the shared control plane: an admin
+ * client, a namespace of its own, kubectl, and credentials of a
+ * ServiceAccount obtained through TokenRequest (the way the operator runs).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { inject } from 'vitest';
+import { readState, type ClusterState } from '../cluster/controlplane.ts';
+
+const exec = promisify(execFile);
+
+export function clusterState(): ClusterState {
+  const state = readState(inject('clusterDir'));
+  if (!state) throw new Error('no control plane state; is the global setup running?');
+  return state;
+}
+
+export function adminKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(clusterState().kubeconfig);
+  return kc;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Creates a namespace and returns its name; `cleanup` deletes it (its contents go with it). */
+export async function createNamespace(prefix = 'test'): Promise<{ name: string; cleanup: () => Promise<void> }> {
+  const core = adminKubeConfig().makeApiClient(CoreV1Api);
+  const name = uniqueName(prefix);
+  await core.createNamespace({ body: { metadata: { name } } });
+  return {
+    name,
+    cleanup: async () => {
+      await core.deleteNamespace({ name }).catch(() => undefined);
+    },
+  };
+}
+
+export async function kubectl(args: string[], opts: { kubeconfig?: string; input?: string } = {}):
+Promise<{ stdout: string; stderr: string; code: number }> {
+  const state = clusterState();
+  const p = exec(state.binaries.kubectl, ['--kubeconfig', opts.kubeconfig ?? state.kubeconfig, ...args], {
+    encoding: 'utf8',
+  });
+  if (opts.input !== undefined) {
+    p.child.stdin?.end(opts.input);
+  }
+  try {
+    const { stdout, stderr } = await p;
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number };
+    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
+  }
+}
+
+/**
+ * Creates a ServiceAccount (if needed), gets a token for it with TokenRequest,
+ * and writes a kubeconfig that authenticates with that token only.
+ */
+export async function serviceAccountKubeconfig(namespace: string, name: string, dir: string): Promise<string> {
+  const core = adminKubeConfig().makeApiClient(CoreV1Api);
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((e: unknown) => {
+    if ((e as { code?: number }).code !== 409) throw e;
+  });
+  const tr = await core.createNamespacedServiceAccountToken({
+    name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const token = tr.status?.token;
+  if (!token) throw new Error('TokenRequest returned no token');
+  const state = clusterState();
+  const admin = adminKubeConfig();
+  const ca = admin.getCurrentCluster()?.caData ?? '';
+  const file = join(dir, `kubeconfig-${namespace}-${name}`);
+  writeFileSync(file, [
+    'apiVersion: v1', 'kind: Config',
+    'clusters:', '- name: local', '  cluster:', `    server: ${state.server}`, `    certificate-authority-data: ${ca}`,
+    'users:', `- name: ${name}`, '  user:', `    token: ${token}`,
+    'contexts:', '- name: sa', '  context:', '    cluster: local', `    user: ${name}`, `    namespace: ${namespace}`,
+    'current-context: sa', '',
+  ].join('\n'), { mode: 0o600 });
+  return file;
+}
