@@ -1,0 +1,195 @@
+{{/* Names, labels and the values every template derives from. */}}
+
+{{- define "apikey-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The release fullname. Namespaced and cluster-scoped names start with it, so two releases never
+clash on a ClusterRole.
+*/}}
+{{- define "apikey-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "apikey-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "apikey-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: apikey-operator
+{{- end }}
+
+{{/* Selector labels of one component: include with (dict "ctx" $ "component" "controller"). */}}
+{{- define "apikey-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "apikey-operator.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "apikey-operator.componentLabels" -}}
+{{ include "apikey-operator.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Fixed names: the programs use them as constants, whatever the release is called. */}}
+{{- define "apikey-operator.signingKeysSecret" -}}apikey-operator-signing-keys{{- end }}
+{{- define "apikey-operator.leaderElectionLease" -}}apikey-operator-controller{{- end }}
+
+{{- define "apikey-operator.controllerServiceAccount" -}}
+{{ include "apikey-operator.fullname" . }}-controller
+{{- end }}
+
+{{/*
+The ServiceAccount the token server runs as. In sidecar mode it shares the controller pod and so its
+ServiceAccount: the token server's bindings then name the controller's ServiceAccount.
+*/}}
+{{- define "apikey-operator.tokenServerServiceAccount" -}}
+{{- if eq .Values.tokenServer.mode "deployment" -}}
+{{ include "apikey-operator.fullname" . }}-token-server
+{{- else -}}
+{{ include "apikey-operator.controllerServiceAccount" . }}
+{{- end }}
+{{- end }}
+
+{{/* The pods the token Service selects: the token server's own, or the controller's in sidecar mode. */}}
+{{- define "apikey-operator.tokenServerComponent" -}}
+{{- if eq .Values.tokenServer.mode "deployment" }}token-server{{ else }}controller{{ end }}
+{{- end }}
+
+{{- define "apikey-operator.tokenServiceName" -}}
+{{ include "apikey-operator.fullname" . }}-token
+{{- end }}
+
+{{- define "apikey-operator.issuerURL" -}}
+{{- .Values.issuerURL | default (printf "http://%s.%s.svc:%v" (include "apikey-operator.tokenServiceName" .) .Release.Namespace .Values.tokenServer.service.port) }}
+{{- end }}
+
+{{- define "apikey-operator.tokenURL" -}}
+{{- .Values.tokenURL | default (printf "http://%s.%s.svc:%v/oauth/token" (include "apikey-operator.tokenServiceName" .) .Release.Namespace .Values.tokenServer.service.port) }}
+{{- end }}
+
+{{- define "apikey-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaces the namespaced rights are granted in: each watched namespace, or "" for cluster-wide
+(a ClusterRoleBinding).
+*/}}
+{{- define "apikey-operator.bindingScopes" -}}
+{{- if .Values.watchNamespaces }}{{ toJson .Values.watchNamespaces }}{{ else }}[""]{{ end }}
+{{- end }}
+
+{{/* Environment both programs read: their pod's name and namespace, through the downward API. */}}
+{{- define "apikey-operator.podEnv" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end }}
+
+{{/* The token-server container: the sidecar of the controller pod, or its own Deployment's. */}}
+{{- define "apikey-operator.tokenServerContainer" -}}
+- name: token-server
+  image: {{ include "apikey-operator.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - token-server
+    - --port={{ .Values.tokenServer.port }}
+    - --issuer={{ include "apikey-operator.issuerURL" . }}
+    - --operator-namespace={{ .Release.Namespace }}
+    - --log-level={{ .Values.logLevel }}
+    {{- with .Values.watchNamespaces }}
+    - --namespaces={{ join "," . }}
+    {{- end }}
+    {{- with .Values.audiences }}
+    - --audiences={{ join "," . }}
+    {{- end }}
+  env:
+    {{- include "apikey-operator.podEnv" . | nindent 4 }}
+  ports:
+    - name: http
+      containerPort: {{ .Values.tokenServer.port }}
+      protocol: TCP
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: http
+    periodSeconds: 10
+    failureThreshold: 3
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: http
+    periodSeconds: 5
+    failureThreshold: 2
+  resources:
+    {{- toYaml .Values.tokenServer.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+{{- end }}
+
+{{/* Pod spec fields shared by the controller and the token-server pods. */}}
+{{- define "apikey-operator.podCommon" -}}
+automountServiceAccountToken: true
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumes:
+  # readOnlyRootFilesystem: a small writable /tmp for anything Node.js or a library needs.
+  - name: tmp
+    emptyDir:
+      sizeLimit: 16Mi
+{{- end }}
+
+{{- define "apikey-operator.podMetadata" -}}
+{{- with .ctx.Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+labels:
+  {{- include "apikey-operator.selectorLabels" . | nindent 2 }}
+  {{- with .ctx.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}

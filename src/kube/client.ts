@@ -1,0 +1,159 @@
+/**
+ * A thin client for the Kubernetes REST API on top of the kubeconfig's
+ * authentication (client certificates, tokens, exec plugins) and its pooled
+ * undici dispatcher. It speaks paths and content types explicitly, so a merge
+ * patch is a merge patch and an apply is an apply, and its errors carry the
+ * HTTP status and the Status reason, never a response body that could hold
+ * a Secret's data.
+ */
+import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { fetch } from 'undici';
+import { redactSecrets } from '../shared/redact.ts';
+
+export const CONTENT = {
+  json: 'application/json',
+  mergePatch: 'application/merge-patch+json',
+  jsonPatch: 'application/json-patch+json',
+  apply: 'application/apply-patch+yaml',
+} as const;
+
+export class KubeError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(redactSecrets(message));
+    this.name = 'KubeError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export const isNotFound = (e: unknown): boolean => e instanceof KubeError && e.status === 404;
+export const isConflict = (e: unknown): boolean => e instanceof KubeError && e.status === 409;
+export const isForbidden = (e: unknown): boolean => e instanceof KubeError && e.status === 403;
+
+export interface KubeList<T> {
+  metadata: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+const METHODS: Record<string, HttpMethod> = {
+  GET: HttpMethod.GET, POST: HttpMethod.POST, PUT: HttpMethod.PUT, PATCH: HttpMethod.PATCH, DELETE: HttpMethod.DELETE,
+};
+
+export class KubeClient {
+  readonly kc: KubeConfig;
+  private readonly server: string;
+
+  constructor(kc: KubeConfig) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    this.kc = kc;
+    this.server = cluster.server.replace(/\/$/, '');
+  }
+
+  url(path: string, query?: Query): URL {
+    const u = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u;
+  }
+
+  async request<T>(method: keyof typeof METHODS, path: string, opts: RequestOptions = {}): Promise<T> {
+    const url = this.url(path, opts.query);
+    const ctx = new RequestContext(url.toString(), METHODS[method]!);
+    await this.kc.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      headers['content-type'] = opts.contentType ?? CONTENT.json;
+      body = JSON.stringify(opts.body);
+    }
+    let res;
+    try {
+      res = await fetch(url, {
+        method, headers, body, dispatcher: ctx.getDispatcher(), signal: opts.signal ?? AbortSignal.timeout(30_000),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new KubeError(0, 'Unreachable',
+        `cannot reach the Kubernetes API at ${this.server}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let reason = res.statusText;
+      let message = `${method} ${path}: HTTP ${res.status}`;
+      try {
+        const status = JSON.parse(text) as { reason?: string; message?: string };
+        if (status.reason) reason = status.reason;
+        if (status.message) message = status.message;
+      } catch { /* not a Status */ }
+      throw new KubeError(res.status, reason, message);
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  get<T>(path: string, query?: Query): Promise<T> {
+    return this.request<T>('GET', path, { query });
+  }
+
+  /** Lists every page (limit/continue), so a large collection is never truncated. */
+  async list<T>(path: string, query: Query = {}, pageSize = 500): Promise<KubeList<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let resourceVersion: string | undefined;
+    do {
+      const page = await this.get<KubeList<T>>(path, { ...query, limit: pageSize, continue: cont });
+      items.push(...page.items);
+      cont = page.metadata.continue || undefined;
+      resourceVersion = page.metadata.resourceVersion;
+    } while (cont);
+    return { metadata: { resourceVersion }, items };
+  }
+
+  create<T>(path: string, body: unknown, query?: Query): Promise<T> {
+    return this.request<T>('POST', path, { body, query });
+  }
+
+  replace<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PUT', path, { body });
+  }
+
+  mergePatch<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PATCH', path, { body, contentType: CONTENT.mergePatch });
+  }
+
+  jsonPatch<T>(path: string, ops: unknown[]): Promise<T> {
+    return this.request<T>('PATCH', path, { body: ops, contentType: CONTENT.jsonPatch });
+  }
+
+  /** Server-side apply under `fieldManager`; JSON is valid YAML, so the body is sent as JSON. */
+  apply<T>(path: string, body: unknown, fieldManager: string, force = true): Promise<T> {
+    return this.request<T>('PATCH', path, {
+      body, contentType: CONTENT.apply, query: { fieldManager, force },
+    });
+  }
+
+  delete<T>(path: string, body?: unknown): Promise<T> {
+    return this.request<T>('DELETE', path, { body });
+  }
+}
+
+/** REST paths of the resources this project uses. */
+export const paths = {
+  collection(group: string, version: string, plural: string, namespace?: string): string {
+    const base = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
+    return namespace ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
+  },
+  object(group: string, version: string, plural: string, namespace: string, name: string): string {
+    return `${paths.collection(group, version, plural, namespace)}/${encodeURIComponent(name)}`;
+  },
+};

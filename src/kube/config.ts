@@ -1,0 +1,43 @@
+/**
+ * Where to find the cluster and which namespace is ours, the way kubectl
+ * decides: an explicit kubeconfig (flag or KUBECONFIG) wins, inside a pod the
+ * ServiceAccount is used (never the localhost:8080 fallback), and the
+ * operator's namespace is POD_NAMESPACE, the ServiceAccount's namespace, the
+ * kubeconfig context's namespace, or `default`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { KubeConfig } from '@kubernetes/client-node';
+
+const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export class ConfigError extends Error {}
+
+export function loadKubeConfig(opts: { kubeconfig?: string; context?: string } = {}): KubeConfig {
+  const kc = new KubeConfig();
+  const file = opts.kubeconfig ?? process.env.KUBECONFIG;
+  if (file) {
+    const first = file.split(':').find((f) => f !== '') ?? file;
+    if (!existsSync(first)) throw new ConfigError(`kubeconfig ${first} does not exist`);
+    kc.loadFromFile(first);
+  } else if (process.env.KUBERNETES_SERVICE_HOST) {
+    kc.loadFromCluster();
+  } else {
+    const home = `${process.env.HOME ?? ''}/.kube/config`;
+    if (!existsSync(home)) {
+      throw new ConfigError('no cluster configured: set --kubeconfig or KUBECONFIG, or run inside a pod');
+    }
+    kc.loadFromFile(home);
+  }
+  if (opts.context) kc.setCurrentContext(opts.context);
+  if (!kc.getCurrentCluster()) throw new ConfigError(`the kubeconfig has no current cluster`);
+  return kc;
+}
+
+export function defaultNamespace(kc: KubeConfig): string {
+  if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
+  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SA_NAMESPACE_FILE)) {
+    return readFileSync(SA_NAMESPACE_FILE, 'utf8').trim();
+  }
+  const ctx = kc.getContextObject(kc.getCurrentContext());
+  return ctx?.namespace ?? 'default';
+}

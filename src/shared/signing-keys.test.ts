@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { jwtVerify, importJWK, SignJWT } from 'jose';
+import {
+  activeKey, DEFAULT_ROTATION, nextTransition, parseSigningKeySet, planSigningKeys, privateKeyOf, publishedKeys,
+  type RotationPolicy,
+} from './signing-keys.ts';
+
+const H = 3600_000;
+const policy: RotationPolicy = { ...DEFAULT_ROTATION, rotateEveryMs: 10 * H, publishLeadMs: H, maxTokenLifetimeMs: 24 * H, clockSkewMs: 0 };
+
+describe('signing key rotation plan', () => {
+  it('creates one active ES256 key on first start', async () => {
+    const now = Date.now();
+    const set = await planSigningKeys(undefined, policy, now);
+    expect(set.keys).toHaveLength(1);
+    expect(activeKey(set, now)?.alg).toBe('ES256');
+    expect(set.keys[0]!.publicJwk).not.toHaveProperty('d');
+    expect(set.keys[0]!.publicJwk).toMatchObject({ kid: set.keys[0]!.kid, alg: 'ES256', use: 'sig' });
+  });
+
+  it('changes nothing while the key is not due', async () => {
+    const now = Date.now();
+    const set = await planSigningKeys(undefined, policy, now);
+    expect(await planSigningKeys(set, policy, now + 8 * H)).toBe(set);
+  });
+
+  it('publishes the successor before it signs, and keeps the old key until its tokens have expired', async () => {
+    const t0 = Date.now();
+    const s0 = await planSigningKeys(undefined, policy, t0);
+    const s1 = await planSigningKeys(s0, policy, t0 + 9 * H);
+    expect(await planSigningKeys(s0, policy, t0 + 8.9 * H)).toBe(s0);
+    expect(s1.keys).toHaveLength(2);
+    const [old, next] = s1.keys as [typeof s1.keys[0], typeof s1.keys[0]];
+    // Published, not yet signing.
+    expect(publishedKeys(s1, t0 + 9.5 * H).map((k) => k.kid)).toEqual([old.kid, next.kid]);
+    expect(activeKey(s1, t0 + 9.9 * H)?.kid).toBe(old.kid);
+    // Signs at its activation, with no further write.
+    expect(Date.parse(next.activateAt)).toBe(t0 + 10 * H);
+    expect(activeKey(s1, t0 + 10 * H + 1)?.kid).toBe(next.kid);
+    expect(nextTransition(s1, t0 + 9.5 * H)).toBe(t0 + 10 * H);
+    // The old key stays published for a full token lifetime after it retires.
+    expect(publishedKeys(s1, t0 + 33.9 * H).map((k) => k.kid)).toContain(old.kid);
+    const s2 = await planSigningKeys(s1, policy, t0 + 34.1 * H);
+    expect(s2.keys.map((k) => k.kid)).not.toContain(old.kid);
+    expect(s2.keys.map((k) => k.kid)).toContain(next.kid);
+  });
+
+  it('moves to EdDSA through a published successor when the algorithm changes', async () => {
+    const t0 = Date.now();
+    const s0 = await planSigningKeys(undefined, policy, t0);
+    const s1 = await planSigningKeys(s0, { ...policy, algorithm: 'EdDSA' }, t0 + H);
+    const next = s1.keys.find((k) => k.alg === 'EdDSA')!;
+    expect(Date.parse(next.activateAt)).toBe(t0 + 2 * H);
+    expect(activeKey(s1, t0 + 2 * H)?.alg).toBe('EdDSA');
+  });
+
+  it('round-trips through JSON and signs tokens that verify with the published key', async () => {
+    for (const alg of ['ES256', 'EdDSA'] as const) {
+      const set = parseSigningKeySet(JSON.stringify(await planSigningKeys(undefined, { ...policy, algorithm: alg })));
+      const k = activeKey(set)!;
+      const jwt = await new SignJWT({ a: 1 }).setProtectedHeader({ alg, kid: k.kid }).sign(privateKeyOf(k));
+      const { payload } = await jwtVerify(jwt, await importJWK(k.publicJwk, alg));
+      expect(payload.a).toBe(1);
+    }
+  });
+
+  it.each([
+    ['not JSON', '{'],
+    ['wrong version', '{"version":2,"keys":[]}'],
+    ['a private member in the public JWK', JSON.stringify({ version: 1, keys: [{ kid: 'k', alg: 'ES256', privateJwk: {}, publicJwk: { d: 'x' }, activateAt: new Date().toISOString() }] })],
+    ['an unknown algorithm', JSON.stringify({ version: 1, keys: [{ kid: 'k', alg: 'HS256', privateJwk: {}, publicJwk: {}, activateAt: new Date().toISOString() }] })],
+  ])('refuses a malformed key set: %s', (_n, json) => {
+    expect(() => parseSigningKeySet(json)).toThrow();
+  });
+});
