@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+/**
+ * apikey-operator: one executable for the controller, the token server and
+ * the kubectl plugin's commands.
+ */
+import { ConfigError, defaultNamespace, loadKubeConfig } from '../kube/config.ts';
+import { parseDuration } from '../shared/duration.ts';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
+import {
+  CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
+} from './options.ts';
+
+const HELP = `Usage: apikey-operator <command> [flags]
+
+Commands:
+  controller     reconcile Deployments and ApiKeys (apikeys.dev) into credentials Secrets
+  token-server   serve the OAuth 2.0 token endpoint, JWKS, discovery, introspection and forward-auth
+  help           show this help
+
+The kubectl plugin (kubectl apikey ...) is this program too: run kubectl-apikey --help.
+Run 'apikey-operator <command> --help' for a command's flags.`;
+
+function durationFlag(name: string, v: string | undefined, minMs = 1): number {
+  const ms = parseDuration(v);
+  if (ms === undefined || ms < minMs) throw new UsageError(`--${name} must be a duration such as 720h, 90m or 30s`);
+  return ms;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'controller': {
+      const f = parseFlags(rest, CONTROLLER_FLAGS);
+      if (f.help) { console.log(usage('controller', 'Reconciles Deployments and ApiKeys into credentials Secrets, and manages the signing keys.', CONTROLLER_FLAGS)); return 0; }
+      const alg = f['signing-algorithm'] as SigningAlgorithm;
+      if (!SIGNING_ALGORITHMS.includes(alg)) throw new UsageError(`--signing-algorithm must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
+      const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
+      const { runController } = await import('../controller/main.ts');
+      await runController({
+        kc,
+        operatorNamespace: f['operator-namespace'] || defaultNamespace(kc),
+        namespaces: csv(f.namespaces),
+        audiences: csv(f.audiences),
+        workers: intFlag('workers', f.workers, 1, 256),
+        tokenUrl: f['token-url']!,
+        signingAlgorithm: alg,
+        signingKeyRotationMs: durationFlag('signing-key-rotation', f['signing-key-rotation'], 3600_000),
+        signingKeyPublishLeadMs: durationFlag('signing-key-publish-lead', f['signing-key-publish-lead'], 0),
+        healthPort: intFlag('health-port', f['health-port'], 0, 65535),
+        leaderElect: f['leader-elect'] !== 'false',
+        resyncMs: durationFlag('resync', f.resync, 60_000),
+        leaseDurationMs: durationFlag('leader-elect-lease-duration', f['leader-elect-lease-duration'], 1000),
+        renewDeadlineMs: durationFlag('leader-elect-renew-deadline', f['leader-elect-renew-deadline'], 1000),
+        retryPeriodMs: durationFlag('leader-elect-retry-period', f['leader-elect-retry-period'], 1000),
+        logLevel: f['log-level']!,
+      });
+      return 0;
+    }
+    case 'token-server': {
+      const f = parseFlags(rest, TOKEN_SERVER_FLAGS);
+      if (f.help) { console.log(usage('token-server', 'Serves POST /oauth/token and the rest of the token endpoint.', TOKEN_SERVER_FLAGS)); return 0; }
+      const port = intFlag('port', f.port, 0, 65535);
+      const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
+      const { runTokenServer } = await import('../token-server/main.ts');
+      await runTokenServer({
+        kubeconfig: f.kubeconfig,
+        kc,
+        port,
+        host: f.host!,
+        issuer: f.issuer || `http://localhost:${port}`,
+        audiences: csv(f.audiences),
+        operatorNamespace: f['operator-namespace'] || defaultNamespace(kc),
+        namespaces: csv(f.namespaces),
+        logLevel: f['log-level']!,
+      });
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(HELP);
+      return command === undefined ? 2 : 0;
+    default: {
+      throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      console.error(`error: ${err.message}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`error: ${(err as Error).message}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,94 @@
+/**
+ * Flags of the programs. Every flag has an environment variable
+ * (APIKEY_OPERATOR_<FLAG>), shown in --help; a flag on the command line wins.
+ */
+import { parseArgs } from 'node:util';
+
+export interface FlagSpec {
+  name: string;
+  env: string;
+  type: 'string' | 'boolean';
+  default?: string;
+  help: string;
+}
+
+export class UsageError extends Error {}
+
+export function envName(flag: string): string {
+  return `APIKEY_OPERATOR_${flag.replace(/-/g, '_').toUpperCase()}`;
+}
+
+export function flag(name: string, help: string, def?: string, type: 'string' | 'boolean' = 'string'): FlagSpec {
+  return { name, env: name === 'kubeconfig' ? 'KUBECONFIG' : envName(name), type, default: def, help };
+}
+
+export const COMMON_FLAGS: FlagSpec[] = [
+  flag('kubeconfig', 'kubeconfig file; default: in-cluster ServiceAccount, else ~/.kube/config'),
+  flag('operator-namespace', "the operator's namespace (signing keys, Lease); default: POD_NAMESPACE, the ServiceAccount's, the kubeconfig context's, else default"),
+  flag('namespaces', 'comma-separated namespaces to watch; default: all'),
+  flag('audiences', 'comma-separated default audiences for Deployments that set none', 'apikeys.dev'),
+  flag('log-level', 'trace, debug, info, warn, error', 'info'),
+];
+
+export const CONTROLLER_FLAGS: FlagSpec[] = [
+  ...COMMON_FLAGS,
+  flag('workers', 'number of concurrent reconcile workers', '4'),
+  flag('token-url', 'the token endpoint URL as seen in-cluster, written to each credentials Secret', 'http://apikey-operator-token.apikey-operator.svc:8080/oauth/token'),
+  flag('signing-algorithm', 'ES256 or EdDSA', 'ES256'),
+  flag('signing-key-rotation', 'how long a signing key signs before its successor takes over', '720h'),
+  flag('signing-key-publish-lead', 'how long a new signing key is published before it signs', '1h'),
+  flag('health-port', 'port of /healthz, /readyz and /metrics (0: off)', '8081'),
+  flag('leader-elect', 'elect a leader on a Lease so that only one replica writes', 'true', 'boolean'),
+  flag('resync', 'how often every object is reconciled again', '10h'),
+  flag('leader-elect-lease-duration', 'how long a lease is held without renewal before others may take it', '15s'),
+  flag('leader-elect-renew-deadline', 'how long the leader keeps trying to renew before it gives up', '10s'),
+  flag('leader-elect-retry-period', 'how often candidates try to acquire, and the leader renews', '2s'),
+];
+
+export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
+  ...COMMON_FLAGS,
+  flag('port', 'port of the token endpoint', '8080'),
+  flag('host', 'address to listen on', '0.0.0.0'),
+  flag('issuer', 'the issuer URL (iss); default: http://<host>:<port> of the request... set it in production', ''),
+];
+
+export function usage(command: string, summary: string, flags: FlagSpec[]): string {
+  const lines = [`Usage: apikey-operator ${command} [flags]`, '', summary, '', 'Flags:'];
+  for (const f of flags) {
+    const def = f.default !== undefined && f.default !== '' ? ` (default ${f.default})` : '';
+    lines.push(`  --${f.name}${f.type === 'string' ? ' VALUE' : ''}`.padEnd(34) + `${f.help}${def} [${f.env}]`);
+  }
+  return lines.join('\n');
+}
+
+/** Flags, then environment, then defaults. Unknown flags are a UsageError. */
+export function parseFlags(argv: string[], flags: FlagSpec[]): Record<string, string | undefined> {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const f of flags) options[f.name] = { type: 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv.map((a) => (a.match(/^--[\w-]+$/) && flags.some((f) => `--${f.name}` === a && f.type === 'boolean') ? `${a}=true` : a)), options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const out: Record<string, string | undefined> = {};
+  if (values.help) out.help = 'true';
+  for (const f of flags) {
+    const v = values[f.name];
+    out[f.name] = typeof v === 'string' ? v : (process.env[f.env] ?? f.default);
+    if (f.type === 'boolean' && out[f.name] !== undefined && !['true', 'false'].includes(out[f.name]!)) {
+      throw new UsageError(`--${f.name} must be true or false`);
+    }
+  }
+  return out;
+}
+
+export function csv(s: string | undefined): string[] {
+  return (s ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+}
+
+export function intFlag(name: string, s: string | undefined, min: number, max: number): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}`);
+  return n;
+}

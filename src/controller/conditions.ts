@@ -1,0 +1,32 @@
+/**
+ * Conditions the cert-manager way: `lastTransitionTime` moves only when the
+ * status flips, and each carries the generation it was computed from.
+ */
+import { metaTime } from '../kube/types.ts';
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export function setCondition(
+  existing: Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): Condition[] {
+  const list = existing ?? [];
+  const old = list.find((c) => c.type === next.type);
+  const cond: Condition = {
+    ...next,
+    lastTransitionTime: old && old.status === next.status ? old.lastTransitionTime : metaTime(now),
+  };
+  return [...list.filter((c) => c.type !== next.type), cond];
+}
+
+export function getCondition(list: Condition[] | undefined, type: string): Condition | undefined {
+  return list?.find((c) => c.type === type);
+}

@@ -1,0 +1,15 @@
+/** Condition reasons and event reasons: named constants, as users grep for them. */
+export const Reason = {
+  Ready: 'SecretReady',
+  DeploymentNotFound: 'DeploymentNotFound',
+  SecretConflict: 'SecretConflict',
+  Expired: 'Expired',
+  Created: 'Created',
+  Rotated: 'Rotated',
+  SecretRecreated: 'SecretRecreated',
+  SecretModified: 'SecretModified',
+  DeploymentReady: 'Ready',
+  NoAudiences: 'NoAudiences',
+  SigningKeysRotated: 'SigningKeysRotated',
+  SigningKeysInvalid: 'SigningKeysInvalid',
+} as const;

@@ -1,0 +1,70 @@
+/**
+ * The signing keys Secret: created on first start, rotated on schedule (see
+ * src/shared/signing-keys.ts for the plan). Written with the resourceVersion
+ * it was read at, so two writers can never both succeed.
+ */
+import { SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE } from '../api/index.ts';
+import { isNotFound, type KubeClient } from '../kube/client.ts';
+import {
+  nextTransition, parseSigningKeySet, planSigningKeys, SIGNING_KEYS_DATA_KEY, type RotationPolicy, type SigningKeySet,
+} from '../shared/signing-keys.ts';
+import type { Logger } from '../shared/log.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL, type SecretObject } from './secret.ts';
+
+export interface SigningDeps {
+  client: KubeClient;
+  namespace: string;
+  cached(): SecretObject | undefined;
+  policy: RotationPolicy;
+  log: Logger;
+  onRotated(note: string, secret: SecretObject): void;
+  onInvalid(note: string, secret: SecretObject): void;
+}
+
+/** Returns ms until the plan should be looked at again. */
+export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()): Promise<number> {
+  const path = `/api/v1/namespaces/${deps.namespace}/secrets`;
+  let secret = deps.cached();
+  if (!secret) {
+    try {
+      secret = await deps.client.get<SecretObject>(`${path}/${SIGNING_KEYS_SECRET}`);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+  let current: SigningKeySet | undefined;
+  const raw = secret?.data?.[SIGNING_KEYS_DATA_KEY];
+  if (secret && raw) {
+    try {
+      current = parseSigningKeySet(Buffer.from(raw, 'base64').toString('utf8'));
+    } catch (err) {
+      deps.onInvalid(`Secret ${SIGNING_KEYS_SECRET} held malformed signing keys (${(err as Error).message}); generated new ones`, secret);
+    }
+  }
+  const next = await planSigningKeys(current, deps.policy, now);
+  if (next !== current) {
+    const body: SecretObject = {
+      apiVersion: 'v1', kind: 'Secret',
+      metadata: {
+        name: SIGNING_KEYS_SECRET, namespace: deps.namespace,
+        labels: { ...secret?.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY },
+        annotations: secret?.metadata?.annotations,
+        resourceVersion: secret?.metadata?.resourceVersion,
+      },
+      type: SIGNING_KEYS_SECRET_TYPE,
+      data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(next)).toString('base64') },
+    };
+    const written = secret
+      ? await deps.client.replace<SecretObject>(`${path}/${SIGNING_KEYS_SECRET}`, body)
+      : await deps.client.create<SecretObject>(path, body);
+    const kids = next.keys.map((k) => `${k.kid.slice(0, 8)}(${k.alg}, signs from ${k.activateAt})`).join(', ');
+    deps.log.info({ keys: next.keys.map((k) => ({ kid: k.kid, alg: k.alg, activateAt: k.activateAt, expireAt: k.expireAt })) },
+      'signing keys updated');
+    deps.onRotated(`Signing keys are now: ${kids}`, written);
+  }
+  const { rotateEveryMs, publishLeadMs } = deps.policy;
+  const newest = Math.max(...next.keys.map((k) => Date.parse(k.activateAt)));
+  const due = newest + rotateEveryMs - publishLeadMs;
+  const wake = Math.min(due, nextTransition(next, now) ?? Infinity);
+  return Math.max(1000, Math.min(wake - now, 3600_000));
+}

@@ -1,0 +1,16 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export interface TokenServerOptions {
+  kc: KubeConfig;
+  kubeconfig?: string;
+  port: number;
+  host: string;
+  /** The `iss` of every token; also the base of the discovery documents' URLs. */
+  issuer: string;
+  /** Default audiences for Deployments that set none. */
+  audiences: string[];
+  operatorNamespace: string;
+  /** Watched namespaces; empty means all. */
+  namespaces: string[];
+  logLevel: string;
+}

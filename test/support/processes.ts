@@ -1,0 +1,140 @@
+/**
+ * Runs the operator's programs as real processes (Node running src/cli/main.ts
+ * directly, types stripped), each with its own kubeconfig, logs captured to
+ * files under the run's log directory so that the global teardown can scan
+ * every line for secrets.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { inject } from 'vitest';
+import { freePort } from '../cluster/controlplane.ts';
+import { ROOT } from './paths.ts';
+
+export const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+export const PLUGIN = join(ROOT, 'src', 'cli', 'kubectl-apikey.ts');
+
+export function logDir(): string {
+  const dir = join(inject('clusterDir'), 'logs');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Remembers a secret the suite saw, so the teardown can prove no log line holds it. */
+export function recordSecret(secret: string): void {
+  appendFileSync(join(logDir(), 'secrets.seen'), `${secret}\n`);
+}
+
+export interface RunningProcess {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  logFile: string;
+  port?: number;
+  healthPort?: number;
+  exited: Promise<number | null>;
+  isRunning(): boolean;
+  logs(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+  stop(graceMs?: number): Promise<void>;
+  kill(): Promise<void>;
+}
+
+let counter = 0;
+
+export function startProcess(name: string, args: string[], env: Record<string, string | undefined> = {}): RunningProcess {
+  const logFile = join(logDir(), `${name}-${process.pid}-${++counter}.log`);
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, APIKEY_OPERATOR_LOG_LEVEL: 'debug', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
+  let running = true;
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code, signal) => {
+      running = false;
+      resolve(code ?? (signal ? 128 : null));
+    });
+  });
+  const rp: RunningProcess = {
+    name,
+    child,
+    pid: child.pid!,
+    logFile,
+    exited,
+    isRunning: () => running,
+    logs: () => { try { return readFileSync(logFile, 'utf8'); } catch { return ''; } },
+    async stop(graceMs = 10_000) {
+      if (!running) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => { if (running) child.kill('SIGKILL'); }, graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+    async kill() {
+      if (!running) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  return rp;
+}
+
+export async function waitForHttp(url: string, proc: RunningProcess, timeoutMs = 60_000, status = 200): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (!proc.isRunning()) throw new Error(`${proc.name} exited:\n${proc.logs().slice(-4000)}`);
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (r.status === status) return;
+    } catch { /* not yet */ }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${url}:\n${proc.logs().slice(-4000)}`);
+    await sleep(100);
+  }
+}
+
+export interface ControllerOptions {
+  kubeconfig: string;
+  operatorNamespace: string;
+  args?: string[];
+  env?: Record<string, string>;
+  /** Wait for /readyz (caches synced; leading if leader election is on). */
+  waitReady?: boolean;
+}
+
+export async function startController(opts: ControllerOptions): Promise<RunningProcess> {
+  const healthPort = await freePort();
+  const p = startProcess('controller', [
+    MAIN, 'controller', '--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace,
+    '--health-port', String(healthPort), '--token-url', 'http://token.test/oauth/token', '--audiences', 'https://api.example.test',
+    ...(opts.args ?? []),
+  ], opts.env);
+  p.healthPort = healthPort;
+  if (opts.waitReady ?? true) await waitForHttp(`http://127.0.0.1:${healthPort}/readyz`, p);
+  return p;
+}
+
+export interface TokenServerProcessOptions {
+  kubeconfig: string;
+  operatorNamespace: string;
+  args?: string[];
+  env?: Record<string, string>;
+  waitReady?: boolean;
+}
+
+export async function startTokenServer(opts: TokenServerProcessOptions): Promise<RunningProcess & { url: string }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const p = startProcess('token-server', [
+    MAIN, 'token-server', '--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace,
+    '--port', String(port), '--host', '127.0.0.1', '--issuer', url, '--audiences', 'https://api.example.test',
+    ...(opts.args ?? []),
+  ], opts.env);
+  p.port = port;
+  if (opts.waitReady ?? true) await waitForHttp(`${url}/readyz`, p);
+  return Object.assign(p, { url });
+}
