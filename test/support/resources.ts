@@ -1,0 +1,88 @@
+/** Typed helpers for the apikeys.dev resources and their Secrets, as the admin. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec } from '../../src/api/index.ts';
+import { API_VERSION, SECRET_KEYS } from '../../src/api/index.ts';
+import { isNotFound, KubeClient, paths } from '../../src/kube/client.ts';
+import type { SecretObject } from '../../src/controller/secret.ts';
+import { adminKubeConfig } from './cluster.ts';
+import { recordSecret } from './processes.ts';
+
+let admin: KubeClient | undefined;
+export function adminClient(): KubeClient {
+  admin ??= new KubeClient(adminKubeConfig());
+  return admin;
+}
+
+export const apiKeyPath = (ns: string, name = '') =>
+  name ? paths.object('apikeys.dev', 'v1alpha1', 'apikeys', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'apikeys', ns);
+export const deploymentPath = (ns: string, name = '') =>
+  name ? paths.object('apikeys.dev', 'v1alpha1', 'deployments', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'deployments', ns);
+export const secretPath = (ns: string, name = '') =>
+  name ? paths.object('', 'v1', 'secrets', ns, name) : paths.collection('', 'v1', 'secrets', ns);
+
+export function createDeployment(ns: string, name: string, spec: DeploymentSpec = {}): Promise<Deployment> {
+  return adminClient().create<Deployment>(deploymentPath(ns), {
+    apiVersion: API_VERSION, kind: 'Deployment', metadata: { name }, spec,
+  });
+}
+
+export function createApiKey(ns: string, name: string, spec: ApiKeySpec, annotations?: Record<string, string>): Promise<ApiKey> {
+  return adminClient().create<ApiKey>(apiKeyPath(ns), {
+    apiVersion: API_VERSION, kind: 'ApiKey', metadata: { name, annotations }, spec,
+  });
+}
+
+export async function getOrUndefined<T>(path: string): Promise<T | undefined> {
+  try {
+    return await adminClient().get<T>(path);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export const getApiKey = (ns: string, name: string) => getOrUndefined<ApiKey>(apiKeyPath(ns, name));
+export const getSecret = (ns: string, name: string) => getOrUndefined<SecretObject>(secretPath(ns, name));
+
+export function readyOf(ak: ApiKey | Deployment | undefined): { status?: string; reason?: string; message?: string } | undefined {
+  return ak?.status?.conditions?.find((c) => c.type === 'Ready');
+}
+
+export async function waitFor<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export function waitForReady(ns: string, name: string, timeoutMs = 30_000): Promise<ApiKey> {
+  return waitFor(`ApiKey ${ns}/${name} Ready`, async () => {
+    const ak = await getApiKey(ns, name);
+    return readyOf(ak)?.status === 'True' && ak?.status?.secretHash ? ak : undefined;
+  }, timeoutMs);
+}
+
+export interface Credentials { keyId: string; secret: string; tokenUrl: string; audience: string }
+
+/** Reads a credentials Secret's four keys (and records the secret for the log scan). */
+export function credentialsOf(s: SecretObject): Credentials {
+  const get = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
+  const c = { keyId: get(SECRET_KEYS.id), secret: get(SECRET_KEYS.secret), tokenUrl: get(SECRET_KEYS.tokenUrl), audience: get(SECRET_KEYS.audience) };
+  if (c.secret) recordSecret(c.secret);
+  return c;
+}
+
+export async function eventsFor(ns: string, name: string): Promise<{ reason: string; type: string; note: string; reportingInstance: string }[]> {
+  const list = await adminClient().list<{ reason: string; type: string; note: string; reportingInstance: string; regarding: { name: string } }>(
+    `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+  );
+  return list.items.filter((e) => e.regarding.name === name);
+}
