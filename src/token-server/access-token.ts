@@ -1,0 +1,63 @@
+/**
+ * The access token profile (RFC 9068) every grant issues, and the token
+ * response (RFC 6749 5.1).
+ *
+ * Claims: iss, sub, client_id, aud, iat, exp, jti, scope, deployment
+ * (`namespace/name`), and for API keys `cred_fp`, a one-way fingerprint of
+ * the secret that was presented (see keys.ts credentialFingerprint), so that
+ * introspection can end a token with its secret's grace period.
+ */
+import { randomUUID } from 'node:crypto';
+import { signJwt, type JwtKey } from './jwt.ts';
+
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  client_id: string;
+  aud: string | string[];
+  iat: number;
+  exp: number;
+  jti: string;
+  scope: string;
+  deployment: string;
+  cred_fp?: string;
+}
+
+export interface IssueInput {
+  issuer: string;
+  subject: string;
+  clientId: string;
+  audiences: readonly string[];
+  scope: string;
+  deployment: string;
+  lifetimeSeconds: number;
+  nowMs: number;
+  credentialFingerprint?: string;
+}
+
+/** The claims of a new token; `aud` is a string when there is one audience (RFC 7519 4.1.3). */
+export function accessTokenClaims(input: IssueInput): AccessTokenClaims {
+  const iat = Math.floor(input.nowMs / 1000);
+  const claims: AccessTokenClaims = {
+    iss: input.issuer,
+    sub: input.subject,
+    client_id: input.clientId,
+    aud: input.audiences.length === 1 ? input.audiences[0]! : [...input.audiences],
+    iat,
+    exp: iat + input.lifetimeSeconds,
+    jti: randomUUID(),
+    scope: input.scope,
+    deployment: input.deployment,
+  };
+  if (input.credentialFingerprint) claims.cred_fp = input.credentialFingerprint;
+  return claims;
+}
+
+/** Signs the token and builds the JSON of a successful token response. */
+export function tokenResponse(key: JwtKey, claims: AccessTokenClaims, extra?: Record<string, string>): string {
+  const token = signJwt(key, claims);
+  // The token is base64url and '.', the scope a list of permission names: no escaping needed.
+  let body = `{"access_token":"${token}","token_type":"Bearer","expires_in":${claims.exp - claims.iat},"scope":${JSON.stringify(claims.scope)}`;
+  if (extra) for (const [k, v] of Object.entries(extra)) body += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
+  return `${body}}`;
+}

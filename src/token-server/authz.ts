@@ -1,0 +1,66 @@
+/**
+ * GET /authz for a reverse proxy's forward-auth (nginx auth_request, Traefik
+ * forwardAuth, Envoy ext_authz): the proxy passes the client's Authorization
+ * header; 200 with X-Auth-Subject and X-Auth-Deployment when the bearer token
+ * is live and carries the permission asked for (`?permission=`, default
+ * deploy), 401 when it is missing, invalid or dead, 403 when it is live but
+ * lacks the permission (or is for another `?audience=` / `?deployment=` than
+ * the optional ones the proxy requires). Any method and any path below
+ * /authz/ are accepted, since Envoy forwards the original ones.
+ */
+import { PERMISSIONS } from '../api/index.ts';
+import type { ServerContext } from './context.ts';
+import { parseBearer } from './params.ts';
+import { tokenVerdict } from './token-status.ts';
+
+export interface AuthzAnswer {
+  status: 200 | 400 | 401 | 403;
+  headers: Record<string, string>;
+  body: string;
+}
+
+const REALM = 'realm="apikey-operator"';
+
+export function authorize(ctx: ServerContext, authorization: string | undefined, query: URLSearchParams, nowMs: number): AuthzAnswer {
+  const permission = query.get('permission') ?? 'deploy';
+  if (!(PERMISSIONS as readonly string[]).includes(permission)) {
+    ctx.metrics.authzDecision('bad_request');
+    return { status: 400, headers: {}, body: JSON.stringify({ error: 'invalid_request', error_description: `unknown permission; known: ${PERMISSIONS.join(', ')}` }) };
+  }
+  const token = parseBearer(authorization);
+  if (!token) {
+    ctx.metrics.authzDecision('unauthenticated');
+    return { status: 401, headers: { 'www-authenticate': `Bearer ${REALM}` }, body: '{"error":"unauthenticated"}' };
+  }
+  const verdict = tokenVerdict(ctx, token, nowMs);
+  if (!verdict.live) {
+    ctx.metrics.authzDecision('unauthenticated');
+    return {
+      status: 401,
+      headers: { 'www-authenticate': `Bearer ${REALM}, error="invalid_token", error_description="the access token is invalid, expired or revoked"` },
+      body: '{"error":"invalid_token"}',
+    };
+  }
+  const { claims, permissions } = verdict.token;
+  const audience = query.get('audience');
+  const deployment = query.get('deployment');
+  const audOk = audience === null || (Array.isArray(claims.aud) ? claims.aud.includes(audience) : claims.aud === audience);
+  if (!permissions.has(permission) || !audOk || (deployment !== null && deployment !== claims.deployment)) {
+    ctx.metrics.authzDecision('forbidden');
+    return {
+      status: 403,
+      headers: { 'www-authenticate': `Bearer ${REALM}, error="insufficient_scope", scope="${permission}"` },
+      body: '{"error":"insufficient_scope"}',
+    };
+  }
+  ctx.metrics.authzDecision('allow');
+  return {
+    status: 200,
+    headers: {
+      'x-auth-subject': claims.sub,
+      'x-auth-deployment': claims.deployment,
+      'x-auth-scope': [...permissions].join(' '),
+    },
+    body: '{"allowed":true}',
+  };
+}

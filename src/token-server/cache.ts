@@ -1,0 +1,140 @@
+/**
+ * The KeyStore of a running token server: watches on ApiKeys (indexed by
+ * status.keyId), Deployments, and the one signing-keys Secret in the
+ * operator's namespace, read with a field selector on its name (the only
+ * Secret this program can read: RBAC gives it that resourceName and no
+ * other). Each watch event recomputes the affected entries, so a refusal
+ * (key deleted or not Ready, Deployment gone) applies from the next request.
+ */
+import type { V1Secret } from '@kubernetes/client-node';
+import type { ApiKey, Deployment } from '../api/index.ts';
+import { API_VERSION, APIKEYS, DEPLOYMENTS, SIGNING_KEYS_SECRET } from '../api/index.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { Informer, objectKey } from '../kube/informer.ts';
+import type { Logger } from '../shared/log.ts';
+import { parseSigningKeySet, SIGNING_KEYS_DATA_KEY } from '../shared/signing-keys.ts';
+import { deploymentEntry, keyEntry, type DeploymentEntry, type KeyEntry } from './keys.ts';
+import { SigningKeys } from './signing.ts';
+import type { KeyStore } from './store.ts';
+
+const KEY_ID_INDEX = 'keyId';
+
+export interface KubeStoreOptions {
+  operatorNamespace: string;
+  /** Watched namespaces; empty means all. */
+  namespaces: string[];
+  log: Logger;
+}
+
+export class KubeStore implements KeyStore {
+  readonly signing = new SigningKeys();
+  private readonly keys = new Map<string, KeyEntry>();
+  private readonly deployments = new Map<string, DeploymentEntry>();
+  private readonly apiKeyInformer: Informer<ApiKey>;
+  private readonly deploymentInformer: Informer<Deployment>;
+  private readonly secretInformer: Informer<V1Secret>;
+  private readonly log: Logger;
+
+  constructor(client: KubeClient, opts: KubeStoreOptions) {
+    this.log = opts.log;
+    const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
+    const crd = `/apis/${API_VERSION}`;
+    this.apiKeyInformer = new Informer<ApiKey>(client, { apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log });
+    this.deploymentInformer = new Informer<Deployment>(client, { apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log });
+    this.secretInformer = new Informer<V1Secret>(client, {
+      apiPrefix: '/api/v1', plural: 'secrets', namespaces: [opts.operatorNamespace],
+      fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log,
+    });
+
+    this.apiKeyInformer.addIndex(KEY_ID_INDEX, (ak) => (ak.status?.keyId ? [ak.status.keyId] : []));
+    const onKey = (ak: ApiKey, old?: ApiKey) => {
+      this.refreshKeyId(ak.status?.keyId);
+      if (old?.status?.keyId !== ak.status?.keyId) this.refreshKeyId(old?.status?.keyId);
+    };
+    this.apiKeyInformer.on('add', onKey);
+    this.apiKeyInformer.on('update', onKey);
+    this.apiKeyInformer.on('delete', (ak) => this.refreshKeyId(ak.status?.keyId));
+
+    const onDeployment = (d: Deployment) => this.deployments.set(objectKey(d), deploymentEntry(d));
+    this.deploymentInformer.on('add', onDeployment);
+    this.deploymentInformer.on('update', onDeployment);
+    this.deploymentInformer.on('delete', (d) => this.deployments.delete(objectKey(d)));
+
+    const onSecret = (s: V1Secret) => this.loadSigningKeys(s);
+    this.secretInformer.on('add', onSecret);
+    this.secretInformer.on('update', onSecret);
+    this.secretInformer.on('delete', () => {
+      this.log.warn(`the signing keys Secret ${SIGNING_KEYS_SECRET} was deleted; not signing until the controller writes a new one`);
+      this.signing.update(undefined);
+    });
+  }
+
+  start(): void {
+    for (const i of this.informers()) i.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers().map((i) => i.stop()));
+  }
+
+  private informers() {
+    return [this.apiKeyInformer, this.deploymentInformer, this.secretInformer] as const;
+  }
+
+  /**
+   * Recomputes the entry of one key id from the index. Two ApiKeys that claim
+   * the same id (only someone who can write ApiKey status could do that) get
+   * no entry at all: neither may issue tokens.
+   */
+  private refreshKeyId(keyId: string | undefined): void {
+    if (!keyId) return;
+    const owners = this.apiKeyInformer.byIndex(KEY_ID_INDEX, keyId);
+    const entry = owners.length === 1 ? keyEntry(owners[0]!) : undefined;
+    if (entry) this.keys.set(keyId, entry);
+    else this.keys.delete(keyId);
+    if (owners.length > 1) {
+      this.log.warn({ keyId, apiKeys: owners.map(objectKey) }, 'several ApiKeys claim one key id; refusing all of them');
+    }
+  }
+
+  private loadSigningKeys(s: V1Secret): void {
+    const raw = s.data?.[SIGNING_KEYS_DATA_KEY];
+    try {
+      if (!raw) throw new Error(`no ${SIGNING_KEYS_DATA_KEY}`);
+      const set = parseSigningKeySet(Buffer.from(raw, 'base64').toString('utf8'));
+      this.signing.update(set);
+      this.log.info({ keys: set.keys.map((k) => ({ kid: k.kid, alg: k.alg, activateAt: k.activateAt, expireAt: k.expireAt })) },
+        'signing keys loaded');
+    } catch (err) {
+      // Keep signing with the last good keys; the controller replaces a malformed Secret. V8's
+      // SyntaxError quotes the JSON it failed on, which would be private keys: never log it.
+      const why = err instanceof SyntaxError ? 'not valid JSON' : (err as Error).message;
+      this.log.error({ why }, `the signing keys Secret ${SIGNING_KEYS_SECRET} is malformed; keeping the previous keys`);
+    }
+  }
+
+  key(keyId: string): KeyEntry | undefined {
+    return this.keys.get(keyId);
+  }
+
+  deployment(key: string): DeploymentEntry | undefined {
+    return this.deployments.get(key);
+  }
+
+  synced(): boolean {
+    return this.informers().every((i) => i.hasSynced());
+  }
+
+  waitForSync(): Promise<void> {
+    return Promise.all(this.informers().map((i) => i.waitForSync())).then(() => undefined);
+  }
+
+  sizes(): Record<string, number> {
+    return {
+      apikeys: this.apiKeyInformer.size,
+      deployments: this.deploymentInformer.size,
+      key_ids: this.keys.size,
+      signing_keys: this.signing.size,
+    };
+  }
+}

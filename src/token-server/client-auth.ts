@@ -1,0 +1,89 @@
+/**
+ * Client authentication with an API key (RFC 6749 2.3.1): client_secret_basic
+ * or client_secret_post, never both. The order of checks is the point:
+ *
+ *   1. the key id must have the key id format (no lookup otherwise);
+ *   2. a (key id, address) pair that failed too often is answered 429 before
+ *      its secret is looked at;
+ *   3. the secret must be well formed, checksum included (a typo costs no lookup);
+ *   4. one SHA-256, constant-time compares with the current hash and, during
+ *      its grace period, the previous one; a miss counts as a failure;
+ *   5. only then the key's state: deleted, expired, not Ready, Deployment gone
+ *      or replaced. A client that proved its secret learns why it is refused.
+ */
+import { isKeyId, isWellFormedSecret } from '../keys/format.ts';
+import type { RequestInfo, ServerContext } from './context.ts';
+import { digestSecret, keyRefusal, matchSecret, type DeploymentEntry, type KeyEntry, type SecretMatch } from './keys.ts';
+import {
+  InvalidClient, InvalidRequest, SlowDown, UnauthorizedClient,
+} from './oauth-errors.ts';
+import { isBasicScheme, parseBasic, single, type Params } from './params.ts';
+
+export interface AuthenticatedClient {
+  key: KeyEntry;
+  deployment: DeploymentEntry;
+  match: SecretMatch;
+}
+
+export interface ClientAuthOptions {
+  /** Accept client_secret_post as well as Basic (the token endpoint does; introspection too). */
+  allowPost: boolean;
+}
+
+/** Authenticates the API key a request presents, or throws the OAuth error to answer with. */
+export function authenticateClient(ctx: ServerContext, req: RequestInfo, params: Params, opts: ClientAuthOptions):
+AuthenticatedClient {
+  const header = req.authorization;
+  const basic = header !== undefined && isBasicScheme(header);
+  const bodyId = single(params, 'client_id');
+  const bodySecret = single(params, 'client_secret');
+  let id: string;
+  let secret: string;
+  if (header !== undefined && header !== '') {
+    if (!basic) throw new InvalidClient('only HTTP Basic client authentication is supported in the Authorization header', 'no_credentials', true);
+    if (bodySecret !== undefined) {
+      throw new InvalidRequest('use one client authentication method: HTTP Basic or client_secret in the body, not both', 'two_auth_methods');
+    }
+    const creds = parseBasic(header);
+    if (!creds) throw new InvalidClient('the HTTP Basic credentials are malformed or empty', 'no_credentials', true);
+    if (bodyId !== undefined && bodyId !== creds.id) {
+      throw new InvalidRequest('client_id in the body differs from the HTTP Basic user', 'two_auth_methods');
+    }
+    ({ id, secret } = creds);
+  } else {
+    if (bodyId === undefined || bodySecret === undefined || !opts.allowPost) {
+      throw new InvalidClient(opts.allowPost
+        ? 'client authentication is required: client_id and client_secret, in the body or with HTTP Basic'
+        : 'client authentication with HTTP Basic is required', 'no_credentials', !opts.allowPost);
+    }
+    id = bodyId;
+    secret = bodySecret;
+  }
+
+  if (!isKeyId(id)) throw new InvalidClient('client_id is not an API key id (ak_ followed by 26 characters)', 'malformed_client_id', basic);
+  const blocked = ctx.limiter.blockedForMs(id, req.address, req.nowMs);
+  if (blocked > 0) throw new SlowDown(Math.ceil(blocked / 1000));
+  if (!isWellFormedSecret(secret)) {
+    throw new InvalidClient('client_secret is not a well-formed API key secret (its checksum does not match)', 'malformed_secret', basic);
+  }
+
+  const key = ctx.store.key(id);
+  const match = key ? matchSecret(key, digestSecret(secret), req.nowMs) : undefined;
+  if (!key || !match) {
+    const blockedMs = ctx.limiter.failure(id, req.address, req.nowMs);
+    if (blockedMs > 0) {
+      ctx.log.info({ keyId: id, address: req.address, blockedMs }, 'client authentication failures: slowing this key id down for this address');
+    }
+    throw new InvalidClient('client authentication failed', key ? 'wrong_secret' : 'unknown_key', basic);
+  }
+  ctx.limiter.success(id, req.address);
+
+  const deployment = ctx.store.deployment(key.deployment);
+  const refusal = keyRefusal(key, deployment, req.nowMs);
+  if (refusal) {
+    // Expired or being deleted: the credentials themselves are no longer valid.
+    if (refusal.reason === 'key_expired' || refusal.reason === 'key_deleting') throw new InvalidClient(refusal.message, refusal.reason, basic);
+    throw new UnauthorizedClient(refusal.message, refusal.reason);
+  }
+  return { key, deployment: deployment!, match };
+}

@@ -1,0 +1,27 @@
+/** What every endpoint of the token server shares: configuration, caches, limiter, metrics. */
+import type { Logger } from '../shared/log.ts';
+import type { LastUsedRecorder } from './last-used.ts';
+import type { TokenServerMetrics } from './metrics.ts';
+import type { FailureLimiter } from './ratelimit.ts';
+import type { KeyStore } from './store.ts';
+
+export interface ServerContext {
+  /** `iss` of every token, without a trailing slash. */
+  issuer: string;
+  /** Audiences of Deployments that set none (--audiences). */
+  defaultAudiences: readonly string[];
+  store: KeyStore;
+  limiter: FailureLimiter;
+  metrics: TokenServerMetrics;
+  lastUsed: LastUsedRecorder;
+  log: Logger;
+}
+
+/** What a request brings beyond its parameters. */
+export interface RequestInfo {
+  /** The Authorization header, if any. */
+  authorization: string | undefined;
+  /** The client address the rate limiter counts (see ratelimit.ts clientAddress). */
+  address: string;
+  nowMs: number;
+}

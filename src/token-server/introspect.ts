@@ -1,0 +1,39 @@
+/**
+ * POST /oauth/introspect (RFC 7662). The caller authenticates as an API key
+ * (HTTP Basic, or client_secret_post) and learns about tokens of Deployments
+ * in its own namespace only; any other token, and every dead one, is
+ * `{"active":false}` with nothing more, so the answer reveals nothing about
+ * other namespaces.
+ */
+import { authenticateClient } from './client-auth.ts';
+import type { RequestInfo, ServerContext } from './context.ts';
+import { InvalidRequest } from './oauth-errors.ts';
+import { single, type Params } from './params.ts';
+import { tokenVerdict } from './token-status.ts';
+
+export const INACTIVE = '{"active":false}';
+
+/** The JSON body of the introspection response; throws an OAuthError for a bad request or caller. */
+export function introspect(ctx: ServerContext, req: RequestInfo, params: Params): string {
+  const caller = authenticateClient(ctx, req, params, { allowPost: true });
+  const token = single(params, 'token');
+  if (token === undefined) throw new InvalidRequest('the parameter token is required', 'missing_parameter');
+  const verdict = tokenVerdict(ctx, token, req.nowMs);
+  const active = verdict.live && verdict.token.deployment.namespace === caller.key.namespace;
+  ctx.metrics.introspection(active);
+  if (!verdict.live || !active) return INACTIVE;
+  const { claims, key, permissions } = verdict.token;
+  return JSON.stringify({
+    active: true,
+    scope: key.permissions.filter((p) => permissions.has(p)).join(' '),
+    client_id: claims.client_id,
+    sub: claims.sub,
+    aud: claims.aud,
+    iss: claims.iss,
+    exp: claims.exp,
+    iat: claims.iat,
+    jti: claims.jti,
+    token_type: 'Bearer',
+    deployment: claims.deployment,
+  });
+}

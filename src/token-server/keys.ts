@@ -1,0 +1,192 @@
+/**
+ * What the token server knows of an ApiKey and its Deployment, computed once
+ * per watch event so that a request does two Map lookups, one SHA-256 and
+ * one constant-time compare. The rules that refuse a key live here, as pure
+ * functions of (key, Deployment, now), so they are the same for issuing a
+ * token, introspecting it and forward-auth.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ApiKey, Deployment } from '../api/index.ts';
+import { GROUP, MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
+import { isKeyId } from '../keys/format.ts';
+import { parseDuration } from '../shared/duration.ts';
+import type { FailureReason } from './oauth-errors.ts';
+
+const DAY_MS = MAX_TOKEN_TTL_SECONDS * 1000;
+
+export interface KeyEntry {
+  keyId: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  /** `namespace/name` of spec.deploymentRef: the `deployment` claim and the Deployment lookup key. */
+  deployment: string;
+  /** uid in the ownerReference to the Deployment, when the controller has set it. */
+  ownerUid: string | undefined;
+  deleting: boolean;
+  /** The Ready condition is False (reason in `notReadyReason`). */
+  notReady: boolean;
+  notReadyReason: string;
+  /** spec.expiresAt (or status.expiresAt, whichever is earlier), ms; Infinity when none. */
+  expiresAtMs: number;
+  permissions: readonly string[];
+  permissionSet: ReadonlySet<string>;
+  /** The permissions joined by spaces: the default `scope`. */
+  scope: string;
+  tokenTtlMs: number;
+  /** Raw SHA-256 of the current secret (decoded status.secretHash). */
+  current: Buffer | undefined;
+  currentFp: string;
+  previous: Buffer | undefined;
+  previousFp: string;
+  previousValidUntilMs: number;
+  lastUsedAtMs: number;
+}
+
+export interface DeploymentEntry {
+  namespace: string;
+  name: string;
+  uid: string;
+  deleting: boolean;
+  /** spec.audiences; undefined or empty means the server's default audiences. */
+  audiences: readonly string[] | undefined;
+  maxTokenTtlMs: number;
+}
+
+const time = (s: string | undefined, none: number) => {
+  if (!s) return none;
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? none : t;
+};
+
+function decodeHash(h: string | undefined): Buffer | undefined {
+  if (!h?.startsWith('sha256:')) return undefined;
+  const b = Buffer.from(h.slice(7), 'base64url');
+  return b.length === 32 ? b : undefined;
+}
+
+/**
+ * A short, one-way fingerprint of a secret hash, carried in tokens as
+ * `cred_fp`, so that introspection can tell which secret a token was issued
+ * with: a token of a secret that was rotated out (or replaced) is inactive
+ * from the end of its grace period on, independent of clocks.
+ */
+export function credentialFingerprint(secretHash: string | undefined): string {
+  if (!secretHash) return '';
+  return createHash('sha256').update(`apikeys.dev/cred-fp\n${secretHash}`).digest('base64url').slice(0, 16);
+}
+
+/** The uid of the ownerReference to an apikeys.dev Deployment named `name`. */
+export function deploymentOwnerUid(ak: ApiKey, name: string): string | undefined {
+  return ak.metadata.ownerReferences?.find((r) =>
+    r.kind === 'Deployment' && r.apiVersion.startsWith(`${GROUP}/`) && r.name === name)?.uid;
+}
+
+/** The entry of an ApiKey that has a key id, or undefined when the controller has not given it one yet. */
+export function keyEntry(ak: ApiKey): KeyEntry | undefined {
+  const s = ak.status;
+  const keyId = s?.keyId;
+  if (!isKeyId(keyId)) return undefined;
+  const namespace = ak.metadata.namespace ?? '';
+  const depName = ak.spec.deploymentRef.name;
+  const permissions = ak.spec.permissions?.length ? [...new Set(ak.spec.permissions)] : ['deploy'];
+  const ready = s?.conditions?.find((c) => c.type === 'Ready');
+  const previous = decodeHash(s?.previousSecretHash);
+  return {
+    keyId,
+    namespace,
+    name: ak.metadata.name ?? '',
+    uid: ak.metadata.uid ?? '',
+    deployment: `${namespace}/${depName}`,
+    ownerUid: deploymentOwnerUid(ak, depName),
+    deleting: !!ak.metadata.deletionTimestamp,
+    notReady: ready?.status === 'False',
+    notReadyReason: ready?.status === 'False' ? ready.reason : '',
+    expiresAtMs: Math.min(time(ak.spec.expiresAt, Infinity), time(s?.expiresAt, Infinity)),
+    permissions,
+    permissionSet: new Set(permissions),
+    scope: permissions.join(' '),
+    tokenTtlMs: Math.min(parseDuration(ak.spec.tokenTTL) ?? DAY_MS, DAY_MS),
+    current: decodeHash(s?.secretHash),
+    currentFp: credentialFingerprint(s?.secretHash),
+    previous,
+    previousFp: previous ? credentialFingerprint(s?.previousSecretHash) : '',
+    previousValidUntilMs: previous ? time(s?.previousSecretValidUntil, 0) : 0,
+    lastUsedAtMs: time(s?.lastUsedAt, 0),
+  };
+}
+
+export function deploymentEntry(d: Deployment): DeploymentEntry {
+  return {
+    namespace: d.metadata.namespace ?? '',
+    name: d.metadata.name ?? '',
+    uid: d.metadata.uid ?? '',
+    deleting: !!d.metadata.deletionTimestamp,
+    audiences: d.spec?.audiences?.length ? d.spec.audiences : undefined,
+    maxTokenTtlMs: Math.min(parseDuration(d.spec?.maxTokenTTL) ?? DAY_MS, DAY_MS),
+  };
+}
+
+export interface Refusal {
+  reason: FailureReason;
+  /** Safe to show to a client that proved the secret: no secret, no hash. */
+  message: string;
+}
+
+/**
+ * Why a key may not be used at `nowMs`, or undefined when it may. Deleted
+ * keys never get here (they are not in the cache); every other refusal of the
+ * contract is checked against the request's clock and the current caches.
+ */
+export function keyRefusal(key: KeyEntry, dep: DeploymentEntry | undefined, nowMs: number): Refusal | undefined {
+  if (key.deleting) return { reason: 'key_deleting', message: 'the API key is being deleted' };
+  if (key.expiresAtMs <= nowMs) {
+    return { reason: 'key_expired', message: `the API key expired at ${new Date(key.expiresAtMs).toISOString()}` };
+  }
+  if (!dep || dep.deleting) {
+    return { reason: 'deployment_gone', message: `the API key's Deployment ${key.deployment} no longer exists` };
+  }
+  if (key.ownerUid !== dep.uid) {
+    // No ownerReference yet, or one to a Deployment of the same name that was deleted and re-created.
+    return { reason: 'owner_mismatch', message: `the API key does not belong to the current Deployment ${key.deployment}` };
+  }
+  if (key.notReady) return { reason: 'key_not_ready', message: `the API key is not Ready (${key.notReadyReason})` };
+  return undefined;
+}
+
+export type SecretMatch = 'current' | 'previous';
+
+/** SHA-256 of a presented secret, computed once for both hashes. */
+export function digestSecret(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+/**
+ * Which of the key's secrets `digest` is: the current one, or the previous
+ * one while its grace period lasts. Constant-time compares (the same rule as
+ * keys/format.ts secretMatchesHash, with the hashes decoded once per event).
+ */
+export function matchSecret(key: KeyEntry, digest: Buffer, nowMs: number): SecretMatch | undefined {
+  if (key.current && timingSafeEqual(key.current, digest)) return 'current';
+  if (key.previous && key.previousValidUntilMs > nowMs && timingSafeEqual(key.previous, digest)) return 'previous';
+  return undefined;
+}
+
+/**
+ * Token lifetime in whole seconds from `nowMs`: the key's tokenTTL, capped by
+ * the Deployment's maxTokenTTL, by 24h, by the key's expiresAt and, for a
+ * token issued with the previous secret, by the end of its grace period.
+ * Zero or less means no token can be issued.
+ */
+export function tokenLifetimeSeconds(
+  key: Pick<KeyEntry, 'tokenTtlMs' | 'expiresAtMs' | 'previousValidUntilMs'>,
+  dep: Pick<DeploymentEntry, 'maxTokenTtlMs'>,
+  match: SecretMatch,
+  nowMs: number,
+): number {
+  const iat = Math.floor(nowMs / 1000);
+  let exp = iat + Math.floor(Math.min(key.tokenTtlMs, dep.maxTokenTtlMs, DAY_MS) / 1000);
+  if (key.expiresAtMs !== Infinity) exp = Math.min(exp, Math.floor(key.expiresAtMs / 1000));
+  if (match === 'previous') exp = Math.min(exp, Math.floor(key.previousValidUntilMs / 1000));
+  return exp - iat;
+}

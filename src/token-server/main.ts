@@ -1,0 +1,114 @@
+/**
+ * The token server program: caches from watches, the HTTP server, the
+ * lastUsedAt writer, and a graceful stop on SIGTERM/SIGINT (stop accepting,
+ * finish in-flight requests, stop the watches).
+ *
+ * @example
+ *   // A benchmark or test, without Kubernetes:
+ *   const server = await startTokenServer(opts, { store: new MemoryStore({ apiKeys, deployments, signingKeys }) });
+ *   ...
+ *   await server.close();
+ */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { KubeClient } from '../kube/client.ts';
+import { createLogger, type Logger } from '../shared/log.ts';
+import { KubeStore } from './cache.ts';
+import type { ServerContext } from './context.ts';
+import { normalizeIssuer } from './discovery.ts';
+import { grantRegistry } from './grants/index.ts';
+import { LastUsedRecorder } from './last-used.ts';
+import { TokenServerMetrics } from './metrics.ts';
+import type { TokenServerOptions } from './options.ts';
+import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.ts';
+import { createTokenHttpServer } from './server.ts';
+import type { KeyStore } from './store.ts';
+
+export type { TokenServerOptions } from './options.ts';
+
+export interface TokenServerDeps {
+  /** A store to serve from instead of watching Kubernetes (benchmarks, tests). */
+  store?: KeyStore;
+  log?: Logger;
+  limits?: FailureLimiterOptions;
+  /** Register process-wide default metrics (off for several servers in one process). */
+  defaultMetrics?: boolean;
+}
+
+export interface RunningTokenServer {
+  port: number;
+  store: KeyStore;
+  ready(): boolean;
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then stops the watches. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Starts serving; resolves once the port is bound (readiness comes with the caches). */
+export async function startTokenServer(opts: TokenServerOptions, deps: TokenServerDeps = {}): Promise<RunningTokenServer> {
+  const log = deps.log ?? createLogger({ level: opts.logLevel, name: 'token-server' });
+  let client: KubeClient | undefined;
+  let store = deps.store;
+  if (!store) {
+    client = new KubeClient(opts.kc);
+    const kube = new KubeStore(client, { operatorNamespace: opts.operatorNamespace, namespaces: opts.namespaces, log });
+    kube.start();
+    void kube.waitForSync().then(() => log.info('caches synced'));
+    store = kube;
+  }
+  const limiter = new FailureLimiter(deps.limits);
+  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
+  const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size, ready }, deps.defaultMetrics ?? true);
+  const lastUsed = new LastUsedRecorder({ client, log, onWrite: (ok) => metrics.lastUsedWrite(ok ? 'ok' : 'error') });
+  lastUsed.start();
+  const ctx: ServerContext = {
+    issuer: normalizeIssuer(opts.issuer),
+    defaultAudiences: opts.audiences,
+    store,
+    limiter,
+    metrics,
+    lastUsed,
+    log,
+  };
+  const server = createTokenHttpServer({ ctx, grants: grantRegistry(), ready });
+  server.listen(opts.port, opts.host);
+  try {
+    await once(server, 'listening');
+  } catch (err) {
+    await Promise.all([store.stop(), lastUsed.stop()]);
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, host: opts.host, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
+    namespaces: opts.namespaces.length ? opts.namespaces : 'all' }, 'token server listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    store,
+    ready,
+    close(graceMs = 10_000) {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        await closed;
+        clearTimeout(timer);
+        await Promise.all([store.stop(), lastUsed.stop()]);
+        log.info('token server stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The `token-server` command: serves until SIGTERM or SIGINT, then stops gracefully and resolves. */
+export async function runTokenServer(opts: TokenServerOptions): Promise<void> {
+  const log = createLogger({ level: opts.logLevel, name: 'token-server' });
+  const running = await startTokenServer(opts, { log });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info({ signal }, 'stopping: finishing in-flight requests');
+  await running.close();
+}

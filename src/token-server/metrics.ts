@@ -1,0 +1,92 @@
+/**
+ * Prometheus metrics of the token server, in a registry of its own. Every
+ * label has a small fixed set of values (route, status code, grant type,
+ * failure reason): never a key id, a secret, a token or a namespace.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FailureReason } from './oauth-errors.ts';
+
+export type Route =
+  | 'token' | 'introspect' | 'authz' | 'jwks' | 'discovery' | 'healthz' | 'readyz' | 'metrics' | 'other';
+
+type Observer = { observe(v: number): void };
+
+export class TokenServerMetrics {
+  readonly registry = new Registry();
+  private readonly issued: Counter<'grant_type'>;
+  private readonly failures: Counter<'reason'>;
+  private readonly duration: Histogram<'route' | 'code'>;
+  private readonly introspections: Counter<'active'>;
+  private readonly authz: Counter<'decision'>;
+  private readonly lastUsed: Counter<'result'>;
+  /** Bound histogram children, so a request does no label hashing. */
+  private readonly observers = new Map<string, Observer>();
+
+  constructor(gauges: { sizes(): Record<string, number>; rateLimitEntries(): number; ready(): boolean }, defaultMetrics = true) {
+    const registers = [this.registry];
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'apikey_operator_token_server_' });
+    this.issued = new Counter({
+      name: 'apikey_operator_tokens_issued_total', help: 'Access tokens issued, by grant type', labelNames: ['grant_type'], registers,
+    });
+    this.failures = new Counter({
+      name: 'apikey_operator_token_failures_total', help: 'Refused token, introspection and authentication requests, by reason',
+      labelNames: ['reason'], registers,
+    });
+    this.duration = new Histogram({
+      name: 'apikey_operator_token_server_request_duration_seconds', help: 'Request latency by route and HTTP status',
+      labelNames: ['route', 'code'], registers,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    });
+    this.introspections = new Counter({
+      name: 'apikey_operator_token_introspections_total', help: 'Introspection answers, by active', labelNames: ['active'], registers,
+    });
+    this.authz = new Counter({
+      name: 'apikey_operator_token_authz_total', help: 'Forward-auth decisions', labelNames: ['decision'], registers,
+    });
+    this.lastUsed = new Counter({
+      name: 'apikey_operator_token_last_used_writes_total', help: 'status.lastUsedAt writes, by result', labelNames: ['result'], registers,
+    });
+    new Gauge({
+      name: 'apikey_operator_token_server_cached_objects', help: 'Objects in the token server caches', labelNames: ['resource'], registers,
+      collect() { for (const [resource, n] of Object.entries(gauges.sizes())) this.set({ resource }, n); },
+    });
+    new Gauge({
+      name: 'apikey_operator_token_server_rate_limit_entries', help: '(key id, address) pairs with recorded failures', registers,
+      collect() { this.set(gauges.rateLimitEntries()); },
+    });
+    new Gauge({
+      name: 'apikey_operator_token_server_ready', help: '1 when caches are synced and a signing key is active', registers,
+      collect() { this.set(gauges.ready() ? 1 : 0); },
+    });
+  }
+
+  tokenIssued(grantType: string): void {
+    this.issued.inc({ grant_type: grantType });
+  }
+
+  failure(reason: FailureReason): void {
+    this.failures.inc({ reason });
+  }
+
+  introspection(active: boolean): void {
+    this.introspections.inc({ active: String(active) });
+  }
+
+  authzDecision(decision: 'allow' | 'unauthenticated' | 'forbidden' | 'bad_request'): void {
+    this.authz.inc({ decision });
+  }
+
+  lastUsedWrite(result: 'ok' | 'error'): void {
+    this.lastUsed.inc({ result });
+  }
+
+  observe(route: Route, status: number, seconds: number): void {
+    const k = `${route} ${status}`;
+    let o = this.observers.get(k);
+    if (!o) {
+      o = this.duration.labels({ route, code: String(status) });
+      this.observers.set(k, o);
+    }
+    o.observe(seconds);
+  }
+}

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import {
+  InvalidClient, InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, SlowDown, TemporarilyUnavailable,
+  UnauthorizedClient, UnsupportedGrantType, type OAuthError,
+} from './oauth-errors.ts';
+
+describe('OAuth errors', () => {
+  it.each<[OAuthError, string, number]>([
+    [new InvalidRequest('x'), 'invalid_request', 400],
+    [new InvalidClient('x', 'wrong_secret', false), 'invalid_client', 401],
+    [new InvalidGrant('x'), 'invalid_grant', 400],
+    [new UnauthorizedClient('x', 'key_not_ready'), 'unauthorized_client', 400],
+    [new UnsupportedGrantType('x'), 'unsupported_grant_type', 400],
+    [new InvalidScope('x'), 'invalid_scope', 400],
+    [new InvalidTarget('x'), 'invalid_target', 400],
+    [new SlowDown(3), 'slow_down', 429],
+    [new TemporarilyUnavailable('x'), 'temporarily_unavailable', 503],
+  ])('%o is %s with HTTP %i and an RFC 6749 5.2 body', (err, code, status) => {
+    expect(err.error).toBe(code);
+    expect(err.status).toBe(status);
+    expect(JSON.parse(err.body())).toEqual({ error: code, error_description: 'x'.length && err.message });
+  });
+
+  it('asks for Basic credentials only when the client used Basic', () => {
+    expect(new InvalidClient('x', 'wrong_secret', true).headers?.['www-authenticate']).toMatch(/^Basic /);
+    expect(new InvalidClient('x', 'wrong_secret', false).headers).toBeUndefined();
+  });
+
+  it('tells a throttled client when to come back, in whole seconds', () => {
+    expect(new SlowDown(7).headers).toEqual({ 'retry-after': '7' });
+  });
+});

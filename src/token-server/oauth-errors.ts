@@ -1,0 +1,109 @@
+/**
+ * OAuth 2.0 errors as values that know their HTTP status (RFC 6749 section
+ * 5.2, RFC 8707 invalid_target, RFC 8628 slow_down for throttling). Their
+ * descriptions are written for the client and never hold a secret, a token or
+ * anything read from the request beyond a parameter name; anything that is
+ * not an OAuthError becomes a bare `server_error`.
+ *
+ * @example
+ *   throw new InvalidScope('scope "admin" is beyond this key\'s permissions');
+ */
+
+/** Bounded reasons for the failures metric (never a key id, a secret or free text). */
+export type FailureReason =
+  | 'malformed_request' | 'body_too_large' | 'unsupported_media_type' | 'duplicate_parameter'
+  | 'missing_parameter' | 'unsupported_grant_type' | 'no_credentials' | 'two_auth_methods'
+  | 'malformed_client_id' | 'malformed_secret' | 'unknown_key' | 'wrong_secret' | 'rate_limited'
+  | 'key_expired' | 'key_deleting' | 'key_not_ready' | 'deployment_gone' | 'owner_mismatch'
+  | 'invalid_scope' | 'invalid_target' | 'not_ready' | 'invalid_grant' | 'access_denied';
+
+export class OAuthError extends Error {
+  readonly error: string;
+  readonly status: number;
+  readonly reason: FailureReason;
+  /** Extra response headers (WWW-Authenticate, Retry-After, Allow). */
+  headers: Record<string, string> | undefined;
+
+  constructor(error: string, status: number, description: string, reason: FailureReason) {
+    super(description);
+    this.name = 'OAuthError';
+    this.error = error;
+    this.status = status;
+    this.reason = reason;
+  }
+
+  /** The RFC 6749 5.2 JSON body. */
+  body(): string {
+    return JSON.stringify({ error: this.error, error_description: this.message });
+  }
+}
+
+export class InvalidRequest extends OAuthError {
+  constructor(description: string, reason: FailureReason = 'malformed_request', status = 400) {
+    super('invalid_request', status, description, reason);
+  }
+}
+
+/**
+ * 401. `basic`: the client tried HTTP Basic, so the answer carries
+ * `WWW-Authenticate: Basic` (RFC 6749 5.2).
+ */
+export class InvalidClient extends OAuthError {
+  constructor(description: string, reason: FailureReason, basic: boolean) {
+    super('invalid_client', 401, description, reason);
+    if (basic) this.headers = { 'www-authenticate': 'Basic realm="apikey-operator", charset="UTF-8"' };
+  }
+}
+
+export class InvalidGrant extends OAuthError {
+  constructor(description: string, reason: FailureReason = 'invalid_grant') {
+    super('invalid_grant', 400, description, reason);
+  }
+}
+
+/** The client authenticated but may not obtain tokens now (its key is not Ready, its Deployment is gone). */
+export class UnauthorizedClient extends OAuthError {
+  constructor(description: string, reason: FailureReason) {
+    super('unauthorized_client', 400, description, reason);
+  }
+}
+
+export class UnsupportedGrantType extends OAuthError {
+  constructor(description: string) {
+    super('unsupported_grant_type', 400, description, 'unsupported_grant_type');
+  }
+}
+
+export class InvalidScope extends OAuthError {
+  constructor(description: string) {
+    super('invalid_scope', 400, description, 'invalid_scope');
+  }
+}
+
+/** RFC 8707: the audience or resource asked for is not one this key may use. */
+export class InvalidTarget extends OAuthError {
+  constructor(description: string) {
+    super('invalid_target', 400, description, 'invalid_target');
+  }
+}
+
+/** 429 with Retry-After: too many failed attempts for this key id from this address. */
+export class SlowDown extends OAuthError {
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super('slow_down', 429, `too many failed attempts; retry after ${retryAfterSeconds} seconds`, 'rate_limited');
+    this.retryAfterSeconds = retryAfterSeconds;
+    this.headers = { 'retry-after': String(retryAfterSeconds) };
+  }
+}
+
+/** 503: no signing key yet (caches not synced); a client should retry. */
+export class TemporarilyUnavailable extends OAuthError {
+  constructor(description: string) {
+    super('temporarily_unavailable', 503, description, 'not_ready');
+    this.headers = { 'retry-after': '1' };
+  }
+}
+
+/** The body of every unexpected failure: no detail, ever. */
+export const SERVER_ERROR_BODY = '{"error":"server_error"}';

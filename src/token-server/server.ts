@@ -1,0 +1,247 @@
+/**
+ * The HTTP server: routing, body limit, content types, and turning every
+ * outcome into a response. Bad input of any kind is a 4xx with an OAuth
+ * error body; anything unexpected is `500 {"error":"server_error"}` with the
+ * detail in the log only. The token path stays synchronous from the end of
+ * the body to the response (no await, no timers).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { authorize } from './authz.ts';
+import type { RequestInfo, ServerContext } from './context.ts';
+import { discoveryDocument, PATHS } from './discovery.ts';
+import type { Grant, TokenResult } from './grants/index.ts';
+import { introspect } from './introspect.ts';
+import type { Route } from './metrics.ts';
+import {
+  InvalidRequest, OAuthError, SERVER_ERROR_BODY, UnsupportedGrantType,
+} from './oauth-errors.ts';
+import { bodyFormat, parseBody, single, type Params } from './params.ts';
+import { clientAddress } from './ratelimit.ts';
+
+export const DEFAULT_BODY_LIMIT = 16 * 1024;
+const JSON_TYPE = 'application/json';
+const EMPTY = Buffer.alloc(0);
+
+export interface HttpServerOptions {
+  ctx: ServerContext;
+  grants: ReadonlyMap<string, Grant>;
+  /** Caches synced and a signing key active. */
+  ready(): boolean;
+  bodyLimit?: number;
+}
+
+type PostHandler = (req: IncomingMessage, res: ServerResponse, info: RequestInfo, params: Params, start: number) => void;
+
+/**
+ * RFC 6749 3.2: request parameters must not be included more than once. A
+ * form body shows repetition as an array; any repeated name but the few the
+ * grants allow to repeat is refused before anything else is looked at. (In a
+ * JSON body an array is a value, not a repetition: the parameters a grant
+ * reads refuse one themselves, and unknown ones are ignored.)
+ */
+function refuseRepeated(params: Params, repeatable: ReadonlySet<string>): void {
+  for (const name in params) {
+    if (Array.isArray(params[name]) && !repeatable.has(name)) {
+      throw new InvalidRequest(`the parameter ${name.slice(0, 64)} must not be included more than once`, 'duplicate_parameter');
+    }
+  }
+}
+
+export function createTokenHttpServer(opts: HttpServerOptions): Server {
+  const { ctx, grants } = opts;
+  const limit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const discovery = discoveryDocument(ctx.issuer, [...grants.keys()]);
+  const { metrics, log } = ctx;
+
+  function send(res: ServerResponse, route: Route, start: number, status: number, body: string,
+    headers?: Record<string, string>, contentType = JSON_TYPE): void {
+    if (res.headersSent || res.destroyed) return;
+    res.statusCode = status;
+    res.setHeader('content-type', contentType);
+    res.setHeader('content-length', Buffer.byteLength(body));
+    if (headers) for (const k in headers) res.setHeader(k, headers[k]!);
+    res.end(body);
+    metrics.observe(route, status, (performance.now() - start) / 1000);
+  }
+
+  function fail(res: ServerResponse, route: Route, start: number, err: unknown): void {
+    if (err instanceof OAuthError) {
+      metrics.failure(err.reason);
+      log.debug({ route, error: err.error, reason: err.reason }, 'request refused');
+      send(res, route, start, err.status, err.body(), { 'cache-control': 'no-store', ...err.headers });
+    } else {
+      log.error({ err, route }, 'unexpected error while serving a request');
+      send(res, route, start, 500, SERVER_ERROR_BODY, { 'cache-control': 'no-store' });
+    }
+  }
+
+  const tokenHeaders = { 'cache-control': 'no-store', pragma: 'no-cache' };
+  const tokenRepeatable = new Set([...grants.values()].flatMap((g) => g.repeatable));
+  const noneRepeatable = new Set<string>();
+
+  const token: PostHandler = (_req, res, info, params, start) => {
+    const grantType = single(params, 'grant_type');
+    if (grantType === undefined) throw new InvalidRequest('the parameter grant_type is required', 'missing_parameter');
+    const grant = grants.get(grantType);
+    if (!grant) {
+      throw new UnsupportedGrantType(`grant_type must be one of: ${[...grants.keys()].join(', ')}`);
+    }
+    const done = (r: TokenResult) => {
+      metrics.tokenIssued(grant.type);
+      send(res, 'token', start, 200, r.body, tokenHeaders);
+    };
+    const result = grant.handle(ctx, info, params);
+    if (result instanceof Promise) result.then(done, (err: unknown) => fail(res, 'token', start, err));
+    else done(result);
+  };
+
+  const introspection: PostHandler = (_req, res, info, params, start) => {
+    send(res, 'introspect', start, 200, introspect(ctx, info, params), tokenHeaders);
+  };
+
+  /** Reads a POST body within the limit, parses it, and calls `handler`; every failure is an OAuth error. */
+  function post(req: IncomingMessage, res: ServerResponse, route: Route, start: number, handler: PostHandler,
+    repeatable: ReadonlySet<string>): void {
+    if (req.method !== 'POST') {
+      const err = new InvalidRequest(`use POST for ${route === 'token' ? PATHS.token : PATHS.introspect}`, 'malformed_request', 405);
+      err.headers = { allow: 'POST' };
+      fail(res, route, start, err);
+      return;
+    }
+    const format = bodyFormat(req.headers['content-type']);
+    if (!format) {
+      fail(res, route, start, req.headers['content-type'] === undefined
+        ? new InvalidRequest('a Content-Type of application/x-www-form-urlencoded or application/json is required', 'unsupported_media_type')
+        : new InvalidRequest('the Content-Type must be application/x-www-form-urlencoded or application/json', 'unsupported_media_type', 415));
+      return;
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      tooLarge(res, route, start);
+      return;
+    }
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > limit) {
+        over = true;
+        tooLarge(res, route, start);
+        return;
+      }
+      if (!first) first = c;
+      else (chunks ??= [first]).push(c);
+    });
+    req.on('end', () => {
+      if (over) return;
+      const body = chunks ? Buffer.concat(chunks) : (first ?? EMPTY);
+      try {
+        const params = parseBody(body, format);
+        if (format === 'form') refuseRepeated(params, repeatable);
+        const info: RequestInfo = {
+          authorization: req.headers.authorization,
+          address: clientAddress(req.socket.remoteAddress),
+          nowMs: Date.now(),
+        };
+        handler(req, res, info, params, start);
+      } catch (err) {
+        fail(res, route, start, err);
+      }
+    });
+  }
+
+  function tooLarge(res: ServerResponse, route: Route, start: number): void {
+    // Stop reading: the connection closes after this answer.
+    if (!res.headersSent) res.setHeader('connection', 'close');
+    fail(res, route, start, new InvalidRequest(`the request body is larger than ${limit} bytes`, 'body_too_large', 413));
+  }
+
+  function get(req: IncomingMessage, res: ServerResponse, route: Route, start: number,
+    answer: () => [number, string, Record<string, string>?, string?]): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, route, start, 405, '{"error":"method_not_allowed"}', { allow: 'GET, HEAD' });
+      return;
+    }
+    const [status, body, headers, type] = answer();
+    send(res, route, start, status, body, headers, type);
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const start = performance.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    try {
+      switch (path) {
+        case PATHS.token:
+          post(req, res, 'token', start, token, tokenRepeatable);
+          return;
+        case PATHS.introspect:
+          post(req, res, 'introspect', start, introspection, noneRepeatable);
+          return;
+        case PATHS.jwks:
+          get(req, res, 'jwks', start, () => [200, ctx.store.signing.jwks(Date.now()), { 'cache-control': 'public, max-age=60' }, 'application/jwk-set+json']);
+          return;
+        case PATHS.oauthMetadata:
+        case PATHS.openidConfiguration:
+          get(req, res, 'discovery', start, () => [200, discovery, { 'cache-control': 'public, max-age=300' }]);
+          return;
+        case '/healthz':
+        case '/livez':
+          get(req, res, 'healthz', start, () => [200, 'ok\n', undefined, 'text/plain']);
+          return;
+        case '/readyz': {
+          get(req, res, 'readyz', start, () => (opts.ready() ? [200, 'ok\n', undefined, 'text/plain'] : [503, 'not ready\n', undefined, 'text/plain']));
+          return;
+        }
+        case '/metrics':
+          if (req.method !== 'GET' && req.method !== 'HEAD') {
+            send(res, 'metrics', start, 405, '{"error":"method_not_allowed"}', { allow: 'GET, HEAD' });
+            return;
+          }
+          ctx.metrics.registry.metrics().then(
+            (text) => send(res, 'metrics', start, 200, text, undefined, ctx.metrics.registry.contentType),
+            (err: unknown) => fail(res, 'metrics', start, err),
+          );
+          return;
+        default:
+          if (path === PATHS.authz || path.startsWith(`${PATHS.authz}/`)) {
+            // Forward-auth: any method (Envoy forwards the original one); the body is never read.
+            req.resume();
+            const a = authorize(ctx, req.headers.authorization, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), Date.now());
+            send(res, 'authz', start, a.status, a.body, { 'cache-control': 'no-store', ...a.headers });
+            return;
+          }
+          send(res, 'other', start, 404, '{"error":"not_found"}');
+      }
+    } catch (err) {
+      fail(res, 'other', start, err);
+    }
+  }
+
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 }, handle);
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    // Refuse an oversized body before the client sends it.
+    if (Number(req.headers['content-length'] ?? 0) > limit) {
+      tooLarge(res, 'other', performance.now());
+      return;
+    }
+    res.writeContinue();
+    handle(req, res);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    const body = '{"error":"invalid_request","error_description":"malformed HTTP request"}';
+    socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  return server;
+}
