@@ -1,0 +1,195 @@
+/**
+ * Restarts: the controller killed with SIGKILL mid-burst, the apiserver
+ * restarted under a running controller, and two replicas with leader
+ * election. Each controller is a real process with the chart's RBAC.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiKey } from '../src/api/index.ts';
+import { isRunning, startApiserver, stopProcess, writeState } from './cluster/controlplane.ts';
+import { secretMatchesHash } from '../src/keys/format.ts';
+import type { SecretObject } from '../src/controller/secret.ts';
+import { clusterState, createNamespace } from './support/cluster.ts';
+import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { startController, type RunningProcess } from './support/processes.ts';
+import {
+  adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, eventsFor, getApiKey, readyOf, secretPath,
+  waitFor, waitForReady,
+} from './support/resources.ts';
+
+const FAST_LEASE = ['--leader-elect-lease-duration', '4s', '--leader-elect-renew-deadline', '3s', '--leader-elect-retry-period', '1s'];
+
+let opNs: Awaited<ReturnType<typeof createNamespace>>;
+let identity: OperatorIdentity;
+const procs: RunningProcess[] = [];
+
+beforeAll(async () => {
+  opNs = await createNamespace('op');
+  identity = await installOperatorIdentity(opNs.name);
+});
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => p.stop()));
+});
+afterAll(async () => {
+  await identity?.cleanup();
+  await opNs?.cleanup();
+});
+
+async function controller(args: string[] = [], waitReady = true): Promise<RunningProcess> {
+  const p = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name, args: [...FAST_LEASE, ...args], waitReady });
+  procs.push(p);
+  return p;
+}
+
+async function snapshot(ns: string): Promise<{ keys: ApiKey[]; secrets: SecretObject[] }> {
+  const [keys, secrets] = await Promise.all([
+    adminClient().list<ApiKey>(apiKeyPath(ns)),
+    adminClient().list<SecretObject>(secretPath(ns), { labelSelector: 'apikeys.dev/apikey' }),
+  ]);
+  return { keys: keys.items, secrets: secrets.items };
+}
+
+describe('a controller killed with SIGKILL in the middle of creating 200 ApiKeys', () => {
+  it('leaves, after a restart, exactly one consistent Secret per key and no changed secret', async () => {
+    const ns = await createNamespace('burst');
+    try {
+      await createDeployment(ns.name, 'dep');
+      const first = await controller(['--workers', '2']);
+      const N = 200;
+      const creating = (async () => {
+        for (let i = 0; i < N; i += 20) {
+          await Promise.all(Array.from({ length: 20 }, (_, j) => createApiKey(ns.name, `k${i + j}`, { deploymentRef: { name: 'dep' } })));
+        }
+      })();
+      // Kill it once some keys are done and others are in flight.
+      await waitFor('some keys ready', async () => {
+        const { secrets } = await snapshot(ns.name);
+        return secrets.length >= 40;
+      }, 60_000, 20);
+      await first.kill();
+      expect(first.isRunning()).toBe(false);
+      await creating;
+      const atKill = await snapshot(ns.name);
+      const before = new Map(atKill.secrets.map((s) => [s.metadata!.name!, credentialsOf(s).secret]));
+      const readyBefore = atKill.keys.filter((k) => readyOf(k)?.status === 'True').map((k) => k.metadata.name!);
+      expect(readyBefore.length).toBeGreaterThan(0);
+      expect(readyBefore.length).toBeLessThan(N);
+
+      await controller(['--workers', '4']);
+      const done = await waitFor('all ready', async () => {
+        const s = await snapshot(ns.name);
+        return s.keys.length === N && s.keys.every((k) => readyOf(k)?.status === 'True') && s.secrets.length === N ? s : undefined;
+      }, 120_000, 200);
+
+      const byName = new Map(done.secrets.map((s) => [s.metadata!.name!, s]));
+      expect(byName.size).toBe(N);
+      for (const key of done.keys) {
+        const s = byName.get(key.metadata.name!)!;
+        const owners = s.metadata!.ownerReferences!.filter((r) => r.controller);
+        expect(owners).toEqual([expect.objectContaining({ uid: key.metadata.uid, kind: 'ApiKey' })]);
+        const { keyId, secret } = credentialsOf(s);
+        expect(keyId).toBe(key.status!.keyId);
+        expect(secretMatchesHash(secret, key.status!.secretHash)).toBe(true);
+        expect(key.status!.previousSecretHash).toBeUndefined();
+        // Nothing asked for a rotation: a secret that existed at the kill is the secret now.
+        if (before.has(key.metadata.name!)) expect(secret).toBe(before.get(key.metadata.name!));
+      }
+      // No key saw a "re-created" or "modified" secret.
+      const warnings = await adminClient().list<{ reason: string }>(`/apis/events.k8s.io/v1/namespaces/${ns.name}/events`);
+      expect(warnings.items.filter((e) => e.reason === 'SecretRecreated' || e.reason === 'SecretModified')).toEqual([]);
+    } finally {
+      await ns.cleanup();
+    }
+  }, 240_000);
+});
+
+describe('an apiserver restarted under a running controller', () => {
+  it('is survived: the controller reconnects and reconciles what changed', async () => {
+    const ns = await createNamespace('apirestart');
+    const state = clusterState();
+    const restart = async () => {
+      const restarted = await startApiserver(state);
+      state.processes = state.processes.map((p) => (p.name === 'kube-apiserver' ? restarted : p));
+      writeState(state);
+    };
+    const apiserver = () => state.processes.find((p) => p.name === 'kube-apiserver')!;
+    try {
+      await createDeployment(ns.name, 'dep');
+      await createApiKey(ns.name, 'before', { deploymentRef: { name: 'dep' } });
+      // Default lease timings: a leader rides out an apiserver outage shorter than its 10 s renew deadline.
+      const ctl = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
+      procs.push(ctl);
+      await waitForReady(ns.name, 'before');
+
+      await stopProcess(apiserver(), 0); // SIGKILL: a crash, not a drain
+      expect(isRunning(apiserver())).toBe(false);
+      await sleep(3_000); // long enough for every watch to fail and back off
+      expect(ctl.isRunning()).toBe(true);
+      await restart();
+
+      // Changes right after the restart, while the controller's watches are still reconnecting.
+      await adminClient().delete(secretPath(ns.name, 'before'));
+      await createApiKey(ns.name, 'after', { deploymentRef: { name: 'dep' } });
+      await waitForReady(ns.name, 'after', 60_000);
+      await waitFor('deleted Secret re-created', async () => {
+        const ak = await getApiKey(ns.name, 'before');
+        const s = await adminClient().get<SecretObject>(secretPath(ns.name, 'before')).catch(() => undefined);
+        return s && ak && secretMatchesHash(credentialsOf(s).secret, ak.status?.secretHash) ? s : undefined;
+      }, 60_000);
+      expect(ctl.isRunning()).toBe(true);
+      expect(ctl.logs()).toMatch(/list\/watch failed; retrying/);
+    } finally {
+      if (!isRunning(apiserver())) await restart();
+      await ns.cleanup();
+    }
+  }, 180_000);
+});
+
+describe('two controller replicas', () => {
+  it('let only the leader write, and the other takes over when the leader dies', async () => {
+    const ns = await createNamespace('ha');
+    try {
+      await createDeployment(ns.name, 'dep');
+      const a = await controller();
+      const aId = await waitFor('A leads', async () => /"identity":"([^"]+)".*became leader/.exec(a.logs())?.[1]);
+      const b = await controller();
+      await sleep(1_500);
+      expect(b.logs()).not.toMatch(/became leader/);
+
+      await createApiKey(ns.name, 'one', { deploymentRef: { name: 'dep' } });
+      await waitForReady(ns.name, 'one');
+      const lease = await adminClient().get<{ spec: { holderIdentity: string } }>(
+        `/apis/coordination.k8s.io/v1/namespaces/${opNs.name}/leases/apikey-operator-controller`);
+      expect(lease.spec.holderIdentity).toBe(aId);
+      const ev1 = await waitFor('event', async () => (await eventsFor(ns.name, 'one')).find((e) => e.reason === 'Created'));
+      expect(ev1.reportingInstance).toBe(aId);
+      const bMetrics = await (await fetch(`http://127.0.0.1:${b.healthPort}/metrics`)).text();
+      expect(bMetrics).not.toMatch(/apikey_operator_reconcile_total\{[^}]*result="ok"[^}]*\} [1-9]/);
+      expect(bMetrics).toMatch(/apikey_operator_leader 0/);
+
+      await a.kill();
+      const t0 = Date.now();
+      await createApiKey(ns.name, 'two', { deploymentRef: { name: 'dep' } });
+      await waitForReady(ns.name, 'two', 30_000);
+      const bId = /"identity":"([^"]+)".*became leader/.exec(b.logs())?.[1];
+      expect(bId).toBeDefined();
+      expect(bId).not.toBe(aId);
+      const ev2 = await waitFor('event', async () => (await eventsFor(ns.name, 'two')).find((e) => e.reason === 'Created'));
+      expect(ev2.reportingInstance).toBe(bId);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+    } finally {
+      await ns.cleanup();
+    }
+  }, 120_000);
+
+  it('hands the lease over at once on SIGTERM', async () => {
+    const a = await controller();
+    await waitFor('A leads', async () => /became leader/.test(a.logs()));
+    const b = await controller();
+    const t0 = Date.now();
+    await a.stop();
+    expect(await a.exited).toBe(0);
+    await waitFor('B leads', async () => /became leader/.test(b.logs()), 10_000);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+  }, 60_000);
+});
