@@ -92,7 +92,8 @@ export class LastUsedRecorder {
         } catch (err) {
           this.opts.onWrite?.(false);
           const status = err instanceof KubeError ? err.status : 0;
-          this.opts.log.warn({ apiKey: `${p.namespace}/${p.name}`, keyId: p.keyId, status, err },
+          // 404: the key was deleted since; nothing to record.
+          this.opts.log[status === 404 ? 'debug' : 'warn']({ apiKey: `${p.namespace}/${p.name}`, keyId: p.keyId, status, err },
             'could not record status.lastUsedAt');
         }
       }));

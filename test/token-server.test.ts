@@ -1,0 +1,255 @@
+/**
+ * The token server alone, as a real process on the real control plane,
+ * authenticated as the chart's token-server ServiceAccount (its RBAC rendered
+ * from the chart). The test plays the controller's part as the admin: it
+ * writes the Deployment, the ApiKey with its ownerReference and its status
+ * (through the status subresource), and the signing keys Secret, exactly in
+ * the shapes the controller writes. test/token-server.e2e.test.ts runs the
+ * real controller alongside.
+ */
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiKey, ApiKeyStatus, Deployment } from '../src/api/index.ts';
+import { API_VERSION, SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE } from '../src/api/index.ts';
+import { generateKeyId, generateSecret, hashSecret } from '../src/keys/format.ts';
+import { KubeClient, KubeError } from '../src/kube/client.ts';
+import { loadKubeConfig } from '../src/kube/config.ts';
+import { metaTime } from '../src/kube/types.ts';
+import { DEFAULT_ROTATION, planSigningKeys, SIGNING_KEYS_DATA_KEY, type SigningKeySet } from '../src/shared/signing-keys.ts';
+import { createNamespace } from './support/cluster.ts';
+import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { recordSecret, startTokenServer, type RunningProcess } from './support/processes.ts';
+import { adminClient, apiKeyPath, deploymentPath, getApiKey, secretPath, waitFor } from './support/resources.ts';
+
+type Server = RunningProcess & { url: string };
+let opNs: Awaited<ReturnType<typeof createNamespace>>;
+let ns: Awaited<ReturnType<typeof createNamespace>>;
+let identity: OperatorIdentity;
+let server: Server;
+let keys: SigningKeySet;
+const AUDIENCE = 'https://airflow.example.test';
+
+interface Key { name: string; keyId: string; secret: string; apiKey: ApiKey }
+
+async function writeSigningKeys(set: SigningKeySet): Promise<void> {
+  const body = {
+    apiVersion: 'v1', kind: 'Secret', type: SIGNING_KEYS_SECRET_TYPE,
+    metadata: { name: SIGNING_KEYS_SECRET, namespace: opNs.name },
+    data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(set)).toString('base64') },
+  };
+  await adminClient().apply(secretPath(opNs.name, SIGNING_KEYS_SECRET), body, 'test');
+}
+
+function createDeployment(name: string, spec: Deployment['spec'] = {}): Promise<Deployment> {
+  return adminClient().create<Deployment>(deploymentPath(ns.name), { apiVersion: API_VERSION, kind: 'Deployment', metadata: { name }, spec });
+}
+
+/** What the controller does for a new key: ownerReference, then a Ready status with the key id and secret hash. */
+async function createKey(name: string, dep: Deployment, spec: Partial<ApiKey['spec']> = {}, status: Partial<ApiKeyStatus> = {}): Promise<Key> {
+  const keyId = generateKeyId();
+  const secret = generateSecret();
+  recordSecret(secret);
+  const c = adminClient();
+  await c.create<ApiKey>(apiKeyPath(ns.name), {
+    apiVersion: API_VERSION, kind: 'ApiKey',
+    metadata: { name, ownerReferences: [{ apiVersion: API_VERSION, kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }] },
+    spec: { deploymentRef: { name: dep.metadata.name! }, ...spec },
+  });
+  const apiKey = await patchStatus(name, {
+    keyId, secretName: name, secretHash: hashSecret(secret),
+    conditions: [{ type: 'Ready', status: 'True', reason: 'SecretReady', message: 'ready', lastTransitionTime: metaTime() }],
+    ...status,
+  });
+  return { name, keyId, secret, apiKey };
+}
+
+function patchStatus(name: string, status: Partial<ApiKeyStatus>): Promise<ApiKey> {
+  return adminClient().mergePatch<ApiKey>(`${apiKeyPath(ns.name, name)}/status`, { status });
+}
+
+const seed = (k: Key, extra: Record<string, unknown> = {}) => ({
+  method: 'POST', headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ client_id: k.keyId, client_secret: k.secret, audience: AUDIENCE, grant_type: 'client_credentials', ...extra }),
+});
+
+async function tokenFor(k: Key, extra: Record<string, unknown> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`${server.url}/oauth/token`, seed(k, extra));
+  return { status: r.status, body: await r.json() as Record<string, unknown> };
+}
+
+/** Waits until the server (through its watch) issues tokens for `k`. */
+function issued(k: Key): Promise<string> {
+  return waitFor(`a token for ${k.name}`, async () => {
+    const r = await tokenFor(k);
+    return r.status === 200 ? r.body.access_token as string : undefined;
+  }, 10_000, 20);
+}
+
+/** Polls until the server refuses `k`, and returns how long that took after `t0`. */
+async function refusedWithin(k: Key, t0: number): Promise<number> {
+  await waitFor(`${k.name} refused`, async () => (await tokenFor(k)).status !== 200, 10_000, 10);
+  return Date.now() - t0;
+}
+
+function introspect(token: string, caller: Key): Promise<Record<string, unknown>> {
+  return fetch(`${server.url}/oauth/introspect`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${caller.keyId}:${caller.secret}`).toString('base64')}` },
+    body: new URLSearchParams({ token }).toString(),
+  }).then((r) => r.json() as Promise<Record<string, unknown>>);
+}
+
+let dep: Deployment;
+let observer: Key;
+
+beforeAll(async () => {
+  opNs = await createNamespace('tsop');
+  ns = await createNamespace('ts');
+  identity = await installOperatorIdentity(opNs.name);
+  keys = await planSigningKeys(undefined, DEFAULT_ROTATION);
+  await writeSigningKeys(keys);
+  dep = await createDeployment('airflow', { audiences: [AUDIENCE] });
+  observer = await createKey('observer', dep);
+  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await identity?.cleanup();
+  await ns?.cleanup();
+  await opNs?.cleanup();
+});
+
+describe('the token server on a real control plane, as the chart\'s ServiceAccount', () => {
+  it('issues a token for a key it learnt from its watch, verifiable through the discovered jwks_uri', async () => {
+    const k = await createKey('ci', dep, { permissions: ['deploy', 'read'] });
+    const token = await issued(k);
+    const meta = await (await fetch(`${server.url}/.well-known/oauth-authorization-server`)).json() as { jwks_uri: string; issuer: string };
+    expect(meta.issuer).toBe(server.url);
+    const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(meta.jwks_uri)), {
+      issuer: server.url, audience: AUDIENCE, typ: 'at+jwt',
+    });
+    expect(protectedHeader.kid).toBe(keys.keys[0]!.kid);
+    expect(payload).toMatchObject({ sub: k.keyId, client_id: k.keyId, scope: 'deploy read', deployment: `${ns.name}/airflow` });
+    expect(payload.exp! - payload.iat!).toBe(86400);
+  });
+
+  it('can read the signing keys Secret and no other Secret, and cannot change ApiKeys beyond their status', async () => {
+    const sa = new KubeClient(loadKubeConfig({ kubeconfig: identity.tokenServerKubeconfig }));
+    const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof KubeError ? e.status : -1));
+    // What it needs.
+    expect(await status(sa.get(secretPath(opNs.name, SIGNING_KEYS_SECRET)))).toBe(200);
+    expect(await status(sa.get(secretPath(opNs.name), { fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}` }))).toBe(200);
+    expect(await status(sa.get(apiKeyPath(ns.name)))).toBe(200);
+    expect(await status(sa.get(deploymentPath(ns.name)))).toBe(200);
+    // Nothing more.
+    await adminClient().create(secretPath(opNs.name), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'other' }, stringData: { x: 'y' } });
+    await adminClient().create(secretPath(ns.name), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, stringData: { x: 'y' } });
+    expect(await status(sa.get(secretPath(opNs.name, 'other')))).toBe(403);
+    expect(await status(sa.get(secretPath(opNs.name)))).toBe(403);
+    expect(await status(sa.get(secretPath(ns.name, 'creds')))).toBe(403);
+    expect(await status(sa.get(secretPath(ns.name)))).toBe(403);
+    expect(await status(sa.get('/api/v1/secrets'))).toBe(403);
+    expect(await status(sa.mergePatch(apiKeyPath(ns.name, 'observer'), { spec: { permissions: ['deploy', 'read'] } }))).toBe(403);
+    expect(await status(sa.delete(apiKeyPath(ns.name, 'observer')))).toBe(403);
+    expect(await status(sa.mergePatch(deploymentPath(ns.name, 'airflow'), { spec: { maxTokenTTL: '1h' } }))).toBe(403);
+    expect(await status(sa.mergePatch(secretPath(opNs.name, SIGNING_KEYS_SECRET), { metadata: { labels: { x: 'y' } } }))).toBe(403);
+  });
+
+  it.each<[string, (k: Key, d: Deployment) => Promise<unknown>]>([
+    ['the ApiKey is deleted', (k) => adminClient().delete(apiKeyPath(ns.name, k.name))],
+    ['the Deployment is deleted', (_k, d) => adminClient().delete(deploymentPath(ns.name, d.metadata.name))],
+    ['the key turns Ready=False', (k) => patchStatus(k.name, { conditions: [{ type: 'Ready', status: 'False', reason: 'SecretConflict', message: 'conflict', lastTransitionTime: metaTime() }] })],
+    ['the key\'s expiresAt is set in the past', (k) => adminClient().mergePatch(apiKeyPath(ns.name, k.name), { spec: { expiresAt: metaTime(new Date(Date.now() - 1000)) } })],
+    ['the secret is rotated with no grace period', (k) => patchStatus(k.name, { secretHash: hashSecret(generateSecret()) })],
+  ])('stops issuing within a second and introspection says active:false when %s', async (what, change) => {
+    const d = await createDeployment(`d-${what.length}-${Date.now() % 100000}`, { audiences: [AUDIENCE] });
+    const k = await createKey(`k-${what.length}-${Date.now() % 100000}`, d);
+    const peer = await createKey(`p-${what.length}-${Date.now() % 100000}`, dep);
+    const token = await issued(k);
+    await issued(peer);
+    expect((await introspect(token, peer)).active).toBe(true);
+    const t0 = Date.now();
+    await change(k, d);
+    expect(await refusedWithin(k, t0)).toBeLessThan(1000);
+    expect(await introspect(token, peer)).toEqual({ active: false });
+    const authz = await fetch(`${server.url}/authz`, { headers: { authorization: `Bearer ${token}` } });
+    expect(authz.status).toBe(401);
+  });
+
+  it('refuses a key whose ownerReference names an earlier Deployment of the same name', async () => {
+    const d = await createDeployment('recreated', { audiences: [AUDIENCE] });
+    const k = await createKey('orphan', d);
+    await issued(k);
+    await adminClient().request('DELETE', deploymentPath(ns.name, 'recreated'), { body: { propagationPolicy: 'Orphan' } });
+    await waitFor('Deployment gone', () => adminClient().get(deploymentPath(ns.name, 'recreated')).then(() => false, () => true), 20_000);
+    await createDeployment('recreated', { audiences: [AUDIENCE] });
+    await waitFor('refused', async () => (await tokenFor(k)).body.error === 'unauthorized_client', 5000, 20);
+    expect((await tokenFor(k)).body.error_description).toMatch(/does not belong to the current Deployment/);
+  });
+
+  it('honours the previous secret during its grace period and not after it', async () => {
+    const k = await createKey('rotated', dep);
+    const oldToken = await issued(k);
+    const fresh = generateSecret();
+    recordSecret(fresh);
+    const graceEnd = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
+    await patchStatus(k.name, {
+      secretHash: hashSecret(fresh), previousSecretHash: hashSecret(k.secret), previousSecretValidUntil: metaTime(graceEnd),
+      lastRotationTime: metaTime(),
+    });
+    const newKey = { ...k, secret: fresh };
+    await issued(newKey);
+    const during = await tokenFor(k);
+    expect(during.status).toBe(200);
+    // A token of the previous secret ends with its grace period.
+    expect(decodeJwt(during.body.access_token as string).exp).toBeLessThanOrEqual(graceEnd.getTime() / 1000);
+    expect((await introspect(oldToken, observer)).active).toBe(true);
+    await new Promise((r) => setTimeout(r, graceEnd.getTime() - Date.now() + 50));
+    expect((await tokenFor(k)).body.error).toBe('invalid_client');
+    expect(await introspect(oldToken, observer)).toEqual({ active: false });
+    expect((await tokenFor(newKey)).status).toBe(200);
+  });
+
+  it('records status.lastUsedAt in the background, under its own field manager, at most once a minute', async () => {
+    const k = await createKey('used', dep);
+    const t0 = Date.now();
+    await issued(k);
+    const used = await waitFor('lastUsedAt', async () => {
+      const a = await getApiKey(ns.name, k.name);
+      return a?.status?.lastUsedAt ? a : undefined;
+    }, 20_000, 200);
+    expect(Date.parse(used.status!.lastUsedAt!)).toBeGreaterThanOrEqual(Math.floor(t0 / 1000) * 1000);
+    expect(used.metadata.managedFields?.some((f) => f.manager === 'apikey-operator-token-server' && f.subresource === 'status')).toBe(true);
+    // Nothing else of the status changed.
+    expect(used.status?.secretHash).toBe(k.apiKey.status?.secretHash);
+    for (let i = 0; i < 5; i++) expect((await tokenFor(k)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 6000));
+    expect((await getApiKey(ns.name, k.name))?.status?.lastUsedAt).toBe(used.status?.lastUsedAt);
+  });
+
+  it('signs with a new key set written to the Secret, through its watch, without a restart', async () => {
+    const next = await planSigningKeys(undefined, { ...DEFAULT_ROTATION, algorithm: 'EdDSA' });
+    const before = await issued(observer);
+    await writeSigningKeys({ version: 1, keys: [...keys.keys.map((k) => ({ ...k, retireAt: metaTime(), expireAt: metaTime(new Date(Date.now() + 86_400_000)) })), ...next.keys] });
+    const after = await waitFor('new signing key', async () => {
+      const t = await issued(observer);
+      return decodeProtectedHeader(t).kid === next.keys[0]!.kid ? t : undefined;
+    }, 5000, 20);
+    expect(decodeProtectedHeader(after).alg).toBe('EdDSA');
+    const jwks = createLocalJWKSet(await (await fetch(`${server.url}/.well-known/jwks.json`)).json() as never);
+    for (const t of [before, after]) {
+      await expect(jwtVerify(t, jwks, { issuer: server.url, audience: AUDIENCE })).resolves.toBeDefined();
+    }
+    expect(decodeJwt(before).sub).toBe(observer.keyId);
+  });
+
+  it('stops on SIGTERM with exit code 0 after finishing, and no log line holds a secret', async () => {
+    const logs = server.logs();
+    for (const s of [observer.secret]) expect(logs).not.toContain(s);
+    expect(logs).toContain('caches synced');
+    await server.stop();
+    expect(await server.exited).toBe(0);
+    expect(server.logs()).toContain('token server stopped');
+  });
+});
