@@ -67,8 +67,9 @@ ServiceAccount: the token server's bindings then name the controller's ServiceAc
 {{- if eq .Values.tokenServer.mode "deployment" }}token-server{{ else }}controller{{ end }}
 {{- end }}
 
+{{/* Service names are DNS labels: at most 63 characters. */}}
 {{- define "apikey-operator.tokenServiceName" -}}
-{{ include "apikey-operator.fullname" . }}-token
+{{- printf "%s-token" (include "apikey-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "apikey-operator.issuerURL" -}}
@@ -88,11 +89,32 @@ ServiceAccount: the token server's bindings then name the controller's ServiceAc
 {{- end }}
 
 {{/*
-The namespaces the namespaced rights are granted in: each watched namespace, or "" for cluster-wide
-(a ClusterRoleBinding).
+Binds the ClusterRole .name to the ServiceAccount .serviceAccount: cluster-wide with a
+ClusterRoleBinding, or, when watchNamespaces is set, with a RoleBinding in each watched namespace
+and nowhere else. Include with (dict "ctx" $ "name" ... "serviceAccount" ... "component" ...).
 */}}
-{{- define "apikey-operator.bindingScopes" -}}
-{{- if .Values.watchNamespaces }}{{ toJson .Values.watchNamespaces }}{{ else }}[""]{{ end }}
+{{- define "apikey-operator.namespacedRightsBindings" -}}
+{{- $ctx := .ctx }}
+{{- range $ns := ($ctx.Values.watchNamespaces | default (list "")) }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: {{ if $ns }}RoleBinding{{ else }}ClusterRoleBinding{{ end }}
+metadata:
+  name: {{ $.name }}
+  {{- with $ns }}
+  namespace: {{ . }}
+  {{- end }}
+  labels:
+    {{- include "apikey-operator.componentLabels" (dict "ctx" $ctx "component" $.component) | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {{ $.name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $.serviceAccount }}
+    namespace: {{ $ctx.Release.Namespace }}
+{{- end }}
 {{- end }}
 
 {{/* Environment both programs read: their pod's name and namespace, through the downward API. */}}
@@ -183,13 +205,13 @@ volumes:
 {{- end }}
 
 {{- define "apikey-operator.podMetadata" -}}
-{{- with .ctx.Values.podAnnotations }}
-annotations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
 labels:
   {{- include "apikey-operator.selectorLabels" . | nindent 2 }}
   {{- with .ctx.Values.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
+{{- with .ctx.Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}

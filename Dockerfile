@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# The apikey-operator image: one Node.js program, `apikey-operator controller` (the default) or
+# `apikey-operator token-server`. Build: docker build -t apikey-operator:0.1.0 .
+
+# Production dependencies only. The `node` devDependency (a Node.js binary from npm) is a dev
+# dependency, so --omit=dev never fetches it; no production dependency needs an install script.
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# Compile TypeScript. --ignore-scripts skips the `node` devDependency's download of a second Node.js,
+# so tsc runs directly on the image's own Node 24.
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+# (.dockerignore leaves the unit tests, src/**/*.test.ts, out of the context, so none is compiled.)
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
+
+FROM node:24-bookworm-slim
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="apikey-operator" \
+      org.opencontainers.image.description="Kubernetes operator that manages Deployment API keys and turns them into short-lived OAuth 2.0 access tokens" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="docker.io/library/node:24-bookworm-slim"
+ENV NODE_ENV=production
+WORKDIR /app
+# Owned by root and read-only to the program, which runs as an unprivileged numeric user
+# (Kubernetes' runAsNonRoot can verify a numeric USER only).
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY crds ./crds
+USER 65532:65532
+ENTRYPOINT ["node", "dist/src/cli/main.js"]
+CMD ["controller"]

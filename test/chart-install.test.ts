@@ -1,0 +1,113 @@
+/**
+ * The chart and the plain manifests install into a real control plane: every object they render is
+ * created, the pods they would run pass the restricted Pod Security Standard (checked by the
+ * apiserver with a server-side dry run, since no kubelet runs here), and `helm uninstall` removes
+ * everything but the CRDs.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, renderInstallManifests } from '../scripts/render-manifests.ts';
+import { clusterState, createNamespace, kubectl, uniqueName } from './support/cluster.ts';
+import { DEFAULT_KINDS, helm, kindCounts, objectsOfKind, parseManifests, type KubeObject } from './support/helm.ts';
+import { waitFor } from './support/resources.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'chart-install-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const RESTRICTED = 'pod-security.kubernetes.io/enforce=restricted';
+const CRDS = ['deployments.apikeys.dev', 'apikeys.apikeys.dev'].map((n) => `customresourcedefinition.apiextensions.k8s.io/${n}`);
+
+/** `kubectl get -f` of the objects in `file`: the names of those that exist. */
+async function existing(file: string): Promise<string[]> {
+  const r = await kubectl(['get', '-f', file, '-o', 'name', '--ignore-not-found']);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/** Asks the apiserver to admit (dry run) a Pod of each Deployment, in a namespace enforcing `restricted`. */
+async function expectPodsAdmitted(objects: KubeObject[]): Promise<void> {
+  const deployments = objectsOfKind<V1Deployment>(objects, 'Deployment');
+  expect(deployments.length).toBeGreaterThan(0);
+  for (const d of deployments) {
+    const pod = {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: `${d.metadata?.name}-admission`, namespace: d.metadata?.namespace, labels: d.spec?.template.metadata?.labels },
+      spec: d.spec?.template.spec,
+    };
+    const r = await kubectl(['create', '--dry-run=server', '-o', 'name', '-f', '-'], { input: JSON.stringify(pod) });
+    expect(r.code, `${d.metadata?.name}: ${r.stderr}`).toBe(0);
+    expect(r.stderr).not.toContain('PodSecurity');
+  }
+}
+
+const INSTALLS: [string, (watched: string[]) => object, Record<string, number>][] = [
+  ['the default values', () => ({}), DEFAULT_KINDS],
+  ['the token server as its own autoscaled Deployment behind NetworkPolicies', () => ({
+    tokenServer: { mode: 'deployment', autoscaling: { enabled: true } }, networkPolicy: { enabled: true },
+  }), { ...DEFAULT_KINDS, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1, HorizontalPodAutoscaler: 1, NetworkPolicy: 2 }],
+  ['two watched namespaces', (watched) => ({ watchNamespaces: watched }),
+    { ...DEFAULT_KINDS, ClusterRoleBinding: 1, RoleBinding: 6 }],
+];
+
+describe('helm install', () => {
+  it.each(INSTALLS)('with %s creates every object, and helm uninstall removes all but the CRDs', async (_name, values, kinds) => {
+    const ns = await createNamespace('chart');
+    const watched = [await createNamespace('watched'), await createNamespace('watched')];
+    const release = uniqueName('apikey-operator');
+    try {
+      expect((await kubectl(['label', 'namespace', ns.name, RESTRICTED])).code).toBe(0);
+      const install = await helm(['install', release, CHART_DIR, '--namespace', ns.name], values(watched.map((w) => w.name)));
+      expect(install.code, install.stderr).toBe(0);
+      expect(install.stdout).toContain(`http://${release}-token.${ns.name}.svc:8080/oauth/token`);
+
+      const manifest = (await helm(['get', 'manifest', release, '--namespace', ns.name])).stdout;
+      const objects = parseManifests(manifest);
+      expect(kindCounts(objects)).toEqual(kinds);
+      const file = join(tmp, `${release}.yaml`);
+      writeFileSync(file, manifest);
+      expect((await existing(file)).length).toBe(objects.length);
+      await expectPodsAdmitted(objects);
+
+      const uninstall = await helm(['uninstall', release, '--namespace', ns.name]);
+      expect(uninstall.code, uninstall.stderr).toBe(0);
+      await waitFor('every object deleted', async () => (await existing(file)).length === 0, 60_000);
+      const crds = await kubectl(['get', ...CRDS, '-o', 'name']);
+      expect(crds.stdout.split('\n').filter(Boolean)).toEqual(CRDS);
+    } finally {
+      await helm(['uninstall', release, '--namespace', ns.name, '--ignore-not-found']);
+      for (const n of [ns, ...watched]) await n.cleanup();
+    }
+  });
+});
+
+describe('kubectl apply -f manifests/install/', () => {
+  it('installs the operator into the namespace apikey-operator, which admits its pods under the restricted standard', async () => {
+    const operator = join(INSTALL_DIR, '02-operator.yaml');
+    const namespace = join(INSTALL_DIR, '00-namespace.yaml');
+    // The rest of the suite uses the CRDs installed from crds/: never apply stale copies over them.
+    expect(readFileSync(join(INSTALL_DIR, '01-crds.yaml'), 'utf8'), 'run node_modules/.bin/node scripts/render-manifests.ts')
+      .toBe(renderInstallManifests(clusterState().binaries.helm)['01-crds.yaml']);
+    try {
+      const r = await kubectl(['apply', '-f', INSTALL_DIR]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toContain('PodSecurity');
+      expect(r.stdout).toContain(`namespace/${INSTALL_NAMESPACE}`);
+      for (const crd of CRDS) expect(r.stdout).toContain(crd);
+
+      const objects = parseManifests(readFileSync(operator, 'utf8'));
+      expect(objects.every((o) => o.metadata.namespace === undefined || o.metadata.namespace === INSTALL_NAMESPACE)).toBe(true);
+      expect((await existing(operator)).length).toBe(objects.length);
+      const labels = await kubectl(['get', 'namespace', INSTALL_NAMESPACE, '-o', 'jsonpath={.metadata.labels}']);
+      expect(JSON.parse(labels.stdout)).toMatchObject({ 'pod-security.kubernetes.io/enforce': 'restricted' });
+      await expectPodsAdmitted(objects);
+    } finally {
+      // The CRDs stay: the rest of the suite uses them.
+      const d = await kubectl(['delete', '-f', operator, '-f', namespace, '--ignore-not-found', '--timeout=120s']);
+      expect(d.code, d.stderr).toBe(0);
+    }
+    expect(await existing(operator)).toEqual([]);
+  });
+});

@@ -1,0 +1,142 @@
+/**
+ * The Dockerfile builds a hardened image of the CLI, checked without a Docker engine: read as
+ * `docker build` reads it, and reproduced stage by stage in a temporary folder (the same COPY and
+ * RUN steps, on this repository's Node 24, with npm's cache preferred) so that the image's
+ * entrypoint can be run.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHART_DIR } from '../scripts/render-manifests.ts';
+import {
+  contextFiles, parseCopy, parseDockerfile, parseDockerIgnore, reproduceBuild, type Stage,
+} from './support/dockerfile.ts';
+import { objectsOfKind, renderChart } from './support/helm.ts';
+import { ROOT } from './support/paths.ts';
+
+const exec = promisify(execFile);
+const stages = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+const ignore = parseDockerIgnore(readFileSync(join(ROOT, '.dockerignore'), 'utf8'));
+const final = stages.at(-1) as Stage;
+const instructions = (stage: Stage, keyword: string): string[] =>
+  stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
+
+describe('the Dockerfile', () => {
+  it('builds every stage from the official Node.js 24 image', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    for (const s of stages) expect(s.image).toMatch(/^node:24-(bookworm-slim|alpine)$/);
+  });
+
+  it('runs as the numeric non-root user the Helm chart expects', () => {
+    const users = instructions(final, 'USER');
+    expect(users.length).toBeGreaterThan(0);
+    const user = users.at(-1) ?? '';
+    expect(user).toMatch(/^[1-9][0-9]*:[1-9][0-9]*$/);
+    const values = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { securityContext: { runAsUser: number; runAsGroup: number } };
+    expect(user).toBe(`${values.securityContext.runAsUser}:${values.securityContext.runAsGroup}`);
+  });
+
+  it('has no HEALTHCHECK: Kubernetes probes the programs', () => {
+    expect(stages.flatMap((s) => instructions(s, 'HEALTHCHECK'))).toEqual([]);
+  });
+
+  it('starts the CLI, the controller by default', () => {
+    expect(JSON.parse(instructions(final, 'ENTRYPOINT').at(-1) ?? 'null')).toEqual(['node', 'dist/src/cli/main.js']);
+    expect(JSON.parse(instructions(final, 'CMD').at(-1) ?? 'null')).toEqual(['controller']);
+  });
+
+  it('puts the compiled program, production node_modules, package.json and the CRDs in the final stage', () => {
+    const copies = instructions(final, 'COPY').map(parseCopy);
+    const dest = (d: string) => copies.filter((c) => c.dest.replace(/^\.\//, '').replace(/\/$/, '') === d);
+    expect(dest('dist').map((c) => c.from)).toEqual(['build']);
+    expect(dest('node_modules').map((c) => c.from)).toEqual(['deps']);
+    expect(dest('crds')).toHaveLength(1);
+    expect(copies.some((c) => c.sources.includes('package.json') && c.from === undefined)).toBe(true);
+  });
+
+  it('installs production dependencies with npm ci --omit=dev, none of which needs an install script', () => {
+    const deps = stages.find((s) => s.name === 'deps');
+    expect(deps && instructions(deps, 'RUN').some((r) => /npm ci .*--omit=dev/.test(r))).toBe(true);
+    // --ignore-scripts is safe only while no production dependency has an install script.
+    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean; hasInstallScript?: boolean }>;
+    };
+    const withScripts = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript && !p.dev).map(([k]) => k);
+    expect(withScripts).toEqual([]);
+    expect(lock.packages['node_modules/node']?.dev).toBe(true);
+  });
+
+  it('carries OCI labels', () => {
+    const labels = instructions(final, 'LABEL').join(' ');
+    for (const key of ['title', 'description', 'version', 'licenses']) expect(labels).toContain(`org.opencontainers.image.${key}=`);
+  });
+
+  it('copies only sources that exist and that .dockerignore lets into the build context', () => {
+    const context = contextFiles(ROOT, ignore);
+    const sources = stages.flatMap((s) => instructions(s, 'COPY').map(parseCopy)).filter((c) => c.from === undefined).flatMap((c) => c.sources);
+    expect(sources.length).toBeGreaterThan(3);
+    for (const src of sources) {
+      expect(existsSync(join(ROOT, src)), src).toBe(true);
+      expect(context.some((f) => f === src || f.startsWith(`${src}/`)), `${src} is in the build context`).toBe(true);
+    }
+  });
+
+  it.each([
+    ['keeps out', 'node_modules/jose/package.json'], ['keeps out', 'dist/src/cli/main.js'], ['keeps out', '.git/HEAD'],
+    ['keeps out', 'test/chart.test.ts'], ['keeps out', 'src/keys/format.test.ts'], ['keeps out', 'charts/apikey-operator/values.yaml'],
+    ['keeps out', '.env'], ['lets in', 'src/cli/main.ts'], ['lets in', 'package-lock.json'], ['lets in', 'crds/apikeys.dev_apikeys.yaml'],
+  ])('.dockerignore %s %s', (verdict, path) => {
+    expect(ignore.excludes(path)).toBe(verdict === 'keeps out');
+  });
+});
+
+describe('the image, reproduced stage by stage in a temporary folder', () => {
+  const work = mkdtempSync(join(tmpdir(), 'image-'));
+  let app = '';
+  let env: Record<string, string> = {};
+  const run = async (args: string[]) => exec(process.execPath, ['dist/src/cli/main.js', ...args], {
+    cwd: app, env: { ...process.env, ...env }, encoding: 'utf8',
+  });
+
+  beforeAll(async () => {
+    const built = await reproduceBuild(stages, ROOT, contextFiles(ROOT, ignore), work, { npm_config_prefer_offline: 'true' });
+    app = built.stageDir(final);
+    env = built.env;
+  }, 300_000);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('holds production dependencies only: no node binary package, no TypeScript, no test tools', () => {
+    for (const dep of ['@kubernetes/client-node', 'jose', 'pino', 'yaml']) expect(existsSync(join(app, 'node_modules', dep)), dep).toBe(true);
+    for (const dev of ['node', 'typescript', 'vitest', 'eslint']) expect(existsSync(join(app, 'node_modules', dev)), dev).toBe(false);
+    expect(existsSync(join(app, 'crds', 'apikeys.dev_apikeys.yaml'))).toBe(true);
+  });
+
+  it('prints usage naming the controller and token-server commands from its entrypoint', async () => {
+    const { stdout } = await run(['--help']);
+    expect(stdout).toContain('controller');
+    expect(stdout).toContain('token-server');
+  });
+
+  it('accepts every flag the Helm chart passes it, in every mode', async () => {
+    const objects = [
+      ...await renderChart('ako', 'ops', { watchNamespaces: ['a'], audiences: ['x'] }),
+      ...await renderChart('ako', 'ops', { tokenServer: { mode: 'deployment' } }),
+    ];
+    const containers = objectsOfKind<V1Deployment>(objects, 'Deployment').flatMap((d) => d.spec?.template.spec?.containers ?? []);
+    const flagsBy = new Map<string, Set<string>>();
+    for (const c of containers) {
+      const [command = '', ...args] = c.args ?? [];
+      for (const a of args) flagsBy.set(command, (flagsBy.get(command) ?? new Set()).add(a.split('=')[0] ?? a));
+    }
+    expect([...flagsBy.keys()].sort()).toEqual(['controller', 'token-server']);
+    for (const [command, flags] of flagsBy) {
+      const { stdout } = await run([command, '--help']);
+      for (const f of flags) expect(stdout, `${command} ${f}`).toMatch(new RegExp(`^\\s+${f}(?=\\s)`, 'm'));
+    }
+  });
+});
