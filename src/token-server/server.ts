@@ -58,10 +58,10 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server {
   function send(res: ServerResponse, route: Route, start: number, status: number, body: string,
     headers?: Record<string, string>, contentType = JSON_TYPE): void {
     if (res.headersSent || res.destroyed) return;
-    res.statusCode = status;
-    res.setHeader('content-type', contentType);
-    res.setHeader('content-length', Buffer.byteLength(body));
-    if (headers) for (const k in headers) res.setHeader(k, headers[k]!);
+    // The flat-array form of writeHead is Node's cheapest way to send headers.
+    const h = ['content-type', contentType, 'content-length', String(Buffer.byteLength(body))];
+    if (headers) for (const k in headers) h.push(k, headers[k]!);
+    res.writeHead(status, h);
     res.end(body);
     metrics.observe(route, status, (performance.now() - start) / 1000);
   }

@@ -1,0 +1,33 @@
+// Just enough of the untyped packages the benchmark drives.
+declare module 'oidc-provider' {
+  import type { Server } from 'node:http';
+  export default class Provider {
+    constructor(issuer: string, configuration: Record<string, unknown>);
+    listen(port: number, host: string, callback?: () => void): Server;
+    proxy: boolean;
+  }
+}
+
+declare module 'autocannon' {
+  export interface Request { method?: string; path?: string; headers?: Record<string, string>; body?: string }
+  export interface Options {
+    url: string;
+    connections?: number;
+    pipelining?: number;
+    duration?: number;
+    requests?: Request[];
+    method?: string;
+    headers?: Record<string, string>;
+  }
+  export interface Histogram { average: number; mean: number; p50: number; p90: number; p99: number; max: number }
+  export interface Result {
+    requests: Histogram & { total: number };
+    latency: Histogram;
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    '2xx': number;
+    duration: number;
+  }
+  export default function autocannon(opts: Options): Promise<Result>;
+}
