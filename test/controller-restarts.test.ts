@@ -151,7 +151,7 @@ describe('two controller replicas', () => {
     try {
       await createDeployment(ns.name, 'dep');
       const a = await controller();
-      const aId = await waitFor('A leads', async () => /"identity":"([^"]+)".*became leader/.exec(a.logs())?.[1]);
+      const aId = await waitFor('A leads', () => Promise.resolve(/"identity":"([^"]+)".*became leader/.exec(a.logs())?.[1]));
       const b = await controller();
       await sleep(1_500);
       expect(b.logs()).not.toMatch(/became leader/);
@@ -184,12 +184,12 @@ describe('two controller replicas', () => {
 
   it('hands the lease over at once on SIGTERM', async () => {
     const a = await controller();
-    await waitFor('A leads', async () => /became leader/.test(a.logs()));
+    await waitFor('A leads', () => Promise.resolve(/became leader/.test(a.logs())));
     const b = await controller();
     const t0 = Date.now();
     await a.stop();
     expect(await a.exited).toBe(0);
-    await waitFor('B leads', async () => /became leader/.test(b.logs()), 10_000);
+    await waitFor('B leads', () => Promise.resolve(/became leader/.test(b.logs())), 10_000);
     expect(Date.now() - t0).toBeLessThan(3_000);
   }, 60_000);
 });

@@ -214,7 +214,7 @@ describe('rotation', () => {
     const newCreds = credentialsOf((await waitFor('new Secret', async () => {
       const s = await getSecret(ns.name, 'rotating');
       return s && credentialsOf(s).secret !== oldCreds.secret ? s : undefined;
-    }))!);
+    })));
     expect(newCreds.keyId).toBe(oldCreds.keyId);
     expect(rotated.status?.previousSecretHash).toBe(before.status?.secretHash);
     expect(rotated.status?.secretHash).toBe(`sha256:${createHash('sha256').update(newCreds.secret).digest('base64url')}`);

@@ -43,19 +43,19 @@ async function pass(name: string, crashAfter = Infinity): Promise<number> {
   const w: ApiKeyWrites = {
     async setOwner(a, d) {
       count();
-      return c.mergePatch<ApiKey>(apiKeyPath(ns.name, a.metadata.name!), { metadata: { resourceVersion: a.metadata.resourceVersion,
+      return c.mergePatch<ApiKey>(apiKeyPath(ns.name, a.metadata.name), { metadata: { resourceVersion: a.metadata.resourceVersion,
         ownerReferences: [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: d.metadata.name!, uid: d.metadata.uid! }] } });
     },
     async applyStatus(a, status: ApiKeyStatus) {
       count();
-      return c.apply<ApiKey>(`${apiKeyPath(ns.name, a.metadata.name!)}/status`, {
+      return c.apply<ApiKey>(`${apiKeyPath(ns.name, a.metadata.name)}/status`, {
         apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
         metadata: { name: a.metadata.name, resourceVersion: a.metadata.resourceVersion }, status,
       }, 'apikey-operator');
     },
     async applySecret(s: SecretObject) {
       count();
-      return c.apply<SecretObject>(secretPath(ns.name, s.metadata!.name!), s, 'apikey-operator');
+      return c.apply<SecretObject>(secretPath(ns.name, s.metadata!.name), s, 'apikey-operator');
     },
     event() { /* events are not state */ },
   };

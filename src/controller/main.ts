@@ -70,6 +70,8 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const reconciles = new Counter({ name: 'apikey_operator_reconcile_total', help: 'Reconciles by kind and result', labelNames: ['kind', 'result'], registers: [registry] });
   const duration = new Histogram({ name: 'apikey_operator_reconcile_duration_seconds', help: 'Reconcile latency', labelNames: ['kind'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
   const leaderGauge = new Gauge({ name: 'apikey_operator_leader', help: '1 while this replica leads', registers: [registry] });
+  const requests = new Counter({ name: 'apikey_operator_kube_requests_total', help: 'Requests to the Kubernetes API by method and status code', labelNames: ['method', 'code'], registers: [registry] });
+  client.observer = (method, code) => requests.inc({ method, code: String(code) });
   const queue = new WorkQueue();
   new Gauge({ name: 'apikey_operator_workqueue_depth', help: 'Keys waiting', registers: [registry], collect() { this.set(queue.length); } });
   new Gauge({ name: 'apikey_operator_cached_objects', help: 'Objects in the informer caches', labelNames: ['resource'], registers: [registry], collect() {
@@ -78,12 +80,32 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     this.set({ resource: 'secrets' }, secrets.size);
   } });
 
-  // Event handlers only enqueue keys.
+  // ApiKey versions we have written over. A cached object with one of these
+  // resourceVersions is known to be stale (our own write's watch event is on
+  // its way and will enqueue the key again), so reconciling it would only
+  // end in a 409.
+  const superseded = new Map<string, { stale: Set<string>; latest: string }>();
+  const supersede = (before: ApiKey, after: ApiKey) => {
+    const key = objectKey(before);
+    const entry = superseded.get(key) ?? { stale: new Set<string>(), latest: '' };
+    entry.stale.add(before.metadata.resourceVersion!);
+    entry.latest = after.metadata.resourceVersion!;
+    superseded.set(key, entry);
+  };
+  const observeApiKey = (ak: ApiKey) => {
+    const entry = superseded.get(objectKey(ak));
+    if (entry?.latest === ak.metadata.resourceVersion) superseded.delete(objectKey(ak));
+  };
+  const isStale = (ak: ApiKey | undefined) => !!ak && !!superseded.get(objectKey(ak))?.stale.has(ak.metadata.resourceVersion!);
+
+  // Event handlers only enqueue keys. Deployment counts are batched: a burst
+  // of new keys costs one status write, not one per key.
   const enqueueApiKey = (ak: ApiKey) => queue.add(`ApiKey/${objectKey(ak)}`);
   const enqueueDeployment = (namespace: string | undefined, name: string) => queue.add(`Deployment/${namespace}/${name}`);
-  apiKeys.on('add', (ak) => { enqueueApiKey(ak); enqueueDeployment(ak.metadata.namespace, ak.spec.deploymentRef.name); });
-  apiKeys.on('update', (ak) => enqueueApiKey(ak));
-  apiKeys.on('delete', (ak) => enqueueDeployment(ak.metadata.namespace, ak.spec.deploymentRef.name));
+  const countDeployment = (ak: ApiKey) => queue.addAfter(`Deployment/${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`, 1000);
+  apiKeys.on('add', (ak) => { observeApiKey(ak); enqueueApiKey(ak); countDeployment(ak); });
+  apiKeys.on('update', (ak) => { observeApiKey(ak); enqueueApiKey(ak); });
+  apiKeys.on('delete', (ak) => { superseded.delete(objectKey(ak)); countDeployment(ak); });
   const onDeployment = (dep: Deployment) => {
     enqueueDeployment(dep.metadata.namespace, dep.metadata.name!);
     for (const ak of apiKeys.byIndex('deployment', objectKey(dep))) enqueueApiKey(ak);
@@ -122,16 +144,20 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     async setOwner(ak, dep) {
       assertLeading();
       const refs = [...(ak.metadata.ownerReferences ?? []), { apiVersion: API_VERSION, kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }];
-      return client.mergePatch<ApiKey>(paths.object('apikeys.dev', 'v1alpha1', APIKEYS, ak.metadata.namespace!, ak.metadata.name!),
+      const updated = await client.mergePatch<ApiKey>(paths.object('apikeys.dev', 'v1alpha1', APIKEYS, ak.metadata.namespace!, ak.metadata.name!),
         { metadata: { resourceVersion: ak.metadata.resourceVersion, ownerReferences: refs } });
+      supersede(ak, updated);
+      return updated;
     },
     async applyStatus(ak, status) {
       assertLeading();
-      return client.apply<ApiKey>(`${paths.object('apikeys.dev', 'v1alpha1', APIKEYS, ak.metadata.namespace!, ak.metadata.name!)}/status`, {
+      const updated = await client.apply<ApiKey>(`${paths.object('apikeys.dev', 'v1alpha1', APIKEYS, ak.metadata.namespace!, ak.metadata.name!)}/status`, {
         apiVersion: API_VERSION, kind: 'ApiKey',
         metadata: { name: ak.metadata.name, namespace: ak.metadata.namespace, resourceVersion: ak.metadata.resourceVersion },
         status,
       }, FIELD_MANAGER);
+      supersede(ak, updated);
+      return updated;
     },
     async applySecret(secret) {
       assertLeading();
@@ -156,7 +182,10 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       });
     }
     const [kind, namespace, name] = key.split('/') as [string, string, string];
-    if (kind === 'ApiKey') return (await reconciler.reconcile(namespace, name)).requeueAfterMs;
+    if (kind === 'ApiKey') {
+      if (isStale(apiKeys.get(namespace, name))) return undefined;
+      return (await reconciler.reconcile(namespace, name)).requeueAfterMs;
+    }
     await reconcileDeployment({
       deployment: (n, nm) => deployments.get(n, nm),
       apiKeyCount: (n, nm) => apiKeys.byIndex('deployment', `${n}/${nm}`).filter((ak) => !ak.metadata.deletionTimestamp).length,
@@ -189,9 +218,15 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       } catch (err) {
         const conflict = isConflict(err) || (err instanceof KubeError && err.status === 422 && /the object has been modified/.test(err.message));
         reconciles.inc({ kind, result: conflict ? 'conflict' : 'error' });
-        if (conflict) log.debug({ key }, 'conflict; retrying with fresh state');
-        else log.warn({ key, err, retries: queue.failureCount(key) }, 'reconcile failed; retrying with backoff');
-        queue.addRateLimited(key);
+        if (conflict) {
+          // Decided on a stale cache: the newer version's watch event enqueues
+          // the key again; the delayed visit is only a safety net.
+          log.debug({ key }, 'conflict; retrying with fresh state');
+          queue.addAfter(key, 2000);
+        } else {
+          log.warn({ key, err, retries: queue.failureCount(key) }, 'reconcile failed; retrying with backoff');
+          queue.addRateLimited(key);
+        }
       } finally {
         inFlight--;
         end();

@@ -7,7 +7,7 @@
  * a Secret's data.
  */
 import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
-import { fetch } from 'undici';
+import { fetch, type Dispatcher } from 'undici';
 import { redactSecrets } from '../shared/redact.ts';
 
 export const CONTENT = {
@@ -50,9 +50,20 @@ const METHODS: Record<string, HttpMethod> = {
   GET: HttpMethod.GET, POST: HttpMethod.POST, PUT: HttpMethod.PUT, PATCH: HttpMethod.PATCH, DELETE: HttpMethod.DELETE,
 };
 
+export type RequestObserver = (method: string, status: number, seconds: number) => void;
+
 export class KubeClient {
   readonly kc: KubeConfig;
   private readonly server: string;
+  /** Called after every request (status 0: unreachable), for metrics. */
+  observer: RequestObserver | undefined;
+  /**
+   * client-node builds a new undici Agent for every request, so no
+   * connection is ever reused and each request pays a TLS handshake. The
+   * first one is kept; per-request authentication (tokens, exec plugins)
+   * still comes from applySecurityAuthentication's headers.
+   */
+  private dispatcher: Dispatcher | undefined;
 
   constructor(kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
@@ -71,6 +82,7 @@ export class KubeClient {
     const url = this.url(path, opts.query);
     const ctx = new RequestContext(url.toString(), METHODS[method]!);
     await this.kc.applySecurityAuthentication(ctx);
+    this.dispatcher ??= ctx.getDispatcher();
     const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
     let body: string | undefined;
     if (opts.body !== undefined) {
@@ -78,16 +90,20 @@ export class KubeClient {
       body = JSON.stringify(opts.body);
     }
     let res;
+    const started = performance.now();
+    const observe = (status: number) => this.observer?.(method, status, (performance.now() - started) / 1000);
     try {
       res = await fetch(url, {
-        method, headers, body, dispatcher: ctx.getDispatcher(), signal: opts.signal ?? AbortSignal.timeout(30_000),
+        method, headers, body, dispatcher: this.dispatcher, signal: opts.signal ?? AbortSignal.timeout(30_000),
       });
     } catch (err) {
+      observe(0);
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new KubeError(0, 'Unreachable',
         `cannot reach the Kubernetes API at ${this.server}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
     }
     const text = await res.text();
+    observe(res.status);
     if (!res.ok) {
       let reason = res.statusText;
       let message = `${method} ${path}: HTTP ${res.status}`;

@@ -42,6 +42,9 @@ export interface RunningProcess {
 }
 
 let counter = 0;
+const live = new Set<ChildProcess>();
+// A safety net: whatever a failed test left running dies with its worker.
+process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
 
 export function startProcess(name: string, args: string[], env: Record<string, string | undefined> = {}): RunningProcess {
   const logFile = join(logDir(), `${name}-${process.pid}-${++counter}.log`);
@@ -54,9 +57,11 @@ export function startProcess(name: string, args: string[], env: Record<string, s
   child.stdout.pipe(out, { end: false });
   child.stderr.pipe(out, { end: false });
   let running = true;
+  live.add(child);
   const exited = new Promise<number | null>((resolve) => {
     child.on('exit', (code, signal) => {
       running = false;
+      live.delete(child);
       resolve(code ?? (signal ? 128 : null));
     });
   });
@@ -97,6 +102,14 @@ export async function waitForHttp(url: string, proc: RunningProcess, timeoutMs =
   }
 }
 
+/** A process that never became ready is killed before the error propagates: tests leak nothing. */
+function killAndThrow(p: RunningProcess): (err: unknown) => Promise<never> {
+  return async (err) => {
+    await p.kill();
+    throw err;
+  };
+}
+
 export interface ControllerOptions {
   kubeconfig: string;
   operatorNamespace: string;
@@ -114,7 +127,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningP
     ...(opts.args ?? []),
   ], opts.env);
   p.healthPort = healthPort;
-  if (opts.waitReady ?? true) await waitForHttp(`http://127.0.0.1:${healthPort}/readyz`, p);
+  if (opts.waitReady ?? true) await waitForHttp(`http://127.0.0.1:${healthPort}/readyz`, p).catch(killAndThrow(p));
   return p;
 }
 
@@ -135,6 +148,6 @@ export async function startTokenServer(opts: TokenServerProcessOptions): Promise
     ...(opts.args ?? []),
   ], opts.env);
   p.port = port;
-  if (opts.waitReady ?? true) await waitForHttp(`${url}/readyz`, p);
+  if (opts.waitReady ?? true) await waitForHttp(`${url}/readyz`, p).catch(killAndThrow(p));
   return Object.assign(p, { url });
 }
