@@ -1,0 +1,50 @@
+/**
+ * The README's first command, driven as a user runs it: `npm start` brings up
+ * its own control plane, the operator and the example key, prints the curl,
+ * fetches a token and shows its claims; here with --exit-after-token so that
+ * it stops everything by itself, within a time limit.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+import { isRunning, readState } from './cluster/controlplane.ts';
+import { ROOT } from './support/paths.ts';
+
+const exec = promisify(execFile);
+
+it('npm start runs the operator end to end and prints a token\'s claims, then stops everything', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'quickstart-'));
+  try {
+    const { stdout } = await exec('npm', ['start', '--silent', '--', '--exit-after-token', '--dir', dir], {
+      cwd: ROOT, timeout: 150_000, maxBuffer: 8 * 1024 * 1024,
+    });
+    expect(stdout).toMatch(/API_KEY_ID=ak_[a-z2-7]{26}/);
+    expect(stdout).toMatch(/curl -s -X POST http:\/\/127\.0\.0\.1:\d+\/oauth\/token -H 'content-type: application\/json'/);
+    expect(stdout).toContain('"grant_type":"client_credentials"');
+    expect(stdout).toMatch(/HTTP 200: a 86400s access token/);
+    expect(stdout).toContain('"deployment": "default/airflow-prod"');
+    expect(stdout).toContain('"aud": "https://airflow-prod.example.com"');
+    expect(stdout).not.toMatch(/aks_[0-9A-Za-z]{49}/);
+    const state = readState(dir)!;
+    for (const p of state.processes) expect(isRunning(p)).toBe(false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 180_000);
+
+it('says clearly that the control plane is not built, and what is missing, when Go is absent', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'empty-cache-'));
+  try {
+    const r = await exec(process.execPath, [join(ROOT, 'test/cluster/cli.ts'), 'up', '--dir', join(cache, 'cp')], {
+      env: { ...process.env, APIKEY_OPERATOR_CACHE: cache, PATH: '/nonexistent' },
+    }).then(() => undefined, (e: unknown) => e as { code: number; stderr: string });
+    expect(r?.code).toBe(1);
+    expect(r?.stderr).toMatch(/is not built yet, and there is no Go toolchain to build it: 'go' is not on PATH/);
+    expect(r?.stderr).toContain('kubernetes 1.36.3');
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+});
