@@ -54,7 +54,7 @@ async function cleanup(code: number): Promise<never> {
   stopping = true;
   step('Stopping');
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  await Promise.all(children.filter((c) => c.exitCode === null).map((c) => new Promise((r) => c.once('exit', r))));
   if (clusterDir) {
     await down(clusterDir);
     say(`stopped the local control plane in ${clusterDir}`);
