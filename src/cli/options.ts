@@ -19,7 +19,12 @@ export function envName(flag: string): string {
 }
 
 export function flag(name: string, help: string, def?: string, type: 'string' | 'boolean' = 'string'): FlagSpec {
-  return { name, env: name === 'kubeconfig' ? 'KUBECONFIG' : envName(name), type, default: def, help };
+  const special: Record<string, string> = {
+    kubeconfig: 'KUBECONFIG',
+    'operator-namespace': 'APIKEY_OPERATOR_NAMESPACE',
+    namespaces: 'APIKEY_OPERATOR_WATCH_NAMESPACES',
+  };
+  return { name, env: special[name] ?? envName(name), type, default: def, help };
 }
 
 export const COMMON_FLAGS: FlagSpec[] = [
@@ -49,14 +54,14 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   ...COMMON_FLAGS,
   flag('port', 'port of the token endpoint', '8080'),
   flag('host', 'address to listen on', '0.0.0.0'),
-  flag('issuer', 'the issuer URL (iss); default: http://<host>:<port> of the request... set it in production', ''),
+  flag('issuer', 'the issuer URL: the iss of every token and the base of the discovery documents; default http://localhost:<port>, set it in production', ''),
 ];
 
 export function usage(command: string, summary: string, flags: FlagSpec[]): string {
   const lines = [`Usage: apikey-operator ${command} [flags]`, '', summary, '', 'Flags:'];
   for (const f of flags) {
     const def = f.default !== undefined && f.default !== '' ? ` (default ${f.default})` : '';
-    lines.push(`  --${f.name}${f.type === 'string' ? ' VALUE' : ''}`.padEnd(34) + `${f.help}${def} [${f.env}]`);
+    lines.push(`  --${f.name}${f.type === 'string' ? ' VALUE' : ''}`, `      ${f.help}${def} [env ${f.env}]`);
   }
   return lines.join('\n');
 }

@@ -1,0 +1,42 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, UsageError } from './options.ts';
+
+afterEach(() => {
+  delete process.env.APIKEY_OPERATOR_WORKERS;
+  delete process.env.APIKEY_OPERATOR_NAMESPACE;
+});
+
+describe('program flags', () => {
+  it('take a flag over its environment variable over the default', () => {
+    expect(parseFlags([], CONTROLLER_FLAGS).workers).toBe('4');
+    process.env.APIKEY_OPERATOR_WORKERS = '9';
+    expect(parseFlags([], CONTROLLER_FLAGS).workers).toBe('9');
+    expect(parseFlags(['--workers', '3'], CONTROLLER_FLAGS).workers).toBe('3');
+  });
+
+  it('read the operator namespace from APIKEY_OPERATOR_NAMESPACE', () => {
+    process.env.APIKEY_OPERATOR_NAMESPACE = 'ops';
+    expect(parseFlags([], TOKEN_SERVER_FLAGS)['operator-namespace']).toBe('ops');
+  });
+
+  it.each([
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['positional'], /positional/],
+    [['--leader-elect=maybe'], /must be true or false/],
+  ])('refuse %j with a usage error', (argv, message) => {
+    expect(() => parseFlags(argv, CONTROLLER_FLAGS)).toThrow(UsageError);
+    expect(() => parseFlags(argv, CONTROLLER_FLAGS)).toThrow(message);
+  });
+
+  it('accept a bare boolean flag as true', () => {
+    expect(parseFlags(['--leader-elect'], CONTROLLER_FLAGS)['leader-elect']).toBe('true');
+    expect(parseFlags(['--leader-elect=false'], CONTROLLER_FLAGS)['leader-elect']).toBe('false');
+  });
+
+  it('split lists and check integer ranges', () => {
+    expect(csv(' a, b,,c ')).toEqual(['a', 'b', 'c']);
+    expect(intFlag('port', '8080', 0, 65535)).toBe(8080);
+    expect(() => intFlag('port', '70000', 0, 65535)).toThrow('--port must be an integer from 0 to 65535');
+    expect(() => intFlag('workers', '1.5', 1, 256)).toThrow(UsageError);
+  });
+});
