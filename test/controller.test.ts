@@ -79,7 +79,7 @@ describe('an ApiKey of an existing Deployment', () => {
     const r = await kubectl(['get', 'ak', '-n', ns.name]);
     expect(r.stdout.split('\n')[0]).toMatch(/NAME\s+DEPLOYMENT\s+KEY ID\s+READY\s+LAST ROTATION\s+AGE/);
     expect(r.stdout).toMatch(/ci\s+airflow\s+ak_[a-z2-7]{26}\s+True/);
-    const cat = await kubectl(['get', 'apikeys', '-n', ns.name, '-o', 'name']);
+    const cat = await kubectl(['get', 'apikey-operator', '-n', ns.name, '-o', 'name']);
     expect(cat.stdout).toContain('apikey.apikeys.dev/ci');
     expect(cat.stdout).toContain('deployment.apikeys.dev/airflow');
     const akd = await kubectl(['get', 'akdeploy', '-n', ns.name]);
