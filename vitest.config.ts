@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config';
+import { FinalLastSequencer } from './test/setup/sequencer.ts';
 
 export default defineConfig({
   test: {
+    sequence: { sequencer: FinalLastSequencer },
     projects: [
       {
         test: {

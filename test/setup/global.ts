@@ -13,6 +13,7 @@ import type { TestProject } from 'vitest/node';
 import { MissingToolchainError } from '../cluster/binaries.ts';
 import { down, readState, up } from '../cluster/controlplane.ts';
 import { CRD_FILES } from '../support/paths.ts';
+import { scanLogs } from './log-scan.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -25,7 +26,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (reuse) {
     if (!readState(reuse)) throw new Error(`APIKEY_OPERATOR_TEST_CLUSTER_DIR=${reuse} has no running control plane`);
     project.provide('clusterDir', reuse);
-    return async () => {};
+    return () => Promise.resolve(assertLogsClean(reuse));
   }
   const dir = mkdtempSync(join(tmpdir(), 'apikey-operator-test-'));
   try {
@@ -40,6 +41,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('clusterDir', dir);
   return async () => {
     await down(dir);
+    assertLogsClean(dir);
     if (!process.env.APIKEY_OPERATOR_KEEP_TEST_DIR) rmSync(dir, { recursive: true, force: true });
   };
+}
+
+/** A summary for the run's output; test/zz-no-secrets-in-logs.final.test.ts is what fails the run. */
+function assertLogsClean(dir: string): void {
+  const r = scanLogs(join(dir, 'logs'));
+  process.stderr.write(`[log-scan] ${r.lines} lines in ${r.files} process logs checked against ${r.secrets} secrets seen: ${r.findings.length} findings\n`);
+  for (const f of r.findings.slice(0, 50)) process.stderr.write(`[log-scan] ${f}\n`);
 }
