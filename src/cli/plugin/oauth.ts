@@ -1,0 +1,80 @@
+/**
+ * The plugin's OAuth client for the token endpoint: a form POST (client
+ * credentials with HTTP Basic, or an RFC 8693 token exchange), the token
+ * response, and errors that say what the server answered, or why it could
+ * not be reached and how to reach it from outside the cluster. No error
+ * message ever holds the secret or a token.
+ */
+import { PluginError, PluginUsageError } from './errors.ts';
+
+export const TOKEN_URL_ENV = 'APIKEY_OPERATOR_TOKEN_URL';
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: string;
+  expires_in?: number;
+  scope?: string;
+  issued_token_type?: string;
+  [k: string]: unknown;
+}
+
+export const PORT_FORWARD_HINT =
+  'from outside the cluster, port-forward the token Service (kubectl -n apikey-operator port-forward svc/apikey-operator-token 8080:8080) ' +
+  `and pass --token-url http://localhost:8080/oauth/token (or set ${TOKEN_URL_ENV})`;
+
+/** A token endpoint URL; a bare origin (http://localhost:8080) gets the /oauth/token path. */
+export function tokenEndpoint(value: string, from: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new PluginUsageError(`${from} is not a URL: "${value}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new PluginUsageError(`${from} must be an http or https URL`);
+  if (u.pathname === '' || u.pathname === '/') u.pathname = '/oauth/token';
+  return u.toString();
+}
+
+export interface TokenRequest {
+  url: string;
+  params: Record<string, string | undefined>;
+  basic?: { id: string; secret: string };
+  /** Added to the message when the endpoint cannot be reached. */
+  unreachableHint: string;
+}
+
+export async function requestToken(req: TokenRequest): Promise<TokenResponse> {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(req.params)) if (v !== undefined && v !== '') body.set(k, v);
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded', accept: 'application/json',
+  };
+  if (req.basic) {
+    // RFC 6749 2.3.1: form-urlencode each part before joining them.
+    const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
+    headers.authorization = `Basic ${Buffer.from(`${enc(req.basic.id)}:${enc(req.basic.secret)}`).toString('base64')}`;
+  }
+  let res: Response;
+  try {
+    res = await fetch(req.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000), redirect: 'error' });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = (err as Error).name === 'TimeoutError' ? 'no answer within 30s' : (cause?.code ?? cause?.message ?? (err as Error).message);
+    throw new PluginError(`cannot reach the token endpoint at ${req.url} (${why}); ${req.unreachableHint}`);
+  }
+  const text = await res.text();
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch { /* not JSON */ }
+  if (res.ok && typeof json?.access_token === 'string') return json as TokenResponse;
+  if (json && typeof json.error === 'string') {
+    const desc = typeof json.error_description === 'string' ? `: ${json.error_description}` : '';
+    const retry = res.status === 429 && res.headers.get('retry-after') ? ` (retry after ${res.headers.get('retry-after')}s)` : '';
+    throw new PluginError(`the token endpoint at ${req.url} refused: ${json.error}${desc}${retry}`);
+  }
+  throw new PluginError(
+    `the token endpoint at ${req.url} answered HTTP ${res.status} without a token response; is it the token endpoint (…/oauth/token) of apikey-operator?`);
+}
