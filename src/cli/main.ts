@@ -17,7 +17,9 @@ Commands:
   token-server   serve the OAuth 2.0 token endpoint, JWKS, discovery, introspection and forward-auth
   help           show this help
 
-The kubectl plugin (kubectl apikey ...) is this program too: run kubectl-apikey --help.
+  create, list, describe, rotate, delete, token, deployments
+                 the kubectl plugin's commands (kubectl apikey ...): run 'apikey-operator list --help'
+
 Run 'apikey-operator <command> --help' for a command's flags.`;
 
 function durationFlag(name: string, v: string | undefined, minMs = 1): number {
@@ -74,6 +76,11 @@ async function main(argv: string[]): Promise<number> {
         logLevel: f['log-level']!,
       });
       return 0;
+    }
+    case 'create': case 'list': case 'describe': case 'rotate': case 'delete': case 'token': case 'deployments': {
+      // The kubectl plugin's commands: it prints its own errors and picks its exit code.
+      const { runPlugin } = await import('./plugin/index.ts');
+      return runPlugin(argv);
     }
     case undefined:
     case 'help':
