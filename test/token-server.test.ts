@@ -177,6 +177,17 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     expect(authz.status).toBe(401);
   });
 
+  it('still applies a deletion within a second after 45 s without a single watch event', async () => {
+    // client-node's watch is known to stall on quiet resources (pitfalls.md): measure it.
+    const k = await createKey('quiet', dep);
+    await issued(k);
+    // The lastUsedAt write (within 5 s) is the last event; then nothing for at least 40 s.
+    await new Promise((r) => setTimeout(r, 45_000));
+    const t0 = Date.now();
+    await adminClient().delete(apiKeyPath(ns.name, k.name));
+    expect(await refusedWithin(k, t0)).toBeLessThan(1000);
+  }, 90_000);
+
   it('refuses a key whose ownerReference names an earlier Deployment of the same name', async () => {
     const d = await createDeployment('recreated', { audiences: [AUDIENCE] });
     const k = await createKey('orphan', d);
