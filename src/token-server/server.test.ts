@@ -250,6 +250,19 @@ describe('malformed requests', () => {
     expect((await fetch(`${w.url}/healthz`)).status).toBe(200);
   });
 
+  it('survives clients that hang up in the middle of a body', async () => {
+    const { connect } = await import('node:net');
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((resolve) => {
+        const s = connect(w.server.port, '127.0.0.1', () => {
+          s.write('POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"grant_');
+          setTimeout(() => { s.resetAndDestroy(); resolve(); }, 5);
+        });
+      });
+    }
+    expect((await token(json(seedRequest()))).status).toBe(200);
+  });
+
   it('answers unknown paths with 404', async () => {
     expect((await fetch(`${w.url}/nope`)).status).toBe(404);
   });
