@@ -64,8 +64,10 @@ describe('an ApiKey of an existing Deployment', () => {
     expect(readyOf(ak)).toMatchObject({ status: 'True', reason: 'SecretReady' });
     expect(ak.status?.conditions?.[0]?.observedGeneration).toBe(ak.metadata.generation);
 
-    const events = await eventsFor(ns.name, 'ci');
-    expect(events.map((e) => e.reason)).toContain('Created');
+    const events = await waitFor('Created event', async () => {
+      const e = await eventsFor(ns.name, 'ci');
+      return e.some((x) => x.reason === 'Created') ? e : undefined;
+    });
     for (const e of events) expect(e.note).not.toContain(c.secret);
 
     const dstatus = await waitFor('Deployment status', async () => {
@@ -221,7 +223,7 @@ describe('rotation', () => {
     const validUntil = Date.parse(rotated.status!.previousSecretValidUntil!);
     expect(validUntil).toBeGreaterThanOrEqual(Math.floor(t0 / 1000) * 1000 + 3_000);
     expect(validUntil).toBeLessThanOrEqual(Date.now() + 4_000);
-    expect((await eventsFor(ns.name, 'rotating')).map((e) => e.reason)).toContain('Rotated');
+    await waitFor('Rotated event', async () => (await eventsFor(ns.name, 'rotating')).some((e) => e.reason === 'Rotated'));
 
     // A second update of the same value does not rotate again.
     await adminClient().mergePatch(apiKeyPath(ns.name, 'rotating'), { metadata: { labels: { touched: 'yes' } } });
