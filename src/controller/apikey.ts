@@ -20,7 +20,7 @@
  * so a decision taken on a stale cache fails with 409 and is retried.
  */
 import type { ApiKey, Deployment } from '../api/index.ts';
-import { API_VERSION, DEFAULT_GRACE_PERIOD, FIELD_MANAGER, ROTATE_ANNOTATION, SECRET_KEYS } from '../api/index.ts';
+import { DEFAULT_GRACE_PERIOD, ROTATE_ANNOTATION, SECRET_KEYS } from '../api/index.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
@@ -253,7 +253,7 @@ export class ApiKeyReconciler {
    * when the Ready condition's reason changes into a failure.
    */
   private async writeStatus(
-    ak: ApiKey, base: ApiKeyStatus | undefined, now: Date, ready: Omit<Condition, 'type' | 'lastTransitionTime'> & { type?: string },
+    ak: ApiKey, base: ApiKeyStatus | undefined, now: Date, ready: Pick<Condition, 'status' | 'reason' | 'message'>,
   ): Promise<ApiKey> {
     const status: ApiKeyStatus = { ...ownedStatus(base) };
     status.observedGeneration = ak.metadata.generation;
@@ -286,4 +286,3 @@ export class ApiKeyReconciler {
   }
 }
 
-export { API_VERSION, FIELD_MANAGER };
