@@ -28,7 +28,7 @@ export interface Invocation {
   positionals: string[];
   values: Values;
   /** Opens the connection to the cluster (lazily, so usage errors come first). */
-  session(): Session;
+  session(): Promise<Session>;
   output: OutputFormat;
   allNamespaces: boolean;
 }

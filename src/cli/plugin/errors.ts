@@ -4,7 +4,7 @@
  * never a secret. Kubernetes errors are turned into sentences that name what
  * was refused (verb, resource, namespace) and what to try next.
  */
-import { KubeError } from '../../kube/client.ts';
+import type { KubeError } from '../../kube/client.ts';
 
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
@@ -58,7 +58,7 @@ function subject(message: string): string {
  * the whole API group is missing.
  */
 export function kubeFailure(err: unknown, action: KubeAction, cluster: ClusterInfo): PluginError {
-  if (!(err instanceof KubeError)) {
+  if (!isKubeError(err)) {
     return err instanceof PluginError ? err : new PluginError(oneLine((err as Error).message ?? String(err)));
   }
   const what = `${action.resource}${action.name ? ` "${action.name}"` : ''}`;
@@ -86,6 +86,11 @@ export function kubeFailure(err: unknown, action: KubeAction, cluster: ClusterIn
     default:
       return new PluginError(`cannot ${action.verb} ${what} ${where(action)}: ${oneLine(err.message)} (${err.status} ${err.reason})`);
   }
+}
+
+/** A KubeError, recognised without loading the Kubernetes client (see session.ts). */
+export function isKubeError(err: unknown): err is KubeError {
+  return err instanceof Error && err.name === 'KubeError' && typeof (err as KubeError).status === 'number';
 }
 
 /** The part after "cannot reach the Kubernetes API at X: ", e.g. ECONNREFUSED. */

@@ -17,7 +17,7 @@ import { rotateCommand } from './commands/rotate.ts';
 import { tokenCommand } from './commands/token.ts';
 import { EXIT_FAILURE, EXIT_USAGE, oneLine, PluginError, PluginUsageError } from './errors.ts';
 import { outputFormat } from './output.ts';
-import { Session } from './session.ts';
+import type { Session } from './session.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
   createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand,
@@ -49,7 +49,7 @@ export function pluginHelp(): string {
 }
 
 /** The command word: the first argument that is neither a flag nor a flag's value. */
-function splitCommand(argv: string[]): { word: string | undefined; rest: string[] } {
+export function splitCommand(argv: string[]): { word: string | undefined; rest: string[] } {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--') break;
@@ -84,9 +84,16 @@ async function dispatch(argv: string[]): Promise<number> {
     values,
     output,
     allNamespaces: flagsOf(cmd).some((f) => f.name === 'all-namespaces') && values['all-namespaces'] === true,
-    session: () => (session ??= new Session({
-      kubeconfig: stringFlag(values, 'kubeconfig'), context: stringFlag(values, 'context'), namespace: stringFlag(values, 'namespace'),
-    })),
+    // Loaded on first use: the Kubernetes client takes a while to load, and help and usage errors need none of it.
+    session: async () => {
+      if (!session) {
+        const { Session } = await import('./session.ts');
+        session = new Session({
+          kubeconfig: stringFlag(values, 'kubeconfig'), context: stringFlag(values, 'context'), namespace: stringFlag(values, 'namespace'),
+        });
+      }
+      return session;
+    },
   };
   return cmd.run(inv);
 }

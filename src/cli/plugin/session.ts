@@ -12,23 +12,12 @@ import { isNotFound, KubeClient, paths, type KubeList } from '../../kube/client.
 import { ConfigError, defaultNamespace, loadKubeConfig } from '../../kube/config.ts';
 import { hashSecret } from '../../keys/format.ts';
 import { kubeFailure, PluginError, PluginUsageError, type ClusterInfo, type KubeAction } from './errors.ts';
-
-export const APIKEY_RESOURCE = `${APIKEYS}.${GROUP}`;
-export const DEPLOYMENT_RESOURCE = `${DEPLOYMENTS}.${GROUP}`;
+import { APIKEY_RESOURCE, DEPLOYMENT_RESOURCE, secretNameOf, type Credentials } from './resources.ts';
 
 export interface ConnectionFlags {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
-}
-
-/** The four values of a credentials Secret, and where they were read. */
-export interface Credentials {
-  keyId: string;
-  secret: string;
-  tokenUrl: string;
-  audience: string;
-  secretName: string;
 }
 
 interface SecretObject { data?: Record<string, string> }
@@ -139,12 +128,4 @@ export class Session {
     if (!secret || !ak.status?.secretHash || hashSecret(secret) !== ak.status.secretHash) return undefined;
     return { keyId: get(SECRET_KEYS.id), secret, tokenUrl: get(SECRET_KEYS.tokenUrl), audience: get(SECRET_KEYS.audience), secretName };
   }
-}
-
-export function secretNameOf(ak: ApiKey): string {
-  return ak.status?.secretName ?? ak.spec.secretName ?? ak.metadata.name!;
-}
-
-export function readyOf(obj: ApiKey | Deployment): { status: string; reason: string; message: string } | undefined {
-  return obj.status?.conditions?.find((c) => c.type === 'Ready');
 }

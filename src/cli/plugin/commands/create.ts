@@ -11,7 +11,8 @@ import { durationFlag, stringFlag, type CommandDef, type Invocation } from '../c
 import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured } from '../output.ts';
 import { pollUntil, startProgress } from '../progress.ts';
-import { APIKEY_RESOURCE, readyOf, type Credentials, type Session } from '../session.ts';
+import { APIKEY_RESOURCE, readyOf, type Credentials } from '../resources.ts';
+import type { Session } from '../session.ts';
 import { ONLY_TIME_WARNING, printCredentials } from './show-secret.ts';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
@@ -59,7 +60,7 @@ async function create(inv: Invocation): Promise<number> {
   const name = inv.positionals[0]!;
   const spec = specFrom(inv);
   const timeout = durationFlag(inv.values, 'timeout', 1000)?.ms ?? 60_000;
-  const s = inv.session();
+  const s = await inv.session();
   const dep = await s.getDeployment(spec.deploymentRef.name);
 
   await s.call({ verb: 'create', resource: APIKEY_RESOURCE, namespace: s.namespace, name }, async (c) => {

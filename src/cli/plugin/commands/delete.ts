@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline/promises';
 import type { ApiKey } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../errors.ts';
-import { APIKEY_RESOURCE, secretNameOf } from '../session.ts';
+import { APIKEY_RESOURCE, secretNameOf } from '../resources.ts';
 
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -27,7 +27,7 @@ async function del(inv: Invocation): Promise<number> {
   if (!yes && !process.stdin.isTTY) {
     throw new PluginUsageError(`refusing to delete ApiKey "${name}" without confirmation: stdin is not a terminal, so pass --yes`);
   }
-  const s = inv.session();
+  const s = await inv.session();
   const ak = await s.getApiKey(name);
   const secretName = secretNameOf(ak);
   if (!yes) {

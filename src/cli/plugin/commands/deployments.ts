@@ -5,10 +5,10 @@
 import type { Deployment } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
 import { age, asList, formatStructured, formatTable, withoutManagedFields } from '../output.ts';
-import { DEPLOYMENT_RESOURCE, readyOf } from '../session.ts';
+import { DEPLOYMENT_RESOURCE, readyOf } from '../resources.ts';
 
 async function deployments(inv: Invocation): Promise<number> {
-  const s = inv.session();
+  const s = await inv.session();
   const path = s.deploymentPath(undefined, inv.allNamespaces);
   const { items } = await s.list<Deployment>(DEPLOYMENT_RESOURCE, path, inv.allNamespaces);
   items.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));

@@ -9,7 +9,8 @@ import { DEFAULT_GRACE_PERIOD, DEFAULT_TOKEN_TTL, SECRET_KEYS } from '../../../a
 import type { CommandDef, Invocation } from '../command.ts';
 import { PluginError } from '../errors.ts';
 import { age, formatStructured, formatTable, timeAndDistance, withoutManagedFields } from '../output.ts';
-import { secretNameOf, type Session } from '../session.ts';
+import { secretNameOf } from '../resources.ts';
+import type { Session } from '../session.ts';
 
 interface EventObject {
   type?: string;
@@ -99,7 +100,7 @@ function describeText(ak: ApiKey, ev: { events?: KeyEvent[]; unavailable?: strin
 }
 
 async function describe(inv: Invocation): Promise<number> {
-  const s = inv.session();
+  const s = await inv.session();
   const name = inv.positionals[0]!;
   const ak = await s.getApiKey(name);
   const ev = await eventsOf(s, name);

@@ -6,7 +6,7 @@
 import type { ApiKey } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
 import { age, asList, formatStructured, formatTable, withoutManagedFields } from '../output.ts';
-import { APIKEY_RESOURCE, readyOf } from '../session.ts';
+import { APIKEY_RESOURCE, readyOf } from '../resources.ts';
 
 /** READY as kubectl would show it, with the reason when it is not True. */
 export function readyColumn(ak: ApiKey): string {
@@ -16,7 +16,7 @@ export function readyColumn(ak: ApiKey): string {
 }
 
 async function list(inv: Invocation): Promise<number> {
-  const s = inv.session();
+  const s = await inv.session();
   const path = s.apiKeyPath(undefined, inv.allNamespaces);
   const { items } = await s.list<ApiKey>(APIKEY_RESOURCE, path, inv.allNamespaces);
   items.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));

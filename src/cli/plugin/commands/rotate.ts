@@ -10,11 +10,16 @@ import { durationFlag, type CommandDef, type Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured, timeAndDistance } from '../output.ts';
 import { pollUntil, startProgress } from '../progress.ts';
-import { APIKEY_RESOURCE, readyOf, type Credentials, type Session } from '../session.ts';
+import { APIKEY_RESOURCE, readyOf, type Credentials } from '../resources.ts';
+import type { Session } from '../session.ts';
 import { ONLY_TIME_WARNING, printCredentials } from './show-secret.ts';
 
-/** Waits until the status answers `value`; the rotated ApiKey, or a clear error. */
-async function waitForRotation(s: Session, name: string, value: string, before: string | undefined, timeoutMs: number): Promise<ApiKey> {
+/**
+ * Waits until the status answers `value` (status.rotateAnnotation), then
+ * checks that the secret hash moved: lastRotationTime has only second
+ * precision, so two rotations within a second would look like none.
+ */
+async function waitForRotation(s: Session, name: string, value: string, hashBefore: string | undefined, timeoutMs: number): Promise<ApiKey> {
   const progress = startProgress(`waiting for the operator to rotate ApiKey "${name}"`);
   try {
     const ak = await pollUntil(timeoutMs, async () => {
@@ -26,7 +31,7 @@ async function waitForRotation(s: Session, name: string, value: string, before: 
         `the rotation of ApiKey "${name}" was requested (annotation ${ROTATE_ANNOTATION}=${value}) but the operator did not answer within ${timeoutMs / 1000}s; ` +
         `it will rotate when it gets to it. Is apikey-operator running? (kubectl -n apikey-operator get pods)`);
     }
-    if (ak.status?.lastRotationTime === before) {
+    if (ak.status?.secretHash === hashBefore) {
       const r = readyOf(ak);
       throw new PluginError(`the operator did not rotate ApiKey "${name}"${r ? `: ${r.reason}: ${r.message}` : ''}`);
     }
@@ -42,11 +47,14 @@ async function rotate(inv: Invocation): Promise<number> {
   const wait = inv.values.wait !== false;
   if (showSecret && !wait) throw new PluginUsageError('--show-secret needs to wait for the new secret; drop --no-wait');
   const timeout = durationFlag(inv.values, 'timeout', 1000)?.ms ?? 60_000;
-  const s = inv.session();
+  const s = await inv.session();
   const current = await s.getApiKey(name);
   const ready = readyOf(current);
   if (ready?.reason === 'Expired') {
     throw new PluginError(`ApiKey "${name}" has expired (spec.expiresAt ${current.spec.expiresAt}); an expired key is not rotated`);
+  }
+  if (ready?.status !== 'True') {
+    throw new PluginError(`ApiKey "${name}" is not Ready${ready ? ` (${ready.reason}: ${ready.message})` : ''}, so it cannot be rotated now`);
   }
   let value = new Date().toISOString();
   if (value === current.metadata.annotations?.[ROTATE_ANNOTATION]) value = new Date(Date.now() + 1).toISOString();
@@ -56,7 +64,7 @@ async function rotate(inv: Invocation): Promise<number> {
     process.stdout.write(`Rotation of ApiKey "${name}" requested (${ROTATE_ANNOTATION}=${value}); see: kubectl apikey describe ${name} -n ${s.namespace}\n`);
     return 0;
   }
-  const ak = await waitForRotation(s, name, value, current.status?.lastRotationTime, timeout);
+  const ak = await waitForRotation(s, name, value, current.status?.secretHash, timeout);
   let creds: Credentials | undefined;
   if (showSecret) {
     creds = await pollUntil(timeout, () => s.readCredentials(ak));

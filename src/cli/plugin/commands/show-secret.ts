@@ -3,7 +3,8 @@
  * warning that it will not be shown again, where it lives, and how to use it.
  */
 import { SECRET_KEYS } from '../../../api/index.ts';
-import type { Credentials, Session } from '../session.ts';
+import type { Credentials } from '../resources.ts';
+import type { Session } from '../session.ts';
 
 export const ONLY_TIME_WARNING =
   'WARNING: this is the only time the secret is shown. Store it now (for instance in your CI\'s secret store).';

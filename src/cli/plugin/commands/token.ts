@@ -15,7 +15,8 @@ import { formatStructured } from '../output.ts';
 import {
   ACCESS_TOKEN_TYPE, PORT_FORWARD_HINT, requestToken, TOKEN_EXCHANGE_GRANT, TOKEN_URL_ENV, tokenEndpoint, type TokenResponse,
 } from '../oauth.ts';
-import { readyOf, type Session } from '../session.ts';
+import { readyOf } from '../resources.ts';
+import type { Session } from '../session.ts';
 
 /** `--scope deploy,read` and `--scope "deploy read"` both become OAuth's space-separated scope. */
 function scopeOf(inv: Invocation): string | undefined {
@@ -30,7 +31,7 @@ function print(inv: Invocation, res: TokenResponse): number {
 }
 
 async function keyToken(inv: Invocation, name: string): Promise<number> {
-  const s = inv.session();
+  const s = await inv.session();
   const ak = await s.getApiKey(name);
   const ready = readyOf(ak);
   if (ready?.status !== 'True') {
@@ -92,7 +93,7 @@ async function deploymentToken(inv: Invocation, deployment: string): Promise<num
       '(e.g. http://localhost:8080/oauth/token after kubectl -n apikey-operator port-forward svc/apikey-operator-token 8080:8080)');
   }
   const url = flagUrl !== undefined ? tokenEndpoint(flagUrl, '--token-url') : tokenEndpoint(envUrl!, TOKEN_URL_ENV);
-  const s = inv.session();
+  const s = await inv.session();
   const subjectToken = await userBearerToken(s);
   const res = await requestToken({
     url,

@@ -1,0 +1,28 @@
+/**
+ * Names and small readers of the apikeys.dev resources that every command
+ * uses, kept apart from the Kubernetes client so that --help and usage errors
+ * answer without loading it.
+ */
+import type { ApiKey, Deployment } from '../../api/index.ts';
+import { APIKEYS, DEPLOYMENTS, GROUP } from '../../api/index.ts';
+
+/** Resources as kubectl writes them, for messages and `kubectl auth can-i`. */
+export const APIKEY_RESOURCE = `${APIKEYS}.${GROUP}`;
+export const DEPLOYMENT_RESOURCE = `${DEPLOYMENTS}.${GROUP}`;
+
+/** The four values of a credentials Secret, and where they were read. */
+export interface Credentials {
+  keyId: string;
+  secret: string;
+  tokenUrl: string;
+  audience: string;
+  secretName: string;
+}
+
+export function secretNameOf(ak: ApiKey): string {
+  return ak.status?.secretName ?? ak.spec.secretName ?? ak.metadata.name!;
+}
+
+export function readyOf(obj: ApiKey | Deployment): { status: string; reason: string; message: string } | undefined {
+  return obj.status?.conditions?.find((c) => c.type === 'Ready');
+}
