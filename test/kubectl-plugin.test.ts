@@ -5,9 +5,9 @@
  * Job example (issue 5 item 6), its shell script run by a real /bin/sh with
  * the environment a Pod would get from the real Secret.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from 'jose';
@@ -468,6 +468,30 @@ describe('the same commands through apikey-operator', () => {
       expect(h.stdout).toContain(`kubectl apikey ${cmd}`);
       expect(h.stdout).toMatch(/Examples:/);
     }
+  });
+});
+
+describe('as a kubectl plugin', () => {
+  it('is found by kubectl on PATH as kubectl-apikey and run as kubectl apikey', async () => {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'kubectl-apikey'), `#!/bin/sh\nexec '${process.execPath}' '${PLUGIN}' "$@"\n`, { mode: 0o755 });
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    const run = (args: string[]) => new Promise<Run>((resolve) => {
+      execFile(clusterState().binaries.kubectl, args, { env, encoding: 'utf8' }, (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
+    const plugins = await run(['plugin', 'list']);
+    expect(plugins.stdout).toContain(join(bin, 'kubectl-apikey'));
+    // kubectl passes everything after the plugin's name through, including its own flags.
+    const r = await run(['apikey', 'list', '--kubeconfig', clusterState().kubeconfig, '-n', ns.name]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^NAME\s+DEPLOYMENT\s+KEY ID/);
+    expect(r.stdout).toMatch(/^ci\s+airflow/m);
+    const missing = await run(['apikey', 'describe', 'nope', '--kubeconfig', clusterState().kubeconfig, '-n', ns.name]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^error: ApiKey "nope" not found/);
   });
 });
 
