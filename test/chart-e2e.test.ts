@@ -1,0 +1,98 @@
+/**
+ * The chart, end to end: `helm install` creates the ServiceAccounts and RBAC;
+ * the controller and the token server then run as processes with exactly the
+ * arguments of the chart's containers and tokens of the chart's
+ * ServiceAccounts. Chart values go in, an ApiKey goes in, a token comes out:
+ * the chart's RBAC is enough.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort } from './cluster/controlplane.ts';
+import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './support/cluster.ts';
+import { ROOT } from './support/paths.ts';
+import { MAIN, startProcess, waitForHttp, type RunningProcess } from './support/processes.ts';
+import { createApiKey, createDeployment, credentialsOf, getSecret, waitForReady } from './support/resources.ts';
+
+const exec = promisify(execFile);
+const AUDIENCE = 'https://chart-e2e.example.test';
+let opNs: Awaited<ReturnType<typeof createNamespace>>;
+let appNs: Awaited<ReturnType<typeof createNamespace>>;
+const release = uniqueName('e2e');
+const tmp = mkdtempSync(join(tmpdir(), 'chart-e2e-'));
+const procs: RunningProcess[] = [];
+
+interface PodSpec { serviceAccountName: string; containers: { name: string; args: string[] }[] }
+
+beforeAll(async () => {
+  opNs = await createNamespace('chart-op');
+  appNs = await createNamespace('chart-app');
+  await exec(clusterState().binaries.helm, [
+    'install', release, join(ROOT, 'charts/apikey-operator'), '--namespace', opNs.name, '--skip-crds',
+    '--kubeconfig', clusterState().kubeconfig,
+    '--set', 'tokenServer.mode=deployment', '--set', 'signing.algorithm=EdDSA', '--set', `audiences={${AUDIENCE}}`,
+    '--set', `watchNamespaces={${appNs.name}}`,
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await exec(clusterState().binaries.helm, ['uninstall', release, '--namespace', opNs.name, '--kubeconfig', clusterState().kubeconfig]).catch(() => undefined);
+  await appNs?.cleanup();
+  await opNs?.cleanup();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function podSpec(component: string): Promise<PodSpec> {
+  const r = await kubectl(['get', 'deployments.apps', '-n', opNs.name, '-o', 'json']);
+  const list = JSON.parse(r.stdout) as { items: { metadata: { name: string }; spec: { template: { spec: PodSpec } } }[] };
+  const d = list.items.find((i) => i.metadata.name.endsWith(`-${component}`));
+  if (!d) throw new Error(`no ${component} Deployment in ${list.items.map((i) => i.metadata.name).join(', ')}`);
+  return d.spec.template.spec;
+}
+
+it('runs with the chart\'s arguments and ServiceAccounts, and turns an ApiKey into a token signed as configured', async () => {
+  const ctl = await podSpec('controller');
+  const ts = await podSpec('token-server');
+  const ctlArgs = ctl.containers.find((c) => c.name === 'controller')!.args;
+  const tsArgs = ts.containers.find((c) => c.name === 'token-server')!.args;
+  expect(ctlArgs).toContain('--signing-algorithm=EdDSA');
+  expect(tsArgs).toContain(`--audiences=${AUDIENCE}`);
+  expect(ctl.serviceAccountName).not.toBe(ts.serviceAccountName);
+
+  // Only the kubeconfig (the pod's ServiceAccount token) and the local ports differ from the pods.
+  const health = await freePort();
+  const controller = startProcess('controller', [MAIN, ...ctlArgs,
+    '--kubeconfig', await serviceAccountKubeconfig(opNs.name, ctl.serviceAccountName, tmp), `--health-port=${health}`]);
+  procs.push(controller);
+  const port = await freePort();
+  const tokenServer = startProcess('token-server', [MAIN, ...tsArgs,
+    '--kubeconfig', await serviceAccountKubeconfig(opNs.name, ts.serviceAccountName, tmp), `--port=${port}`, '--host=127.0.0.1']);
+  procs.push(tokenServer);
+  await waitForHttp(`http://127.0.0.1:${health}/readyz`, controller);
+  await waitForHttp(`http://127.0.0.1:${port}/readyz`, tokenServer);
+
+  await createDeployment(appNs.name, 'app');
+  await createApiKey(appNs.name, 'key', { deploymentRef: { name: 'app' } });
+  await waitForReady(appNs.name, 'key');
+  const creds = credentialsOf((await getSecret(appNs.name, 'key'))!);
+  const chartTokenUrl = ctlArgs.find((a) => a.startsWith('--token-url='))!.slice('--token-url='.length);
+  expect(creds.tokenUrl).toBe(chartTokenUrl);
+  expect(creds.audience).toBe(AUDIENCE);
+
+  const res = await fetch(`http://127.0.0.1:${port}/oauth/token`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ client_id: creds.keyId, client_secret: creds.secret, audience: creds.audience, grant_type: 'client_credentials' }),
+  });
+  expect(res.status).toBe(200);
+  const { access_token: token } = await res.json() as { access_token: string };
+  expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'EdDSA', typ: 'at+jwt' });
+  const jwks = await (await fetch(`http://127.0.0.1:${port}/.well-known/jwks.json`)).json() as Parameters<typeof createLocalJWKSet>[0];
+  const issuer = tsArgs.find((a) => a.startsWith('--issuer='))!.slice('--issuer='.length);
+  const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), { issuer, audience: AUDIENCE, typ: 'at+jwt' });
+  expect(payload).toMatchObject({ sub: creds.keyId, deployment: `${appNs.name}/app`, scope: 'deploy' });
+}, 120_000);
