@@ -193,9 +193,11 @@ export class Informer<T extends KubeObject> {
       let gone = false;
       let events = 0;
       let controller: AbortController | undefined;
+      let finished = false;
       const watch = new Watch(this.client.kc);
       (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = INACTIVITY_MS;
       const done = (err: unknown) => {
+        finished = true;
         if (controller) this.aborts.delete(controller);
         const e = err as { name?: string; statusCode?: number } | null;
         if (!e || e.name === 'AbortError' || e.name === 'TimeoutError' || this.stopped) {
@@ -243,7 +245,7 @@ export class Informer<T extends KubeObject> {
       ).then((c) => {
         controller = c;
         if (this.stopped) c.abort();
-        else this.aborts.add(c);
+        else if (!finished) this.aborts.add(c);
       }, reject);
     });
   }
