@@ -3,6 +3,7 @@
  * apikey-operator: one executable for the controller, the token server and
  * the kubectl plugin's commands.
  */
+import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig } from '../kube/config.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
@@ -25,6 +26,13 @@ Run 'apikey-operator <command> --help' for a command's flags.`;
 function durationFlag(name: string, v: string | undefined, minMs = 1): number {
   const ms = parseDuration(v);
   if (ms === undefined || ms < minMs) throw new UsageError(`--${name} must be a duration such as 720h, 90m or 30s`);
+  return ms;
+}
+
+/** --user-token-ttl: a duration from 1s to 24h (the ceiling of every token this server issues). */
+function userTokenTtl(v: string | undefined): number {
+  const ms = durationFlag('user-token-ttl', v, 1000);
+  if (ms > MAX_TOKEN_TTL_SECONDS * 1000) throw new UsageError('--user-token-ttl must be at most 24h');
   return ms;
 }
 
@@ -62,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
       const f = parseFlags(rest, TOKEN_SERVER_FLAGS);
       if (f.help) { console.log(usage('token-server', 'Serves POST /oauth/token and the rest of the token endpoint.', TOKEN_SERVER_FLAGS)); return 0; }
       const port = intFlag('port', f.port, 0, 65535);
+      const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runTokenServer } = await import('../token-server/main.ts');
       await runTokenServer({
@@ -74,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
         operatorNamespace: f['operator-namespace'] || defaultNamespace(kc),
         namespaces: csv(f.namespaces),
         logLevel: f['log-level']!,
+        userTokenTtlMs,
       });
       return 0;
     }

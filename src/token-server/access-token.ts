@@ -3,12 +3,26 @@
  * response (RFC 6749 5.1).
  *
  * Claims: iss, sub, client_id, aud, iat, exp, jti, scope, deployment
- * (`namespace/name`), and for API keys `cred_fp`, a one-way fingerprint of
- * the secret that was presented (see keys.ts credentialFingerprint), so that
- * introspection can end a token with its secret's grace period.
+ * (`namespace/name`), and
+ * - for API keys (sub and client_id: the key id) `cred_fp`, a one-way
+ *   fingerprint of the secret that was presented (see keys.ts
+ *   credentialFingerprint), so that introspection can end a token with its
+ *   secret's grace period;
+ * - for temporary user tokens (RFC 8693 token exchange; sub: the Kubernetes
+ *   user name, client_id: USER_CLIENT_ID) `deployment_uid`, the uid of the
+ *   Deployment it was issued for, so that it dies with that Deployment and
+ *   is not inherited by one re-created under the same name.
  */
 import { randomUUID } from 'node:crypto';
 import { signJwt, type JwtKey } from './jwt.ts';
+
+/**
+ * client_id of temporary user tokens. RFC 9068 requires a client_id; a token
+ * exchange has no registered client (the Kubernetes credential is the only
+ * credential), so it names the kind of credential, and lets a resource server
+ * tell user tokens from API-key tokens (whose client_id is the key id).
+ */
+export const USER_CLIENT_ID = 'kubernetes';
 
 export interface AccessTokenClaims {
   iss: string;
@@ -21,6 +35,7 @@ export interface AccessTokenClaims {
   scope: string;
   deployment: string;
   cred_fp?: string;
+  deployment_uid?: string;
 }
 
 export interface IssueInput {
@@ -33,6 +48,7 @@ export interface IssueInput {
   lifetimeSeconds: number;
   nowMs: number;
   credentialFingerprint?: string;
+  deploymentUid?: string;
 }
 
 /** The claims of a new token; `aud` is a string when there is one audience (RFC 7519 4.1.3). */
@@ -50,6 +66,7 @@ export function accessTokenClaims(input: IssueInput): AccessTokenClaims {
     deployment: input.deployment,
   };
   if (input.credentialFingerprint) claims.cred_fp = input.credentialFingerprint;
+  if (input.deploymentUid) claims.deployment_uid = input.deploymentUid;
   return claims;
 }
 

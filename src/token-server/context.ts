@@ -3,6 +3,7 @@ import type { Logger } from '../shared/log.ts';
 import type { LastUsedRecorder } from './last-used.ts';
 import type { TokenServerMetrics } from './metrics.ts';
 import type { FailureLimiter } from './ratelimit.ts';
+import type { SubjectReviewer } from './reviews.ts';
 import type { KeyStore } from './store.ts';
 
 export interface ServerContext {
@@ -15,6 +16,10 @@ export interface ServerContext {
   metrics: TokenServerMetrics;
   lastUsed: LastUsedRecorder;
   log: Logger;
+  /** TokenReview and SubjectAccessReview for the token exchange; absent without a Kubernetes API (benchmarks, unit tests). */
+  reviewer: SubjectReviewer | undefined;
+  /** Lifetime of temporary user tokens (--user-token-ttl), before the Deployment's and the 24h ceilings. */
+  userTokenTtlMs: number;
 }
 
 /** What a request brings beyond its parameters. */

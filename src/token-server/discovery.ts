@@ -4,6 +4,7 @@
  * once: every URL derives from the configured issuer.
  */
 import { PERMISSIONS } from '../api/index.ts';
+import { TOKEN_EXCHANGE } from './grants/index.ts';
 
 export const PATHS = {
   token: '/oauth/token',
@@ -23,13 +24,15 @@ export function discoveryDocument(issuer: string, grantTypes: readonly string[])
     grant_types_supported: grantTypes,
     response_types_supported: [],
     scopes_supported: PERMISSIONS,
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    // Token exchange authenticates no client (RFC 8414 `none`): the subject token is the credential.
+    token_endpoint_auth_methods_supported: grantTypes.includes(TOKEN_EXCHANGE)
+      ? ['client_secret_basic', 'client_secret_post', 'none'] : ['client_secret_basic', 'client_secret_post'],
     introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     // RFC 9068 tokens; what verifiers should accept.
     access_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
-    claims_supported: ['iss', 'sub', 'client_id', 'aud', 'iat', 'exp', 'jti', 'scope', 'deployment'],
+    claims_supported: ['iss', 'sub', 'client_id', 'aud', 'iat', 'exp', 'jti', 'scope', 'deployment', 'deployment_uid'],
   });
 }
 

@@ -3,8 +3,10 @@
  * (HTTP Basic, or client_secret_post) and learns about tokens of Deployments
  * in its own namespace only; any other token, and every dead one, is
  * `{"active":false}` with nothing more, so the answer reveals nothing about
- * other namespaces.
+ * other namespaces. Temporary user tokens (token exchange) are answered the
+ * same way as API-key tokens.
  */
+import { PERMISSIONS } from '../api/index.ts';
 import { authenticateClient } from './client-auth.ts';
 import type { RequestInfo, ServerContext } from './context.ts';
 import { InvalidRequest } from './oauth-errors.ts';
@@ -25,7 +27,7 @@ export function introspect(ctx: ServerContext, req: RequestInfo, params: Params)
   const { claims, key, permissions } = verdict.token;
   return JSON.stringify({
     active: true,
-    scope: key.permissions.filter((p) => permissions.has(p)).join(' '),
+    scope: (key?.permissions ?? PERMISSIONS).filter((p) => permissions.has(p)).join(' '),
     client_id: claims.client_id,
     sub: claims.sub,
     aud: claims.aud,

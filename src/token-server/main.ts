@@ -21,10 +21,14 @@ import { LastUsedRecorder } from './last-used.ts';
 import { TokenServerMetrics } from './metrics.ts';
 import type { TokenServerOptions } from './options.ts';
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.ts';
+import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
 import type { KeyStore } from './store.ts';
 
 export type { TokenServerOptions } from './options.ts';
+
+/** --user-token-ttl's default: temporary user tokens live an hour. */
+export const DEFAULT_USER_TOKEN_TTL_MS = 3600_000;
 
 export interface TokenServerDeps {
   /** A store to serve from instead of watching Kubernetes (benchmarks, tests). */
@@ -33,6 +37,8 @@ export interface TokenServerDeps {
   limits?: FailureLimiterOptions;
   /** Register process-wide default metrics (off for several servers in one process). */
   defaultMetrics?: boolean;
+  /** Who a Kubernetes token belongs to and what it may do (token exchange); default: the Kubernetes API, unless a store is given. */
+  reviewer?: SubjectReviewer;
 }
 
 export interface RunningTokenServer {
@@ -58,6 +64,9 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const limiter = new FailureLimiter(deps.limits);
   const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
   const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size, ready }, deps.defaultMetrics ?? true);
+  const reviewer = deps.reviewer ?? (client
+    ? new KubeReviewer({ client, log, observe: (review, outcome) => metrics.review(review, outcome) })
+    : undefined);
   const lastUsed = new LastUsedRecorder({ client, log, onWrite: (ok) => metrics.lastUsedWrite(ok ? 'ok' : 'error') });
   lastUsed.start();
   const ctx: ServerContext = {
@@ -68,8 +77,10 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     metrics,
     lastUsed,
     log,
+    reviewer,
+    userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
   };
-  const server = createTokenHttpServer({ ctx, grants: grantRegistry(), ready });
+  const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready });
   server.listen(opts.port, opts.host);
   try {
     await once(server, 'listening');
@@ -79,7 +90,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   }
   const port = (server.address() as AddressInfo).port;
   log.info({ port, host: opts.host, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
-    namespaces: opts.namespaces.length ? opts.namespaces : 'all' }, 'token server listening');
+    namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
+    userTokenTtlSeconds: ctx.userTokenTtlMs / 1000 }, 'token server listening');
 
   let closing: Promise<void> | undefined;
   return {

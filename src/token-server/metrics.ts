@@ -1,10 +1,11 @@
 /**
  * Prometheus metrics of the token server, in a registry of its own. Every
  * label has a small fixed set of values (route, status code, grant type,
- * failure reason): never a key id, a secret, a token or a namespace.
+ * failure reason, review outcome): never a key id, a secret, a token or a namespace.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FailureReason } from './oauth-errors.ts';
+import type { ReviewKind, ReviewOutcome } from './reviews.ts';
 
 export type Route =
   | 'token' | 'introspect' | 'authz' | 'jwks' | 'discovery' | 'healthz' | 'readyz' | 'metrics' | 'other';
@@ -19,6 +20,7 @@ export class TokenServerMetrics {
   private readonly introspections: Counter<'active'>;
   private readonly authz: Counter<'decision'>;
   private readonly lastUsed: Counter<'result'>;
+  private readonly reviews: Counter<'review' | 'outcome'>;
   /** Bound histogram children, so a request does no label hashing. */
   private readonly observers = new Map<string, Observer>();
 
@@ -45,6 +47,11 @@ export class TokenServerMetrics {
     });
     this.lastUsed = new Counter({
       name: 'apikey_operator_token_last_used_writes_total', help: 'status.lastUsedAt writes, by result', labelNames: ['result'], registers,
+    });
+    this.reviews = new Counter({
+      name: 'apikey_operator_token_exchange_reviews_total',
+      help: 'Token exchange reviews (review: token = TokenReview, access = SubjectAccessReview), by outcome; cached: answered from the short-lived cache',
+      labelNames: ['review', 'outcome'], registers,
     });
     new Gauge({
       name: 'apikey_operator_token_server_cached_objects', help: 'Objects in the token server caches', labelNames: ['resource'], registers,
@@ -78,6 +85,10 @@ export class TokenServerMetrics {
 
   lastUsedWrite(result: 'ok' | 'error'): void {
     this.lastUsed.inc({ result });
+  }
+
+  review(review: ReviewKind, outcome: ReviewOutcome): void {
+    this.reviews.inc({ review, outcome });
   }
 
   observe(route: Route, status: number, seconds: number): void {

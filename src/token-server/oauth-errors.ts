@@ -15,7 +15,9 @@ export type FailureReason =
   | 'missing_parameter' | 'unsupported_grant_type' | 'no_credentials' | 'two_auth_methods'
   | 'malformed_client_id' | 'malformed_secret' | 'unknown_key' | 'wrong_secret' | 'rate_limited'
   | 'key_expired' | 'key_deleting' | 'key_not_ready' | 'deployment_gone' | 'owner_mismatch'
-  | 'invalid_scope' | 'invalid_target' | 'not_ready' | 'invalid_grant' | 'access_denied';
+  | 'invalid_scope' | 'invalid_target' | 'not_ready' | 'invalid_grant' | 'access_denied'
+  | 'client_auth_not_allowed' | 'unsupported_parameter' | 'unsupported_token_type' | 'deployment_not_found'
+  | 'kube_unavailable';
 
 export class OAuthError extends Error {
   readonly error: string;
@@ -61,6 +63,19 @@ export class InvalidGrant extends OAuthError {
   }
 }
 
+/**
+ * 403: the subject authenticated (token exchange) but RBAC does not let it
+ * get tokens for the Deployment it named. RFC 6749 defines access_denied for
+ * the authorization endpoint; at the token endpoint the status says what
+ * happened (authenticated, not authorized). The same answer is given for a
+ * Deployment that does not exist, so it reveals nothing.
+ */
+export class AccessDenied extends OAuthError {
+  constructor(description: string) {
+    super('access_denied', 403, description, 'access_denied');
+  }
+}
+
 /** The client authenticated but may not obtain tokens now (its key is not Ready, its Deployment is gone). */
 export class UnauthorizedClient extends OAuthError {
   constructor(description: string, reason: FailureReason) {
@@ -97,10 +112,10 @@ export class SlowDown extends OAuthError {
   }
 }
 
-/** 503: no signing key yet (caches not synced); a client should retry. */
+/** 503: no signing key yet (caches not synced), or the Kubernetes API did not answer a review; a client should retry. */
 export class TemporarilyUnavailable extends OAuthError {
-  constructor(description: string) {
-    super('temporarily_unavailable', 503, description, 'not_ready');
+  constructor(description: string, reason: FailureReason = 'not_ready') {
+    super('temporarily_unavailable', 503, description, reason);
     this.headers = { 'retry-after': '1' };
   }
 }

@@ -13,4 +13,6 @@ export interface TokenServerOptions {
   /** Watched namespaces; empty means all. */
   namespaces: string[];
   logLevel: string;
+  /** Lifetime of temporary user tokens (token exchange); default 1h, at most 24h. */
+  userTokenTtlMs?: number;
 }

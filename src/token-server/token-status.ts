@@ -2,30 +2,39 @@
  * Whether an access token is live right now: the shared rule behind
  * introspection (RFC 7662) and forward-auth. A token is live when its
  * signature verifies with a published key, it is ours (`iss`), unexpired,
- * and what issued it still stands: the key exists (not deleted), is not
- * expired, Ready or deleting, its Deployment is the one it was issued for and
- * still exists, and the secret it was issued with is the key's current one,
- * or the previous one within its grace period.
+ * and what issued it still stands:
+ * - an API key's token: the key exists (not deleted), is not expired, Ready
+ *   or deleting, its Deployment is the one it was issued for and still
+ *   exists, and the secret it was issued with is the key's current one, or
+ *   the previous one within its grace period;
+ * - a temporary user token (client_id USER_CLIENT_ID): the Deployment it was
+ *   issued for still exists, is not being deleted, and is the same object
+ *   (`deployment_uid`). The user's Kubernetes credential and RBAC are checked
+ *   when the token is issued, not again: such tokens are short-lived instead.
  */
 import { isKeyId } from '../keys/format.ts';
-import type { AccessTokenClaims } from './access-token.ts';
+import { PERMISSIONS } from '../api/index.ts';
+import { USER_CLIENT_ID, type AccessTokenClaims } from './access-token.ts';
 import type { ServerContext } from './context.ts';
 import { verifyJwt } from './jwt.ts';
 import { keyRefusal, type DeploymentEntry, type KeyEntry } from './keys.ts';
+
+const KNOWN_PERMISSIONS: ReadonlySet<string> = new Set(PERMISSIONS);
 
 /** Allowance for clocks of other replicas when checking `iat`. */
 const CLOCK_SKEW_SECONDS = 60;
 
 export interface LiveToken {
   claims: AccessTokenClaims;
-  key: KeyEntry;
+  /** The API key that issued it; undefined for a temporary user token. */
+  key: KeyEntry | undefined;
   deployment: DeploymentEntry;
   permissions: ReadonlySet<string>;
 }
 
 export type TokenVerdict =
   | { live: true; token: LiveToken }
-  | { live: false; why: 'malformed' | 'signature' | 'issuer' | 'expired' | 'key_gone' | 'key_refused' | 'secret_rotated' };
+  | { live: false; why: 'malformed' | 'signature' | 'issuer' | 'expired' | 'key_gone' | 'key_refused' | 'secret_rotated' | 'deployment_gone' };
 
 function isClaims(c: Record<string, unknown>): c is Record<string, unknown> & AccessTokenClaims {
   return typeof c.sub === 'string' && typeof c.client_id === 'string' && typeof c.iss === 'string'
@@ -44,7 +53,8 @@ export function tokenVerdict(ctx: ServerContext, token: string, nowMs: number): 
   const now = nowMs / 1000;
   if (c.exp <= now || c.iat > now + CLOCK_SKEW_SECONDS) return { live: false, why: 'expired' };
 
-  // API key tokens. (Tokens of other subjects, such as RFC 8693 user tokens, are not issued yet.)
+  if (c.client_id === USER_CLIENT_ID) return userTokenVerdict(ctx, c);
+  // API key tokens.
   if (!isKeyId(c.sub) || c.client_id !== c.sub) return { live: false, why: 'malformed' };
   const key = ctx.store.key(c.sub);
   if (!key || key.deployment !== c.deployment) return { live: false, why: 'key_gone' };
@@ -56,4 +66,13 @@ export function tokenVerdict(ctx: ServerContext, token: string, nowMs: number): 
   if (!secretStands) return { live: false, why: 'secret_rotated' };
   const permissions = new Set(c.scope.split(' ').filter((p) => key.permissionSet.has(p)));
   return { live: true, token: { claims: c, key, deployment: deployment!, permissions } };
+}
+
+/** A temporary user token lives as long as the very Deployment it was issued for. */
+function userTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenVerdict {
+  if (c.sub === '' || isKeyId(c.sub) || typeof c.deployment_uid !== 'string' || c.deployment_uid === '') return { live: false, why: 'malformed' };
+  const deployment = ctx.store.deployment(c.deployment);
+  if (!deployment || deployment.deleting || deployment.uid !== c.deployment_uid) return { live: false, why: 'deployment_gone' };
+  const permissions = new Set(c.scope.split(' ').filter((p) => KNOWN_PERMISSIONS.has(p)));
+  return { live: true, token: { claims: c, key: undefined, deployment, permissions } };
 }

@@ -35,17 +35,18 @@ export function resolveAudiences(params: Params, dep: DeploymentEntry, defaults:
  * ones asked for (RFC 6749 3.3: space-separated), each of which must be
  * granted; returned in the order of `granted`.
  */
-export function resolveScope(params: Params, granted: readonly string[], grantedSet: ReadonlySet<string>, all: string): string {
+export function resolveScope(params: Params, granted: readonly string[], grantedSet: ReadonlySet<string>, all: string,
+  whose = "this key's permissions"): string {
   const asked = single(params, 'scope');
   if (asked === undefined) return all;
   const tokens = asked.split(' ').filter((t) => t !== '');
   if (tokens.length === 0) return all;
   for (const t of tokens) {
-    if (!grantedSet.has(t)) throw new InvalidScope(`the scope ${JSON.stringify(truncate(t))} is beyond this key's permissions (${all})`);
+    if (!grantedSet.has(t)) throw new InvalidScope(`the scope ${JSON.stringify(truncate(t))} is beyond ${whose} (${all})`);
   }
   return granted.filter((p) => tokens.includes(p)).join(' ');
 }
 
-function truncate(s: string): string {
+export function truncate(s: string): string {
   return s.length > 64 ? `${s.slice(0, 64)}...` : s;
 }

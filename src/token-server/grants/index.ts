@@ -1,9 +1,16 @@
 /** The grant types the token endpoint serves, by `grant_type`. */
 import { clientCredentials } from './client-credentials.ts';
+import { tokenExchange } from './token-exchange.ts';
 import type { Grant } from './types.ts';
 
 export type { Grant, TokenResult } from './types.ts';
+export { TOKEN_EXCHANGE } from './token-exchange.ts';
 
-export function grantRegistry(grants: readonly Grant[] = [clientCredentials]): ReadonlyMap<string, Grant> {
+/**
+ * Client credentials always; RFC 8693 token exchange when the server can ask
+ * the Kubernetes API who a token belongs to (not with a MemoryStore alone).
+ */
+export function grantRegistry(opts: { tokenExchange: boolean } = { tokenExchange: false }): ReadonlyMap<string, Grant> {
+  const grants = opts.tokenExchange ? [clientCredentials, tokenExchange] : [clientCredentials];
   return new Map(grants.map((g) => [g.type, g]));
 }

@@ -1,6 +1,6 @@
 /**
  * A grant type of the token endpoint: one module per `grant_type` (RFC 6749
- * 4.4 client credentials here; RFC 8693 token exchange joins it), each
+ * 4.4 client credentials, RFC 8693 token exchange), each
  * turning parameters into a token response or throwing an OAuthError.
  */
 import type { RequestInfo, ServerContext } from '../context.ts';

@@ -1,0 +1,190 @@
+/**
+ * RFC 8693 token exchange: a person (or workload) presents their own
+ * Kubernetes bearer token and gets a short-lived access token for one
+ * Deployment, without an API key. The subject token is the only credential:
+ * client authentication is refused rather than ignored, so nobody believes a
+ * key took part.
+ *
+ * The checks run in an order that reveals nothing to whom RBAC does not let
+ * see a Deployment:
+ *
+ *   1. the request's form (no Kubernetes call): subject_token and its type,
+ *      deployment=namespace/name, known scope names, no actor_token;
+ *   2. TokenReview of the subject token -> invalid_grant when not accepted;
+ *   3. SubjectAccessReview: create on deployments/token (every permission),
+ *      else on deployments/readtoken (read only) -> access_denied (403)
+ *      when neither, for an existing Deployment and a missing one alike,
+ *      since the Deployment is not even looked up before;
+ *   4. only then the Deployment (invalid_target when it does not exist),
+ *      its audiences (invalid_target) and the scope (invalid_scope beyond
+ *      what RBAC allows; default: all of it).
+ *
+ * The token: sub = the Kubernetes user name, client_id = USER_CLIENT_ID, no
+ * key id, `deployment_uid`; no `act` (the user acts as themselves: nobody
+ * acts on another's behalf) and no `may_act`. Its lifetime is
+ * --user-token-ttl (1h), capped by the Deployment's maxTokenTTL, 24h, and the
+ * subject token's own `exp` when it is a JWT: it never outlives the
+ * credential it was exchanged for.
+ */
+import { MAX_TOKEN_TTL_SECONDS, PERMISSIONS } from '../../api/index.ts';
+import { isKeyId } from '../../keys/format.ts';
+import { USER_CLIENT_ID, accessTokenClaims, tokenResponse } from '../access-token.ts';
+import type { RequestInfo, ServerContext } from '../context.ts';
+import {
+  AccessDenied, InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable,
+} from '../oauth-errors.ts';
+import { multi, single, type Params } from '../params.ts';
+import { ReviewUnavailable, type KubeUser, type SubjectReviewer } from '../reviews.ts';
+import { resolveAudiences, resolveScope, truncate } from './common.ts';
+import type { Grant, TokenResult } from './types.ts';
+
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+const TOKEN_TYPES: readonly string[] = [ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE];
+
+/**
+ * What RBAC grants, first match wins: `create` on deployments/token gives
+ * every permission; `create` on deployments/readtoken gives read only, so an
+ * admin can let people read without letting them deploy.
+ */
+export const TOKEN_SUBRESOURCES: readonly { subresource: string; permissions: readonly string[] }[] = [
+  { subresource: 'token', permissions: PERMISSIONS },
+  { subresource: 'readtoken', permissions: ['read'] },
+];
+
+const DENIED = 'you may not get tokens for this Deployment, or it does not exist: token exchange needs create on ' +
+  'deployments/token (every permission) or deployments/readtoken (read) in apikeys.dev for it';
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** Visible ASCII: what any bearer token is made of. Anything else is no token at all. */
+const TOKEN_CHARS = /^[\x21-\x7e]+$/;
+const DAY_MS = MAX_TOKEN_TTL_SECONDS * 1000;
+
+/** `namespace/name` of the `deployment` parameter. */
+export function parseDeploymentRef(value: string | undefined): { namespace: string; name: string } {
+  if (value === undefined) {
+    throw new InvalidRequest('the parameter deployment (namespace/name of the Deployment) is required', 'missing_parameter');
+  }
+  const slash = value.indexOf('/');
+  const namespace = value.slice(0, slash);
+  const name = value.slice(slash + 1);
+  if (slash === -1 || !DNS_LABEL.test(namespace) || !DNS_SUBDOMAIN.test(name)) {
+    throw new InvalidRequest(`deployment must be namespace/name, such as team-a/airflow-prod; got ${JSON.stringify(truncate(value))}`);
+  }
+  return { namespace, name };
+}
+
+/** `exp` of a JWT-shaped token, read only after the apiserver accepted the token. */
+export function jwtExpiry(token: string): number | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { exp?: unknown } | null;
+    return typeof claims?.exp === 'number' && Number.isFinite(claims.exp) ? Math.floor(claims.exp) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkForm(req: RequestInfo, params: Params): void {
+  if ((req.authorization !== undefined && req.authorization !== '') || single(params, 'client_secret') !== undefined) {
+    throw new InvalidRequest('token exchange takes no client authentication: the subject_token is the credential; ' +
+      'send no Authorization header and no client_secret', 'client_auth_not_allowed');
+  }
+  if (single(params, 'actor_token') !== undefined || single(params, 'actor_token_type') !== undefined) {
+    throw new InvalidRequest('actor_token is not supported: a token is issued to the subject itself (no delegation)', 'unsupported_parameter');
+  }
+  const type = single(params, 'subject_token_type');
+  if (type === undefined) throw new InvalidRequest('the parameter subject_token_type is required', 'missing_parameter');
+  if (!TOKEN_TYPES.includes(type)) {
+    throw new InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE} or ${JWT_TOKEN_TYPE} (a Kubernetes bearer token)`,
+      'unsupported_token_type');
+  }
+  const requested = single(params, 'requested_token_type');
+  if (requested !== undefined && !TOKEN_TYPES.includes(requested)) {
+    throw new InvalidRequest(`requested_token_type must be ${ACCESS_TOKEN_TYPE} or ${JWT_TOKEN_TYPE}: this server issues JWT access tokens only`,
+      'unsupported_token_type');
+  }
+  for (const s of (single(params, 'scope') ?? '').split(' ')) {
+    if (s !== '' && !(PERMISSIONS as readonly string[]).includes(s)) {
+      throw new InvalidScope(`the scope ${JSON.stringify(truncate(s))} is unknown; known: ${PERMISSIONS.join(', ')}`);
+    }
+  }
+  // Refuse a malformed audience now, not after the reviews.
+  single(params, 'audience');
+  multi(params, 'resource');
+}
+
+/** The permissions RBAC allows `user` on the Deployment, or AccessDenied. */
+async function allowedPermissions(reviewer: SubjectReviewer, user: KubeUser, ref: { namespace: string; name: string }):
+Promise<readonly string[]> {
+  for (const { subresource, permissions } of TOKEN_SUBRESOURCES) {
+    if (await reviewer.mayCreate(user, { ...ref, subresource })) return permissions;
+  }
+  throw new AccessDenied(DENIED);
+}
+
+async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): Promise<TokenResult> {
+  const reviewer = ctx.reviewer;
+  if (!reviewer) throw new TemporarilyUnavailable('token exchange needs the Kubernetes API, which this token server has not');
+  checkForm(req, params);
+  const subjectToken = single(params, 'subject_token');
+  if (subjectToken === undefined) throw new InvalidRequest('the parameter subject_token is required', 'missing_parameter');
+  const ref = parseDeploymentRef(single(params, 'deployment'));
+  if (!ctx.store.signing.active(req.nowMs)) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
+  if (!TOKEN_CHARS.test(subjectToken)) throw new InvalidGrant('the subject_token is not a bearer token');
+
+  const user = await reviewer.authenticate(subjectToken);
+  if (!user) throw new InvalidGrant('the subject_token was not accepted by Kubernetes (invalid, expired or revoked)');
+  // A user name shaped like a key id would pass for an API key at a resource server that looks only at `sub`.
+  if (isKeyId(user.username)) throw new InvalidGrant('this Kubernetes user name has the form of an API key id and cannot be exchanged');
+  const granted = await allowedPermissions(reviewer, user, ref);
+
+  const key = `${ref.namespace}/${ref.name}`;
+  const dep = ctx.store.deployment(key);
+  if (!dep || dep.deleting) {
+    throw new InvalidTarget(`the Deployment ${key} does not exist (or is in a namespace this token server does not watch)`);
+  }
+  const audiences = resolveAudiences(params, dep, ctx.defaultAudiences);
+  const scope = resolveScope(params, granted, new Set(granted), granted.join(' '), 'what RBAC allows you on this Deployment');
+
+  const nowMs = Date.now();
+  const iat = Math.floor(nowMs / 1000);
+  let exp = iat + Math.floor(Math.min(ctx.userTokenTtlMs, dep.maxTokenTtlMs, DAY_MS) / 1000);
+  const subjectExp = jwtExpiry(subjectToken);
+  if (subjectExp !== undefined) exp = Math.min(exp, subjectExp);
+  if (exp <= iat) throw new InvalidGrant('the subject_token expires now');
+  const signingKey = ctx.store.signing.active(nowMs);
+  if (!signingKey) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
+  const claims = accessTokenClaims({
+    issuer: ctx.issuer,
+    subject: user.username,
+    clientId: USER_CLIENT_ID,
+    audiences,
+    scope,
+    deployment: key,
+    lifetimeSeconds: exp - iat,
+    nowMs,
+    deploymentUid: dep.uid,
+  });
+  const issuedType = single(params, 'requested_token_type') ?? ACCESS_TOKEN_TYPE;
+  const body = tokenResponse(signingKey, claims, { issued_token_type: issuedType });
+  // An audit line: who got what. Never the subject token or the issued one.
+  ctx.log.info({ user: user.username, deployment: key, scope, jti: claims.jti, exp: claims.exp }, 'temporary user token issued');
+  return { body };
+}
+
+export const tokenExchange: Grant = {
+  type: TOKEN_EXCHANGE,
+  repeatable: ['resource'],
+  async handle(ctx: ServerContext, req: RequestInfo, params: Params): Promise<TokenResult> {
+    try {
+      return await exchange(ctx, req, params);
+    } catch (err) {
+      if (err instanceof ReviewUnavailable) throw new TemporarilyUnavailable(`${err.message}; retry shortly`, 'kube_unavailable');
+      throw err;
+    }
+  },
+};
