@@ -76,6 +76,7 @@ const CASES: [string, ChartCase][] = [
     expect(flag(ctl, 'token-url')).toBe(`http://${F}-token.${NS}.svc:8080/oauth/token`);
     expect(flag(ts, 'issuer')).toBe(`http://${F}-token.${NS}.svc:8080`);
     expect(flag(ts, 'port')).toBe('8080');
+    expect(flag(ts, 'user-token-ttl')).toBe('1h');
     expect(flag(ctl, 'health-port')).toBe('8081');
     expect(flag(ctl, 'signing-algorithm')).toBe('ES256');
     expect(flag(ctl, 'signing-key-rotation')).toBe('720h');
@@ -97,6 +98,9 @@ const CASES: [string, ChartCase][] = [
     const requester = findObject<V1ClusterRole>(o, 'ClusterRole', `${F}-deployment-token-requester`);
     expect(requester.rules).toEqual([{ apiGroups: ['apikeys.dev'], resources: ['deployments/token'], verbs: ['create'] }]);
     expect(requester.metadata?.labels?.['rbac.authorization.k8s.io/aggregate-to-edit']).toBe('true');
+    const reader = findObject<V1ClusterRole>(o, 'ClusterRole', `${F}-deployment-read-token-requester`);
+    expect(reader.rules).toEqual([{ apiGroups: ['apikeys.dev'], resources: ['deployments/readtoken'], verbs: ['create'] }]);
+    expect(reader.metadata?.labels?.['rbac.authorization.k8s.io/aggregate-to-edit']).toBe('true');
     expect(findObject<V1ClusterRole>(o, 'ClusterRole', `${F}-view`).metadata?.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBe('true');
     expect(findObject<V1ClusterRole>(o, 'ClusterRole', `${F}-edit`).rules?.[0]?.verbs).toEqual(
       expect.arrayContaining(['create', 'update', 'patch', 'delete']));

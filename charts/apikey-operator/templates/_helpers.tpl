@@ -138,6 +138,7 @@ subjects:
     - token-server
     - --port={{ .Values.tokenServer.port }}
     - --issuer={{ include "apikey-operator.issuerURL" . }}
+    - --user-token-ttl={{ .Values.tokenServer.userTokenTTL }}
     - --operator-namespace={{ .Release.Namespace }}
     - --log-level={{ .Values.logLevel }}
     {{- with .Values.watchNamespaces }}
