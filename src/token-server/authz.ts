@@ -57,10 +57,20 @@ export function authorize(ctx: ServerContext, authorization: string | undefined,
   return {
     status: 200,
     headers: {
-      'x-auth-subject': claims.sub,
+      'x-auth-subject': headerSafe(claims.sub),
       'x-auth-deployment': claims.deployment,
       'x-auth-scope': [...permissions].join(' '),
     },
     body: '{"allowed":true}',
   };
+}
+
+/**
+ * A subject as a header value: key ids and most Kubernetes user names are
+ * printable ASCII and go as they are; a user name with other characters (an
+ * OIDC name in another script) is percent-encoded as UTF-8 (RFC 3986), since
+ * a header cannot carry it as it is.
+ */
+export function headerSafe(subject: string): string {
+  return /^[\x20-\x7e]*$/.test(subject) ? subject : encodeURIComponent(subject);
 }

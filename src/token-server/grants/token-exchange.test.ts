@@ -206,6 +206,12 @@ describe('token exchange', () => {
     expect(forbidden.text).not.toContain('secret-project');
   });
 
+  it('refuses a user whose name holds control characters', async () => {
+    reviewer.users.set('newline', { username: 'alice\nX-Injected: 1' });
+    reviewer.rbac.add('alice\nX-Injected: 1 team-a/airflow token');
+    expect((await exchange({ subject_token: 'newline' })).body.error).toBe('invalid_grant');
+  });
+
   it('refuses a user whose name has the form of an API key id', async () => {
     reviewer.users.set('lookalike', { username: observer.keyId });
     reviewer.rbac.add(`${observer.keyId} team-a/airflow token`);
@@ -256,6 +262,16 @@ describe('user tokens at /authz and introspection', () => {
     const read = await exchanged({ subject_token: READER });
     expect((await authz(read, '?permission=read')).status).toBe(200);
     expect((await authz(read, '?permission=deploy')).status).toBe(403);
+  });
+
+  it('give a user name beyond ASCII to a proxy percent-encoded in X-Auth-Subject', async () => {
+    reviewer.users.set('unicode', { username: 'oidc:渡辺' });
+    reviewer.rbac.add('oidc:渡辺 team-a/airflow token');
+    const t = await exchanged({ subject_token: 'unicode' });
+    expect(decodeJwt(t).sub).toBe('oidc:渡辺');
+    const r = await authz(t);
+    expect(r.status).toBe(200);
+    expect(decodeURIComponent(r.headers.get('x-auth-subject')!)).toBe('oidc:渡辺');
   });
 
   it('die with their Deployment, and are not inherited by one re-created under the same name', async () => {

@@ -140,6 +140,8 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
   if (!user) throw new InvalidGrant('the subject_token was not accepted by Kubernetes (invalid, expired or revoked)');
   // A user name shaped like a key id would pass for an API key at a resource server that looks only at `sub`.
   if (isKeyId(user.username)) throw new InvalidGrant('this Kubernetes user name has the form of an API key id and cannot be exchanged');
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f-\x9f]/.test(user.username)) throw new InvalidGrant('this Kubernetes user name holds control characters and cannot be exchanged');
   const granted = await allowedPermissions(reviewer, user, ref);
 
   const key = `${ref.namespace}/${ref.name}`;
