@@ -201,7 +201,20 @@ describe('RFC 6749 5.2 errors, each from the input that causes it', () => {
     expect(r.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
   });
 
-  it.todo('invalid_grant for a subject_token that fails its TokenReview (RFC 8693 token exchange, issue 6): client credentials has no grant to be invalid');
+  it('invalid_grant for a token exchange whose subject_token fails its TokenReview (RFC 8693)', async () => {
+    const r = await post(`${a.url}/oauth/token`, form({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: 'bogus-kubernetes-token',
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', deployment: `${ns.name}/airflow`,
+    }));
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_grant');
+    expect(typeof r.body.error_description).toBe('string');
+    expect(r.headers.get('cache-control')).toBe('no-store');
+    // The apiserver said so: a real TokenReview, counted by the server.
+    const metrics = (await (await fetch(`${a.url}/metrics`)).text()).split('\n');
+    expect(metrics.find((l) => l.startsWith('apikey_operator_token_exchange_reviews_total{')
+      && l.includes('review="token"') && l.includes('outcome="unauthenticated"'))).toMatch(/ 1$/);
+  });
 });
 
 describe('malformed requests', () => {

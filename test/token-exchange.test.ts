@@ -1,0 +1,362 @@
+/**
+ * Issue 6, server side: RFC 8693 token exchange of a Kubernetes identity for
+ * a temporary Deployment token, on the real control plane. The real
+ * controller and the real token server run as the chart's ServiceAccounts;
+ * the people are ServiceAccounts with TokenRequest tokens, bound to the
+ * chart's own requester ClusterRoles; every subject token goes through a real
+ * TokenReview and every decision through a real SubjectAccessReview.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { createRemoteJWKSet, decodeJwt, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Deployment } from '../src/api/index.ts';
+import { adminKubeConfig, createNamespace, kubectl } from './support/cluster.ts';
+import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { MAIN, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
+import {
+  adminClient, createApiKey, createDeployment, credentialsOf, deploymentPath, getSecret, waitFor, waitForReady, type Credentials,
+} from './support/resources.ts';
+
+const exec = promisify(execFile);
+const AUDIENCE = 'https://airflow.example.test';
+const SECOND = 'https://airflow-api.example.test';
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+/** --user-token-ttl of the token server under test (the default is 1h). */
+const USER_TTL = 30 * 60;
+
+type Namespace = Awaited<ReturnType<typeof createNamespace>>;
+let opNs: Namespace;
+let ns: Namespace;
+let elsewhere: Namespace;
+let identity: OperatorIdentity;
+let controller: RunningProcess;
+let server: RunningProcess & { url: string };
+let airflow: Deployment;
+let observer: Credentials;
+/** Subject tokens (TokenRequest) of: a deployer, a reader, an account with no binding at all. */
+const subject = { deployer: '', reader: '', stranger: '' };
+
+const core = () => adminKubeConfig().makeApiClient(CoreV1Api);
+
+/** A ServiceAccount (created if needed) and a fresh TokenRequest token of it; the token is never printed. */
+async function saToken(namespace: string, name: string): Promise<string> {
+  await core().createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((e: unknown) => {
+    if ((e as { code?: number }).code !== 409) throw e;
+  });
+  const tr = await core().createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const token = tr.status?.token;
+  if (!token) throw new Error('TokenRequest returned no token');
+  return token;
+}
+
+/** A RoleBinding in `namespace` of one of the chart's ClusterRoles for people. */
+async function bind(namespace: string, sa: string, role: 'deployment-token-requester' | 'deployment-read-token-requester'): Promise<void> {
+  const r = await kubectl(['create', 'rolebinding', `${sa}-${role}`, '-n', namespace,
+    `--clusterrole=${identity.release}-apikey-operator-${role}`, `--serviceaccount=${ns.name}:${sa}`]);
+  expect(r.code, r.stderr).toBe(0);
+}
+
+interface Answer { status: number; headers: Headers; text: string; body: Record<string, unknown> }
+
+async function exchange(token: string, extra: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Answer> {
+  const r = await fetch(`${server.url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams({
+      grant_type: EXCHANGE, subject_token: token, subject_token_type: ACCESS_TOKEN, deployment: `${ns.name}/airflow`, ...extra,
+    }).toString(),
+  });
+  const text = await r.text();
+  let body: Record<string, unknown> = {};
+  try { body = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
+  return { status: r.status, headers: r.headers, text, body };
+}
+
+async function userToken(token: string, extra: Record<string, string> = {}): Promise<string> {
+  const r = await exchange(token, extra);
+  expect(r.status, r.text).toBe(200);
+  return r.body.access_token as string;
+}
+
+function introspect(t: string, caller = observer): Promise<Record<string, unknown>> {
+  return fetch(`${server.url}/oauth/introspect`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${caller.keyId}:${caller.secret}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ token: t }).toString(),
+  }).then((r) => r.json() as Promise<Record<string, unknown>>);
+}
+
+const authz = (t: string, permission = 'deploy') =>
+  fetch(`${server.url}/authz?permission=${permission}`, { headers: { authorization: `Bearer ${t}` } });
+
+/** The token server's count of reviews of one kind and outcome (metrics). */
+async function reviews(review: 'token' | 'access', outcome: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('apikey_operator_token_exchange_reviews_total{')
+    && l.includes(`review="${review}"`) && l.includes(`outcome="${outcome}"`));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+beforeAll(async () => {
+  opNs = await createNamespace('txop');
+  ns = await createNamespace('tx');
+  elsewhere = await createNamespace('txelse');
+  // The chart's ServiceAccounts and RBAC, its ClusterRoles for people included.
+  identity = await installOperatorIdentity(opNs.name);
+  server = await startTokenServer({
+    kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, waitReady: false, args: ['--user-token-ttl', '30m'],
+  });
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
+  await waitFor('token server ready', async () => (await fetch(`${server.url}/readyz`)).status === 200, 60_000, 100);
+  airflow = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE, SECOND], maxTokenTTL: '24h' });
+  await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
+  await createApiKey(ns.name, 'observer', { deploymentRef: { name: 'airflow' }, permissions: ['read'] });
+  await waitForReady(ns.name, 'observer');
+  observer = credentialsOf((await getSecret(ns.name, 'observer'))!);
+
+  subject.deployer = await saToken(ns.name, 'deployer');
+  subject.reader = await saToken(ns.name, 'reader');
+  subject.stranger = await saToken(ns.name, 'stranger');
+  await bind(ns.name, 'deployer', 'deployment-token-requester');
+  await bind(ns.name, 'reader', 'deployment-read-token-requester');
+});
+
+afterAll(async () => {
+  await Promise.all([server?.stop(), controller?.stop()]);
+  await identity?.cleanup();
+  for (const n of [ns, elsewhere, opNs]) await n?.cleanup();
+});
+
+describe('a ServiceAccount bound to the chart\'s deployment-token-requester', () => {
+  it('gets a token of its Deployment: sub its user name, the Deployment, every permission, the audience, typ at+jwt, --user-token-ttl', async () => {
+    const r = await exchange(subject.deployer);
+    expect(r.status, r.text).toBe(200);
+    expect(r.headers.get('cache-control')).toBe('no-store');
+    expect(r.body).toMatchObject({ token_type: 'Bearer', issued_token_type: ACCESS_TOKEN, expires_in: USER_TTL, scope: 'deploy read' });
+    const meta = await (await fetch(`${server.url}/.well-known/oauth-authorization-server`)).json() as
+      { issuer: string; jwks_uri: string; grant_types_supported: string[] };
+    expect(meta.grant_types_supported).toContain(EXCHANGE);
+    const { payload, protectedHeader } = await jwtVerify(r.body.access_token as string, createRemoteJWKSet(new URL(meta.jwks_uri)), {
+      issuer: meta.issuer, audience: AUDIENCE, typ: 'at+jwt', requiredClaims: ['iat', 'exp', 'jti', 'sub', 'client_id'],
+    });
+    expect(protectedHeader.kid).toEqual(expect.any(String));
+    const now = Math.floor(Date.now() / 1000);
+    expect(Math.abs(payload.iat! - now)).toBeLessThanOrEqual(2);
+    expect(payload.exp! - payload.iat!).toBe(USER_TTL);
+    expect(payload).toMatchObject({
+      sub: `system:serviceaccount:${ns.name}:deployer`, client_id: 'kubernetes', aud: AUDIENCE, scope: 'deploy read',
+      deployment: `${ns.name}/airflow`, deployment_uid: airflow.metadata.uid,
+    });
+    // No key id, and no actor: the user acts as themselves.
+    expect(payload).not.toHaveProperty('act');
+    expect(payload).not.toHaveProperty('may_act');
+    expect(payload).not.toHaveProperty('cred_fp');
+  });
+
+  it('gets one with a real OAuth client (oauth4webapi: discovery, token exchange, RFC 9068 validation as a resource server)', async () => {
+    const issuer = new URL(server.url);
+    const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', [oauth.allowInsecureRequests]: true }));
+    const client: oauth.Client = { client_id: 'kubectl' };
+    const response = await oauth.genericTokenEndpointRequest(as, client, oauth.None(), EXCHANGE, {
+      subject_token: subject.deployer, subject_token_type: JWT_TYPE, requested_token_type: ACCESS_TOKEN,
+      deployment: `${ns.name}/airflow`, resource: SECOND, scope: 'read',
+    }, { [oauth.allowInsecureRequests]: true });
+    const tokens = await oauth.processGenericTokenEndpointResponse(as, client, response);
+    expect(tokens).toMatchObject({ token_type: 'bearer', scope: 'read', issued_token_type: ACCESS_TOKEN });
+    const request = new Request('https://airflow-api.example.test/dags', { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    const claims = await oauth.validateJwtAccessToken(as, request, SECOND, { [oauth.allowInsecureRequests]: true });
+    expect(claims).toMatchObject({ sub: `system:serviceaccount:${ns.name}:deployer`, scope: 'read', client_id: 'kubernetes' });
+  });
+
+  it('gets one with curl, as the README shows, piped to jq -r .access_token', async () => {
+    const script = 'curl -s -X POST "$URL/oauth/token" -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange ' +
+      '--data-urlencode "subject_token=$K8S_TOKEN" -d subject_token_type=urn:ietf:params:oauth:token-type:access_token ' +
+      '-d "deployment=$NS/airflow" -d scope=deploy | jq -r .access_token';
+    const { stdout } = await exec('sh', ['-c', script], {
+      env: { PATH: process.env.PATH, URL: server.url, K8S_TOKEN: subject.deployer, NS: ns.name },
+    });
+    expect(decodeJwt(stdout.trim())).toMatchObject({ scope: 'deploy', deployment: `${ns.name}/airflow` });
+  });
+
+  it('gets access_denied (403) for a Deployment of a namespace where it has no binding', async () => {
+    const r = await exchange(subject.deployer, { deployment: `${elsewhere.name}/airflow` });
+    expect(r.status).toBe(403);
+    expect(r.body.error).toBe('access_denied');
+    expect(r.body.error_description).toMatch(/deployments\/token/);
+  });
+
+  it('gets invalid_target for a Deployment it may ask for that does not exist, and for an audience the Deployment does not list', async () => {
+    const asks: Record<string, string>[] = [{ deployment: `${ns.name}/no-such-deployment` }, { audience: 'https://elsewhere.example.test' }];
+    for (const extra of asks) {
+      const r = await exchange(subject.deployer, extra);
+      expect(r.status).toBe(400);
+      expect(r.body.error).toBe('invalid_target');
+    }
+  });
+
+  it('asks the apiserver once for a burst of the same exchange (the reviews are cached briefly)', async () => {
+    const fresh = await saToken(ns.name, 'deployer');
+    const before = [await reviews('token', 'authenticated'), await reviews('access', 'allowed')];
+    const answers = await Promise.all(Array.from({ length: 20 }, () => exchange(fresh)));
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+    expect(await reviews('token', 'authenticated')).toBe(before[0]! + 1);
+    // One more SubjectAccessReview at most (none when this user's answer is still cached).
+    expect(await reviews('access', 'allowed')).toBeLessThanOrEqual(before[1]! + 1);
+    expect(await reviews('token', 'cached')).toBeGreaterThanOrEqual(19);
+  });
+});
+
+describe('an account without the role', () => {
+  it('is denied: access_denied (403)', async () => {
+    const r = await exchange(subject.stranger);
+    expect(r.status).toBe(403);
+    expect(r.body.error).toBe('access_denied');
+  });
+
+  it('cannot tell a Deployment that does not exist from one it may not use: the answers are byte-identical', async () => {
+    const ask = (deployment: string) => exchange(subject.stranger, { deployment, audience: 'https://nowhere.example.test', scope: 'deploy' });
+    const forbidden = await ask(`${ns.name}/airflow`);
+    const missing = await ask(`${ns.name}/no-such-deployment`);
+    const otherNs = await ask(`no-such-namespace/airflow`);
+    const headers = (a: Answer) => [...a.headers.entries()].filter(([k]) => k !== 'date');
+    for (const a of [missing, otherNs]) {
+      expect(a.status).toBe(forbidden.status);
+      expect(a.text).toBe(forbidden.text);
+      expect(headers(a)).toEqual(headers(forbidden));
+    }
+    expect(forbidden.text).not.toContain('airflow');
+  });
+});
+
+describe('subject tokens Kubernetes does not accept are invalid_grant, through a real TokenReview', () => {
+  it.each<[string, () => Promise<string>]>([
+    ['a token of the apiserver\'s form signed by someone else', async () => {
+      // The claims of a real ServiceAccount token, re-signed with a key the apiserver never saw.
+      const real = decodeJwt(subject.deployer);
+      const { privateKey } = await generateKeyPair('RS256');
+      return new SignJWT(real).setProtectedHeader({ alg: 'RS256', kid: 'not-the-apiservers' }).sign(privateKey);
+    }],
+    ['an expired token (signed by someone else too: TokenRequest refuses lifetimes under 600 s, so a real one cannot expire here)', async () => {
+      const real = decodeJwt(subject.deployer);
+      const { privateKey } = await generateKeyPair('ES256');
+      const past = Math.floor(Date.now() / 1000) - 3600;
+      return new SignJWT({ ...real, iat: past - 600, nbf: past - 600, exp: past }).setProtectedHeader({ alg: 'ES256' }).sign(privateKey);
+    }],
+    ['a string that is no token at all', () => Promise.resolve('not-a-kubernetes-token')],
+  ])('%s', async (_what, make) => {
+    const before = await reviews('token', 'unauthenticated');
+    const r = await exchange(await make());
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_grant');
+    expect(await reviews('token', 'unauthenticated')).toBe(before + 1);
+  });
+
+  it('a revoked token (its ServiceAccount deleted and re-created), and one the server accepted before within the cache\'s 10 s', async () => {
+    const used = await saToken(ns.name, 'revoked');
+    const unused = await saToken(ns.name, 'revoked');
+    await bind(ns.name, 'revoked', 'deployment-token-requester');
+    await userToken(used);
+    await core().deleteNamespacedServiceAccount({ name: 'revoked', namespace: ns.name });
+    await saToken(ns.name, 'revoked');
+    // The apiserver checks the ServiceAccount's uid in the token against the current object.
+    const fresh = await waitFor('the unused token refused', async () => {
+      const r = await exchange(unused);
+      return r.status === 400 ? r : undefined;
+    }, 12_000, 100);
+    expect(fresh.body.error).toBe('invalid_grant');
+    const t0 = Date.now();
+    await waitFor('the used token refused', async () => (await exchange(used)).body.error === 'invalid_grant', 15_000, 250);
+    expect(Date.now() - t0).toBeLessThan(11_000);
+  });
+});
+
+describe('the scope split', () => {
+  it('gives an account bound to deployment-read-token-requester read, and not deploy', async () => {
+    const r = await exchange(subject.reader);
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.scope).toBe('read');
+    expect(decodeJwt(r.body.access_token as string)).toMatchObject({ sub: `system:serviceaccount:${ns.name}:reader`, scope: 'read' });
+    expect((await authz(r.body.access_token as string, 'read')).status).toBe(200);
+    expect((await authz(r.body.access_token as string, 'deploy')).status).toBe(403);
+  });
+
+  it('refuses deploy to it with invalid_scope, since RBAC allows it read only', async () => {
+    const r = await exchange(subject.reader, { scope: 'deploy' });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_scope');
+    expect((await exchange(subject.reader, { scope: 'deploy read' })).body.error).toBe('invalid_scope');
+  });
+
+  it('lets RBAC tell the two apart: can-i create deployments/token no, deployments/readtoken yes', async () => {
+    const can = async (sub: string) => (await kubectl(['auth', 'can-i', 'create', `deployments.apikeys.dev/airflow`, `--subresource=${sub}`,
+      '-n', ns.name, `--as=system:serviceaccount:${ns.name}:reader`])).stdout.trim();
+    expect([await can('token'), await can('readtoken')]).toEqual(['no', 'yes']);
+  });
+});
+
+describe('user tokens at /authz and introspection', () => {
+  it('are live like key tokens, with the user as subject', async () => {
+    const t = await userToken(subject.deployer);
+    const r = await authz(t);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-auth-subject')).toBe(`system:serviceaccount:${ns.name}:deployer`);
+    expect(r.headers.get('x-auth-deployment')).toBe(`${ns.name}/airflow`);
+    expect(await introspect(t)).toMatchObject({
+      active: true, sub: `system:serviceaccount:${ns.name}:deployer`, client_id: 'kubernetes', scope: 'deploy read',
+      deployment: `${ns.name}/airflow`, aud: AUDIENCE,
+    });
+  });
+
+  it('go inactive at once when their Deployment is deleted, and stay so when one of the same name is created again', async () => {
+    await createDeployment(ns.name, 'short-lived', { audiences: [AUDIENCE] });
+    const t = await waitFor('a token', async () => {
+      const r = await exchange(subject.deployer, { deployment: `${ns.name}/short-lived` });
+      return r.status === 200 ? r.body.access_token as string : undefined;
+    }, 10_000, 50);
+    expect((await authz(t)).status).toBe(200);
+    expect((await introspect(t)).active).toBe(true);
+    const t0 = Date.now();
+    await adminClient().delete(deploymentPath(ns.name, 'short-lived'));
+    await waitFor('inactive', async () => (await authz(t)).status === 401, 5000, 10);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(await introspect(t)).toEqual({ active: false });
+    await waitFor('gone', () => adminClient().get(deploymentPath(ns.name, 'short-lived')).then(() => false, () => true), 20_000);
+    await createDeployment(ns.name, 'short-lived', { audiences: [AUDIENCE] });
+    await waitFor('a new token for the new Deployment', async () => (await exchange(subject.deployer, { deployment: `${ns.name}/short-lived` })).status === 200, 10_000, 50);
+    expect((await authz(t)).status).toBe(401);
+    expect(await introspect(t)).toEqual({ active: false });
+  });
+});
+
+describe('the token server', () => {
+  it.each([['25h', /at most 24h/], ['1d', /must be a duration/]])('refuses to start with --user-token-ttl %s', async (ttl, message) => {
+    const r = await exec(process.execPath, [MAIN, 'token-server', '--user-token-ttl', ttl]).then(
+      () => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('refuses mixed authentication: an API key with a token exchange is invalid_request', async () => {
+    const basic = `Basic ${Buffer.from(`${observer.keyId}:${observer.secret}`).toString('base64')}`;
+    const r = await exchange(subject.deployer, {}, { authorization: basic });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_request');
+  });
+
+  it('logs who got a token, and never a subject token or an access token', () => {
+    const logs = server.logs();
+    expect(logs).toContain('temporary user token issued');
+    expect(logs).toContain(`system:serviceaccount:${ns.name}:deployer`);
+    for (const t of Object.values(subject)) expect(logs).not.toContain(t);
+    expect(logs).not.toMatch(/eyJ[\w-]{10,}\.eyJ[\w-]{10,}\.[\w-]{10,}/);
+    expect(logs).not.toMatch(/"level":"error"/);
+  });
+});
