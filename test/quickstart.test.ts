@@ -9,8 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isRunning, readState } from './cluster/controlplane.ts';
+import { clusterState, kubectl } from './support/cluster.ts';
 import { ROOT } from './support/paths.ts';
 
 const exec = promisify(execFile);
@@ -47,4 +48,49 @@ it('says clearly that the control plane is not built, and what is missing, when 
   } finally {
     rmSync(cache, { recursive: true, force: true });
   }
+});
+
+it('npm start on a machine without the binaries says so first, and why it cannot build them', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'empty-cache-'));
+  try {
+    const r = await exec(process.execPath, [join(ROOT, 'scripts/quickstart.ts'), '--dir', join(cache, 'qs')], {
+      env: { ...process.env, APIKEY_OPERATOR_CACHE: cache, PATH: '/nonexistent' },
+    }).then(() => undefined, (e: unknown) => e as { code: number; stdout: string; stderr: string });
+    expect(r?.code).toBe(1);
+    expect(r?.stdout).toMatch(/The local control plane is not built yet \(etcd 3\.6\.16, kubernetes 1\.36\.3, helm 4\.3\.1\)/);
+    expect(r?.stdout).toMatch(/the first build takes several minutes/);
+    expect(r?.stderr).toMatch(/no Go toolchain to build it/);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+});
+
+describe('npm start --kubeconfig (an existing cluster)', () => {
+  const admin = () => clusterState().kubeconfig;
+
+  it('tells what it will install, and installs nothing without a yes', async () => {
+    const r = await exec('npm', ['start', '--silent', '--', '--kubeconfig', admin()], { cwd: ROOT })
+      .then(() => undefined, (e: unknown) => e as { code: number; stdout: string });
+    expect(r?.code).toBe(1);
+    expect(r?.stdout).toContain('This will install there:');
+    expect(r?.stdout).toContain('the CRDs deployments.apikeys.dev and apikeys.apikeys.dev');
+    expect(r?.stdout).toContain('Not a terminal: pass --yes to go ahead.');
+    expect((await kubectl(['get', 'namespace', 'apikey-operator'])).code).not.toBe(0);
+  });
+
+  it('with --yes, installs there and fetches a token', async () => {
+    try {
+      const { stdout } = await exec('npm', ['start', '--silent', '--', '--kubeconfig', admin(), '--yes', '--exit-after-token'], {
+        cwd: ROOT, timeout: 120_000, maxBuffer: 8 * 1024 * 1024,
+      });
+      expect(stdout).toMatch(/HTTP 200: a 86400s access token/);
+      expect(stdout).toContain('"deployment": "default/airflow-prod"');
+    } finally {
+      await kubectl(['delete', '-n', 'default', '-f', join(ROOT, 'manifests/examples/apikey-ci.yaml'), '-f', join(ROOT, 'manifests/examples/deployment.yaml'), '--ignore-not-found']);
+      await kubectl(['delete', 'namespace', 'apikey-operator', '--ignore-not-found', '--wait=false']);
+      const rbac = await kubectl(['get', 'clusterroles,clusterrolebindings', '-o', 'name']);
+      const ours = rbac.stdout.split('\n').filter((n) => /\/apikey-operator-/.test(n));
+      if (ours.length) await kubectl(['delete', ...ours, '--ignore-not-found']);
+    }
+  }, 150_000);
 });
