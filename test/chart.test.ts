@@ -181,6 +181,10 @@ const CASES: [string, ChartCase][] = [
     const ctl = container(o, `${F}-controller`, 'controller');
     expect([flag(ctl, 'signing-algorithm'), flag(ctl, 'signing-key-rotation')]).toEqual(['EdDSA', '168h']);
   } }],
+  ['trusted proxies for the token server', { values: { tokenServer: { trustedProxies: ['10.0.0.0/8', 'fd00::/8'] } }, check: (o) => {
+    expect(flag(container(o, `${F}-controller`, 'token-server'), 'trusted-proxies')).toBe('10.0.0.0/8,fd00::/8');
+    expect(flag(container(o, `${F}-controller`, 'controller'), 'trusted-proxies')).toBeUndefined();
+  } }],
   ['debug logging', { values: { logLevel: 'debug' }, check: (o) => {
     expect(containersOf(o).map((c) => flag(c, 'log-level'))).toEqual(['debug', 'debug']);
   } }],

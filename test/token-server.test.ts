@@ -18,7 +18,7 @@ import { metaTime } from '../src/kube/types.ts';
 import { DEFAULT_ROTATION, planSigningKeys, SIGNING_KEYS_DATA_KEY, type SigningKeySet } from '../src/shared/signing-keys.ts';
 import { createNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { recordSecret, startTokenServer, type RunningProcess } from './support/processes.ts';
+import { MAIN, recordSecret, startProcess, startTokenServer, type RunningProcess } from './support/processes.ts';
 import { adminClient, apiKeyPath, deploymentPath, getApiKey, secretPath, waitFor } from './support/resources.ts';
 
 type Server = RunningProcess & { url: string };
@@ -253,6 +253,38 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
       await expect(jwtVerify(t, jwks, { issuer: server.url, audience: AUDIENCE })).resolves.toBeDefined();
     }
     expect(decodeJwt(before).sub).toBe(observer.keyId);
+  });
+
+  it('counts failures behind a trusted proxy per forwarded client, and believes no one else\'s X-Forwarded-For', async () => {
+    const k = await createKey('behind-proxy', dep);
+    await issued(k);
+    const proxied = await startTokenServer({
+      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, args: ['--trusted-proxies', '127.0.0.0/8'],
+    });
+    try {
+      const attempt = (xff: string, secret: string) => fetch(`${proxied.url}/oauth/token`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': xff },
+        body: JSON.stringify({ client_id: k.keyId, client_secret: secret, audience: AUDIENCE, grant_type: 'client_credentials' }),
+      }).then((r) => r.status);
+      const wrong = generateSecret();
+      const attacker: number[] = [];
+      for (let i = 0; i < 20; i++) attacker.push(await attempt('198.51.100.66', wrong));
+      expect(attacker.filter((c) => c === 429).length).toBeGreaterThanOrEqual(10);
+      // The attacker is slowed down, even with the right secret...
+      expect(await attempt('198.51.100.66', k.secret)).toBe(429);
+      // ...the pipeline behind the same proxy is not.
+      expect(await attempt('203.0.113.10', k.secret)).toBe(200);
+      // The server without --trusted-proxies ignores the header: everything there comes from 127.0.0.1.
+      expect((await fetch(`${server.url}/oauth/token`, { ...seed(k), headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.66' } })).status).toBe(200);
+    } finally {
+      await proxied.stop();
+    }
+  });
+
+  it('refuses to start with a --trusted-proxies value that is not an address or CIDR', async () => {
+    const p = startProcess('token-server', [MAIN, 'token-server', '--kubeconfig', identity.tokenServerKubeconfig, '--trusted-proxies', '10.0.0.0/99']);
+    expect(await p.exited).toBe(2);
+    expect(p.logs()).toContain('error: --trusted-proxies: not an IP address or CIDR: "10.0.0.0/99"');
   });
 
   it('stops on SIGTERM with exit code 0 after finishing, and no log line holds a secret', async () => {

@@ -6,6 +6,7 @@
 import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig } from '../kube/config.ts';
 import { parseDuration } from '../shared/duration.ts';
+import { TrustedProxies } from '../token-server/proxies.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
   CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
@@ -71,6 +72,12 @@ async function main(argv: string[]): Promise<number> {
       if (f.help) { console.log(usage('token-server', 'Serves POST /oauth/token and the rest of the token endpoint.', TOKEN_SERVER_FLAGS)); return 0; }
       const port = intFlag('port', f.port, 0, 65535);
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
+      const trustedProxies = csv(f['trusted-proxies']);
+      try {
+        new TrustedProxies(trustedProxies);
+      } catch (err) {
+        throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
+      }
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runTokenServer } = await import('../token-server/main.ts');
       await runTokenServer({
@@ -84,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
         namespaces: csv(f.namespaces),
         logLevel: f['log-level']!,
         userTokenTtlMs,
+        trustedProxies,
       });
       return 0;
     }

@@ -2,6 +2,7 @@
 import type { Logger } from '../shared/log.ts';
 import type { LastUsedRecorder } from './last-used.ts';
 import type { TokenServerMetrics } from './metrics.ts';
+import type { TrustedProxies } from './proxies.ts';
 import type { FailureLimiter } from './ratelimit.ts';
 import type { SubjectReviewer } from './reviews.ts';
 import type { KeyStore } from './store.ts';
@@ -18,6 +19,8 @@ export interface ServerContext {
   log: Logger;
   /** TokenReview and SubjectAccessReview for the token exchange; absent without a Kubernetes API (benchmarks, unit tests). */
   reviewer: SubjectReviewer | undefined;
+  /** Reverse proxies whose X-Forwarded-For names the client (--trusted-proxies). */
+  proxies: TrustedProxies;
   /** Lifetime of temporary user tokens (--user-token-ttl), before the Deployment's and the 24h ceilings. */
   userTokenTtlMs: number;
 }

@@ -20,6 +20,7 @@ import { grantRegistry } from './grants/index.ts';
 import { LastUsedRecorder } from './last-used.ts';
 import { TokenServerMetrics } from './metrics.ts';
 import type { TokenServerOptions } from './options.ts';
+import { TrustedProxies } from './proxies.ts';
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.ts';
 import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
@@ -79,6 +80,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     log,
     reviewer,
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
+    proxies: new TrustedProxies(opts.trustedProxies ?? []),
   };
   const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready });
   server.listen(opts.port, opts.host);

@@ -13,6 +13,8 @@ export interface TokenServerOptions {
   /** Watched namespaces; empty means all. */
   namespaces: string[];
   logLevel: string;
+  /** Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (see proxies.ts). */
+  trustedProxies?: string[];
   /** Lifetime of temporary user tokens (token exchange); default 1h, at most 24h. */
   userTokenTtlMs?: number;
 }

@@ -145,7 +145,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server {
         if (format === 'form') refuseRepeated(params, repeatable);
         const info: RequestInfo = {
           authorization: req.headers.authorization,
-          address: clientAddress(req.socket.remoteAddress),
+          address: clientAddress(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])),
           nowMs: Date.now(),
         };
         handler(req, res, info, params, start);

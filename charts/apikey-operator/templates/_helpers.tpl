@@ -147,6 +147,9 @@ subjects:
     {{- with .Values.audiences }}
     - --audiences={{ join "," . }}
     {{- end }}
+    {{- with .Values.tokenServer.trustedProxies }}
+    - --trusted-proxies={{ join "," . }}
+    {{- end }}
   env:
     {{- include "apikey-operator.podEnv" . | nindent 4 }}
   ports:
