@@ -3,15 +3,17 @@
  * watchNamespaces RBAC: rights only there), and the shipped examples applied
  * with kubectl as a user would.
  */
-import { readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNamespace, kubectl } from './support/cluster.ts';
+import { clusterState, createNamespace, kubectl } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { ROOT } from './support/paths.ts';
 import { startController, type RunningProcess } from './support/processes.ts';
-import { createApiKey, createDeployment, credentialsOf, getApiKey, getSecret, waitForReady } from './support/resources.ts';
+import { adminClient, createApiKey, createDeployment, credentialsOf, getApiKey, getSecret, waitForReady } from './support/resources.ts';
 
 let opNs: Awaited<ReturnType<typeof createNamespace>>;
 let watched: Awaited<ReturnType<typeof createNamespace>>;
@@ -76,4 +78,35 @@ describe('manifests/examples', () => {
     expect(credentialsOf(s).audience).toBe('https://airflow-prod.example.com');
     expect(dash.spec.rotation).toEqual({ every: '2160h', gracePeriod: '24h' });
   });
+});
+
+describe('in a pod', () => {
+  it('the controller runs from the ServiceAccount files and KUBERNETES_SERVICE_* alone, in the ServiceAccount\'s namespace', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'pod-root-'));
+    const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+    mkdirSync(sa, { recursive: true });
+    try {
+      // What the kubelet mounts: the token, the cluster CA, the namespace.
+      const kc = new KubeConfig();
+      kc.loadFromFile(identity.controllerKubeconfig);
+      writeFileSync(join(sa, 'token'), kc.getCurrentUser()!.token!);
+      writeFileSync(join(sa, 'ca.crt'), Buffer.from(kc.getCurrentCluster()!.caData!, 'base64'));
+      writeFileSync(join(sa, 'namespace'), opNs.name);
+      await controller.stop();
+      const server = new URL(clusterState().server);
+      const inPod = await startController({
+        kubeconfig: '', operatorNamespace: '', raw: true,
+        args: ['--namespaces', watched.name, '--leader-elect-lease-duration', '3s'],
+        env: { KUBECONFIG: undefined, APIKEY_OPERATOR_POD_ROOT: root, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port },
+      });
+      controller = inPod;
+      await createApiKey(watched.name, 'from-pod', { deploymentRef: { name: 'dep' } });
+      await waitForReady(watched.name, 'from-pod', 60_000);
+      const lease = await adminClient().get<{ spec: { holderIdentity: string } }>(
+        `/apis/coordination.k8s.io/v1/namespaces/${opNs.name}/leases/apikey-operator-controller`);
+      expect(lease.spec.holderIdentity).toBeTruthy();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

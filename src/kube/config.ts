@@ -8,7 +8,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 
-const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+/**
+ * Where a pod's ServiceAccount files are found: / in a pod. The in-cluster
+ * path can be run outside a pod (the tests do) by pointing this prefix at a
+ * folder holding var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}.
+ */
+const podRoot = () => process.env.APIKEY_OPERATOR_POD_ROOT ?? '';
+const saNamespaceFile = () => `${podRoot()}/var/run/secrets/kubernetes.io/serviceaccount/namespace`;
 
 export class ConfigError extends Error {}
 
@@ -20,7 +26,7 @@ export function loadKubeConfig(opts: { kubeconfig?: string; context?: string } =
     if (!existsSync(first)) throw new ConfigError(`kubeconfig ${first} does not exist`);
     kc.loadFromFile(first);
   } else if (process.env.KUBERNETES_SERVICE_HOST) {
-    kc.loadFromCluster();
+    kc.loadFromCluster(podRoot());
   } else {
     const home = `${process.env.HOME ?? ''}/.kube/config`;
     if (!existsSync(home)) {
@@ -35,8 +41,8 @@ export function loadKubeConfig(opts: { kubeconfig?: string; context?: string } =
 
 export function defaultNamespace(kc: KubeConfig): string {
   if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
-  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SA_NAMESPACE_FILE)) {
-    return readFileSync(SA_NAMESPACE_FILE, 'utf8').trim();
+  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(saNamespaceFile())) {
+    return readFileSync(saNamespaceFile(), 'utf8').trim();
   }
   const ctx = kc.getContextObject(kc.getCurrentContext());
   return ctx?.namespace ?? 'default';

@@ -113,8 +113,10 @@ function killAndThrow(p: RunningProcess): (err: unknown) => Promise<never> {
 export interface ControllerOptions {
   kubeconfig: string;
   operatorNamespace: string;
+  /** Pass neither --kubeconfig nor --operator-namespace (in-cluster configuration). */
+  raw?: boolean;
   args?: string[];
-  env?: Record<string, string>;
+  env?: Record<string, string | undefined>;
   /** Wait for /readyz (caches synced; leading if leader election is on). */
   waitReady?: boolean;
 }
@@ -122,7 +124,7 @@ export interface ControllerOptions {
 export async function startController(opts: ControllerOptions): Promise<RunningProcess> {
   const healthPort = await freePort();
   const p = startProcess('controller', [
-    MAIN, 'controller', '--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace,
+    MAIN, 'controller', ...(opts.raw ? [] : ['--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace]),
     '--health-port', String(healthPort), '--token-url', 'http://token.test/oauth/token', '--audiences', 'https://api.example.test',
     ...(opts.args ?? []),
   ], opts.env);
