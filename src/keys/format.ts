@@ -84,15 +84,27 @@ export function isWellFormedSecret(s: unknown): s is string {
   return checksum(head) === s.slice(head.length);
 }
 
+const HASH_PREFIX = 'sha256:';
+
+/** The raw SHA-256 of a secret. */
+export function secretDigest(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
 /** `sha256:` + base64url(SHA-256(secret)): what status.secretHash holds. */
 export function hashSecret(secret: string): string {
-  return `sha256:${createHash('sha256').update(secret, 'utf8').digest('base64url')}`;
+  return HASH_PREFIX + secretDigest(secret).toString('base64url');
+}
+
+/** The raw digest in a stored `sha256:` hash, or undefined when it is not one. */
+export function hashDigest(storedHash: string | undefined): Buffer | undefined {
+  if (!storedHash?.startsWith(HASH_PREFIX)) return undefined;
+  const digest = Buffer.from(storedHash.slice(HASH_PREFIX.length), 'base64url');
+  return digest.length === 32 ? digest : undefined;
 }
 
 /** Constant-time comparison of a presented secret with a stored `sha256:` hash. */
 export function secretMatchesHash(secret: string, storedHash: string | undefined): boolean {
-  if (!storedHash?.startsWith('sha256:')) return false;
-  const want = Buffer.from(storedHash.slice(7), 'base64url');
-  const got = createHash('sha256').update(secret, 'utf8').digest();
-  return want.length === got.length && timingSafeEqual(want, got);
+  const want = hashDigest(storedHash);
+  return want !== undefined && timingSafeEqual(want, secretDigest(secret));
 }

@@ -11,9 +11,9 @@
  *   5. only then the key's state: deleted, expired, not Ready, Deployment gone
  *      or replaced. A client that proved its secret learns why it is refused.
  */
-import { isKeyId, isWellFormedSecret } from '../keys/format.ts';
+import { isKeyId, isWellFormedSecret, secretDigest } from '../keys/format.ts';
 import type { RequestInfo, ServerContext } from './context.ts';
-import { digestSecret, keyRefusal, matchSecret, type DeploymentEntry, type KeyEntry, type SecretMatch } from './keys.ts';
+import { keyRefusal, matchSecret, type DeploymentEntry, type KeyEntry, type SecretMatch } from './keys.ts';
 import {
   InvalidClient, InvalidRequest, SlowDown, UnauthorizedClient,
 } from './oauth-errors.ts';
@@ -68,7 +68,7 @@ AuthenticatedClient {
   }
 
   const key = ctx.store.key(id);
-  const match = key ? matchSecret(key, digestSecret(secret), req.nowMs) : undefined;
+  const match = key ? matchSecret(key, secretDigest(secret), req.nowMs) : undefined;
   if (!key || !match) {
     const blockedMs = ctx.limiter.failure(id, req.address, req.nowMs);
     if (blockedMs > 0) {

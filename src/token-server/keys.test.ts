@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { hashSecret } from '../keys/format.ts';
+import { hashSecret, secretDigest } from '../keys/format.ts';
 import { apiKeyFixture, deploymentObject } from './fixtures.ts';
 import {
-  credentialFingerprint, deploymentEntry, digestSecret, keyEntry, keyRefusal, matchSecret, tokenLifetimeSeconds,
+  credentialFingerprint, deploymentEntry, keyEntry, keyRefusal, matchSecret, tokenLifetimeSeconds,
   type DeploymentEntry, type KeyEntry,
 } from './keys.ts';
 
@@ -62,19 +62,19 @@ describe('which keys are refused', () => {
 describe('checking a presented secret', () => {
   it('matches the current secret', () => {
     const { key, secret } = pair();
-    expect(matchSecret(key, digestSecret(secret), NOW)).toBe('current');
+    expect(matchSecret(key, secretDigest(secret), NOW)).toBe('current');
   });
 
   it('refuses another secret', () => {
     const { key } = pair();
-    expect(matchSecret(key, digestSecret('aks_other'), NOW)).toBeUndefined();
+    expect(matchSecret(key, secretDigest('aks_other'), NOW)).toBeUndefined();
   });
 
   it('matches the previous secret during its grace period, and not after it', () => {
     const old = 'aks_previous-secret';
     const { key } = pair({ key: { status: { previousSecretHash: hashSecret(old), previousSecretValidUntil: new Date(NOW + 1000).toISOString() } } });
-    expect(matchSecret(key, digestSecret(old), NOW)).toBe('previous');
-    expect(matchSecret(key, digestSecret(old), NOW + 1000)).toBeUndefined();
+    expect(matchSecret(key, secretDigest(old), NOW)).toBe('previous');
+    expect(matchSecret(key, secretDigest(old), NOW + 1000)).toBeUndefined();
   });
 
   it('gives each secret its own fingerprint, and none of the secret itself', () => {

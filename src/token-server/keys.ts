@@ -8,7 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ApiKey, Deployment } from '../api/index.ts';
 import { GROUP, MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
-import { isKeyId } from '../keys/format.ts';
+import { hashDigest, isKeyId } from '../keys/format.ts';
 import { parseDuration } from '../shared/duration.ts';
 import type { FailureReason } from './oauth-errors.ts';
 
@@ -59,12 +59,6 @@ const time = (s: string | undefined, none: number) => {
   return Number.isNaN(t) ? none : t;
 };
 
-function decodeHash(h: string | undefined): Buffer | undefined {
-  if (!h?.startsWith('sha256:')) return undefined;
-  const b = Buffer.from(h.slice(7), 'base64url');
-  return b.length === 32 ? b : undefined;
-}
-
 /**
  * A short, one-way fingerprint of a secret hash, carried in tokens as
  * `cred_fp`, so that introspection can tell which secret a token was issued
@@ -91,7 +85,7 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
   const depName = ak.spec.deploymentRef.name;
   const permissions = ak.spec.permissions?.length ? [...new Set(ak.spec.permissions)] : ['deploy'];
   const ready = s?.conditions?.find((c) => c.type === 'Ready');
-  const previous = decodeHash(s?.previousSecretHash);
+  const previous = hashDigest(s?.previousSecretHash);
   return {
     keyId,
     namespace,
@@ -107,7 +101,7 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
     permissionSet: new Set(permissions),
     scope: permissions.join(' '),
     tokenTtlMs: Math.min(parseDuration(ak.spec.tokenTTL) ?? DAY_MS, DAY_MS),
-    current: decodeHash(s?.secretHash),
+    current: hashDigest(s?.secretHash),
     currentFp: credentialFingerprint(s?.secretHash),
     previous,
     previousFp: previous ? credentialFingerprint(s?.previousSecretHash) : '',
@@ -156,14 +150,10 @@ export function keyRefusal(key: KeyEntry, dep: DeploymentEntry | undefined, nowM
 
 export type SecretMatch = 'current' | 'previous';
 
-/** SHA-256 of a presented secret, computed once for both hashes. */
-export function digestSecret(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
-}
-
 /**
- * Which of the key's secrets `digest` is: the current one, or the previous
- * one while its grace period lasts. Constant-time compares (the same rule as
+ * Which of the key's secrets `digest` (keys/format.ts secretDigest, computed
+ * once for both hashes) is: the current one, or the previous one while its
+ * grace period lasts. Constant-time compares (the same rule as
  * keys/format.ts secretMatchesHash, with the hashes decoded once per event).
  */
 export function matchSecret(key: KeyEntry, digest: Buffer, nowMs: number): SecretMatch | undefined {
