@@ -25,7 +25,7 @@ beforeAll(async () => {
   opNs = await createNamespace('op');
   watched = await createNamespace('watched');
   other = await createNamespace('other');
-  identity = await installOperatorIdentity(opNs.name, [`watchNamespaces={${watched.name}}`]);
+  identity = await installOperatorIdentity(opNs.name, { watchNamespaces: [watched.name] });
   controller = await startController({
     kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name, args: ['--namespaces', watched.name],
   });

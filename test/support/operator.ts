@@ -4,16 +4,12 @@
  * Pod runs here) applied to the test control plane, and a kubeconfig holding
  * a TokenRequest token of each ServiceAccount.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { parseAllDocuments } from 'yaml';
-import { clusterState, kubectl, serviceAccountKubeconfig, uniqueName } from './cluster.ts';
-import { ROOT } from './paths.ts';
+import { kubectl, serviceAccountKubeconfig, uniqueName } from './cluster.ts';
+import { renderChart } from './helm.ts';
 
-const exec = promisify(execFile);
 const RBAC_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
 
 export interface OperatorIdentity {
@@ -26,28 +22,19 @@ export interface OperatorIdentity {
   cleanup(): Promise<void>;
 }
 
-interface Doc { kind?: string; metadata?: { name?: string; namespace?: string } }
-
-/** Renders the chart (token server as its own Deployment, so each program has its own account). */
-export async function renderChart(release: string, namespace: string, set: string[] = []): Promise<Doc[]> {
-  const { stdout } = await exec(clusterState().binaries.helm, [
-    'template', release, join(ROOT, 'charts', 'apikey-operator'), '--namespace', namespace,
-    '--set', 'tokenServer.mode=deployment', ...set.flatMap((s) => ['--set', s]),
-  ], { maxBuffer: 16 * 1024 * 1024 });
-  return parseAllDocuments(stdout).map((d) => d.toJS() as Doc).filter((d) => d?.kind);
-}
-
 /**
  * Applies the chart's ServiceAccounts and RBAC for an operator installed in
  * `namespace` (which must exist), and returns kubeconfigs for its accounts.
  */
-export async function installOperatorIdentity(namespace: string, set: string[] = []): Promise<OperatorIdentity> {
+export async function installOperatorIdentity(namespace: string, values: { watchNamespaces?: string[] } = {}): Promise<OperatorIdentity> {
   const release = uniqueName('op');
-  const docs = (await renderChart(release, namespace, set)).filter((d) => RBAC_KINDS.has(d.kind!));
+  // The token server as its own Deployment, so that each program has its own account.
+  const docs = (await renderChart(release, namespace, { ...values, tokenServer: { mode: 'deployment' } }))
+    .filter((d) => RBAC_KINDS.has(d.kind));
   const input = docs.map((d) => JSON.stringify(d)).join('\n');
   const r = await kubectl(['apply', '-f', '-'], { input });
   if (r.code !== 0) throw new Error(`applying the chart's RBAC failed: ${r.stderr}`);
-  const sas = docs.filter((d) => d.kind === 'ServiceAccount').map((d) => d.metadata!.name!);
+  const sas = docs.filter((d) => d.kind === 'ServiceAccount').map((d) => d.metadata.name);
   const controllerServiceAccount = sas.find((n) => n.endsWith('-controller'));
   const tokenServerServiceAccount = sas.find((n) => n.endsWith('-token-server'));
   if (!controllerServiceAccount || !tokenServerServiceAccount) {
@@ -61,7 +48,7 @@ export async function installOperatorIdentity(namespace: string, set: string[] =
     release, namespace, controllerKubeconfig, tokenServerKubeconfig, controllerServiceAccount, tokenServerServiceAccount,
     async cleanup() {
       for (const d of clusterScoped) {
-        await kubectl(['delete', d.kind!.toLowerCase(), d.metadata!.name!, '--ignore-not-found', '--wait=false']);
+        await kubectl(['delete', d.kind.toLowerCase(), d.metadata.name, '--ignore-not-found', '--wait=false']);
       }
       rmSync(dir, { recursive: true, force: true });
     },
