@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec } from '../../src/api/index.ts';
 import { API_VERSION, SECRET_KEYS } from '../../src/api/index.ts';
 import { isNotFound, KubeClient, paths } from '../../src/kube/client.ts';
-import type { SecretObject } from '../../src/controller/secret.ts';
+import { readCredential, type SecretObject } from '../../src/controller/secret.ts';
 import { adminKubeConfig } from './cluster.ts';
 import { recordSecret } from './processes.ts';
 
@@ -74,7 +74,7 @@ export interface Credentials { keyId: string; secret: string; tokenUrl: string; 
 
 /** Reads a credentials Secret's four keys (and records the secret for the log scan). */
 export function credentialsOf(s: SecretObject): Credentials {
-  const get = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
+  const get = (k: string) => readCredential(s, k) ?? '';
   const c = { keyId: get(SECRET_KEYS.id), secret: get(SECRET_KEYS.secret), tokenUrl: get(SECRET_KEYS.tokenUrl), audience: get(SECRET_KEYS.audience) };
   if (c.secret) recordSecret(c.secret);
   return c;

@@ -10,6 +10,7 @@ import type { ApiKey, Deployment } from '../../api/index.ts';
 import { APIKEYS, DEPLOYMENTS, GROUP, SECRET_KEYS, VERSION } from '../../api/index.ts';
 import { isNotFound, KubeClient, paths, type KubeList } from '../../kube/client.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig } from '../../kube/config.ts';
+import { readCredential } from '../../controller/secret.ts';
 import { hashSecret } from '../../keys/format.ts';
 import { kubeFailure, PluginError, PluginUsageError, type ClusterInfo, type KubeAction } from './errors.ts';
 import { APIKEY_RESOURCE, DEPLOYMENT_RESOURCE, secretNameOf, type Credentials } from './resources.ts';
@@ -123,7 +124,7 @@ export class Session {
       }
       throw failure;
     }
-    const get = (k: string) => Buffer.from(s.data?.[k] ?? '', 'base64').toString('utf8');
+    const get = (k: string) => readCredential(s, k) ?? '';
     const secret = get(SECRET_KEYS.secret);
     if (!secret || !ak.status?.secretHash || hashSecret(secret) !== ak.status.secretHash) return undefined;
     return { keyId: get(SECRET_KEYS.id), secret, tokenUrl: get(SECRET_KEYS.tokenUrl), audience: get(SECRET_KEYS.audience), secretName };
