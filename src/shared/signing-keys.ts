@@ -151,7 +151,7 @@ const privateKeyCache = new WeakMap<SigningKeyRecord, KeyObject>();
 export function privateKeyOf(k: SigningKeyRecord): KeyObject {
   let key = privateKeyCache.get(k);
   if (!key) {
-    key = createPrivateKey({ key: k.privateJwk as Parameters<typeof createPrivateKey>[0] & object, format: 'jwk' } as never);
+    key = createPrivateKey({ key: k.privateJwk, format: 'jwk' });
     privateKeyCache.set(k, key);
   }
   return key;

@@ -24,13 +24,17 @@ export interface JwtKey {
   publicKey: KeyObject;
 }
 
+/** base64url of the JOSE header of a key's tokens, with the trailing '.'. */
+function headerPrefixOf(alg: SigningAlgorithm, kid: string): string {
+  return `${Buffer.from(JSON.stringify({ alg, typ: ACCESS_TOKEN_TYP, kid })).toString('base64url')}.`;
+}
+
 /** Imports a signing-keys record once: header encoded, keys parsed. */
 export function jwtKey(record: SigningKeyRecord, withPrivate = true): JwtKey {
-  const header = JSON.stringify({ alg: record.alg, typ: ACCESS_TOKEN_TYP, kid: record.kid });
   return {
     kid: record.kid,
     alg: record.alg,
-    headerPrefix: `${Buffer.from(header).toString('base64url')}.`,
+    headerPrefix: headerPrefixOf(record.alg, record.kid),
     privateKey: withPrivate ? privateKeyOf(record) : undefined,
     publicKey: createPublicKey({ key: record.publicJwk, format: 'jwk' }),
   };
@@ -39,9 +43,8 @@ export function jwtKey(record: SigningKeyRecord, withPrivate = true): JwtKey {
 /** For tests and benches: a JwtKey from a private JWK. */
 export function jwtKeyFromJwk(alg: SigningAlgorithm, kid: string, privateJwk: object): JwtKey {
   const privateKey = createPrivateKey({ key: privateJwk as never, format: 'jwk' });
-  const header = JSON.stringify({ alg, typ: ACCESS_TOKEN_TYP, kid });
   return {
-    kid, alg, headerPrefix: `${Buffer.from(header).toString('base64url')}.`,
+    kid, alg, headerPrefix: headerPrefixOf(alg, kid),
     privateKey, publicKey: createPublicKey(privateKey),
   };
 }
