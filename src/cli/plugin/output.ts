@@ -27,6 +27,18 @@ export function formatTable(headers: string[], rows: string[][]): string {
 }
 
 /**
+ * A table of namespaced objects: one row each, with a leading NAMESPACE
+ * column when they come from every namespace (-A), as kubectl prints them.
+ */
+export function formatObjectTable<T extends { metadata: { namespace?: string } }>(
+  items: T[], headers: string[], row: (item: T) => string[], allNamespaces: boolean,
+): string {
+  return allNamespaces
+    ? formatTable(['NAMESPACE', ...headers], items.map((i) => [i.metadata.namespace ?? '', ...row(i)]))
+    : formatTable(headers, items.map(row));
+}
+
+/**
  * kubectl's HumanDuration (k8s.io/apimachinery/pkg/util/duration): 45s,
  * 3m20s, 17m, 5h30m, 30h, 3d4h, 40d, 2y30d.
  */

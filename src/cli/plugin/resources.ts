@@ -26,3 +26,10 @@ export function secretNameOf(ak: ApiKey): string {
 export function readyOf(obj: ApiKey | Deployment): { status: string; reason: string; message: string } | undefined {
   return obj.status?.conditions?.find((c) => c.type === 'Ready');
 }
+
+/** READY as kubectl would show it, with the reason when it is not True. */
+export function readyColumn(obj: ApiKey | Deployment): string {
+  const r = readyOf(obj);
+  if (!r) return 'Unknown';
+  return r.status === 'True' ? 'True' : `${r.status} (${r.reason})`;
+}

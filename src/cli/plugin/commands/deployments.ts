@@ -4,8 +4,8 @@
  */
 import type { Deployment } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
-import { age, asList, formatStructured, formatTable, withoutManagedFields } from '../output.ts';
-import { DEPLOYMENT_RESOURCE, readyOf } from '../resources.ts';
+import { age, asList, formatObjectTable, formatStructured, withoutManagedFields } from '../output.ts';
+import { DEPLOYMENT_RESOURCE, readyColumn } from '../resources.ts';
 
 async function deployments(inv: Invocation): Promise<number> {
   const s = await inv.session();
@@ -24,20 +24,14 @@ async function deployments(inv: Invocation): Promise<number> {
   }
   const now = Date.now();
   const headers = ['NAME', 'KEYS', 'MAX TTL', 'AUDIENCES', 'READY', 'AGE'];
-  const rows = items.map((d) => {
-    const r = readyOf(d);
-    return [
-      d.metadata.name ?? '',
-      String(d.status?.apiKeys ?? 0),
-      d.spec.maxTokenTTL ?? '24h',
-      d.spec.audiences?.length ? d.spec.audiences.join(',') : '<default>',
-      r ? (r.status === 'True' ? 'True' : `${r.status} (${r.reason})`) : 'Unknown',
-      age(d.metadata.creationTimestamp, now),
-    ];
-  });
-  process.stdout.write(inv.allNamespaces
-    ? formatTable(['NAMESPACE', ...headers], rows.map((r, i) => [items[i]!.metadata.namespace ?? '', ...r]))
-    : formatTable(headers, rows));
+  process.stdout.write(formatObjectTable(items, headers, (d) => [
+    d.metadata.name ?? '',
+    String(d.status?.apiKeys ?? 0),
+    d.spec.maxTokenTTL ?? '24h',
+    d.spec.audiences?.length ? d.spec.audiences.join(',') : '<default>',
+    readyColumn(d),
+    age(d.metadata.creationTimestamp, now),
+  ], inv.allNamespaces));
   return 0;
 }
 

@@ -5,15 +5,8 @@
  */
 import type { ApiKey } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
-import { age, asList, formatStructured, formatTable, withoutManagedFields } from '../output.ts';
-import { APIKEY_RESOURCE, readyOf } from '../resources.ts';
-
-/** READY as kubectl would show it, with the reason when it is not True. */
-export function readyColumn(ak: ApiKey): string {
-  const r = readyOf(ak);
-  if (!r) return 'Unknown';
-  return r.status === 'True' ? 'True' : `${r.status} (${r.reason})`;
-}
+import { age, asList, formatObjectTable, formatStructured, withoutManagedFields } from '../output.ts';
+import { APIKEY_RESOURCE, readyColumn } from '../resources.ts';
 
 async function list(inv: Invocation): Promise<number> {
   const s = await inv.session();
@@ -30,18 +23,15 @@ async function list(inv: Invocation): Promise<number> {
   }
   const now = Date.now();
   const headers = ['NAME', 'DEPLOYMENT', 'KEY ID', 'PERMISSIONS', 'READY', 'LAST USED', 'AGE'];
-  const rows = items.map((ak) => [
+  process.stdout.write(formatObjectTable(items, headers, (ak) => [
     ak.metadata.name ?? '',
     ak.spec.deploymentRef.name,
     ak.status?.keyId ?? '<pending>',
     (ak.spec.permissions ?? ['deploy']).join(','),
     readyColumn(ak),
     age(ak.status?.lastUsedAt, now, 'never'),
-    age(ak.metadata.creationTimestamp as unknown as string, now),
-  ]);
-  process.stdout.write(inv.allNamespaces
-    ? formatTable(['NAMESPACE', ...headers], rows.map((r, i) => [items[i]!.metadata.namespace ?? '', ...r]))
-    : formatTable(headers, rows));
+    age(ak.metadata.creationTimestamp, now),
+  ], inv.allNamespaces));
   return 0;
 }
 
