@@ -20,7 +20,7 @@ import { parseArgs, promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { parseAllDocuments } from 'yaml';
 import { binaryPaths, ensureBinaries, missingModules } from '../test/cluster/binaries.ts';
-import { down, freePort, isRunning, readState, up } from '../test/cluster/controlplane.ts';
+import { bearerTokenKubeconfig, down, freePort, isRunning, readState, up } from '../test/cluster/controlplane.ts';
 
 const exec = promisify(execFile);
 const root = join(import.meta.dirname, '..');
@@ -101,20 +101,15 @@ async function serviceAccountToken(kubeconfig: string, sa: string): Promise<stri
 }
 
 function tokenKubeconfig(admin: string, token: string, file: string): string {
-  // Same cluster and CA as the admin kubeconfig, authenticated only by the ServiceAccount token.
+  // Same cluster stanza as the admin kubeconfig, authenticated only by the ServiceAccount token.
   const doc = parseAllDocuments(readFileSync(admin, 'utf8'))[0]!.toJS() as {
     clusters: { name: string; cluster: Record<string, unknown> }[];
     contexts: { name: string; context: { cluster: string } }[];
     'current-context': string;
   };
   const ctx = doc.contexts.find((c) => c.name === doc['current-context']) ?? doc.contexts[0]!;
-  const cluster = doc.clusters.find((c) => c.name === ctx.context.cluster)!;
-  writeFileSync(file, JSON.stringify({
-    apiVersion: 'v1', kind: 'Config', clusters: [cluster],
-    users: [{ name: 'sa', user: { token } }],
-    contexts: [{ name: 'sa', context: { cluster: cluster.name, user: 'sa', namespace: OPERATOR_NS } }],
-    'current-context': 'sa',
-  }), { mode: 0o600 });
+  const cluster = doc.clusters.find((c) => c.name === ctx.context.cluster)!.cluster;
+  writeFileSync(file, bearerTokenKubeconfig({ cluster, token, user: 'sa', namespace: OPERATOR_NS }), { mode: 0o600 });
   return file;
 }
 

@@ -100,6 +100,22 @@ function kubeconfigYaml(server: string, pki: string): string {
   ].join('\n');
 }
 
+/**
+ * A kubeconfig that authenticates with a bearer token only (a ServiceAccount's
+ * TokenRequest token), against `cluster` (a kubeconfig cluster stanza: server,
+ * certificate-authority-data, ...): how the operator's programs are run with
+ * the chart's ServiceAccounts.
+ */
+export function bearerTokenKubeconfig(o: { cluster: Record<string, unknown>; token: string; user: string; namespace: string }): string {
+  return JSON.stringify({
+    apiVersion: 'v1', kind: 'Config',
+    clusters: [{ name: 'cluster', cluster: o.cluster }],
+    users: [{ name: o.user, user: { token: o.token } }],
+    contexts: [{ name: o.user, context: { cluster: 'cluster', user: o.user, namespace: o.namespace } }],
+    'current-context': o.user,
+  });
+}
+
 function launch(name: string, binary: string, args: string[], dir: string): ProcessRecord {
   const log = join(dir, `${name}.log`);
   const fd = openSync(log, 'a');

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
-import { readState, type ClusterState } from '../cluster/controlplane.ts';
+import { bearerTokenKubeconfig, readState, type ClusterState } from '../cluster/controlplane.ts';
 
 const exec = promisify(execFile);
 
@@ -75,16 +75,8 @@ export async function serviceAccountKubeconfig(namespace: string, name: string, 
   });
   const token = tr.status?.token;
   if (!token) throw new Error('TokenRequest returned no token');
-  const state = clusterState();
-  const admin = adminKubeConfig();
-  const ca = admin.getCurrentCluster()?.caData ?? '';
   const file = join(dir, `kubeconfig-${namespace}-${name}`);
-  writeFileSync(file, [
-    'apiVersion: v1', 'kind: Config',
-    'clusters:', '- name: local', '  cluster:', `    server: ${state.server}`, `    certificate-authority-data: ${ca}`,
-    'users:', `- name: ${name}`, '  user:', `    token: ${token}`,
-    'contexts:', '- name: sa', '  context:', '    cluster: local', `    user: ${name}`, `    namespace: ${namespace}`,
-    'current-context: sa', '',
-  ].join('\n'), { mode: 0o600 });
+  const cluster = { server: clusterState().server, 'certificate-authority-data': adminKubeConfig().getCurrentCluster()?.caData ?? '' };
+  writeFileSync(file, bearerTokenKubeconfig({ cluster, token, user: name, namespace }), { mode: 0o600 });
   return file;
 }
