@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
-import { isRunning, readState } from './cluster/controlplane.ts';
-import { clusterState, kubectl } from './support/cluster.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { down, isRunning, readState, up } from './cluster/controlplane.ts';
+import { kubectl } from './support/cluster.ts';
 import { ROOT } from './support/paths.ts';
 
 const exec = promisify(execFile);
@@ -66,31 +66,37 @@ it('npm start on a machine without the binaries says so first, and why it cannot
 });
 
 describe('npm start --kubeconfig (an existing cluster)', () => {
-  const admin = () => clusterState().kubeconfig;
+  // A control plane of its own: the quick start installs into the fixed namespace apikey-operator
+  // and fixed ClusterRole names, which the kubectl apply test of the install manifests also uses.
+  let dir: string;
+  let admin: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'quickstart-existing-'));
+    admin = (await up(dir, { log: () => undefined })).kubeconfig;
+  }, 120_000);
+  afterAll(async () => {
+    await down(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('tells what it will install, and installs nothing without a yes', async () => {
-    const r = await exec('npm', ['start', '--silent', '--', '--kubeconfig', admin()], { cwd: ROOT })
+    const r = await exec('npm', ['start', '--silent', '--', '--kubeconfig', admin], { cwd: ROOT })
       .then(() => undefined, (e: unknown) => e as { code: number; stdout: string });
     expect(r?.code).toBe(1);
     expect(r?.stdout).toContain('This will install there:');
     expect(r?.stdout).toContain('the CRDs deployments.apikeys.dev and apikeys.apikeys.dev');
     expect(r?.stdout).toContain('Not a terminal: pass --yes to go ahead.');
-    expect((await kubectl(['get', 'namespace', 'apikey-operator'])).code).not.toBe(0);
+    expect((await kubectl(['get', 'namespace', 'apikey-operator'], { kubeconfig: admin })).code).not.toBe(0);
+    expect((await kubectl(['get', 'crd', 'apikeys.apikeys.dev'], { kubeconfig: admin })).code).not.toBe(0);
   });
 
   it('with --yes, installs there and fetches a token', async () => {
-    try {
-      const { stdout } = await exec('npm', ['start', '--silent', '--', '--kubeconfig', admin(), '--yes', '--exit-after-token'], {
-        cwd: ROOT, timeout: 120_000, maxBuffer: 8 * 1024 * 1024,
-      });
-      expect(stdout).toMatch(/HTTP 200: a 86400s access token/);
-      expect(stdout).toContain('"deployment": "default/airflow-prod"');
-    } finally {
-      await kubectl(['delete', '-n', 'default', '-f', join(ROOT, 'manifests/examples/apikey-ci.yaml'), '-f', join(ROOT, 'manifests/examples/deployment.yaml'), '--ignore-not-found']);
-      await kubectl(['delete', 'namespace', 'apikey-operator', '--ignore-not-found', '--wait=false']);
-      const rbac = await kubectl(['get', 'clusterroles,clusterrolebindings', '-o', 'name']);
-      const ours = rbac.stdout.split('\n').filter((n) => /\/apikey-operator-/.test(n));
-      if (ours.length) await kubectl(['delete', ...ours, '--ignore-not-found']);
-    }
+    const { stdout } = await exec('npm', ['start', '--silent', '--', '--kubeconfig', admin, '--yes', '--exit-after-token'], {
+      cwd: ROOT, timeout: 120_000, maxBuffer: 8 * 1024 * 1024,
+    });
+    expect(stdout).toMatch(/HTTP 200: a 86400s access token/);
+    expect(stdout).toContain('"deployment": "default/airflow-prod"');
+    const installed = await kubectl(['get', 'namespace/apikey-operator', 'crd/apikeys.apikeys.dev', 'apikeys.apikeys.dev/ci-deployer', '-n', 'default', '-o', 'name'], { kubeconfig: admin });
+    expect(installed.code, installed.stderr).toBe(0);
   }, 150_000);
 });
