@@ -6,13 +6,20 @@
  * The patch carries the ApiKey's uid, so a key deleted and re-created under
  * the same name is never stamped. Failures are only logged.
  */
-import { API_VERSION, APIKEYS } from '../api/index.ts';
+import { API_VERSION, APIKEYS, FIELD_MANAGER } from '../api/index.ts';
 import { CONTENT, type KubeClient, KubeError } from '../kube/client.ts';
 import { metaTime } from '../kube/types.ts';
 import type { Logger } from '../shared/log.ts';
 import type { KeyEntry } from './keys.ts';
 
-export const LAST_USED_FIELD_MANAGER = 'apikey-operator-token-server';
+/**
+ * The contract's one field manager. This is a merge patch, so the apiserver
+ * records it as an Update of `apikey-operator` on the status subresource,
+ * apart from the controller's Apply: the controller's applied status never
+ * lists lastUsedAt and so never removes it. (Applying lastUsedAt alone under
+ * the same manager would instead drop every other status field it applied.)
+ */
+export const LAST_USED_FIELD_MANAGER = FIELD_MANAGER;
 const MIN_INTERVAL_MS = 60_000;
 
 interface Pending {
