@@ -3,7 +3,7 @@
  * with server-side apply under one field manager.
  */
 import type { ApiKey } from '../api/index.ts';
-import { API_VERSION, SECRET_KEYS, SECRET_TYPE } from '../api/index.ts';
+import { API_VERSION, FIELD_MANAGER, SECRET_KEYS, SECRET_TYPE } from '../api/index.ts';
 import type { KubeObject } from '../kube/types.ts';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -63,7 +63,23 @@ export function readCredential(secret: SecretObject, key: string): string | unde
   return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
 }
 
-/** True when `actual` already has everything `desired` applies (so no write is needed). */
+/**
+ * The label and annotation keys this controller's last server-side apply set
+ * on `obj`, from its managedFields (`f:metadata.f:labels.f:<key>`).
+ */
+export function appliedMetadataKeys(obj: KubeObject, manager: string): { labels: string[]; annotations: string[] } {
+  const entry = obj.metadata?.managedFields?.find((f) => f.manager === manager && f.operation === 'Apply' && !f.subresource);
+  const meta = (entry?.fieldsV1 as { 'f:metadata'?: Record<string, Record<string, unknown> | undefined> } | undefined)?.['f:metadata'];
+  const keys = (set: Record<string, unknown> | undefined) => Object.keys(set ?? {}).filter((k) => k.startsWith('f:')).map((k) => k.slice(2));
+  return { labels: keys(meta?.['f:labels']), annotations: keys(meta?.['f:annotations']) };
+}
+
+/**
+ * True when `actual` already is what applying `desired` would make it (so no
+ * write is needed): every desired key and value is there, and no label or
+ * annotation that an earlier apply set and `desired` no longer lists (one
+ * removed from spec.secretTemplate) is left; applying removes those.
+ */
 export function secretUpToDate(actual: SecretObject, desired: SecretObject): boolean {
   if (actual.type !== desired.type) return false;
   for (const [k, v] of Object.entries(desired.data ?? {})) if (actual.data?.[k] !== v) return false;
@@ -72,6 +88,9 @@ export function secretUpToDate(actual: SecretObject, desired: SecretObject): boo
   const am = actual.metadata ?? {};
   for (const [k, v] of Object.entries(dm.labels ?? {})) if (am.labels?.[k] !== v) return false;
   for (const [k, v] of Object.entries(dm.annotations ?? {})) if (am.annotations?.[k] !== v) return false;
+  const applied = appliedMetadataKeys(actual, FIELD_MANAGER);
+  if (applied.labels.some((k) => !(k in (dm.labels ?? {})) && am.labels?.[k] !== undefined)) return false;
+  if (applied.annotations.some((k) => !(k in (dm.annotations ?? {})) && am.annotations?.[k] !== undefined)) return false;
   const ref = dm.ownerReferences?.[0];
   return !!ref && (am.ownerReferences ?? []).some((r) => r.uid === ref.uid && r.controller === true);
 }
