@@ -98,6 +98,24 @@ describe('an ApiKey of an existing Deployment', () => {
     expect(s.metadata?.labels).toMatchObject({ team: 'data', 'app.kubernetes.io/managed-by': 'apikey-operator' });
     expect(s.metadata?.annotations).toMatchObject({ 'example.com/sync': 'vault' });
     expect(await getSecret(ns.name, 'templated')).toBeUndefined();
+
+    // A label someone else put on the Secret is theirs: the controller leaves it.
+    await adminClient().mergePatch(secretPath(ns.name, 'templated-creds'), { metadata: { labels: { backup: 'daily' } } });
+    // A label and the annotation removed from the template, nothing added: everything the
+    // Secret still has is a superset of the new template, and yet it follows, with the same
+    // credentials.
+    await adminClient().mergePatch(apiKeyPath(ns.name, 'templated'), {
+      spec: { secretTemplate: { labels: { team: null }, annotations: { 'example.com/sync': null } } },
+    });
+    const changed = await waitFor('the Secret to follow the template', async () => {
+      const now = (await getSecret(ns.name, 'templated-creds'))!;
+      return !('team' in (now.metadata?.labels ?? {})) && !('example.com/sync' in (now.metadata?.annotations ?? {})) ? now : undefined;
+    }, 10_000);
+    expect(changed.metadata?.labels).toMatchObject({ backup: 'daily', 'app.kubernetes.io/managed-by': 'apikey-operator', 'apikeys.dev/apikey': 'templated' });
+    expect(changed.data).toEqual(s.data);
+    // And a label added to it is added.
+    await adminClient().mergePatch(apiKeyPath(ns.name, 'templated'), { spec: { secretTemplate: { labels: { env: 'prod' } } } });
+    await waitFor('the new label', async () => (await getSecret(ns.name, 'templated-creds'))?.metadata?.labels?.env === 'prod', 10_000);
   });
 });
 
@@ -105,19 +123,29 @@ describe('deleting a Deployment', () => {
   it('lets the garbage collector delete its ApiKeys and their Secrets, and a re-created Deployment adopts none', async () => {
     const dep = await createDeployment(ns.name, 'doomed');
     await createApiKey(ns.name, 'doomed-key', { deploymentRef: { name: 'doomed' } });
-    await waitForReady(ns.name, 'doomed-key');
+    const wasReady = await waitForReady(ns.name, 'doomed-key');
+    const readySince = wasReady.status?.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime;
     expect(await getSecret(ns.name, 'doomed-key')).toBeDefined();
 
     await adminClient().delete(deploymentPath(ns.name, 'doomed'));
     const again = await createDeployment(ns.name, 'doomed');
     expect(again.metadata.uid).not.toBe(dep.metadata.uid);
-    // Until the GC removes it, the old key is never re-parented to the new Deployment.
+    // Until the GC removes it, the old key is never re-parented to the new Deployment, and never
+    // becomes Ready again. (Until the controller sees the deletion it may still show the Ready it
+    // had: that is no new transition.)
     const deadline = Date.now() + 60_000;
+    let sawNotReady = false;
     for (;;) {
       const ak = await getApiKey(ns.name, 'doomed-key');
       if (!ak) break;
       expect(ak.metadata.ownerReferences?.map((r) => r.uid)).not.toContain(again.metadata.uid);
-      expect(readyOf(ak)?.status).not.toBe('True');
+      const ready = ak.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status === 'True') {
+        expect(sawNotReady).toBe(false);
+        expect(ready.lastTransitionTime).toBe(readySince);
+      } else {
+        sawNotReady = true;
+      }
       if (Date.now() > deadline) throw new Error('the GC did not delete the ApiKey');
       await new Promise((r) => setTimeout(r, 50));
     }
