@@ -5,7 +5,7 @@
  * entrypoint can be run.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -114,6 +114,12 @@ describe('the image, reproduced stage by stage in a temporary folder', () => {
     for (const dep of ['@kubernetes/client-node', 'jose', 'pino', 'yaml']) expect(existsSync(join(app, 'node_modules', dep)), dep).toBe(true);
     for (const dev of ['node', 'typescript', 'vitest', 'eslint']) expect(existsSync(join(app, 'node_modules', dev)), dev).toBe(false);
     expect(existsSync(join(app, 'crds', 'apikeys.dev_apikeys.yaml'))).toBe(true);
+  });
+
+  it('ships the compiled program without its tests and test fixtures', () => {
+    const files = readdirSync(join(app, 'dist'), { recursive: true, encoding: 'utf8' });
+    expect(files).toContain(join('src', 'token-server', 'server.js'));
+    expect(files.filter((f) => /\.test\.js$|fixtures\.js$/.test(f))).toEqual([]);
   });
 
   it('prints usage naming the controller and token-server commands from its entrypoint', async () => {
