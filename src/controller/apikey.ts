@@ -21,6 +21,7 @@
  */
 import type { ApiKey, Deployment } from '../api/index.ts';
 import { DEFAULT_GRACE_PERIOD, ROTATE_ANNOTATION, SECRET_KEYS } from '../api/index.ts';
+import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
@@ -61,11 +62,6 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-const DEPLOYMENT_KIND = 'Deployment';
-
-function deploymentOwnerRef(ak: ApiKey) {
-  return ak.metadata.ownerReferences?.find((r) => r.kind === DEPLOYMENT_KIND && r.apiVersion.startsWith('apikeys.dev/'));
-}
 
 function audienceOf(dep: Deployment, cfg: ApiKeyConfig): string {
   return dep.spec.audiences?.[0] ?? cfg.defaultAudiences[0] ?? '';

@@ -7,7 +7,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ApiKey, Deployment } from '../api/index.ts';
-import { GROUP, MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
+import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
+import { deploymentOwnerRef } from '../api/owner.ts';
 import { hashDigest, isKeyId } from '../keys/format.ts';
 import { parseDuration } from '../shared/duration.ts';
 import type { FailureReason } from './oauth-errors.ts';
@@ -70,12 +71,6 @@ export function credentialFingerprint(secretHash: string | undefined): string {
   return createHash('sha256').update(`apikeys.dev/cred-fp\n${secretHash}`).digest('base64url').slice(0, 16);
 }
 
-/** The uid of the ownerReference to an apikeys.dev Deployment named `name`. */
-export function deploymentOwnerUid(ak: ApiKey, name: string): string | undefined {
-  return ak.metadata.ownerReferences?.find((r) =>
-    r.kind === 'Deployment' && r.apiVersion.startsWith(`${GROUP}/`) && r.name === name)?.uid;
-}
-
 /** The entry of an ApiKey that has a key id, or undefined when the controller has not given it one yet. */
 export function keyEntry(ak: ApiKey): KeyEntry | undefined {
   const s = ak.status;
@@ -92,7 +87,7 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
     name: ak.metadata.name ?? '',
     uid: ak.metadata.uid ?? '',
     deployment: `${namespace}/${depName}`,
-    ownerUid: deploymentOwnerUid(ak, depName),
+    ownerUid: deploymentOwnerRef(ak)?.uid,
     deleting: !!ak.metadata.deletionTimestamp,
     notReady: ready?.status === 'False',
     notReadyReason: ready?.status === 'False' ? ready.reason : '',
