@@ -21,6 +21,7 @@ import { decodeJwt } from 'jose';
 import { parseAllDocuments } from 'yaml';
 import { binaryPaths, ensureBinaries, missingModules } from '../test/cluster/binaries.ts';
 import { bearerTokenKubeconfig, down, freePort, isRunning, readState, up } from '../test/cluster/controlplane.ts';
+import { chartIdentityObjects } from './render-manifests.ts';
 
 const exec = promisify(execFile);
 const root = join(import.meta.dirname, '..');
@@ -167,8 +168,7 @@ async function main(): Promise<void> {
   await kubectl(kubeconfig, ['create', 'namespace', OPERATOR_NS]).catch(() => undefined);
   const { stdout: rendered } = await exec(binaryPaths().helm, ['template', 'apikey-operator', join(root, 'charts', 'apikey-operator'),
     '--namespace', OPERATOR_NS, '--set', 'tokenServer.mode=deployment'], { maxBuffer: 16 * 1024 * 1024 });
-  const rbac = parseAllDocuments(rendered).map((d) => d.toJS() as { kind?: string })
-    .filter((d) => ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(d.kind ?? ''));
+  const rbac = chartIdentityObjects(parseAllDocuments(rendered).map((d) => d.toJS() as { kind?: string }));
   await kubectl(kubeconfig, ['apply', '-f', '-'], rbac.map((d) => JSON.stringify(d)).join('\n'));
   const controllerKc = tokenKubeconfig(kubeconfig, await serviceAccountToken(kubeconfig, 'apikey-operator-controller'), join(workDir, 'controller.kubeconfig'));
   const tokenKc = tokenKubeconfig(kubeconfig, await serviceAccountToken(kubeconfig, 'apikey-operator-token-server'), join(workDir, 'token-server.kubeconfig'));

@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kubectl, serviceAccountKubeconfig, uniqueName } from './cluster.ts';
+import { chartIdentityObjects } from '../../scripts/render-manifests.ts';
 import { renderChart } from './helm.ts';
-
-const RBAC_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
 
 export interface OperatorIdentity {
   release: string;
@@ -29,8 +28,7 @@ export interface OperatorIdentity {
 export async function installOperatorIdentity(namespace: string, values: { watchNamespaces?: string[] } = {}): Promise<OperatorIdentity> {
   const release = uniqueName('op');
   // The token server as its own Deployment, so that each program has its own account.
-  const docs = (await renderChart(release, namespace, { ...values, tokenServer: { mode: 'deployment' } }))
-    .filter((d) => RBAC_KINDS.has(d.kind));
+  const docs = chartIdentityObjects(await renderChart(release, namespace, { ...values, tokenServer: { mode: 'deployment' } }));
   const input = docs.map((d) => JSON.stringify(d)).join('\n');
   const r = await kubectl(['apply', '-f', '-'], { input });
   if (r.code !== 0) throw new Error(`applying the chart's RBAC failed: ${r.stderr}`);
