@@ -16,7 +16,7 @@ import { freePort } from './cluster/controlplane.ts';
 import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './support/cluster.ts';
 import { ROOT } from './support/paths.ts';
 import { MAIN, startProcess, waitForHttp, type RunningProcess } from './support/processes.ts';
-import { createApiKey, createDeployment, credentialsOf, getSecret, waitForReady } from './support/resources.ts';
+import { createApiKey, createDeployment, credentialsOf, getSecret, waitFor, waitForReady } from './support/resources.ts';
 
 const exec = promisify(execFile);
 const AUDIENCE = 'https://chart-e2e.example.test';
@@ -84,10 +84,14 @@ it('runs with the chart\'s arguments and ServiceAccounts, and turns an ApiKey in
   expect(creds.tokenUrl).toBe(chartTokenUrl);
   expect(creds.audience).toBe(AUDIENCE);
 
-  const res = await fetch(`http://127.0.0.1:${port}/oauth/token`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ client_id: creds.keyId, client_secret: creds.secret, audience: creds.audience, grant_type: 'client_credentials' }),
-  });
+  // Ready in the apiserver reaches the token server through its watch a moment later.
+  const res = await waitFor('a token', async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/oauth/token`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: creds.keyId, client_secret: creds.secret, audience: creds.audience, grant_type: 'client_credentials' }),
+    });
+    return r.status === 200 ? r : undefined;
+  }, 10_000, 100);
   expect(res.status).toBe(200);
   const { access_token: token } = await res.json() as { access_token: string };
   expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'EdDSA', typ: 'at+jwt' });

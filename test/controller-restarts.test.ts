@@ -17,7 +17,8 @@ import {
   waitFor, waitForReady,
 } from './support/resources.ts';
 
-const FAST_LEASE = ['--leader-elect-lease-duration', '4s', '--leader-elect-renew-deadline', '3s', '--leader-elect-retry-period', '1s'];
+// Short enough that a dead leader's lease expires quickly, with a renew deadline that a loaded machine's stalls do not reach.
+const FAST_LEASE = ['--leader-elect-lease-duration', '6s', '--leader-elect-renew-deadline', '5s', '--leader-elect-retry-period', '1s'];
 
 let opNs: Awaited<ReturnType<typeof createNamespace>>;
 let identity: OperatorIdentity;
@@ -116,8 +117,13 @@ describe('an apiserver restarted under a running controller', () => {
     try {
       await createDeployment(ns.name, 'dep');
       await createApiKey(ns.name, 'before', { deploymentRef: { name: 'dep' } });
-      // Default lease timings: a leader rides out an apiserver outage shorter than its 10 s renew deadline.
-      const ctl = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
+      // A leader rides out an apiserver outage shorter than its renew deadline (default 10 s). The
+      // outage here is 3 s plus the apiserver's start, which a loaded machine can stretch: a longer
+      // deadline keeps this about reconnecting, not about the lease.
+      const ctl = await startController({
+        kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name,
+        args: ['--leader-elect-lease-duration', '60s', '--leader-elect-renew-deadline', '45s'],
+      });
       procs.push(ctl);
       await waitForReady(ns.name, 'before');
 
@@ -183,13 +189,16 @@ describe('two controller replicas', () => {
   }, 120_000);
 
   it('hands the lease over at once on SIGTERM', async () => {
-    const a = await controller();
+    // A 30 s lease: without the release, B could take over only after it expired.
+    const slowLease = ['--leader-elect-lease-duration', '30s', '--leader-elect-renew-deadline', '20s'];
+    const a = await controller(slowLease);
     await waitFor('A leads', () => Promise.resolve(/became leader/.test(a.logs())));
-    const b = await controller();
+    const b = await controller(slowLease);
     const t0 = Date.now();
     await a.stop();
     expect(await a.exited).toBe(0);
-    await waitFor('B leads', () => Promise.resolve(/became leader/.test(b.logs())), 10_000);
-    expect(Date.now() - t0).toBeLessThan(3_000);
+    await waitFor('B leads', () => Promise.resolve(/became leader/.test(b.logs())), 20_000);
+    // B's next try (every 1 s) finds the lease released.
+    expect(Date.now() - t0).toBeLessThan(8_000);
   }, 60_000);
 });

@@ -526,6 +526,12 @@ describe('the in-cluster Job example', () => {
     }
     await waitForReady(ns.name, 'ci-deployer');
     const c = await secretOf('ci-deployer');
+    // Ready in the apiserver reaches the token server through its watch a moment later; the Job
+    // asks once.
+    await waitFor('the token server to know the key', async () => (await fetch(tokenUrl, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: c.keyId, client_secret: c.secret, audience: c.audience, grant_type: 'client_credentials' }),
+    })).status === 200, 10_000, 100);
     const container = job().spec.template.spec.containers[0]!;
     expect(container.command).toEqual(['/bin/sh', '-c']);
     const probe = join(dir, 'token');

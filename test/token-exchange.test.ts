@@ -59,6 +59,20 @@ async function bind(namespace: string, sa: string, role: 'deployment-token-reque
   const r = await kubectl(['create', 'rolebinding', `${sa}-${role}`, '-n', namespace,
     `--clusterrole=${identity.release}-apikey-operator-${role}`, `--serviceaccount=${ns.name}:${sa}`]);
   expect(r.code, r.stderr).toBe(0);
+  // The apiserver's authorizer sees a new binding through its own watch, a moment later; and the
+  // token server caches a denial for 10 s. Wait until the apiserver answers yes.
+  const subresource = role === 'deployment-token-requester' ? 'token' : 'readtoken';
+  await waitFor(`${sa} bound`, async () => {
+    const review = await adminClient().create<{ status?: { allowed?: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
+      spec: {
+        user: `system:serviceaccount:${ns.name}:${sa}`,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`, 'system:authenticated'],
+        resourceAttributes: { group: 'apikeys.dev', resource: 'deployments', subresource, verb: 'create', namespace, name: 'airflow' },
+      },
+    });
+    return review.status?.allowed === true;
+  }, 5000, 20);
 }
 
 interface Answer { status: number; headers: Headers; text: string; body: Record<string, unknown> }
@@ -323,8 +337,8 @@ describe('user tokens at /authz and introspection', () => {
     }, 10_000, 50);
     expect((await authz(t)).status).toBe(200);
     expect((await introspect(t)).active).toBe(true);
-    const t0 = Date.now();
     await adminClient().delete(deploymentPath(ns.name, 'short-lived'));
+    const t0 = Date.now();
     await waitFor('inactive', async () => (await authz(t)).status === 401, 5000, 10);
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(await introspect(t)).toEqual({ active: false });

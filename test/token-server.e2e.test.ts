@@ -103,6 +103,9 @@ beforeAll(async () => {
   await waitForHttp(`${b.url}/readyz`, b);
   await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
   ci = await key('ci', { deploymentRef: { name: 'airflow' }, permissions: ['deploy', 'read'] });
+  // Ready in the apiserver is not yet in both servers' caches: the tests below ask once.
+  await issued(ci, a);
+  await issued(ci, b);
 });
 
 afterAll(async () => {
@@ -259,19 +262,25 @@ describe('revocation by deletion', () => {
     const c = await key(name, { deploymentRef: { name: `dep-${name}` } });
     const t = await issued(c);
     expect((await introspect(t, ci)).body.active).toBe(true);
-    const t0 = Date.now();
     await remove(name);
+    // Measured from the apiserver's answer to the delete: the watch event cannot come before it.
+    const t0 = Date.now();
     await waitFor('refused', async () => (await token(c)).status !== 200, 5000, 10);
     expect(Date.now() - t0).toBeLessThan(1000);
     expect((await introspect(t, ci)).body).toEqual({ active: false });
-    expect((await introspect(t, ci, b)).body).toEqual({ active: false });
+    // Replica b has a watch of its own.
+    const onB = await waitFor('inactive on b', async () => {
+      const r = await introspect(t, ci, b);
+      return r.body.active === false ? r : undefined;
+    }, 1000, 10);
+    expect(onB.body).toEqual({ active: false });
     expect((await fetch(`${a.url}/authz`, { headers: { authorization: `Bearer ${t}` } })).status).toBe(401);
   });
 });
 
 describe('rotation', () => {
   it('accepts the old secret during the grace period and not after it; its tokens end with it; lastUsedAt survives', async () => {
-    const old = await key('rotating', { deploymentRef: { name: 'airflow' }, rotation: { gracePeriod: '5s' } });
+    const old = await key('rotating', { deploymentRef: { name: 'airflow' }, rotation: { gracePeriod: '8s' } });
     const oldToken = await issued(old);
     await waitFor('lastUsedAt', async () => (await getApiKey(ns.name, 'rotating'))?.status?.lastUsedAt, 20_000, 200);
     await adminClient().mergePatch(apiKeyPath(ns.name, 'rotating'), { metadata: { annotations: { 'apikeys.dev/rotate': new Date().toISOString() } } });
@@ -367,15 +376,26 @@ describe('signing-key rotation with two replicas', () => {
 
     await adminClient().replace(path, { ...secret, data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(plan)).toString('base64') } });
     const activation = Date.parse(next.activateAt);
+    // Both replicas publish the new key through their watch, well before it signs.
+    for (const s of [a, b]) {
+      await waitFor(`${s.url} publishes the next key`, async () => {
+        const set = await (await fetch(`${s.url}/.well-known/jwks.json`)).json() as { keys: { kid: string }[] };
+        return set.keys.some((k) => k.kid === next.kid);
+      }, 2000, 20);
+    }
+    expect(Date.now()).toBeLessThan(activation);
     const kidsSeen = new Set<string>();
     while (Date.now() < activation + 3000) {
       for (const s of [a, b]) {
+        const sent = Date.now();
         const t = await issued(ci, s);
+        const answered = Date.now();
         const kid = decodeProtectedHeader(t).kid!;
         kidsSeen.add(kid);
-        // The new key signs only from its activation, and is published before.
-        if (Date.now() < activation - 200) expect(kid).toBe(current.kid);
-        if (Date.now() > activation + 200) expect(kid).toBe(next.kid);
+        // The new key signs only from its activation: a token answered before it is the old key's,
+        // one asked for after it the new key's.
+        if (answered < activation - 200) expect(kid).toBe(current.kid);
+        if (sent > activation + 200) expect(kid).toBe(next.kid);
         tokens.push(t);
       }
       await verifyAll();

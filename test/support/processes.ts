@@ -58,11 +58,15 @@ export function startProcess(name: string, args: string[], env: Record<string, s
   child.stderr.pipe(out, { end: false });
   let running = true;
   live.add(child);
+  child.on('exit', () => {
+    running = false;
+    live.delete(child);
+  });
+  // Resolves once the process has exited, its output pipes have closed and every line of it is in
+  // the log file ('exit' can come before the last output is read), so logs() is complete by then.
   const exited = new Promise<number | null>((resolve) => {
-    child.on('exit', (code, signal) => {
-      running = false;
-      live.delete(child);
-      resolve(code ?? (signal ? 128 : null));
+    child.on('close', (code, signal) => {
+      out.end(() => resolve(code ?? (signal ? 128 : null)));
     });
   });
   const rp: RunningProcess = {
