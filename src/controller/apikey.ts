@@ -62,7 +62,6 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-
 function audienceOf(dep: Deployment, cfg: ApiKeyConfig): string {
   return dep.spec.audiences?.[0] ?? cfg.defaultAudiences[0] ?? '';
 }

@@ -45,11 +45,6 @@ describe('secretUpToDate', () => {
     expect(secretUpToDate(stored(first), credentialsSecret(apiKey({ team: 'ml' }, { 'example.com/sync': 'vault' }), creds))).toBe(false);
     expect(secretUpToDate(stored(first), credentialsSecret(apiKey({ team: 'data' }, { 'example.com/sync': 'vault' }), { ...creds, audience: 'https://b' }))).toBe(false);
   });
-
-  it('leaves a label that only another manager set', () => {
-    const withoutBackup = credentialsSecret(apiKey({ team: 'data' }, { 'example.com/sync': 'vault' }), creds);
-    expect(secretUpToDate(stored(first, { backup: 'daily' }), withoutBackup)).toBe(true);
-  });
 });
 
 describe('appliedMetadataKeys', () => {
