@@ -26,7 +26,7 @@ import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
 import { parseDuration } from '../shared/duration.ts';
-import { getCondition, setCondition, type Condition } from './conditions.ts';
+import { getCondition, sameStatus, setCondition, type Condition } from './conditions.ts';
 import { Reason } from './reasons.ts';
 import {
   credentialsSecret, isControlledBy, readCredential, secretNameOf, secretUpToDate, type SecretObject,
@@ -72,17 +72,10 @@ function ownedStatus(s: ApiKeyStatus | undefined): ApiKeyStatus {
   return rest;
 }
 
-function sameStatus(a: ApiKeyStatus, b: ApiKeyStatus): boolean {
-  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
-}
-
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') {
-    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b))
-      .map(([k, x]) => [k, sortKeys(x)]));
-  }
-  return v;
+/** Ends the previous secret's grace period. */
+function dropPreviousSecret(status: ApiKeyStatus): void {
+  delete status.previousSecretHash;
+  delete status.previousSecretValidUntil;
 }
 
 export class ApiKeyReconciler {
@@ -149,8 +142,7 @@ export class ApiKeyReconciler {
         // It existed (the status has its hash) and is gone: deleted by hand.
         const value = generateSecret();
         status.secretHash = hashSecret(value);
-        delete status.previousSecretHash;
-        delete status.previousSecretValidUntil;
+        dropPreviousSecret(status);
         status.lastRotationTime = metaTime(now);
         ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
         await this.writes.applySecret(credentials(status.keyId, value));
@@ -165,8 +157,7 @@ export class ApiKeyReconciler {
         status.secretHash = hashSecret(value);
         if (annotation !== undefined) status.rotateAnnotation = annotation;
         ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
-        this.writes.event(ak, 'Normal', Reason.Created, 'CreateSecret',
-          `Created Secret ${secretName} with key id ${keyId}`);
+        this.createdEvent(ak, secretName, keyId);
       }
       return this.nextVisit(ak, now);
     }
@@ -187,7 +178,7 @@ export class ApiKeyReconciler {
       status.secretHash = hash;
       if (annotation !== undefined) status.rotateAnnotation = annotation;
       ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
-      this.writes.event(ak, 'Normal', Reason.Created, 'CreateSecret', `Created Secret ${secretName} with key id ${keyId}`);
+      this.createdEvent(ak, secretName, keyId);
     } else if (!status.keyId || hash !== status.secretHash) {
       const interrupted = hash !== undefined && hash === status.previousSecretHash;
       const fresh = generateSecret();
@@ -195,8 +186,7 @@ export class ApiKeyReconciler {
       status.secretHash = hashSecret(fresh);
       status.lastRotationTime = metaTime(now);
       if (!interrupted) {
-        delete status.previousSecretHash;
-        delete status.previousSecretValidUntil;
+        dropPreviousSecret(status);
       }
       ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
       await this.writes.applySecret(credentials(status.keyId, fresh));
@@ -227,14 +217,17 @@ export class ApiKeyReconciler {
         const desired = credentials(status.keyId, value!);
         if (!secretUpToDate(secret, desired)) await this.writes.applySecret(desired);
         if (status.previousSecretValidUntil && Date.parse(status.previousSecretValidUntil) <= now.getTime()) {
-          delete status.previousSecretHash;
-          delete status.previousSecretValidUntil;
+          dropPreviousSecret(status);
         }
         if (annotation !== undefined && expired) status.rotateAnnotation = annotation;
         ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
       }
     }
     return this.nextVisit(ak, now);
+  }
+
+  private createdEvent(ak: ApiKey, secretName: string, keyId: string): void {
+    this.writes.event(ak, 'Normal', Reason.Created, 'CreateSecret', `Created Secret ${secretName} with key id ${keyId}`);
   }
 
   private readyCondition(expired: boolean): Omit<Condition, 'lastTransitionTime'> {

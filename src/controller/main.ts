@@ -7,7 +7,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ApiKey, Deployment } from '../api/index.ts';
-import { API_VERSION, APIKEYS, DEPLOYMENTS, FIELD_MANAGER, LEASE_NAME, SIGNING_KEYS_SECRET } from '../api/index.ts';
+import { API_VERSION, APIKEYS, DEPLOYMENTS, FIELD_MANAGER, GROUP, LEASE_NAME, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
 import { isConflict, isNotFound, KubeClient, KubeError, paths } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
@@ -140,22 +140,27 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const assertLeading = () => {
     if (elector && !elector.isLeader()) throw new KubeError(0, 'NotLeader', 'not the leader; refusing to write');
   };
+  const objectPath = (plural: string, o: ApiKey | Deployment) => paths.object(GROUP, VERSION, plural, o.metadata.namespace!, o.metadata.name!);
+  /** Server-side apply of the status subresource, based on the resourceVersion the decision was made on. */
+  const applyStatus = <T extends ApiKey | Deployment>(plural: string, kind: T['kind'], o: T, status: T['status']) => {
+    assertLeading();
+    return client.apply<T>(`${objectPath(plural, o)}/status`, {
+      apiVersion: API_VERSION, kind,
+      metadata: { name: o.metadata.name, namespace: o.metadata.namespace, resourceVersion: o.metadata.resourceVersion },
+      status,
+    }, FIELD_MANAGER);
+  };
   const writes: ApiKeyWrites = {
     async setOwner(ak, dep) {
       assertLeading();
       const refs = [...(ak.metadata.ownerReferences ?? []), { apiVersion: API_VERSION, kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }];
-      const updated = await client.mergePatch<ApiKey>(paths.object('apikeys.dev', 'v1alpha1', APIKEYS, ak.metadata.namespace!, ak.metadata.name!),
+      const updated = await client.mergePatch<ApiKey>(objectPath(APIKEYS, ak),
         { metadata: { resourceVersion: ak.metadata.resourceVersion, ownerReferences: refs } });
       supersede(ak, updated);
       return updated;
     },
     async applyStatus(ak, status) {
-      assertLeading();
-      const updated = await client.apply<ApiKey>(`${paths.object('apikeys.dev', 'v1alpha1', APIKEYS, ak.metadata.namespace!, ak.metadata.name!)}/status`, {
-        apiVersion: API_VERSION, kind: 'ApiKey',
-        metadata: { name: ak.metadata.name, namespace: ak.metadata.namespace, resourceVersion: ak.metadata.resourceVersion },
-        status,
-      }, FIELD_MANAGER);
+      const updated = await applyStatus(APIKEYS, 'ApiKey', ak, status);
       supersede(ak, updated);
       return updated;
     },
@@ -189,14 +194,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     await reconcileDeployment({
       deployment: (n, nm) => deployments.get(n, nm),
       apiKeyCount: (n, nm) => apiKeys.byIndex('deployment', `${n}/${nm}`).filter((ak) => !ak.metadata.deletionTimestamp).length,
-      applyStatus: (dep, status) => {
-        assertLeading();
-        return client.apply<Deployment>(`${paths.object('apikeys.dev', 'v1alpha1', DEPLOYMENTS, dep.metadata.namespace!, dep.metadata.name!)}/status`, {
-          apiVersion: API_VERSION, kind: 'Deployment',
-          metadata: { name: dep.metadata.name, namespace: dep.metadata.namespace, resourceVersion: dep.metadata.resourceVersion },
-          status,
-        }, FIELD_MANAGER);
-      },
+      applyStatus: (dep, status) => applyStatus(DEPLOYMENTS, 'Deployment', dep, status),
       defaultAudiences: opts.audiences,
     }, namespace, name);
     return undefined;
@@ -255,14 +253,13 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     leading = true;
     leaderGauge.set(1);
     log.info({ workers: opts.workers, apiKeys: apiKeys.size, deployments: deployments.size }, 'caches synced; reconciling');
-    queue.add(SIGNING_KEY);
-    for (const d of deployments.list()) enqueueDeployment(d.metadata.namespace, d.metadata.name!);
-    for (const ak of apiKeys.list()) enqueueApiKey(ak);
-    resync = setInterval(() => {
+    const enqueueAll = () => {
+      queue.add(SIGNING_KEY);
       for (const d of deployments.list()) enqueueDeployment(d.metadata.namespace, d.metadata.name!);
       for (const ak of apiKeys.list()) enqueueApiKey(ak);
-      queue.add(SIGNING_KEY);
-    }, opts.resyncMs);
+    };
+    enqueueAll();
+    resync = setInterval(enqueueAll, opts.resyncMs);
     resync.unref();
     workers = Array.from({ length: opts.workers }, () => worker());
   };

@@ -10,6 +10,7 @@ export const Reason = {
   SecretModified: 'SecretModified',
   DeploymentReady: 'Ready',
   NoAudiences: 'NoAudiences',
+  InvalidSpec: 'InvalidSpec',
   SigningKeysRotated: 'SigningKeysRotated',
   SigningKeysInvalid: 'SigningKeysInvalid',
 } as const;
