@@ -30,7 +30,6 @@ export class KubeError extends Error {
 
 export const isNotFound = (e: unknown): boolean => e instanceof KubeError && e.status === 404;
 export const isConflict = (e: unknown): boolean => e instanceof KubeError && e.status === 409;
-export const isForbidden = (e: unknown): boolean => e instanceof KubeError && e.status === 403;
 
 export interface KubeList<T> {
   metadata: { resourceVersion?: string; continue?: string };

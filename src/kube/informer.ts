@@ -87,10 +87,6 @@ export class Informer<T extends KubeObject> {
     return this.store.get(namespace ? `${namespace}/${name}` : name);
   }
 
-  getByKey(key: string): T | undefined {
-    return this.store.get(key);
-  }
-
   list(namespace?: string): T[] {
     const all = [...this.store.values()];
     return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);

@@ -1,12 +1,10 @@
-import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
 
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
   metadata?: V1ObjectMeta;
 }
-
-export type OwnerReference = V1OwnerReference;
 
 /** A time in RFC 3339 with microseconds, as MicroTime fields (Lease, events.k8s.io) require. */
 export function microTime(d: Date = new Date()): string {

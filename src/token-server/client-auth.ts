@@ -25,14 +25,8 @@ export interface AuthenticatedClient {
   match: SecretMatch;
 }
 
-export interface ClientAuthOptions {
-  /** Accept client_secret_post as well as Basic (the token endpoint does; introspection too). */
-  allowPost: boolean;
-}
-
 /** Authenticates the API key a request presents, or throws the OAuth error to answer with. */
-export function authenticateClient(ctx: ServerContext, req: RequestInfo, params: Params, opts: ClientAuthOptions):
-AuthenticatedClient {
+export function authenticateClient(ctx: ServerContext, req: RequestInfo, params: Params): AuthenticatedClient {
   const header = req.authorization;
   const basic = header !== undefined && isBasicScheme(header);
   const bodyId = single(params, 'client_id');
@@ -51,10 +45,9 @@ AuthenticatedClient {
     }
     ({ id, secret } = creds);
   } else {
-    if (bodyId === undefined || bodySecret === undefined || !opts.allowPost) {
-      throw new InvalidClient(opts.allowPost
-        ? 'client authentication is required: client_id and client_secret, in the body or with HTTP Basic'
-        : 'client authentication with HTTP Basic is required', 'no_credentials', !opts.allowPost);
+    if (bodyId === undefined || bodySecret === undefined) {
+      throw new InvalidClient('client authentication is required: client_id and client_secret, in the body or with HTTP Basic',
+        'no_credentials', false);
     }
     id = bodyId;
     secret = bodySecret;

@@ -17,7 +17,7 @@ export const INACTIVE = '{"active":false}';
 
 /** The JSON body of the introspection response; throws an OAuthError for a bad request or caller. */
 export function introspect(ctx: ServerContext, req: RequestInfo, params: Params): string {
-  const caller = authenticateClient(ctx, req, params, { allowPost: true });
+  const caller = authenticateClient(ctx, req, params);
   const token = single(params, 'token');
   if (token === undefined) throw new InvalidRequest('the parameter token is required', 'missing_parameter');
   const verdict = tokenVerdict(ctx, token, req.nowMs);

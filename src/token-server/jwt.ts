@@ -8,7 +8,7 @@
  *   const token = signJwt(key, { iss, sub: keyId, ... });
  *   const verified = verifyJwt(token, (kid) => keys.verifier(kid));
  */
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import type { SigningAlgorithm, SigningKeyRecord } from '../shared/signing-keys.ts';
 import { privateKeyOf } from '../shared/signing-keys.ts';
 
@@ -20,7 +20,7 @@ export interface JwtKey {
   alg: SigningAlgorithm;
   /** base64url of the JOSE header, with the trailing '.'. */
   headerPrefix: string;
-  privateKey: KeyObject | undefined;
+  privateKey: KeyObject;
   publicKey: KeyObject;
 }
 
@@ -30,32 +30,21 @@ function headerPrefixOf(alg: SigningAlgorithm, kid: string): string {
 }
 
 /** Imports a signing-keys record once: header encoded, keys parsed. */
-export function jwtKey(record: SigningKeyRecord, withPrivate = true): JwtKey {
+export function jwtKey(record: SigningKeyRecord): JwtKey {
   return {
     kid: record.kid,
     alg: record.alg,
     headerPrefix: headerPrefixOf(record.alg, record.kid),
-    privateKey: withPrivate ? privateKeyOf(record) : undefined,
+    privateKey: privateKeyOf(record),
     publicKey: createPublicKey({ key: record.publicJwk, format: 'jwk' }),
-  };
-}
-
-/** For tests and benches: a JwtKey from a private JWK. */
-export function jwtKeyFromJwk(alg: SigningAlgorithm, kid: string, privateJwk: object): JwtKey {
-  const privateKey = createPrivateKey({ key: privateJwk as never, format: 'jwk' });
-  return {
-    kid, alg, headerPrefix: headerPrefixOf(alg, kid),
-    privateKey, publicKey: createPublicKey(privateKey),
   };
 }
 
 const digestOf = (alg: SigningAlgorithm) => (alg === 'ES256' ? 'sha256' : null);
 
-/** Signs a JWT whose claims are `payload` (an object, or JSON already serialised). */
-export function signJwt(key: JwtKey, payload: object | string): string {
-  if (!key.privateKey) throw new Error(`signing key ${key.kid} has no private key`);
-  const json = typeof payload === 'string' ? payload : JSON.stringify(payload);
-  const input = key.headerPrefix + Buffer.from(json).toString('base64url');
+/** Signs a JWT whose claims are `payload`. */
+export function signJwt(key: JwtKey, payload: object): string {
+  const input = key.headerPrefix + Buffer.from(JSON.stringify(payload)).toString('base64url');
   const signature = sign(digestOf(key.alg), Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
   return `${input}.${signature.toString('base64url')}`;
 }

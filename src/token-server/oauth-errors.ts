@@ -16,7 +16,7 @@ export type FailureReason =
   | 'malformed_client_id' | 'malformed_secret' | 'unknown_key' | 'wrong_secret' | 'rate_limited'
   | 'key_expired' | 'key_deleting' | 'key_not_ready' | 'deployment_gone' | 'owner_mismatch'
   | 'invalid_scope' | 'invalid_target' | 'not_ready' | 'invalid_grant' | 'access_denied'
-  | 'client_auth_not_allowed' | 'unsupported_parameter' | 'unsupported_token_type' | 'deployment_not_found'
+  | 'client_auth_not_allowed' | 'unsupported_parameter' | 'unsupported_token_type'
   | 'kube_unavailable';
 
 export class OAuthError extends Error {

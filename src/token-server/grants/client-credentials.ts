@@ -20,7 +20,7 @@ export const clientCredentials: Grant = {
   handle(ctx: ServerContext, req: RequestInfo, params: Params): TokenResult {
     const signingKey = ctx.store.signing.active(req.nowMs);
     if (!signingKey) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
-    const { key, deployment, match } = authenticateClient(ctx, req, params, { allowPost: true });
+    const { key, deployment, match } = authenticateClient(ctx, req, params);
     const audiences = resolveAudiences(params, deployment, ctx.defaultAudiences);
     const scope = resolveScope(params, key.permissions, key.permissionSet, key.scope);
     const lifetime = tokenLifetimeSeconds(key, deployment, match, req.nowMs);

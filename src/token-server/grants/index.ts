@@ -10,7 +10,7 @@ export { TOKEN_EXCHANGE } from './token-exchange.ts';
  * Client credentials always; RFC 8693 token exchange when the server can ask
  * the Kubernetes API who a token belongs to (not with a MemoryStore alone).
  */
-export function grantRegistry(opts: { tokenExchange: boolean } = { tokenExchange: false }): ReadonlyMap<string, Grant> {
+export function grantRegistry(opts: { tokenExchange: boolean }): ReadonlyMap<string, Grant> {
   const grants = opts.tokenExchange ? [clientCredentials, tokenExchange] : [clientCredentials];
   return new Map(grants.map((g) => [g.type, g]));
 }
