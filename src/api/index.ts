@@ -24,6 +24,14 @@ export const SECRET_KEYS = {
 export const PERMISSIONS = ['deploy', 'read'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
+export function isPermission(s: string): s is Permission {
+  return (PERMISSIONS as readonly string[]).includes(s);
+}
+
+/** RFC 8693 names: the grant type and the token type of a Kubernetes bearer token. */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
 export const DEFAULT_TOKEN_TTL = '24h';
 export const DEFAULT_GRACE_PERIOD = '1h';
 export const MAX_TOKEN_TTL_SECONDS = 24 * 3600;

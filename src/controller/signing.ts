@@ -6,7 +6,7 @@
 import { SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE } from '../api/index.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import {
-  nextTransition, parseSigningKeySet, planSigningKeys, SIGNING_KEYS_DATA_KEY, type RotationPolicy, type SigningKeySet,
+  describeSigningKeys, nextTransition, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type RotationPolicy, type SigningKeySet,
 } from '../shared/signing-keys.ts';
 import type { Logger } from '../shared/log.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL, type SecretObject } from './secret.ts';
@@ -33,10 +33,9 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
     }
   }
   let current: SigningKeySet | undefined;
-  const raw = secret?.data?.[SIGNING_KEYS_DATA_KEY];
-  if (secret && raw) {
+  if (secret) {
     try {
-      current = parseSigningKeySet(Buffer.from(raw, 'base64').toString('utf8'));
+      current = signingKeySetOf(secret);
     } catch (err) {
       deps.onInvalid(`Secret ${SIGNING_KEYS_SECRET} held malformed signing keys (${(err as Error).message}); generated new ones`, secret);
     }
@@ -58,8 +57,7 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
       ? await deps.client.replace<SecretObject>(`${path}/${SIGNING_KEYS_SECRET}`, body)
       : await deps.client.create<SecretObject>(path, body);
     const kids = next.keys.map((k) => `${k.kid.slice(0, 8)}(${k.alg}, signs from ${k.activateAt})`).join(', ');
-    deps.log.info({ keys: next.keys.map((k) => ({ kid: k.kid, alg: k.alg, activateAt: k.activateAt, expireAt: k.expireAt })) },
-      'signing keys updated');
+    deps.log.info({ keys: describeSigningKeys(next) }, 'signing keys updated');
     deps.onRotated(`Signing keys are now: ${kids}`, written);
   }
   const { rotateEveryMs, publishLeadMs } = deps.policy;

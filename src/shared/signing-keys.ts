@@ -89,6 +89,20 @@ export function parseSigningKeySet(json: string): SigningKeySet {
   return v as SigningKeySet;
 }
 
+/**
+ * The key set a signing-keys Secret holds: undefined when it has no `keys.json`;
+ * throws (as parseSigningKeySet) when it is malformed.
+ */
+export function signingKeySetOf(secret: { data?: Record<string, string> }): SigningKeySet | undefined {
+  const raw = secret.data?.[SIGNING_KEYS_DATA_KEY];
+  return raw ? parseSigningKeySet(Buffer.from(raw, 'base64').toString('utf8')) : undefined;
+}
+
+/** What a log line may say of a key set: no key material. */
+export function describeSigningKeys(set: SigningKeySet): { kid: string; alg: SigningAlgorithm; activateAt: string; expireAt?: string }[] {
+  return set.keys.map((k) => ({ kid: k.kid, alg: k.alg, activateAt: k.activateAt, expireAt: k.expireAt }));
+}
+
 /** The key that signs at `now`: the latest activated one that is not retired. */
 export function activeKey(set: SigningKeySet, nowMs = Date.now()): SigningKeyRecord | undefined {
   let best: SigningKeyRecord | undefined;

@@ -8,7 +8,7 @@
  * the optional ones the proxy requires). Any method and any path below
  * /authz/ are accepted, since Envoy forwards the original ones.
  */
-import { PERMISSIONS } from '../api/index.ts';
+import { isPermission, PERMISSIONS } from '../api/index.ts';
 import type { ServerContext } from './context.ts';
 import { parseBearer } from './params.ts';
 import { tokenVerdict } from './token-status.ts';
@@ -23,7 +23,7 @@ const REALM = 'realm="apikey-operator"';
 
 export function authorize(ctx: ServerContext, authorization: string | undefined, query: URLSearchParams, nowMs: number): AuthzAnswer {
   const permission = query.get('permission') ?? 'deploy';
-  if (!(PERMISSIONS as readonly string[]).includes(permission)) {
+  if (!isPermission(permission)) {
     ctx.metrics.authzDecision('bad_request');
     return { status: 400, headers: {}, body: JSON.stringify({ error: 'invalid_request', error_description: `unknown permission; known: ${PERMISSIONS.join(', ')}` }) };
   }

@@ -12,7 +12,7 @@ import { API_VERSION, APIKEYS, DEPLOYMENTS, SIGNING_KEYS_SECRET } from '../api/i
 import type { KubeClient } from '../kube/client.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import type { Logger } from '../shared/log.ts';
-import { parseSigningKeySet, SIGNING_KEYS_DATA_KEY } from '../shared/signing-keys.ts';
+import { describeSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf } from '../shared/signing-keys.ts';
 import { deploymentEntry, keyEntry, type DeploymentEntry, type KeyEntry } from './keys.ts';
 import { SigningKeys } from './signing.ts';
 import type { KeyStore } from './store.ts';
@@ -98,13 +98,11 @@ export class KubeStore implements KeyStore {
   }
 
   private loadSigningKeys(s: V1Secret): void {
-    const raw = s.data?.[SIGNING_KEYS_DATA_KEY];
     try {
-      if (!raw) throw new Error(`no ${SIGNING_KEYS_DATA_KEY}`);
-      const set = parseSigningKeySet(Buffer.from(raw, 'base64').toString('utf8'));
+      const set = signingKeySetOf(s);
+      if (!set) throw new Error(`no ${SIGNING_KEYS_DATA_KEY}`);
       this.signing.update(set);
-      this.log.info({ keys: set.keys.map((k) => ({ kid: k.kid, alg: k.alg, activateAt: k.activateAt, expireAt: k.expireAt })) },
-        'signing keys loaded');
+      this.log.info({ keys: describeSigningKeys(set) }, 'signing keys loaded');
     } catch (err) {
       // Keep signing with the last good keys; the controller replaces a malformed Secret. V8's
       // SyntaxError quotes the JSON it failed on, which would be private keys: never log it.

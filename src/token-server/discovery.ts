@@ -4,7 +4,7 @@
  * once: every URL derives from the configured issuer.
  */
 import { PERMISSIONS } from '../api/index.ts';
-import { TOKEN_EXCHANGE } from './grants/index.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../api/index.ts';
 
 export const PATHS = {
   token: '/oauth/token',
@@ -25,7 +25,7 @@ export function discoveryDocument(issuer: string, grantTypes: readonly string[])
     response_types_supported: [],
     scopes_supported: PERMISSIONS,
     // Token exchange authenticates no client (RFC 8414 `none`): the subject token is the credential.
-    token_endpoint_auth_methods_supported: grantTypes.includes(TOKEN_EXCHANGE)
+    token_endpoint_auth_methods_supported: grantTypes.includes(TOKEN_EXCHANGE_GRANT)
       ? ['client_secret_basic', 'client_secret_post', 'none'] : ['client_secret_basic', 'client_secret_post'],
     introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     // RFC 9068 tokens; what verifiers should accept.

@@ -6,8 +6,8 @@
  * The patch carries the ApiKey's uid, so a key deleted and re-created under
  * the same name is never stamped. Failures are only logged.
  */
-import { API_VERSION, APIKEYS, FIELD_MANAGER } from '../api/index.ts';
-import { CONTENT, type KubeClient, KubeError } from '../kube/client.ts';
+import { APIKEYS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
+import { CONTENT, type KubeClient, KubeError, paths } from '../kube/client.ts';
 import { metaTime } from '../kube/types.ts';
 import type { Logger } from '../shared/log.ts';
 import type { KeyEntry } from './keys.ts';
@@ -87,7 +87,7 @@ export class LastUsedRecorder {
     // A few at a time: this is background bookkeeping, not worth a burst at the apiserver.
     for (let i = 0; i < batch.length; i += 4) {
       await Promise.all(batch.slice(i, i + 4).map(async (p) => {
-        const path = `/apis/${API_VERSION}/namespaces/${p.namespace}/${APIKEYS}/${encodeURIComponent(p.name)}/status`;
+        const path = `${paths.object(GROUP, VERSION, APIKEYS, p.namespace, p.name)}/status`;
         try {
           await client.request('PATCH', path, {
             body: { metadata: { uid: p.uid }, status: { lastUsedAt: metaTime(new Date(p.usedAtMs)) } },

@@ -8,6 +8,7 @@
  * (the first hop a trusted proxy saw). Nothing else is ever trusted.
  */
 import { BlockList, isIP } from 'node:net';
+import { unmapIPv4 } from './ratelimit.ts';
 
 export class TrustedProxies {
   private readonly list = new BlockList();
@@ -29,7 +30,7 @@ export class TrustedProxies {
   }
 
   private trusted(addr: string): boolean {
-    const bare = addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+    const bare = unmapIPv4(addr);
     const family = isIP(bare);
     return family !== 0 && this.list.check(bare, family === 4 ? 'ipv4' : 'ipv6');
   }

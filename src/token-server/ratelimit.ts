@@ -113,13 +113,19 @@ function pairKey(keyId: string, address: string): string {
   return `${keyId} ${address}`;
 }
 
+/** An IPv4 address mapped into IPv6 (`::ffff:10.0.0.1`) as plain IPv4; anything else as is. */
+export function unmapIPv4(addr: string): string {
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
 /**
  * The address a client is counted under: IPv4 as is (also when mapped into
  * IPv6), IPv6 by its /64, since one host commonly owns a whole /64.
  */
 export function clientAddress(remote: string | undefined): string {
   if (!remote) return '?';
-  if (remote.startsWith('::ffff:') && remote.includes('.')) return remote.slice(7);
+  const bare = unmapIPv4(remote);
+  if (bare !== remote) return bare;
   if (!remote.includes(':')) return remote;
   const [head = '', tail] = remote.split('::');
   const left = head === '' ? [] : head.split(':');

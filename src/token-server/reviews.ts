@@ -10,8 +10,8 @@
  *   const user = await reviewer.authenticate(subjectToken);   // undefined: not accepted
  *   if (user && await reviewer.mayCreate(user, { namespace, name, subresource: 'token' })) ...
  */
-import { createHash } from 'node:crypto';
 import { DEPLOYMENTS, GROUP } from '../api/index.ts';
+import { secretDigest } from '../keys/format.ts';
 import { KubeError, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../shared/log.ts';
 import { redactSecrets } from '../shared/redact.ts';
@@ -74,7 +74,8 @@ interface AccessReviewStatus {
   denied?: boolean;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
+/** A cache key that holds no credential. */
+const sha256 = (s: string) => secretDigest(s).toString('base64url');
 
 export class KubeReviewer implements SubjectReviewer {
   private readonly client: KubeClient;

@@ -13,13 +13,11 @@
  *   when the token is issued, not again: such tokens are short-lived instead.
  */
 import { isKeyId } from '../keys/format.ts';
-import { PERMISSIONS } from '../api/index.ts';
+import { isPermission } from '../api/index.ts';
 import { USER_CLIENT_ID, type AccessTokenClaims } from './access-token.ts';
 import type { ServerContext } from './context.ts';
 import { verifyJwt } from './jwt.ts';
 import { keyRefusal, type DeploymentEntry, type KeyEntry } from './keys.ts';
-
-const KNOWN_PERMISSIONS: ReadonlySet<string> = new Set(PERMISSIONS);
 
 /** Allowance for clocks of other replicas when checking `iat`. */
 const CLOCK_SKEW_SECONDS = 60;
@@ -73,6 +71,6 @@ function userTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenVerdic
   if (c.sub === '' || isKeyId(c.sub) || typeof c.deployment_uid !== 'string' || c.deployment_uid === '') return { live: false, why: 'malformed' };
   const deployment = ctx.store.deployment(c.deployment);
   if (!deployment || deployment.deleting || deployment.uid !== c.deployment_uid) return { live: false, why: 'deployment_gone' };
-  const permissions = new Set(c.scope.split(' ').filter((p) => KNOWN_PERMISSIONS.has(p)));
+  const permissions = new Set(c.scope.split(' ').filter(isPermission));
   return { live: true, token: { claims: c, key: undefined, deployment, permissions } };
 }

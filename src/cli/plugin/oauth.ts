@@ -8,8 +8,6 @@
 import { PluginError, PluginUsageError } from './errors.ts';
 
 export const TOKEN_URL_ENV = 'APIKEY_OPERATOR_TOKEN_URL';
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 export interface TokenResponse {
   access_token: string;

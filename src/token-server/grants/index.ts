@@ -4,7 +4,6 @@ import { tokenExchange } from './token-exchange.ts';
 import type { Grant } from './types.ts';
 
 export type { Grant, TokenResult } from './types.ts';
-export { TOKEN_EXCHANGE } from './token-exchange.ts';
 
 /**
  * Client credentials always; RFC 8693 token exchange when the server can ask

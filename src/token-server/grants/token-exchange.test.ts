@@ -12,7 +12,8 @@ import { apiKeyFixture, deploymentObject, type KeyFixture } from '../fixtures.ts
 import { startTokenServer, type RunningTokenServer } from '../main.ts';
 import { ReviewUnavailable, type DeploymentAccess, type KubeUser, type SubjectReviewer } from '../reviews.ts';
 import { MemoryStore } from '../store.ts';
-import { jwtExpiry, parseDeploymentRef, TOKEN_EXCHANGE } from './token-exchange.ts';
+import { TOKEN_EXCHANGE_GRANT as TOKEN_EXCHANGE } from '../../api/index.ts';
+import { jwtExpiry, parseDeploymentRef } from './token-exchange.ts';
 
 const ISSUER = 'http://issuer.test';
 const AUDIENCE = 'https://api.example';

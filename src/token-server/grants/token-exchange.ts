@@ -26,10 +26,13 @@
  * subject token's own `exp` when it is a JWT: it never outlives the
  * credential it was exchanged for.
  */
-import { MAX_TOKEN_TTL_SECONDS, PERMISSIONS } from '../../api/index.ts';
+import {
+  ACCESS_TOKEN_TYPE, isPermission, PERMISSIONS, TOKEN_EXCHANGE_GRANT,
+} from '../../api/index.ts';
 import { isKeyId } from '../../keys/format.ts';
 import { USER_CLIENT_ID, accessTokenClaims, tokenResponse } from '../access-token.ts';
 import type { RequestInfo, ServerContext } from '../context.ts';
+import { tokenLifetimeSeconds } from '../keys.ts';
 import {
   AccessDenied, InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable,
 } from '../oauth-errors.ts';
@@ -38,8 +41,6 @@ import { ReviewUnavailable, type KubeUser, type SubjectReviewer } from '../revie
 import { resolveAudiences, resolveScope, truncate } from './common.ts';
 import type { Grant, TokenResult } from './types.ts';
 
-export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const TOKEN_TYPES: readonly string[] = [ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE];
 
@@ -60,7 +61,6 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** Visible ASCII: what any bearer token is made of. Anything else is no token at all. */
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;
-const DAY_MS = MAX_TOKEN_TTL_SECONDS * 1000;
 
 /** `namespace/name` of the `deployment` parameter. */
 export function parseDeploymentRef(value: string | undefined): { namespace: string; name: string } {
@@ -108,7 +108,7 @@ function checkForm(req: RequestInfo, params: Params): void {
       'unsupported_token_type');
   }
   for (const s of (single(params, 'scope') ?? '').split(' ')) {
-    if (s !== '' && !(PERMISSIONS as readonly string[]).includes(s)) {
+    if (s !== '' && !isPermission(s)) {
       throw new InvalidScope(`the scope ${JSON.stringify(truncate(s))} is unknown; known: ${PERMISSIONS.join(', ')}`);
     }
   }
@@ -153,11 +153,12 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
   const scope = resolveScope(params, granted, new Set(granted), granted.join(' '), 'what RBAC allows you on this Deployment');
 
   const nowMs = Date.now();
-  const iat = Math.floor(nowMs / 1000);
-  let exp = iat + Math.floor(Math.min(ctx.userTokenTtlMs, dep.maxTokenTtlMs, DAY_MS) / 1000);
+  // The key rules with the user token TTL as the key's, and the subject token's exp as its expiry.
   const subjectExp = jwtExpiry(subjectToken);
-  if (subjectExp !== undefined) exp = Math.min(exp, subjectExp);
-  if (exp <= iat) throw new InvalidGrant('the subject_token expires now');
+  const lifetimeSeconds = tokenLifetimeSeconds({
+    tokenTtlMs: ctx.userTokenTtlMs, expiresAtMs: subjectExp === undefined ? Infinity : subjectExp * 1000, previousValidUntilMs: 0,
+  }, dep, 'current', nowMs);
+  if (lifetimeSeconds <= 0) throw new InvalidGrant('the subject_token expires now');
   const signingKey = ctx.store.signing.active(nowMs);
   if (!signingKey) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
   const claims = accessTokenClaims({
@@ -167,7 +168,7 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
     audiences,
     scope,
     deployment: key,
-    lifetimeSeconds: exp - iat,
+    lifetimeSeconds,
     nowMs,
     deploymentUid: dep.uid,
   });
@@ -179,7 +180,7 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
 }
 
 export const tokenExchange: Grant = {
-  type: TOKEN_EXCHANGE,
+  type: TOKEN_EXCHANGE_GRANT,
   repeatable: ['resource'],
   async handle(ctx: ServerContext, req: RequestInfo, params: Params): Promise<TokenResult> {
     try {

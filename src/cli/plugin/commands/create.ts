@@ -6,7 +6,7 @@
  * new one).
  */
 import type { ApiKey, ApiKeySpec, Permission } from '../../../api/index.ts';
-import { API_VERSION, PERMISSIONS } from '../../../api/index.ts';
+import { API_VERSION, isPermission, PERMISSIONS } from '../../../api/index.ts';
 import { durationFlag, stringFlag, type CommandDef, type Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured } from '../output.ts';
@@ -29,7 +29,7 @@ function specFrom(inv: Invocation): ApiKeySpec {
   const permissions = stringFlag(v, 'permissions');
   if (permissions !== undefined) {
     const list = [...new Set(permissions.split(',').map((p) => p.trim()).filter((p) => p !== ''))];
-    const unknown = list.filter((p) => !(PERMISSIONS as readonly string[]).includes(p));
+    const unknown = list.filter((p) => !isPermission(p));
     if (list.length === 0 || unknown.length > 0) {
       throw new PluginUsageError(`--permissions takes a comma-separated list of ${PERMISSIONS.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`);
     }

@@ -12,8 +12,9 @@ import type { RequestOptions } from 'node:https';
 import { stringFlag, type CommandDef, type Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured } from '../output.ts';
+import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../../api/index.ts';
 import {
-  ACCESS_TOKEN_TYPE, PORT_FORWARD_HINT, requestToken, TOKEN_EXCHANGE_GRANT, TOKEN_URL_ENV, tokenEndpoint, type TokenResponse,
+  PORT_FORWARD_HINT, requestToken, TOKEN_URL_ENV, tokenEndpoint, type TokenResponse,
 } from '../oauth.ts';
 import { readyOf } from '../resources.ts';
 import type { Session } from '../session.ts';
