@@ -10,7 +10,22 @@ import type { ReviewKind, ReviewOutcome } from './reviews.ts';
 export type Route =
   | 'token' | 'introspect' | 'authz' | 'jwks' | 'discovery' | 'healthz' | 'readyz' | 'metrics' | 'other';
 
+/**
+ * Bound label children, created once per label value: the request path
+ * (every token issued, every refusal, every request's latency) does no label
+ * hashing.
+ */
+function bound<C>(cache: Map<string, C>, key: string, make: () => C): C {
+  let c = cache.get(key);
+  if (!c) {
+    c = make();
+    cache.set(key, c);
+  }
+  return c;
+}
+
 type Observer = { observe(v: number): void };
+type Incrementer = { inc(): void };
 
 export class TokenServerMetrics {
   readonly registry = new Registry();
@@ -21,8 +36,9 @@ export class TokenServerMetrics {
   private readonly authz: Counter<'decision'>;
   private readonly lastUsed: Counter<'result'>;
   private readonly reviews: Counter<'review' | 'outcome'>;
-  /** Bound histogram children, so a request does no label hashing. */
   private readonly observers = new Map<string, Observer>();
+  private readonly issuedBy = new Map<string, Incrementer>();
+  private readonly failuresBy = new Map<string, Incrementer>();
 
   constructor(gauges: { sizes(): Record<string, number>; rateLimitEntries(): number; ready(): boolean }, defaultMetrics = true) {
     const registers = [this.registry];
@@ -68,11 +84,11 @@ export class TokenServerMetrics {
   }
 
   tokenIssued(grantType: string): void {
-    this.issued.inc({ grant_type: grantType });
+    bound(this.issuedBy, grantType, () => this.issued.labels({ grant_type: grantType })).inc();
   }
 
   failure(reason: FailureReason): void {
-    this.failures.inc({ reason });
+    bound(this.failuresBy, reason, () => this.failures.labels({ reason })).inc();
   }
 
   introspection(active: boolean): void {
@@ -92,12 +108,6 @@ export class TokenServerMetrics {
   }
 
   observe(route: Route, status: number, seconds: number): void {
-    const k = `${route} ${status}`;
-    let o = this.observers.get(k);
-    if (!o) {
-      o = this.duration.labels({ route, code: String(status) });
-      this.observers.set(k, o);
-    }
-    o.observe(seconds);
+    bound(this.observers, `${route} ${status}`, () => this.duration.labels({ route, code: String(status) })).observe(seconds);
   }
 }
