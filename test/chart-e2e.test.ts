@@ -5,20 +5,18 @@
  * ServiceAccounts. Chart values go in, an ApiKey goes in, a token comes out:
  * the chart's RBAC is enough.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from './cluster/controlplane.ts';
-import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './support/cluster.ts';
-import { ROOT } from './support/paths.ts';
+import { CHART_DIR } from '../scripts/render-manifests.ts';
+import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './support/cluster.ts';
+import { helm } from './support/helm.ts';
 import { MAIN, startProcess, waitForHttp, type RunningProcess } from './support/processes.ts';
 import { createApiKey, createDeployment, credentialsOf, getSecret, waitFor, waitForReady } from './support/resources.ts';
 
-const exec = promisify(execFile);
 const AUDIENCE = 'https://chart-e2e.example.test';
 let opNs: Awaited<ReturnType<typeof createNamespace>>;
 let appNs: Awaited<ReturnType<typeof createNamespace>>;
@@ -31,17 +29,15 @@ interface PodSpec { serviceAccountName: string; containers: { name: string; args
 beforeAll(async () => {
   opNs = await createNamespace('chart-op');
   appNs = await createNamespace('chart-app');
-  await exec(clusterState().binaries.helm, [
-    'install', release, join(ROOT, 'charts/apikey-operator'), '--namespace', opNs.name, '--skip-crds',
-    '--kubeconfig', clusterState().kubeconfig,
-    '--set', 'tokenServer.mode=deployment', '--set', 'signing.algorithm=EdDSA', '--set', `audiences={${AUDIENCE}}`,
-    '--set', `watchNamespaces={${appNs.name}}`,
-  ]);
+  const install = await helm(['install', release, CHART_DIR, '--namespace', opNs.name, '--skip-crds'], {
+    tokenServer: { mode: 'deployment' }, signing: { algorithm: 'EdDSA' }, audiences: [AUDIENCE], watchNamespaces: [appNs.name],
+  });
+  expect(install.code, install.stderr).toBe(0);
 });
 
 afterAll(async () => {
   await Promise.all(procs.map((p) => p.stop()));
-  await exec(clusterState().binaries.helm, ['uninstall', release, '--namespace', opNs.name, '--kubeconfig', clusterState().kubeconfig]).catch(() => undefined);
+  await helm(['uninstall', release, '--namespace', opNs.name]);
   await appNs?.cleanup();
   await opNs?.cleanup();
   rmSync(tmp, { recursive: true, force: true });

@@ -13,7 +13,7 @@ import { clusterState, createNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, eventsFor, getApiKey, readyOf, secretPath,
+  adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, eventsFor, getApiKey, getSecret, readyOf, secretPath,
   waitFor, waitForReady,
 } from './support/resources.ts';
 
@@ -139,7 +139,7 @@ describe('an apiserver restarted under a running controller', () => {
       await waitForReady(ns.name, 'after', 60_000);
       await waitFor('deleted Secret re-created', async () => {
         const ak = await getApiKey(ns.name, 'before');
-        const s = await adminClient().get<SecretObject>(secretPath(ns.name, 'before')).catch(() => undefined);
+        const s = await getSecret(ns.name, 'before');
         return s && ak && secretMatchesHash(credentialsOf(s).secret, ak.status?.secretHash) ? s : undefined;
       }, 60_000);
       expect(ctl.isRunning()).toBe(true);

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNamespace, kubectl, serviceAccountKubeconfig } from './support/cluster.ts';
-import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { createNamespace, serviceAccountKubeconfig } from './support/cluster.ts';
+import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { ROOT } from './support/paths.ts';
 import { PLUGIN, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import { createDeployment } from './support/resources.ts';
@@ -62,10 +62,8 @@ beforeAll(async () => {
   await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
   await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
   // The chart's role for people who may get temporary tokens, bound in one namespace only.
-  const role = `${identity.release}-apikey-operator-deployment-token-requester`;
   bound = await serviceAccountKubeconfig(ns.name, 'deployer', dir);
-  const rb = await kubectl(['create', 'rolebinding', 'deployer-tokens', '-n', ns.name, `--clusterrole=${role}`, `--serviceaccount=${ns.name}:deployer`]);
-  expect(rb.code, rb.stderr).toBe(0);
+  await bindTokenRequester(identity, ns.name, ns.name, 'deployer', 'deployment-token-requester', 'airflow', 'deployer-tokens');
   unbound = await serviceAccountKubeconfig(ns.name, 'stranger', dir);
 });
 

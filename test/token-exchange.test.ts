@@ -13,11 +13,12 @@ import { createRemoteJWKSet, decodeJwt, generateKeyPair, jwtVerify, SignJWT } fr
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deployment } from '../src/api/index.ts';
-import { adminKubeConfig, createNamespace, kubectl } from './support/cluster.ts';
-import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { MAIN, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
+import { adminKubeConfig, createNamespace, kubectl, serviceAccountToken } from './support/cluster.ts';
+import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { MAIN, startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, createApiKey, createDeployment, credentialsOf, deploymentPath, getSecret, waitFor, waitForReady, type Credentials,
+  adminClient, createApiKey, createDeployment, credentialsOf, deploymentPath, getDeployment, getSecret, waitFor, waitForReady,
+  type Credentials,
 } from './support/resources.ts';
 
 const exec = promisify(execFile);
@@ -42,38 +43,6 @@ let observer: Credentials;
 const subject = { deployer: '', reader: '', stranger: '' };
 
 const core = () => adminKubeConfig().makeApiClient(CoreV1Api);
-
-/** A ServiceAccount (created if needed) and a fresh TokenRequest token of it; the token is never printed. */
-async function saToken(namespace: string, name: string): Promise<string> {
-  await core().createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((e: unknown) => {
-    if ((e as { code?: number }).code !== 409) throw e;
-  });
-  const tr = await core().createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-  const token = tr.status?.token;
-  if (!token) throw new Error('TokenRequest returned no token');
-  return token;
-}
-
-/** A RoleBinding in `namespace` of one of the chart's ClusterRoles for people. */
-async function bind(namespace: string, sa: string, role: 'deployment-token-requester' | 'deployment-read-token-requester'): Promise<void> {
-  const r = await kubectl(['create', 'rolebinding', `${sa}-${role}`, '-n', namespace,
-    `--clusterrole=${identity.release}-apikey-operator-${role}`, `--serviceaccount=${ns.name}:${sa}`]);
-  expect(r.code, r.stderr).toBe(0);
-  // The apiserver's authorizer sees a new binding through its own watch, a moment later; and the
-  // token server caches a denial for 10 s. Wait until the apiserver answers yes.
-  const subresource = role === 'deployment-token-requester' ? 'token' : 'readtoken';
-  await waitFor(`${sa} bound`, async () => {
-    const review = await adminClient().create<{ status?: { allowed?: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
-      apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
-      spec: {
-        user: `system:serviceaccount:${ns.name}:${sa}`,
-        groups: ['system:serviceaccounts', `system:serviceaccounts:${ns.name}`, 'system:authenticated'],
-        resourceAttributes: { group: 'apikeys.dev', resource: 'deployments', subresource, verb: 'create', namespace, name: 'airflow' },
-      },
-    });
-    return review.status?.allowed === true;
-  }, 5000, 20);
-}
 
 interface Answer { status: number; headers: Headers; text: string; body: Record<string, unknown> }
 
@@ -129,18 +98,18 @@ beforeAll(async () => {
     kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, waitReady: false, args: ['--user-token-ttl', '30m'],
   });
   controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
-  await waitFor('token server ready', async () => (await fetch(`${server.url}/readyz`)).status === 200, 60_000, 100);
+  await waitForHttp(`${server.url}/readyz`, server);
   airflow = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE, SECOND], maxTokenTTL: '24h' });
   await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
   await createApiKey(ns.name, 'observer', { deploymentRef: { name: 'airflow' }, permissions: ['read'] });
   await waitForReady(ns.name, 'observer');
   observer = credentialsOf((await getSecret(ns.name, 'observer'))!);
 
-  subject.deployer = await saToken(ns.name, 'deployer');
-  subject.reader = await saToken(ns.name, 'reader');
-  subject.stranger = await saToken(ns.name, 'stranger');
-  await bind(ns.name, 'deployer', 'deployment-token-requester');
-  await bind(ns.name, 'reader', 'deployment-read-token-requester');
+  subject.deployer = await serviceAccountToken(ns.name, 'deployer');
+  subject.reader = await serviceAccountToken(ns.name, 'reader');
+  subject.stranger = await serviceAccountToken(ns.name, 'stranger');
+  await bindTokenRequester(identity, ns.name, ns.name, 'deployer', 'deployment-token-requester');
+  await bindTokenRequester(identity, ns.name, ns.name, 'reader', 'deployment-read-token-requester');
 });
 
 afterAll(async () => {
@@ -217,7 +186,7 @@ describe('a ServiceAccount bound to the chart\'s deployment-token-requester', ()
   });
 
   it('asks the apiserver once for a burst of the same exchange (the reviews are cached briefly)', async () => {
-    const fresh = await saToken(ns.name, 'deployer');
+    const fresh = await serviceAccountToken(ns.name, 'deployer');
     const before = [await reviews('token', 'authenticated'), await reviews('access', 'allowed')];
     const answers = await Promise.all(Array.from({ length: 20 }, () => exchange(fresh)));
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
@@ -274,12 +243,12 @@ describe('subject tokens Kubernetes does not accept are invalid_grant, through a
   });
 
   it('a revoked token (its ServiceAccount deleted and re-created), and one the server accepted before within the cache\'s 10 s', async () => {
-    const used = await saToken(ns.name, 'revoked');
-    const unused = await saToken(ns.name, 'revoked');
-    await bind(ns.name, 'revoked', 'deployment-token-requester');
+    const used = await serviceAccountToken(ns.name, 'revoked');
+    const unused = await serviceAccountToken(ns.name, 'revoked');
+    await bindTokenRequester(identity, ns.name, ns.name, 'revoked', 'deployment-token-requester');
     await userToken(used);
     await core().deleteNamespacedServiceAccount({ name: 'revoked', namespace: ns.name });
-    await saToken(ns.name, 'revoked');
+    await serviceAccountToken(ns.name, 'revoked');
     // The apiserver checks the ServiceAccount's uid in the token against the current object.
     const fresh = await waitFor('the unused token refused', async () => {
       const r = await exchange(unused);
@@ -342,7 +311,7 @@ describe('user tokens at /authz and introspection', () => {
     await waitFor('inactive', async () => (await authz(t)).status === 401, 5000, 10);
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(await introspect(t)).toEqual({ active: false });
-    await waitFor('gone', () => adminClient().get(deploymentPath(ns.name, 'short-lived')).then(() => false, () => true), 20_000);
+    await waitFor('gone', async () => (await getDeployment(ns.name, 'short-lived')) === undefined, 20_000);
     await createDeployment(ns.name, 'short-lived', { audiences: [AUDIENCE] });
     await waitFor('a new token for the new Deployment', async () => (await exchange(subject.deployer, { deployment: `${ns.name}/short-lived` })).status === 200, 10_000, 50);
     expect((await authz(t)).status).toBe(401);

@@ -19,7 +19,9 @@ import { DEFAULT_ROTATION, planSigningKeys, SIGNING_KEYS_DATA_KEY, type SigningK
 import { createNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, recordSecret, startProcess, startTokenServer, type RunningProcess } from './support/processes.ts';
-import { adminClient, apiKeyPath, deploymentPath, getApiKey, secretPath, waitFor } from './support/resources.ts';
+import {
+  adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath, waitFor,
+} from './support/resources.ts';
 
 type Server = RunningProcess & { url: string };
 let opNs: Awaited<ReturnType<typeof createNamespace>>;
@@ -38,10 +40,6 @@ async function writeSigningKeys(set: SigningKeySet): Promise<void> {
     data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(set)).toString('base64') },
   };
   await adminClient().apply(secretPath(opNs.name, SIGNING_KEYS_SECRET), body, 'test');
-}
-
-function createDeployment(name: string, spec: Deployment['spec'] = {}): Promise<Deployment> {
-  return adminClient().create<Deployment>(deploymentPath(ns.name), { apiVersion: API_VERSION, kind: 'Deployment', metadata: { name }, spec });
 }
 
 /** What the controller does for a new key: ownerReference, then a Ready status with the key id and secret hash. */
@@ -108,7 +106,7 @@ beforeAll(async () => {
   identity = await installOperatorIdentity(opNs.name);
   keys = await planSigningKeys(undefined, DEFAULT_ROTATION);
   await writeSigningKeys(keys);
-  dep = await createDeployment('airflow', { audiences: [AUDIENCE] });
+  dep = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
   observer = await createKey('observer', dep);
   server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name });
 });
@@ -163,7 +161,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     ['the key\'s expiresAt is set in the past', (k) => adminClient().mergePatch(apiKeyPath(ns.name, k.name), { spec: { expiresAt: metaTime(new Date(Date.now() - 1000)) } })],
     ['the secret is rotated with no grace period', (k) => patchStatus(k.name, { secretHash: hashSecret(generateSecret()) })],
   ])('stops issuing within a second and introspection says active:false when %s', async (what, change) => {
-    const d = await createDeployment(`d-${what.length}-${Date.now() % 100000}`, { audiences: [AUDIENCE] });
+    const d = await createDeployment(ns.name, `d-${what.length}-${Date.now() % 100000}`, { audiences: [AUDIENCE] });
     const k = await createKey(`k-${what.length}-${Date.now() % 100000}`, d);
     const peer = await createKey(`p-${what.length}-${Date.now() % 100000}`, dep);
     const token = await issued(k);
@@ -188,12 +186,12 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
   }, 90_000);
 
   it('refuses a key whose ownerReference names an earlier Deployment of the same name', async () => {
-    const d = await createDeployment('recreated', { audiences: [AUDIENCE] });
+    const d = await createDeployment(ns.name, 'recreated', { audiences: [AUDIENCE] });
     const k = await createKey('orphan', d);
     await issued(k);
     await adminClient().request('DELETE', deploymentPath(ns.name, 'recreated'), { body: { propagationPolicy: 'Orphan' } });
-    await waitFor('Deployment gone', () => adminClient().get(deploymentPath(ns.name, 'recreated')).then(() => false, () => true), 20_000);
-    await createDeployment('recreated', { audiences: [AUDIENCE] });
+    await waitFor('Deployment gone', async () => (await getDeployment(ns.name, 'recreated')) === undefined, 20_000);
+    await createDeployment(ns.name, 'recreated', { audiences: [AUDIENCE] });
     // While the Deployment is gone the answer is unauthorized_client too ("no longer exists"):
     // wait for the one that says the key belongs to an earlier Deployment.
     const refused = await waitFor('refused for an earlier Deployment', async () => {

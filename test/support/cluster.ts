@@ -61,11 +61,8 @@ Promise<{ stdout: string; stderr: string; code: number }> {
   }
 }
 
-/**
- * Creates a ServiceAccount (if needed), gets a token for it with TokenRequest,
- * and writes a kubeconfig that authenticates with that token only.
- */
-export async function serviceAccountKubeconfig(namespace: string, name: string, dir: string): Promise<string> {
+/** Creates a ServiceAccount (if needed) and returns a fresh TokenRequest token of it; the token is never printed. */
+export async function serviceAccountToken(namespace: string, name: string): Promise<string> {
   const core = adminKubeConfig().makeApiClient(CoreV1Api);
   await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((e: unknown) => {
     if ((e as { code?: number }).code !== 409) throw e;
@@ -75,6 +72,15 @@ export async function serviceAccountKubeconfig(namespace: string, name: string, 
   });
   const token = tr.status?.token;
   if (!token) throw new Error('TokenRequest returned no token');
+  return token;
+}
+
+/**
+ * Creates a ServiceAccount (if needed), gets a token for it with TokenRequest,
+ * and writes a kubeconfig that authenticates with that token only.
+ */
+export async function serviceAccountKubeconfig(namespace: string, name: string, dir: string): Promise<string> {
+  const token = await serviceAccountToken(namespace, name);
   const file = join(dir, `kubeconfig-${namespace}-${name}`);
   const cluster = { server: clusterState().server, 'certificate-authority-data': adminKubeConfig().getCurrentCluster()?.caData ?? '' };
   writeFileSync(file, bearerTokenKubeconfig({ cluster, token, user: name, namespace }), { mode: 0o600 });

@@ -7,9 +7,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { kubectl, serviceAccountKubeconfig, uniqueName } from './cluster.ts';
 import { chartIdentityObjects } from '../../scripts/render-manifests.ts';
 import { renderChart } from './helm.ts';
+import { adminClient, waitFor } from './resources.ts';
 
 export interface OperatorIdentity {
   release: string;
@@ -51,4 +53,33 @@ export async function installOperatorIdentity(namespace: string, values: { watch
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A RoleBinding in `namespace` of one of the chart's ClusterRoles for people, to the ServiceAccount
+ * `serviceAccountNamespace`/`serviceAccount`; resolves once the apiserver allows it the subresource
+ * of Deployment `deploymentName`.
+ */
+export async function bindTokenRequester(
+  identity: OperatorIdentity, namespace: string, serviceAccountNamespace: string, serviceAccount: string,
+  role: 'deployment-token-requester' | 'deployment-read-token-requester', deploymentName = 'airflow',
+  bindingName = `${serviceAccount}-${role}`,
+): Promise<void> {
+  const r = await kubectl(['create', 'rolebinding', bindingName, '-n', namespace,
+    `--clusterrole=${identity.release}-apikey-operator-${role}`, `--serviceaccount=${serviceAccountNamespace}:${serviceAccount}`]);
+  expect(r.code, r.stderr).toBe(0);
+  // The apiserver's authorizer sees a new binding through its own watch, a moment later; and the
+  // token server caches a denial for 10 s. Wait until the apiserver answers yes.
+  const subresource = role === 'deployment-token-requester' ? 'token' : 'readtoken';
+  await waitFor(`${serviceAccount} bound`, async () => {
+    const review = await adminClient().create<{ status?: { allowed?: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
+      spec: {
+        user: `system:serviceaccount:${serviceAccountNamespace}:${serviceAccount}`,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${serviceAccountNamespace}`, 'system:authenticated'],
+        resourceAttributes: { group: 'apikeys.dev', resource: 'deployments', subresource, verb: 'create', namespace, name: deploymentName },
+      },
+    });
+    return review.status?.allowed === true;
+  }, 5000, 20);
 }

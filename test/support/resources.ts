@@ -43,6 +43,7 @@ export async function getOrUndefined<T>(path: string): Promise<T | undefined> {
 
 export const getApiKey = (ns: string, name: string) => getOrUndefined<ApiKey>(apiKeyPath(ns, name));
 export const getSecret = (ns: string, name: string) => getOrUndefined<SecretObject>(secretPath(ns, name));
+export const getDeployment = (ns: string, name: string) => getOrUndefined<Deployment>(deploymentPath(ns, name));
 
 export function readyOf(ak: ApiKey | Deployment | undefined): { status?: string; reason?: string; message?: string } | undefined {
   return ak?.status?.conditions?.find((c) => c.type === 'Ready');
