@@ -35,6 +35,8 @@ export interface KubeAction {
   resource: string;
   namespace?: string;
   name?: string;
+  /** What to say when the named object does not exist (default: "<resource> "<name>" not found in ..."). */
+  notFound?: string;
 }
 
 /** Where the plugin is connected, for errors about reaching or authenticating to the cluster. */
@@ -53,9 +55,9 @@ function subject(message: string): string {
 }
 
 /**
- * Turns an error from the Kubernetes API into a PluginError. 404s of a named
- * object are left to the caller (who knows what "missing" means there) unless
- * the whole API group is missing.
+ * Turns an error from the Kubernetes API into a PluginError. A 404 says the
+ * object is missing (in the caller's words, `action.notFound`), or, when the
+ * whole API group is missing, that the operator is not installed.
  */
 export function kubeFailure(err: unknown, action: KubeAction, cluster: ClusterInfo): PluginError {
   if (!isKubeError(err)) {
@@ -82,7 +84,7 @@ export function kubeFailure(err: unknown, action: KubeAction, cluster: ClusterIn
           `the API for ${action.resource} is not installed in the cluster at ${cluster.server}: ` +
           'install apikey-operator first (helm install, or kubectl apply -f manifests/install/)');
       }
-      return new PluginError(`${what} not found ${where(action)}`);
+      return new PluginError(action.notFound ?? `${what} not found ${where(action)}`);
     default:
       return new PluginError(`cannot ${action.verb} ${what} ${where(action)}: ${oneLine(err.message)} (${err.status} ${err.reason})`);
   }

@@ -7,7 +7,7 @@
  * @example
  *   process.exitCode = await runPlugin(process.argv.slice(2));
  */
-import { flagsOf, parseCommandLine, renderHelp, stringFlag, VALUE_FLAGS, type CommandDef, type Invocation } from './command.ts';
+import { parseCommandLine, renderHelp, stringFlag, VALUE_FLAGS, type CommandDef, type Invocation } from './command.ts';
 import { createCommand } from './commands/create.ts';
 import { deleteCommand } from './commands/delete.ts';
 import { deploymentsCommand } from './commands/deployments.ts';
@@ -22,9 +22,6 @@ import type { Session } from './session.ts';
 export const COMMANDS: readonly CommandDef[] = [
   createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand,
 ];
-
-/** The command words the plugin serves, for apikey-operator's dispatch. */
-export const PLUGIN_COMMANDS: ReadonlySet<string> = new Set(COMMANDS.map((c) => c.name));
 
 export function pluginHelp(): string {
   return [
@@ -74,7 +71,7 @@ async function dispatch(argv: string[]): Promise<number> {
     return asked ? 0 : EXIT_USAGE;
   }
   const cmd = COMMANDS.find((c) => c.name === word);
-  if (!cmd) throw new PluginUsageError(`unknown command "${word}"; the commands are ${[...PLUGIN_COMMANDS].join(', ')} (see: kubectl apikey --help)`);
+  if (!cmd) throw new PluginUsageError(`unknown command "${word}"; the commands are ${COMMANDS.map((c) => c.name).join(', ')} (see: kubectl apikey --help)`);
   const { positionals, values } = parseCommandLine(cmd, rest);
   if (values.help) { process.stdout.write(renderHelp(cmd)); return 0; }
   const output = outputFormat(stringFlag(values, 'output'), cmd.output);
@@ -83,7 +80,8 @@ async function dispatch(argv: string[]): Promise<number> {
     positionals,
     values,
     output,
-    allNamespaces: flagsOf(cmd).some((f) => f.name === 'all-namespaces') && values['all-namespaces'] === true,
+    // Parsing is strict: only a command that takes -A has the value.
+    allNamespaces: values['all-namespaces'] === true,
     // Loaded on first use: the Kubernetes client takes a while to load, and help and usage errors need none of it.
     session: async () => {
       if (!session) {

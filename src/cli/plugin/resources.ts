@@ -5,26 +5,23 @@
  */
 import type { ApiKey, Deployment } from '../../api/index.ts';
 import { APIKEYS, DEPLOYMENTS, GROUP } from '../../api/index.ts';
+import { getCondition, type Condition } from '../../controller/conditions.ts';
+import { secretNameOf as specSecretName, type Credentials as SecretCredentials } from '../../controller/secret.ts';
 
 /** Resources as kubectl writes them, for messages and `kubectl auth can-i`. */
 export const APIKEY_RESOURCE = `${APIKEYS}.${GROUP}`;
 export const DEPLOYMENT_RESOURCE = `${DEPLOYMENTS}.${GROUP}`;
 
 /** The four values of a credentials Secret, and where they were read. */
-export interface Credentials {
-  keyId: string;
-  secret: string;
-  tokenUrl: string;
-  audience: string;
-  secretName: string;
-}
+export type Credentials = SecretCredentials & { secretName: string };
 
+/** The Secret the controller reports it wrote, else the one the spec names. */
 export function secretNameOf(ak: ApiKey): string {
-  return ak.status?.secretName ?? ak.spec.secretName ?? ak.metadata.name!;
+  return ak.status?.secretName ?? specSecretName(ak);
 }
 
-export function readyOf(obj: ApiKey | Deployment): { status: string; reason: string; message: string } | undefined {
-  return obj.status?.conditions?.find((c) => c.type === 'Ready');
+export function readyOf(obj: ApiKey | Deployment): Condition | undefined {
+  return getCondition(obj.status?.conditions, 'Ready');
 }
 
 /** READY as kubectl would show it, with the reason when it is not True. */

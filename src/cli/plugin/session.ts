@@ -11,7 +11,7 @@ import { APIKEYS, DEPLOYMENTS, GROUP, SECRET_KEYS, VERSION } from '../../api/ind
 import { isNotFound, KubeClient, paths, type KubeList } from '../../kube/client.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig } from '../../kube/config.ts';
 import { readCredential } from '../../controller/secret.ts';
-import { hashSecret } from '../../keys/format.ts';
+import { secretMatchesHash } from '../../keys/format.ts';
 import { kubeFailure, PluginError, PluginUsageError, type ClusterInfo, type KubeAction } from './errors.ts';
 import { APIKEY_RESOURCE, DEPLOYMENT_RESOURCE, secretNameOf, type Credentials } from './resources.ts';
 
@@ -74,31 +74,20 @@ export class Session {
   }
 
   /** The ApiKey, or a clear "not found" that says where it looked and how to list the keys. */
-  async getApiKey(name: string): Promise<ApiKey> {
-    const action = { verb: 'get', resource: APIKEY_RESOURCE, namespace: this.namespace, name };
-    try {
-      return await this.client.get<ApiKey>(this.apiKeyPath(name));
-    } catch (err) {
-      if (isNotFound(err) && (err as Error).message.includes(' not found')) {
-        throw new PluginError(`ApiKey "${name}" not found in namespace "${this.namespace}"; list the keys with: kubectl apikey list -n ${this.namespace}`);
-      }
-      throw kubeFailure(err, action, this.cluster);
-    }
+  getApiKey(name: string): Promise<ApiKey> {
+    return this.call({
+      verb: 'get', resource: APIKEY_RESOURCE, namespace: this.namespace, name,
+      notFound: `ApiKey "${name}" not found in namespace "${this.namespace}"; list the keys with: kubectl apikey list -n ${this.namespace}`,
+    }, (c) => c.get<ApiKey>(this.apiKeyPath(name)));
   }
 
   /** The Deployment (apikeys.dev), or a clear "not found" pointing at kubectl get deployments.apikeys.dev. */
-  async getDeployment(name: string): Promise<Deployment> {
-    const action = { verb: 'get', resource: DEPLOYMENT_RESOURCE, namespace: this.namespace, name };
-    try {
-      return await this.client.get<Deployment>(this.deploymentPath(name));
-    } catch (err) {
-      if (isNotFound(err) && (err as Error).message.includes(' not found')) {
-        throw new PluginError(
-          `Deployment "${name}" (${DEPLOYMENT_RESOURCE}) not found in namespace "${this.namespace}"; ` +
-          `see the Deployments there with: kubectl get deployments.apikeys.dev -n ${this.namespace}`);
-      }
-      throw kubeFailure(err, action, this.cluster);
-    }
+  getDeployment(name: string): Promise<Deployment> {
+    return this.call({
+      verb: 'get', resource: DEPLOYMENT_RESOURCE, namespace: this.namespace, name,
+      notFound: `Deployment "${name}" (${DEPLOYMENT_RESOURCE}) not found in namespace "${this.namespace}"; ` +
+        `see the Deployments there with: kubectl get deployments.apikeys.dev -n ${this.namespace}`,
+    }, (c) => c.get<Deployment>(this.deploymentPath(name)));
   }
 
   async list<T>(resource: string, path: string, allNamespaces: boolean): Promise<KubeList<T>> {
@@ -126,7 +115,7 @@ export class Session {
     }
     const get = (k: string) => readCredential(s, k) ?? '';
     const secret = get(SECRET_KEYS.secret);
-    if (!secret || !ak.status?.secretHash || hashSecret(secret) !== ak.status.secretHash) return undefined;
+    if (!secretMatchesHash(secret, ak.status?.secretHash)) return undefined;
     return { keyId: get(SECRET_KEYS.id), secret, tokenUrl: get(SECRET_KEYS.tokenUrl), audience: get(SECRET_KEYS.audience), secretName };
   }
 }

@@ -11,7 +11,7 @@ import { durationFlag, stringFlag, type CommandDef, type Invocation } from '../c
 import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured } from '../output.ts';
 import { pollUntil, startProgress } from '../progress.ts';
-import { APIKEY_RESOURCE, readyOf, type Credentials } from '../resources.ts';
+import { APIKEY_RESOURCE, readyOf, secretNameOf, type Credentials } from '../resources.ts';
 import type { Session } from '../session.ts';
 import { ONLY_TIME_WARNING, printCredentials } from './show-secret.ts';
 
@@ -82,8 +82,7 @@ async function create(inv: Invocation): Promise<number> {
     printCredentials(s, name, creds);
   } else {
     process.stderr.write(`${ONLY_TIME_WARNING}\n`);
-    const { keyId, secret, tokenUrl, audience, secretName } = creds;
-    process.stdout.write(formatStructured({ keyId, secret, tokenUrl, audience, secretName }, inv.output));
+    process.stdout.write(formatStructured(creds, inv.output));
   }
   return 0;
 }
@@ -92,24 +91,20 @@ async function create(inv: Invocation): Promise<number> {
 async function waitForCredentials(s: Session, name: string, timeoutMs: number): Promise<Credentials> {
   const progress = startProgress(`waiting for the operator to make ApiKey "${name}" Ready`);
   let last: ApiKey | undefined;
+  let creds: Credentials | undefined;
   try {
-    const creds = await pollUntil(timeoutMs, async () => {
+    creds = await pollUntil(timeoutMs, async () => {
       last = await s.getApiKey(name);
       const ready = readyOf(last);
       if (ready?.status === 'False' && TERMINAL.has(ready.reason)) throw notReady(s, name, ready);
       if (ready?.status !== 'True' || !last.status?.secretHash) return undefined;
-      progress.update(`ApiKey "${name}" is Ready; reading Secret "${last.status.secretName ?? name}"`);
+      progress.update(`ApiKey "${name}" is Ready; reading Secret "${secretNameOf(last)}"`);
       return s.readCredentials(last);
     });
-    if (creds) {
-      progress.done();
-      return creds;
-    }
-  } catch (err) {
+  } finally {
     progress.done();
-    throw err;
   }
-  progress.done();
+  if (creds) return creds;
   const ready = last && readyOf(last);
   if (ready) throw notReady(s, name, ready, timeoutMs);
   throw new PluginError(

@@ -3,6 +3,7 @@
  * be created for, with how many keys each has.
  */
 import type { Deployment } from '../../../api/index.ts';
+import { DEFAULT_TOKEN_TTL } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
 import { age, asList, formatObjectTable, formatStructured, withoutManagedFields } from '../output.ts';
 import { DEPLOYMENT_RESOURCE, readyColumn } from '../resources.ts';
@@ -27,7 +28,7 @@ async function deployments(inv: Invocation): Promise<number> {
   process.stdout.write(formatObjectTable(items, headers, (d) => [
     d.metadata.name ?? '',
     String(d.status?.apiKeys ?? 0),
-    d.spec.maxTokenTTL ?? '24h',
+    d.spec.maxTokenTTL ?? DEFAULT_TOKEN_TTL,
     d.spec.audiences?.length ? d.spec.audiences.join(',') : '<default>',
     readyColumn(d),
     age(d.metadata.creationTimestamp, now),

@@ -31,6 +31,16 @@ function print(inv: Invocation, res: TokenResponse): number {
   return 0;
 }
 
+const EXPLICIT_URL_HINT = 'check the URL, and that the port-forward (if any) is still running';
+
+/** The token endpoint the user named: --token-url, else the environment variable; undefined if neither. */
+function explicitTokenUrl(inv: Invocation): string | undefined {
+  const flagUrl = stringFlag(inv.values, 'token-url');
+  if (flagUrl !== undefined) return tokenEndpoint(flagUrl, '--token-url');
+  const envUrl = process.env[TOKEN_URL_ENV] || undefined;
+  return envUrl === undefined ? undefined : tokenEndpoint(envUrl, TOKEN_URL_ENV);
+}
+
 async function keyToken(inv: Invocation, name: string): Promise<number> {
   const s = await inv.session();
   const ak = await s.getApiKey(name);
@@ -42,19 +52,14 @@ async function keyToken(inv: Invocation, name: string): Promise<number> {
   if (!creds) {
     throw new PluginError(`the Secret of ApiKey "${name}" does not hold its current secret yet (a rotation in progress?); try again in a moment`);
   }
-  const flagUrl = stringFlag(inv.values, 'token-url');
-  const envUrl = process.env[TOKEN_URL_ENV] || undefined;
-  const url = flagUrl !== undefined ? tokenEndpoint(flagUrl, '--token-url')
-    : envUrl !== undefined ? tokenEndpoint(envUrl, TOKEN_URL_ENV)
-      : tokenEndpoint(creds.tokenUrl, `TOKEN_URL in Secret "${creds.secretName}"`);
-  const fromSecret = flagUrl === undefined && envUrl === undefined;
+  const explicit = explicitTokenUrl(inv);
   const res = await requestToken({
-    url,
+    url: explicit ?? tokenEndpoint(creds.tokenUrl, `TOKEN_URL in Secret "${creds.secretName}"`),
     params: { grant_type: 'client_credentials', audience: stringFlag(inv.values, 'audience') ?? creds.audience, scope: scopeOf(inv) },
     basic: { id: creds.keyId, secret: creds.secret },
-    unreachableHint: fromSecret
+    unreachableHint: explicit === undefined
       ? `that is TOKEN_URL from Secret "${creds.secretName}", the address inside the cluster, usually unreachable from outside; ${PORT_FORWARD_HINT}`
-      : 'check the URL, and that the port-forward (if any) is still running',
+      : EXPLICIT_URL_HINT,
   });
   return print(inv, res);
 }
@@ -86,14 +91,12 @@ async function userBearerToken(s: Session): Promise<string> {
 }
 
 async function deploymentToken(inv: Invocation, deployment: string): Promise<number> {
-  const flagUrl = stringFlag(inv.values, 'token-url');
-  const envUrl = process.env[TOKEN_URL_ENV] || undefined;
-  if (flagUrl === undefined && envUrl === undefined) {
+  const url = explicitTokenUrl(inv);
+  if (url === undefined) {
     throw new PluginUsageError(
       `token --deployment needs the token endpoint: pass --token-url URL or set ${TOKEN_URL_ENV} ` +
       '(e.g. http://localhost:8080/oauth/token after kubectl -n apikey-operator port-forward svc/apikey-operator-token 8080:8080)');
   }
-  const url = flagUrl !== undefined ? tokenEndpoint(flagUrl, '--token-url') : tokenEndpoint(envUrl!, TOKEN_URL_ENV);
   const s = await inv.session();
   const subjectToken = await userBearerToken(s);
   const res = await requestToken({
@@ -106,7 +109,7 @@ async function deploymentToken(inv: Invocation, deployment: string): Promise<num
       audience: stringFlag(inv.values, 'audience'),
       scope: scopeOf(inv),
     },
-    unreachableHint: 'check the URL, and that the port-forward (if any) is still running',
+    unreachableHint: EXPLICIT_URL_HINT,
   });
   return print(inv, res);
 }
