@@ -72,16 +72,15 @@ async function main(argv: string[]): Promise<number> {
       if (f.help) { console.log(usage('token-server', 'Serves POST /oauth/token and the rest of the token endpoint.', TOKEN_SERVER_FLAGS)); return 0; }
       const port = intFlag('port', f.port, 0, 65535);
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
-      const trustedProxies = csv(f['trusted-proxies']);
+      let trustedProxies: TrustedProxies;
       try {
-        new TrustedProxies(trustedProxies);
+        trustedProxies = new TrustedProxies(csv(f['trusted-proxies']));
       } catch (err) {
         throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
       }
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runTokenServer } = await import('../token-server/main.ts');
       await runTokenServer({
-        kubeconfig: f.kubeconfig,
         kc,
         port,
         host: f.host!,

@@ -80,7 +80,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     log,
     reviewer,
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
-    proxies: new TrustedProxies(opts.trustedProxies ?? []),
+    proxies: opts.trustedProxies ?? new TrustedProxies([]),
   };
   const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready });
   server.listen(opts.port, opts.host);

@@ -1,8 +1,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { TrustedProxies } from './proxies.ts';
 
 export interface TokenServerOptions {
   kc: KubeConfig;
-  kubeconfig?: string;
   port: number;
   host: string;
   /** The `iss` of every token; also the base of the discovery documents' URLs. */
@@ -13,8 +13,8 @@ export interface TokenServerOptions {
   /** Watched namespaces; empty means all. */
   namespaces: string[];
   logLevel: string;
-  /** Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (see proxies.ts). */
-  trustedProxies?: string[];
+  /** The reverse proxies whose X-Forwarded-For is believed (see proxies.ts); none by default. */
+  trustedProxies?: TrustedProxies;
   /** Lifetime of temporary user tokens (token exchange); default 1h, at most 24h. */
   userTokenTtlMs?: number;
 }
