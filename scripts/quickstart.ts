@@ -21,6 +21,7 @@ import { decodeJwt } from 'jose';
 import { parseAllDocuments } from 'yaml';
 import { binaryPaths, ensureBinaries, missingModules } from '../test/cluster/binaries.ts';
 import { bearerTokenKubeconfig, down, freePort, isRunning, readState, up } from '../test/cluster/controlplane.ts';
+import { CRD_FILES } from '../test/support/paths.ts';
 import { chartIdentityObjects } from './render-manifests.ts';
 
 const exec = promisify(execFile);
@@ -150,21 +151,24 @@ async function main(): Promise<void> {
       say('(10-20 on 2 cores). Progress follows; later runs start in seconds.');
     }
     workDir = args.dir!;
-    mkdirSync(workDir, { recursive: true });
     const old = readState(workDir);
     if (old?.processes.some(isRunning)) await down(workDir);
     step('Starting a local control plane (etcd, kube-apiserver, kube-controller-manager)');
-    const crds = ['apikeys.dev_deployments.yaml', 'apikeys.dev_apikeys.yaml'].map((f) => join(root, 'crds', f));
     clusterDir = workDir;
-    const state = await up(workDir, { crds, log: (l) => say(`    ${l}`) });
+    // The CRDs go in before the controller-manager starts, so that its garbage collector knows
+    // them from its first discovery.
+    const state = await up(workDir, { crds: CRD_FILES, log: (l) => say(`    ${l}`) });
     kubeconfig = state.kubeconfig;
     say(`kubectl and helm were built with it: ${binaryPaths().kubectl}, ${binaryPaths().helm}`);
   }
   mkdirSync(workDir, { recursive: true });
 
   step('Installing the CRDs and the chart\'s ServiceAccounts and RBAC');
-  await kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', join(root, 'crds')]);
-  await kubectl(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/deployments.apikeys.dev', 'crd/apikeys.apikeys.dev']);
+  if (args.kubeconfig) {
+    // The local control plane has them already (up() above).
+    await kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', join(root, 'crds')]);
+    await kubectl(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/deployments.apikeys.dev', 'crd/apikeys.apikeys.dev']);
+  }
   await kubectl(kubeconfig, ['create', 'namespace', OPERATOR_NS]).catch(() => undefined);
   const { stdout: rendered } = await exec(binaryPaths().helm, ['template', 'apikey-operator', join(root, 'charts', 'apikey-operator'),
     '--namespace', OPERATOR_NS, '--set', 'tokenServer.mode=deployment'], { maxBuffer: 16 * 1024 * 1024 });

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
 import { down, freePort, up } from '../../test/cluster/controlplane.ts';
+import { CRD_FILES } from '../../test/support/paths.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const { values } = parseArgs({ options: {
@@ -29,7 +30,7 @@ async function pool<T>(n: number, f: (i: number) => Promise<T>): Promise<void> {
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-controller-'));
 try {
-  const state = await up(dir, { crds: [join(root, 'crds/apikeys.dev_deployments.yaml'), join(root, 'crds/apikeys.dev_apikeys.yaml')] });
+  const state = await up(dir, { crds: CRD_FILES });
   const kc = new KubeConfig();
   kc.loadFromFile(state.kubeconfig);
   const c = new KubeClient(kc);
