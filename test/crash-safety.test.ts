@@ -7,9 +7,8 @@
  * afterwards no secret that a client could have read has silently changed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiKey } from '../src/api/index.ts';
-import { ApiKeyReconciler, type ApiKeyReads, type ApiKeyStatus, type ApiKeyWrites } from '../src/controller/apikey.ts';
-import type { SecretObject } from '../src/controller/secret.ts';
+import { ApiKeyReconciler, type ApiKeyReads } from '../src/controller/apikey.ts';
+import { apiKeyWrites } from '../src/controller/writes.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
 import { createNamespace } from './support/cluster.ts';
 import {
@@ -39,26 +38,8 @@ async function pass(name: string, crashAfter = Infinity): Promise<number> {
   const dep = await getOrUndefined<never>(deploymentPath(ns.name, 'dep'));
   let writes = 0;
   const count = () => { if (++writes > crashAfter) throw new Crash(`crash before write ${writes}`); };
-  const c = adminClient();
-  const w: ApiKeyWrites = {
-    async setOwner(a, d) {
-      count();
-      return c.mergePatch<ApiKey>(apiKeyPath(ns.name, a.metadata.name), { metadata: { resourceVersion: a.metadata.resourceVersion,
-        ownerReferences: [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: d.metadata.name!, uid: d.metadata.uid! }] } });
-    },
-    async applyStatus(a, status: ApiKeyStatus) {
-      count();
-      return c.apply<ApiKey>(`${apiKeyPath(ns.name, a.metadata.name)}/status`, {
-        apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
-        metadata: { name: a.metadata.name, resourceVersion: a.metadata.resourceVersion }, status,
-      }, 'apikey-operator');
-    },
-    async applySecret(s: SecretObject) {
-      count();
-      return c.apply<SecretObject>(secretPath(ns.name, s.metadata!.name), s, 'apikey-operator');
-    },
-    event() { /* events are not state */ },
-  };
+  // The controller's own writes, stopped dead before the (crashAfter+1)-th.
+  const w = apiKeyWrites(adminClient(), { emit() { /* events are not state */ } }, { beforeWrite: count });
   const r = new ApiKeyReconciler({ ...reads, apiKey: () => ak, deployment: () => dep }, w, { tokenUrl: 'http://t', defaultAudiences: ['aud'] });
   try {
     await r.reconcile(ns.name, name);
@@ -68,7 +49,7 @@ async function pass(name: string, crashAfter = Infinity): Promise<number> {
   return writes;
 }
 
-/** Invariant 1: whatever the Secret holds verifies, or there is nothing to use yet. */
+/** src/controller/apikey.ts's invariant 1: whatever the Secret holds verifies, or there is nothing to use yet. */
 async function secretVerifies(name: string): Promise<string | undefined> {
   const s = await getSecret(ns.name, name);
   if (!s) return undefined;

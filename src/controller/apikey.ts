@@ -1,20 +1,32 @@
 /**
  * ApiKey reconcile: Deployment -> ownerReference -> credentials Secret ->
- * status, level-based and idempotent.
+ * status, level-based and idempotent. `reconcile` looks at the key, decides
+ * what it needs (`decideAction`) and calls one named action for it, the way
+ * cert-manager's issuing controller calls `issueCertificate`.
  *
- * The writes are ordered so that a crash between any two of them loses
- * nothing (ARCHITECTURE.md, invariants 1 and 2):
+ * Invariants this module keeps (the tests in test/crash-safety.test.ts and
+ * src/controller/apikey.test.ts pin them down):
+ *
+ * 1. The secret in the credentials Secret always verifies at the token
+ *    server (it hashes to `status.secretHash`), except in the moment between
+ *    a rotation's status write and its Secret write, when the Secret still
+ *    holds the previous secret and both old and new are accepted.
+ * 2. A crash at any point (between any two writes) leaves, after the next
+ *    pass, exactly one Secret per ApiKey, consistent with its status, and no
+ *    secret that a client could have read silently changed.
+ *
+ * So the writes are ordered:
  *
  * - First creation writes the Secret *before* the status. A crash in between
  *   leaves a Secret we control and a status without a key id; the next pass
  *   adopts the Secret's id and secret instead of generating new ones.
- * - A rotation writes the status (new hash, old hash kept as previous with
- *   validUntil) *before* the Secret. Until the Secret write lands, the
- *   Secret's secret is the previous one and still verifies; a crash in
- *   between is recognised (the Secret holds the previous secret) and the
- *   rotation is completed with a fresh secret, the old one still in grace.
- * - A Secret deleted or altered by hand gets a new secret: status first,
- *   then the Secret, so that whatever the Secret holds verifies or is absent.
+ * - Every other new secret (rotation, a Secret deleted or altered by hand)
+ *   writes the status (new hash; on rotation the old hash kept as previous
+ *   with validUntil) *before* the Secret. Until the Secret write lands, the
+ *   Secret holds the previous secret, which still verifies or is absent; a
+ *   crash in between is recognised (the Secret holds the previous secret)
+ *   and the rotation is completed with a fresh secret, the old one still in
+ *   grace.
  *
  * Every status write carries the resourceVersion the decision was based on,
  * so a decision taken on a stale cache fails with 409 and is retried.
@@ -23,6 +35,7 @@ import type { ApiKey, Deployment } from '../api/index.ts';
 import { DEFAULT_GRACE_PERIOD, ROTATE_ANNOTATION, SECRET_KEYS } from '../api/index.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
+import type { ProcessResult } from '../kube/controller.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
 import { parseDuration } from '../shared/duration.ts';
@@ -57,14 +70,8 @@ export interface ApiKeyConfig {
   defaultAudiences: string[];
 }
 
-export interface ReconcileResult {
-  /** Come back after this many ms (rotation, expiry, end of grace). */
-  requeueAfterMs?: number;
-}
-
-function audienceOf(dep: Deployment, cfg: ApiKeyConfig): string {
-  return dep.spec.audiences?.[0] ?? cfg.defaultAudiences[0] ?? '';
-}
+/** Come back after `requeueAfterMs` (rotation, expiry, end of grace). */
+export type ReconcileResult = ProcessResult;
 
 /** The status fields this controller owns (everything but lastUsedAt, which the token server writes). */
 function ownedStatus(s: ApiKeyStatus | undefined): ApiKeyStatus {
@@ -76,6 +83,59 @@ function ownedStatus(s: ApiKeyStatus | undefined): ApiKeyStatus {
 function dropPreviousSecret(status: ApiKeyStatus): void {
   delete status.previousSecretHash;
   delete status.previousSecretValidUntil;
+}
+
+
+/** What a pass saw of a key whose Deployment exists and whose Secret, if any, is ours. */
+export interface KeyState {
+  ak: ApiKey;
+  dep: Deployment;
+  now: Date;
+  secretName: string;
+  /** The Secret (re-read live when it disagrees with the status), or undefined when there is none. */
+  secret: SecretObject | undefined;
+  /** What the Secret holds; `hash` is the hash of its secret. */
+  stored: { keyId?: string; value?: string; hash?: string };
+  /** A copy of the status fields this controller owns, for the action to change. */
+  status: ApiKeyStatus;
+  /** The value of the rotate annotation, if any. */
+  annotation: string | undefined;
+  expired: boolean;
+}
+
+/** The one thing a key needs now; each is a method of ApiKeyReconciler. */
+export type Action =
+  | 'createCredentials' | 'adoptCredentials' | 'replaceDeletedSecret' | 'replaceModifiedSecret'
+  | 'completeRotation' | 'rotate' | 'convergeStatus';
+
+/** Decides what a key needs, from what a pass saw; pure. */
+export function decideAction(st: KeyState): Action {
+  const { status, stored } = st;
+  if (!st.secret) return status.keyId && status.secretHash ? 'replaceDeletedSecret' : 'createCredentials';
+  if (!status.keyId && stored.keyId && stored.hash) return 'adoptCredentials';
+  if (!status.keyId || stored.hash !== status.secretHash) {
+    // The Secret holds the previous secret: a rotation's status write landed, its Secret write did not.
+    return stored.hash !== undefined && stored.hash === status.previousSecretHash ? 'completeRotation' : 'replaceModifiedSecret';
+  }
+  return rotationRequested(st) || rotationScheduled(st) ? 'rotate' : 'convergeStatus';
+}
+
+function rotationRequested(st: KeyState): boolean {
+  return !st.expired && st.annotation !== undefined && st.annotation !== st.status.rotateAnnotation;
+}
+
+function rotationScheduled(st: KeyState): boolean {
+  const everyMs = parseDuration(st.ak.spec.rotation?.every);
+  const since = Date.parse(st.status.lastRotationTime ?? st.ak.metadata.creationTimestamp as unknown as string);
+  return !st.expired && everyMs !== undefined && !Number.isNaN(since) && since + everyMs <= st.now.getTime();
+}
+
+type Ready = Pick<Condition, 'status' | 'reason' | 'message'>;
+
+function readyCondition(expired: boolean): Ready {
+  return expired
+    ? { status: 'False', reason: Reason.Expired, message: 'The key passed spec.expiresAt and issues no tokens' }
+    : { status: 'True', reason: Reason.Ready, message: 'The credentials Secret is up to date' };
 }
 
 export class ApiKeyReconciler {
@@ -95,162 +155,158 @@ export class ApiKeyReconciler {
     let ak = this.reads.apiKey(namespace, name);
     if (!ak || ak.metadata.deletionTimestamp) return {};
     const now = this.clock();
-    const depName = ak.spec.deploymentRef.name;
-    const dep = this.reads.deployment(namespace, depName);
-    const ref = deploymentOwnerRef(ak);
-
-    // 1. The Deployment. A key whose owner is gone (or was replaced by a new
-    //    Deployment of the same name) is never adopted: the GC deletes it.
-    if (ref && (!dep || dep.metadata.uid !== ref.uid)) {
-      await this.writeStatus(ak, ak.status, now, {
-        status: 'False', reason: Reason.DeploymentNotFound,
-        message: `Deployment ${depName} (uid ${ref.uid}) was deleted; this key is being garbage-collected`,
-      });
+    const dep = this.reads.deployment(namespace, ak.spec.deploymentRef.name);
+    const missing = deploymentMissing(ak, dep);
+    if (missing) {
+      await this.writeStatus(ak, ak.status, now, missing);
       return {};
     }
-    if (!dep) {
-      await this.writeStatus(ak, ak.status, now, {
-        status: 'False', reason: Reason.DeploymentNotFound,
-        message: `Deployment ${depName} (apikeys.dev) does not exist in namespace ${namespace}`,
-      });
-      return {};
-    }
-    if (!ref) ak = await this.writes.setOwner(ak, dep);
-
-    // 2. The Secret: ours, foreign, or absent.
-    const secretName = secretNameOf(ak);
-    let secret = this.reads.cachedSecret(namespace, secretName) ?? await this.reads.liveSecret(namespace, secretName);
-    if (secret && !isControlledBy(secret, ak.metadata.uid)) {
+    if (!deploymentOwnerRef(ak)) ak = await this.writes.setOwner(ak, dep!);
+    const st = await this.observe(ak, dep!, now);
+    if (!st) {
       await this.writeStatus(ak, ak.status, now, {
         status: 'False', reason: Reason.SecretConflict,
-        message: `Secret ${secretName} exists and is not controlled by this ApiKey; it was left untouched`,
+        message: `Secret ${secretNameOf(ak)} exists and is not controlled by this ApiKey; it was left untouched`,
       });
       return {};
     }
+    return this.nextVisit(await this[decideAction(st)](st), now);
+  }
 
+  /** Reads the key's Secret; undefined when a Secret of that name exists and is not ours. */
+  private async observe(ak: ApiKey, dep: Deployment, now: Date): Promise<KeyState | undefined> {
+    const { namespace } = ak.metadata;
+    const secretName = secretNameOf(ak);
+    let secret = this.reads.cachedSecret(namespace!, secretName) ?? await this.reads.liveSecret(namespace!, secretName);
+    if (secret && !isControlledBy(secret, ak.metadata.uid)) return undefined;
     const status: ApiKeyStatus = { ...ownedStatus(ak.status) };
-    const annotation = ak.metadata.annotations?.[ROTATE_ANNOTATION];
-    const expiresAtMs = ak.spec.expiresAt ? Date.parse(ak.spec.expiresAt) : undefined;
-    const expired = expiresAtMs !== undefined && expiresAtMs <= now.getTime();
-    const graceMs = parseDuration(ak.spec.rotation?.gracePeriod ?? DEFAULT_GRACE_PERIOD) ?? 3600_000;
-    const audience = audienceOf(dep, this.cfg);
-    const credentials = (keyId: string, value: string) =>
-      credentialsSecret(ak!, { keyId, secret: value, tokenUrl: this.cfg.tokenUrl, audience });
-
-    if (!secret) {
-      if (status.keyId && status.secretHash) {
-        // It existed (the status has its hash) and is gone: deleted by hand.
-        const value = generateSecret();
-        status.secretHash = hashSecret(value);
-        dropPreviousSecret(status);
-        status.lastRotationTime = metaTime(now);
-        ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
-        await this.writes.applySecret(credentials(status.keyId, value));
-        this.writes.event(ak, 'Warning', Reason.SecretRecreated, 'RecreateSecret',
-          `Secret ${secretName} was deleted; re-created it with a new secret for key ${status.keyId}`);
-      } else {
-        // First creation: the Secret first, so a crash leaves something to adopt.
-        const keyId = status.keyId ?? generateKeyId();
-        const value = generateSecret();
-        await this.writes.applySecret(credentials(keyId, value));
-        status.keyId = keyId;
-        status.secretHash = hashSecret(value);
-        if (annotation !== undefined) status.rotateAnnotation = annotation;
-        ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
-        this.createdEvent(ak, secretName, keyId);
-      }
-      return this.nextVisit(ak, now);
-    }
-
-    // 3. The Secret exists and is ours: make status and Secret agree.
-    let keyId = readCredential(secret, SECRET_KEYS.id);
-    let value = readCredential(secret, SECRET_KEYS.secret);
-    if (!status.keyId || status.secretHash !== (value && hashSecret(value))) {
+    let stored = secret ? storedCredentials(secret) : {};
+    if (secret && (!status.keyId || status.secretHash !== stored.hash)) {
       // A mismatch is rare; decide on the live Secret, never on a stale cache.
-      secret = (await this.reads.liveSecret(namespace, secretName)) ?? secret;
-      keyId = readCredential(secret, SECRET_KEYS.id);
-      value = readCredential(secret, SECRET_KEYS.secret);
+      secret = (await this.reads.liveSecret(namespace!, secretName)) ?? secret;
+      stored = storedCredentials(secret);
     }
-    const hash = value ? hashSecret(value) : undefined;
-    if (!status.keyId && keyId && hash) {
-      // Created by a pass that crashed before its status write: adopt it.
-      status.keyId = keyId;
-      status.secretHash = hash;
-      if (annotation !== undefined) status.rotateAnnotation = annotation;
-      ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
-      this.createdEvent(ak, secretName, keyId);
-    } else if (!status.keyId || hash !== status.secretHash) {
-      const interrupted = hash !== undefined && hash === status.previousSecretHash;
-      const fresh = generateSecret();
-      status.keyId ??= generateKeyId();
-      status.secretHash = hashSecret(fresh);
-      status.lastRotationTime = metaTime(now);
-      if (!interrupted) {
-        dropPreviousSecret(status);
-      }
-      ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
-      await this.writes.applySecret(credentials(status.keyId, fresh));
-      if (!interrupted) {
-        this.writes.event(ak, 'Warning', Reason.SecretModified, 'RecreateSecret',
-          `Secret ${secretName} did not hold this key's secret (changed by hand?); wrote a new secret for key ${status.keyId}`);
-      }
-    } else {
-      // 4. Rotation, by annotation or by schedule.
-      const requested = annotation !== undefined && annotation !== status.rotateAnnotation;
-      const everyMs = parseDuration(ak.spec.rotation?.every);
-      const since = Date.parse(status.lastRotationTime ?? ak.metadata.creationTimestamp as unknown as string);
-      const scheduled = everyMs !== undefined && !Number.isNaN(since) && since + everyMs <= now.getTime();
-      if ((requested || scheduled) && !expired) {
-        const fresh = generateSecret();
-        status.previousSecretHash = status.secretHash;
-        status.previousSecretValidUntil = metaTime(new Date(now.getTime() + graceMs));
-        status.secretHash = hashSecret(fresh);
-        status.lastRotationTime = metaTime(now);
-        if (annotation !== undefined) status.rotateAnnotation = annotation;
-        ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
-        await this.writes.applySecret(credentials(status.keyId, fresh));
-        this.writes.event(ak, 'Normal', Reason.Rotated, 'RotateSecret',
-          `Rotated the secret of key ${status.keyId} (${requested ? `annotation ${ROTATE_ANNOTATION}` : 'schedule'}); ` +
-          `the previous secret is accepted until ${status.previousSecretValidUntil}`);
-      } else {
-        // 5. Steady state: fix drift in the Secret, end a finished grace period.
-        const desired = credentials(status.keyId, value!);
-        if (!secretUpToDate(secret, desired)) await this.writes.applySecret(desired);
-        if (status.previousSecretValidUntil && Date.parse(status.previousSecretValidUntil) <= now.getTime()) {
-          dropPreviousSecret(status);
-        }
-        if (annotation !== undefined && expired) status.rotateAnnotation = annotation;
-        ak = await this.writeStatus(ak, status, now, this.readyCondition(expired));
-      }
+    const expiresAtMs = ak.spec.expiresAt ? Date.parse(ak.spec.expiresAt) : undefined;
+    return {
+      ak, dep, now, secretName, secret, stored, status,
+      annotation: ak.metadata.annotations?.[ROTATE_ANNOTATION],
+      expired: expiresAtMs !== undefined && expiresAtMs <= now.getTime(),
+    };
+  }
+
+  /** First creation: the Secret first, so a crash before the status write leaves something to adopt. */
+  async createCredentials(st: KeyState): Promise<ApiKey> {
+    const { status } = st;
+    const keyId = status.keyId ?? generateKeyId();
+    const value = generateSecret();
+    await this.writes.applySecret(this.credentials(st, keyId, value));
+    status.keyId = keyId;
+    status.secretHash = hashSecret(value);
+    if (st.annotation !== undefined) status.rotateAnnotation = st.annotation;
+    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
+    this.createdEvent(ak, st.secretName, keyId);
+    return ak;
+  }
+
+  /** A Secret created by a pass that crashed before its status write: announce its id and hash. */
+  async adoptCredentials(st: KeyState): Promise<ApiKey> {
+    const { status, stored } = st;
+    status.keyId = stored.keyId;
+    status.secretHash = stored.hash;
+    if (st.annotation !== undefined) status.rotateAnnotation = st.annotation;
+    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
+    this.createdEvent(ak, st.secretName, stored.keyId!);
+    return ak;
+  }
+
+  /** The Secret existed (the status has its hash) and was deleted by hand: a new secret, same key id. */
+  async replaceDeletedSecret(st: KeyState): Promise<ApiKey> {
+    dropPreviousSecret(st.status);
+    const ak = await this.writeNewSecret(st);
+    this.writes.event(ak, 'Warning', Reason.SecretRecreated, 'RecreateSecret',
+      `Secret ${st.secretName} was deleted; re-created it with a new secret for key ${st.status.keyId}`);
+    return ak;
+  }
+
+  /** The Secret does not hold this key's secret (edited by hand): a new secret, the old one void at once. */
+  async replaceModifiedSecret(st: KeyState): Promise<ApiKey> {
+    st.status.keyId ??= generateKeyId();
+    dropPreviousSecret(st.status);
+    const ak = await this.writeNewSecret(st);
+    this.writes.event(ak, 'Warning', Reason.SecretModified, 'RecreateSecret',
+      `Secret ${st.secretName} did not hold this key's secret (changed by hand?); wrote a new secret for key ${st.status.keyId}`);
+    return ak;
+  }
+
+  /** A rotation interrupted between its status and Secret writes: finish it, the previous secret still in grace. */
+  async completeRotation(st: KeyState): Promise<ApiKey> {
+    st.status.keyId ??= generateKeyId();
+    return this.writeNewSecret(st);
+  }
+
+  /** Rotation by annotation or schedule: the current secret becomes the previous one, valid for the grace period. */
+  async rotate(st: KeyState): Promise<ApiKey> {
+    const { status } = st;
+    const requested = rotationRequested(st);
+    const graceMs = parseDuration(st.ak.spec.rotation?.gracePeriod ?? DEFAULT_GRACE_PERIOD) ?? 3600_000;
+    status.previousSecretHash = status.secretHash;
+    status.previousSecretValidUntil = metaTime(new Date(st.now.getTime() + graceMs));
+    if (st.annotation !== undefined) status.rotateAnnotation = st.annotation;
+    const ak = await this.writeNewSecret(st);
+    this.writes.event(ak, 'Normal', Reason.Rotated, 'RotateSecret',
+      `Rotated the secret of key ${status.keyId} (${requested ? `annotation ${ROTATE_ANNOTATION}` : 'schedule'}); ` +
+      `the previous secret is accepted until ${status.previousSecretValidUntil}`);
+    return ak;
+  }
+
+  /** Steady state: fix drift in the Secret's other fields, end a finished grace period, refresh the status. */
+  async convergeStatus(st: KeyState): Promise<ApiKey> {
+    const { status } = st;
+    const desired = this.credentials(st, status.keyId!, st.stored.value!);
+    if (!secretUpToDate(st.secret!, desired)) await this.writes.applySecret(desired);
+    if (status.previousSecretValidUntil && Date.parse(status.previousSecretValidUntil) <= st.now.getTime()) {
+      dropPreviousSecret(status);
     }
-    return this.nextVisit(ak, now);
+    // An expired key is not rotated; the annotation is recorded as seen, so un-expiring it does not rotate.
+    if (st.annotation !== undefined && st.expired) status.rotateAnnotation = st.annotation;
+    return this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
+  }
+
+  /**
+   * The "new secret" sequence shared by every action but the first creation:
+   * generate, hash, write the status, then the Secret (invariant 1).
+   */
+  private async writeNewSecret(st: KeyState): Promise<ApiKey> {
+    const { status } = st;
+    const value = generateSecret();
+    status.secretHash = hashSecret(value);
+    status.lastRotationTime = metaTime(st.now);
+    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
+    await this.writes.applySecret(this.credentials(st, status.keyId!, value));
+    return ak;
+  }
+
+  private credentials(st: KeyState, keyId: string, secret: string): SecretObject {
+    const audience = st.dep.spec.audiences?.[0] ?? this.cfg.defaultAudiences[0] ?? '';
+    return credentialsSecret(st.ak, { keyId, secret, tokenUrl: this.cfg.tokenUrl, audience });
   }
 
   private createdEvent(ak: ApiKey, secretName: string, keyId: string): void {
     this.writes.event(ak, 'Normal', Reason.Created, 'CreateSecret', `Created Secret ${secretName} with key id ${keyId}`);
   }
 
-  private readyCondition(expired: boolean): Omit<Condition, 'lastTransitionTime'> {
-    return expired
-      ? { type: 'Ready', status: 'False', reason: Reason.Expired, message: 'The key passed spec.expiresAt and issues no tokens' }
-      : { type: 'Ready', status: 'True', reason: Reason.Ready, message: 'The credentials Secret is up to date' };
-  }
-
   /**
    * Writes the status when it differs from what is stored; emits an event
    * when the Ready condition's reason changes into a failure.
    */
-  private async writeStatus(
-    ak: ApiKey, base: ApiKeyStatus | undefined, now: Date, ready: Pick<Condition, 'status' | 'reason' | 'message'>,
-  ): Promise<ApiKey> {
+  private async writeStatus(ak: ApiKey, base: ApiKeyStatus | undefined, now: Date, ready: Ready): Promise<ApiKey> {
     const status: ApiKeyStatus = { ...ownedStatus(base) };
     status.observedGeneration = ak.metadata.generation;
     status.secretName = secretNameOf(ak);
     if (ak.spec.expiresAt) status.expiresAt = ak.spec.expiresAt; else delete status.expiresAt;
     const before = getCondition(ak.status?.conditions, 'Ready');
     status.conditions = setCondition(ak.status?.conditions, {
-      type: 'Ready', status: ready.status, reason: ready.reason, message: ready.message,
-      observedGeneration: ak.metadata.generation,
+      type: 'Ready', ...ready, observedGeneration: ak.metadata.generation,
     }, now);
     if (sameStatus(status, ownedStatus(ak.status))) return ak;
     const updated = await this.writes.applyStatus(ak, status);
@@ -260,6 +316,7 @@ export class ApiKeyReconciler {
     return updated;
   }
 
+  /** When to look at the key again: the end of a grace period, expiry, or the next scheduled rotation. */
   private nextVisit(ak: ApiKey, now: Date): ReconcileResult {
     const times: number[] = [];
     const s = ak.status ?? {};
@@ -274,3 +331,27 @@ export class ApiKeyReconciler {
   }
 }
 
+/**
+ * Why the key's Deployment cannot be used, or undefined when it can. A key
+ * whose owner is gone (or was replaced by a new Deployment of the same name)
+ * is never adopted by the new one: the garbage collector deletes it.
+ */
+function deploymentMissing(ak: ApiKey, dep: Deployment | undefined): Ready | undefined {
+  const ref = deploymentOwnerRef(ak);
+  const depName = ak.spec.deploymentRef.name;
+  if (ref && (!dep || dep.metadata.uid !== ref.uid)) {
+    return { status: 'False', reason: Reason.DeploymentNotFound,
+      message: `Deployment ${depName} (uid ${ref.uid}) was deleted; this key is being garbage-collected` };
+  }
+  if (!dep) {
+    return { status: 'False', reason: Reason.DeploymentNotFound,
+      message: `Deployment ${depName} (apikeys.dev) does not exist in namespace ${ak.metadata.namespace}` };
+  }
+  return undefined;
+}
+
+function storedCredentials(secret: SecretObject): KeyState['stored'] {
+  const keyId = readCredential(secret, SECRET_KEYS.id);
+  const value = readCredential(secret, SECRET_KEYS.secret);
+  return { keyId, value, hash: value ? hashSecret(value) : undefined };
+}

@@ -17,6 +17,8 @@ export interface SigningDeps {
   cached(): SecretObject | undefined;
   policy: RotationPolicy;
   log: Logger;
+  /** Runs before the write; a throw refuses it (NotLeaderError when this replica does not lead). */
+  beforeWrite?(): void;
   onRotated(note: string, secret: SecretObject): void;
   onInvalid(note: string, secret: SecretObject): void;
 }
@@ -53,6 +55,7 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
       type: SIGNING_KEYS_SECRET_TYPE,
       data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(next)).toString('base64') },
     };
+    deps.beforeWrite?.();
     const written = secret
       ? await deps.client.replace<SecretObject>(`${path}/${SIGNING_KEYS_SECRET}`, body)
       : await deps.client.create<SecretObject>(path, body);

@@ -36,6 +36,18 @@ export interface LeaderOptions {
   log: Logger;
 }
 
+/**
+ * A write refused because this replica does not lead (or its last renewal is
+ * older than the renew deadline). Not a Kubernetes error: nothing was sent.
+ */
+export class NotLeaderError extends Error {
+  readonly code = 'NotLeader';
+  constructor() {
+    super('not the leader; refusing to write');
+    this.name = 'NotLeaderError';
+  }
+}
+
 export function leaderIdentity(): string {
   return `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
 }
@@ -70,6 +82,11 @@ export class LeaderElector {
 
   isLeader(): boolean {
     return this.leading && Date.now() - this.lastRenewOk < this.renewDeadlineMs;
+  }
+
+  /** Throws NotLeaderError unless this replica leads now; called before every write. */
+  assertLeading(): void {
+    if (!this.isLeader()) throw new NotLeaderError();
   }
 
   /**

@@ -1,0 +1,320 @@
+/**
+ * Every branch of the ApiKey reconcile, as a table in the style of
+ * cert-manager's readiness_controller_test.go: each case gives what the
+ * caches and the apiserver hold and a fixed clock, and expects the ordered
+ * list of writes the reconcile makes, and what they must hold.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ApiKey, Deployment } from '../api/index.ts';
+import { generateKeyId, generateSecret, hashSecret, secretMatchesHash } from '../keys/format.ts';
+import { ApiKeyReconciler, decideAction, type ApiKeyStatus, type ApiKeyWrites, type ReconcileResult } from './apikey.ts';
+import { credentialsSecret, readCredential, type SecretObject } from './secret.ts';
+
+const NOW = new Date('2026-06-01T12:00:00Z');
+const NS = 'team-a';
+const DEP_UID = '11111111-0000-4000-8000-000000000001';
+const KEY_UID = '22222222-0000-4000-8000-000000000002';
+const TOKEN_URL = 'http://token.apikey-operator.svc:8080/oauth/token';
+const at = (offsetMs: number) => new Date(NOW.getTime() + offsetMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+const HOUR = 3600_000;
+
+const deployment = (uid = DEP_UID): Deployment => ({
+  apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment',
+  metadata: { name: 'airflow', namespace: NS, uid, generation: 1 },
+  spec: { audiences: ['https://airflow.example.com'] },
+});
+
+/** The key's existing credentials: an id, a secret, and the hash the status holds of it. */
+const ID = generateKeyId();
+const SECRET = generateSecret();
+const OLD_SECRET = generateSecret();
+const ready = { type: 'Ready', status: 'True', reason: 'SecretReady', message: 'The credentials Secret is up to date', observedGeneration: 1, lastTransitionTime: at(-HOUR) } as const;
+
+interface KeyOpts {
+  owner?: string | null;
+  status?: ApiKeyStatus;
+  spec?: Partial<ApiKey['spec']>;
+  annotation?: string;
+  deleting?: boolean;
+}
+
+function apiKey(o: KeyOpts = {}): ApiKey {
+  return {
+    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
+    metadata: {
+      name: 'ci', namespace: NS, uid: KEY_UID, generation: 1, resourceVersion: '100',
+      creationTimestamp: at(-24 * HOUR) as unknown as Date,
+      annotations: o.annotation === undefined ? undefined : { 'apikeys.dev/rotate': o.annotation },
+      ownerReferences: o.owner === null ? undefined
+        : [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: 'airflow', uid: o.owner ?? DEP_UID }],
+      deletionTimestamp: o.deleting ? NOW : undefined,
+    },
+    spec: { deploymentRef: { name: 'airflow' }, ...o.spec },
+    status: o.status,
+  };
+}
+
+/** A Ready key's status, whose Secret holds `SECRET`. */
+const readyStatus = (extra: Partial<ApiKeyStatus> = {}): ApiKeyStatus => ({
+  observedGeneration: 1, keyId: ID, secretName: 'ci', secretHash: hashSecret(SECRET),
+  lastRotationTime: at(-2 * HOUR), conditions: [ready], ...extra,
+});
+
+/** The Secret of a key, as this controller writes it. */
+const secretOf = (ak: ApiKey, keyId = ID, secret = SECRET): SecretObject =>
+  credentialsSecret(ak, { keyId, secret, tokenUrl: TOKEN_URL, audience: 'https://airflow.example.com' });
+const foreignSecret: SecretObject = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ci', namespace: NS }, data: {} };
+
+interface Case {
+  key?: ApiKey;
+  dep?: Deployment;
+  /** The Secret in the cache, and (if different) as the apiserver has it now. */
+  cached?: SecretObject;
+  live?: SecretObject | null;
+  writes: string[];
+  check?: (r: Recorded) => void;
+  requeueAfterMs?: number;
+}
+
+interface Recorded {
+  statuses: ApiKeyStatus[];
+  secrets: SecretObject[];
+  notes: string[];
+  result: ReconcileResult;
+}
+
+async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
+  const writes: string[] = [];
+  const rec: Recorded = { statuses: [], secrets: [], notes: [], result: {} };
+  let rv = 100;
+  const w: ApiKeyWrites = {
+    setOwner(ak, dep) {
+      writes.push('setOwner');
+      return Promise.resolve({ ...ak, metadata: { ...ak.metadata, resourceVersion: String(++rv),
+        ownerReferences: [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }] } });
+    },
+    applyStatus(ak, status) {
+      const r = status.conditions?.find((x) => x.type === 'Ready');
+      writes.push(`status Ready=${r?.status} ${r?.reason}`);
+      rec.statuses.push(structuredClone(status));
+      return Promise.resolve({ ...ak, metadata: { ...ak.metadata, resourceVersion: String(++rv) }, status });
+    },
+    applySecret(s) {
+      writes.push('secret');
+      rec.secrets.push(s);
+      return Promise.resolve(s);
+    },
+    event(_ak, type, reason, _action, note) {
+      writes.push(`event ${type} ${reason}`);
+      rec.notes.push(note);
+    },
+  };
+  const live = c.live === undefined ? c.cached : (c.live ?? undefined);
+  const r = new ApiKeyReconciler({
+    apiKey: () => c.key,
+    deployment: () => c.dep,
+    cachedSecret: () => c.cached,
+    liveSecret: () => Promise.resolve(live),
+  }, w, { tokenUrl: TOKEN_URL, defaultAudiences: ['default-aud'] }, () => NOW);
+  rec.result = await r.reconcile(NS, 'ci');
+  return { writes, rec };
+}
+
+const secretIn = (s: SecretObject) => readCredential(s, 'API_KEY_SECRET')!;
+const idIn = (s: SecretObject) => readCredential(s, 'API_KEY_ID')!;
+
+const grace = { previousSecretHash: hashSecret(OLD_SECRET), previousSecretValidUntil: at(HOUR) };
+
+const cases: Record<string, Case> = {
+  'does nothing for a key that is gone': { writes: [] },
+  'does nothing for a key being deleted': { key: apiKey({ deleting: true }), dep: deployment(), writes: [] },
+  'reports a Deployment that does not exist, once, with a Warning event': {
+    key: apiKey({ owner: null }),
+    writes: ['status Ready=False DeploymentNotFound', 'event Warning DeploymentNotFound'],
+    check: (r) => expect(r.notes[0]).toContain('does not exist in namespace team-a'),
+  },
+  'writes nothing when the missing Deployment is already reported': {
+    key: apiKey({ owner: null, status: { observedGeneration: 1, secretName: 'ci', conditions: [{ ...ready, status: 'False', reason: 'DeploymentNotFound', message: 'Deployment airflow (apikeys.dev) does not exist in namespace team-a' }] } }),
+    writes: [],
+  },
+  'never adopts a key into a Deployment re-created under the same name': {
+    key: apiKey({ status: readyStatus() }), dep: deployment('33333333-0000-4000-8000-000000000003'),
+    writes: ['status Ready=False DeploymentNotFound', 'event Warning DeploymentNotFound'],
+    check: (r) => {
+      expect(r.notes[0]).toContain('being garbage-collected');
+      expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
+    },
+  },
+  'creates credentials for a new key: ownerReference, then the Secret, then the status': {
+    key: apiKey({ owner: null }), dep: deployment(),
+    writes: ['setOwner', 'secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    check: (r) => {
+      const s = r.secrets[0]!;
+      expect(secretMatchesHash(secretIn(s), r.statuses[0]!.secretHash)).toBe(true);
+      expect(r.statuses[0]!.keyId).toBe(idIn(s));
+      expect(readCredential(s, 'AUDIENCE')).toBe('https://airflow.example.com');
+      expect(readCredential(s, 'TOKEN_URL')).toBe(TOKEN_URL);
+    },
+  },
+  'records a rotate annotation present at creation as seen, so it does not rotate at once': {
+    key: apiKey({ annotation: 'v1' }), dep: deployment(),
+    writes: ['secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    check: (r) => expect(r.statuses[0]!.rotateAnnotation).toBe('v1'),
+  },
+  'leaves a Secret it does not control untouched and says so': {
+    key: apiKey(), dep: deployment(), cached: foreignSecret,
+    writes: ['status Ready=False SecretConflict', 'event Warning SecretConflict'],
+  },
+  'adopts the Secret of a pass that crashed before its status write': {
+    key: apiKey(), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'event Normal Created'],
+    check: (r) => {
+      expect(r.statuses[0]!.keyId).toBe(ID);
+      expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
+    },
+  },
+  'replaces a deleted Secret: status first, then the Secret, same key id, and a Warning': {
+    key: apiKey({ status: readyStatus(grace) }), dep: deployment(),
+    writes: ['status Ready=True SecretReady', 'secret', 'event Warning SecretRecreated'],
+    check: (r) => {
+      expect(idIn(r.secrets[0]!)).toBe(ID);
+      expect(secretIn(r.secrets[0]!)).not.toBe(SECRET);
+      expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
+      expect(r.statuses[0]!.previousSecretHash).toBeUndefined();
+      expect(r.statuses[0]!.lastRotationTime).toBe(at(0));
+    },
+  },
+  'replaces a Secret changed by hand, voiding the old secret and any previous one at once': {
+    key: apiKey({ status: readyStatus(grace) }), dep: deployment(), cached: secretOf(apiKey(), ID, generateSecret()),
+    writes: ['status Ready=True SecretReady', 'secret', 'event Warning SecretModified'],
+    check: (r) => {
+      expect(r.statuses[0]!.previousSecretHash).toBeUndefined();
+      expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
+    },
+  },
+  'gives a key whose own Secret lost its id a new id and secret': {
+    key: apiKey(), dep: deployment(),
+    cached: { ...secretOf(apiKey()), data: { API_KEY_SECRET: Buffer.from(SECRET).toString('base64') } },
+    writes: ['status Ready=True SecretReady', 'secret', 'event Warning SecretModified'],
+    check: (r) => {
+      expect(r.statuses[0]!.keyId).toMatch(/^ak_/);
+      expect(r.statuses[0]!.keyId).toBe(idIn(r.secrets[0]!));
+    },
+  },
+  'decides on the live Secret when the cached one disagrees with the status (stale cache)': {
+    key: apiKey({ status: readyStatus() }), dep: deployment(),
+    cached: secretOf(apiKey(), ID, OLD_SECRET), live: secretOf(apiKey()),
+    writes: [],
+  },
+  'completes a rotation interrupted between its status and Secret writes, without an event': {
+    key: apiKey({ status: readyStatus({ secretHash: hashSecret(generateSecret()), previousSecretHash: hashSecret(SECRET), previousSecretValidUntil: at(HOUR), rotateAnnotation: 'r1' }), annotation: 'r1' }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'secret'], requeueAfterMs: HOUR + 50,
+    check: (r) => {
+      expect(r.statuses[0]!.previousSecretHash).toBe(hashSecret(SECRET));
+      expect(r.statuses[0]!.previousSecretValidUntil).toBe(at(HOUR));
+      expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
+    },
+  },
+  'rotates on a new annotation value: the old secret stays valid for the grace period': {
+    key: apiKey({ status: readyStatus({ rotateAnnotation: 'r1' }), annotation: 'r2', spec: { rotation: { gracePeriod: '30m' } } }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'secret', 'event Normal Rotated'],
+    requeueAfterMs: 30 * 60_000 + 50,
+    check: (r) => {
+      const s = r.statuses[0]!;
+      expect(s.previousSecretHash).toBe(hashSecret(SECRET));
+      expect(s.previousSecretValidUntil).toBe(at(30 * 60_000));
+      expect(s.rotateAnnotation).toBe('r2');
+      expect(s.lastRotationTime).toBe(at(0));
+      expect(secretMatchesHash(secretIn(r.secrets[0]!), s.secretHash)).toBe(true);
+      expect(r.notes[0]).toContain('annotation apikeys.dev/rotate');
+    },
+  },
+  'rotates on schedule once rotation.every has passed since the last rotation': {
+    key: apiKey({ status: readyStatus(), spec: { rotation: { every: '1h' } } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'secret', 'event Normal Rotated'],
+    requeueAfterMs: HOUR + 50,
+    check: (r) => expect(r.notes[0]).toContain('(schedule)'),
+  },
+  'does not rotate before rotation.every has passed, and comes back when it has': {
+    key: apiKey({ status: readyStatus(), spec: { rotation: { every: '3h' } } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: [], requeueAfterMs: HOUR + 50,
+  },
+  'does not rotate an expired key, but records the annotation as seen': {
+    key: apiKey({ status: readyStatus({ expiresAt: at(-HOUR) }), annotation: 'r9', spec: { expiresAt: at(-HOUR) } }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=False Expired', 'event Warning Expired'],
+    check: (r) => {
+      expect(r.statuses[0]!.rotateAnnotation).toBe('r9');
+      expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
+    },
+  },
+  'writes nothing for a key that is as it should be, and comes back at its expiry': {
+    key: apiKey({ status: readyStatus({ expiresAt: at(2 * HOUR) }), spec: { expiresAt: at(2 * HOUR) } }),
+    dep: deployment(), cached: secretOf(apiKey({ spec: { expiresAt: at(2 * HOUR) } })),
+    writes: [], requeueAfterMs: 2 * HOUR + 50,
+  },
+  'repairs drift in the Secret (a template label) with no new secret': {
+    key: apiKey({ status: readyStatus(), spec: { secretTemplate: { labels: { team: 'data' } } } }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['secret'],
+    check: (r) => {
+      expect(r.secrets[0]!.metadata!.labels!.team).toBe('data');
+      expect(secretIn(r.secrets[0]!)).toBe(SECRET);
+    },
+  },
+  'ends a grace period that has passed': {
+    key: apiKey({ status: readyStatus({ previousSecretHash: hashSecret(OLD_SECRET), previousSecretValidUntil: at(-1000) }) }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady'],
+    check: (r) => {
+      expect(r.statuses[0]!.previousSecretHash).toBeUndefined();
+      expect(r.statuses[0]!.previousSecretValidUntil).toBeUndefined();
+    },
+  },
+  'keeps a grace period that has not passed, and comes back when it ends': {
+    key: apiKey({ status: readyStatus(grace) }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: [], requeueAfterMs: HOUR + 50,
+  },
+  'follows a new generation in observedGeneration': {
+    key: { ...apiKey({ status: readyStatus() }), metadata: { ...apiKey().metadata, generation: 2 } },
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady'],
+    check: (r) => expect(r.statuses[0]!.observedGeneration).toBe(2),
+  },
+};
+
+describe('ApiKey reconcile', () => {
+  it.each(Object.entries(cases))('%s', async (_name, c) => {
+    const { writes, rec } = await run(c);
+    expect(writes).toEqual(c.writes);
+    expect(rec.result.requeueAfterMs).toBe(c.requeueAfterMs);
+    c.check?.(rec);
+    for (const note of rec.notes) expect(note).not.toContain('aks_');
+  });
+
+  it('keeps lastUsedAt, which the token server owns, out of every status it writes', async () => {
+    const { rec } = await run({
+      key: apiKey({ status: readyStatus({ lastUsedAt: at(-60_000) }), annotation: 'x' }), dep: deployment(), cached: secretOf(apiKey()), writes: [],
+    });
+    expect(rec.statuses.length).toBe(1);
+    expect(rec.statuses[0]!.lastUsedAt).toBeUndefined();
+  });
+});
+
+describe('decideAction', () => {
+  const base = { ak: apiKey(), dep: deployment(), now: NOW, secretName: 'ci', annotation: undefined, expired: false };
+  const stored = { keyId: ID, value: SECRET, hash: hashSecret(SECRET) };
+  it.each([
+    ['createCredentials', { secret: undefined, stored: {}, status: {} }],
+    ['createCredentials', { secret: undefined, stored: {}, status: { keyId: ID } }],
+    ['replaceDeletedSecret', { secret: undefined, stored: {}, status: readyStatus() }],
+    ['adoptCredentials', { secret: secretOf(apiKey()), stored, status: {} }],
+    ['replaceModifiedSecret', { secret: secretOf(apiKey()), stored: { ...stored, hash: hashSecret(OLD_SECRET) }, status: readyStatus() }],
+    ['completeRotation', { secret: secretOf(apiKey()), stored, status: readyStatus({ secretHash: 'sha256:other', previousSecretHash: stored.hash }) }],
+    ['convergeStatus', { secret: secretOf(apiKey()), stored, status: readyStatus() }],
+  ] as const)('chooses %s', (action, st) => {
+    expect(decideAction({ ...base, ...st } as Parameters<typeof decideAction>[0])).toBe(action);
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * The controller's informer caches: ApiKeys (indexed by their Deployment),
+ * Deployments, the credentials Secrets this controller manages (selected by
+ * label, so a cluster's other Secrets are never cached), and the
+ * signing-keys Secret in the operator's namespace.
+ */
+import type { ApiKey, Deployment } from '../api/index.ts';
+import { API_VERSION, APIKEYS, DEPLOYMENTS, SIGNING_KEYS_SECRET } from '../api/index.ts';
+import type { KubeClient } from '../kube/client.ts';
+import type { Cache } from '../kube/manager.ts';
+import { Informer } from '../kube/informer.ts';
+import type { Logger } from '../shared/log.ts';
+import { APIKEY_LABEL, MANAGED_BY, MANAGED_BY_LABEL, type SecretObject } from './secret.ts';
+
+export const BY_DEPLOYMENT = 'deployment';
+
+export interface CacheOptions {
+  /** Watched namespaces; empty means all. */
+  namespaces: string[];
+  operatorNamespace: string;
+  log: Logger;
+}
+
+export class Caches {
+  readonly apiKeys: Informer<ApiKey>;
+  readonly deployments: Informer<Deployment>;
+  readonly secrets: Informer<SecretObject>;
+  readonly signingSecret: Informer<SecretObject>;
+  readonly operatorNamespace: string;
+
+  constructor(client: KubeClient, opts: CacheOptions) {
+    const { log } = opts;
+    const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
+    const crds = `/apis/${API_VERSION}`;
+    this.operatorNamespace = opts.operatorNamespace;
+    this.apiKeys = new Informer<ApiKey>(client, { apiPrefix: crds, plural: APIKEYS, namespaces, log });
+    this.deployments = new Informer<Deployment>(client, { apiPrefix: crds, plural: DEPLOYMENTS, namespaces, log });
+    this.secrets = new Informer<SecretObject>(client, {
+      apiPrefix: '/api/v1', plural: 'secrets', namespaces, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY},${APIKEY_LABEL}`, log,
+    });
+    this.signingSecret = new Informer<SecretObject>(client, {
+      apiPrefix: '/api/v1', plural: 'secrets', namespaces: [opts.operatorNamespace],
+      fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log,
+    });
+    this.apiKeys.addIndex(BY_DEPLOYMENT, (ak) => [`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`]);
+  }
+
+  get all(): Cache[] {
+    return [this.apiKeys, this.deployments, this.secrets, this.signingSecret];
+  }
+
+  /** The ApiKeys that name the Deployment `namespace/name`. */
+  apiKeysOf(namespace: string | undefined, name: string): ApiKey[] {
+    return this.apiKeys.byIndex(BY_DEPLOYMENT, `${namespace}/${name}`);
+  }
+
+  signingKeys(): SecretObject | undefined {
+    return this.signingSecret.get(this.operatorNamespace, SIGNING_KEYS_SECRET);
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The three controllers of the operator, each with its own work queue of
+ * `namespace/name` keys (one key, `signing-keys`, for the signing keys), and
+ * the informer handlers that feed them. Handlers only enqueue keys; the
+ * controllers re-read the objects from the caches.
+ *
+ * - ApiKey: ownerReference, credentials Secret, status (apikey.ts).
+ * - Deployment: its status, which counts its keys (deployment.ts). Counts
+ *   are batched: a burst of new keys costs one status write, not one per key.
+ * - SigningKeys: the signing-keys Secret and its rotation (signing.ts).
+ */
+import type { ApiKey, Deployment } from '../api/index.ts';
+import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
+import { Controller, type OutcomeObserver } from '../kube/controller.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import { objectKey } from '../kube/informer.ts';
+import { SupersededVersions } from '../kube/superseded.ts';
+import type { Logger } from '../shared/log.ts';
+import type { RotationPolicy } from '../shared/signing-keys.ts';
+import { ApiKeyReconciler } from './apikey.ts';
+import type { Caches } from './caches.ts';
+import { reconcileDeployment } from './deployment.ts';
+import { Reason } from './reasons.ts';
+import type { SecretObject } from './secret.ts';
+import { reconcileSigningKeys } from './signing.ts';
+import { apiKeyWrites, deploymentStatusWrite, type WriteHooks } from './writes.ts';
+
+/** How long a Deployment's key count waits for more of a burst. */
+const COUNT_BATCH_MS = 1000;
+const SIGNING_KEYS_KEY = 'signing-keys';
+
+export interface ControllerDeps {
+  client: KubeClient;
+  caches: Caches;
+  recorder: EventRecorder;
+  log: Logger;
+  workers: number;
+  tokenUrl: string;
+  defaultAudiences: string[];
+  signingPolicy: RotationPolicy;
+  /** Runs before every write (production: refuse unless leading). */
+  beforeWrite?: WriteHooks['beforeWrite'];
+  observe?: OutcomeObserver;
+}
+
+export interface OperatorControllers {
+  apiKeys: Controller;
+  deployments: Controller;
+  signingKeys: Controller;
+  all: Controller[];
+  /** Enqueues every object in the caches (on becoming leader, and at each resync). */
+  enqueueAll: () => void;
+}
+
+const splitKey = (key: string) => key.split('/') as [string, string];
+
+export function operatorControllers(deps: ControllerDeps): OperatorControllers {
+  const { client, caches, recorder, log } = deps;
+  const common = { log, observe: deps.observe };
+
+  // ApiKey versions we wrote over are stale in the cache until our write's own event arrives.
+  const superseded = new SupersededVersions();
+  const reconciler = new ApiKeyReconciler({
+    apiKey: (n, name) => caches.apiKeys.get(n, name),
+    deployment: (n, name) => caches.deployments.get(n, name),
+    cachedSecret: (n, name) => caches.secrets.get(n, name),
+    liveSecret: async (n, name) => {
+      try {
+        return await client.get<SecretObject>(paths.object('', 'v1', 'secrets', n, name));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+  }, apiKeyWrites(client, recorder, {
+    beforeWrite: deps.beforeWrite,
+    onApiKeyWritten: (before, after) => superseded.record(before, after),
+  }), { tokenUrl: deps.tokenUrl, defaultAudiences: deps.defaultAudiences });
+
+  const apiKeys = new Controller({ ...common, name: 'ApiKey', workers: deps.workers, processor: {
+    process: async (key) => {
+      const [namespace, name] = splitKey(key);
+      if (superseded.isStale(caches.apiKeys.get(namespace, name))) return {};
+      return reconciler.reconcile(namespace, name);
+    },
+  } });
+
+  const applyDeploymentStatus = deploymentStatusWrite(client, { beforeWrite: deps.beforeWrite });
+  const deployments = new Controller({ ...common, name: 'Deployment', workers: deps.workers, processor: {
+    process: async (key) => {
+      const [namespace, name] = splitKey(key);
+      await reconcileDeployment({
+        deployment: (n, nm) => caches.deployments.get(n, nm),
+        apiKeyCount: (n, nm) => caches.apiKeysOf(n, nm).filter((ak) => !ak.metadata.deletionTimestamp).length,
+        applyStatus: applyDeploymentStatus,
+        defaultAudiences: deps.defaultAudiences,
+      }, namespace, name);
+      return {};
+    },
+  } });
+
+  const signingKeys = new Controller({ ...common, name: 'SigningKeys', workers: 1, processor: {
+    process: async () => ({
+      requeueAfterMs: await reconcileSigningKeys({
+        client, namespace: caches.operatorNamespace, policy: deps.signingPolicy, log,
+        beforeWrite: deps.beforeWrite,
+        cached: () => caches.signingKeys(),
+        onRotated: (note, s) => recorder.emit(s, 'Normal', Reason.SigningKeysRotated, 'RotateSigningKeys', note),
+        onInvalid: (note, s) => recorder.emit(s, 'Warning', Reason.SigningKeysInvalid, 'RotateSigningKeys', note),
+      }),
+    }),
+  } });
+
+  const enqueueApiKey = (ak: ApiKey) => apiKeys.enqueue(objectKey(ak));
+  const countKeysOf = (ak: ApiKey) => deployments.enqueueAfter(`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`, COUNT_BATCH_MS);
+  caches.apiKeys.on('add', (ak) => { superseded.observe(ak); enqueueApiKey(ak); countKeysOf(ak); });
+  caches.apiKeys.on('update', (ak) => { superseded.observe(ak); enqueueApiKey(ak); });
+  caches.apiKeys.on('delete', (ak) => { superseded.forget(ak); countKeysOf(ak); });
+
+  // A Deployment's spec or identity matters to its keys; its status only to itself.
+  const onDeploymentChanged = (dep: Deployment) => {
+    deployments.enqueue(objectKey(dep));
+    for (const ak of caches.apiKeysOf(dep.metadata.namespace, dep.metadata.name!)) enqueueApiKey(ak);
+  };
+  caches.deployments.on('add', onDeploymentChanged);
+  caches.deployments.on('update', (dep, old) => {
+    if (dep.metadata.generation !== old?.metadata.generation || dep.metadata.uid !== old?.metadata.uid) onDeploymentChanged(dep);
+    else deployments.enqueue(objectKey(dep));
+  });
+  caches.deployments.on('delete', onDeploymentChanged);
+
+  // A credentials Secret changed or deleted by hand: its controlling ApiKey repairs it.
+  const onSecret = (s: SecretObject) => {
+    const owner = s.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ApiKey');
+    if (owner) apiKeys.enqueue(`${s.metadata?.namespace}/${owner.name}`);
+  };
+  caches.secrets.on('update', onSecret);
+  caches.secrets.on('delete', onSecret);
+  caches.signingSecret.on('update', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
+  caches.signingSecret.on('delete', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
+
+  return {
+    apiKeys, deployments, signingKeys,
+    all: [apiKeys, deployments, signingKeys],
+    enqueueAll: () => {
+      signingKeys.enqueue(SIGNING_KEYS_KEY);
+      for (const d of caches.deployments.list()) deployments.enqueue(objectKey(d));
+      for (const ak of caches.apiKeys.list()) enqueueApiKey(ak);
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * The controller's Prometheus metrics, served on the health port. Labels are
+ * bounded (kind, result, method, code, resource): never a name or a key id.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { KubeClient } from '../kube/client.ts';
+import type { Controller, OutcomeObserver } from '../kube/controller.ts';
+import type { Caches } from './caches.ts';
+
+export class ControllerMetrics {
+  readonly registry = new Registry();
+  private readonly reconciles: Counter<'kind' | 'result'>;
+  private readonly duration: Histogram<'kind'>;
+  private readonly leader: Gauge;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'apikey_operator_controller_' });
+    this.reconciles = new Counter({ name: 'apikey_operator_reconcile_total', help: 'Reconciles by kind and result', labelNames: ['kind', 'result'], registers });
+    this.duration = new Histogram({
+      name: 'apikey_operator_reconcile_duration_seconds', help: 'Reconcile latency', labelNames: ['kind'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers,
+    });
+    this.leader = new Gauge({ name: 'apikey_operator_leader', help: '1 while this replica leads', registers });
+  }
+
+  /** For Controller's `observe` option. */
+  readonly observeReconcile: OutcomeObserver = (kind, result, seconds) => {
+    this.reconciles.inc({ kind, result });
+    this.duration.observe({ kind }, seconds);
+  };
+
+  setLeading(leading: boolean): void {
+    this.leader.set(leading ? 1 : 0);
+  }
+
+  /** Counts every request the client makes, by method and status code (0: unreachable). */
+  instrument(client: KubeClient): void {
+    const requests = new Counter({
+      name: 'apikey_operator_kube_requests_total', help: 'Requests to the Kubernetes API by method and status code',
+      labelNames: ['method', 'code'], registers: [this.registry],
+    });
+    client.observer = (method, code) => requests.inc({ method, code: String(code) });
+  }
+
+  /** Gauges read at scrape time: queue depth and cache sizes. */
+  watch(controllers: Controller[], caches: Caches): void {
+    new Gauge({
+      name: 'apikey_operator_workqueue_depth', help: 'Keys waiting', registers: [this.registry],
+      collect() { this.set(controllers.reduce((n, c) => n + c.queue.length, 0)); },
+    });
+    new Gauge({
+      name: 'apikey_operator_cached_objects', help: 'Objects in the informer caches', labelNames: ['resource'], registers: [this.registry],
+      collect() {
+        this.set({ resource: 'apikeys' }, caches.apiKeys.size);
+        this.set({ resource: 'deployments' }, caches.deployments.size);
+        this.set({ resource: 'secrets' }, caches.secrets.size);
+      },
+    });
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Every write the controller's reconciles make, against the apiserver. The
+ * reconcilers decide; this module only speaks the API: the ownerReference as
+ * a merge patch, statuses and Secrets as server-side applies under the
+ * contract's field manager.
+ *
+ * Every write of a decision carries the resourceVersion the decision was
+ * taken on (the ownerReference patch and the status applies), so a decision
+ * taken on a stale cache fails with a conflict and is retried on fresh state.
+ * A `beforeWrite` hook runs before each write: production refuses writes from
+ * a replica that does not lead; the crash-safety test stops dead there.
+ */
+import type { ApiKey, Deployment } from '../api/index.ts';
+import { API_VERSION, APIKEYS, DEPLOYMENTS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
+import { paths, type KubeClient } from '../kube/client.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import type { ApiKeyStatus, ApiKeyWrites } from './apikey.ts';
+import type { DeploymentStatus } from './deployment.ts';
+import type { SecretObject } from './secret.ts';
+
+export interface WriteHooks {
+  /** Runs before every write; a throw refuses the write (NotLeaderError when this replica does not lead). */
+  beforeWrite?(): void;
+  /** Runs after every ApiKey write with the version it replaced and the one the apiserver answered. */
+  onApiKeyWritten?(before: ApiKey, after: ApiKey): void;
+}
+
+type Owned = ApiKey | Deployment;
+
+const objectPath = (plural: string, o: Owned) => paths.object(GROUP, VERSION, plural, o.metadata.namespace!, o.metadata.name!);
+
+/** Server-side apply of the status subresource, based on the resourceVersion the decision was made on. */
+function applyStatus<T extends Owned>(client: KubeClient, plural: string, kind: T['kind'], o: T, status: T['status']): Promise<T> {
+  return client.apply<T>(`${objectPath(plural, o)}/status`, {
+    apiVersion: API_VERSION, kind,
+    metadata: { name: o.metadata.name, namespace: o.metadata.namespace, resourceVersion: o.metadata.resourceVersion },
+    status,
+  }, FIELD_MANAGER);
+}
+
+/** The writes of the ApiKey reconcile (see apikey.ts for their order). */
+export function apiKeyWrites(client: KubeClient, events: Pick<EventRecorder, 'emit'>, hooks: WriteHooks = {}): ApiKeyWrites {
+  const before = () => hooks.beforeWrite?.();
+  const written = (ak: ApiKey, updated: ApiKey) => {
+    hooks.onApiKeyWritten?.(ak, updated);
+    return updated;
+  };
+  return {
+    async setOwner(ak, dep) {
+      before();
+      const refs = [...(ak.metadata.ownerReferences ?? []),
+        { apiVersion: API_VERSION, kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }];
+      return written(ak, await client.mergePatch<ApiKey>(objectPath(APIKEYS, ak),
+        { metadata: { resourceVersion: ak.metadata.resourceVersion, ownerReferences: refs } }));
+    },
+    async applyStatus(ak, status: ApiKeyStatus) {
+      before();
+      return written(ak, await applyStatus(client, APIKEYS, 'ApiKey', ak, status));
+    },
+    async applySecret(secret) {
+      before();
+      const md = secret.metadata!;
+      return client.apply<SecretObject>(paths.object('', 'v1', 'secrets', md.namespace!, md.name!), secret, FIELD_MANAGER);
+    },
+    event(ak, type, reason, action, note) {
+      events.emit(ak, type, reason, action, note);
+    },
+  };
+}
+
+/** The one write of the Deployment reconcile: its status. */
+export function deploymentStatusWrite(client: KubeClient, hooks: WriteHooks = {}):
+(dep: Deployment, status: DeploymentStatus) => Promise<Deployment> {
+  return (dep, status) => {
+    hooks.beforeWrite?.();
+    return applyStatus(client, DEPLOYMENTS, 'Deployment', dep, status);
+  };
+}
