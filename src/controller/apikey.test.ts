@@ -315,6 +315,6 @@ describe('decideAction', () => {
     ['completeRotation', { secret: secretOf(apiKey()), stored, status: readyStatus({ secretHash: 'sha256:other', previousSecretHash: stored.hash }) }],
     ['convergeStatus', { secret: secretOf(apiKey()), stored, status: readyStatus() }],
   ] as const)('chooses %s', (action, st) => {
-    expect(decideAction({ ...base, ...st } as Parameters<typeof decideAction>[0])).toBe(action);
+    expect(decideAction({ ...base, ...st })).toBe(action);
   });
 });
