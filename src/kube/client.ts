@@ -29,7 +29,15 @@ export class KubeError extends Error {
 }
 
 export const isNotFound = (e: unknown): boolean => e instanceof KubeError && e.status === 404;
-export const isConflict = (e: unknown): boolean => e instanceof KubeError && e.status === 409;
+/**
+ * A write refused because it was based on a stale resourceVersion: the
+ * object changed since it was read (409, reason Conflict: "the object has
+ * been modified"). The apiserver answers this for updates, merge patches
+ * and server-side applies that carry a resourceVersion alike.
+ */
+export const isConflict = (e: unknown): boolean => e instanceof KubeError && e.status === 409 && e.reason === 'Conflict';
+/** A create of an object that exists already (409, reason AlreadyExists). */
+export const isAlreadyExists = (e: unknown): boolean => e instanceof KubeError && e.status === 409 && e.reason === 'AlreadyExists';
 
 export interface KubeList<T> {
   metadata: { resourceVersion?: string; continue?: string };

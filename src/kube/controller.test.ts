@@ -81,6 +81,7 @@ describe('the worker loop', () => {
     ['an unreachable apiserver', new KubeError(0, 'Unreachable', 'cannot reach')],
     ['a refused write of a replica that does not lead', new NotLeaderError()],
     ['a 422 that is not a stale version', new KubeError(422, 'Invalid', 'spec.x: Invalid value')],
+    ['a create of an object that exists (409 AlreadyExists)', new KubeError(409, 'AlreadyExists', 'secrets "x" already exists')],
     ['a plain exception', new Error('bug')],
   ])('treats %s as a failure to retry with backoff', async (_name, err) => {
     const { c, outcomes } = scripted({ a: () => err });

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { isConflict, isNotFound, type KubeClient } from './client.ts';
+import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './client.ts';
 import { microTime } from './types.ts';
 import type { Logger } from '../shared/log.ts';
 
@@ -169,7 +169,7 @@ export class LeaderElector {
       this.accept(updated);
       return true;
     } catch (err) {
-      if (!isConflict(err)) log.warn({ err }, 'lease acquire/renew failed');
+      if (!isConflict(err) && !isAlreadyExists(err)) log.warn({ err }, 'lease acquire/renew failed');
       return false;
     }
   }
