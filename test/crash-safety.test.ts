@@ -28,6 +28,7 @@ afterAll(async () => { await ns.cleanup(); });
 const reads: ApiKeyReads = {
   apiKey: () => { throw new Error('replaced per pass'); },
   deployment: () => undefined,
+  apiKeysWithKeyId: () => [],
   cachedSecret: () => undefined,
   liveSecret: (n, name) => getSecret(n, name),
 };
@@ -55,7 +56,6 @@ async function secretVerifies(name: string): Promise<string | undefined> {
   if (!s) return undefined;
   const { secret } = credentialsOf(s);
   const st = (await getApiKey(ns.name, name))!.status ?? {};
-  if (!st.secretHash) return secret; // created, not yet announced: adopted on the next pass
   const inGrace = st.previousSecretValidUntil !== undefined && Date.parse(st.previousSecretValidUntil) > Date.now();
   expect(secretMatchesHash(secret, st.secretHash) || (inGrace && secretMatchesHash(secret, st.previousSecretHash))).toBe(true);
   return secret;
@@ -67,21 +67,25 @@ async function converge(name: string): Promise<void> {
 }
 
 describe('a crash between any two writes', () => {
-  it.each([1, 2])('of a first creation (after write %i) loses nothing: the Secret written is adopted', async (k) => {
+  it.each([1, 2, 3])('of a first creation (after write %i) loses nothing: a Secret once written is kept, the next pass finishes', async (k) => {
     const name = `create-${k}`;
     await createApiKey(ns.name, name, { deploymentRef: { name: 'dep' } });
     expect(await pass(name, k)).toBe(k + 1);
     const atCrash = await secretVerifies(name);
+    const atCrashStatus = (await getApiKey(ns.name, name))!.status;
+    // Ready=True only ever with the Secret in place.
+    if (!atCrash) expect(atCrashStatus?.conditions?.find((c) => c.type === 'Ready')?.status).not.toBe('True');
     await converge(name);
     const final = await secretVerifies(name);
     const st = (await getApiKey(ns.name, name))!.status!;
     expect(secretMatchesHash(final!, st.secretHash)).toBe(true);
     if (atCrash) expect(final).toBe(atCrash);
+    if (atCrashStatus?.keyId) expect(st.keyId).toBe(atCrashStatus.keyId);
   });
 
-  it('of a first creation takes three writes: owner, Secret, status', async () => {
+  it('of a first creation takes four writes: owner, status (Issuing), Secret, status (Ready)', async () => {
     await createApiKey(ns.name, 'create-count', { deploymentRef: { name: 'dep' } });
-    expect(await pass('create-count')).toBe(3);
+    expect(await pass('create-count')).toBe(4);
   });
 
   it.each([1])('of a rotation (after write %i) loses nothing: the old secret stays valid in grace and the new one verifies', async (k) => {

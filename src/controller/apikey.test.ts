@@ -63,6 +63,11 @@ const readyStatus = (extra: Partial<ApiKeyStatus> = {}): ApiKeyStatus => ({
 /** The Secret of a key, as this controller writes it. */
 const secretOf = (ak: ApiKey, keyId = ID, secret = SECRET): SecretObject =>
   credentialsSecret(ak, { keyId, secret, tokenUrl: TOKEN_URL, audience: 'https://airflow.example.com' });
+/** An ApiKey of another namespace whose status claims the key id `ID`, created at `created`. */
+const other = (created: string): ApiKey => ({
+  ...apiKey({ status: readyStatus() }),
+  metadata: { name: 'thief', namespace: 'other-ns', uid: '44444444-0000-4000-8000-000000000004', creationTimestamp: created as unknown as Date },
+});
 const foreignSecret: SecretObject = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ci', namespace: NS }, data: {} };
 
 interface Case {
@@ -71,6 +76,8 @@ interface Case {
   /** The Secret in the cache, and (if different) as the apiserver has it now. */
   cached?: SecretObject;
   live?: SecretObject | null;
+  /** Other ApiKeys whose status claims the same key id. */
+  sameKeyId?: ApiKey[];
   writes: string[];
   check?: (r: Recorded) => void;
   requeueAfterMs?: number;
@@ -113,6 +120,7 @@ async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
   const r = new ApiKeyReconciler({
     apiKey: () => c.key,
     deployment: () => c.dep,
+    apiKeysWithKeyId: (keyId) => [c.key, ...(c.sameKeyId ?? [])].filter((k): k is ApiKey => k?.status?.keyId === keyId),
     cachedSecret: () => c.cached,
     liveSecret: () => Promise.resolve(live),
   }, w, { tokenUrl: TOKEN_URL, defaultAudiences: ['default-aud'] }, () => NOW);
@@ -145,9 +153,9 @@ const cases: Record<string, Case> = {
       expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
     },
   },
-  'creates credentials for a new key: ownerReference, then the Secret, then the status': {
+  'creates credentials for a new key: ownerReference, then the status, then the Secret': {
     key: apiKey({ owner: null }), dep: deployment(),
-    writes: ['setOwner', 'secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['setOwner', 'status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
       const s = r.secrets[0]!;
       expect(secretMatchesHash(secretIn(s), r.statuses[0]!.secretHash)).toBe(true);
@@ -158,19 +166,50 @@ const cases: Record<string, Case> = {
   },
   'records a rotate annotation present at creation as seen, so it does not rotate at once': {
     key: apiKey({ annotation: 'v1' }), dep: deployment(),
-    writes: ['secret', 'status Ready=True SecretReady', 'event Normal Created'],
-    check: (r) => expect(r.statuses[0]!.rotateAnnotation).toBe('v1'),
+    writes: ['status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    check: (r) => {
+      expect(r.statuses[0]!.rotateAnnotation).toBe('v1');
+      expect(r.statuses[0]!.lastRotationTime).toBeUndefined();
+    },
+  },
+  'stands down when an earlier ApiKey claimed its key id first, without naming it': {
+    key: apiKey({ status: readyStatus() }), dep: deployment(), cached: secretOf(apiKey()),
+    sameKeyId: [other('2026-01-01T00:00:00Z')],
+    writes: ['status Ready=False KeyIdConflict', 'event Warning KeyIdConflict'],
+    check: (r) => {
+      expect(r.notes[0]).toContain(ID);
+      expect(r.notes[0]).not.toContain('other-ns');
+      expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
+    },
+  },
+  'keeps working when a later ApiKey claims its key id too': {
+    key: apiKey({ status: readyStatus() }), dep: deployment(), cached: secretOf(apiKey()),
+    sameKeyId: [other('2026-12-01T00:00:00Z')],
+    writes: [],
   },
   'leaves a Secret it does not control untouched and says so': {
     key: apiKey(), dep: deployment(), cached: foreignSecret,
     writes: ['status Ready=False SecretConflict', 'event Warning SecretConflict'],
   },
-  'adopts the Secret of a pass that crashed before its status write': {
+  'never adopts a Secret the status does not vouch for, even one it controls: another key\'s id planted there is replaced': {
     key: apiKey(), dep: deployment(), cached: secretOf(apiKey()),
-    writes: ['status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Warning SecretModified'],
     check: (r) => {
-      expect(r.statuses[0]!.keyId).toBe(ID);
-      expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
+      expect(r.statuses[0]!.keyId).toMatch(/^ak_/);
+      expect(r.statuses[0]!.keyId).not.toBe(ID);
+      expect(idIn(r.secrets[0]!)).toBe(r.statuses[0]!.keyId);
+      expect(secretIn(r.secrets[0]!)).not.toBe(SECRET);
+      expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
+    },
+  },
+  'finishes the creation of a key whose creating pass stopped after its status write, same key id, no warning': {
+    key: apiKey({ status: { keyId: ID, secretHash: hashSecret(generateSecret()), secretName: 'ci', observedGeneration: 1,
+      conditions: [{ ...ready, status: 'Unknown', reason: 'Issuing', message: 'Writing the credentials Secret' }] } }),
+    dep: deployment(),
+    writes: ['status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    check: (r) => {
+      expect(idIn(r.secrets[0]!)).toBe(ID);
+      expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
     },
   },
   'replaces a deleted Secret: status first, then the Secret, same key id, and a Warning': {
@@ -192,13 +231,13 @@ const cases: Record<string, Case> = {
       expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
     },
   },
-  'gives a key whose own Secret lost its id a new id and secret': {
-    key: apiKey(), dep: deployment(),
+  'puts back the key id of a Secret that lost it, keeping its secret': {
+    key: apiKey({ status: readyStatus() }), dep: deployment(),
     cached: { ...secretOf(apiKey()), data: { API_KEY_SECRET: Buffer.from(SECRET).toString('base64') } },
-    writes: ['status Ready=True SecretReady', 'secret', 'event Warning SecretModified'],
+    writes: ['secret'],
     check: (r) => {
-      expect(r.statuses[0]!.keyId).toMatch(/^ak_/);
-      expect(r.statuses[0]!.keyId).toBe(idIn(r.secrets[0]!));
+      expect(idIn(r.secrets[0]!)).toBe(ID);
+      expect(secretIn(r.secrets[0]!)).toBe(SECRET);
     },
   },
   'decides on the live Secret when the cached one disagrees with the status (stale cache)': {
@@ -310,7 +349,7 @@ describe('decideAction', () => {
     ['createCredentials', { secret: undefined, stored: {}, status: {} }],
     ['createCredentials', { secret: undefined, stored: {}, status: { keyId: ID } }],
     ['replaceDeletedSecret', { secret: undefined, stored: {}, status: readyStatus() }],
-    ['adoptCredentials', { secret: secretOf(apiKey()), stored, status: {} }],
+    ['createCredentials', { secret: secretOf(apiKey()), stored, status: {} }],
     ['replaceModifiedSecret', { secret: secretOf(apiKey()), stored: { ...stored, hash: hashSecret(OLD_SECRET) }, status: readyStatus() }],
     ['completeRotation', { secret: secretOf(apiKey()), stored, status: readyStatus({ secretHash: 'sha256:other', previousSecretHash: stored.hash }) }],
     ['convergeStatus', { secret: secretOf(apiKey()), stored, status: readyStatus() }],

@@ -4,8 +4,8 @@
  * what it needs (`decideAction`) and calls one named action for it, the way
  * cert-manager's issuing controller calls `issueCertificate`.
  *
- * Invariants this module keeps (the tests in test/crash-safety.test.ts and
- * src/controller/apikey.test.ts pin them down):
+ * Invariants this module keeps (test/crash-safety.test.ts, test/controller.test.ts
+ * and src/controller/apikey.test.ts pin them down):
  *
  * 1. The secret in the credentials Secret always verifies at the token
  *    server (it hashes to `status.secretHash`), except in the moment between
@@ -15,24 +15,36 @@
  *    pass, exactly one Secret per ApiKey, consistent with its status, and no
  *    secret that a client could have read silently changed.
  *
- * So the writes are ordered:
+ * 3. A Secret is taken as this key's only when its secret hashes to the
+ *    key's own `status.secretHash` (or to the previous hash, in grace).
+ *    Being controlled by the ApiKey proves nothing: anyone who may create
+ *    Secrets in the namespace can set that ownerReference, and key ids are
+ *    public, so a Secret planted before the key's first pass could otherwise
+ *    make the key adopt another key's id. Anything else gets new credentials.
  *
- * - First creation writes the Secret *before* the status. A crash in between
- *   leaves a Secret we control and a status without a key id; the next pass
- *   adopts the Secret's id and secret instead of generating new ones.
- * - Every other new secret (rotation, a Secret deleted or altered by hand)
- *   writes the status (new hash; on rotation the old hash kept as previous
- *   with validUntil) *before* the Secret. Until the Secret write lands, the
- *   Secret holds the previous secret, which still verifies or is absent; a
- *   crash in between is recognised (the Secret holds the previous secret)
- *   and the rotation is completed with a fresh secret, the old one still in
- *   grace.
+ * 4. A key id belongs to one ApiKey: if two ever claim the same id (a
+ *    restored backup, a status written by hand), the first claimant
+ *    (api/claims.ts) keeps it and the other is `Ready=False` with reason
+ *    `KeyIdConflict`; the token server, deciding with the same rule, never
+ *    refuses the first because of the second.
+ *
+ * So every new secret (first creation, rotation, a Secret deleted or altered
+ * by hand) writes the status first (key id, new hash; on rotation the old
+ * hash kept as previous with validUntil), then the Secret. Until the Secret
+ * write lands, the Secret holds the previous secret, which still verifies,
+ * or nothing. A first creation's status says Ready=Unknown (Issuing) until
+ * its Secret is written, so Ready=True always means the Secret is there. A
+ * crash in between is recognised on the next pass: a Secret holding the
+ * previous secret completes the rotation with a fresh secret (the old one
+ * still in grace); a missing Secret is written with a fresh secret (the one
+ * the crashed pass generated was never readable anywhere).
  *
  * Every status write carries the resourceVersion the decision was based on,
  * so a decision taken on a stale cache fails with 409 and is retried.
  */
 import type { ApiKey, Deployment } from '../api/index.ts';
 import { DEFAULT_GRACE_PERIOD, ROTATE_ANNOTATION, SECRET_KEYS } from '../api/index.ts';
+import { firstClaimant } from '../api/claims.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
 import type { ProcessResult } from '../kube/controller.ts';
@@ -51,6 +63,8 @@ export type ApiKeyStatus = NonNullable<ApiKey['status']>;
 export interface ApiKeyReads {
   apiKey(namespace: string, name: string): ApiKey | undefined;
   deployment(namespace: string, name: string): Deployment | undefined;
+  /** Every ApiKey whose status claims `keyId` (normally one). */
+  apiKeysWithKeyId(keyId: string): ApiKey[];
   /** The Secret as cached (may be stale or, for foreign Secrets, absent). */
   cachedSecret(namespace: string, name: string): SecretObject | undefined;
   /** The Secret as the apiserver has it now. */
@@ -105,15 +119,14 @@ export interface KeyState {
 
 /** The one thing a key needs now; each is a method of ApiKeyReconciler. */
 export type Action =
-  | 'createCredentials' | 'adoptCredentials' | 'replaceDeletedSecret' | 'replaceModifiedSecret'
-  | 'completeRotation' | 'rotate' | 'convergeStatus';
+  | 'createCredentials' | 'replaceDeletedSecret' | 'replaceModifiedSecret' | 'completeRotation' | 'rotate' | 'convergeStatus';
 
 /** Decides what a key needs, from what a pass saw; pure. */
 export function decideAction(st: KeyState): Action {
   const { status, stored } = st;
-  if (!st.secret) return status.keyId && status.secretHash ? 'replaceDeletedSecret' : 'createCredentials';
-  if (!status.keyId && stored.keyId && stored.hash) return 'adoptCredentials';
-  if (!status.keyId || stored.hash !== status.secretHash) {
+  if (!status.keyId || !status.secretHash) return 'createCredentials';
+  if (!st.secret) return issuing(st.ak) ? 'createCredentials' : 'replaceDeletedSecret';
+  if (stored.hash !== status.secretHash) {
     // The Secret holds the previous secret: a rotation's status write landed, its Secret write did not.
     return stored.hash !== undefined && stored.hash === status.previousSecretHash ? 'completeRotation' : 'replaceModifiedSecret';
   }
@@ -131,6 +144,14 @@ function rotationScheduled(st: KeyState): boolean {
 }
 
 type Ready = Pick<Condition, 'status' | 'reason' | 'message'>;
+
+/** Between a first creation's status write and its Secret write. */
+const ISSUING: Ready = { status: 'Unknown', reason: Reason.Issuing, message: 'Writing the credentials Secret' };
+
+/** True while the key's first credentials are being written (the pass that began it may have stopped). */
+function issuing(ak: ApiKey): boolean {
+  return getCondition(ak.status?.conditions, 'Ready')?.reason === Reason.Issuing;
+}
 
 function readyCondition(expired: boolean): Ready {
   return expired
@@ -162,6 +183,13 @@ export class ApiKeyReconciler {
       return {};
     }
     if (!deploymentOwnerRef(ak)) ak = await this.writes.setOwner(ak, dep!);
+    if (this.keyIdTakenByAnother(ak)) {
+      await this.writeStatus(ak, ak.status, now, {
+        status: 'False', reason: Reason.KeyIdConflict,
+        message: `Another ApiKey claimed key id ${ak.status!.keyId} first; this key issues no tokens. Delete and re-create it for a new key id`,
+      });
+      return {};
+    }
     const st = await this.observe(ak, dep!, now);
     if (!st) {
       await this.writeStatus(ak, ak.status, now, {
@@ -171,6 +199,14 @@ export class ApiKeyReconciler {
       return {};
     }
     return this.nextVisit(await this[decideAction(st)](st), now);
+  }
+
+  /** True when an earlier ApiKey claims this key's id (invariant 4): it keeps it, this one stands down. */
+  private keyIdTakenByAnother(ak: ApiKey): boolean {
+    const keyId = ak.status?.keyId;
+    if (!keyId) return false;
+    const first = firstClaimant(this.reads.apiKeysWithKeyId(keyId));
+    return !!first && first.metadata.uid !== ak.metadata.uid;
   }
 
   /** Reads the key's Secret; undefined when a Secret of that name exists and is not ours. */
@@ -194,43 +230,44 @@ export class ApiKeyReconciler {
     };
   }
 
-  /** First creation: the Secret first, so a crash before the status write leaves something to adopt. */
+  /**
+   * First creation: a key id and a secret, the status first (invariant 3:
+   * any Secret already there, even one this key controls, proves nothing),
+   * with Ready=Unknown (Issuing) until the Secret is written, so that Ready
+   * never comes before the Secret does.
+   */
   async createCredentials(st: KeyState): Promise<ApiKey> {
-    const { status } = st;
-    const keyId = status.keyId ?? generateKeyId();
-    const value = generateSecret();
-    await this.writes.applySecret(this.credentials(st, keyId, value));
-    status.keyId = keyId;
-    status.secretHash = hashSecret(value);
-    if (st.annotation !== undefined) status.rotateAnnotation = st.annotation;
-    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
-    this.createdEvent(ak, st.secretName, keyId);
+    st.status.keyId ??= generateKeyId();
+    if (st.annotation !== undefined) st.status.rotateAnnotation = st.annotation;
+    let ak = await this.writeNewSecret(st, { issuing: true });
+    ak = await this.writeStatus(ak, st.status, st.now, readyCondition(st.expired));
+    if (st.secret) {
+      this.writes.event(ak, 'Warning', Reason.SecretModified, 'RecreateSecret',
+        `Secret ${st.secretName} existed before this key had credentials; replaced it with new credentials for key ${st.status.keyId}`);
+    } else {
+      this.writes.event(ak, 'Normal', Reason.Created, 'CreateSecret', `Created Secret ${st.secretName} with key id ${st.status.keyId}`);
+    }
     return ak;
   }
 
-  /** A Secret created by a pass that crashed before its status write: announce its id and hash. */
-  async adoptCredentials(st: KeyState): Promise<ApiKey> {
-    const { status, stored } = st;
-    status.keyId = stored.keyId;
-    status.secretHash = stored.hash;
-    if (st.annotation !== undefined) status.rotateAnnotation = st.annotation;
-    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
-    this.createdEvent(ak, st.secretName, stored.keyId!);
-    return ak;
-  }
-
-  /** The Secret existed (the status has its hash) and was deleted by hand: a new secret, same key id. */
+  /**
+   * The status has a hash and there is no Secret: deleted by hand, or the
+   * pass that created the key stopped before its Secret write. A new
+   * secret, same key id.
+   */
   async replaceDeletedSecret(st: KeyState): Promise<ApiKey> {
     dropPreviousSecret(st.status);
     const ak = await this.writeNewSecret(st);
     this.writes.event(ak, 'Warning', Reason.SecretRecreated, 'RecreateSecret',
-      `Secret ${st.secretName} was deleted; re-created it with a new secret for key ${st.status.keyId}`);
+      `Secret ${st.secretName} did not exist; wrote it with a new secret for key ${st.status.keyId}`);
     return ak;
   }
 
-  /** The Secret does not hold this key's secret (edited by hand): a new secret, the old one void at once. */
+  /**
+   * The Secret does not hold this key's secret (edited by hand, or planted):
+   * a new secret under the status's key id, the old one void at once.
+   */
   async replaceModifiedSecret(st: KeyState): Promise<ApiKey> {
-    st.status.keyId ??= generateKeyId();
     dropPreviousSecret(st.status);
     const ak = await this.writeNewSecret(st);
     this.writes.event(ak, 'Warning', Reason.SecretModified, 'RecreateSecret',
@@ -240,7 +277,6 @@ export class ApiKeyReconciler {
 
   /** A rotation interrupted between its status and Secret writes: finish it, the previous secret still in grace. */
   async completeRotation(st: KeyState): Promise<ApiKey> {
-    st.status.keyId ??= generateKeyId();
     return this.writeNewSecret(st);
   }
 
@@ -273,15 +309,15 @@ export class ApiKeyReconciler {
   }
 
   /**
-   * The "new secret" sequence shared by every action but the first creation:
-   * generate, hash, write the status, then the Secret (invariant 1).
+   * The "new secret" sequence every action shares: generate, hash, write the
+   * status, then the Secret (invariant 1). A first secret is no rotation.
    */
-  private async writeNewSecret(st: KeyState): Promise<ApiKey> {
+  private async writeNewSecret(st: KeyState, opts: { issuing?: boolean } = {}): Promise<ApiKey> {
     const { status } = st;
     const value = generateSecret();
     status.secretHash = hashSecret(value);
-    status.lastRotationTime = metaTime(st.now);
-    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
+    if (!opts.issuing) status.lastRotationTime = metaTime(st.now);
+    const ak = await this.writeStatus(st.ak, status, st.now, opts.issuing ? ISSUING : readyCondition(st.expired));
     await this.writes.applySecret(this.credentials(st, status.keyId!, value));
     return ak;
   }
@@ -289,10 +325,6 @@ export class ApiKeyReconciler {
   private credentials(st: KeyState, keyId: string, secret: string): SecretObject {
     const audience = st.dep.spec.audiences?.[0] ?? this.cfg.defaultAudiences[0] ?? '';
     return credentialsSecret(st.ak, { keyId, secret, tokenUrl: this.cfg.tokenUrl, audience });
-  }
-
-  private createdEvent(ak: ApiKey, secretName: string, keyId: string): void {
-    this.writes.event(ak, 'Normal', Reason.Created, 'CreateSecret', `Created Secret ${secretName} with key id ${keyId}`);
   }
 
   /**

@@ -13,6 +13,8 @@ import type { Logger } from '../shared/log.ts';
 import { APIKEY_LABEL, MANAGED_BY, MANAGED_BY_LABEL, type SecretObject } from './secret.ts';
 
 export const BY_DEPLOYMENT = 'deployment';
+export const BY_KEY_ID = 'keyId';
+export const BY_AUDIENCE = 'audience';
 
 export interface CacheOptions {
   /** Watched namespaces; empty means all. */
@@ -43,6 +45,8 @@ export class Caches {
       fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log,
     });
     this.apiKeys.addIndex(BY_DEPLOYMENT, (ak) => [`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`]);
+    this.deployments.addIndex(BY_AUDIENCE, (dep) => dep.spec.audiences ?? []);
+    this.apiKeys.addIndex(BY_KEY_ID, (ak) => (ak.status?.keyId ? [ak.status.keyId] : []));
   }
 
   get all(): Cache[] {
@@ -52,6 +56,16 @@ export class Caches {
   /** The ApiKeys that name the Deployment `namespace/name`. */
   apiKeysOf(namespace: string | undefined, name: string): ApiKey[] {
     return this.apiKeys.byIndex(BY_DEPLOYMENT, `${namespace}/${name}`);
+  }
+
+  /** The Deployments whose spec.audiences lists `audience`. */
+  deploymentsWithAudience(audience: string): Deployment[] {
+    return this.deployments.byIndex(BY_AUDIENCE, audience);
+  }
+
+  /** The ApiKeys whose status claims `keyId`. */
+  apiKeysWithKeyId(keyId: string): ApiKey[] {
+    return this.apiKeys.byIndex(BY_KEY_ID, keyId);
   }
 
   signingKeys(): SecretObject | undefined {

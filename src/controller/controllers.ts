@@ -63,6 +63,7 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   const reconciler = new ApiKeyReconciler({
     apiKey: (n, name) => caches.apiKeys.get(n, name),
     deployment: (n, name) => caches.deployments.get(n, name),
+    apiKeysWithKeyId: (keyId) => caches.apiKeysWithKeyId(keyId),
     cachedSecret: (n, name) => caches.secrets.get(n, name),
     liveSecret: async (n, name) => {
       try {
@@ -92,7 +93,9 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
       await reconcileDeployment({
         deployment: (n, nm) => caches.deployments.get(n, nm),
         apiKeyCount: (n, nm) => caches.apiKeysOf(n, nm).filter((ak) => !ak.metadata.deletionTimestamp).length,
+        deploymentsWithAudience: (aud) => caches.deploymentsWithAudience(aud),
         applyStatus: applyDeploymentStatus,
+        event: (dep, type, reason, action, note) => recorder.emit(dep, type, reason, action, note),
         defaultAudiences: deps.defaultAudiences,
       }, namespace, name);
       return {};
@@ -113,21 +116,33 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
 
   const enqueueApiKey = (ak: ApiKey) => apiKeys.enqueue(objectKey(ak));
   const countKeysOf = (ak: ApiKey) => deployments.enqueueAfter(`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`, COUNT_BATCH_MS);
-  caches.apiKeys.on('add', (ak) => { superseded.observe(ak); enqueueApiKey(ak); countKeysOf(ak); });
-  caches.apiKeys.on('update', (ak) => { superseded.observe(ak); enqueueApiKey(ak); });
-  caches.apiKeys.on('delete', (ak) => { superseded.forget(ak); countKeysOf(ak); });
+  // The other claimants of a key id a key takes or lets go of (KeyIdConflict comes and goes with it).
+  const otherClaimants = (keyId: string | undefined) => {
+    if (keyId) for (const other of caches.apiKeysWithKeyId(keyId)) enqueueApiKey(other);
+  };
+  caches.apiKeys.on('add', (ak) => { superseded.observe(ak); enqueueApiKey(ak); countKeysOf(ak); otherClaimants(ak.status?.keyId); });
+  caches.apiKeys.on('update', (ak, old) => {
+    superseded.observe(ak);
+    enqueueApiKey(ak);
+    if (old?.status?.keyId !== ak.status?.keyId) { otherClaimants(old?.status?.keyId); otherClaimants(ak.status?.keyId); }
+  });
+  caches.apiKeys.on('delete', (ak) => { superseded.forget(ak); countKeysOf(ak); otherClaimants(ak.status?.keyId); });
 
-  // A Deployment's spec or identity matters to its keys; its status only to itself.
-  const onDeploymentChanged = (dep: Deployment) => {
+  // A Deployment's spec or identity matters to its keys and to the other
+  // claimants of its audiences (AudienceConflict); its status only to itself.
+  const onDeploymentChanged = (dep: Deployment, old?: Deployment) => {
     deployments.enqueue(objectKey(dep));
     for (const ak of caches.apiKeysOf(dep.metadata.namespace, dep.metadata.name!)) enqueueApiKey(ak);
+    for (const aud of new Set([...dep.spec.audiences ?? [], ...old?.spec.audiences ?? []])) {
+      for (const other of caches.deploymentsWithAudience(aud)) deployments.enqueue(objectKey(other));
+    }
   };
-  caches.deployments.on('add', onDeploymentChanged);
+  caches.deployments.on('add', (dep) => onDeploymentChanged(dep));
   caches.deployments.on('update', (dep, old) => {
-    if (dep.metadata.generation !== old?.metadata.generation || dep.metadata.uid !== old?.metadata.uid) onDeploymentChanged(dep);
+    if (dep.metadata.generation !== old?.metadata.generation || dep.metadata.uid !== old?.metadata.uid) onDeploymentChanged(dep, old);
     else deployments.enqueue(objectKey(dep));
   });
-  caches.deployments.on('delete', onDeploymentChanged);
+  caches.deployments.on('delete', (dep) => onDeploymentChanged(dep));
 
   // A credentials Secret changed or deleted by hand: its controlling ApiKey repairs it.
   const onSecret = (s: SecretObject) => {

@@ -1,0 +1,139 @@
+/**
+ * Multi-tenant security on the real control plane: what an editor of one
+ * namespace can do to another team's Deployments and keys, tried as an
+ * attacker would, against the controller running with the chart's identity.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { credentialsSecret } from '../src/controller/secret.ts';
+import { secretMatchesHash } from '../src/keys/format.ts';
+import { createNamespace } from './support/cluster.ts';
+import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { startController, type RunningProcess } from './support/processes.ts';
+import {
+  adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey, getDeployment,
+  getSecret, readyOf, secretPath, waitFor, waitForReady,
+} from './support/resources.ts';
+
+let opNs: Awaited<ReturnType<typeof createNamespace>>;
+let victim: Awaited<ReturnType<typeof createNamespace>>;
+let evil: Awaited<ReturnType<typeof createNamespace>>;
+let identity: OperatorIdentity;
+let controller: RunningProcess;
+
+beforeAll(async () => {
+  opNs = await createNamespace('op');
+  victim = await createNamespace('victim');
+  evil = await createNamespace('evil');
+  identity = await installOperatorIdentity(opNs.name);
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
+});
+
+afterAll(async () => {
+  await controller?.stop();
+  await identity?.cleanup();
+  for (const n of [victim, evil, opNs]) await n?.cleanup();
+});
+
+/** creationTimestamp has a resolution of one second: a later claimant is created in a later second. */
+const nextSecond = () => new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 50));
+
+const deploymentReady = (ns: string, name: string, reason: string) =>
+  waitFor(`Deployment ${ns}/${name} ${reason}`, async () => {
+    const d = await getDeployment(ns, name);
+    return readyOf(d)?.reason === reason ? d : undefined;
+  });
+
+describe('a custom audience', () => {
+  const aud = `https://airflow-prod-${Date.now()}.example.test`;
+
+  it('belongs to the Deployment that claimed it first; a later claimant is AudienceConflict, naming only the audience', async () => {
+    await createDeployment(victim.name, 'prod', { audiences: [aud] });
+    await deploymentReady(victim.name, 'prod', 'Ready');
+    await nextSecond();
+    await createDeployment(evil.name, 'copycat', { audiences: ['https://evil.example.test', aud] });
+    const d = await deploymentReady(evil.name, 'copycat', 'AudienceConflict');
+    expect(readyOf(d)?.status).toBe('False');
+    expect(readyOf(d)?.message).toContain(aud);
+    expect(readyOf(d)?.message).not.toContain(victim.name);
+    const events = await waitFor('AudienceConflict event', async () => {
+      const e = (await eventsFor(evil.name, 'copycat')).filter((x) => x.reason === 'AudienceConflict');
+      return e.length ? e : undefined;
+    });
+    expect(events[0]!.type).toBe('Warning');
+    expect(events[0]!.note).not.toContain(victim.name);
+    // The owner is untouched.
+    expect(readyOf(await getDeployment(victim.name, 'prod'))?.reason).toBe('Ready');
+  });
+
+  it('passes to the next claimant when its owner is deleted', async () => {
+    await adminClient().delete(deploymentPath(victim.name, 'prod'));
+    await deploymentReady(evil.name, 'copycat', 'Ready');
+  });
+
+  it('is shared when it is one of the operator\'s default audiences: listing it claims nothing', async () => {
+    // startController's --audiences: the operator's shared default audience.
+    await createDeployment(victim.name, 'uses-default', { audiences: ['https://api.example.test'] });
+    await createDeployment(evil.name, 'uses-default-too', { audiences: ['https://api.example.test'] });
+    await deploymentReady(victim.name, 'uses-default', 'Ready');
+    await deploymentReady(evil.name, 'uses-default-too', 'Ready');
+  });
+});
+
+describe('a Secret planted before a key\'s first pass', () => {
+  it('cannot make the key adopt another key\'s id: it is replaced with new credentials, SecretModified', async () => {
+    await createDeployment(victim.name, 'airflow');
+    await createApiKey(victim.name, 'ci', { deploymentRef: { name: 'airflow' } });
+    const victimKey = await waitForReady(victim.name, 'ci');
+    const victimId = victimKey.status!.keyId!;
+
+    // The attacker's key exists before its Deployment, so the controller leaves it alone for now.
+    const mine = await createApiKey(evil.name, 'stolen', { deploymentRef: { name: 'later' } });
+    await waitFor('stolen reports DeploymentNotFound', async () => readyOf(await getApiKey(evil.name, 'stolen'))?.reason === 'DeploymentNotFound');
+    const planted = credentialsSecret(mine, { keyId: victimId, secret: 'aks_planted', tokenUrl: 'http://x', audience: 'x' });
+    await adminClient().create(secretPath(evil.name), planted);
+    await createDeployment(evil.name, 'later');
+
+    const ak = await waitForReady(evil.name, 'stolen');
+    expect(ak.status!.keyId).not.toBe(victimId);
+    const c = credentialsOf((await getSecret(evil.name, 'stolen'))!);
+    expect(c.keyId).toBe(ak.status!.keyId);
+    expect(secretMatchesHash(c.secret, ak.status!.secretHash)).toBe(true);
+    const events = await waitFor('SecretModified', async () => {
+      const e = (await eventsFor(evil.name, 'stolen')).filter((x) => x.reason === 'SecretModified');
+      return e.length ? e : undefined;
+    });
+    expect(events[0]!.type).toBe('Warning');
+    // The victim's key keeps its id, its secret and Ready.
+    const after = (await getApiKey(victim.name, 'ci'))!;
+    expect(after.status!.keyId).toBe(victimId);
+    expect(after.status!.secretHash).toBe(victimKey.status!.secretHash);
+    expect(readyOf(after)?.status).toBe('True');
+  });
+});
+
+describe('a key id claimed by two ApiKeys', () => {
+  it('stays with the first claimant; the later one is KeyIdConflict until the first is gone', async () => {
+    await createDeployment(victim.name, 'dup');
+    await createApiKey(victim.name, 'first', { deploymentRef: { name: 'dup' } });
+    const first = await waitForReady(victim.name, 'first');
+    await nextSecond();
+    await createDeployment(evil.name, 'dup');
+    await createApiKey(evil.name, 'second', { deploymentRef: { name: 'dup' } });
+    const second = await waitForReady(evil.name, 'second');
+    // A status written by hand (or restored from a backup) claims the first key's id.
+    await adminClient().mergePatch(`${apiKeyPath(evil.name, 'second')}/status`, {
+      status: { keyId: first.status!.keyId, secretHash: second.status!.secretHash },
+    });
+    const conflicted = await waitFor('second KeyIdConflict', async () => {
+      const k = await getApiKey(evil.name, 'second');
+      return readyOf(k)?.reason === 'KeyIdConflict' ? k : undefined;
+    });
+    expect(readyOf(conflicted)?.status).toBe('False');
+    expect(readyOf(conflicted)?.message).not.toContain(victim.name);
+    expect(readyOf(await getApiKey(victim.name, 'first'))?.status).toBe('True');
+
+    await adminClient().delete(apiKeyPath(victim.name, 'first'));
+    await waitFor('second Ready again', async () => readyOf(await getApiKey(evil.name, 'second'))?.status === 'True');
+  });
+});
+
