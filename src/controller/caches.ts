@@ -4,13 +4,12 @@
  * label, so a cluster's other Secrets are never cached), and the
  * signing-keys Secret in the operator's namespace.
  */
-import type { ApiKey, Deployment } from '../api/index.ts';
-import { API_VERSION, APIKEYS, DEPLOYMENTS, SIGNING_KEYS_SECRET } from '../api/index.ts';
+import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
+import { API_VERSION, APIKEY_LABEL, APIKEYS, DEPLOYMENTS, MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET } from '../api/index.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { Cache } from '../kube/manager.ts';
 import { Informer } from '../kube/informer.ts';
 import type { Logger } from '../shared/log.ts';
-import { APIKEY_LABEL, MANAGED_BY, MANAGED_BY_LABEL, type SecretObject } from './secret.ts';
 
 export const BY_DEPLOYMENT = 'deployment';
 

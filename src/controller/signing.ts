@@ -3,13 +3,12 @@
  * src/shared/signing-keys.ts for the plan). Written with the resourceVersion
  * it was read at, so two writers can never both succeed.
  */
-import { SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE } from '../api/index.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE, type SecretObject } from '../api/index.ts';
 import { isNotFound, type KubeClient } from '../kube/client.ts';
 import {
   describeSigningKeys, nextTransition, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type RotationPolicy, type SigningKeySet,
 } from '../shared/signing-keys.ts';
 import type { Logger } from '../shared/log.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL, type SecretObject } from './secret.ts';
 
 export interface SigningDeps {
   client: KubeClient;
