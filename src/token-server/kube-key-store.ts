@@ -12,20 +12,20 @@ import type { KubeClient } from '../kube/client.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import type { Logger } from '../shared/log.ts';
 import { describeSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf } from '../shared/signing-keys.ts';
+import type { KeyStore } from './key-store.ts';
 import { deploymentEntry, keyEntry, type DeploymentEntry, type KeyEntry } from './keys.ts';
 import { SigningKeys } from './signing.ts';
-import type { KeyStore } from './store.ts';
 
 const KEY_ID_INDEX = 'keyId';
 
-export interface KubeStoreOptions {
+export interface KubeKeyStoreOptions {
   operatorNamespace: string;
   /** Watched namespaces; empty means all. */
   namespaces: string[];
   log: Logger;
 }
 
-export class KubeStore implements KeyStore {
+export class KubeKeyStore implements KeyStore {
   readonly signing = new SigningKeys();
   private readonly keys = new Map<string, KeyEntry>();
   private readonly deployments = new Map<string, DeploymentEntry>();
@@ -34,7 +34,7 @@ export class KubeStore implements KeyStore {
   private readonly secretInformer: Informer<SecretObject>;
   private readonly log: Logger;
 
-  constructor(client: KubeClient, opts: KubeStoreOptions) {
+  constructor(client: KubeClient, opts: KubeKeyStoreOptions) {
     this.log = opts.log;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
     const crd = `/apis/${API_VERSION}`;
