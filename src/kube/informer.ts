@@ -16,7 +16,7 @@ import type { Logger } from '../shared/log.ts';
 export type Handler<T> = (obj: T, old?: T) => void;
 
 export interface InformerOptions {
-  /** e.g. `/apis/apikeys.dev/v1alpha1`, or `/api/v1` */
+  /** `paths.groupVersion(...)`: e.g. `/apis/apikeys.dev/v1alpha1`, or `/api/v1` */
   apiPrefix: string;
   plural: string;
   /** Namespaces to watch; undefined or empty means all (one cluster-wide list-watch). */

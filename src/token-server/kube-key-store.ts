@@ -7,8 +7,8 @@
  * (key deleted or not Ready, Deployment gone) applies from the next request.
  */
 import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
-import { API_VERSION, APIKEYS, DEPLOYMENTS, SIGNING_KEYS_SECRET } from '../api/index.ts';
-import type { KubeClient } from '../kube/client.ts';
+import { APIKEYS, DEPLOYMENTS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import { paths, type KubeClient } from '../kube/client.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import type { Logger } from '../shared/log.ts';
 import { describeSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf } from '../shared/signing-keys.ts';
@@ -37,11 +37,11 @@ export class KubeKeyStore implements KeyStore {
   constructor(client: KubeClient, opts: KubeKeyStoreOptions) {
     this.log = opts.log;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
-    const crd = `/apis/${API_VERSION}`;
+    const crd = paths.groupVersion(GROUP, VERSION);
     this.apiKeyInformer = new Informer<ApiKey>(client, { apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log });
     this.deploymentInformer = new Informer<Deployment>(client, { apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log });
     this.secretInformer = new Informer<SecretObject>(client, {
-      apiPrefix: '/api/v1', plural: 'secrets', namespaces: [opts.operatorNamespace],
+      apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
       fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log,
     });
 

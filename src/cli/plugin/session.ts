@@ -70,6 +70,11 @@ export class Session {
       : paths.collection(GROUP, VERSION, DEPLOYMENTS, allNamespaces ? undefined : this.namespace);
   }
 
+  /** This namespace's events (events.k8s.io/v1). */
+  eventsPath(): string {
+    return paths.collection('events.k8s.io', 'v1', 'events', encodeURIComponent(this.namespace));
+  }
+
   /** The ApiKey, or a clear "not found" that says where it looked and how to list the keys. */
   getApiKey(name: string): Promise<ApiKey> {
     return this.call({

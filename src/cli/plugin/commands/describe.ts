@@ -32,7 +32,7 @@ const MAX_EVENTS = 20;
 async function eventsOf(s: Session, name: string): Promise<{ events?: KeyEvent[]; unavailable?: string }> {
   try {
     const list = await s.call({ verb: 'list', resource: 'events.events.k8s.io', namespace: s.namespace },
-      (c) => c.list<EventObject>(`/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(s.namespace)}/events`, {
+      (c) => c.list<EventObject>(s.eventsPath(), {
         fieldSelector: `regarding.name=${name}`,
       }));
     const events = list.items
