@@ -459,6 +459,19 @@ describe('discovery, JWKS, health and metrics', () => {
     expect((await fetch(`${w.url}/readyz`)).status).toBe(200);
   });
 
+  it.each<[string, string, string, string]>([
+    ['GET', '/oauth/token', 'POST', 'invalid_request'],
+    ['GET', '/oauth/introspect', 'POST', 'invalid_request'],
+    ['POST', '/.well-known/jwks.json', 'GET, HEAD', 'method_not_allowed'],
+    ['POST', '/readyz', 'GET, HEAD', 'method_not_allowed'],
+    ['POST', '/metrics', 'GET, HEAD', 'method_not_allowed'],
+  ])('answers %s %s with 405 and Allow: %s', async (method, path, allow, error) => {
+    const r = await post(path, { method });
+    expect(r.status).toBe(405);
+    expect(r.headers.get('allow')).toBe(allow);
+    expect(r.body.error).toBe(error);
+  });
+
   it('counts tokens and failures with bounded labels only, never a key id or secret', async () => {
     await getToken();
     await token(json({ ...seedRequest(), client_secret: generateSecret() }));
