@@ -5,10 +5,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiKey } from '../src/api/index.ts';
+import type { ApiKey, SecretObject } from '../src/api/index.ts';
 import { isRunning, startApiserver, stopProcess, writeState } from './cluster/controlplane.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
-import type { SecretObject } from '../src/controller/secret.ts';
 import { clusterState, createNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, type RunningProcess } from './support/processes.ts';

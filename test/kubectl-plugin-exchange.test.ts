@@ -3,11 +3,9 @@
  * ServiceAccount token in a kubeconfig, against the real token server's
  * RFC 8693 token exchange (issue 6 item 1), on the real control plane.
  *
- * Written against CONTRACT.md ("Temporary user tokens") before the server
- * side landed: until the token server serves the token-exchange grant, these
- * tests fail with "unsupported_grant_type". The client side (what the plugin
- * sends, exec-plugin credentials, the client-certificate refusal) is proven
- * now in test/kubectl-plugin.test.ts.
+ * What it checks is README.md's "Temporary user tokens". The client side
+ * alone (what the plugin sends, exec-plugin credentials, the
+ * client-certificate refusal) is proven in test/kubectl-plugin.test.ts.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

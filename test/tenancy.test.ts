@@ -4,7 +4,7 @@
  * attacker would, against the controller running with the chart's identity.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credentialsSecret } from '../src/controller/secret.ts';
+import { credentialsSecret } from '../src/api/index.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
 import { createNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';

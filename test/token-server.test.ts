@@ -176,7 +176,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
   });
 
   it('still applies a deletion within a second after 45 s without a single watch event', async () => {
-    // client-node's watch is known to stall on quiet resources (pitfalls.md): measure it.
+    // client-node's watches have stalled on quiet resources (1.x could hang; 2.0.0 ends each after 30 s, then backs off): measure it.
     const k = await createKey('quiet', dep);
     await issued(k);
     // The lastUsedAt write (within 5 s) is the last event; then nothing for at least 40 s.

@@ -1,37 +1,11 @@
-/** Names fixed by the contract, and the resource types generated from the CRD schemas. */
+/** The contract's names, the credentials Secret, and the resource types generated from the CRD schemas. */
 export type * from './generated.ts';
-
-export const GROUP = 'apikeys.dev';
-export const VERSION = 'v1alpha1';
-export const API_VERSION = `${GROUP}/${VERSION}`;
-export const DEPLOYMENTS = 'deployments';
-export const APIKEYS = 'apikeys';
-export const FIELD_MANAGER = 'apikey-operator';
-export const ROTATE_ANNOTATION = 'apikeys.dev/rotate';
-export const SECRET_TYPE = 'apikeys.dev/api-key';
-export const SIGNING_KEYS_SECRET = 'apikey-operator-signing-keys';
-export const SIGNING_KEYS_SECRET_TYPE = 'apikeys.dev/signing-keys';
-export const LEASE_NAME = 'apikey-operator-controller';
-
-/** The four keys of a credentials Secret. */
-export const SECRET_KEYS = {
-  id: 'API_KEY_ID',
-  secret: 'API_KEY_SECRET',
-  tokenUrl: 'TOKEN_URL',
-  audience: 'AUDIENCE',
-} as const;
-
-export const PERMISSIONS = ['deploy', 'read'] as const;
-export type Permission = (typeof PERMISSIONS)[number];
-
-export function isPermission(s: string): s is Permission {
-  return (PERMISSIONS as readonly string[]).includes(s);
-}
-
-/** RFC 8693 names: the grant type and the token type of a Kubernetes bearer token. */
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-
-export const DEFAULT_TOKEN_TTL = '24h';
-export const DEFAULT_GRACE_PERIOD = '1h';
-export const MAX_TOKEN_TTL_SECONDS = 24 * 3600;
+export {
+  ACCESS_TOKEN_TYPE, API_VERSION, APIKEYS, DEFAULT_GRACE_PERIOD, DEFAULT_TOKEN_TTL, DEPLOYMENTS, FIELD_MANAGER, GROUP,
+  isPermission, LEASE_NAME, MAX_TOKEN_TTL_SECONDS, PERMISSIONS, ROTATE_ANNOTATION, SIGNING_KEYS_SECRET,
+  SIGNING_KEYS_SECRET_TYPE, TOKEN_EXCHANGE_GRANT, VERSION, type Permission,
+} from './names.ts';
+export {
+  APIKEY_LABEL, credentialsOf, credentialsSecret, MANAGED_BY, MANAGED_BY_LABEL, readCredential, reportedSecretNameOf,
+  SECRET_KEYS, SECRET_TYPE, secretNameOf, type Credentials, type SecretObject,
+} from './secret.ts';

@@ -1,5 +1,5 @@
-import { GROUP } from './index.ts';
-import type { ApiKey } from './index.ts';
+import type { ApiKey } from './generated.ts';
+import { GROUP } from './names.ts';
 
 /**
  * The ownerReference that ties an ApiKey to its apikeys.dev Deployment (the

@@ -5,10 +5,9 @@
  * list of writes the reconcile makes, and what they must hold.
  */
 import { describe, expect, it } from 'vitest';
-import type { ApiKey, Deployment } from '../api/index.ts';
+import { credentialsSecret, readCredential, type ApiKey, type Deployment, type SecretObject } from '../api/index.ts';
 import { generateKeyId, generateSecret, hashSecret, secretMatchesHash } from '../keys/format.ts';
 import { ApiKeyReconciler, decideAction, type ApiKeyStatus, type ApiKeyWrites, type ReconcileResult } from './apikey.ts';
-import { credentialsSecret, readCredential, type SecretObject } from './secret.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 const NS = 'team-a';

@@ -42,8 +42,8 @@
  * Every status write carries the resourceVersion the decision was based on,
  * so a decision taken on a stale cache fails with 409 and is retried.
  */
-import type { ApiKey, Deployment } from '../api/index.ts';
-import { DEFAULT_GRACE_PERIOD, ROTATE_ANNOTATION, SECRET_KEYS } from '../api/index.ts';
+import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
+import { credentialsSecret, DEFAULT_GRACE_PERIOD, readCredential, ROTATE_ANNOTATION, SECRET_KEYS, secretNameOf } from '../api/index.ts';
 import { firstClaimant } from '../api/claims.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
@@ -53,9 +53,7 @@ import { metaTime } from '../kube/types.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { getCondition, sameStatus, setCondition, type Condition } from './conditions.ts';
 import { Reason } from './reasons.ts';
-import {
-  credentialsSecret, isControlledBy, readCredential, secretNameOf, secretUpToDate, type SecretObject,
-} from './secret.ts';
+import { isControlledBy, secretUpToDate } from './secret.ts';
 
 export type ApiKeyStatus = NonNullable<ApiKey['status']>;
 

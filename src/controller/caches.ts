@@ -4,13 +4,12 @@
  * label, so a cluster's other Secrets are never cached), and the
  * signing-keys Secret in the operator's namespace.
  */
-import type { ApiKey, Deployment } from '../api/index.ts';
-import { API_VERSION, APIKEYS, DEPLOYMENTS, SIGNING_KEYS_SECRET } from '../api/index.ts';
-import type { KubeClient } from '../kube/client.ts';
+import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
+import { APIKEY_LABEL, APIKEYS, DEPLOYMENTS, GROUP, MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import { paths, type KubeClient } from '../kube/client.ts';
 import type { Cache } from '../kube/manager.ts';
 import { Informer } from '../kube/informer.ts';
 import type { Logger } from '../shared/log.ts';
-import { APIKEY_LABEL, MANAGED_BY, MANAGED_BY_LABEL, type SecretObject } from './secret.ts';
 
 export const BY_DEPLOYMENT = 'deployment';
 export const BY_KEY_ID = 'keyId';
@@ -33,15 +32,16 @@ export class Caches {
   constructor(client: KubeClient, opts: CacheOptions) {
     const { log } = opts;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
-    const crds = `/apis/${API_VERSION}`;
+    const crds = paths.groupVersion(GROUP, VERSION);
+    const core = paths.groupVersion('', 'v1');
     this.operatorNamespace = opts.operatorNamespace;
     this.apiKeys = new Informer<ApiKey>(client, { apiPrefix: crds, plural: APIKEYS, namespaces, log });
     this.deployments = new Informer<Deployment>(client, { apiPrefix: crds, plural: DEPLOYMENTS, namespaces, log });
     this.secrets = new Informer<SecretObject>(client, {
-      apiPrefix: '/api/v1', plural: 'secrets', namespaces, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY},${APIKEY_LABEL}`, log,
+      apiPrefix: core, plural: 'secrets', namespaces, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY},${APIKEY_LABEL}`, log,
     });
     this.signingSecret = new Informer<SecretObject>(client, {
-      apiPrefix: '/api/v1', plural: 'secrets', namespaces: [opts.operatorNamespace],
+      apiPrefix: core, plural: 'secrets', namespaces: [opts.operatorNamespace],
       fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log,
     });
     this.apiKeys.addIndex(BY_DEPLOYMENT, (ak) => [`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`]);

@@ -9,7 +9,7 @@
  *   are batched: a burst of new keys costs one status write, not one per key.
  * - SigningKeys: the signing-keys Secret and its rotation (signing.ts).
  */
-import type { ApiKey, Deployment } from '../api/index.ts';
+import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
 import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import { Controller, type OutcomeObserver } from '../kube/controller.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -21,7 +21,6 @@ import { ApiKeyReconciler } from './apikey.ts';
 import type { Caches } from './caches.ts';
 import { reconcileDeployment } from './deployment.ts';
 import { Reason } from './reasons.ts';
-import type { SecretObject } from './secret.ts';
 import { reconcileSigningKeys } from './signing.ts';
 import { apiKeyWrites, deploymentStatusWrite, type WriteHooks } from './writes.ts';
 

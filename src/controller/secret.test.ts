@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ApiKey } from '../api/index.ts';
-import { appliedMetadataKeys, credentialsSecret, secretUpToDate, type SecretObject } from './secret.ts';
+import { credentialsSecret, type ApiKey, type SecretObject } from '../api/index.ts';
+import { appliedMetadataKeys, secretUpToDate } from './secret.ts';
 
 const apiKey = (labels: Record<string, string>, annotations: Record<string, string> = {}): ApiKey => ({
   apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',

@@ -3,13 +3,12 @@
  * src/shared/signing-keys.ts for the plan). Written with the resourceVersion
  * it was read at, so two writers can never both succeed.
  */
-import { SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE } from '../api/index.ts';
-import { isNotFound, type KubeClient } from '../kube/client.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE, type SecretObject } from '../api/index.ts';
+import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import {
   describeSigningKeys, nextTransition, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type RotationPolicy, type SigningKeySet,
 } from '../shared/signing-keys.ts';
 import type { Logger } from '../shared/log.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL, type SecretObject } from './secret.ts';
 
 export interface SigningDeps {
   client: KubeClient;
@@ -25,11 +24,12 @@ export interface SigningDeps {
 
 /** Returns ms until the plan should be looked at again. */
 export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()): Promise<number> {
-  const path = `/api/v1/namespaces/${deps.namespace}/secrets`;
+  const collection = paths.collection('', 'v1', 'secrets', deps.namespace);
+  const path = paths.object('', 'v1', 'secrets', deps.namespace, SIGNING_KEYS_SECRET);
   let secret = deps.cached();
   if (!secret) {
     try {
-      secret = await deps.client.get<SecretObject>(`${path}/${SIGNING_KEYS_SECRET}`);
+      secret = await deps.client.get<SecretObject>(path);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -57,8 +57,8 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
     };
     deps.beforeWrite?.();
     const written = secret
-      ? await deps.client.replace<SecretObject>(`${path}/${SIGNING_KEYS_SECRET}`, body)
-      : await deps.client.create<SecretObject>(path, body);
+      ? await deps.client.replace<SecretObject>(path, body)
+      : await deps.client.create<SecretObject>(collection, body);
     const kids = next.keys.map((k) => `${k.kid.slice(0, 8)}(${k.alg}, signs from ${k.activateAt})`).join(', ');
     deps.log.info({ keys: describeSigningKeys(next) }, 'signing keys updated');
     deps.onRotated(`Signing keys are now: ${kids}`, written);

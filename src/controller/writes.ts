@@ -10,13 +10,12 @@
  * A `beforeWrite` hook runs before each write: production refuses writes from
  * a replica that does not lead; the crash-safety test stops dead there.
  */
-import type { ApiKey, Deployment } from '../api/index.ts';
+import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
 import { API_VERSION, APIKEYS, DEPLOYMENTS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { ApiKeyStatus, ApiKeyWrites } from './apikey.ts';
 import type { DeploymentStatus } from './deployment.ts';
-import type { SecretObject } from './secret.ts';
 
 export interface WriteHooks {
   /** Runs before every write; a throw refuses the write (NotLeaderError when this replica does not lead). */

@@ -172,8 +172,12 @@ export class KubeClient {
 
 /** REST paths of the resources this project uses. */
 export const paths = {
+  /** The prefix of an API group version: `/api/v1` for the core group ''. */
+  groupVersion(group: string, version: string): string {
+    return group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
+  },
   collection(group: string, version: string, plural: string, namespace?: string): string {
-    const base = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
+    const base = paths.groupVersion(group, version);
     return namespace ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
   },
   object(group: string, version: string, plural: string, namespace: string, name: string): string {

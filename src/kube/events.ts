@@ -3,7 +3,7 @@
  * by this code from constants and public fields only: never a secret.
  */
 import { randomBytes } from 'node:crypto';
-import type { KubeClient } from './client.ts';
+import { paths, type KubeClient } from './client.ts';
 import type { KubeObject } from './types.ts';
 import { microTime } from './types.ts';
 import type { Logger } from '../shared/log.ts';
@@ -44,7 +44,7 @@ export class EventRecorder {
         resourceVersion: md.resourceVersion,
       },
     };
-    this.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, body).catch((err: unknown) => {
+    this.client.create(paths.collection('events.k8s.io', 'v1', 'events', namespace), body).catch((err: unknown) => {
       this.log.warn({ err, reason, object: `${namespace}/${md.name ?? ''}` }, 'could not record event');
     });
     this.log.info({ event: reason, type, object: `${namespace}/${md.name ?? ''}` }, note);

@@ -1,10 +1,15 @@
 /**
- * A list-watch cache of one resource, with what client-node's informer lacks
- * (see docs/pitfalls): paged lists, bookmarks, restart with capped backoff and
- * jitter after any error (apiserver restarts, resets, 410 Gone), a relist
- * that notices an object deleted and re-created under the same name (uid),
- * the same selectors for list and watch, one loop per watched namespace,
- * secondary indexes, and a sync flag for /readyz.
+ * A list-watch cache of one resource, built on client-node's Watch rather
+ * than its informer, which stops for good on a network error, can hang on a
+ * dead connection, does not follow `continue`, passes a label selector to the
+ * watch only, and keys by name (so a delete and re-create looks like an
+ * update). This one has paged lists, bookmarks, restart with capped backoff
+ * and jitter after any error (apiserver restarts, resets, 410 Gone) but not
+ * after its own stop, an inactivity timeout that ends a silent watch, a
+ * relist that notices an object deleted and re-created under the same name
+ * (uid), the same selectors for list and watch, one loop per watched
+ * namespace, secondary indexes, and a sync flag for /readyz that only a
+ * successful list sets.
  *
  * Handlers receive the cached object itself: never mutate it (copy first).
  */
@@ -16,7 +21,7 @@ import type { Logger } from '../shared/log.ts';
 export type Handler<T> = (obj: T, old?: T) => void;
 
 export interface InformerOptions {
-  /** e.g. `/apis/apikeys.dev/v1alpha1`, or `/api/v1` */
+  /** `paths.groupVersion(...)`: e.g. `/apis/apikeys.dev/v1alpha1`, or `/api/v1` */
   apiPrefix: string;
   plural: string;
   /** Namespaces to watch; undefined or empty means all (one cluster-wide list-watch). */

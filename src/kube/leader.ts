@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { isAlreadyExists, isConflict, isNotFound, type KubeClient } from './client.ts';
+import { isAlreadyExists, isConflict, isNotFound, paths, type KubeClient } from './client.ts';
 import { microTime } from './types.ts';
 import type { Logger } from '../shared/log.ts';
 
@@ -76,8 +76,12 @@ export class LeaderElector {
     this.retryMs = opts.retryPeriodMs ?? 2_000;
   }
 
+  private get collection(): string {
+    return paths.collection('coordination.k8s.io', 'v1', 'leases', this.opts.namespace);
+  }
+
   private get path(): string {
-    return `/apis/coordination.k8s.io/v1/namespaces/${this.opts.namespace}/leases`;
+    return paths.object('coordination.k8s.io', 'v1', 'leases', this.opts.namespace, this.opts.name);
   }
 
   isLeader(): boolean {
@@ -132,10 +136,10 @@ export class LeaderElector {
     try {
       let lease: Lease;
       try {
-        lease = await this.client.get<Lease>(`${this.path}/${this.opts.name}`);
+        lease = await this.client.get<Lease>(this.path);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        const created = await this.client.create<Lease>(this.path, {
+        const created = await this.client.create<Lease>(this.collection, {
           apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
           metadata: { name: this.opts.name, namespace: this.opts.namespace },
           spec: {
@@ -154,7 +158,7 @@ export class LeaderElector {
       const durationMs = (lease.spec.leaseDurationSeconds ?? this.leaseMs / 1000) * 1000;
       if (held && Date.now() - this.observed.at < durationMs) return false;
       const mine = holder === this.identity;
-      const updated = await this.client.replace<Lease>(`${this.path}/${this.opts.name}`, {
+      const updated = await this.client.replace<Lease>(this.path, {
         ...lease,
         spec: {
           ...lease.spec,
@@ -184,7 +188,7 @@ export class LeaderElector {
   private async release(log: Logger): Promise<void> {
     if (!this.lease) return;
     try {
-      await this.client.replace(`${this.path}/${this.opts.name}`, {
+      await this.client.replace(this.path, {
         ...this.lease,
         spec: { ...this.lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() },
       });

@@ -13,6 +13,7 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { SecretObject } from '../api/index.ts';
 
 export type SigningAlgorithm = 'ES256' | 'EdDSA';
 export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['ES256', 'EdDSA'];
@@ -93,7 +94,7 @@ export function parseSigningKeySet(json: string): SigningKeySet {
  * The key set a signing-keys Secret holds: undefined when it has no `keys.json`;
  * throws (as parseSigningKeySet) when it is malformed.
  */
-export function signingKeySetOf(secret: { data?: Record<string, string> }): SigningKeySet | undefined {
+export function signingKeySetOf(secret: SecretObject): SigningKeySet | undefined {
   const raw = secret.data?.[SIGNING_KEYS_DATA_KEY];
   return raw ? parseSigningKeySet(Buffer.from(raw, 'base64').toString('utf8')) : undefined;
 }

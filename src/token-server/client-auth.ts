@@ -15,7 +15,7 @@ import { isKeyId, isWellFormedSecret, secretDigest } from '../keys/format.ts';
 import type { RequestInfo, ServerContext } from './context.ts';
 import { keyRefusal, matchSecret, type DeploymentEntry, type KeyEntry, type SecretMatch } from './keys.ts';
 import {
-  InvalidClient, InvalidRequest, SlowDown, UnauthorizedClient,
+  InvalidClient, InvalidRequest, SlowDown, UnauthorizedClient, type InvalidClientOptions,
 } from './oauth-errors.ts';
 import { isBasicScheme, parseBasic, single, type Params } from './params.ts';
 
@@ -29,17 +29,19 @@ export interface AuthenticatedClient {
 export function authenticateClient(ctx: ServerContext, req: RequestInfo, params: Params): AuthenticatedClient {
   const header = req.authorization;
   const basic = header !== undefined && isBasicScheme(header);
+  /** Refusals after the credentials were read: ask for Basic again if that is how they came. */
+  const viaBasic: InvalidClientOptions = { viaAuthorizationHeader: basic };
   const bodyId = single(params, 'client_id');
   const bodySecret = single(params, 'client_secret');
   let id: string;
   let secret: string;
   if (header !== undefined && header !== '') {
-    if (!basic) throw new InvalidClient('only HTTP Basic client authentication is supported in the Authorization header', 'no_credentials', true);
+    if (!basic) throw new InvalidClient('only HTTP Basic client authentication is supported in the Authorization header', 'no_credentials', { viaAuthorizationHeader: true });
     if (bodySecret !== undefined) {
       throw new InvalidRequest('use one client authentication method: HTTP Basic or client_secret in the body, not both', 'two_auth_methods');
     }
     const creds = parseBasic(header);
-    if (!creds) throw new InvalidClient('the HTTP Basic credentials are malformed or empty', 'no_credentials', true);
+    if (!creds) throw new InvalidClient('the HTTP Basic credentials are malformed or empty', 'no_credentials', { viaAuthorizationHeader: true });
     if (bodyId !== undefined && bodyId !== creds.id) {
       throw new InvalidRequest('client_id in the body differs from the HTTP Basic user', 'two_auth_methods');
     }
@@ -47,17 +49,17 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
   } else {
     if (bodyId === undefined || bodySecret === undefined) {
       throw new InvalidClient('client authentication is required: client_id and client_secret, in the body or with HTTP Basic',
-        'no_credentials', false);
+        'no_credentials');
     }
     id = bodyId;
     secret = bodySecret;
   }
 
-  if (!isKeyId(id)) throw new InvalidClient('client_id is not an API key id (ak_ followed by 26 characters)', 'malformed_client_id', basic);
+  if (!isKeyId(id)) throw new InvalidClient('client_id is not an API key id (ak_ followed by 26 characters)', 'malformed_client_id', viaBasic);
   const blocked = ctx.limiter.blockedForMs(id, req.address, req.nowMs);
   if (blocked > 0) throw new SlowDown(Math.ceil(blocked / 1000));
   if (!isWellFormedSecret(secret)) {
-    throw new InvalidClient('client_secret is not a well-formed API key secret (its checksum does not match)', 'malformed_secret', basic);
+    throw new InvalidClient('client_secret is not a well-formed API key secret (its checksum does not match)', 'malformed_secret', viaBasic);
   }
 
   const key = ctx.store.key(id);
@@ -67,7 +69,7 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
     if (blockedMs > 0) {
       ctx.log.info({ keyId: id, address: req.address, blockedMs }, 'client authentication failures: slowing this key id down for this address');
     }
-    throw new InvalidClient('client authentication failed', key ? 'wrong_secret' : 'unknown_key', basic);
+    throw new InvalidClient('client authentication failed', key ? 'wrong_secret' : 'unknown_key', viaBasic);
   }
   ctx.limiter.success(id, req.address);
 
@@ -75,7 +77,7 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
   const refusal = keyRefusal(key, deployment, req.nowMs);
   if (refusal) {
     // Expired or being deleted: the credentials themselves are no longer valid.
-    if (refusal.reason === 'key_expired' || refusal.reason === 'key_deleting') throw new InvalidClient(refusal.message, refusal.reason, basic);
+    if (refusal.reason === 'key_expired' || refusal.reason === 'key_deleting') throw new InvalidClient(refusal.message, refusal.reason, viaBasic);
     throw new UnauthorizedClient(refusal.message, refusal.reason);
   }
   return { key, deployment: deployment!, match };

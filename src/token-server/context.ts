@@ -5,7 +5,7 @@ import type { TokenServerMetrics } from './metrics.ts';
 import type { TrustedProxies } from './proxies.ts';
 import type { FailureLimiter } from './ratelimit.ts';
 import type { SubjectReviewer } from './reviews.ts';
-import type { KeyStore } from './store.ts';
+import type { KeyStore } from './key-store.ts';
 
 export interface ServerContext {
   /** `iss` of every token, without a trailing slash. */

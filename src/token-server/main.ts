@@ -5,7 +5,7 @@
  *
  * @example
  *   // A benchmark or test, without Kubernetes:
- *   const server = await startTokenServer(opts, { store: new MemoryStore({ apiKeys, deployments, signingKeys }) });
+ *   const server = await startTokenServer(opts, { store: new MemoryKeyStore({ apiKeys, deployments, signingKeys }) });
  *   ...
  *   await server.close();
  */
@@ -13,10 +13,11 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { KubeClient } from '../kube/client.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
-import { KubeStore } from './cache.ts';
 import type { ServerContext } from './context.ts';
 import { normalizeIssuer } from './discovery.ts';
 import { grantRegistry } from './grants/index.ts';
+import type { KeyStore } from './key-store.ts';
+import { KubeKeyStore } from './kube-key-store.ts';
 import { LastUsedRecorder } from './last-used.ts';
 import { TokenServerMetrics } from './metrics.ts';
 import type { TokenServerOptions } from './options.ts';
@@ -24,7 +25,6 @@ import { TrustedProxies } from './proxies.ts';
 import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.ts';
 import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
-import type { KeyStore } from './store.ts';
 
 export type { TokenServerOptions } from './options.ts';
 
@@ -57,7 +57,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   let store = deps.store;
   if (!store) {
     client = new KubeClient(opts.kc);
-    const kube = new KubeStore(client, { operatorNamespace: opts.operatorNamespace, namespaces: opts.namespaces, log });
+    const kube = new KubeKeyStore(client, { operatorNamespace: opts.operatorNamespace, namespaces: opts.namespaces, log });
     kube.start();
     void kube.waitForSync().then(() => log.info('caches synced'));
     store = kube;

@@ -24,14 +24,15 @@ export class OAuthError extends Error {
   readonly status: number;
   readonly reason: FailureReason;
   /** Extra response headers (WWW-Authenticate, Retry-After, Allow). */
-  headers: Record<string, string> | undefined;
+  readonly headers: Record<string, string> | undefined;
 
-  constructor(error: string, status: number, description: string, reason: FailureReason) {
+  constructor(error: string, status: number, description: string, reason: FailureReason, headers?: Record<string, string>) {
     super(description);
     this.name = 'OAuthError';
     this.error = error;
     this.status = status;
     this.reason = reason;
+    this.headers = headers;
   }
 
   /** The RFC 6749 5.2 JSON body. */
@@ -47,13 +48,29 @@ export class InvalidRequest extends OAuthError {
 }
 
 /**
- * 401. `basic`: the client tried HTTP Basic, so the answer carries
- * `WWW-Authenticate: Basic` (RFC 6749 5.2).
+ * 405 with Allow: the endpoint exists but not for this method. RFC 6749 has
+ * no code of its own for it; it is a malformed request.
  */
+export class MethodNotAllowed extends OAuthError {
+  constructor(description: string, allowed: readonly string[]) {
+    super('invalid_request', 405, description, 'malformed_request', { allow: allowed.join(', ') });
+  }
+}
+
+export interface InvalidClientOptions {
+  /**
+   * The client tried to authenticate with the Authorization header (HTTP
+   * Basic, or a scheme this server does not take), so the answer carries
+   * `WWW-Authenticate: Basic` (RFC 6749 5.2).
+   */
+  viaAuthorizationHeader?: boolean;
+}
+
+/** 401: the client did not authenticate. */
 export class InvalidClient extends OAuthError {
-  constructor(description: string, reason: FailureReason, basic: boolean) {
-    super('invalid_client', 401, description, reason);
-    if (basic) this.headers = { 'www-authenticate': 'Basic realm="apikey-operator", charset="UTF-8"' };
+  constructor(description: string, reason: FailureReason, opts: InvalidClientOptions = {}) {
+    super('invalid_client', 401, description, reason,
+      opts.viaAuthorizationHeader ? { 'www-authenticate': 'Basic realm="apikey-operator", charset="UTF-8"' } : undefined);
   }
 }
 
@@ -106,17 +123,16 @@ export class InvalidTarget extends OAuthError {
 export class SlowDown extends OAuthError {
   readonly retryAfterSeconds: number;
   constructor(retryAfterSeconds: number) {
-    super('slow_down', 429, `too many failed attempts; retry after ${retryAfterSeconds} seconds`, 'rate_limited');
+    super('slow_down', 429, `too many failed attempts; retry after ${retryAfterSeconds} seconds`, 'rate_limited',
+      { 'retry-after': String(retryAfterSeconds) });
     this.retryAfterSeconds = retryAfterSeconds;
-    this.headers = { 'retry-after': String(retryAfterSeconds) };
   }
 }
 
 /** 503: no signing key yet (caches not synced), or the Kubernetes API did not answer a review; a client should retry. */
 export class TemporarilyUnavailable extends OAuthError {
   constructor(description: string, reason: FailureReason = 'not_ready') {
-    super('temporarily_unavailable', 503, description, reason);
-    this.headers = { 'retry-after': '1' };
+    super('temporarily_unavailable', 503, description, reason, { 'retry-after': '1' });
   }
 }
 

@@ -12,7 +12,7 @@
  */
 import { DEPLOYMENTS, GROUP } from '../api/index.ts';
 import { secretDigest } from '../keys/format.ts';
-import { KubeError, type KubeClient } from '../kube/client.ts';
+import { KubeError, paths, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../shared/log.ts';
 import { redactSecrets } from '../shared/redact.ts';
 import { CacheFull, ReviewCache, type ReviewCacheOptions } from './review-cache.ts';
@@ -60,8 +60,8 @@ export interface KubeReviewerOptions {
   timeoutMs?: number;
 }
 
-const TOKEN_REVIEWS = '/apis/authentication.k8s.io/v1/tokenreviews';
-const ACCESS_REVIEWS = '/apis/authorization.k8s.io/v1/subjectaccessreviews';
+const TOKEN_REVIEWS = paths.collection('authentication.k8s.io', 'v1', 'tokenreviews');
+const ACCESS_REVIEWS = paths.collection('authorization.k8s.io', 'v1', 'subjectaccessreviews');
 
 interface TokenReviewStatus {
   authenticated?: boolean;

@@ -1,6 +1,6 @@
 /**
  * The token server's HTTP behaviour, in process, over real HTTP, with a
- * MemoryStore in place of the watches (test/token-server.test.ts runs the
+ * MemoryKeyStore in place of the watches (test/token-server.test.ts runs the
  * real process against a real control plane).
  */
 import { KubeConfig } from '@kubernetes/client-node';
@@ -13,7 +13,7 @@ import { createLogger } from '../shared/log.ts';
 import { DEFAULT_ROTATION, planSigningKeys, type SigningKeySet } from '../shared/signing-keys.ts';
 import { apiKeyFixture, deploymentObject, type KeyFixture } from './fixtures.ts';
 import { startTokenServer, type RunningTokenServer } from './main.ts';
-import { MemoryStore } from './store.ts';
+import { MemoryKeyStore } from './memory-key-store.ts';
 
 const ISSUER = 'http://issuer.test';
 const AUDIENCE = 'https://api.example';
@@ -25,7 +25,7 @@ beforeAll(async () => { signingKeys = await planSigningKeys(undefined, DEFAULT_R
 
 interface World {
   server: RunningTokenServer;
-  store: MemoryStore;
+  store: MemoryKeyStore;
   url: string;
   key: KeyFixture;
   other: KeyFixture;
@@ -35,7 +35,7 @@ const dep = deploymentObject('team-a', 'airflow', { audiences: [AUDIENCE, 'https
 const otherDep = deploymentObject('team-b', 'airflow');
 let w: World;
 
-async function serve(store: MemoryStore, limits = {}, issuer = `${ISSUER}/`): Promise<RunningTokenServer> {
+async function serve(store: MemoryKeyStore, limits = {}, issuer = `${ISSUER}/`): Promise<RunningTokenServer> {
   return startTokenServer({
     kc: new KubeConfig(), port: 0, host: '127.0.0.1', issuer, audiences: [DEFAULT_AUDIENCE],
     operatorNamespace: 'op', namespaces: [], logLevel: 'silent',
@@ -45,7 +45,7 @@ async function serve(store: MemoryStore, limits = {}, issuer = `${ISSUER}/`): Pr
 beforeEach(async () => {
   const key = apiKeyFixture(dep, 'ci', { spec: { permissions: ['deploy', 'read'] } });
   const other = apiKeyFixture(otherDep, 'ci');
-  const store = new MemoryStore({ deployments: [dep, otherDep], apiKeys: [key.apiKey, other.apiKey], signingKeys });
+  const store = new MemoryKeyStore({ deployments: [dep, otherDep], apiKeys: [key.apiKey, other.apiKey], signingKeys });
   const server = await serve(store, { freeFailures: 3 });
   w = { server, store, url: `http://127.0.0.1:${server.port}`, key, other };
 });
@@ -459,6 +459,19 @@ describe('discovery, JWKS, health and metrics', () => {
     expect((await fetch(`${w.url}/readyz`)).status).toBe(200);
   });
 
+  it.each<[string, string, string, string]>([
+    ['GET', '/oauth/token', 'POST', 'invalid_request'],
+    ['GET', '/oauth/introspect', 'POST', 'invalid_request'],
+    ['POST', '/.well-known/jwks.json', 'GET, HEAD', 'method_not_allowed'],
+    ['POST', '/readyz', 'GET, HEAD', 'method_not_allowed'],
+    ['POST', '/metrics', 'GET, HEAD', 'method_not_allowed'],
+  ])('answers %s %s with 405 and Allow: %s', async (method, path, allow, error) => {
+    const r = await post(path, { method });
+    expect(r.status).toBe(405);
+    expect(r.headers.get('allow')).toBe(allow);
+    expect(r.body.error).toBe(error);
+  });
+
   it('counts tokens and failures with bounded labels only, never a key id or secret', async () => {
     await getToken();
     await token(json({ ...seedRequest(), client_secret: generateSecret() }));
@@ -477,7 +490,7 @@ describe('a server without signing keys', () => {
   afterAll(async () => { await server.close(); });
 
   it('is not ready and answers token requests with 503 temporarily_unavailable', async () => {
-    server = await serve(new MemoryStore({ deployments: [dep], apiKeys: [w.key.apiKey] }));
+    server = await serve(new MemoryKeyStore({ deployments: [dep], apiKeys: [w.key.apiKey] }));
     const url = `http://127.0.0.1:${server.port}`;
     expect((await fetch(`${url}/readyz`)).status).toBe(503);
     const r = await fetch(`${url}/oauth/token`, json(seedRequest()));

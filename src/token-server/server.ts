@@ -15,7 +15,7 @@ import type { Grant, TokenResult } from './grants/index.ts';
 import { introspect } from './introspect.ts';
 import type { Route } from './metrics.ts';
 import {
-  InvalidRequest, OAuthError, SERVER_ERROR_BODY, UnsupportedGrantType,
+  InvalidRequest, MethodNotAllowed, OAuthError, SERVER_ERROR_BODY, UnsupportedGrantType,
 } from './oauth-errors.ts';
 import { bodyFormat, parseBody, single, type Params } from './params.ts';
 import { clientAddress } from './ratelimit.ts';
@@ -33,6 +33,15 @@ export interface HttpServerOptions {
 }
 
 type PostHandler = (req: IncomingMessage, res: ServerResponse, info: RequestInfo, params: Params, start: number) => void;
+
+/** What a GET endpoint answers. */
+interface GetAnswer {
+  status: number;
+  body: string;
+  headers?: Record<string, string>;
+  /** Default: application/json. */
+  contentType?: string;
+}
 
 /**
  * RFC 6749 3.2: request parameters must not be included more than once. A
@@ -105,9 +114,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server {
   function post(req: IncomingMessage, res: ServerResponse, route: Route, start: number, handler: PostHandler,
     repeatable: ReadonlySet<string>): void {
     if (req.method !== 'POST') {
-      const err = new InvalidRequest(`use POST for ${route === 'token' ? PATHS.token : PATHS.introspect}`, 'malformed_request', 405);
-      err.headers = { allow: 'POST' };
-      fail(res, route, start, err);
+      fail(res, route, start, new MethodNotAllowed(`use POST for ${route === 'token' ? PATHS.token : PATHS.introspect}`, ['POST']));
       return;
     }
     const format = bodyFormat(req.headers['content-type']);
@@ -161,14 +168,17 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server {
     fail(res, route, start, new InvalidRequest(`the request body is larger than ${limit} bytes`, 'body_too_large', 413));
   }
 
-  function get(req: IncomingMessage, res: ServerResponse, route: Route, start: number,
-    answer: () => [number, string, Record<string, string>?, string?]): void {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, route, start, 405, '{"error":"method_not_allowed"}', { allow: 'GET, HEAD' });
-      return;
-    }
-    const [status, body, headers, type] = answer();
-    send(res, route, start, status, body, headers, type);
+  /** False (after a 405) for a method other than GET or HEAD. */
+  function getOrHead(req: IncomingMessage, res: ServerResponse, route: Route, start: number): boolean {
+    if (req.method === 'GET' || req.method === 'HEAD') return true;
+    send(res, route, start, 405, '{"error":"method_not_allowed"}', { allow: 'GET, HEAD' });
+    return false;
+  }
+
+  function get(req: IncomingMessage, res: ServerResponse, route: Route, start: number, answer: () => GetAnswer): void {
+    if (!getOrHead(req, res, route, start)) return;
+    const a = answer();
+    send(res, route, start, a.status, a.body, a.headers, a.contentType);
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -185,25 +195,26 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server {
           post(req, res, 'introspect', start, introspection, noneRepeatable);
           return;
         case PATHS.jwks:
-          get(req, res, 'jwks', start, () => [200, ctx.store.signing.jwks(Date.now()), { 'cache-control': 'public, max-age=60' }, 'application/jwk-set+json']);
+          get(req, res, 'jwks', start, () => ({
+            status: 200, body: ctx.store.signing.jwks(Date.now()), headers: { 'cache-control': 'public, max-age=60' }, contentType: 'application/jwk-set+json',
+          }));
           return;
         case PATHS.oauthMetadata:
         case PATHS.openidConfiguration:
-          get(req, res, 'discovery', start, () => [200, discovery, { 'cache-control': 'public, max-age=300' }]);
+          get(req, res, 'discovery', start, () => ({ status: 200, body: discovery, headers: { 'cache-control': 'public, max-age=300' } }));
           return;
         case '/healthz':
         case '/livez':
-          get(req, res, 'healthz', start, () => [200, 'ok\n', undefined, 'text/plain']);
+          get(req, res, 'healthz', start, () => ({ status: 200, body: 'ok\n', contentType: 'text/plain' }));
           return;
         case '/readyz': {
-          get(req, res, 'readyz', start, () => (opts.ready() ? [200, 'ok\n', undefined, 'text/plain'] : [503, 'not ready\n', undefined, 'text/plain']));
+          get(req, res, 'readyz', start, () => (opts.ready()
+            ? { status: 200, body: 'ok\n', contentType: 'text/plain' }
+            : { status: 503, body: 'not ready\n', contentType: 'text/plain' }));
           return;
         }
         case '/metrics':
-          if (req.method !== 'GET' && req.method !== 'HEAD') {
-            send(res, 'metrics', start, 405, '{"error":"method_not_allowed"}', { allow: 'GET, HEAD' });
-            return;
-          }
+          if (!getOrHead(req, res, 'metrics', start)) return;
           ctx.metrics.registry.metrics().then(
             (text) => send(res, 'metrics', start, 200, text, undefined, ctx.metrics.registry.contentType),
             (err: unknown) => fail(res, 'metrics', start, err),

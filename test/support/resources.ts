@@ -1,9 +1,8 @@
 /** Typed helpers for the apikeys.dev resources and their Secrets, as the admin. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec } from '../../src/api/index.ts';
-import { API_VERSION, SECRET_KEYS } from '../../src/api/index.ts';
+import { API_VERSION, readCredential, SECRET_KEYS, type Credentials, type SecretObject } from '../../src/api/index.ts';
 import { isNotFound, KubeClient, paths } from '../../src/kube/client.ts';
-import { readCredential, type SecretObject } from '../../src/controller/secret.ts';
 import { adminKubeConfig } from './cluster.ts';
 import { recordSecret } from './processes.ts';
 
@@ -71,7 +70,7 @@ export function waitForReady(ns: string, name: string, timeoutMs = 30_000): Prom
   }, timeoutMs);
 }
 
-export interface Credentials { keyId: string; secret: string; tokenUrl: string; audience: string }
+export type { Credentials };
 
 /** Reads a credentials Secret's four keys (and records the secret for the log scan). */
 export function credentialsOf(s: SecretObject): Credentials {

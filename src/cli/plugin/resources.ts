@@ -3,22 +3,16 @@
  * uses, kept apart from the Kubernetes client so that --help and usage errors
  * answer without loading it.
  */
-import type { ApiKey, Deployment } from '../../api/index.ts';
+import type { ApiKey, Credentials, Deployment } from '../../api/index.ts';
 import { APIKEYS, DEPLOYMENTS, GROUP } from '../../api/index.ts';
 import { getCondition, type Condition } from '../../controller/conditions.ts';
-import { secretNameOf as specSecretName, type Credentials as SecretCredentials } from '../../controller/secret.ts';
 
 /** Resources as kubectl writes them, for messages and `kubectl auth can-i`. */
 export const APIKEY_RESOURCE = `${APIKEYS}.${GROUP}`;
 export const DEPLOYMENT_RESOURCE = `${DEPLOYMENTS}.${GROUP}`;
 
-/** The four values of a credentials Secret, and where they were read. */
-export type Credentials = SecretCredentials & { secretName: string };
-
-/** The Secret the controller reports it wrote, else the one the spec names. */
-export function secretNameOf(ak: ApiKey): string {
-  return ak.status?.secretName ?? specSecretName(ak);
-}
+/** The four values of a credentials Secret, and the Secret they were read from. */
+export type StoredCredentials = Credentials & { secretName: string };
 
 export function readyOf(obj: ApiKey | Deployment): Condition | undefined {
   return getCondition(obj.status?.conditions, 'Ready');

@@ -7,21 +7,18 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ApiKey, Deployment } from '../../api/index.ts';
-import { APIKEYS, DEPLOYMENTS, GROUP, SECRET_KEYS, VERSION } from '../../api/index.ts';
+import { APIKEYS, credentialsOf, DEPLOYMENTS, GROUP, reportedSecretNameOf, VERSION, type SecretObject } from '../../api/index.ts';
 import { isNotFound, KubeClient, paths, type KubeList } from '../../kube/client.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig } from '../../kube/config.ts';
-import { readCredential } from '../../controller/secret.ts';
 import { secretMatchesHash } from '../../keys/format.ts';
 import { kubeFailure, PluginError, PluginUsageError, type ClusterInfo, type KubeAction } from './errors.ts';
-import { APIKEY_RESOURCE, DEPLOYMENT_RESOURCE, secretNameOf, type Credentials } from './resources.ts';
+import { APIKEY_RESOURCE, DEPLOYMENT_RESOURCE, type StoredCredentials } from './resources.ts';
 
 export interface ConnectionFlags {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
 }
-
-interface SecretObject { data?: Record<string, string> }
 
 export class Session {
   readonly kc: KubeConfig;
@@ -73,6 +70,11 @@ export class Session {
       : paths.collection(GROUP, VERSION, DEPLOYMENTS, allNamespaces ? undefined : this.namespace);
   }
 
+  /** This namespace's events (events.k8s.io/v1). */
+  eventsPath(): string {
+    return paths.collection('events.k8s.io', 'v1', 'events', encodeURIComponent(this.namespace));
+  }
+
   /** The ApiKey, or a clear "not found" that says where it looked and how to list the keys. */
   getApiKey(name: string): Promise<ApiKey> {
     return this.call({
@@ -99,8 +101,8 @@ export class Session {
    * hold the secret the status describes yet (the controller writes the status
    * of a rotation before the Secret), so callers can wait for it.
    */
-  async readCredentials(ak: ApiKey): Promise<Credentials | undefined> {
-    const secretName = secretNameOf(ak);
+  async readCredentials(ak: ApiKey): Promise<StoredCredentials | undefined> {
+    const secretName = reportedSecretNameOf(ak);
     const action = { verb: 'get', resource: 'secrets', namespace: this.namespace, name: secretName };
     let s: SecretObject;
     try {
@@ -113,9 +115,8 @@ export class Session {
       }
       throw failure;
     }
-    const get = (k: string) => readCredential(s, k) ?? '';
-    const secret = get(SECRET_KEYS.secret);
-    if (!secretMatchesHash(secret, ak.status?.secretHash)) return undefined;
-    return { keyId: get(SECRET_KEYS.id), secret, tokenUrl: get(SECRET_KEYS.tokenUrl), audience: get(SECRET_KEYS.audience), secretName };
+    const credentials = credentialsOf(s);
+    if (!secretMatchesHash(credentials.secret, ak.status?.secretHash)) return undefined;
+    return { ...credentials, secretName };
   }
 }

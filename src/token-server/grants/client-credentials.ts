@@ -24,7 +24,7 @@ export const clientCredentials: Grant = {
     const audiences = resolveAudiences(params, deployment, ctx.defaultAudiences);
     const scope = resolveScope(params, key.permissions, key.permissionSet, key.scope);
     const lifetime = tokenLifetimeSeconds(key, deployment, match, req.nowMs);
-    if (lifetime <= 0) throw new InvalidClient('the API key (or the secret presented) expires now', 'key_expired', false);
+    if (lifetime <= 0) throw new InvalidClient('the API key (or the secret presented) expires now', 'key_expired');
     const claims = accessTokenClaims({
       issuer: ctx.issuer,
       subject: key.keyId,

@@ -1,5 +1,5 @@
 /**
- * RFC 8693 token exchange in process, over real HTTP, with a MemoryStore and
+ * RFC 8693 token exchange in process, over real HTTP, with a MemoryKeyStore and
  * a reviewer that plays the apiserver's TokenReview and SubjectAccessReview
  * (test/token-exchange.test.ts does it against the real control plane).
  */
@@ -10,8 +10,8 @@ import { createLogger } from '../../shared/log.ts';
 import { DEFAULT_ROTATION, planSigningKeys, type SigningKeySet } from '../../shared/signing-keys.ts';
 import { apiKeyFixture, deploymentObject, type KeyFixture } from '../fixtures.ts';
 import { startTokenServer, type RunningTokenServer } from '../main.ts';
+import { MemoryKeyStore } from '../memory-key-store.ts';
 import { ReviewUnavailable, type DeploymentAccess, type KubeUser, type SubjectReviewer } from '../reviews.ts';
-import { MemoryStore } from '../store.ts';
 import { TOKEN_EXCHANGE_GRANT as TOKEN_EXCHANGE } from '../../api/index.ts';
 import { jwtExpiry, parseDeploymentRef } from './token-exchange.ts';
 
@@ -49,13 +49,13 @@ const short = deploymentObject('team-a', 'short', { audiences: [AUDIENCE], maxTo
 const ALICE = 'alice-token';
 const READER = 'reader-token';
 let server: RunningTokenServer;
-let store: MemoryStore;
+let store: MemoryKeyStore;
 let reviewer: FakeReviewer;
 let url: string;
 let observer: KeyFixture;
 
 async function serve(userTokenTtlMs?: number): Promise<void> {
-  store = new MemoryStore({ deployments: [dep, secret, short], apiKeys: [observer.apiKey], signingKeys });
+  store = new MemoryKeyStore({ deployments: [dep, secret, short], apiKeys: [observer.apiKey], signingKeys });
   server = await startTokenServer({
     kc: new KubeConfig(), port: 0, host: '127.0.0.1', issuer: ISSUER, audiences: ['https://default.example'],
     operatorNamespace: 'op', namespaces: [], logLevel: 'silent', userTokenTtlMs,

@@ -6,14 +6,14 @@
  * new one).
  */
 import type { ApiKey, ApiKeySpec, Permission } from '../../../api/index.ts';
-import { API_VERSION, isPermission, PERMISSIONS } from '../../../api/index.ts';
+import { API_VERSION, isPermission, PERMISSIONS, reportedSecretNameOf } from '../../../api/index.ts';
 import { durationFlag, stringFlag, type CommandDef, type Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured } from '../output.ts';
+import { ONLY_TIME_WARNING, printCredentials } from '../print-credentials.ts';
 import { pollUntil, startProgress } from '../progress.ts';
-import { APIKEY_RESOURCE, readyOf, secretNameOf, type Credentials } from '../resources.ts';
+import { APIKEY_RESOURCE, readyOf, type StoredCredentials } from '../resources.ts';
 import type { Session } from '../session.ts';
-import { ONLY_TIME_WARNING, printCredentials } from './show-secret.ts';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 /** Ready=False reasons that waiting does not fix. */
@@ -88,17 +88,17 @@ async function create(inv: Invocation): Promise<number> {
 }
 
 /** Waits for Ready and for the Secret to hold the secret the status hashes, with progress on stderr. */
-async function waitForCredentials(s: Session, name: string, timeoutMs: number): Promise<Credentials> {
+async function waitForCredentials(s: Session, name: string, timeoutMs: number): Promise<StoredCredentials> {
   const progress = startProgress(`waiting for the operator to make ApiKey "${name}" Ready`);
   let last: ApiKey | undefined;
-  let creds: Credentials | undefined;
+  let creds: StoredCredentials | undefined;
   try {
     creds = await pollUntil(timeoutMs, async () => {
       last = await s.getApiKey(name);
       const ready = readyOf(last);
       if (ready?.status === 'False' && TERMINAL.has(ready.reason)) throw notReady(s, name, ready);
       if (ready?.status !== 'True' || !last.status?.secretHash) return undefined;
-      progress.update(`ApiKey "${name}" is Ready; reading Secret "${secretNameOf(last)}"`);
+      progress.update(`ApiKey "${name}" is Ready; reading Secret "${reportedSecretNameOf(last)}"`);
       return s.readCredentials(last);
     });
   } finally {

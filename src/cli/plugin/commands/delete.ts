@@ -6,10 +6,10 @@
  * issuing tokens for it at once.
  */
 import { createInterface } from 'node:readline/promises';
-import type { ApiKey } from '../../../api/index.ts';
+import { reportedSecretNameOf, type ApiKey } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../errors.ts';
-import { APIKEY_RESOURCE, secretNameOf } from '../resources.ts';
+import { APIKEY_RESOURCE } from '../resources.ts';
 
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
@@ -29,7 +29,7 @@ async function del(inv: Invocation): Promise<number> {
   }
   const s = await inv.session();
   const ak = await s.getApiKey(name);
-  const secretName = secretNameOf(ak);
+  const secretName = reportedSecretNameOf(ak);
   if (!yes) {
     const ok = await confirm(
       `Delete ApiKey "${name}" (key id ${ak.status?.keyId ?? '<pending>'}, Deployment "${ak.spec.deploymentRef.name}") in namespace "${s.namespace}"?\n` +

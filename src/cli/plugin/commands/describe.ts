@@ -5,11 +5,10 @@
  * recent events. Never the secret.
  */
 import type { ApiKey } from '../../../api/index.ts';
-import { DEFAULT_GRACE_PERIOD, DEFAULT_TOKEN_TTL, SECRET_KEYS } from '../../../api/index.ts';
+import { DEFAULT_GRACE_PERIOD, DEFAULT_TOKEN_TTL, reportedSecretNameOf, SECRET_KEYS } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
 import { PluginError } from '../errors.ts';
 import { age, formatStructured, formatTable, timeAndDistance, withoutManagedFields } from '../output.ts';
-import { secretNameOf } from '../resources.ts';
 import type { Session } from '../session.ts';
 
 interface EventObject {
@@ -33,7 +32,7 @@ const MAX_EVENTS = 20;
 async function eventsOf(s: Session, name: string): Promise<{ events?: KeyEvent[]; unavailable?: string }> {
   try {
     const list = await s.call({ verb: 'list', resource: 'events.events.k8s.io', namespace: s.namespace },
-      (c) => c.list<EventObject>(`/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(s.namespace)}/events`, {
+      (c) => c.list<EventObject>(s.eventsPath(), {
         fieldSelector: `regarding.name=${name}`,
       }));
     const events = list.items
@@ -72,7 +71,7 @@ function describeText(ak: ApiKey, ev: { events?: KeyEvent[]; unavailable?: strin
     field('Description', ak.spec.description ?? '<none>'),
     field('Key ID', st.keyId ?? '<pending>'),
     field('Permissions', (ak.spec.permissions ?? ['deploy']).join(', ')),
-    field('Secret', `${secretNameOf(ak)} (keys ${Object.values(SECRET_KEYS).join(', ')})`),
+    field('Secret', `${reportedSecretNameOf(ak)} (keys ${Object.values(SECRET_KEYS).join(', ')})`),
     field('Token TTL', ak.spec.tokenTTL ?? DEFAULT_TOKEN_TTL),
     field('Rotation', rotationText(ak)),
     field('Last rotation', timeAndDistance(st.lastRotationTime, now, 'never')),

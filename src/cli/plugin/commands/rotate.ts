@@ -9,10 +9,10 @@ import { ROTATE_ANNOTATION } from '../../../api/index.ts';
 import { durationFlag, type CommandDef, type Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured, timeAndDistance } from '../output.ts';
+import { ONLY_TIME_WARNING, printCredentials } from '../print-credentials.ts';
 import { pollUntil, startProgress } from '../progress.ts';
-import { APIKEY_RESOURCE, readyOf, type Credentials } from '../resources.ts';
+import { APIKEY_RESOURCE, readyOf, type StoredCredentials } from '../resources.ts';
 import type { Session } from '../session.ts';
-import { ONLY_TIME_WARNING, printCredentials } from './show-secret.ts';
 
 /**
  * Waits until the status answers `value` (status.rotateAnnotation), then
@@ -65,7 +65,7 @@ async function rotate(inv: Invocation): Promise<number> {
     return 0;
   }
   const ak = await waitForRotation(s, name, value, current.status?.secretHash, timeout);
-  let creds: Credentials | undefined;
+  let creds: StoredCredentials | undefined;
   if (showSecret) {
     creds = await pollUntil(timeout, () => s.readCredentials(ak));
     if (!creds) throw new PluginError(`ApiKey "${name}" was rotated but its Secret did not receive the new secret within ${timeout / 1000}s`);

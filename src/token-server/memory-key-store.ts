@@ -1,29 +1,15 @@
 /**
- * What the endpoints read: keys by id, Deployments by `namespace/name`, and
- * the signing keys. In production a KubeStore (cache.ts) fills it from
- * watches; unit tests and the benchmark fill a MemoryStore with the same
- * objects, so the endpoints cannot tell the difference.
+ * A KeyStore of fixed objects, for unit tests and the benchmark: the same
+ * entries a KubeKeyStore computes from watch events, put in by hand.
  */
 import type { ApiKey, Deployment } from '../api/index.ts';
 import type { SigningKeySet } from '../shared/signing-keys.ts';
+import type { KeyStore } from './key-store.ts';
 import { deploymentEntry, keyEntry, type DeploymentEntry, type KeyEntry } from './keys.ts';
 import { SigningKeys } from './signing.ts';
 
-export interface KeyStore {
-  /** The key with this id; undefined when unknown, deleted, or claimed by two ApiKeys. */
-  key(keyId: string): KeyEntry | undefined;
-  /** A Deployment by `namespace/name`. */
-  deployment(key: string): DeploymentEntry | undefined;
-  readonly signing: SigningKeys;
-  /** Every cache has listed once. */
-  synced(): boolean;
-  /** Object counts by resource, for the metrics. */
-  sizes(): Record<string, number>;
-  stop(): Promise<void>;
-}
-
 /** A store of fixed objects, for tests and the benchmark. */
-export class MemoryStore implements KeyStore {
+export class MemoryKeyStore implements KeyStore {
   readonly signing = new SigningKeys();
   private readonly keys = new Map<string, KeyEntry>();
   private readonly deployments = new Map<string, DeploymentEntry>();

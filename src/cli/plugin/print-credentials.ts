@@ -2,14 +2,14 @@
  * How a secret is shown, by create and rotate --show-secret: once, with the
  * warning that it will not be shown again, where it lives, and how to use it.
  */
-import { SECRET_KEYS } from '../../../api/index.ts';
-import type { Credentials } from '../resources.ts';
-import type { Session } from '../session.ts';
+import { SECRET_KEYS } from '../../api/index.ts';
+import type { StoredCredentials } from './resources.ts';
+import type { Session } from './session.ts';
 
 export const ONLY_TIME_WARNING =
   'WARNING: this is the only time the secret is shown. Store it now (for instance in your CI\'s secret store).';
 
-export function printCredentials(s: Session, name: string, c: Credentials): void {
+export function printCredentials(s: Session, name: string, c: StoredCredentials): void {
   const ns = s.namespace;
   process.stdout.write([
     `  ${SECRET_KEYS.id}:      ${c.keyId}`,

@@ -6,43 +6,42 @@
  * other). Each watch event recomputes the affected entries, so a refusal
  * (key deleted or not Ready, Deployment gone) applies from the next request.
  */
-import type { V1Secret } from '@kubernetes/client-node';
-import type { ApiKey, Deployment } from '../api/index.ts';
-import { API_VERSION, APIKEYS, DEPLOYMENTS, SIGNING_KEYS_SECRET } from '../api/index.ts';
-import type { KubeClient } from '../kube/client.ts';
+import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
+import { APIKEYS, DEPLOYMENTS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import { paths, type KubeClient } from '../kube/client.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import type { Logger } from '../shared/log.ts';
 import { describeSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf } from '../shared/signing-keys.ts';
+import type { KeyStore } from './key-store.ts';
 import { deploymentEntry, keyEntry, type DeploymentEntry, type KeyEntry } from './keys.ts';
 import { SigningKeys } from './signing.ts';
-import type { KeyStore } from './store.ts';
 
 const KEY_ID_INDEX = 'keyId';
 
-export interface KubeStoreOptions {
+export interface KubeKeyStoreOptions {
   operatorNamespace: string;
   /** Watched namespaces; empty means all. */
   namespaces: string[];
   log: Logger;
 }
 
-export class KubeStore implements KeyStore {
+export class KubeKeyStore implements KeyStore {
   readonly signing = new SigningKeys();
   private readonly keys = new Map<string, KeyEntry>();
   private readonly deployments = new Map<string, DeploymentEntry>();
   private readonly apiKeyInformer: Informer<ApiKey>;
   private readonly deploymentInformer: Informer<Deployment>;
-  private readonly secretInformer: Informer<V1Secret>;
+  private readonly secretInformer: Informer<SecretObject>;
   private readonly log: Logger;
 
-  constructor(client: KubeClient, opts: KubeStoreOptions) {
+  constructor(client: KubeClient, opts: KubeKeyStoreOptions) {
     this.log = opts.log;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
-    const crd = `/apis/${API_VERSION}`;
+    const crd = paths.groupVersion(GROUP, VERSION);
     this.apiKeyInformer = new Informer<ApiKey>(client, { apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log });
     this.deploymentInformer = new Informer<Deployment>(client, { apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log });
-    this.secretInformer = new Informer<V1Secret>(client, {
-      apiPrefix: '/api/v1', plural: 'secrets', namespaces: [opts.operatorNamespace],
+    this.secretInformer = new Informer<SecretObject>(client, {
+      apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
       fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log,
     });
 
@@ -60,7 +59,7 @@ export class KubeStore implements KeyStore {
     this.deploymentInformer.on('update', onDeployment);
     this.deploymentInformer.on('delete', (d) => this.deployments.delete(objectKey(d)));
 
-    const onSecret = (s: V1Secret) => this.loadSigningKeys(s);
+    const onSecret = (s: SecretObject) => this.loadSigningKeys(s);
     this.secretInformer.on('add', onSecret);
     this.secretInformer.on('update', onSecret);
     this.secretInformer.on('delete', () => {
@@ -97,7 +96,7 @@ export class KubeStore implements KeyStore {
     }
   }
 
-  private loadSigningKeys(s: V1Secret): void {
+  private loadSigningKeys(s: SecretObject): void {
     try {
       const set = signingKeySetOf(s);
       if (!set) throw new Error(`no ${SIGNING_KEYS_DATA_KEY}`);

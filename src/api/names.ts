@@ -1,0 +1,26 @@
+/** Names fixed by the contract: the API group, resources, annotations, and defaults. */
+export const GROUP = 'apikeys.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const DEPLOYMENTS = 'deployments';
+export const APIKEYS = 'apikeys';
+export const FIELD_MANAGER = 'apikey-operator';
+export const ROTATE_ANNOTATION = 'apikeys.dev/rotate';
+export const SIGNING_KEYS_SECRET = 'apikey-operator-signing-keys';
+export const SIGNING_KEYS_SECRET_TYPE = 'apikeys.dev/signing-keys';
+export const LEASE_NAME = 'apikey-operator-controller';
+
+export const PERMISSIONS = ['deploy', 'read'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+export function isPermission(s: string): s is Permission {
+  return (PERMISSIONS as readonly string[]).includes(s);
+}
+
+/** RFC 8693 names: the grant type and the token type of a Kubernetes bearer token. */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+export const DEFAULT_TOKEN_TTL = '24h';
+export const DEFAULT_GRACE_PERIOD = '1h';
+export const MAX_TOKEN_TTL_SECONDS = 24 * 3600;

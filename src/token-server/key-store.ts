@@ -1,0 +1,22 @@
+/**
+ * What the endpoints read: keys by id, Deployments by `namespace/name`, and
+ * the signing keys. In production a KubeKeyStore (kube-key-store.ts) fills it
+ * from watches; unit tests and the benchmark fill a MemoryKeyStore
+ * (memory-key-store.ts) with the same objects, so the endpoints cannot tell
+ * the difference.
+ */
+import type { DeploymentEntry, KeyEntry } from './keys.ts';
+import type { SigningKeys } from './signing.ts';
+
+export interface KeyStore {
+  /** The key with this id; undefined when unknown, deleted, or claimed by two ApiKeys. */
+  key(keyId: string): KeyEntry | undefined;
+  /** A Deployment by `namespace/name`. */
+  deployment(key: string): DeploymentEntry | undefined;
+  readonly signing: SigningKeys;
+  /** Every cache has listed once. */
+  synced(): boolean;
+  /** Object counts by resource, for the metrics. */
+  sizes(): Record<string, number>;
+  stop(): Promise<void>;
+}
