@@ -15,7 +15,8 @@ import { CHART_DIR } from '../scripts/render-manifests.ts';
 import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './support/cluster.ts';
 import { helm } from './support/helm.ts';
 import { MAIN, startProcess, waitForHttp, type RunningProcess } from './support/processes.ts';
-import { createApiKey, createDeployment, credentialsOf, getSecret, waitFor, waitForReady } from './support/resources.ts';
+import { createApiKey, createDeployment, credentialsOf, getSecret, waitForReady } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 const AUDIENCE = 'https://chart-e2e.example.test';
 let opNs: Awaited<ReturnType<typeof createNamespace>>;

@@ -14,8 +14,9 @@ import { installOperatorIdentity, type OperatorIdentity } from './support/operat
 import { startController, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, eventsFor, getApiKey, getSecret, readyOf, secretPath,
-  waitFor, waitForReady,
+  waitForReady,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 // Short enough that a dead leader's lease expires quickly, with a renew deadline that a loaded machine's stalls do not reach.
 const FAST_LEASE = ['--leader-elect-lease-duration', '6s', '--leader-elect-renew-deadline', '5s', '--leader-elect-retry-period', '1s'];

@@ -12,8 +12,9 @@ import { installOperatorIdentity, type OperatorIdentity } from './support/operat
 import { startController, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey,
-  getSecret, readyOf, secretPath, waitFor, waitForReady,
+  getSecret, readyOf, secretPath, waitForReady,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 let opNs: Awaited<ReturnType<typeof createNamespace>>;
 let ns: Awaited<ReturnType<typeof createNamespace>>;

@@ -21,8 +21,9 @@ import { installOperatorIdentity, type OperatorIdentity } from './support/operat
 import { ROOT } from './support/paths.ts';
 import { MAIN, PLUGIN, recordSecret, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, waitFor, waitForReady,
+  adminClient, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, waitForReady,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 const AUDIENCE = 'https://airflow.example.test';
 const JOB_EXAMPLE = join(ROOT, 'manifests', 'examples', 'job-fetch-token.yaml');

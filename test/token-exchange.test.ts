@@ -17,9 +17,10 @@ import { adminKubeConfig, createNamespace, kubectl, serviceAccountToken } from '
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, createApiKey, createDeployment, credentialsOf, deploymentPath, getDeployment, getSecret, waitFor, waitForReady,
+  adminClient, createApiKey, createDeployment, credentialsOf, deploymentPath, getDeployment, getSecret, waitForReady,
   type Credentials,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 const exec = promisify(execFile);
 const AUDIENCE = 'https://airflow.example.test';

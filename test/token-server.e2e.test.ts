@@ -19,8 +19,9 @@ import { installOperatorIdentity, type OperatorIdentity } from './support/operat
 import { startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf,
-  secretPath, waitFor, waitForReady, type Credentials,
+  secretPath, waitForReady, type Credentials,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 const exec = promisify(execFile);
 const AUDIENCE = 'https://airflow.example.test';

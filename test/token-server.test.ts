@@ -20,8 +20,9 @@ import { createNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, recordSecret, startProcess, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath, waitFor,
+  adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 type Server = RunningProcess & { url: string };
 let opNs: Awaited<ReturnType<typeof createNamespace>>;

@@ -11,7 +11,8 @@ import { expect } from 'vitest';
 import { kubectl, serviceAccountKubeconfig, uniqueName } from './cluster.ts';
 import { chartIdentityObjects } from '../../scripts/render-manifests.ts';
 import { renderChart } from './helm.ts';
-import { adminClient, waitFor } from './resources.ts';
+import { adminClient } from './resources.ts';
+import { waitFor } from './wait.ts';
 
 export interface OperatorIdentity {
   release: string;
