@@ -12,15 +12,15 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from './cluster/controlplane.ts';
 import { CHART_DIR } from '../scripts/render-manifests.ts';
-import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './support/cluster.ts';
+import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName, type TestNamespace } from './support/cluster.ts';
 import { helm } from './support/helm.ts';
 import { MAIN, startProcess, waitForHttp, type RunningProcess } from './support/processes.ts';
 import { createApiKey, createDeployment, credentialsOf, getSecret, waitForReady } from './support/resources.ts';
 import { waitFor } from './support/wait.ts';
 
 const AUDIENCE = 'https://chart-e2e.example.test';
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let appNs: Awaited<ReturnType<typeof createNamespace>>;
+let opNs: TestNamespace;
+let appNs: TestNamespace;
 const release = uniqueName('e2e');
 const tmp = mkdtempSync(join(tmpdir(), 'chart-e2e-'));
 const procs: RunningProcess[] = [];

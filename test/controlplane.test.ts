@@ -9,10 +9,10 @@ import {
   ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminKubeConfig, createNamespace, kubectl, serviceAccountKubeconfig } from './support/cluster.ts';
+import { adminKubeConfig, createNamespace, kubectl, serviceAccountKubeconfig, type TestNamespace } from './support/cluster.ts';
 import { waitFor } from './support/wait.ts';
 
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 const tmp = mkdtempSync(join(tmpdir(), 'cp-test-'));
 beforeAll(async () => { ns = await createNamespace('cp'); });
 afterAll(async () => { await ns.cleanup(); rmSync(tmp, { recursive: true, force: true }); });

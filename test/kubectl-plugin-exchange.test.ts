@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNamespace, serviceAccountKubeconfig } from './support/cluster.ts';
+import { createNamespace, serviceAccountKubeconfig, type TestNamespace } from './support/cluster.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { ROOT } from './support/paths.ts';
 import { PLUGIN, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
@@ -24,9 +24,8 @@ import { createDeployment } from './support/resources.ts';
 const AUDIENCE = 'https://airflow.example.test';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let ns: Awaited<ReturnType<typeof createNamespace>>;
-let elsewhere: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
+let elsewhere: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 let server: RunningProcess & { url: string };
@@ -51,13 +50,12 @@ function plugin(args: string[], kubeconfig: string): Promise<Run> {
 }
 
 beforeAll(async () => {
-  opNs = await createNamespace('op');
   ns = await createNamespace('exchange');
   elsewhere = await createNamespace('elsewhere');
   dir = mkdtempSync(join(tmpdir(), 'kubectl-plugin-exchange-'));
-  identity = await installOperatorIdentity(opNs.name);
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
-  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name });
+  identity = await installOperatorIdentity();
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
+  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
   jwks = createRemoteJWKSet(new URL(`${server.url}/.well-known/jwks.json`));
   await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
   await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
@@ -73,7 +71,6 @@ afterAll(async () => {
   await identity?.cleanup();
   await elsewhere?.cleanup();
   await ns?.cleanup();
-  await opNs?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -16,7 +16,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { ApiKey, Deployment } from '../src/api/index.ts';
 import { hashSecret } from '../src/keys/format.ts';
 import { freePort } from './cluster/controlplane.ts';
-import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig } from './support/cluster.ts';
+import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { ROOT } from './support/paths.ts';
 import { MAIN, PLUGIN, recordSecret, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
@@ -28,8 +28,7 @@ import { waitFor } from './support/wait.ts';
 const AUDIENCE = 'https://airflow.example.test';
 const JOB_EXAMPLE = join(ROOT, 'manifests', 'examples', 'job-fetch-token.yaml');
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 let server: RunningProcess & { url: string };
@@ -96,12 +95,11 @@ async function verify(token: string, audience = AUDIENCE): Promise<Record<string
 const secretOf = async (name: string) => credentialsOf((await getSecret(ns.name, name))!);
 
 beforeAll(async () => {
-  opNs = await createNamespace('op');
   ns = await createNamespace('plugin');
   dir = mkdtempSync(join(tmpdir(), 'kubectl-plugin-'));
-  identity = await installOperatorIdentity(opNs.name);
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
-  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name });
+  identity = await installOperatorIdentity();
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
+  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
   tokenUrl = `${server.url}/oauth/token`;
   jwks = createRemoteJWKSet(new URL(`${server.url}/.well-known/jwks.json`));
   await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
@@ -112,7 +110,6 @@ afterAll(async () => {
   await controller?.stop();
   await identity?.cleanup();
   await ns?.cleanup();
-  await opNs?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

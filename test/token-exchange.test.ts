@@ -13,7 +13,7 @@ import { createRemoteJWKSet, decodeJwt, generateKeyPair, jwtVerify, SignJWT } fr
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deployment } from '../src/api/index.ts';
-import { adminKubeConfig, createNamespace, kubectl, serviceAccountToken } from './support/cluster.ts';
+import { adminKubeConfig, createNamespace, kubectl, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
 import {
@@ -31,10 +31,8 @@ const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 /** --user-token-ttl of the token server under test (the default is 1h). */
 const USER_TTL = 30 * 60;
 
-type Namespace = Awaited<ReturnType<typeof createNamespace>>;
-let opNs: Namespace;
-let ns: Namespace;
-let elsewhere: Namespace;
+let ns: TestNamespace;
+let elsewhere: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 let server: RunningProcess & { url: string };
@@ -90,15 +88,14 @@ async function reviews(review: 'token' | 'access', outcome: string): Promise<num
 }
 
 beforeAll(async () => {
-  opNs = await createNamespace('txop');
   ns = await createNamespace('tx');
   elsewhere = await createNamespace('txelse');
   // The chart's ServiceAccounts and RBAC, its ClusterRoles for people included.
-  identity = await installOperatorIdentity(opNs.name);
+  identity = await installOperatorIdentity();
   server = await startTokenServer({
-    kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, waitReady: false, args: ['--user-token-ttl', '30m'],
+    kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, waitReady: false, args: ['--user-token-ttl', '30m'],
   });
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
   await waitForHttp(`${server.url}/readyz`, server);
   airflow = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE, SECOND], maxTokenTTL: '24h' });
   await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
@@ -116,7 +113,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([server?.stop(), controller?.stop()]);
   await identity?.cleanup();
-  for (const n of [ns, elsewhere, opNs]) await n?.cleanup();
+  for (const n of [ns, elsewhere]) await n?.cleanup();
 });
 
 describe('a ServiceAccount bound to the chart\'s deployment-token-requester', () => {

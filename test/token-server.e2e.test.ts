@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIGNING_KEYS_SECRET } from '../src/api/index.ts';
 import { generateSecret } from '../src/keys/format.ts';
 import { activeKey, parseSigningKeySet, planSigningKeys, SIGNING_KEYS_DATA_KEY } from '../src/shared/signing-keys.ts';
-import { createNamespace } from './support/cluster.ts';
+import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
 import {
@@ -27,8 +27,7 @@ const exec = promisify(execFile);
 const AUDIENCE = 'https://airflow.example.test';
 type Server = RunningProcess & { url: string };
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 let a: Server;
@@ -88,16 +87,15 @@ function postFrom(localAddress: string, url: string, body: string): Promise<numb
 }
 
 beforeAll(async () => {
-  opNs = await createNamespace('e2eop');
   ns = await createNamespace('e2e');
-  identity = await installOperatorIdentity(opNs.name);
+  identity = await installOperatorIdentity();
   // The token servers first (not ready until the controller writes signing keys), so that the
   // controller can write their URL into every credentials Secret.
-  a = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, waitReady: false });
-  b = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, waitReady: false,
+  a = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, waitReady: false });
+  b = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, waitReady: false,
     args: ['--issuer', a.url] });
   controller = await startController({
-    kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name,
+    kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace,
     args: ['--token-url', `${a.url}/oauth/token`, '--audiences', 'https://default.example.test'],
   });
   await waitForHttp(`${a.url}/readyz`, a);
@@ -113,7 +111,6 @@ afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop(), controller?.stop()]);
   await identity?.cleanup();
   await ns?.cleanup();
-  await opNs?.cleanup();
 });
 
 describe('getting a token', () => {
@@ -352,7 +349,7 @@ describe('signing-key rotation with two replicas', () => {
    * alone, so the Secret is what the token servers see.
    */
   it('keeps tokens signed before and after verifying against both replicas\' JWKS throughout', async () => {
-    const path = secretPath(opNs.name, SIGNING_KEYS_SECRET);
+    const path = secretPath(identity.namespace, SIGNING_KEYS_SECRET);
     const secret = await adminClient().get<{ metadata: { resourceVersion: string }; data: Record<string, string> }>(path);
     const before = parseSigningKeySet(Buffer.from(secret.data[SIGNING_KEYS_DATA_KEY]!, 'base64').toString('utf8'));
     const current = activeKey(before)!;

@@ -16,7 +16,7 @@ import { KubeClient, KubeError } from '../src/kube/client.ts';
 import { loadKubeConfig } from '../src/kube/config.ts';
 import { metaTime } from '../src/kube/types.ts';
 import { DEFAULT_ROTATION, planSigningKeys, SIGNING_KEYS_DATA_KEY, type SigningKeySet } from '../src/shared/signing-keys.ts';
-import { createNamespace } from './support/cluster.ts';
+import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, recordSecret, startProcess, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
@@ -25,8 +25,7 @@ import {
 import { waitFor } from './support/wait.ts';
 
 type Server = RunningProcess & { url: string };
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 let identity: OperatorIdentity;
 let server: Server;
 let keys: SigningKeySet;
@@ -37,10 +36,10 @@ interface Key { name: string; keyId: string; secret: string; apiKey: ApiKey }
 async function writeSigningKeys(set: SigningKeySet): Promise<void> {
   const body = {
     apiVersion: 'v1', kind: 'Secret', type: SIGNING_KEYS_SECRET_TYPE,
-    metadata: { name: SIGNING_KEYS_SECRET, namespace: opNs.name },
+    metadata: { name: SIGNING_KEYS_SECRET, namespace: identity.namespace },
     data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(set)).toString('base64') },
   };
-  await adminClient().apply(secretPath(opNs.name, SIGNING_KEYS_SECRET), body, 'test');
+  await adminClient().apply(secretPath(identity.namespace, SIGNING_KEYS_SECRET), body, 'test');
 }
 
 /** What the controller does for a new key: ownerReference, then a Ready status with the key id and secret hash. */
@@ -102,21 +101,19 @@ let dep: Deployment;
 let observer: Key;
 
 beforeAll(async () => {
-  opNs = await createNamespace('tsop');
   ns = await createNamespace('ts');
-  identity = await installOperatorIdentity(opNs.name);
+  identity = await installOperatorIdentity();
   keys = await planSigningKeys(undefined, DEFAULT_ROTATION);
   await writeSigningKeys(keys);
   dep = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
   observer = await createKey('observer', dep);
-  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name });
+  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
 });
 
 afterAll(async () => {
   await server?.stop();
   await identity?.cleanup();
   await ns?.cleanup();
-  await opNs?.cleanup();
 });
 
 describe('the token server on a real control plane, as the chart\'s ServiceAccount', () => {
@@ -137,22 +134,22 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     const sa = new KubeClient(loadKubeConfig({ kubeconfig: identity.tokenServerKubeconfig }));
     const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof KubeError ? e.status : -1));
     // What it needs.
-    expect(await status(sa.get(secretPath(opNs.name, SIGNING_KEYS_SECRET)))).toBe(200);
-    expect(await status(sa.get(secretPath(opNs.name), { fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}` }))).toBe(200);
+    expect(await status(sa.get(secretPath(identity.namespace, SIGNING_KEYS_SECRET)))).toBe(200);
+    expect(await status(sa.get(secretPath(identity.namespace), { fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}` }))).toBe(200);
     expect(await status(sa.get(apiKeyPath(ns.name)))).toBe(200);
     expect(await status(sa.get(deploymentPath(ns.name)))).toBe(200);
     // Nothing more.
-    await adminClient().create(secretPath(opNs.name), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'other' }, stringData: { x: 'y' } });
+    await adminClient().create(secretPath(identity.namespace), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'other' }, stringData: { x: 'y' } });
     await adminClient().create(secretPath(ns.name), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, stringData: { x: 'y' } });
-    expect(await status(sa.get(secretPath(opNs.name, 'other')))).toBe(403);
-    expect(await status(sa.get(secretPath(opNs.name)))).toBe(403);
+    expect(await status(sa.get(secretPath(identity.namespace, 'other')))).toBe(403);
+    expect(await status(sa.get(secretPath(identity.namespace)))).toBe(403);
     expect(await status(sa.get(secretPath(ns.name, 'creds')))).toBe(403);
     expect(await status(sa.get(secretPath(ns.name)))).toBe(403);
     expect(await status(sa.get('/api/v1/secrets'))).toBe(403);
     expect(await status(sa.mergePatch(apiKeyPath(ns.name, 'observer'), { spec: { permissions: ['deploy', 'read'] } }))).toBe(403);
     expect(await status(sa.delete(apiKeyPath(ns.name, 'observer')))).toBe(403);
     expect(await status(sa.mergePatch(deploymentPath(ns.name, 'airflow'), { spec: { maxTokenTTL: '1h' } }))).toBe(403);
-    expect(await status(sa.mergePatch(secretPath(opNs.name, SIGNING_KEYS_SECRET), { metadata: { labels: { x: 'y' } } }))).toBe(403);
+    expect(await status(sa.mergePatch(secretPath(identity.namespace, SIGNING_KEYS_SECRET), { metadata: { labels: { x: 'y' } } }))).toBe(403);
   });
 
   it.each<[string, (k: Key, d: Deployment) => Promise<unknown>]>([
@@ -265,7 +262,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     const k = await createKey('behind-proxy', dep);
     await issued(k);
     const proxied = await startTokenServer({
-      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, args: ['--trusted-proxies', '127.0.0.0/8'],
+      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, args: ['--trusted-proxies', '127.0.0.0/8'],
     });
     try {
       const attempt = (xff: string, secret: string) => fetch(`${proxied.url}/oauth/token`, {

@@ -27,8 +27,10 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Creates a namespace and returns its name; `cleanup` deletes it (its contents go with it). */
-export async function createNamespace(prefix = 'test'): Promise<{ name: string; cleanup: () => Promise<void> }> {
+/** A namespace of one test file; `cleanup` deletes it (its contents go with it). */
+export interface TestNamespace { name: string; cleanup(): Promise<void> }
+
+export async function createNamespace(prefix = 'test'): Promise<TestNamespace> {
   const core = adminKubeConfig().makeApiClient(CoreV1Api);
   const name = uniqueName(prefix);
   await core.createNamespace({ body: { metadata: { name } } });
