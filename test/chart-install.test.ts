@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, renderInstallManifests } from '../scripts/render-manifests.ts';
 import { clusterState, createNamespace, kubectl, uniqueName } from './support/cluster.ts';
 import { DEFAULT_KINDS, helm, kindCounts, objectsOfKind, parseManifests, type KubeObject } from './support/helm.ts';
-import { waitFor } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'chart-install-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

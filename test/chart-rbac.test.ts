@@ -9,19 +9,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHART_DIR } from '../scripts/render-manifests.ts';
-import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './support/cluster.ts';
+import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName, type TestNamespace } from './support/cluster.ts';
 import { helm } from './support/helm.ts';
 
 const SIGNING_KEYS = 'apikey-operator-signing-keys';
 const LEASE = 'apikey-operator-controller';
 
-type Namespace = Awaited<ReturnType<typeof createNamespace>>;
-interface Release { name: string; ns: Namespace }
+interface Release { name: string; ns: TestNamespace }
 
 const tmp = mkdtempSync(join(tmpdir(), 'chart-rbac-'));
 const releases = {} as Record<'deployment' | 'sidecar' | 'watching', Release>;
-let other: Namespace;
-let watched: Namespace;
+let other: TestNamespace;
+let watched: TestNamespace;
 
 async function install(mode: keyof typeof releases, values: object): Promise<void> {
   const ns = await createNamespace(`rbac-${mode}`);

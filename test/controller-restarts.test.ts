@@ -13,30 +13,28 @@ import { installOperatorIdentity, type OperatorIdentity } from './support/operat
 import { startController, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, eventsFor, getApiKey, getSecret, readyOf, secretPath,
-  waitFor, waitForReady,
+  waitForReady,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 // Short enough that a dead leader's lease expires quickly, with a renew deadline that a loaded machine's stalls do not reach.
 const FAST_LEASE = ['--leader-elect-lease-duration', '6s', '--leader-elect-renew-deadline', '5s', '--leader-elect-retry-period', '1s'];
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
 let identity: OperatorIdentity;
 const procs: RunningProcess[] = [];
 
 beforeAll(async () => {
-  opNs = await createNamespace('op');
-  identity = await installOperatorIdentity(opNs.name);
+  identity = await installOperatorIdentity();
 });
 afterEach(async () => {
   await Promise.all(procs.splice(0).map((p) => p.stop()));
 });
 afterAll(async () => {
   await identity?.cleanup();
-  await opNs?.cleanup();
 });
 
 async function controller(args: string[] = [], waitReady = true): Promise<RunningProcess> {
-  const p = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name, args: [...FAST_LEASE, ...args], waitReady });
+  const p = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace, args: [...FAST_LEASE, ...args], waitReady });
   procs.push(p);
   return p;
 }
@@ -120,7 +118,7 @@ describe('an apiserver restarted under a running controller', () => {
       // outage here is 3 s plus the apiserver's start, which a loaded machine can stretch: a longer
       // deadline keeps this about reconnecting, not about the lease.
       const ctl = await startController({
-        kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name,
+        kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace,
         args: ['--leader-elect-lease-duration', '60s', '--leader-elect-renew-deadline', '45s'],
       });
       procs.push(ctl);
@@ -164,7 +162,7 @@ describe('two controller replicas', () => {
       await createApiKey(ns.name, 'one', { deploymentRef: { name: 'dep' } });
       await waitForReady(ns.name, 'one');
       const lease = await adminClient().get<{ spec: { holderIdentity: string } }>(
-        `/apis/coordination.k8s.io/v1/namespaces/${opNs.name}/leases/apikey-operator-controller`);
+        `/apis/coordination.k8s.io/v1/namespaces/${identity.namespace}/leases/apikey-operator-controller`);
       expect(lease.spec.holderIdentity).toBe(aId);
       const ev1 = await waitFor('event', async () => (await eventsFor(ns.name, 'one')).find((e) => e.reason === 'Created'));
       expect(ev1.reportingInstance).toBe(aId);

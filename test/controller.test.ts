@@ -7,31 +7,29 @@ import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_TYPE } from '../src/api/index.ts';
 import { base62, isKeyId } from '../src/keys/format.ts';
-import { createNamespace, kubectl } from './support/cluster.ts';
+import { createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey,
-  getSecret, readyOf, secretPath, waitFor, waitForReady,
+  getSecret, readyOf, secretPath, waitForReady,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 
 beforeAll(async () => {
-  opNs = await createNamespace('op');
   ns = await createNamespace('ctl');
-  identity = await installOperatorIdentity(opNs.name);
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
+  identity = await installOperatorIdentity();
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
 });
 
 afterAll(async () => {
   await controller?.stop();
   await identity?.cleanup();
   await ns?.cleanup();
-  await opNs?.cleanup();
 });
 
 describe('an ApiKey of an existing Deployment', () => {
@@ -321,7 +319,7 @@ describe('expiry', () => {
 
 describe('the signing keys', () => {
   it('are generated on first start in the operator namespace', async () => {
-    const s = (await getSecret(opNs.name, 'apikey-operator-signing-keys'))!;
+    const s = (await getSecret(identity.namespace, 'apikey-operator-signing-keys'))!;
     expect(s.type).toBe('apikeys.dev/signing-keys');
     const set = JSON.parse(Buffer.from(s.data!['keys.json']!, 'base64').toString()) as { keys: { alg: string }[] };
     expect(set.keys.map((k) => k.alg)).toEqual(['ES256']);
@@ -329,7 +327,7 @@ describe('the signing keys', () => {
 });
 
 describe('the controller ServiceAccount', () => {
-  const as = () => `system:serviceaccount:${opNs.name}:${identity.controllerServiceAccount}`;
+  const as = () => `system:serviceaccount:${identity.namespace}:${identity.controllerServiceAccount}`;
   it.each([
     ['create', 'secrets', 'yes'],
     ['watch', 'apikeys.apikeys.dev', 'yes'],
@@ -345,7 +343,7 @@ describe('the controller ServiceAccount', () => {
   });
 
   it('may use the Lease only in the operator namespace', async () => {
-    expect((await kubectl(['auth', 'can-i', 'update', 'leases.coordination.k8s.io/apikey-operator-controller', '-n', opNs.name, '--as', as()])).stdout.trim()).toBe('yes');
+    expect((await kubectl(['auth', 'can-i', 'update', 'leases.coordination.k8s.io/apikey-operator-controller', '-n', identity.namespace, '--as', as()])).stdout.trim()).toBe('yes');
     expect((await kubectl(['auth', 'can-i', 'update', 'leases.coordination.k8s.io/apikey-operator-controller', '-n', ns.name, '--as', as()])).stdout.trim()).toBe('no');
   });
 

@@ -5,25 +5,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminKubeConfig, createNamespace, kubectl, serviceAccountKubeconfig } from './support/cluster.ts';
+import { adminKubeConfig, createNamespace, kubectl, serviceAccountKubeconfig, type TestNamespace } from './support/cluster.ts';
+import { waitFor } from './support/wait.ts';
 
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 const tmp = mkdtempSync(join(tmpdir(), 'cp-test-'));
 beforeAll(async () => { ns = await createNamespace('cp'); });
 afterAll(async () => { await ns.cleanup(); rmSync(tmp, { recursive: true, force: true }); });
-
-async function waitUntil(what: string, f: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('the test control plane', () => {
   it('runs Node 24 from the node devDependency under npm scripts', () => {
@@ -55,17 +47,17 @@ describe('the test control plane', () => {
       },
     });
     try {
-      await waitUntil('CRD Established', async () => {
+      await waitFor('CRD Established', async () => {
         const crd = await ext.readCustomResourceDefinition({ name });
         return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
-      });
+      }, 60_000, 100);
       const co = kc.makeApiClient(CustomObjectsApi);
       const create = (size: unknown) => co.createNamespacedCustomObject({
         group: 'controlplane.test', version: 'v1', namespace: ns.name, plural: 'widgets',
         body: { apiVersion: 'controlplane.test/v1', kind: 'Widget', metadata: { name: `w${String(size)}` }, spec: { size } },
       });
       // Discovery of the new resource can lag Established by a moment.
-      await waitUntil('CR accepted', async () => create(3).then(() => true, () => false), 20_000);
+      await waitFor('CR accepted', async () => create(3).then(() => true, () => false), 20_000, 100);
       const err = await create(0).then(() => undefined, (e: unknown) => e as { code: number; body: string });
       expect(err?.code).toBe(422);
       expect(err?.body).toContain('spec.size');
@@ -85,8 +77,9 @@ describe('the test control plane', () => {
       }] } },
     });
     await core.deleteNamespacedConfigMap({ namespace: ns.name, name: 'owner' });
-    await waitUntil('dependent deleted', async () =>
-      core.readNamespacedConfigMap({ namespace: ns.name, name: 'dependent' }).then(() => false, (e: unknown) => (e as { code: number }).code === 404));
+    await waitFor('dependent deleted', async () =>
+      core.readNamespacedConfigMap({ namespace: ns.name, name: 'dependent' }).then(() => false, (e: unknown) => (e as { code: number }).code === 404),
+    60_000, 100);
   });
 
   it('denies a ServiceAccount token without a Role, and allows it once a RoleBinding is added', async () => {
@@ -108,8 +101,8 @@ describe('the test control plane', () => {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cm-reader' },
       subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: ns.name }],
     } });
-    await waitUntil('RBAC allows', async () =>
-      core.listNamespacedConfigMap({ namespace: ns.name }).then(() => true, () => false), 10_000);
+    await waitFor('RBAC allows', async () =>
+      core.listNamespacedConfigMap({ namespace: ns.name }).then(() => true, () => false), 10_000, 100);
     // Still no more than the Role grants.
     const stillDenied = await core.listNamespacedSecret({ namespace: ns.name }).then(() => undefined, (e: unknown) => e as { code: number });
     expect(stillDenied?.code).toBe(403);

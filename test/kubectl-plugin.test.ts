@@ -1,34 +1,39 @@
 /**
  * The kubectl plugin (issue 5 item 4) as a real process, the way kubectl
  * runs it, against the real control plane with the real controller and token
- * server (each with the chart's ServiceAccount and RBAC); and the in-cluster
- * Job example (issue 5 item 6), its shell script run by a real /bin/sh with
- * the environment a Pod would get from the real Secret.
+ * server (each with the chart's ServiceAccount and RBAC): every command, and
+ * `token --deployment` (issue 6 item 3) both against a stand-in endpoint that
+ * records what the plugin sends and end to end, a ServiceAccount's token
+ * exchanged by the real token server; and the in-cluster Job example (issue 5
+ * item 6), its shell script run by a real /bin/sh with the environment a Pod
+ * would get from the real Secret.
  */
-import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { ApiKey, Deployment } from '../src/api/index.ts';
 import { hashSecret } from '../src/keys/format.ts';
 import { freePort } from './cluster/controlplane.ts';
-import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig } from './support/cluster.ts';
-import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig, type TestNamespace } from './support/cluster.ts';
+import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { ROOT } from './support/paths.ts';
+import { runPlugin, runPluginOnTerminal, type PluginOptions } from './support/plugin.ts';
 import { MAIN, PLUGIN, recordSecret, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, waitFor, waitForReady,
+  adminClient, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, waitForReady,
 } from './support/resources.ts';
+import { run, type Run } from './support/run.ts';
+import { issued } from './support/token-client.ts';
+import { waitFor } from './support/wait.ts';
 
 const AUDIENCE = 'https://airflow.example.test';
 const JOB_EXAMPLE = join(ROOT, 'manifests', 'examples', 'job-fetch-token.yaml');
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 let server: RunningProcess & { url: string };
@@ -36,47 +41,8 @@ let jwks: JWTVerifyGetKey;
 let dir: string;
 let tokenUrl: string;
 
-interface Run { code: number; stdout: string; stderr: string }
-
-/**
- * Runs `kubectl-apikey ARGS --kubeconfig K -n NS` as a process with stdin a
- * pipe (not a terminal, as in CI), and no token URL in its environment
- * unless given.
- */
-function plugin(args: string[], opts: { kubeconfig?: string; namespace?: string | false; env?: Record<string, string>; program?: string } = {}): Promise<Run> {
-  const conn = ['--kubeconfig', opts.kubeconfig ?? clusterState().kubeconfig, ...(opts.namespace === false ? [] : ['-n', opts.namespace ?? ns.name])];
-  const env: Record<string, string | undefined> = { ...process.env, APIKEY_OPERATOR_TOKEN_URL: undefined, KUBECONFIG: undefined, ...opts.env };
-  const child = spawn(process.execPath, [opts.program ?? PLUGIN, ...args, ...conn], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
-  child.stdin.end();
-  const killer = setTimeout(() => child.kill('SIGKILL'), 100_000);
-  return new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(killer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-  });
-}
-
-/**
- * Runs the plugin on a terminal: util-linux `script` gives it a pseudo-terminal
- * as stdin and stdout, and forwards `input` as if typed.
- */
-function pluginOnTerminal(args: string[], input: string): Promise<Run> {
-  const q = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
-  const cmd = [process.execPath, PLUGIN, ...args, '--kubeconfig', clusterState().kubeconfig, '-n', ns.name].map(q).join(' ');
-  const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-  child.stdin.end(input);
-  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => {
-    child.on('close', (code) => { clearTimeout(killer); resolve({ code: code ?? 1, stdout, stderr: '' }); });
-  });
-}
+/** The plugin, as the admin in the test's namespace unless told otherwise. */
+const plugin = (args: string[], opts: Partial<PluginOptions> = {}) => runPlugin(args, { namespace: ns.name, ...opts });
 
 /** A failure is one "error: ..." line on stderr, without a stack trace. */
 function expectCleanFailure(r: Run, code: number, ...fragments: (string | RegExp)[]): void {
@@ -86,7 +52,7 @@ function expectCleanFailure(r: Run, code: number, ...fragments: (string | RegExp
   for (const f of fragments) expect(r.stderr).toMatch(f);
 }
 
-async function verify(token: string, audience = AUDIENCE): Promise<Record<string, unknown>> {
+async function verify(token: string, audience = AUDIENCE): Promise<JWTPayload> {
   expect(decodeProtectedHeader(token).typ).toBe('at+jwt');
   const { payload } = await jwtVerify(token, jwks, { issuer: server.url, audience, typ: 'at+jwt' });
   return payload;
@@ -95,12 +61,11 @@ async function verify(token: string, audience = AUDIENCE): Promise<Record<string
 const secretOf = async (name: string) => credentialsOf((await getSecret(ns.name, name))!);
 
 beforeAll(async () => {
-  opNs = await createNamespace('op');
   ns = await createNamespace('plugin');
   dir = mkdtempSync(join(tmpdir(), 'kubectl-plugin-'));
-  identity = await installOperatorIdentity(opNs.name);
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
-  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name });
+  identity = await installOperatorIdentity();
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
+  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
   tokenUrl = `${server.url}/oauth/token`;
   jwks = createRemoteJWKSet(new URL(`${server.url}/.well-known/jwks.json`));
   await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
@@ -111,7 +76,6 @@ afterAll(async () => {
   await controller?.stop();
   await identity?.cleanup();
   await ns?.cleanup();
-  await opNs?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -364,6 +328,58 @@ describe('kubectl apikey token --deployment (the client side of RFC 8693)', () =
   });
 });
 
+describe('kubectl apikey token --deployment with a ServiceAccount token, against the real token server', () => {
+  let elsewhere: TestNamespace;
+  let bound: string;
+  let unbound: string;
+  const exchange = (kubeconfig: string, namespace = ns.name, args: string[] = []) =>
+    plugin(['token', '--deployment', 'airflow', ...args], { kubeconfig, namespace, env: { APIKEY_OPERATOR_TOKEN_URL: tokenUrl } });
+
+  beforeAll(async () => {
+    elsewhere = await createNamespace('elsewhere');
+    await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
+    // The chart's role for people who may get temporary tokens, bound in one namespace only.
+    bound = await serviceAccountKubeconfig(ns.name, 'deployer', dir);
+    await bindTokenRequester(identity, ns.name, ns.name, 'deployer', 'deployment-token-requester', 'airflow', 'deployer-tokens');
+    unbound = await serviceAccountKubeconfig(ns.name, 'stranger', dir);
+  });
+
+  afterAll(async () => {
+    await elsewhere?.cleanup();
+  });
+
+  it('prints a short-lived JWT for the Deployment whose subject is the ServiceAccount, verified against the JWKS', async () => {
+    const r = await exchange(bound);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    const payload = await verify(r.stdout.trim());
+    expect(payload.sub).toBe(`system:serviceaccount:${ns.name}:deployer`);
+    expect(payload.deployment).toBe(`${ns.name}/airflow`);
+    expect(String(payload.sub)).not.toMatch(/^ak_/);
+    expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(3600);
+  });
+
+  it('gives the whole RFC 8693 response with -o json', async () => {
+    const r = await exchange(bound, ns.name, ['-o', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(res.token_type).toBe('Bearer');
+    expect(['urn:ietf:params:oauth:token-type:access_token', 'urn:ietf:params:oauth:token-type:jwt']).toContain(res.issued_token_type);
+    expect(res.expires_in).toBeLessThanOrEqual(3600);
+  });
+
+  it('is refused for a Deployment of a namespace where the account has no binding', async () => {
+    const r = await exchange(bound, elsewhere.name);
+    expectCleanFailure(r, 1, /^error: the token endpoint at .* refused: (access_denied|invalid_target)/m);
+    expect(r.stdout).toBe('');
+  });
+
+  it('is refused for an account without the role', async () => {
+    const r = await exchange(unbound);
+    expectCleanFailure(r, 1, /^error: the token endpoint at .* refused: (access_denied|invalid_target)/m);
+  });
+});
+
 describe('kubectl apikey rotate', () => {
   it('rotates: the Secret changes, the status keeps the previous hash, and the grace deadline is printed', async () => {
     const before = await secretOf('ci');
@@ -408,13 +424,13 @@ describe('kubectl apikey delete', () => {
   });
 
   it('asks y/N on a terminal: "n" keeps the key, "y" deletes it', async () => {
-    const no = await pluginOnTerminal(['delete', 'taken'], 'n\n');
+    const no = await runPluginOnTerminal(['delete', 'taken'], 'n\n', { namespace: ns.name });
     expect(no.code, no.stdout).toBe(1);
     expect(no.stdout).toMatch(/Delete ApiKey "taken" .*Deployment "airflow"/);
     expect(no.stdout).toContain('[y/N]');
     expect(no.stdout).toContain('not deleted');
     expect(await getApiKey(ns.name, 'taken')).toBeDefined();
-    const yes = await pluginOnTerminal(['delete', 'taken'], 'y\n');
+    const yes = await runPluginOnTerminal(['delete', 'taken'], 'y\n', { namespace: ns.name });
     expect(yes.code, yes.stdout).toBe(0);
     expect(yes.stdout).toContain('"taken" deleted');
     expect(await getApiKey(ns.name, 'taken')).toBeUndefined();
@@ -477,19 +493,15 @@ describe('as a kubectl plugin', () => {
     mkdirSync(bin);
     writeFileSync(join(bin, 'kubectl-apikey'), `#!/bin/sh\nexec '${process.execPath}' '${PLUGIN}' "$@"\n`, { mode: 0o755 });
     const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
-    const run = (args: string[]) => new Promise<Run>((resolve) => {
-      execFile(clusterState().binaries.kubectl, args, { env, encoding: 'utf8' }, (err, stdout, stderr) => {
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      });
-    });
-    const plugins = await run(['plugin', 'list']);
+    const kubectlWithPlugin = (args: string[]) => run(clusterState().binaries.kubectl, args, { env });
+    const plugins = await kubectlWithPlugin(['plugin', 'list']);
     expect(plugins.stdout).toContain(join(bin, 'kubectl-apikey'));
     // kubectl passes everything after the plugin's name through, including its own flags.
-    const r = await run(['apikey', 'list', '--kubeconfig', clusterState().kubeconfig, '-n', ns.name]);
+    const r = await kubectlWithPlugin(['apikey', 'list', '--kubeconfig', clusterState().kubeconfig, '-n', ns.name]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^NAME\s+DEPLOYMENT\s+KEY ID/);
     expect(r.stdout).toMatch(/^ci\s+airflow/m);
-    const missing = await run(['apikey', 'describe', 'nope', '--kubeconfig', clusterState().kubeconfig, '-n', ns.name]);
+    const missing = await kubectlWithPlugin(['apikey', 'describe', 'nope', '--kubeconfig', clusterState().kubeconfig, '-n', ns.name]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^error: ApiKey "nope" not found/);
   });
@@ -528,10 +540,7 @@ describe('the in-cluster Job example', () => {
     const c = await secretOf('ci-deployer');
     // Ready in the apiserver reaches the token server through its watch a moment later; the Job
     // asks once.
-    await waitFor('the token server to know the key', async () => (await fetch(tokenUrl, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_id: c.keyId, client_secret: c.secret, audience: c.audience, grant_type: 'client_credentials' }),
-    })).status === 200, 10_000, 100);
+    await issued(server, c);
     const container = job().spec.template.spec.containers[0]!;
     expect(container.command).toEqual(['/bin/sh', '-c']);
     const probe = join(dir, 'token');
@@ -542,15 +551,8 @@ describe('the in-cluster Job example', () => {
       // The Secret's TOKEN_URL is the in-cluster Service; no Pod runs here, so the local token server stands in.
       TOKEN_URL: tokenUrl,
     };
-    const run = (e: Record<string, string>) => new Promise<Run>((resolve) => {
-      const child = spawn('/bin/sh', ['-c', script], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
-      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    });
-    const ok = await run(env);
+    const runScript = (e: Record<string, string>) => run('/bin/sh', ['-c', script], { env: e });
+    const ok = await runScript(env);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toBe(`fetched an access token for key ${c.keyId}, valid for 86400s\n`);
     expect(c.audience).toBe('https://airflow-prod.example.com');
@@ -560,7 +562,7 @@ describe('the in-cluster Job example', () => {
 
     // A wrong secret fails the Job with the endpoint's error, and still never prints a secret.
     // Change the last character to one it is not, or a secret ending in x would stay right.
-    const bad = await run({ ...env, API_KEY_SECRET: `${c.secret.slice(0, -1)}${c.secret.endsWith('x') ? 'y' : 'x'}` });
+    const bad = await runScript({ ...env, API_KEY_SECRET: `${c.secret.slice(0, -1)}${c.secret.endsWith('x') ? 'y' : 'x'}` });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('"error":"invalid_client"');
     expect(bad.stderr).not.toContain(c.secret.slice(4, 40));

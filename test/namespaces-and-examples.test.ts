@@ -9,37 +9,35 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterState, createNamespace, kubectl } from './support/cluster.ts';
+import { clusterState, createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { ROOT } from './support/paths.ts';
 import { startController, type RunningProcess } from './support/processes.ts';
 import { adminClient, createApiKey, createDeployment, credentialsOf, getApiKey, getSecret, waitForReady } from './support/resources.ts';
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let watched: Awaited<ReturnType<typeof createNamespace>>;
-let other: Awaited<ReturnType<typeof createNamespace>>;
+let watched: TestNamespace;
+let other: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 
 beforeAll(async () => {
-  opNs = await createNamespace('op');
   watched = await createNamespace('watched');
   other = await createNamespace('other');
-  identity = await installOperatorIdentity(opNs.name, { watchNamespaces: [watched.name] });
+  identity = await installOperatorIdentity({ watchNamespaces: [watched.name] });
   controller = await startController({
-    kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name, args: ['--namespaces', watched.name],
+    kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace, args: ['--namespaces', watched.name],
   });
 });
 
 afterAll(async () => {
   await controller?.stop();
   await identity?.cleanup();
-  for (const n of [watched, other, opNs]) await n?.cleanup();
+  for (const n of [watched, other]) await n?.cleanup();
 });
 
 describe('a controller watching some namespaces, with rights only there', () => {
   it('has no rights on Secrets or ApiKeys in other namespaces', async () => {
-    const as = `system:serviceaccount:${opNs.name}:${identity.controllerServiceAccount}`;
+    const as = `system:serviceaccount:${identity.namespace}:${identity.controllerServiceAccount}`;
     const can = async (verb: string, res: string, ns: string) =>
       (await kubectl(['auth', 'can-i', verb, res, '-n', ns, '--as', as])).stdout.trim();
     expect(await can('create', 'secrets', watched.name)).toBe('yes');
@@ -91,7 +89,7 @@ describe('in a pod', () => {
       kc.loadFromFile(identity.controllerKubeconfig);
       writeFileSync(join(sa, 'token'), kc.getCurrentUser()!.token!);
       writeFileSync(join(sa, 'ca.crt'), Buffer.from(kc.getCurrentCluster()!.caData!, 'base64'));
-      writeFileSync(join(sa, 'namespace'), opNs.name);
+      writeFileSync(join(sa, 'namespace'), identity.namespace);
       await controller.stop();
       const server = new URL(clusterState().server);
       const inPod = await startController({
@@ -103,7 +101,7 @@ describe('in a pod', () => {
       await createApiKey(watched.name, 'from-pod', { deploymentRef: { name: 'dep' } });
       await waitForReady(watched.name, 'from-pod', 60_000);
       const lease = await adminClient().get<{ spec: { holderIdentity: string } }>(
-        `/apis/coordination.k8s.io/v1/namespaces/${opNs.name}/leases/apikey-operator-controller`);
+        `/apis/coordination.k8s.io/v1/namespaces/${identity.namespace}/leases/apikey-operator-controller`);
       expect(lease.spec.holderIdentity).toBeTruthy();
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -6,32 +6,31 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialsSecret } from '../src/api/index.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
-import { createNamespace } from './support/cluster.ts';
+import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey, getDeployment,
-  getSecret, readyOf, secretPath, waitFor, waitForReady,
+  getSecret, readyOf, secretPath, waitForReady,
 } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let victim: Awaited<ReturnType<typeof createNamespace>>;
-let evil: Awaited<ReturnType<typeof createNamespace>>;
+let victim: TestNamespace;
+let evil: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 
 beforeAll(async () => {
-  opNs = await createNamespace('op');
   victim = await createNamespace('victim');
   evil = await createNamespace('evil');
-  identity = await installOperatorIdentity(opNs.name);
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
+  identity = await installOperatorIdentity();
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
 });
 
 afterAll(async () => {
   await controller?.stop();
   await identity?.cleanup();
-  for (const n of [victim, evil, opNs]) await n?.cleanup();
+  for (const n of [victim, evil]) await n?.cleanup();
 });
 
 /** creationTimestamp has a resolution of one second: a later claimant is created in a later second. */

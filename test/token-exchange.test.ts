@@ -13,13 +13,15 @@ import { createRemoteJWKSet, decodeJwt, generateKeyPair, jwtVerify, SignJWT } fr
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deployment } from '../src/api/index.ts';
-import { adminKubeConfig, createNamespace, kubectl, serviceAccountToken } from './support/cluster.ts';
+import { adminKubeConfig, createNamespace, kubectl, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, createApiKey, createDeployment, credentialsOf, deploymentPath, getDeployment, getSecret, waitFor, waitForReady,
+  adminClient, createApiKey, createDeployment, credentialsOf, deploymentPath, getDeployment, getSecret, waitForReady,
   type Credentials,
 } from './support/resources.ts';
+import { authz, basic, exchangeReviews, form, introspect, post, type Answer } from './support/token-client.ts';
+import { waitFor } from './support/wait.ts';
 
 const exec = promisify(execFile);
 const AUDIENCE = 'https://airflow.example.test';
@@ -30,10 +32,8 @@ const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 /** --user-token-ttl of the token server under test (the default is 1h). */
 const USER_TTL = 30 * 60;
 
-type Namespace = Awaited<ReturnType<typeof createNamespace>>;
-let opNs: Namespace;
-let ns: Namespace;
-let elsewhere: Namespace;
+let ns: TestNamespace;
+let elsewhere: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 let server: RunningProcess & { url: string };
@@ -44,20 +44,10 @@ const subject = { deployer: '', reader: '', stranger: '' };
 
 const core = () => adminKubeConfig().makeApiClient(CoreV1Api);
 
-interface Answer { status: number; headers: Headers; text: string; body: Record<string, unknown> }
-
-async function exchange(token: string, extra: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Answer> {
-  const r = await fetch(`${server.url}/oauth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-    body: new URLSearchParams({
-      grant_type: EXCHANGE, subject_token: token, subject_token_type: ACCESS_TOKEN, deployment: `${ns.name}/airflow`, ...extra,
-    }).toString(),
-  });
-  const text = await r.text();
-  let body: Record<string, unknown> = {};
-  try { body = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
-  return { status: r.status, headers: r.headers, text, body };
+function exchange(token: string, extra: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Answer> {
+  return post(`${server.url}/oauth/token`, form({
+    grant_type: EXCHANGE, subject_token: token, subject_token_type: ACCESS_TOKEN, deployment: `${ns.name}/airflow`, ...extra,
+  }, headers));
 }
 
 async function userToken(token: string, extra: Record<string, string> = {}): Promise<string> {
@@ -66,38 +56,15 @@ async function userToken(token: string, extra: Record<string, string> = {}): Pro
   return r.body.access_token as string;
 }
 
-function introspect(t: string, caller = observer): Promise<Record<string, unknown>> {
-  return fetch(`${server.url}/oauth/introspect`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${caller.keyId}:${caller.secret}`).toString('base64')}`,
-    },
-    body: new URLSearchParams({ token: t }).toString(),
-  }).then((r) => r.json() as Promise<Record<string, unknown>>);
-}
-
-const authz = (t: string, permission = 'deploy') =>
-  fetch(`${server.url}/authz?permission=${permission}`, { headers: { authorization: `Bearer ${t}` } });
-
-/** The token server's count of reviews of one kind and outcome (metrics). */
-async function reviews(review: 'token' | 'access', outcome: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('apikey_operator_token_exchange_reviews_total{')
-    && l.includes(`review="${review}"`) && l.includes(`outcome="${outcome}"`));
-  return line ? Number(line.split(' ').at(-1)) : 0;
-}
-
 beforeAll(async () => {
-  opNs = await createNamespace('txop');
   ns = await createNamespace('tx');
   elsewhere = await createNamespace('txelse');
   // The chart's ServiceAccounts and RBAC, its ClusterRoles for people included.
-  identity = await installOperatorIdentity(opNs.name);
+  identity = await installOperatorIdentity();
   server = await startTokenServer({
-    kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, waitReady: false, args: ['--user-token-ttl', '30m'],
+    kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, waitReady: false, args: ['--user-token-ttl', '30m'],
   });
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name });
+  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
   await waitForHttp(`${server.url}/readyz`, server);
   airflow = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE, SECOND], maxTokenTTL: '24h' });
   await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
@@ -115,7 +82,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([server?.stop(), controller?.stop()]);
   await identity?.cleanup();
-  for (const n of [ns, elsewhere, opNs]) await n?.cleanup();
+  for (const n of [ns, elsewhere]) await n?.cleanup();
 });
 
 describe('a ServiceAccount bound to the chart\'s deployment-token-requester', () => {
@@ -187,13 +154,13 @@ describe('a ServiceAccount bound to the chart\'s deployment-token-requester', ()
 
   it('asks the apiserver once for a burst of the same exchange (the reviews are cached briefly)', async () => {
     const fresh = await serviceAccountToken(ns.name, 'deployer');
-    const before = [await reviews('token', 'authenticated'), await reviews('access', 'allowed')];
+    const before = [await exchangeReviews(server, 'token', 'authenticated'), await exchangeReviews(server, 'access', 'allowed')];
     const answers = await Promise.all(Array.from({ length: 20 }, () => exchange(fresh)));
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
-    expect(await reviews('token', 'authenticated')).toBe(before[0]! + 1);
+    expect(await exchangeReviews(server, 'token', 'authenticated')).toBe(before[0]! + 1);
     // One more SubjectAccessReview at most (none when this user's answer is still cached).
-    expect(await reviews('access', 'allowed')).toBeLessThanOrEqual(before[1]! + 1);
-    expect(await reviews('token', 'cached')).toBeGreaterThanOrEqual(19);
+    expect(await exchangeReviews(server, 'access', 'allowed')).toBeLessThanOrEqual(before[1]! + 1);
+    expect(await exchangeReviews(server, 'token', 'cached')).toBeGreaterThanOrEqual(19);
   });
 });
 
@@ -235,11 +202,11 @@ describe('subject tokens Kubernetes does not accept are invalid_grant, through a
     }],
     ['a string that is no token at all', () => Promise.resolve('not-a-kubernetes-token')],
   ])('%s', async (_what, make) => {
-    const before = await reviews('token', 'unauthenticated');
+    const before = await exchangeReviews(server, 'token', 'unauthenticated');
     const r = await exchange(await make());
     expect(r.status).toBe(400);
     expect(r.body.error).toBe('invalid_grant');
-    expect(await reviews('token', 'unauthenticated')).toBe(before + 1);
+    expect(await exchangeReviews(server, 'token', 'unauthenticated')).toBe(before + 1);
   });
 
   it('a revoked token (its ServiceAccount deleted and re-created), and one the server accepted before within the cache\'s 10 s', async () => {
@@ -267,8 +234,8 @@ describe('the scope split', () => {
     expect(r.status, r.text).toBe(200);
     expect(r.body.scope).toBe('read');
     expect(decodeJwt(r.body.access_token as string)).toMatchObject({ sub: `system:serviceaccount:${ns.name}:reader`, scope: 'read' });
-    expect((await authz(r.body.access_token as string, 'read')).status).toBe(200);
-    expect((await authz(r.body.access_token as string, 'deploy')).status).toBe(403);
+    expect((await authz(server, r.body.access_token as string, 'read')).status).toBe(200);
+    expect((await authz(server, r.body.access_token as string, 'deploy')).status).toBe(403);
   });
 
   it('refuses deploy to it with invalid_scope, since RBAC allows it read only', async () => {
@@ -288,11 +255,11 @@ describe('the scope split', () => {
 describe('user tokens at /authz and introspection', () => {
   it('are live like key tokens, with the user as subject', async () => {
     const t = await userToken(subject.deployer);
-    const r = await authz(t);
+    const r = await authz(server, t, 'deploy');
     expect(r.status).toBe(200);
     expect(r.headers.get('x-auth-subject')).toBe(`system:serviceaccount:${ns.name}:deployer`);
     expect(r.headers.get('x-auth-deployment')).toBe(`${ns.name}/airflow`);
-    expect(await introspect(t)).toMatchObject({
+    expect(await introspect(server, t, observer)).toMatchObject({
       active: true, sub: `system:serviceaccount:${ns.name}:deployer`, client_id: 'kubernetes', scope: 'deploy read',
       deployment: `${ns.name}/airflow`, aud: AUDIENCE,
     });
@@ -304,18 +271,18 @@ describe('user tokens at /authz and introspection', () => {
       const r = await exchange(subject.deployer, { deployment: `${ns.name}/short-lived` });
       return r.status === 200 ? r.body.access_token as string : undefined;
     }, 10_000, 50);
-    expect((await authz(t)).status).toBe(200);
-    expect((await introspect(t)).active).toBe(true);
+    expect((await authz(server, t, 'deploy')).status).toBe(200);
+    expect((await introspect(server, t, observer)).active).toBe(true);
     await adminClient().delete(deploymentPath(ns.name, 'short-lived'));
     const t0 = Date.now();
-    await waitFor('inactive', async () => (await authz(t)).status === 401, 5000, 10);
+    await waitFor('inactive', async () => (await authz(server, t, 'deploy')).status === 401, 5000, 10);
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(await introspect(t)).toEqual({ active: false });
+    expect(await introspect(server, t, observer)).toEqual({ active: false });
     await waitFor('gone', async () => (await getDeployment(ns.name, 'short-lived')) === undefined, 20_000);
     await createDeployment(ns.name, 'short-lived', { audiences: [AUDIENCE] });
     await waitFor('a new token for the new Deployment', async () => (await exchange(subject.deployer, { deployment: `${ns.name}/short-lived` })).status === 200, 10_000, 50);
-    expect((await authz(t)).status).toBe(401);
-    expect(await introspect(t)).toEqual({ active: false });
+    expect((await authz(server, t, 'deploy')).status).toBe(401);
+    expect(await introspect(server, t, observer)).toEqual({ active: false });
   });
 });
 
@@ -328,8 +295,7 @@ describe('the token server', () => {
   });
 
   it('refuses mixed authentication: an API key with a token exchange is invalid_request', async () => {
-    const basic = `Basic ${Buffer.from(`${observer.keyId}:${observer.secret}`).toString('base64')}`;
-    const r = await exchange(subject.deployer, {}, { authorization: basic });
+    const r = await exchange(subject.deployer, {}, { authorization: basic(observer.keyId, observer.secret) });
     expect(r.status).toBe(400);
     expect(r.body.error).toBe('invalid_request');
   });

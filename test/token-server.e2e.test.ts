@@ -14,20 +14,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIGNING_KEYS_SECRET } from '../src/api/index.ts';
 import { generateSecret } from '../src/keys/format.ts';
 import { activeKey, parseSigningKeySet, planSigningKeys, SIGNING_KEYS_DATA_KEY } from '../src/shared/signing-keys.ts';
-import { createNamespace } from './support/cluster.ts';
+import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf,
-  secretPath, waitFor, waitForReady, type Credentials,
+  secretPath, waitForReady, type Credentials,
 } from './support/resources.ts';
+import {
+  authz, basic, clientCredentials, exchangeReviews, form, introspect, issued, json, post, requestToken, type Answer,
+} from './support/token-client.ts';
+import { waitFor } from './support/wait.ts';
 
 const exec = promisify(execFile);
 const AUDIENCE = 'https://airflow.example.test';
 type Server = RunningProcess & { url: string };
 
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
 let a: Server;
@@ -47,33 +50,6 @@ async function key(name: string, spec: Parameters<typeof createApiKey>[2] = { de
   return record(credentialsOf((await getSecret(ns.name, name))!));
 }
 
-interface Answer { status: number; headers: Headers; body: Record<string, unknown> }
-
-async function post(url: string, init: { headers?: Record<string, string>; body?: string | Uint8Array } = {}): Promise<Answer> {
-  const r = await fetch(url, { method: 'POST', ...init });
-  const text = await r.text();
-  let body: Record<string, unknown> = {};
-  try { body = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
-  return { status: r.status, headers: r.headers, body };
-}
-
-const json = (o: unknown) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(o) });
-const form = (o: Record<string, string>, headers: Record<string, string> = {}) =>
-  ({ headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(o).toString() });
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-const seedBody = (c: Credentials, extra: Record<string, unknown> = {}) =>
-  ({ client_id: c.keyId, client_secret: c.secret, audience: AUDIENCE, grant_type: 'client_credentials', ...extra });
-const token = (c: Credentials, server = a, extra: Record<string, unknown> = {}) => post(`${server.url}/oauth/token`, json(seedBody(c, extra)));
-const introspect = (t: string, caller: Credentials, server = a) =>
-  post(`${server.url}/oauth/introspect`, form({ token: t }, { authorization: basic(caller.keyId, caller.secret) }));
-
-async function issued(c: Credentials, server = a): Promise<string> {
-  return waitFor('a token', async () => {
-    const r = await token(c, server);
-    return r.status === 200 ? r.body.access_token as string : undefined;
-  }, 10_000, 20);
-}
-
 /** A POST from another local address (127.0.0.2): another client, as far as the server can tell. */
 function postFrom(localAddress: string, url: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -87,16 +63,15 @@ function postFrom(localAddress: string, url: string, body: string): Promise<numb
 }
 
 beforeAll(async () => {
-  opNs = await createNamespace('e2eop');
   ns = await createNamespace('e2e');
-  identity = await installOperatorIdentity(opNs.name);
+  identity = await installOperatorIdentity();
   // The token servers first (not ready until the controller writes signing keys), so that the
   // controller can write their URL into every credentials Secret.
-  a = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, waitReady: false });
-  b = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, waitReady: false,
+  a = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, waitReady: false });
+  b = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, waitReady: false,
     args: ['--issuer', a.url] });
   controller = await startController({
-    kubeconfig: identity.controllerKubeconfig, operatorNamespace: opNs.name,
+    kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace,
     args: ['--token-url', `${a.url}/oauth/token`, '--audiences', 'https://default.example.test'],
   });
   await waitForHttp(`${a.url}/readyz`, a);
@@ -104,15 +79,14 @@ beforeAll(async () => {
   await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
   ci = await key('ci', { deploymentRef: { name: 'airflow' }, permissions: ['deploy', 'read'] });
   // Ready in the apiserver is not yet in both servers' caches: the tests below ask once.
-  await issued(ci, a);
-  await issued(ci, b);
+  await issued(a, ci);
+  await issued(b, ci);
 });
 
 afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop(), controller?.stop()]);
   await identity?.cleanup();
   await ns?.cleanup();
-  await opNs?.cleanup();
 });
 
 describe('getting a token', () => {
@@ -129,7 +103,7 @@ describe('getting a token', () => {
   });
 
   it('gives a JWT that jose verifies through the discovered jwks_uri: iss, aud, a 24h exp, typ at+jwt and the claims', async () => {
-    const t = await issued(ci);
+    const t = await issued(a, ci);
     const meta = await (await fetch(`${a.url}/.well-known/oauth-authorization-server`)).json() as { issuer: string; jwks_uri: string };
     const { payload, protectedHeader } = await jwtVerify(t, createRemoteJWKSet(new URL(meta.jwks_uri)), {
       issuer: meta.issuer, audience: AUDIENCE, typ: 'at+jwt', requiredClaims: ['iat', 'exp', 'jti', 'sub'],
@@ -156,10 +130,10 @@ describe('getting a token', () => {
   });
 
   it('is served by either replica, and each verifies the other\'s tokens', async () => {
-    const fromB = await issued(ci, b);
+    const fromB = await issued(b, ci);
     expect(decodeJwt(fromB).iss).toBe(a.url);
-    expect((await introspect(fromB, ci, a)).body.active).toBe(true);
-    expect((await fetch(`${b.url}/authz?permission=read`, { headers: { authorization: `Bearer ${await issued(ci, a)}` } })).status).toBe(200);
+    expect((await introspect(a, fromB, ci)).active).toBe(true);
+    expect((await authz(b, await issued(a, ci), 'read')).status).toBe(200);
   });
 });
 
@@ -168,13 +142,13 @@ describe('RFC 6749 5.2 errors, each from the input that causes it', () => {
     ['invalid_request', 'no grant_type', 400, () => post(`${a.url}/oauth/token`, json({ client_id: ci.keyId, client_secret: ci.secret }))],
     ['invalid_request', 'a repeated parameter', 400, () => post(`${a.url}/oauth/token`, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=client_credentials&grant_type=client_credentials&client_id=${ci.keyId}&client_secret=${ci.secret}` })],
     ['invalid_request', 'two client authentication methods', 400, () => post(`${a.url}/oauth/token`, form({ grant_type: 'client_credentials', client_secret: ci.secret }, { authorization: basic(ci.keyId, ci.secret) }))],
-    ['invalid_client', 'a wrong secret', 401, () => token({ ...ci, secret: generateSecret() })],
-    ['invalid_client', 'an unknown key id', 401, () => token({ ...ci, keyId: 'ak_aaaaaaaaaaaaaaaaaaaaaaaaaa' })],
+    ['invalid_client', 'a wrong secret', 401, () => requestToken(a, { ...ci, secret: generateSecret() })],
+    ['invalid_client', 'an unknown key id', 401, () => requestToken(a, { ...ci, keyId: 'ak_aaaaaaaaaaaaaaaaaaaaaaaaaa' })],
     ['invalid_client', 'no client authentication', 401, () => post(`${a.url}/oauth/token`, json({ grant_type: 'client_credentials' }))],
-    ['unsupported_grant_type', 'grant_type=password', 400, () => token(ci, a, { grant_type: 'password' })],
-    ['unsupported_grant_type', 'grant_type=authorization_code', 400, () => token(ci, a, { grant_type: 'authorization_code', code: 'x' })],
-    ['invalid_scope', 'a scope beyond the key\'s permissions', 400, () => token(ci, a, { scope: 'deploy admin' })],
-    ['invalid_target', 'an audience the Deployment does not allow', 400, () => token(ci, a, { audience: 'https://elsewhere.example' })],
+    ['unsupported_grant_type', 'grant_type=password', 400, () => requestToken(a, ci, { grant_type: 'password' })],
+    ['unsupported_grant_type', 'grant_type=authorization_code', 400, () => requestToken(a, ci, { grant_type: 'authorization_code', code: 'x' })],
+    ['invalid_scope', 'a scope beyond the key\'s permissions', 400, () => requestToken(a, ci, { scope: 'deploy admin' })],
+    ['invalid_target', 'an audience the Deployment does not allow', 400, () => requestToken(a, ci, { audience: 'https://elsewhere.example' })],
   ])('%s for %s (HTTP %i)', async (error, _input, status, send) => {
     const r = await send();
     expect(r.status).toBe(status);
@@ -187,10 +161,10 @@ describe('RFC 6749 5.2 errors, each from the input that causes it', () => {
   it('unauthorized_client for a key whose Deployment is gone (the key outlived it: orphan deletion)', async () => {
     await createDeployment(ns.name, 'orphaning', { audiences: [AUDIENCE] });
     const c = await key('orphaned', { deploymentRef: { name: 'orphaning' } });
-    await issued(c);
+    await issued(a, c);
     await adminClient().request('DELETE', deploymentPath(ns.name, 'orphaning'), { body: { propagationPolicy: 'Orphan' } });
     const r = await waitFor('refused', async () => {
-      const x = await token(c);
+      const x = await requestToken(a, c);
       return x.status !== 200 ? x : undefined;
     }, 5000, 20);
     expect(r.status).toBe(400);
@@ -214,9 +188,7 @@ describe('RFC 6749 5.2 errors, each from the input that causes it', () => {
     expect(typeof r.body.error_description).toBe('string');
     expect(r.headers.get('cache-control')).toBe('no-store');
     // The apiserver said so: a real TokenReview, counted by the server.
-    const metrics = (await (await fetch(`${a.url}/metrics`)).text()).split('\n');
-    expect(metrics.find((l) => l.startsWith('apikey_operator_token_exchange_reviews_total{')
-      && l.includes('review="token"') && l.includes('outcome="unauthenticated"'))).toMatch(/ 1$/);
+    expect(await exchangeReviews(a, 'token', 'unauthenticated')).toBe(1);
   });
 });
 
@@ -235,15 +207,15 @@ describe('malformed requests', () => {
     ['a null client_id', 401, raw(JSON.stringify({ grant_type: 'client_credentials', client_id: null, client_secret: null }), 'application/json')],
     ['duplicated parameters', 400, raw('grant_type=client_credentials&client_id=a&client_id=b', 'application/x-www-form-urlencoded')],
     ['an empty Basic header', 401, raw('grant_type=client_credentials', 'application/x-www-form-urlencoded', { authorization: 'Basic ' })],
-    ['a secret with a bad checksum', 401, () => token({ ...ci, secret: ci.secret.slice(0, -1) + (ci.secret.endsWith('0') ? '1' : '0') })],
-    ['a key id of another format', 401, () => token({ ...ci, keyId: 'AKIAIOSFODNN7EXAMPLE' })],
+    ['a secret with a bad checksum', 401, () => requestToken(a, { ...ci, secret: ci.secret.slice(0, -1) + (ci.secret.endsWith('0') ? '1' : '0') })],
+    ['a key id of another format', 401, () => requestToken(a, { ...ci, keyId: 'AKIAIOSFODNN7EXAMPLE' })],
     ['a malformed percent-escape', 400, raw('grant_type=%E0%A4%A', 'application/x-www-form-urlencoded')],
   ])('%s gets a 4xx (%i), never a 5xx, and the server stays up', async (_what, status, send) => {
     const r = await send();
     expect(r.status).toBe(status);
     expect(typeof r.body.error).toBe('string');
     expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
-    expect((await token(ci)).status).toBe(200);
+    expect((await requestToken(a, ci)).status).toBe(200);
     expect(a.isRunning()).toBe(true);
   });
 
@@ -260,28 +232,28 @@ describe('revocation by deletion', () => {
     const name = `gone-${Date.now() % 100_000}`;
     await createDeployment(ns.name, `dep-${name}`, { audiences: [AUDIENCE] });
     const c = await key(name, { deploymentRef: { name: `dep-${name}` } });
-    const t = await issued(c);
-    expect((await introspect(t, ci)).body.active).toBe(true);
+    const t = await issued(a, c);
+    expect((await introspect(a, t, ci)).active).toBe(true);
     await remove(name);
     // Measured from the apiserver's answer to the delete: the watch event cannot come before it.
     const t0 = Date.now();
-    await waitFor('refused', async () => (await token(c)).status !== 200, 5000, 10);
+    await waitFor('refused', async () => (await requestToken(a, c)).status !== 200, 5000, 10);
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect((await introspect(t, ci)).body).toEqual({ active: false });
+    expect(await introspect(a, t, ci)).toEqual({ active: false });
     // Replica b has a watch of its own.
     const onB = await waitFor('inactive on b', async () => {
-      const r = await introspect(t, ci, b);
-      return r.body.active === false ? r : undefined;
+      const r = await introspect(b, t, ci);
+      return r.active === false ? r : undefined;
     }, 1000, 10);
-    expect(onB.body).toEqual({ active: false });
-    expect((await fetch(`${a.url}/authz`, { headers: { authorization: `Bearer ${t}` } })).status).toBe(401);
+    expect(onB).toEqual({ active: false });
+    expect((await authz(a, t)).status).toBe(401);
   });
 });
 
 describe('rotation', () => {
   it('accepts the old secret during the grace period and not after it; its tokens end with it; lastUsedAt survives', async () => {
     const old = await key('rotating', { deploymentRef: { name: 'airflow' }, rotation: { gracePeriod: '8s' } });
-    const oldToken = await issued(old);
+    const oldToken = await issued(a, old);
     await waitFor('lastUsedAt', async () => (await getApiKey(ns.name, 'rotating'))?.status?.lastUsedAt, 20_000, 200);
     await adminClient().mergePatch(apiKeyPath(ns.name, 'rotating'), { metadata: { annotations: { 'apikeys.dev/rotate': new Date().toISOString() } } });
     const fresh = record(credentialsOf(await waitFor('the new secret', async () => {
@@ -294,20 +266,20 @@ describe('rotation', () => {
     expect(rotated.status?.lastUsedAt).toBeDefined();
     expect(fresh.keyId).toBe(old.keyId);
 
-    expect((await issued(fresh))).toBeTruthy();
-    const during = await token(old);
+    expect((await issued(a, fresh))).toBeTruthy();
+    const during = await requestToken(a, old);
     expect(during.status).toBe(200);
     expect(decodeJwt(during.body.access_token as string).exp).toBeLessThanOrEqual(graceEnd / 1000);
-    expect((await introspect(oldToken, ci)).body.active).toBe(true);
+    expect((await introspect(a, oldToken, ci)).active).toBe(true);
 
     await new Promise((r) => setTimeout(r, graceEnd - Date.now() + 100));
-    const after = await token(old);
+    const after = await requestToken(a, old);
     expect(after.status).toBe(401);
     expect(after.body.error).toBe('invalid_client');
-    expect((await introspect(oldToken, ci)).body).toEqual({ active: false });
-    expect((await token(fresh)).status).toBe(200);
+    expect(await introspect(a, oldToken, ci)).toEqual({ active: false });
+    expect((await requestToken(a, fresh)).status).toBe(200);
     await waitFor('previous hash dropped', async () => !(await getApiKey(ns.name, 'rotating'))?.status?.previousSecretHash, 10_000);
-    expect((await token(old)).status).toBe(401);
+    expect((await requestToken(a, old)).status).toBe(401);
   });
 });
 
@@ -316,11 +288,11 @@ describe('brute force', () => {
     const victim = await key('victim');
     const statuses = new Map<number, number>();
     let retryAfter = 0;
-    const body = (secret: string) => JSON.stringify(seedBody({ ...victim, secret }));
+    const body = (secret: string) => JSON.stringify(clientCredentials({ ...victim, secret }));
     const wrong = Array.from({ length: 1000 }, () => generateSecret());
     for (let i = 0; i < wrong.length; i += 10) {
       await Promise.all(wrong.slice(i, i + 10).map(async (s) => {
-        const r = await post(`${a.url}/oauth/token`, { headers: { 'content-type': 'application/json' }, body: body(s) });
+        const r = await requestToken(a, { ...victim, secret: s });
         statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
         if (r.status === 429) retryAfter = Math.max(retryAfter, Number(r.headers.get('retry-after')));
       }));
@@ -334,7 +306,7 @@ describe('brute force', () => {
     // The key's real client, at another address, gets its token at once.
     expect(await postFrom('127.0.0.2', `${a.url}/oauth/token`, body(victim.secret))).toBe(200);
     // And another replica does not share this replica's penalty.
-    expect((await token(victim, b)).status).toBe(200);
+    expect((await requestToken(b, victim)).status).toBe(200);
     const metrics = await (await fetch(`${a.url}/metrics`)).text();
     expect(metrics).toMatch(/apikey_operator_token_failures_total\{reason="rate_limited"\} \d{3}/);
     expect(metrics).not.toContain(victim.keyId);
@@ -351,7 +323,7 @@ describe('signing-key rotation with two replicas', () => {
    * alone, so the Secret is what the token servers see.
    */
   it('keeps tokens signed before and after verifying against both replicas\' JWKS throughout', async () => {
-    const path = secretPath(opNs.name, SIGNING_KEYS_SECRET);
+    const path = secretPath(identity.namespace, SIGNING_KEYS_SECRET);
     const secret = await adminClient().get<{ metadata: { resourceVersion: string }; data: Record<string, string> }>(path);
     const before = parseSigningKeySet(Buffer.from(secret.data[SIGNING_KEYS_DATA_KEY]!, 'base64').toString('utf8'));
     const current = activeKey(before)!;
@@ -371,7 +343,7 @@ describe('signing-key rotation with two replicas', () => {
         for (const set of Object.values(jwks)) await jwtVerify(t, set, { issuer: a.url, audience: AUDIENCE, typ: 'at+jwt' });
       }
     };
-    tokens.push(await issued(ci, a), await issued(ci, b));
+    tokens.push(await issued(a, ci), await issued(b, ci));
     await verifyAll();
 
     await adminClient().replace(path, { ...secret, data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(plan)).toString('base64') } });
@@ -388,7 +360,7 @@ describe('signing-key rotation with two replicas', () => {
     while (Date.now() < activation + 3000) {
       for (const s of [a, b]) {
         const sent = Date.now();
-        const t = await issued(ci, s);
+        const t = await issued(s, ci);
         const answered = Date.now();
         const kid = decodeProtectedHeader(t).kid!;
         kidsSeen.add(kid);

@@ -16,30 +16,34 @@ import { KubeClient, KubeError } from '../src/kube/client.ts';
 import { loadKubeConfig } from '../src/kube/config.ts';
 import { metaTime } from '../src/kube/types.ts';
 import { DEFAULT_ROTATION, planSigningKeys, SIGNING_KEYS_DATA_KEY, type SigningKeySet } from '../src/shared/signing-keys.ts';
-import { createNamespace } from './support/cluster.ts';
+import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, recordSecret, startProcess, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath, waitFor,
+  adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath,
 } from './support/resources.ts';
+import {
+  authz, clientCredentials, introspect, issued, json, post, requestToken, type KeyCredentials,
+} from './support/token-client.ts';
+import { waitFor } from './support/wait.ts';
 
 type Server = RunningProcess & { url: string };
-let opNs: Awaited<ReturnType<typeof createNamespace>>;
-let ns: Awaited<ReturnType<typeof createNamespace>>;
+let ns: TestNamespace;
 let identity: OperatorIdentity;
 let server: Server;
 let keys: SigningKeySet;
 const AUDIENCE = 'https://airflow.example.test';
 
-interface Key { name: string; keyId: string; secret: string; apiKey: ApiKey }
+/** A key the test made in the controller's place; its audience is the one its Secret would hold. */
+interface Key extends KeyCredentials { name: string; apiKey: ApiKey }
 
 async function writeSigningKeys(set: SigningKeySet): Promise<void> {
   const body = {
     apiVersion: 'v1', kind: 'Secret', type: SIGNING_KEYS_SECRET_TYPE,
-    metadata: { name: SIGNING_KEYS_SECRET, namespace: opNs.name },
+    metadata: { name: SIGNING_KEYS_SECRET, namespace: identity.namespace },
     data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(set)).toString('base64') },
   };
-  await adminClient().apply(secretPath(opNs.name, SIGNING_KEYS_SECRET), body, 'test');
+  await adminClient().apply(secretPath(identity.namespace, SIGNING_KEYS_SECRET), body, 'test');
 }
 
 /** What the controller does for a new key: ownerReference, then a Ready status with the key id and secret hash. */
@@ -58,70 +62,42 @@ async function createKey(name: string, dep: Deployment, spec: Partial<ApiKey['sp
     conditions: [{ type: 'Ready', status: 'True', reason: 'SecretReady', message: 'ready', lastTransitionTime: metaTime() }],
     ...status,
   });
-  return { name, keyId, secret, apiKey };
+  return { name, keyId, secret, audience: AUDIENCE, apiKey };
 }
 
 function patchStatus(name: string, status: Partial<ApiKeyStatus>): Promise<ApiKey> {
   return adminClient().mergePatch<ApiKey>(`${apiKeyPath(ns.name, name)}/status`, { status });
 }
 
-const seed = (k: Key, extra: Record<string, unknown> = {}) => ({
-  method: 'POST', headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ client_id: k.keyId, client_secret: k.secret, audience: AUDIENCE, grant_type: 'client_credentials', ...extra }),
-});
-
-async function tokenFor(k: Key, extra: Record<string, unknown> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(`${server.url}/oauth/token`, seed(k, extra));
-  return { status: r.status, body: await r.json() as Record<string, unknown> };
-}
-
-/** Waits until the server (through its watch) issues tokens for `k`. */
-function issued(k: Key): Promise<string> {
-  return waitFor(`a token for ${k.name}`, async () => {
-    const r = await tokenFor(k);
-    return r.status === 200 ? r.body.access_token as string : undefined;
-  }, 10_000, 20);
-}
-
 /** Polls until the server refuses `k`, and returns how long that took after `t0`. */
 async function refusedWithin(k: Key, t0: number): Promise<number> {
-  await waitFor(`${k.name} refused`, async () => (await tokenFor(k)).status !== 200, 10_000, 10);
+  await waitFor(`${k.name} refused`, async () => (await requestToken(server, k)).status !== 200, 10_000, 10);
   return Date.now() - t0;
-}
-
-function introspect(token: string, caller: Key): Promise<Record<string, unknown>> {
-  return fetch(`${server.url}/oauth/introspect`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${caller.keyId}:${caller.secret}`).toString('base64')}` },
-    body: new URLSearchParams({ token }).toString(),
-  }).then((r) => r.json() as Promise<Record<string, unknown>>);
 }
 
 let dep: Deployment;
 let observer: Key;
 
 beforeAll(async () => {
-  opNs = await createNamespace('tsop');
   ns = await createNamespace('ts');
-  identity = await installOperatorIdentity(opNs.name);
+  identity = await installOperatorIdentity();
   keys = await planSigningKeys(undefined, DEFAULT_ROTATION);
   await writeSigningKeys(keys);
   dep = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
   observer = await createKey('observer', dep);
-  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name });
+  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
 });
 
 afterAll(async () => {
   await server?.stop();
   await identity?.cleanup();
   await ns?.cleanup();
-  await opNs?.cleanup();
 });
 
 describe('the token server on a real control plane, as the chart\'s ServiceAccount', () => {
   it('issues a token for a key it learnt from its watch, verifiable through the discovered jwks_uri', async () => {
     const k = await createKey('ci', dep, { permissions: ['deploy', 'read'] });
-    const token = await issued(k);
+    const token = await issued(server, k);
     const meta = await (await fetch(`${server.url}/.well-known/oauth-authorization-server`)).json() as { jwks_uri: string; issuer: string };
     expect(meta.issuer).toBe(server.url);
     const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(meta.jwks_uri)), {
@@ -136,22 +112,22 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     const sa = new KubeClient(loadKubeConfig({ kubeconfig: identity.tokenServerKubeconfig }));
     const status = (p: Promise<unknown>) => p.then(() => 200, (e: unknown) => (e instanceof KubeError ? e.status : -1));
     // What it needs.
-    expect(await status(sa.get(secretPath(opNs.name, SIGNING_KEYS_SECRET)))).toBe(200);
-    expect(await status(sa.get(secretPath(opNs.name), { fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}` }))).toBe(200);
+    expect(await status(sa.get(secretPath(identity.namespace, SIGNING_KEYS_SECRET)))).toBe(200);
+    expect(await status(sa.get(secretPath(identity.namespace), { fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}` }))).toBe(200);
     expect(await status(sa.get(apiKeyPath(ns.name)))).toBe(200);
     expect(await status(sa.get(deploymentPath(ns.name)))).toBe(200);
     // Nothing more.
-    await adminClient().create(secretPath(opNs.name), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'other' }, stringData: { x: 'y' } });
+    await adminClient().create(secretPath(identity.namespace), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'other' }, stringData: { x: 'y' } });
     await adminClient().create(secretPath(ns.name), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, stringData: { x: 'y' } });
-    expect(await status(sa.get(secretPath(opNs.name, 'other')))).toBe(403);
-    expect(await status(sa.get(secretPath(opNs.name)))).toBe(403);
+    expect(await status(sa.get(secretPath(identity.namespace, 'other')))).toBe(403);
+    expect(await status(sa.get(secretPath(identity.namespace)))).toBe(403);
     expect(await status(sa.get(secretPath(ns.name, 'creds')))).toBe(403);
     expect(await status(sa.get(secretPath(ns.name)))).toBe(403);
     expect(await status(sa.get('/api/v1/secrets'))).toBe(403);
     expect(await status(sa.mergePatch(apiKeyPath(ns.name, 'observer'), { spec: { permissions: ['deploy', 'read'] } }))).toBe(403);
     expect(await status(sa.delete(apiKeyPath(ns.name, 'observer')))).toBe(403);
     expect(await status(sa.mergePatch(deploymentPath(ns.name, 'airflow'), { spec: { maxTokenTTL: '1h' } }))).toBe(403);
-    expect(await status(sa.mergePatch(secretPath(opNs.name, SIGNING_KEYS_SECRET), { metadata: { labels: { x: 'y' } } }))).toBe(403);
+    expect(await status(sa.mergePatch(secretPath(identity.namespace, SIGNING_KEYS_SECRET), { metadata: { labels: { x: 'y' } } }))).toBe(403);
   });
 
   it.each<[string, (k: Key, d: Deployment) => Promise<unknown>]>([
@@ -164,21 +140,20 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     const d = await createDeployment(ns.name, `d-${what.length}-${Date.now() % 100000}`, { audiences: [AUDIENCE] });
     const k = await createKey(`k-${what.length}-${Date.now() % 100000}`, d);
     const peer = await createKey(`p-${what.length}-${Date.now() % 100000}`, dep);
-    const token = await issued(k);
-    await issued(peer);
-    expect((await introspect(token, peer)).active).toBe(true);
+    const token = await issued(server, k);
+    await issued(server, peer);
+    expect((await introspect(server, token, peer)).active).toBe(true);
     // Measured from the apiserver's answer to the write: the watch event cannot come before it.
     await change(k, d);
     expect(await refusedWithin(k, Date.now())).toBeLessThan(1000);
-    expect(await introspect(token, peer)).toEqual({ active: false });
-    const authz = await fetch(`${server.url}/authz`, { headers: { authorization: `Bearer ${token}` } });
-    expect(authz.status).toBe(401);
+    expect(await introspect(server, token, peer)).toEqual({ active: false });
+    expect((await authz(server, token)).status).toBe(401);
   });
 
   it('still applies a deletion within a second after 45 s without a single watch event', async () => {
     // client-node's watches have stalled on quiet resources (1.x could hang; 2.0.0 ends each after 30 s, then backs off): measure it.
     const k = await createKey('quiet', dep);
-    await issued(k);
+    await issued(server, k);
     // The lastUsedAt write (within 5 s) is the last event; then nothing for at least 40 s.
     await new Promise((r) => setTimeout(r, 45_000));
     await adminClient().delete(apiKeyPath(ns.name, k.name));
@@ -188,14 +163,14 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
   it('refuses a key whose ownerReference names an earlier Deployment of the same name', async () => {
     const d = await createDeployment(ns.name, 'recreated', { audiences: [AUDIENCE] });
     const k = await createKey('orphan', d);
-    await issued(k);
+    await issued(server, k);
     await adminClient().request('DELETE', deploymentPath(ns.name, 'recreated'), { body: { propagationPolicy: 'Orphan' } });
     await waitFor('Deployment gone', async () => (await getDeployment(ns.name, 'recreated')) === undefined, 20_000);
     await createDeployment(ns.name, 'recreated', { audiences: [AUDIENCE] });
     // While the Deployment is gone the answer is unauthorized_client too ("no longer exists"):
     // wait for the one that says the key belongs to an earlier Deployment.
     const refused = await waitFor('refused for an earlier Deployment', async () => {
-      const r = await tokenFor(k);
+      const r = await requestToken(server, k);
       return /does not belong to the current Deployment/.test(String(r.body.error_description)) ? r : undefined;
     }, 5000, 20);
     expect(refused.body.error).toBe('unauthorized_client');
@@ -203,7 +178,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
 
   it('honours the previous secret during its grace period and not after it', async () => {
     const k = await createKey('rotated', dep);
-    const oldToken = await issued(k);
+    const oldToken = await issued(server, k);
     const fresh = generateSecret();
     recordSecret(fresh);
     // Long enough for the issued() below, whose misses until the watch brings the new hash are
@@ -214,22 +189,22 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
       lastRotationTime: metaTime(),
     });
     const newKey = { ...k, secret: fresh };
-    await issued(newKey);
-    const during = await tokenFor(k);
+    await issued(server, newKey);
+    const during = await requestToken(server, k);
     expect(during.status).toBe(200);
     // A token of the previous secret ends with its grace period.
     expect(decodeJwt(during.body.access_token as string).exp).toBeLessThanOrEqual(graceEnd.getTime() / 1000);
-    expect((await introspect(oldToken, observer)).active).toBe(true);
+    expect((await introspect(server, oldToken, observer)).active).toBe(true);
     await new Promise((r) => setTimeout(r, graceEnd.getTime() - Date.now() + 50));
-    expect((await tokenFor(k)).body.error).toBe('invalid_client');
-    expect(await introspect(oldToken, observer)).toEqual({ active: false });
-    expect((await tokenFor(newKey)).status).toBe(200);
+    expect((await requestToken(server, k)).body.error).toBe('invalid_client');
+    expect(await introspect(server, oldToken, observer)).toEqual({ active: false });
+    expect((await requestToken(server, newKey)).status).toBe(200);
   });
 
   it('records status.lastUsedAt in the background, as an update of the field manager apikey-operator, at most once a minute', async () => {
     const k = await createKey('used', dep);
     const t0 = Date.now();
-    await issued(k);
+    await issued(server, k);
     const used = await waitFor('lastUsedAt', async () => {
       const a = await getApiKey(ns.name, k.name);
       return a?.status?.lastUsedAt ? a : undefined;
@@ -239,17 +214,17 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     expect((entry?.fieldsV1 as { 'f:status'?: Record<string, unknown> } | undefined)?.['f:status']).toHaveProperty('f:lastUsedAt');
     // Nothing else of the status changed.
     expect(used.status?.secretHash).toBe(k.apiKey.status?.secretHash);
-    for (let i = 0; i < 5; i++) expect((await tokenFor(k)).status).toBe(200);
+    for (let i = 0; i < 5; i++) expect((await requestToken(server, k)).status).toBe(200);
     await new Promise((r) => setTimeout(r, 6000));
     expect((await getApiKey(ns.name, k.name))?.status?.lastUsedAt).toBe(used.status?.lastUsedAt);
   });
 
   it('signs with a new key set written to the Secret, through its watch, without a restart', async () => {
     const next = await planSigningKeys(undefined, { ...DEFAULT_ROTATION, algorithm: 'EdDSA' });
-    const before = await issued(observer);
+    const before = await issued(server, observer);
     await writeSigningKeys({ version: 1, keys: [...keys.keys.map((k) => ({ ...k, retireAt: metaTime(), expireAt: metaTime(new Date(Date.now() + 86_400_000)) })), ...next.keys] });
     const after = await waitFor('new signing key', async () => {
-      const t = await issued(observer);
+      const t = await issued(server, observer);
       return decodeProtectedHeader(t).kid === next.keys[0]!.kid ? t : undefined;
     }, 5000, 20);
     expect(decodeProtectedHeader(after).alg).toBe('EdDSA');
@@ -262,15 +237,13 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
 
   it('counts failures behind a trusted proxy per forwarded client, and believes no one else\'s X-Forwarded-For', async () => {
     const k = await createKey('behind-proxy', dep);
-    await issued(k);
+    await issued(server, k);
     const proxied = await startTokenServer({
-      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: opNs.name, args: ['--trusted-proxies', '127.0.0.0/8'],
+      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, args: ['--trusted-proxies', '127.0.0.0/8'],
     });
     try {
-      const attempt = (xff: string, secret: string) => fetch(`${proxied.url}/oauth/token`, {
-        method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': xff },
-        body: JSON.stringify({ client_id: k.keyId, client_secret: secret, audience: AUDIENCE, grant_type: 'client_credentials' }),
-      }).then((r) => r.status);
+      const attempt = (xff: string, secret: string) =>
+        post(`${proxied.url}/oauth/token`, json(clientCredentials({ ...k, secret }), { 'x-forwarded-for': xff })).then((r) => r.status);
       const wrong = generateSecret();
       const attacker: number[] = [];
       for (let i = 0; i < 20; i++) attacker.push(await attempt('198.51.100.66', wrong));
@@ -280,7 +253,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
       // ...the pipeline behind the same proxy is not.
       expect(await attempt('203.0.113.10', k.secret)).toBe(200);
       // The server without --trusted-proxies ignores the header: everything there comes from 127.0.0.1.
-      expect((await fetch(`${server.url}/oauth/token`, { ...seed(k), headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.66' } })).status).toBe(200);
+      expect((await post(`${server.url}/oauth/token`, json(clientCredentials(k), { 'x-forwarded-for': '198.51.100.66' }))).status).toBe(200);
     } finally {
       await proxied.stop();
     }

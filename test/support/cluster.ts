@@ -3,16 +3,13 @@
  * client, a namespace of its own, kubectl, and credentials of a
  * ServiceAccount obtained through TokenRequest (the way the operator runs).
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import { bearerTokenKubeconfig, readState, type ClusterState } from '../cluster/controlplane.ts';
-
-const exec = promisify(execFile);
+import { run, type Run } from './run.ts';
 
 export function clusterState(): ClusterState {
   const state = readState(inject('clusterDir'));
@@ -30,8 +27,10 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Creates a namespace and returns its name; `cleanup` deletes it (its contents go with it). */
-export async function createNamespace(prefix = 'test'): Promise<{ name: string; cleanup: () => Promise<void> }> {
+/** A namespace of one test file; `cleanup` deletes it (its contents go with it). */
+export interface TestNamespace { name: string; cleanup(): Promise<void> }
+
+export async function createNamespace(prefix = 'test'): Promise<TestNamespace> {
   const core = adminKubeConfig().makeApiClient(CoreV1Api);
   const name = uniqueName(prefix);
   await core.createNamespace({ body: { metadata: { name } } });
@@ -43,22 +42,9 @@ export async function createNamespace(prefix = 'test'): Promise<{ name: string; 
   };
 }
 
-export async function kubectl(args: string[], opts: { kubeconfig?: string; input?: string } = {}):
-Promise<{ stdout: string; stderr: string; code: number }> {
+export function kubectl(args: string[], opts: { kubeconfig?: string; input?: string } = {}): Promise<Run> {
   const state = clusterState();
-  const p = exec(state.binaries.kubectl, ['--kubeconfig', opts.kubeconfig ?? state.kubeconfig, ...args], {
-    encoding: 'utf8',
-  });
-  if (opts.input !== undefined) {
-    p.child.stdin?.end(opts.input);
-  }
-  try {
-    const { stdout, stderr } = await p;
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: number };
-    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
-  }
+  return run(state.binaries.kubectl, ['--kubeconfig', opts.kubeconfig ?? state.kubeconfig, ...args], { input: opts.input });
 }
 
 /** Creates a ServiceAccount (if needed) and returns a fresh TokenRequest token of it; the token is never printed. */

@@ -2,10 +2,10 @@
  * What the chart tests need of Helm: run it on the chart with a set of values (passed as a values
  * file on stdin, exactly as a user's values.yaml), and read the objects it renders.
  */
-import { execFile } from 'node:child_process';
 import { parseAllDocuments } from 'yaml';
 import { CHART_DIR } from '../../scripts/render-manifests.ts';
 import { clusterState } from './cluster.ts';
+import { run, type Run } from './run.ts';
 
 /** A rendered Kubernetes object: the fields every object has, the rest left to the caller's cast. */
 export interface KubeObject {
@@ -14,20 +14,12 @@ export interface KubeObject {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
 }
 
-export interface Run { stdout: string; stderr: string; code: number }
-
 /** Runs the test control plane's helm against its cluster; `values`, if any, go in as a values file. */
 export function helm(args: string[], values?: object): Promise<Run> {
   const state = clusterState();
   const valuesArgs = values ? ['--values', '-'] : [];
-  return new Promise((resolve) => {
-    const child = execFile(state.binaries.helm, [...args, '--kubeconfig', state.kubeconfig, ...valuesArgs], {
-      encoding: 'utf8', maxBuffer: 16 << 20,
-    }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ stdout, stderr, code });
-    });
-    child.stdin?.end(values ? JSON.stringify(values) : undefined);
+  return run(state.binaries.helm, [...args, '--kubeconfig', state.kubeconfig, ...valuesArgs], {
+    input: values ? JSON.stringify(values) : undefined,
   });
 }
 

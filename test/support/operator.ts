@@ -1,20 +1,22 @@
 /**
- * Runs the operator the way the chart deploys it: the chart's own RBAC
- * (rendered with `helm template`, ServiceAccounts and roles only, since no
- * Pod runs here) applied to the test control plane, and a kubeconfig holding
- * a TokenRequest token of each ServiceAccount.
+ * Runs the operator the way the chart deploys it: a namespace of its own, the
+ * chart's own RBAC (rendered with `helm template`, ServiceAccounts and roles
+ * only, since no Pod runs here) applied to the test control plane, and a
+ * kubeconfig holding a TokenRequest token of each ServiceAccount.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { kubectl, serviceAccountKubeconfig, uniqueName } from './cluster.ts';
+import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './cluster.ts';
 import { chartIdentityObjects } from '../../scripts/render-manifests.ts';
-import { renderChart } from './helm.ts';
-import { adminClient, waitFor } from './resources.ts';
+import { renderChart, type KubeObject } from './helm.ts';
+import { adminClient } from './resources.ts';
+import { waitFor } from './wait.ts';
 
 export interface OperatorIdentity {
   release: string;
+  /** The operator's own namespace, made for it and deleted by `cleanup`. */
   namespace: string;
   controllerKubeconfig: string;
   tokenServerKubeconfig: string;
@@ -24,35 +26,44 @@ export interface OperatorIdentity {
 }
 
 /**
- * Applies the chart's ServiceAccounts and RBAC for an operator installed in
- * `namespace` (which must exist), and returns kubeconfigs for its accounts.
+ * Creates a namespace for the operator, applies the chart's ServiceAccounts and
+ * RBAC for an operator installed there, and returns kubeconfigs for its accounts.
  */
-export async function installOperatorIdentity(namespace: string, values: { watchNamespaces?: string[] } = {}): Promise<OperatorIdentity> {
+export async function installOperatorIdentity(values: { watchNamespaces?: string[] } = {}): Promise<OperatorIdentity> {
+  const ns = await createNamespace('op');
+  const namespace = ns.name;
   const release = uniqueName('op');
-  // The token server as its own Deployment, so that each program has its own account.
-  const docs = chartIdentityObjects(await renderChart(release, namespace, { ...values, tokenServer: { mode: 'deployment' } }));
-  const input = docs.map((d) => JSON.stringify(d)).join('\n');
-  const r = await kubectl(['apply', '-f', '-'], { input });
-  if (r.code !== 0) throw new Error(`applying the chart's RBAC failed: ${r.stderr}`);
-  const sas = docs.filter((d) => d.kind === 'ServiceAccount').map((d) => d.metadata.name);
-  const controllerServiceAccount = sas.find((n) => n.endsWith('-controller'));
-  const tokenServerServiceAccount = sas.find((n) => n.endsWith('-token-server'));
-  if (!controllerServiceAccount || !tokenServerServiceAccount) {
-    throw new Error(`the chart rendered ServiceAccounts ${sas.join(', ')}; expected *-controller and *-token-server`);
-  }
   const dir = mkdtempSync(join(tmpdir(), 'operator-identity-'));
-  const controllerKubeconfig = await serviceAccountKubeconfig(namespace, controllerServiceAccount, dir);
-  const tokenServerKubeconfig = await serviceAccountKubeconfig(namespace, tokenServerServiceAccount, dir);
-  const clusterScoped = docs.filter((d) => d.kind === 'ClusterRole' || d.kind === 'ClusterRoleBinding');
-  return {
-    release, namespace, controllerKubeconfig, tokenServerKubeconfig, controllerServiceAccount, tokenServerServiceAccount,
-    async cleanup() {
-      for (const d of clusterScoped) {
-        await kubectl(['delete', d.kind.toLowerCase(), d.metadata.name, '--ignore-not-found', '--wait=false']);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+  let docs: KubeObject[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const d of docs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')) {
+      await kubectl(['delete', d.kind.toLowerCase(), d.metadata.name, '--ignore-not-found', '--wait=false']);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    await ns.cleanup();
   };
+  try {
+    // The token server as its own Deployment, so that each program has its own account.
+    docs = chartIdentityObjects(await renderChart(release, namespace, { ...values, tokenServer: { mode: 'deployment' } }));
+    const input = docs.map((d) => JSON.stringify(d)).join('\n');
+    const r = await kubectl(['apply', '-f', '-'], { input });
+    if (r.code !== 0) throw new Error(`applying the chart's RBAC failed: ${r.stderr}`);
+    const sas = docs.filter((d) => d.kind === 'ServiceAccount').map((d) => d.metadata.name);
+    const controllerServiceAccount = sas.find((n) => n.endsWith('-controller'));
+    const tokenServerServiceAccount = sas.find((n) => n.endsWith('-token-server'));
+    if (!controllerServiceAccount || !tokenServerServiceAccount) {
+      throw new Error(`the chart rendered ServiceAccounts ${sas.join(', ')}; expected *-controller and *-token-server`);
+    }
+    const controllerKubeconfig = await serviceAccountKubeconfig(namespace, controllerServiceAccount, dir);
+    const tokenServerKubeconfig = await serviceAccountKubeconfig(namespace, tokenServerServiceAccount, dir);
+    return {
+      release, namespace, controllerKubeconfig, tokenServerKubeconfig, controllerServiceAccount, tokenServerServiceAccount, cleanup,
+    };
+  } catch (err) {
+    // Nothing of a half-made identity outlives the failure.
+    await cleanup();
+    throw err;
+  }
 }
 
 /**

@@ -1,10 +1,10 @@
 /** Typed helpers for the apikeys.dev resources and their Secrets, as the admin. */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec } from '../../src/api/index.ts';
 import { API_VERSION, readCredential, SECRET_KEYS, type Credentials, type SecretObject } from '../../src/api/index.ts';
 import { isNotFound, KubeClient, paths } from '../../src/kube/client.ts';
 import { adminKubeConfig } from './cluster.ts';
 import { recordSecret } from './processes.ts';
+import { waitFor } from './wait.ts';
 
 let admin: KubeClient | undefined;
 export function adminClient(): KubeClient {
@@ -46,21 +46,6 @@ export const getDeployment = (ns: string, name: string) => getOrUndefined<Deploy
 
 export function readyOf(ak: ApiKey | Deployment | undefined): { status?: string; reason?: string; message?: string } | undefined {
   return ak?.status?.conditions?.find((c) => c.type === 'Ready');
-}
-
-export async function waitFor<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await sleep(everyMs);
-  }
 }
 
 export function waitForReady(ns: string, name: string, timeoutMs = 30_000): Promise<ApiKey> {
