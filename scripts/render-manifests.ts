@@ -2,9 +2,10 @@
  * Renders the plain manifests that `kubectl apply -f manifests/install/` installs, and copies the CRDs
  * into the Helm chart, so that each part has one source:
  *
- * - crds/*.yaml is the only place the CRDs are written; the chart's crds/ and 01-crds.yaml are copies.
+ * - crds/*.yaml is the only place the CRDs are written; the chart's files/crds/ (which its template
+ *   templates/crds.yaml reads, so that helm upgrade upgrades the CRDs) and 01-crds.yaml are copies.
  * - the Helm chart is the only place the operator's objects are written; 02-operator.yaml is the chart
- *   rendered with its default values into the namespace apikey-operator.
+ *   rendered with its default values into the namespace apikey-operator, its CRDs left to 01-crds.yaml.
  *
  * Run after changing either: node_modules/.bin/node scripts/render-manifests.ts
  * (HELM=/path/to/helm to use another helm than the test control plane's.)
@@ -19,7 +20,7 @@ import { ensureBinaries } from '../test/cluster/binaries.ts';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CRDS_DIR = join(ROOT, 'crds');
 export const CHART_DIR = join(ROOT, 'charts', 'apikey-operator');
-export const CHART_CRDS_DIR = join(CHART_DIR, 'crds');
+export const CHART_CRDS_DIR = join(CHART_DIR, 'files', 'crds');
 export const INSTALL_DIR = join(ROOT, 'manifests', 'install');
 export const INSTALL_NAMESPACE = 'apikey-operator';
 export const INSTALL_RELEASE = 'apikey-operator';
@@ -40,7 +41,7 @@ export function crdFileNames(): string[] {
   return readdirSync(CRDS_DIR).filter((f) => f.endsWith('.yaml')).sort();
 }
 
-/** Makes the chart's crds/ an exact copy of crds/ (stale files removed). */
+/** Makes the chart's files/crds/ an exact copy of crds/ (stale files removed). */
 export function syncChartCrds(): void {
   rmSync(CHART_CRDS_DIR, { recursive: true, force: true });
   mkdirSync(CHART_CRDS_DIR, { recursive: true });
@@ -71,9 +72,9 @@ function crdsManifest(): string {
 
 function operatorManifest(helm: string): string {
   const rendered = execFileSync(helm, [
-    'template', INSTALL_RELEASE, CHART_DIR, '--namespace', INSTALL_NAMESPACE,
+    'template', INSTALL_RELEASE, CHART_DIR, '--namespace', INSTALL_NAMESPACE, '--set', 'crds.enabled=false',
   ], { encoding: 'utf8', maxBuffer: 16 << 20 });
-  return `${GENERATED} Source: charts/apikey-operator (default values)\n${rendered}`;
+  return `${GENERATED} Source: charts/apikey-operator (default values; the CRDs are in 01-crds.yaml)\n${rendered}`;
 }
 
 /**

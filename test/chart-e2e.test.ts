@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from './cluster/controlplane.ts';
 import { CHART_DIR } from '../scripts/render-manifests.ts';
 import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName, type TestNamespace } from './support/cluster.ts';
-import { helm } from './support/helm.ts';
+import { WITHOUT_CRDS, helm } from './support/helm.ts';
 import { MAIN, startProcess, waitForHttp, type RunningProcess } from './support/processes.ts';
 import { createApiKey, createDeployment, credentialsOf, getSecret, waitForReady } from './support/resources.ts';
 import { waitFor } from './support/wait.ts';
@@ -30,8 +30,11 @@ interface PodSpec { serviceAccountName: string; containers: { name: string; args
 beforeAll(async () => {
   opNs = await createNamespace('chart-op');
   appNs = await createNamespace('chart-app');
-  const install = await helm(['install', release, CHART_DIR, '--namespace', opNs.name, '--skip-crds'], {
-    tokenServer: { mode: 'deployment' }, signing: { algorithm: 'EdDSA' }, audiences: [AUDIENCE], watchNamespaces: [appNs.name],
+  const install = await helm(['install', release, CHART_DIR, '--namespace', opNs.name], {
+    ...WITHOUT_CRDS, tokenServer: { mode: 'deployment', extraArgs: ['--user-token-ttl=30m'] }, signing: { algorithm: 'EdDSA' },
+    audiences: [AUDIENCE], watchNamespaces: [appNs.name],
+    // Flags the chart has no value for, which the programs must accept.
+    controller: { extraArgs: ['--resync=2h', '--leader-elect-lease-duration=20s', '--leader-elect-renew-deadline=15s'] },
   });
   expect(install.code, install.stderr).toBe(0);
 });
@@ -58,6 +61,8 @@ it('runs with the chart\'s arguments and ServiceAccounts, and turns an ApiKey in
   const ctlArgs = ctl.containers.find((c) => c.name === 'controller')!.args;
   const tsArgs = ts.containers.find((c) => c.name === 'token-server')!.args;
   expect(ctlArgs).toContain('--signing-algorithm=EdDSA');
+  expect(ctlArgs.slice(-3)).toEqual(['--resync=2h', '--leader-elect-lease-duration=20s', '--leader-elect-renew-deadline=15s']);
+  expect(tsArgs.at(-1)).toBe('--user-token-ttl=30m');
   expect(tsArgs).toContain(`--audiences=${AUDIENCE}`);
   expect(ctl.serviceAccountName).not.toBe(ts.serviceAccountName);
 

@@ -2,7 +2,9 @@
  * The chart and the plain manifests install into a real control plane: every object they render is
  * created, the pods they would run pass the restricted Pod Security Standard (checked by the
  * apiserver with a server-side dry run, since no kubelet runs here), and `helm uninstall` removes
- * everything but the CRDs.
+ * everything it installed. The CRDs here are the suite's own (crds/), so these releases leave them
+ * out (crds.enabled=false); test/chart-crds.test.ts installs, upgrades and uninstalls the chart's
+ * CRDs on a control plane of its own.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,9 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, renderInstallManifests } from '../scripts/render-manifests.ts';
 import { clusterState, createNamespace, kubectl, uniqueName } from './support/cluster.ts';
-import { DEFAULT_KINDS, helm, kindCounts, objectsOfKind, parseManifests, type KubeObject } from './support/helm.ts';
+import {
+  DEFAULT_KINDS_WITHOUT_CRDS, WITHOUT_CRDS, helm, kindCounts, objectsOfKind, parseManifests, type KubeObject,
+} from './support/helm.ts';
 import { waitFor } from './support/wait.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'chart-install-'));
@@ -44,22 +48,30 @@ async function expectPodsAdmitted(objects: KubeObject[]): Promise<void> {
 }
 
 const INSTALLS: [string, (watched: string[]) => object, Record<string, number>][] = [
-  ['the default values', () => ({}), DEFAULT_KINDS],
+  ['the default values', () => ({}), DEFAULT_KINDS_WITHOUT_CRDS],
   ['the token server as its own autoscaled Deployment behind NetworkPolicies', () => ({
     tokenServer: { mode: 'deployment', autoscaling: { enabled: true } }, networkPolicy: { enabled: true },
-  }), { ...DEFAULT_KINDS, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1, HorizontalPodAutoscaler: 1, NetworkPolicy: 2 }],
+  }), { ...DEFAULT_KINDS_WITHOUT_CRDS, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1, HorizontalPodAutoscaler: 1, NetworkPolicy: 2 }],
   ['two watched namespaces', (watched) => ({ watchNamespaces: watched }),
-    { ...DEFAULT_KINDS, ClusterRoleBinding: 1, RoleBinding: 6 }],
+    { ...DEFAULT_KINDS_WITHOUT_CRDS, ClusterRoleBinding: 1, RoleBinding: 6 }],
+  ['two controllers with a PodDisruptionBudget, spread over nodes, with extra volumes and labels', () => ({
+    controller: { replicas: 2, podDisruptionBudget: { enabled: true }, extraArgs: ['--resync=1h'] },
+    topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', matchLabelKeys: ['pod-template-hash'] }],
+    volumes: [{ name: 'ca', configMap: { name: 'ca-bundle', optional: true } }],
+    volumeMounts: [{ name: 'ca', mountPath: '/etc/ssl/extra', readOnly: true }],
+    global: { commonLabels: { team: 'platform' } },
+    serviceAccount: { controller: { annotations: { 'iam.example.com/role': 'apikey-operator' } } },
+  }), { ...DEFAULT_KINDS_WITHOUT_CRDS, PodDisruptionBudget: 1 }],
 ];
 
 describe('helm install', () => {
-  it.each(INSTALLS)('with %s creates every object, and helm uninstall removes all but the CRDs', async (_name, values, kinds) => {
+  it.each(INSTALLS)('with %s creates every object, and helm uninstall removes them and leaves the CRDs', async (_name, values, kinds) => {
     const ns = await createNamespace('chart');
     const watched = [await createNamespace('watched'), await createNamespace('watched')];
     const release = uniqueName('apikey-operator');
     try {
       expect((await kubectl(['label', 'namespace', ns.name, RESTRICTED])).code).toBe(0);
-      const install = await helm(['install', release, CHART_DIR, '--namespace', ns.name], values(watched.map((w) => w.name)));
+      const install = await helm(['install', release, CHART_DIR, '--namespace', ns.name], { ...WITHOUT_CRDS, ...values(watched.map((w) => w.name)) });
       expect(install.code, install.stderr).toBe(0);
       expect(install.stdout).toContain(`http://${release}-token.${ns.name}.svc:8080/oauth/token`);
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHART_DIR } from '../scripts/render-manifests.ts';
 import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName, type TestNamespace } from './support/cluster.ts';
-import { helm } from './support/helm.ts';
+import { WITHOUT_CRDS, helm } from './support/helm.ts';
 
 const SIGNING_KEYS = 'apikey-operator-signing-keys';
 const LEASE = 'apikey-operator-controller';
@@ -26,7 +26,7 @@ async function install(mode: keyof typeof releases, values: object): Promise<voi
   const ns = await createNamespace(`rbac-${mode}`);
   const name = uniqueName('apikey-operator');
   releases[mode] = { name, ns };
-  const r = await helm(['install', name, CHART_DIR, '--namespace', ns.name], values);
+  const r = await helm(['install', name, CHART_DIR, '--namespace', ns.name], { ...WITHOUT_CRDS, ...values });
   if (r.code !== 0) throw new Error(`helm install (${mode}) failed: ${r.stderr}`);
 }
 

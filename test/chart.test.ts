@@ -3,18 +3,21 @@
  * values are refused by values.schema.json, and the copies that come from elsewhere (the chart's
  * CRDs, manifests/install/) have not drifted from their sources.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
-  V1ClusterRole, V1ClusterRoleBinding, V1Container, V1Deployment, V1NetworkPolicy, V1PodDisruptionBudget,
-  V1RoleBinding, V1Service, V1ServiceAccount, V2HorizontalPodAutoscaler,
+  V1ClusterRole, V1ClusterRoleBinding, V1Container, V1CustomResourceDefinition, V1Deployment, V1NetworkPolicy,
+  V1PodDisruptionBudget, V1RoleBinding, V1Service, V1ServiceAccount, V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import {
   CHART_CRDS_DIR, CHART_DIR, CRDS_DIR, INSTALL_DIR, crdFileNames, renderInstallManifests,
 } from '../scripts/render-manifests.ts';
 import { clusterState } from './support/cluster.ts';
-import { DEFAULT_KINDS, findObject, helm, kindCounts, objectsOfKind, renderChart, type KubeObject } from './support/helm.ts';
+import {
+  DEFAULT_KINDS, DEFAULT_KINDS_WITHOUT_CRDS, findObject, helm, kindCounts, objectsOfKind, renderChart, type KubeObject,
+} from './support/helm.ts';
 
 const RELEASE = 'ako';
 const NS = 'ops';
@@ -59,6 +62,42 @@ function expectServiceSelects(objects: KubeObject[], service: string, deployment
   for (const p of svc.spec?.ports ?? []) expect(podPorts).toContain(p.targetPort);
 }
 
+/** The labels the chart puts on every object of release `release`. */
+function chartLabels(release: string): Record<string, string> {
+  return {
+    'helm.sh/chart': 'apikey-operator-0.1.0', 'app.kubernetes.io/name': 'apikey-operator', 'app.kubernetes.io/instance': release,
+    'app.kubernetes.io/version': '0.1.0', 'app.kubernetes.io/managed-by': 'Helm', 'app.kubernetes.io/part-of': 'apikey-operator',
+  };
+}
+
+/** The CRDs of crds/, as the chart should ship them: the same objects, but for the labels and annotations it adds. */
+function sourceCrds(): V1CustomResourceDefinition[] {
+  return crdFileNames().map((f) => parseYaml(readFileSync(join(CRDS_DIR, f), 'utf8')) as V1CustomResourceDefinition);
+}
+
+/** Each rendered CRD is its crds/ source with only metadata.labels and metadata.annotations added. */
+function expectSourceCrds(objects: KubeObject[], annotations: Record<string, string> | undefined): void {
+  const rendered = objectsOfKind<V1CustomResourceDefinition>(objects, 'CustomResourceDefinition');
+  expect(rendered.map((c) => c.metadata?.name).sort()).toEqual(sourceCrds().map((c) => c.metadata?.name).sort());
+  for (const source of sourceCrds()) {
+    const crd = findObject<V1CustomResourceDefinition>(objects, 'CustomResourceDefinition', source.metadata?.name ?? '');
+    const { labels, annotations: actual, ...metadata } = crd.metadata ?? {};
+    const { labels: sourceLabels, ...sourceMetadata } = source.metadata ?? {};
+    expect({ ...crd, metadata }).toEqual({ ...source, metadata: sourceMetadata });
+    expect(labels).toEqual({ ...sourceLabels, ...chartLabels(RELEASE) });
+    expect(actual).toEqual(annotations);
+  }
+}
+
+/** The names of a pod template's volumes, and of each container's mounts. */
+function volumesOf(d: V1Deployment): { volumes: string[]; mounts: string[][] } {
+  const pod = d.spec?.template.spec;
+  return {
+    volumes: (pod?.volumes ?? []).map((v) => v.name),
+    mounts: (pod?.containers ?? []).map((c) => (c.volumeMounts ?? []).map((m) => `${m.name}:${m.mountPath}`)),
+  };
+}
+
 interface ChartCase { values: object; check: (objects: KubeObject[]) => void }
 
 const CASES: [string, ChartCase][] = [
@@ -82,7 +121,13 @@ const CASES: [string, ChartCase][] = [
     expect(flag(ctl, 'signing-key-rotation')).toBe('720h');
     expect(flag(ctl, 'leader-elect')).toBe('true');
     expect(flag(ctl, 'workers')).toBe('4');
+    expect(pod?.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
+    expect(pod?.topologySpreadConstraints).toBeUndefined();
+    expectSourceCrds(o, { 'helm.sh/resource-policy': 'keep' });
     for (const c of [ctl, ts]) {
+      // No CPU limit: a throttled token server answers slowly. Memory stays bounded.
+      expect(c.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+      expect(c.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
       expect(flag(c, 'operator-namespace')).toBe(NS);
       expect(flag(c, 'log-level')).toBe('info');
       expect(flag(c, 'namespaces')).toBeUndefined();
@@ -224,6 +269,145 @@ const CASES: [string, ChartCase][] = [
       }
     },
   }],
+  ['the CRDs left to uninstall with the release (crds.keep false)', { values: { crds: { keep: false } }, check: (o) => {
+    expectSourceCrds(o, undefined);
+  } }],
+  ['no CRDs (crds.enabled false), for a second release or CRDs managed elsewhere', { values: { crds: { enabled: false } }, check: (o) => {
+    expect(kindCounts(o)).toEqual(DEFAULT_KINDS_WITHOUT_CRDS);
+  } }],
+  ['ServiceAccounts with their own names and workload identity annotations', {
+    values: {
+      tokenServer: { mode: 'deployment' },
+      serviceAccount: {
+        controller: { name: 'keys-controller', annotations: { 'iam.gke.io/gcp-service-account': 'ctl@project.iam.example.com' } },
+        tokenServer: { name: 'keys-token-server', annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/token' } },
+      },
+    },
+    check: (o) => {
+      const sas = objectsOfKind<V1ServiceAccount>(o, 'ServiceAccount');
+      expect(sas.map((a) => [a.metadata?.name, a.metadata?.annotations])).toEqual([
+        ['keys-controller', { 'iam.gke.io/gcp-service-account': 'ctl@project.iam.example.com' }],
+        ['keys-token-server', { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/token' }],
+      ]);
+      expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.template.spec?.serviceAccountName).toBe('keys-controller');
+      expect(findObject<V1Deployment>(o, 'Deployment', `${F}-token-server`).spec?.template.spec?.serviceAccountName).toBe('keys-token-server');
+      expect(subjectsOf(o, `${F}-controller`)).toEqual([`ServiceAccount:${NS}/keys-controller`]);
+      expect(subjectsOf(o, `${F}-controller-operator-namespace`)).toEqual([`ServiceAccount:${NS}/keys-controller`]);
+      for (const role of [`${F}-token-server`, `${F}-token-server-reviews`, `${F}-token-server-signing-keys`]) {
+        expect(subjectsOf(o, role)).toEqual([`ServiceAccount:${NS}/keys-token-server`]);
+      }
+    },
+  }],
+  ['existing ServiceAccounts the chart binds its roles to but does not create', {
+    values: { tokenServer: { mode: 'deployment' }, serviceAccount: { controller: { create: false, name: 'ctl' }, tokenServer: { create: false, name: 'tok' } } },
+    check: (o) => {
+      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ServiceAccount: undefined, Deployment: 2, PodDisruptionBudget: 1 });
+      expect(subjectsOf(o, `${F}-controller`)).toEqual([`ServiceAccount:${NS}/ctl`]);
+      expect(subjectsOf(o, `${F}-token-server`)).toEqual([`ServiceAccount:${NS}/tok`]);
+      expect(findObject<V1Deployment>(o, 'Deployment', `${F}-token-server`).spec?.template.spec?.serviceAccountName).toBe('tok');
+    },
+  }],
+  ['a sidecar token server, which runs as the controller\'s ServiceAccount whatever serviceAccount.tokenServer says', {
+    values: { serviceAccount: { controller: { name: 'ctl' }, tokenServer: { name: 'unused', annotations: { a: 'b' } } } },
+    check: (o) => {
+      expect(objectsOfKind<V1ServiceAccount>(o, 'ServiceAccount').map((a) => a.metadata?.name)).toEqual(['ctl']);
+      for (const role of [`${F}-controller`, `${F}-token-server`, `${F}-token-server-reviews`, `${F}-token-server-signing-keys`]) {
+        expect(subjectsOf(o, role)).toEqual([`ServiceAccount:${NS}/ctl`]);
+      }
+    },
+  }],
+  ['extra arguments and environment for each program, after the chart\'s own', {
+    values: {
+      controller: {
+        extraArgs: ['--resync=1h', '--leader-elect-lease-duration=30s', '--workers=16'],
+        extraEnv: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=400' }],
+      },
+      tokenServer: {
+        extraArgs: ['--user-token-ttl=15m'],
+        extraEnv: [{ name: 'APIKEY_OPERATOR_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
+      },
+    },
+    check: (o) => {
+      const ctl = container(o, `${F}-controller`, 'controller');
+      const ts = container(o, `${F}-controller`, 'token-server');
+      expect(ctl.args?.slice(-3)).toEqual(['--resync=1h', '--leader-elect-lease-duration=30s', '--workers=16']);
+      // Given twice: the programs take the last one.
+      expect(ctl.args?.filter((a) => a.startsWith('--workers='))).toEqual(['--workers=4', '--workers=16']);
+      expect(ts.args?.at(-1)).toBe('--user-token-ttl=15m');
+      expect(ctl.env?.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'NODE_OPTIONS']);
+      expect(ts.env?.at(-1)).toEqual({ name: 'APIKEY_OPERATOR_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    },
+  }],
+  ['the token server\'s extra arguments in its own Deployment', {
+    values: { tokenServer: { mode: 'deployment', extraArgs: ['--trusted-proxies=10.0.0.0/8'] } },
+    check: (o) => {
+      expect(container(o, `${F}-token-server`, 'token-server').args?.at(-1)).toBe('--trusted-proxies=10.0.0.0/8');
+      expect(container(o, `${F}-controller`, 'controller').args).not.toContain('--trusted-proxies=10.0.0.0/8');
+    },
+  }],
+  ['extra volumes in every pod, mounted into every container', {
+    values: {
+      tokenServer: { mode: 'deployment' },
+      volumes: [{ name: 'ca', configMap: { name: 'corporate-ca' } }],
+      volumeMounts: [{ name: 'ca', mountPath: '/etc/ssl/corporate', readOnly: true }],
+    },
+    check: (o) => {
+      for (const { deployment } of podTemplates(o)) {
+        expect(volumesOf(deployment).volumes).toEqual(['tmp', 'ca']);
+        for (const mounts of volumesOf(deployment).mounts) expect(mounts).toEqual(['tmp:/tmp', 'ca:/etc/ssl/corporate']);
+      }
+      expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.template.spec?.volumes?.[1])
+        .toEqual({ name: 'ca', configMap: { name: 'corporate-ca' } });
+    },
+  }],
+  ['topology spread constraints, which spread each component on its own unless they select pods themselves', {
+    values: {
+      tokenServer: { mode: 'deployment' },
+      topologySpreadConstraints: [
+        { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', matchLabelKeys: ['pod-template-hash'] },
+        { maxSkew: 2, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { team: 'platform' } } },
+      ],
+    },
+    check: (o) => {
+      for (const name of [`${F}-controller`, `${F}-token-server`]) {
+        const t = findObject<V1Deployment>(o, 'Deployment', name).spec?.template;
+        const [own, given] = t?.spec?.topologySpreadConstraints ?? [];
+        expect(own).toMatchObject({ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', matchLabelKeys: ['pod-template-hash'] });
+        expect(own?.labelSelector?.matchLabels?.['app.kubernetes.io/component']).toBe(name.slice(F.length + 1));
+        expect(t?.metadata?.labels).toMatchObject(own?.labelSelector?.matchLabels ?? { missing: 'selector' });
+        expect(given?.labelSelector).toEqual({ matchLabels: { team: 'platform' } });
+      }
+    },
+  }],
+  ['no node selector, the linux default dropped', { values: { nodeSelector: { 'kubernetes.io/os': null } }, check: (o) => {
+    for (const { deployment } of podTemplates(o)) expect(deployment.spec?.template.spec?.nodeSelector).toBeUndefined();
+  } }],
+  ['common labels on every object and every pod', {
+    values: { tokenServer: { mode: 'deployment' }, serviceMonitor: { enabled: true }, networkPolicy: { enabled: true }, global: { commonLabels: { team: 'platform', 'cost-center': 'cc-42' } } },
+    check: (o) => {
+      expect(o.length).toBeGreaterThan(20);
+      for (const obj of o) expect(obj.metadata.labels, `${obj.kind} ${obj.metadata.name}`).toMatchObject({ team: 'platform', 'cost-center': 'cc-42' });
+      for (const { deployment } of podTemplates(o)) {
+        expect(deployment.spec?.template.metadata?.labels).toMatchObject({ team: 'platform', 'cost-center': 'cc-42' });
+        // Selectors stay the chart's own: a label added later cannot orphan the pods.
+        expect(Object.keys(deployment.spec?.selector.matchLabels ?? {})).not.toContain('team');
+      }
+    },
+  }],
+  ['two controllers with a PodDisruptionBudget', { values: { controller: { replicas: 2, podDisruptionBudget: { enabled: true } } }, check: (o) => {
+    expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, PodDisruptionBudget: 1 });
+    const pdb = findObject<V1PodDisruptionBudget>(o, 'PodDisruptionBudget', `${F}-controller`);
+    expect(pdb.spec?.minAvailable).toBe(1);
+    expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.template.metadata?.labels)
+      .toMatchObject(pdb.spec?.selector?.matchLabels ?? { missing: 'selector' });
+  } }],
+  ['a CPU limit, for clusters whose policy demands one', {
+    values: { controller: { resources: { limits: { cpu: '2' } } }, tokenServer: { resources: { limits: { cpu: '1500m' } } } },
+    check: (o) => {
+      expect(container(o, `${F}-controller`, 'controller').resources?.limits).toEqual({ cpu: '2', memory: '512Mi' });
+      expect(container(o, `${F}-controller`, 'token-server').resources?.limits).toEqual({ cpu: '1500m', memory: '512Mi' });
+    },
+  }],
   ['three controller replicas with leader election', { values: { controller: { replicas: 3, workers: 8 } }, check: (o) => {
     expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.replicas).toBe(3);
     expect(flag(container(o, `${F}-controller`, 'controller'), 'workers')).toBe('8');
@@ -231,8 +415,8 @@ const CASES: [string, ChartCase][] = [
   ['no roles for people', { values: { rbac: { userRoles: { enabled: false } } }, check: (o) => {
     expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ClusterRole: 3 });
   } }],
-  ['a fullnameOverride, which every name, cluster-scoped ones included, starts with', { values: { fullnameOverride: 'keys' }, check: (o) => {
-    for (const obj of o) expect(obj.metadata.name).toMatch(/^keys(-|$)/);
+  ['a fullnameOverride, which every name, cluster-scoped ones included, starts with (but the CRDs\', which Kubernetes fixes)', { values: { fullnameOverride: 'keys' }, check: (o) => {
+    for (const obj of o.filter((x) => x.kind !== 'CustomResourceDefinition')) expect(obj.metadata.name).toMatch(/^keys(-|$)/);
   } }],
 ];
 
@@ -250,9 +434,8 @@ function expectHardened(objects: KubeObject[]): void {
         runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, readOnlyRootFilesystem: true,
         allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
       });
-      for (const amounts of [c.resources?.requests, c.resources?.limits]) {
-        expect([typeof amounts?.cpu, typeof amounts?.memory], c.name).toEqual(['string', 'string']);
-      }
+      expect([typeof c.resources?.requests?.cpu, typeof c.resources?.requests?.memory], c.name).toEqual(['string', 'string']);
+      expect(typeof c.resources?.limits?.memory, c.name).toBe('string');
       const ports = (c.ports ?? []).map((p) => p.name);
       expect(c.livenessProbe?.httpGet?.path).toBe('/healthz');
       expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
@@ -284,6 +467,19 @@ describe('the Helm chart', () => {
     ['a CPU target above 100%', { tokenServer: { autoscaling: { targetCPUUtilizationPercentage: 150 } } }, '/tokenServer/autoscaling'],
     ['a string where a number belongs', { controller: { workers: 'four' } }, '/controller/workers'],
     ['several controller replicas without leader election', { controller: { replicas: 2, leaderElect: false } }, 'leaderElect'],
+    ['an existing controller ServiceAccount without a name', { serviceAccount: { controller: { create: false } } },
+      'serviceAccount.controller.name must name an existing ServiceAccount'],
+    ['an existing token server ServiceAccount without a name', { tokenServer: { mode: 'deployment' }, serviceAccount: { tokenServer: { create: false } } },
+      'serviceAccount.tokenServer.name must name an existing ServiceAccount'],
+    ['a common label that would replace one of the chart\'s own', { global: { commonLabels: { 'app.kubernetes.io/name': 'x' } } },
+      "invalid propertyName 'app.kubernetes.io/name'"],
+    ['an extra argument that is not a string', { controller: { extraArgs: [3] } }, '/controller/extraArgs/0'],
+    ['an extra environment variable without a name', { tokenServer: { extraEnv: [{ value: 'x' }] } }, '/tokenServer/extraEnv/0'],
+    ['a volume mount without a path', { volumeMounts: [{ name: 'ca' }] }, '/volumeMounts/0'],
+    ['a topology spread constraint without a topology key', { topologySpreadConstraints: [{ maxSkew: 1, whenUnsatisfiable: 'DoNotSchedule' }] }, '/topologySpreadConstraints/0'],
+    ['a controller PodDisruptionBudget that one replica cannot satisfy', { controller: { podDisruptionBudget: { enabled: true } } },
+      'controller.podDisruptionBudget.minAvailable (1) must be below controller.replicas (1)'],
+    ['a CRD setting that is not a boolean', { crds: { keep: 'yes' } }, '/crds/keep'],
     ['an autoscaler whose maximum is below its minimum', {
       tokenServer: { mode: 'deployment', autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } },
     }, 'maxReplicas'],
@@ -312,6 +508,10 @@ describe('the Helm chart', () => {
 });
 
 describe('the copies of other sources', () => {
+  it('has no crds/ folder, whose files Helm would install once and never upgrade, beside its CRD templates', () => {
+    expect(existsSync(join(CHART_DIR, 'crds'))).toBe(false);
+  });
+
   it('ships byte-identical copies of crds/ as the chart CRDs', () => {
     expect(readdirSync(CHART_CRDS_DIR).sort()).toEqual(crdFileNames());
     expect(crdFileNames()).toHaveLength(2);

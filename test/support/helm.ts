@@ -49,8 +49,18 @@ export function objectsOfKind<T = KubeObject>(objects: KubeObject[], kind: strin
 
 /** What the chart renders with its default values, by kind. */
 export const DEFAULT_KINDS: Readonly<Record<string, number>> = {
-  ServiceAccount: 1, ClusterRole: 7, ClusterRoleBinding: 3, Role: 2, RoleBinding: 2, Service: 2, Deployment: 1,
+  CustomResourceDefinition: 2, ServiceAccount: 1, ClusterRole: 7, ClusterRoleBinding: 3, Role: 2, RoleBinding: 2, Service: 2, Deployment: 1,
 };
+
+/**
+ * The test control plane has the CRDs from crds/ before any test runs; a release that installed
+ * them as well would clash with them (and own them), so releases there leave them out.
+ */
+export const WITHOUT_CRDS = { crds: { enabled: false } } as const;
+
+/** DEFAULT_KINDS without the CRDs: what a release with WITHOUT_CRDS renders. */
+export const DEFAULT_KINDS_WITHOUT_CRDS: Readonly<Record<string, number>> = Object.fromEntries(
+  Object.entries(DEFAULT_KINDS).filter(([kind]) => kind !== 'CustomResourceDefinition'));
 
 /** "Kind" -> count, for comparing what a configuration renders with what a test expects. */
 export function kindCounts(objects: KubeObject[]): Record<string, number> {

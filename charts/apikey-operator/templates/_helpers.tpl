@@ -28,6 +28,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: apikey-operator
+{{- with .Values.global.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Selector labels of one component: include with (dict "ctx" $ "component" "controller"). */}}
@@ -46,8 +49,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "apikey-operator.signingKeysSecret" -}}apikey-operator-signing-keys{{- end }}
 {{- define "apikey-operator.leaderElectionLease" -}}apikey-operator-controller{{- end }}
 
+{{/*
+The name of a ServiceAccount of serviceAccount.<key>: its name, else <fullname>-<suffix> when the
+chart creates it; an existing one (create: false) must be named. Include with
+(dict "ctx" $ "key" "controller" "suffix" "controller").
+*/}}
+{{- define "apikey-operator.serviceAccountName" -}}
+{{- $sa := get .ctx.Values.serviceAccount .key -}}
+{{- if $sa.create -}}
+{{ $sa.name | default (printf "%s-%s" (include "apikey-operator.fullname" .ctx) .suffix) }}
+{{- else -}}
+{{ required (printf "serviceAccount.%s.name must name an existing ServiceAccount when serviceAccount.%s.create is false" .key .key) $sa.name }}
+{{- end -}}
+{{- end }}
+
 {{- define "apikey-operator.controllerServiceAccount" -}}
-{{ include "apikey-operator.fullname" . }}-controller
+{{ include "apikey-operator.serviceAccountName" (dict "ctx" . "key" "controller" "suffix" "controller") }}
 {{- end }}
 
 {{/*
@@ -56,7 +73,7 @@ ServiceAccount: the token server's bindings then name the controller's ServiceAc
 */}}
 {{- define "apikey-operator.tokenServerServiceAccount" -}}
 {{- if eq .Values.tokenServer.mode "deployment" -}}
-{{ include "apikey-operator.fullname" . }}-token-server
+{{ include "apikey-operator.serviceAccountName" (dict "ctx" . "key" "tokenServer" "suffix" "token-server") }}
 {{- else -}}
 {{ include "apikey-operator.controllerServiceAccount" . }}
 {{- end }}
@@ -150,8 +167,14 @@ subjects:
     {{- with .Values.tokenServer.trustedProxies }}
     - --trusted-proxies={{ join "," . }}
     {{- end }}
+    {{- with .Values.tokenServer.extraArgs }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   env:
     {{- include "apikey-operator.podEnv" . | nindent 4 }}
+    {{- with .Values.tokenServer.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   ports:
     - name: http
       containerPort: {{ .Values.tokenServer.port }}
@@ -173,8 +196,16 @@ subjects:
   securityContext:
     {{- toYaml .Values.securityContext | nindent 4 }}
   volumeMounts:
-    - name: tmp
-      mountPath: /tmp
+    {{- include "apikey-operator.volumeMounts" . | nindent 4 }}
+{{- end }}
+
+{{/* The volume mounts of every container: the writable /tmp, and volumeMounts. */}}
+{{- define "apikey-operator.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- with .Values.volumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* Pod spec fields shared by the controller and the token-server pods. */}}
@@ -206,12 +237,34 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 16Mi
+  {{- with .Values.volumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+
+{{/*
+topologySpreadConstraints of one component's pods: a constraint that names no labelSelector spreads
+the pods of that component. Include with (dict "ctx" $ "component" "controller").
+*/}}
+{{- define "apikey-operator.topologySpreadConstraints" -}}
+{{- $constraints := list }}
+{{- range .ctx.Values.topologySpreadConstraints }}
+{{- $c := deepCopy . }}
+{{- if not (hasKey $c "labelSelector") }}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" (include "apikey-operator.selectorLabels" $ | fromYaml)) }}
+{{- end }}
+{{- $constraints = append $constraints $c }}
+{{- end }}
+{{- with $constraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{- define "apikey-operator.podMetadata" -}}
 labels:
   {{- include "apikey-operator.selectorLabels" . | nindent 2 }}
-  {{- with .ctx.Values.podLabels }}
+  {{- with merge (dict) (.ctx.Values.podLabels | default dict) (.ctx.Values.global.commonLabels | default dict) }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- with .ctx.Values.podAnnotations }}
