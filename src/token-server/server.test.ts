@@ -275,28 +275,31 @@ describe('brute-force protection', () => {
   beforeEach(() => { attacker = from('127.0.0.1'); legit = from('127.0.0.2'); });
   afterEach(async () => { await attacker.close(); await legit.close(); });
 
-  it('answers 429 with Retry-After after a few failures, without checking even the right secret', async () => {
+  it('answers wrong secrets 429 with Retry-After after a few failures', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push((await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker)).status);
     expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
-    const blocked = await token(json(seedRequest()), attacker);
+    const blocked = await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
     expect(blocked.status).toBe(429);
     expect(blocked.body.error).toBe('slow_down');
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   });
 
-  it('does not lock out the key\'s client at another address', async () => {
-    for (let i = 0; i < 10; i++) await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
-    expect((await token(json(seedRequest()), attacker)).status).toBe(429);
+  it('never throttles the right secret, even from the address that flooded wrong ones (a shared NAT)', async () => {
+    for (let i = 0; i < 20; i++) await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
+    expect((await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker)).status).toBe(429);
+    expect((await token(json(seedRequest()), attacker)).status).toBe(200);
     expect((await token(json(seedRequest()), legit)).status).toBe(200);
+    // Still throttled for wrong secrets afterwards: a success does not reset the attacker's count.
+    expect((await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker)).status).toBe(429);
   });
 
-  it('lets the client in again once the delay has passed', async () => {
-    for (let i = 0; i < 4; i++) await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
-    const blocked = await token(json(seedRequest()), attacker);
+  it('lets wrong secrets through to a plain 401 again once the delay has passed', async () => {
+    for (let i = 0; i < 5; i++) await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
+    const blocked = await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
     expect(blocked.status).toBe(429);
-    await new Promise((r) => setTimeout(r, Number(blocked.headers.get('retry-after')) * 1000));
-    expect((await token(json(seedRequest()), attacker)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, Number(blocked.headers.get('retry-after')) * 1000 + 50));
+    expect((await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker)).status).toBe(401);
   });
 });
 
