@@ -12,9 +12,11 @@ import { installOperatorIdentity, type OperatorIdentity } from './support/operat
 import { startController, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey,
-  getSecret, readyOf, secretPath, waitForReady,
+  getSecret, readyOf, secretPath, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import { waitFor } from './support/wait.ts';
+
+const AIRFLOW_AUDIENCE = uniqueAudience('airflow');
 
 let ns: TestNamespace;
 let identity: OperatorIdentity;
@@ -34,7 +36,7 @@ afterAll(async () => {
 
 describe('an ApiKey of an existing Deployment', () => {
   it('gets a Secret with the contract formats, type, keys, ownerReferences and a status hash of its secret', async () => {
-    const dep = await createDeployment(ns.name, 'airflow', { audiences: ['https://airflow.example.test'] });
+    const dep = await createDeployment(ns.name, 'airflow', { audiences: [AIRFLOW_AUDIENCE] });
     const created = await createApiKey(ns.name, 'ci', { deploymentRef: { name: 'airflow' } });
     const ak = await waitForReady(ns.name, 'ci');
     const secret = (await getSecret(ns.name, 'ci'))!;
@@ -46,7 +48,7 @@ describe('an ApiKey of an existing Deployment', () => {
     expect(c.secret).toMatch(/^aks_[0-9A-Za-z]{43}[0-9A-Za-z]{6}$/);
     // The last six characters really are the CRC-32 of the rest, in base62.
     expect(c.secret.slice(47)).toBe(base62(BigInt(crc32(Buffer.from(c.secret.slice(0, 47), 'ascii'))), 6));
-    expect(c.audience).toBe('https://airflow.example.test');
+    expect(c.audience).toBe(AIRFLOW_AUDIENCE);
     expect(c.tokenUrl).toBe('http://token.test/oauth/token');
 
     expect(secret.metadata?.ownerReferences).toEqual([{

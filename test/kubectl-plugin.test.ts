@@ -24,13 +24,13 @@ import { ROOT } from './support/paths.ts';
 import { runPlugin, runPluginOnTerminal, type PluginOptions } from './support/plugin.ts';
 import { MAIN, PLUGIN, recordSecret, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, waitForReady,
+  adminClient, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import { run, type Run } from './support/run.ts';
 import { issued } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
 
-const AUDIENCE = 'https://airflow.example.test';
+const AUDIENCE = uniqueAudience('airflow');
 const JOB_EXAMPLE = join(ROOT, 'manifests', 'examples', 'job-fetch-token.yaml');
 
 let ns: TestNamespace;
@@ -337,7 +337,7 @@ describe('kubectl apikey token --deployment with a ServiceAccount token, against
 
   beforeAll(async () => {
     elsewhere = await createNamespace('elsewhere');
-    await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
+    await createDeployment(elsewhere.name, 'airflow', { audiences: [uniqueAudience('elsewhere')] });
     // The chart's role for people who may get temporary tokens, bound in one namespace only.
     bound = await serviceAccountKubeconfig(ns.name, 'deployer', dir);
     await bindTokenRequester(identity, ns.name, ns.name, 'deployer', 'deployment-token-requester', 'airflow', 'deployer-tokens');

@@ -8,7 +8,8 @@ import { credentialsSecret } from '../src/api/index.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { startController, type RunningProcess } from './support/processes.ts';
+import { startController, startTokenServer, type RunningProcess } from './support/processes.ts';
+import { authz, issued, requestToken, type KeyCredentials } from './support/token-client.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey, getDeployment,
   getSecret, readyOf, secretPath, waitForReady,
@@ -19,15 +20,18 @@ let victim: TestNamespace;
 let evil: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
+let server: RunningProcess & { url: string };
 
 beforeAll(async () => {
   victim = await createNamespace('victim');
   evil = await createNamespace('evil');
   identity = await installOperatorIdentity();
   controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
+  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
 });
 
 afterAll(async () => {
+  await server?.stop();
   await controller?.stop();
   await identity?.cleanup();
   for (const n of [victim, evil]) await n?.cleanup();
@@ -35,6 +39,13 @@ afterAll(async () => {
 
 /** creationTimestamp has a resolution of one second: a later claimant is created in a later second. */
 const nextSecond = () => new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 50));
+
+/** A Ready key's credentials, read from its Secret. */
+async function keyOf(ns: string, name: string, audience: string): Promise<KeyCredentials> {
+  await waitForReady(ns, name);
+  const c = credentialsOf((await getSecret(ns, name))!);
+  return { keyId: c.keyId, secret: c.secret, audience };
+}
 
 const deploymentReady = (ns: string, name: string, reason: string) =>
   waitFor(`Deployment ${ns}/${name} ${reason}`, async () => {
@@ -64,9 +75,35 @@ describe('a custom audience', () => {
     expect(readyOf(await getDeployment(victim.name, 'prod'))?.reason).toBe('Ready');
   });
 
+  it('gets no token at another team\'s audience: the token server refuses it to every Deployment but the owner', async () => {
+    await createApiKey(victim.name, 'prod-ci', { deploymentRef: { name: 'prod' } });
+    await createApiKey(evil.name, 'copycat-ci', { deploymentRef: { name: 'copycat' } });
+    const owner = await keyOf(victim.name, 'prod-ci', aud);
+    const thief = await keyOf(evil.name, 'copycat-ci', aud);
+    const ownerToken = await issued(server, owner);
+    // The thief's own audience works; the stolen one does not, and the refusal names no one.
+    await issued(server, { ...thief, audience: 'https://evil.example.test' });
+    const refused = await requestToken(server, thief);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_target');
+    expect(refused.text).not.toContain(victim.name);
+    // A proxy protecting the owner's audience or Deployment lets only the owner's tokens in.
+    const thiefToken = (await requestToken(server, { ...thief, audience: 'https://evil.example.test' })).body.access_token as string;
+    const byAudience = (t: string) => fetch(`${server.url}/authz?audience=${encodeURIComponent(aud)}`, { headers: { authorization: `Bearer ${t}` } });
+    expect((await byAudience(ownerToken)).status).toBe(200);
+    expect((await byAudience(thiefToken)).status).toBe(403);
+    expect((await authz(server, ownerToken, 'deploy', `${victim.name}/prod`)).status).toBe(200);
+    expect((await authz(server, thiefToken, 'deploy', `${victim.name}/prod`)).status).toBe(403);
+    // A proxy that names no Deployment is told what is missing instead of letting any token in.
+    const unnamed = await fetch(`${server.url}/authz`, { headers: { authorization: `Bearer ${ownerToken}` } });
+    expect(unnamed.status).toBe(400);
+    expect(await unnamed.text()).toContain('deployment=namespace/name');
+  });
+
   it('passes to the next claimant when its owner is deleted', async () => {
     await adminClient().delete(deploymentPath(victim.name, 'prod'));
     await deploymentReady(evil.name, 'copycat', 'Ready');
+    await issued(server, await keyOf(evil.name, 'copycat-ci', aud));
   });
 
   it('is shared when it is one of the operator\'s default audiences: listing it claims nothing', async () => {
@@ -130,6 +167,12 @@ describe('a key id claimed by two ApiKeys', () => {
     expect(readyOf(conflicted)?.status).toBe('False');
     expect(readyOf(conflicted)?.message).not.toContain(victim.name);
     expect(readyOf(await getApiKey(victim.name, 'first'))?.status).toBe('True');
+    // The token server keeps serving the first claimant, and never the second.
+    const firstCreds = await keyOf(victim.name, 'first', 'https://api.example.test');
+    await issued(server, firstCreds);
+    const secondCreds = credentialsOf((await getSecret(evil.name, 'second'))!);
+    const r = await requestToken(server, { keyId: first.status!.keyId!, secret: secondCreds.secret, audience: 'https://api.example.test' });
+    expect(r.status).toBe(401);
 
     await adminClient().delete(apiKeyPath(victim.name, 'first'));
     await waitFor('second Ready again', async () => readyOf(await getApiKey(evil.name, 'second'))?.status === 'True');

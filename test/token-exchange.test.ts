@@ -17,15 +17,15 @@ import { adminKubeConfig, createNamespace, kubectl, serviceAccountToken, type Te
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, createApiKey, createDeployment, credentialsOf, deploymentPath, getDeployment, getSecret, waitForReady,
-  type Credentials,
+  adminClient, createApiKey, createDeployment, type Credentials, credentialsOf, deploymentPath, getDeployment, getSecret, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import { authz, basic, exchangeReviews, form, introspect, post, type Answer } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
 
 const exec = promisify(execFile);
-const AUDIENCE = 'https://airflow.example.test';
-const SECOND = 'https://airflow-api.example.test';
+const AUDIENCE = uniqueAudience('airflow');
+const SECOND = uniqueAudience('airflow-api');
+const SHORT_LIVED = uniqueAudience('short-lived');
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
@@ -67,7 +67,7 @@ beforeAll(async () => {
   controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
   await waitForHttp(`${server.url}/readyz`, server);
   airflow = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE, SECOND], maxTokenTTL: '24h' });
-  await createDeployment(elsewhere.name, 'airflow', { audiences: [AUDIENCE] });
+  await createDeployment(elsewhere.name, 'airflow', { audiences: [uniqueAudience('elsewhere')] });
   await createApiKey(ns.name, 'observer', { deploymentRef: { name: 'airflow' }, permissions: ['read'] });
   await waitForReady(ns.name, 'observer');
   observer = credentialsOf((await getSecret(ns.name, 'observer'))!);
@@ -266,7 +266,7 @@ describe('user tokens at /authz and introspection', () => {
   });
 
   it('go inactive at once when their Deployment is deleted, and stay so when one of the same name is created again', async () => {
-    await createDeployment(ns.name, 'short-lived', { audiences: [AUDIENCE] });
+    await createDeployment(ns.name, 'short-lived', { audiences: [SHORT_LIVED] });
     const t = await waitFor('a token', async () => {
       const r = await exchange(subject.deployer, { deployment: `${ns.name}/short-lived` });
       return r.status === 200 ? r.body.access_token as string : undefined;
@@ -279,7 +279,7 @@ describe('user tokens at /authz and introspection', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(await introspect(server, t, observer)).toEqual({ active: false });
     await waitFor('gone', async () => (await getDeployment(ns.name, 'short-lived')) === undefined, 20_000);
-    await createDeployment(ns.name, 'short-lived', { audiences: [AUDIENCE] });
+    await createDeployment(ns.name, 'short-lived', { audiences: [SHORT_LIVED] });
     await waitFor('a new token for the new Deployment', async () => (await exchange(subject.deployer, { deployment: `${ns.name}/short-lived` })).status === 200, 10_000, 50);
     expect((await authz(server, t, 'deploy')).status).toBe(401);
     expect(await introspect(server, t, observer)).toEqual({ active: false });

@@ -20,7 +20,7 @@ import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, recordSecret, startProcess, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath,
+  adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath, uniqueAudience,
 } from './support/resources.ts';
 import {
   authz, clientCredentials, introspect, issued, json, post, requestToken, type KeyCredentials,
@@ -32,7 +32,7 @@ let ns: TestNamespace;
 let identity: OperatorIdentity;
 let server: Server;
 let keys: SigningKeySet;
-const AUDIENCE = 'https://airflow.example.test';
+const AUDIENCE = uniqueAudience('airflow');
 
 /** A key the test made in the controller's place; its audience is the one its Secret would hold. */
 interface Key extends KeyCredentials { name: string; apiKey: ApiKey }
@@ -62,7 +62,7 @@ async function createKey(name: string, dep: Deployment, spec: Partial<ApiKey['sp
     conditions: [{ type: 'Ready', status: 'True', reason: 'SecretReady', message: 'ready', lastTransitionTime: metaTime() }],
     ...status,
   });
-  return { name, keyId, secret, audience: AUDIENCE, apiKey };
+  return { name, keyId, secret, audience: dep.spec.audiences?.[0] ?? AUDIENCE, apiKey };
 }
 
 function patchStatus(name: string, status: Partial<ApiKeyStatus>): Promise<ApiKey> {
@@ -137,7 +137,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     ['the key\'s expiresAt is set in the past', (k) => adminClient().mergePatch(apiKeyPath(ns.name, k.name), { spec: { expiresAt: metaTime(new Date(Date.now() - 1000)) } })],
     ['the secret is rotated with no grace period', (k) => patchStatus(k.name, { secretHash: hashSecret(generateSecret()) })],
   ])('stops issuing within a second and introspection says active:false when %s', async (what, change) => {
-    const d = await createDeployment(ns.name, `d-${what.length}-${Date.now() % 100000}`, { audiences: [AUDIENCE] });
+    const d = await createDeployment(ns.name, `d-${what.length}-${Date.now() % 100000}`, { audiences: [uniqueAudience('d')] });
     const k = await createKey(`k-${what.length}-${Date.now() % 100000}`, d);
     const peer = await createKey(`p-${what.length}-${Date.now() % 100000}`, dep);
     const token = await issued(server, k);
@@ -161,12 +161,13 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
   }, 90_000);
 
   it('refuses a key whose ownerReference names an earlier Deployment of the same name', async () => {
-    const d = await createDeployment(ns.name, 'recreated', { audiences: [AUDIENCE] });
+    const recreatedAudience = uniqueAudience('recreated');
+    const d = await createDeployment(ns.name, 'recreated', { audiences: [recreatedAudience] });
     const k = await createKey('orphan', d);
     await issued(server, k);
     await adminClient().request('DELETE', deploymentPath(ns.name, 'recreated'), { body: { propagationPolicy: 'Orphan' } });
     await waitFor('Deployment gone', async () => (await getDeployment(ns.name, 'recreated')) === undefined, 20_000);
-    await createDeployment(ns.name, 'recreated', { audiences: [AUDIENCE] });
+    await createDeployment(ns.name, 'recreated', { audiences: [recreatedAudience] });
     // While the Deployment is gone the answer is unauthorized_client too ("no longer exists"):
     // wait for the one that says the key belongs to an earlier Deployment.
     const refused = await waitFor('refused for an earlier Deployment', async () => {
@@ -248,9 +249,10 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
       const attacker: number[] = [];
       for (let i = 0; i < 20; i++) attacker.push(await attempt('198.51.100.66', wrong));
       expect(attacker.filter((c) => c === 429).length).toBeGreaterThanOrEqual(10);
-      // The attacker is slowed down, even with the right secret...
-      expect(await attempt('198.51.100.66', k.secret)).toBe(429);
-      // ...the pipeline behind the same proxy is not.
+      // The attacker's wrong secrets are slowed down, the right secret from the same address is not...
+      expect(await attempt('198.51.100.66', wrong)).toBe(429);
+      expect(await attempt('198.51.100.66', k.secret)).toBe(200);
+      // ...nor the pipeline behind the same proxy.
       expect(await attempt('203.0.113.10', k.secret)).toBe(200);
       // The server without --trusted-proxies ignores the header: everything there comes from 127.0.0.1.
       expect((await post(`${server.url}/oauth/token`, json(clientCredentials(k), { 'x-forwarded-for': '198.51.100.66' }))).status).toBe(200);

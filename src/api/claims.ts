@@ -29,3 +29,20 @@ export function firstClaimant<T extends Claimant>(claimants: Iterable<T>): T | u
   }
   return first;
 }
+
+/**
+ * The custom audiences of a Deployment that another Deployment claimed first.
+ * The operator's shared default audiences are never owned: listing one claims
+ * nothing (tokens for them must be checked by their `deployment` claim).
+ */
+export function audiencesClaimedByOthers<T extends Claimant>(
+  dep: T & { spec?: { audiences?: string[] } },
+  claimantsOf: (audience: string) => T[],
+  defaultAudiences: readonly string[],
+): string[] {
+  return (dep.spec?.audiences ?? []).filter((aud) => {
+    if (defaultAudiences.includes(aud)) return false;
+    const first = firstClaimant(claimantsOf(aud));
+    return !!first && first.metadata.uid !== dep.metadata.uid;
+  });
+}

@@ -12,7 +12,7 @@
  * reader cannot see). The token server applies the same rule, so a
  * namespace can never mint tokens for another team's audience.
  */
-import { firstClaimant } from '../api/claims.ts';
+import { audiencesClaimedByOthers } from '../api/claims.ts';
 import type { Deployment } from '../api/index.ts';
 import { DEFAULT_TOKEN_TTL } from '../api/index.ts';
 import type { EventType } from '../kube/events.ts';
@@ -32,21 +32,14 @@ export interface DeploymentDeps {
   defaultAudiences: string[];
 }
 
-/** The custom audiences of `dep` that an earlier Deployment claimed first. */
-export function audiencesTakenByOthers(dep: Deployment, deps: Pick<DeploymentDeps, 'deploymentsWithAudience' | 'defaultAudiences'>): string[] {
-  return (dep.spec.audiences ?? []).filter((aud) => {
-    if (deps.defaultAudiences.includes(aud)) return false;
-    const first = firstClaimant(deps.deploymentsWithAudience(aud));
-    return !!first && first.metadata.uid !== dep.metadata.uid;
-  });
-}
+
 
 export async function reconcileDeployment(deps: DeploymentDeps, namespace: string, name: string, now = new Date()): Promise<void> {
   const dep = deps.deployment(namespace, name);
   if (!dep || dep.metadata.deletionTimestamp) return;
   const audiences = dep.spec.audiences?.length ? dep.spec.audiences : deps.defaultAudiences;
   const ttlOk = parseDuration(dep.spec.maxTokenTTL ?? DEFAULT_TOKEN_TTL) !== undefined;
-  const taken = audiencesTakenByOthers(dep, deps);
+  const taken = audiencesClaimedByOthers(dep, (aud) => deps.deploymentsWithAudience(aud), deps.defaultAudiences);
   const ready: Omit<Condition, 'lastTransitionTime'> = { type: 'Ready', observedGeneration: dep.metadata.generation, ...(
     audiences.length === 0
       ? { status: 'False', reason: Reason.NoAudiences, message: 'No spec.audiences and the operator has no default audiences (--audiences)' }

@@ -1,12 +1,16 @@
 /**
  * GET /authz for a reverse proxy's forward-auth (nginx auth_request, Traefik
  * forwardAuth, Envoy ext_authz): the proxy passes the client's Authorization
- * header; 200 with X-Auth-Subject and X-Auth-Deployment when the bearer token
- * is live and carries the permission asked for (`?permission=`, default
- * deploy), 401 when it is missing, invalid or dead, 403 when it is live but
- * lacks the permission (or is for another `?audience=` / `?deployment=` than
- * the optional ones the proxy requires). Any method and any path below
- * /authz/ are accepted, since Envoy forwards the original ones.
+ * header and says which Deployment it protects, with `?deployment=ns/name`
+ * or `?audience=` (a custom audience, which belongs to one Deployment); 200
+ * with X-Auth-Subject and X-Auth-Deployment when the bearer token is live,
+ * is for that Deployment and carries the permission asked for
+ * (`?permission=`, default deploy), 401 when it is missing, invalid or dead,
+ * 403 when it is live but for another Deployment or audience, or lacks the
+ * permission. A proxy that names neither, or only a shared default audience
+ * (which every Deployment without audiences of its own has), gets 400: a
+ * token of any Deployment would otherwise pass. Any method and any path
+ * below /authz/ are accepted, since Envoy forwards the original ones.
  */
 import { isPermission, PERMISSIONS } from '../api/index.ts';
 import type { ServerContext } from './context.ts';
@@ -21,12 +25,32 @@ export interface AuthzAnswer {
 
 const REALM = 'realm="apikey-operator"';
 
+const badRequest = (ctx: ServerContext, description: string): AuthzAnswer => {
+  ctx.metrics.authzDecision('bad_request');
+  return { status: 400, headers: {}, body: JSON.stringify({ error: 'invalid_request', error_description: description }) };
+};
+
+/** Why the proxy's question cannot be answered safely, or undefined when it can. */
+function protectedTargetProblem(ctx: ServerContext, deployment: string | null, audience: string | null): string | undefined {
+  if (deployment === null && audience === null) {
+    return 'name the protected Deployment: add deployment=namespace/name (or audience=, a custom audience) to the /authz URL';
+  }
+  if (deployment !== null && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(deployment)) {
+    return 'deployment must be namespace/name';
+  }
+  if (deployment === null && audience !== null && ctx.defaultAudiences.includes(audience)) {
+    return 'this audience is shared by every Deployment without audiences of its own: add deployment=namespace/name';
+  }
+  return undefined;
+}
+
 export function authorize(ctx: ServerContext, authorization: string | undefined, query: URLSearchParams, nowMs: number): AuthzAnswer {
   const permission = query.get('permission') ?? 'deploy';
-  if (!isPermission(permission)) {
-    ctx.metrics.authzDecision('bad_request');
-    return { status: 400, headers: {}, body: JSON.stringify({ error: 'invalid_request', error_description: `unknown permission; known: ${PERMISSIONS.join(', ')}` }) };
-  }
+  if (!isPermission(permission)) return badRequest(ctx, `unknown permission; known: ${PERMISSIONS.join(', ')}`);
+  const audience = query.get('audience');
+  const deployment = query.get('deployment');
+  const problem = protectedTargetProblem(ctx, deployment, audience);
+  if (problem) return badRequest(ctx, problem);
   const token = parseBearer(authorization);
   if (!token) {
     ctx.metrics.authzDecision('unauthenticated');
@@ -42,8 +66,6 @@ export function authorize(ctx: ServerContext, authorization: string | undefined,
     };
   }
   const { claims, permissions } = verdict.token;
-  const audience = query.get('audience');
-  const deployment = query.get('deployment');
   const audOk = audience === null || (Array.isArray(claims.aud) ? claims.aud.includes(audience) : claims.aud === audience);
   if (!permissions.has(permission) || !audOk || (deployment !== null && deployment !== claims.deployment)) {
     ctx.metrics.authzDecision('forbidden');

@@ -3,11 +3,16 @@
  * or client_secret_post, never both. The order of checks is the point:
  *
  *   1. the key id must have the key id format (no lookup otherwise);
- *   2. a (key id, address) pair that failed too often is answered 429 before
- *      its secret is looked at;
- *   3. the secret must be well formed, checksum included (a typo costs no lookup);
- *   4. one SHA-256, constant-time compares with the current hash and, during
- *      its grace period, the previous one; a miss counts as a failure;
+ *   2. the secret must be well formed, checksum included (a typo costs no lookup);
+ *   3. one SHA-256, constant-time compares with the current hash and, during
+ *      its grace period, the previous one;
+ *   4. a miss counts as a failure of the (key id, address) pair, and a pair
+ *      that failed too often is answered 429. The right secret is never
+ *      throttled: key ids are public, so a flood of wrong secrets from a
+ *      shared NAT or ingress address must not lock the key's owner out, and
+ *      with 256-bit secrets throttling is there to shed load, not to stop
+ *      guessing. A throttled miss still costs one hash, which is cheaper
+ *      than the HTTP exchange around it;
  *   5. only then the key's state: deleted, expired, not Ready, Deployment gone
  *      or replaced. A client that proved its secret learns why it is refused.
  */
@@ -56,8 +61,6 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
   }
 
   if (!isKeyId(id)) throw new InvalidClient('client_id is not an API key id (ak_ followed by 26 characters)', 'malformed_client_id', viaBasic);
-  const blocked = ctx.limiter.blockedForMs(id, req.address, req.nowMs);
-  if (blocked > 0) throw new SlowDown(Math.ceil(blocked / 1000));
   if (!isWellFormedSecret(secret)) {
     throw new InvalidClient('client_secret is not a well-formed API key secret (its checksum does not match)', 'malformed_secret', viaBasic);
   }
@@ -65,13 +68,14 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
   const key = ctx.store.key(id);
   const match = key ? matchSecret(key, secretDigest(secret), req.nowMs) : undefined;
   if (!key || !match) {
+    const blocked = ctx.limiter.blockedForMs(id, req.address, req.nowMs);
+    if (blocked > 0) throw new SlowDown(Math.ceil(blocked / 1000));
     const blockedMs = ctx.limiter.failure(id, req.address, req.nowMs);
     if (blockedMs > 0) {
       ctx.log.info({ keyId: id, address: req.address, blockedMs }, 'client authentication failures: slowing this key id down for this address');
     }
     throw new InvalidClient('client authentication failed', key ? 'wrong_secret' : 'unknown_key', viaBasic);
   }
-  ctx.limiter.success(id, req.address);
 
   const deployment = ctx.store.deployment(key.deployment);
   const refusal = keyRefusal(key, deployment, req.nowMs);

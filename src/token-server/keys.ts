@@ -51,6 +51,12 @@ export interface DeploymentEntry {
   deleting: boolean;
   /** spec.audiences; undefined or empty means the server's default audiences. */
   audiences: readonly string[] | undefined;
+  /**
+   * Custom audiences of spec.audiences that another Deployment claimed first
+   * (api/claims.ts): no token is issued for them here, and no token of this
+   * Deployment that names one is live.
+   */
+  audiencesTaken: ReadonlySet<string>;
   maxTokenTtlMs: number;
 }
 
@@ -105,13 +111,14 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
   };
 }
 
-export function deploymentEntry(d: Deployment): DeploymentEntry {
+export function deploymentEntry(d: Deployment, audiencesTaken: readonly string[] = []): DeploymentEntry {
   return {
     namespace: d.metadata.namespace ?? '',
     name: d.metadata.name ?? '',
     uid: d.metadata.uid ?? '',
     deleting: !!d.metadata.deletionTimestamp,
     audiences: d.spec?.audiences?.length ? d.spec.audiences : undefined,
+    audiencesTaken: new Set(audiencesTaken),
     maxTokenTtlMs: Math.min(parseDuration(d.spec?.maxTokenTTL) ?? DAY_MS, DAY_MS),
   };
 }

@@ -8,6 +8,7 @@
  */
 import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
 import { APIKEYS, DEPLOYMENTS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import { audiencesClaimedByOthers, firstClaimant } from '../api/claims.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import type { Logger } from '../shared/log.ts';
@@ -17,11 +18,14 @@ import { deploymentEntry, keyEntry, type DeploymentEntry, type KeyEntry } from '
 import { SigningKeys } from './signing.ts';
 
 const KEY_ID_INDEX = 'keyId';
+const AUDIENCE_INDEX = 'audience';
 
 export interface KubeKeyStoreOptions {
   operatorNamespace: string;
   /** Watched namespaces; empty means all. */
   namespaces: string[];
+  /** The shared default audiences (--audiences), which no Deployment can claim. */
+  defaultAudiences: readonly string[];
   log: Logger;
 }
 
@@ -33,9 +37,11 @@ export class KubeKeyStore implements KeyStore {
   private readonly deploymentInformer: Informer<Deployment>;
   private readonly secretInformer: Informer<SecretObject>;
   private readonly log: Logger;
+  private readonly defaultAudiences: readonly string[];
 
   constructor(client: KubeClient, opts: KubeKeyStoreOptions) {
     this.log = opts.log;
+    this.defaultAudiences = opts.defaultAudiences;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
     const crd = paths.groupVersion(GROUP, VERSION);
     this.apiKeyInformer = new Informer<ApiKey>(client, { apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log });
@@ -54,10 +60,22 @@ export class KubeKeyStore implements KeyStore {
     this.apiKeyInformer.on('update', onKey);
     this.apiKeyInformer.on('delete', (ak) => this.refreshKeyId(ak.status?.keyId));
 
-    const onDeployment = (d: Deployment) => this.deployments.set(objectKey(d), deploymentEntry(d));
+    // A Deployment's entry depends on the other claimants of its audiences: recompute them all.
+    this.deploymentInformer.addIndex(AUDIENCE_INDEX, (d) => d.spec?.audiences ?? []);
+    const onDeployment = (d: Deployment, old?: Deployment) => {
+      this.refreshDeployment(d);
+      for (const aud of new Set([...d.spec?.audiences ?? [], ...old?.spec?.audiences ?? []])) {
+        for (const other of this.deploymentInformer.byIndex(AUDIENCE_INDEX, aud)) this.refreshDeployment(other);
+      }
+    };
     this.deploymentInformer.on('add', onDeployment);
     this.deploymentInformer.on('update', onDeployment);
-    this.deploymentInformer.on('delete', (d) => this.deployments.delete(objectKey(d)));
+    this.deploymentInformer.on('delete', (d) => {
+      this.deployments.delete(objectKey(d));
+      for (const aud of d.spec?.audiences ?? []) {
+        for (const other of this.deploymentInformer.byIndex(AUDIENCE_INDEX, aud)) this.refreshDeployment(other);
+      }
+    });
 
     const onSecret = (s: SecretObject) => this.loadSigningKeys(s);
     this.secretInformer.on('add', onSecret);
@@ -81,19 +99,28 @@ export class KubeKeyStore implements KeyStore {
   }
 
   /**
-   * Recomputes the entry of one key id from the index. Two ApiKeys that claim
-   * the same id (only someone who can write ApiKey status could do that) get
-   * no entry at all: neither may issue tokens.
+   * Recomputes the entry of one key id from the index. When two ApiKeys
+   * claim the same id (a restored backup, a status written by hand), the
+   * first claimant keeps it (api/claims.ts, the controller's rule too): a
+   * later claimant can never take a key id away or make it unusable.
    */
   private refreshKeyId(keyId: string | undefined): void {
     if (!keyId) return;
-    const owners = this.apiKeyInformer.byIndex(KEY_ID_INDEX, keyId);
-    const entry = owners.length === 1 ? keyEntry(owners[0]!) : undefined;
+    const claimants = this.apiKeyInformer.byIndex(KEY_ID_INDEX, keyId);
+    const first = firstClaimant(claimants);
+    const entry = first ? keyEntry(first) : undefined;
     if (entry) this.keys.set(keyId, entry);
     else this.keys.delete(keyId);
-    if (owners.length > 1) {
-      this.log.warn({ keyId, apiKeys: owners.map(objectKey) }, 'several ApiKeys claim one key id; refusing all of them');
+    if (claimants.length > 1) {
+      this.log.warn({ keyId, kept: first && objectKey(first), refused: claimants.filter((c) => c !== first).map(objectKey) },
+        'several ApiKeys claim one key id; only the first claimant is served');
     }
+  }
+
+  /** Recomputes a Deployment's entry, with the custom audiences another Deployment claimed first. */
+  private refreshDeployment(d: Deployment): void {
+    const taken = audiencesClaimedByOthers(d, (aud) => this.deploymentInformer.byIndex(AUDIENCE_INDEX, aud), this.defaultAudiences);
+    this.deployments.set(objectKey(d), deploymentEntry(d, taken));
   }
 
   private loadSigningKeys(s: SecretObject): void {

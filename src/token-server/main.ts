@@ -57,7 +57,9 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   let store = deps.store;
   if (!store) {
     client = new KubeClient(opts.kc);
-    const kube = new KubeKeyStore(client, { operatorNamespace: opts.operatorNamespace, namespaces: opts.namespaces, log });
+    const kube = new KubeKeyStore(client, {
+      operatorNamespace: opts.operatorNamespace, namespaces: opts.namespaces, defaultAudiences: opts.audiences, log,
+    });
     kube.start();
     void kube.waitForSync().then(() => log.info('caches synced'));
     store = kube;

@@ -29,8 +29,9 @@ export class MemoryKeyStore implements KeyStore {
     this.keys.delete(keyId);
   }
 
-  putDeployment(d: Deployment): void {
-    const e = deploymentEntry(d);
+  /** `audiencesTaken`: audiences of `d` another Deployment claimed first (KubeKeyStore works them out from its watch). */
+  putDeployment(d: Deployment, audiencesTaken: readonly string[] = []): void {
+    const e = deploymentEntry(d, audiencesTaken);
     this.deployments.set(`${e.namespace}/${e.name}`, e);
   }
 

@@ -30,14 +30,6 @@ describe('the failure limiter', () => {
     expect(l.blockedForMs(K, 'legitimate', 1)).toBe(0);
   });
 
-  it('forgets a pair after a success', () => {
-    const l = new FailureLimiter({ freeFailures: 1 });
-    l.failure(K, 'a', 0);
-    l.success(K, 'a');
-    expect(l.failure(K, 'a', 1)).toBe(0);
-    expect(l.size).toBe(1);
-  });
-
   it('starts over after a long quiet period', () => {
     const l = new FailureLimiter({ freeFailures: 1, forgetAfterMs: 1000 });
     l.failure(K, 'a', 0);

@@ -1,11 +1,14 @@
 /**
- * Brute-force protection for client authentication. Failed attempts are
+ * Load shedding for failed client authentication. Failed attempts are
  * counted per (key id, client address): after `freeFailures` of them, that
  * pair is blocked for `baseDelayMs`, doubling with each further failure up to
- * `maxDelayMs`, and a blocked pair is answered 429 without its secret being
- * checked. Guessing a 256-bit secret at a handful of tries per 15 minutes is
- * hopeless; keying by address as well means an attacker elsewhere cannot lock
- * a legitimate client out of its own key.
+ * `maxDelayMs`, and a blocked pair's wrong secrets are answered 429. The
+ * right secret is never blocked (client-auth.ts checks it first): guessing a
+ * 256-bit secret is hopeless anyway, and key ids are public, so blocking the
+ * right secret would let anyone behind the same NAT or ingress lock the
+ * key's owner out. A success does not clear the record, so an attacker who
+ * shares the owner's address gains no free failures from the owner's
+ * successes; a pair is forgotten after `forgetAfterMs` without failures.
  *
  * Memory is bounded: at most `maxEntries` pairs, least recently touched
  * evicted first (a Map keeps insertion order; touching re-inserts). An
@@ -79,14 +82,6 @@ export class FailureLimiter {
     }
     this.evict();
     return delay;
-  }
-
-  /** A successful authentication clears the pair's record. */
-  success(keyId: string, address: string): void {
-    if (!this.keyIds.has(keyId)) return;
-    const k = pairKey(keyId, address);
-    const e = this.entries.get(k);
-    if (e) this.drop(k, e);
   }
 
   get size(): number {

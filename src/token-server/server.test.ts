@@ -275,28 +275,31 @@ describe('brute-force protection', () => {
   beforeEach(() => { attacker = from('127.0.0.1'); legit = from('127.0.0.2'); });
   afterEach(async () => { await attacker.close(); await legit.close(); });
 
-  it('answers 429 with Retry-After after a few failures, without checking even the right secret', async () => {
+  it('answers wrong secrets 429 with Retry-After after a few failures', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push((await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker)).status);
     expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
-    const blocked = await token(json(seedRequest()), attacker);
+    const blocked = await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
     expect(blocked.status).toBe(429);
     expect(blocked.body.error).toBe('slow_down');
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   });
 
-  it('does not lock out the key\'s client at another address', async () => {
-    for (let i = 0; i < 10; i++) await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
-    expect((await token(json(seedRequest()), attacker)).status).toBe(429);
+  it('never throttles the right secret, even from the address that flooded wrong ones (a shared NAT)', async () => {
+    for (let i = 0; i < 20; i++) await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
+    expect((await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker)).status).toBe(429);
+    expect((await token(json(seedRequest()), attacker)).status).toBe(200);
     expect((await token(json(seedRequest()), legit)).status).toBe(200);
+    // Still throttled for wrong secrets afterwards: a success does not reset the attacker's count.
+    expect((await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker)).status).toBe(429);
   });
 
-  it('lets the client in again once the delay has passed', async () => {
-    for (let i = 0; i < 4; i++) await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
-    const blocked = await token(json(seedRequest()), attacker);
+  it('lets wrong secrets through to a plain 401 again once the delay has passed', async () => {
+    for (let i = 0; i < 5; i++) await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
+    const blocked = await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker);
     expect(blocked.status).toBe(429);
-    await new Promise((r) => setTimeout(r, Number(blocked.headers.get('retry-after')) * 1000));
-    expect((await token(json(seedRequest()), attacker)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, Number(blocked.headers.get('retry-after')) * 1000 + 50));
+    expect((await token(json({ ...seedRequest(), client_secret: generateSecret() }), attacker)).status).toBe(401);
   });
 });
 
@@ -384,8 +387,12 @@ describe('POST /oauth/introspect', () => {
 });
 
 describe('GET /authz (forward-auth)', () => {
-  const authz = (query: string, authorization?: string) =>
-    fetch(`${w.url}/authz${query}`, { headers: authorization ? { authorization } : {} });
+  /** /authz as a proxy protecting team-a/airflow asks it (unless the query names its own target). */
+  const authz = (query: string, authorization?: string) => {
+    const q = new URLSearchParams(query);
+    if (!q.has('deployment') && !q.has('audience')) q.set('deployment', 'team-a/airflow');
+    return fetch(`${w.url}/authz?${q.toString()}`, { headers: authorization ? { authorization } : {} });
+  };
 
   it('allows a live token with the permission, naming its subject and Deployment', async () => {
     const r = await authz('?permission=deploy', `Bearer ${await getToken()}`);
@@ -396,7 +403,7 @@ describe('GET /authz (forward-auth)', () => {
 
   it('asks for deploy when no permission is named, and accepts any path below /authz/ and any method', async () => {
     const t = await getToken();
-    const r = await fetch(`${w.url}/authz/api/v1/dags?x=1`, { method: 'POST', headers: { authorization: `Bearer ${t}` }, body: 'ignored' });
+    const r = await fetch(`${w.url}/authz/api/v1/dags?x=1&deployment=team-a/airflow`, { method: 'POST', headers: { authorization: `Bearer ${t}` }, body: 'ignored' });
     expect(r.status).toBe(200);
   });
 
@@ -428,8 +435,30 @@ describe('GET /authz (forward-auth)', () => {
     expect((await authz('?deployment=team-a%2Fother', t)).status).toBe(403);
   });
 
+  it('answers 401 for a token naming an audience its Deployment lost to an earlier claimant, and issues none for it', async () => {
+    const t = `Bearer ${await getToken()}`;
+    expect((await authz('', t)).status).toBe(200);
+    w.store.putDeployment(dep, [AUDIENCE]);
+    expect((await authz('', t)).status).toBe(401);
+    const r = await token(json(seedRequest()));
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_target');
+  });
+
   it('answers 400 for an unknown permission', async () => {
     expect((await authz('?permission=admin', `Bearer ${await getToken()}`)).status).toBe(400);
+  });
+
+  it.each([
+    ['names no Deployment and no audience', '', 'deployment=namespace/name'],
+    ['names only the shared default audience, which every Deployment without audiences has', `?audience=${encodeURIComponent(DEFAULT_AUDIENCE)}`, 'shared'],
+    ['names a Deployment that is not namespace/name', '?deployment=airflow', 'namespace/name'],
+  ])('answers 400 to a proxy that %s, saying what is missing', async (_what, query, says) => {
+    const r = await fetch(`${w.url}/authz${query}`, { headers: { authorization: `Bearer ${await getToken()}` } });
+    expect(r.status).toBe(400);
+    const body = await r.json() as { error: string; error_description: string };
+    expect(body.error).toBe('invalid_request');
+    expect(body.error_description).toContain(says);
   });
 });
 

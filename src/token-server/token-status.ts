@@ -10,7 +10,9 @@
  * - a temporary user token (client_id USER_CLIENT_ID): the Deployment it was
  *   issued for still exists, is not being deleted, and is the same object
  *   (`deployment_uid`). The user's Kubernetes credential and RBAC are checked
- *   when the token is issued, not again: such tokens are short-lived instead.
+ *   when the token is issued, not again: such tokens are short-lived instead;
+ * - either way, none of its audiences is one that another Deployment claimed
+ *   first (api/claims.ts).
  */
 import { isKeyId } from '../keys/format.ts';
 import { isPermission } from '../api/index.ts';
@@ -32,7 +34,13 @@ export interface LiveToken {
 
 export type TokenVerdict =
   | { live: true; token: LiveToken }
-  | { live: false; why: 'malformed' | 'signature' | 'issuer' | 'expired' | 'key_gone' | 'key_refused' | 'secret_rotated' | 'deployment_gone' };
+  | { live: false; why: 'malformed' | 'signature' | 'issuer' | 'expired' | 'key_gone' | 'key_refused' | 'secret_rotated' | 'deployment_gone' | 'audience_taken' };
+
+/** A token that names an audience its Deployment lost to an earlier claimant is not live. */
+function namesTakenAudience(c: AccessTokenClaims, dep: DeploymentEntry): boolean {
+  if (dep.audiencesTaken.size === 0) return false;
+  return typeof c.aud === 'string' ? dep.audiencesTaken.has(c.aud) : c.aud.some((a) => dep.audiencesTaken.has(a));
+}
 
 function isClaims(c: Record<string, unknown>): c is Record<string, unknown> & AccessTokenClaims {
   return typeof c.sub === 'string' && typeof c.client_id === 'string' && typeof c.iss === 'string'
@@ -62,6 +70,7 @@ export function tokenVerdict(ctx: ServerContext, token: string, nowMs: number): 
   const secretStands = typeof fp === 'string' && fp !== ''
     && (fp === key.currentFp || (fp === key.previousFp && key.previousValidUntilMs > nowMs));
   if (!secretStands) return { live: false, why: 'secret_rotated' };
+  if (namesTakenAudience(c, deployment!)) return { live: false, why: 'audience_taken' };
   const permissions = new Set(c.scope.split(' ').filter((p) => key.permissionSet.has(p)));
   return { live: true, token: { claims: c, key, deployment: deployment!, permissions } };
 }
@@ -71,6 +80,7 @@ function userTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenVerdic
   if (c.sub === '' || isKeyId(c.sub) || typeof c.deployment_uid !== 'string' || c.deployment_uid === '') return { live: false, why: 'malformed' };
   const deployment = ctx.store.deployment(c.deployment);
   if (!deployment || deployment.deleting || deployment.uid !== c.deployment_uid) return { live: false, why: 'deployment_gone' };
+  if (namesTakenAudience(c, deployment)) return { live: false, why: 'audience_taken' };
   const permissions = new Set(c.scope.split(' ').filter(isPermission));
   return { live: true, token: { claims: c, key: undefined, deployment, permissions } };
 }

@@ -1,4 +1,5 @@
 /** Typed helpers for the apikeys.dev resources and their Secrets, as the admin. */
+import { randomBytes } from 'node:crypto';
 import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec } from '../../src/api/index.ts';
 import { API_VERSION, readCredential, SECRET_KEYS, type Credentials, type SecretObject } from '../../src/api/index.ts';
 import { isNotFound, KubeClient, paths } from '../../src/kube/client.ts';
@@ -18,6 +19,15 @@ export const deploymentPath = (ns: string, name = '') =>
   name ? paths.object('apikeys.dev', 'v1alpha1', 'deployments', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'deployments', ns);
 export const secretPath = (ns: string, name = '') =>
   name ? paths.object('', 'v1', 'secrets', ns, name) : paths.collection('', 'v1', 'secrets', ns);
+
+/**
+ * A custom audience no other Deployment in the shared control plane claims:
+ * a custom audience belongs to the first Deployment that lists it, across
+ * namespaces, so tests never share one by accident.
+ */
+export function uniqueAudience(label: string): string {
+  return `https://${label}-${randomBytes(4).toString('hex')}.example.test`;
+}
 
 export function createDeployment(ns: string, name: string, spec: DeploymentSpec = {}): Promise<Deployment> {
   return adminClient().create<Deployment>(deploymentPath(ns), {

@@ -3,6 +3,7 @@
  * (client_credentials, as the seed's JSON request), waiting until the server's watch knows a key,
  * introspection, /authz, and the server's count of the reviews behind token exchanges.
  */
+import { decodeJwt } from 'jose';
 import { waitFor } from './wait.ts';
 
 /** What a client needs to reach it: a running token server or anything else with its base URL. */
@@ -50,10 +51,24 @@ export async function introspect(server: TokenServer, token: string, caller: Key
   return r.body;
 }
 
-/** /authz with `token` as the bearer; for `permission` if given, else for the server's default. */
-export function authz(server: TokenServer, token: string, permission?: string): Promise<Response> {
-  const query = permission === undefined ? '' : `?permission=${permission}`;
-  return fetch(`${server.url}/authz${query}`, { headers: { authorization: `Bearer ${token}` } });
+/**
+ * /authz with `token` as the bearer, asked as a proxy that protects
+ * `deployment` (default: the Deployment the token names); for `permission`
+ * if given, else for the server's default.
+ */
+export function authz(server: TokenServer, token: string, permission?: string, deployment?: string): Promise<Response> {
+  const q = new URLSearchParams({ deployment: deployment ?? deploymentClaimOf(token) });
+  if (permission !== undefined) q.set('permission', permission);
+  return fetch(`${server.url}/authz?${q.toString()}`, { headers: { authorization: `Bearer ${token}` } });
+}
+
+function deploymentClaimOf(token: string): string {
+  try {
+    const claim = decodeJwt(token).deployment;
+    return typeof claim === 'string' ? claim : 'none/none';
+  } catch {
+    return 'none/none';
+  }
 }
 
 /** The server's count of token-exchange reviews of one kind and outcome, from /metrics. */

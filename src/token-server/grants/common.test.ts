@@ -4,8 +4,8 @@ import type { OAuthError } from '../oauth-errors.ts';
 import type { Params } from '../params.ts';
 import { resolveAudiences, resolveScope } from './common.ts';
 
-const dep = (audiences?: string[]): DeploymentEntry => ({
-  namespace: 'ns', name: 'd', uid: 'u', deleting: false, audiences, maxTokenTtlMs: 1,
+const dep = (audiences?: string[], taken: string[] = []): DeploymentEntry => ({
+  namespace: 'ns', name: 'd', uid: 'u', deleting: false, audiences, audiencesTaken: new Set(taken), maxTokenTtlMs: 1,
 });
 const DEFAULTS = ['https://default.example'];
 
@@ -33,6 +33,17 @@ describe('the audience of a token', () => {
     ['an audience given twice', { audience: ['a', 'a'] }, ['a'], 'invalid_request'],
   ])('refuses %s', (_what, params, audiences, error) => {
     expect(errorOf(() => resolveAudiences(params, dep(audiences), DEFAULTS))).toBe(error);
+  });
+
+  it.each<[string, Params]>([
+    ['when asked for', { audience: 'a' }],
+    ['as a resource', { resource: ['b', 'a'] }],
+    ['when it is the Deployment\'s first, asked for by default', {}],
+  ])('refuses an audience another Deployment claimed first, %s, saying so without naming it', (_what, params) => {
+    let message = '';
+    try { resolveAudiences(params, dep(['a', 'b'], ['a']), DEFAULTS); } catch (e) { message = (e as OAuthError).message; }
+    expect(errorOf(() => resolveAudiences(params, dep(['a', 'b'], ['a']), DEFAULTS))).toBe('invalid_target');
+    expect(message).toContain('belongs to another Deployment');
   });
 
   it('is invalid_target when neither the Deployment nor the server has an audience', () => {

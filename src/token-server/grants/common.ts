@@ -9,22 +9,25 @@ import { multi, single, type Params } from '../params.ts';
 
 /**
  * The audiences asked for, each checked against those the Deployment allows
- * (its spec.audiences, else the server's defaults); none asked: the first
- * allowed one.
+ * (its spec.audiences, else the server's defaults) and refused when another
+ * Deployment claimed it first; none asked: the first allowed one.
  */
 export function resolveAudiences(params: Params, dep: DeploymentEntry, defaults: readonly string[]): readonly string[] {
   const allowed = dep.audiences ?? defaults;
   const audience = single(params, 'audience');
   const resources = multi(params, 'resource');
-  if (audience === undefined && resources.length === 0) {
+  const asked = audience === undefined ? [...resources] : [audience, ...resources];
+  if (asked.length === 0) {
     const first = allowed[0];
     if (first === undefined) throw new InvalidTarget(`the Deployment ${dep.namespace}/${dep.name} has no audience configured`);
-    return [first];
+    asked.push(first);
   }
-  const asked = audience === undefined ? resources : [audience, ...resources];
   for (const a of asked) {
     if (!allowed.includes(a)) {
       throw new InvalidTarget(`the audience ${JSON.stringify(truncate(a))} is not one the Deployment ${dep.namespace}/${dep.name} allows`);
+    }
+    if (dep.audiencesTaken.has(a)) {
+      throw new InvalidTarget(`the audience ${JSON.stringify(truncate(a))} belongs to another Deployment, which claimed it first`);
     }
   }
   return asked.length === 1 ? asked : [...new Set(asked)];

@@ -249,7 +249,7 @@ describe('user tokens at /authz and introspection', () => {
   const introspect = (t: string) => post('/oauth/introspect', { token: t }, {
     authorization: `Basic ${Buffer.from(`${observer.keyId}:${observer.secret}`).toString('base64')}`,
   });
-  const authz = (t: string, q = '') => fetch(`${url}/authz${q}`, { headers: { authorization: `Bearer ${t}` } });
+  const authz = (t: string, q = '') => fetch(`${url}/authz?deployment=team-a/airflow&${q.replace(/^\?/, '')}`, { headers: { authorization: `Bearer ${t}` } });
 
   it('are live like key tokens, with their permissions', async () => {
     const t = await exchanged();
