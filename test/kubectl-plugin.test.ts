@@ -25,6 +25,7 @@ import { runPlugin, runPluginOnTerminal, type PluginOptions } from './support/pl
 import { MAIN, PLUGIN, recordSecret, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
   adminClient, createDeployment, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, uniqueAudience, waitForReady,
+  waitUntilAudienceFree,
 } from './support/resources.ts';
 import { run, type Run } from './support/run.ts';
 import { issued } from './support/token-client.ts';
@@ -531,7 +532,9 @@ describe('the in-cluster Job example', () => {
   });
 
   it('fetches a token with the seed\'s JSON body when its script runs in /bin/sh with the Secret\'s environment', async () => {
-    // The example's own Deployment and ApiKey, as a user would apply them.
+    // The example's own Deployment and ApiKey, as a user would apply them. Its audience belongs to
+    // the first Deployment that lists it: another test's copy must be gone first.
+    await waitUntilAudienceFree('https://airflow-prod.example.com');
     for (const f of ['deployment.yaml', 'apikey-ci.yaml']) {
       const a = await kubectl(['apply', '-n', ns.name, '-f', join(ROOT, 'manifests', 'examples', f)]);
       expect(a.code, a.stderr).toBe(0);

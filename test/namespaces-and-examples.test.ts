@@ -20,7 +20,7 @@ import { installOperatorIdentity, type OperatorIdentity } from './support/operat
 import { ROOT } from './support/paths.ts';
 import { startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, createApiKey, createDeployment, credentialsOf, getApiKey, getSecret, waitForReady, type Credentials,
+  adminClient, createApiKey, createDeployment, credentialsOf, getApiKey, getSecret, waitForReady, waitUntilAudienceFree, type Credentials,
 } from './support/resources.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -73,6 +73,8 @@ describe('manifests/examples', () => {
     expect(files).toEqual(expect.arrayContaining([
       'deployment.yaml', 'apikey-ci.yaml', 'apikey-rotated.yaml', 'job-fetch-token.yaml', 'long-running-worker.yaml',
     ]));
+    // The examples' audience belongs to the first Deployment that lists it: another test's copy must be gone first.
+    await waitUntilAudienceFree('https://airflow-prod.example.com');
     const r = await kubectl(['apply', '-n', watched.name, '-f', join(ROOT, 'manifests/examples')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);

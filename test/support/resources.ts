@@ -1,7 +1,7 @@
 /** Typed helpers for the apikeys.dev resources and their Secrets, as the admin. */
 import { randomBytes } from 'node:crypto';
 import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec } from '../../src/api/index.ts';
-import { API_VERSION, readCredential, SECRET_KEYS, type Credentials, type SecretObject } from '../../src/api/index.ts';
+import { API_VERSION, DEPLOYMENTS, GROUP, readCredential, VERSION, SECRET_KEYS, type Credentials, type SecretObject } from '../../src/api/index.ts';
 import { isNotFound, KubeClient, paths } from '../../src/kube/client.ts';
 import { adminKubeConfig } from './cluster.ts';
 import { recordSecret } from './processes.ts';
@@ -27,6 +27,18 @@ export const secretPath = (ns: string, name = '') =>
  */
 export function uniqueAudience(label: string): string {
   return `https://${label}-${randomBytes(4).toString('hex')}.example.test`;
+}
+
+/**
+ * Waits until no Deployment in the cluster lists `audience`: the examples'
+ * fixed audience is claimed by the first Deployment that lists it, and an
+ * earlier test's namespace may still be on its way out.
+ */
+export async function waitUntilAudienceFree(audience: string): Promise<void> {
+  await waitFor(`no Deployment claims ${audience}`, async () => {
+    const all = await adminClient().list<Deployment>(paths.collection(GROUP, VERSION, DEPLOYMENTS));
+    return !all.items.some((d) => d.spec.audiences?.includes(audience));
+  }, 60_000, 200);
 }
 
 export function createDeployment(ns: string, name: string, spec: DeploymentSpec = {}): Promise<Deployment> {
