@@ -5,7 +5,7 @@
  * base image. `cluster:up --node` loads the latest archive into the node.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { contextFiles, parseDockerIgnore } from '../../support/dockerfile.ts';
 import { ROOT } from '../../support/paths.ts';
@@ -78,7 +78,15 @@ export async function buildOperatorImage(log: (line: string) => void): Promise<B
   }
   mkdirSync(imagesDir(), { recursive: true });
   writeFileSync(join(imagesDir(), LATEST), archive);
+  pruneArchives(archive);
   return { archive, built, seconds: (Date.now() - started) / 1000, bytes: statSync(archive).size };
+}
+
+/** Keeps the cache from growing by an image per change: the latest archive and the two before it stay. */
+function pruneArchives(latest: string): void {
+  const archives = readdirSync(imagesDir()).filter((f) => /^apikey-operator-\w+\.oci\.tar$/.test(f)).map((f) => join(imagesDir(), f))
+    .filter((f) => f !== latest).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  for (const old of archives.slice(2)) rmSync(old, { force: true });
 }
 
 /** The archive `image:build` made last, if it is still there. */
