@@ -22,7 +22,7 @@ import {
   APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR,
 } from './node/layout.ts';
 import {
-  assertNodeRequirements, NODE_CONTROLLERS, startNode, startNodeNamespace, stopNode,
+  assertNodeRequirements, NODE_CONTROLLERS, startNode, startNodeNamespace, stopNode, stopPods,
 } from './node/node.ts';
 import { isRunning, launch, stopProcess, waitFor, type ProcessRecord } from './processes.ts';
 import { adminRequest, readState, writeState, type ClusterState } from './state.ts';
@@ -279,6 +279,8 @@ export async function up(dirArg: string, opts: UpOptions = {}): Promise<ClusterS
 export async function down(dirArg: string): Promise<void> {
   const state = readState(dirArg);
   if (!state) return;
+  // Pods first, so that none keeps the apiserver busy while it shuts down.
+  if (state.node) await stopPods(state);
   for (const p of [...state.processes].reverse()) await stopProcess(p);
   state.processes = [];
   writeState(state);

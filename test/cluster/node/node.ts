@@ -162,10 +162,9 @@ export async function startNode(state: ClusterState, log: (line: string) => void
   // containerd finds its shim on PATH.
   const containerd = await start('containerd', b.containerd, ['--config', l.containerdConfig],
     { PATH: `${b.containerdShimDir}${delimiter}${process.env.PATH ?? ''}` });
-  const ctr = (args: string[]) => run(b.ctr, ['--address', l.containerdSocket, '--namespace', 'k8s.io', ...args]);
-  await waitFor('containerd', async () => { await ctr(['version']); return true; }, 30_000, [containerd]);
+  await waitFor('containerd', async () => { await run(b.ctr, ['--address', l.containerdSocket, 'version']); return true; }, 30_000, [containerd]);
   step('containerd up');
-  for (const archive of images) await ctr(['images', 'import', archive]);
+  for (const archive of images) await loadImage(state, archive);
   step(`${images.length} images imported`);
 
   const components = [
@@ -208,6 +207,12 @@ r.resolve4(${JSON.stringify(name)}).then((a) => console.log(a.join(',')));`;
   return (await run('nsenter', [`--target=${n.holder.pid}`, '--net', '--', process.execPath, '-e', script], { timeoutMs: 5000 })).trim();
 }
 
+/** Stops the kubelet, so that it restarts nothing, then every container (by the node's cgroups). */
+export async function stopPods(state: ClusterState): Promise<void> {
+  for (const p of state.processes.filter((x) => x.name === 'kubelet')) await stopProcess(p);
+  await removeCgroupRoot();
+}
+
 /**
  * After the recorded processes have stopped: kills what else runs in the
  * node's mount namespace, the containers in its cgroups, then the holder, so
@@ -228,4 +233,10 @@ export async function stopNode(n: NodeState): Promise<void> {
   if (n.holder) await stopProcess(n.holder);
   if (n.holder && isRunning(n.holder)) throw new Error(`the node namespace holder (${n.holder.pid}) did not stop`);
   releaseNodeLock(n.dir);
+}
+
+/** Loads an OCI archive into the node's runtime, under the name its index gives it. */
+export async function loadImage(state: ClusterState, archive: string): Promise<void> {
+  const n = startedNode(state);
+  await run(n.binaries.ctr, ['--address', nodeLayout(state.dir).containerdSocket, '--namespace', 'k8s.io', 'images', 'import', archive]);
 }
