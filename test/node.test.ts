@@ -20,7 +20,7 @@ import { LEASE_NAME } from '../src/api/index.ts';
 import { isRunning, readState, waitFor, type ClusterState } from './cluster/controlplane.ts';
 import { ensureExampleImageArchive } from './cluster/images/stand-in-image.ts';
 import { cgroupRoots } from './cluster/node/cgroups.ts';
-import { BRIDGE, KUBERNETES_SERVICE_IP, NODE_NAME } from './cluster/node/layout.ts';
+import { BRIDGE, KUBERNETES_SERVICE_IP, NODE_NAME, nodeLayout } from './cluster/node/layout.ts';
 import { LOCK_FILE } from './cluster/node/lock.ts';
 import { namespaceOf, processesIn } from './cluster/node/namespace.ts';
 import { assertNodeRequirements, loadImage } from './cluster/node/node.ts';
@@ -239,6 +239,7 @@ describe('cluster:down', () => {
     expect(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(dir))).toEqual([]);
     expect(cgroupRoots().filter((d) => existsSync(d))).toEqual([]);
     expect(existsSync(LOCK_FILE)).toBe(false);
+    expect(existsSync(nodeLayout(dir).containerdRoot), 'unpacked images').toBe(false);
     expect(await hostNetworkState()).toEqual(hostBefore);
   }, 120_000);
 });

@@ -10,10 +10,10 @@
  * Teardown stops the recorded processes, then whatever else runs in the
  * node's mount namespace (containerd's shims), the containers left in the
  * node's cgroups, and the namespace holder; the namespaces and every mount in
- * them go with it. The machine's interfaces, iptables rules and sysctls are
- * never touched.
+ * them go with it. Then the runtime's files go too; logs stay. The machine's
+ * interfaces, iptables rules and sysctls are never touched.
  */
-import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureNodeBinaries, type NodeBinaries } from '../binaries.ts';
@@ -232,6 +232,9 @@ export async function stopNode(n: NodeState): Promise<void> {
   await removeCgroupRoot();
   if (n.holder) await stopProcess(n.holder);
   if (n.holder && isRunning(n.holder)) throw new Error(`the node namespace holder (${n.holder.pid}) did not stop`);
+  // The runtime's state (unpacked images, Pod folders) is of no use to a later node; logs and configs stay.
+  const l = nodeLayout(n.dir);
+  for (const d of [l.containerdRoot, l.containerdState, l.kubeletRoot, l.varLib, l.cniIpamDir]) rmSync(d, { recursive: true, force: true });
   releaseNodeLock(n.dir);
 }
 
