@@ -91,7 +91,9 @@ async function assembleStandIn(): Promise<void> {
   const work = mkdtempSync(join(imagesDir(), 'stand-in-'));
   const rootfs = join(work, 'rootfs');
   try {
-    await run('debootstrap', ['--variant=minbase', 'bookworm', rootfs, debianMirror()], { timeoutMs: 900_000 });
+    await run('debootstrap', ['--variant=minbase', 'bookworm', rootfs, debianMirror()], { timeoutMs: 900_000 }).catch((err: unknown) => {
+      throw new Error(`debootstrap (Debian package debootstrap) could not make the stand-in's root filesystem: ${String(err)}`);
+    });
     // What the slim image leaves out: package lists and caches, and the device nodes a runtime provides.
     for (const dir of ['dev', 'var/lib/apt/lists', 'var/cache/apt', 'var/log']) {
       rmSync(join(rootfs, dir), { recursive: true, force: true });

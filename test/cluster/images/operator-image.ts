@@ -43,7 +43,9 @@ async function inputsHash(baseId: string): Promise<string> {
 async function npmBuildConfig(work: string): Promise<string[]> {
   const get = async (key: string) => (await run('npm', ['config', 'get', key])).trim();
   const lines = [`registry=${await get('registry')}`, 'prefer-offline=true', 'cache=/npm-cache'];
-  const mounts = ['--volume', `${await get('cache')}:/npm-cache`];
+  const cache = await get('cache');
+  mkdirSync(cache, { recursive: true });
+  const mounts = ['--volume', `${cache}:/npm-cache`];
   const bundle = '/etc/ssl/certs/ca-certificates.crt';
   if (existsSync(bundle)) {
     lines.push('cafile=/run/host-ca-certificates.crt');
