@@ -1,16 +1,15 @@
 /**
- * One node cluster per machine: the kubelet and its cgroup root are
- * machine-wide. A lock file in /run names the cluster's folder and the pid of
- * its namespace holder; a lock whose holder is gone (a crash, a reboot) is
- * stale and taken over.
+ * One node cluster per machine: the node's cgroups are machine-wide. A lock
+ * file in /run names the cluster's folder and its namespace holder (pid and
+ * network namespace); a lock whose holder is gone (a crash, a reboot) is stale
+ * and taken over.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { HOLDER } from './namespace.ts';
-import { isRunning } from '../processes.ts';
+import { namespaceOf } from './namespace.ts';
 
 export const LOCK_FILE = '/run/apikey-operator-test-node.json';
 
-interface Lock { dir: string; holderPid?: number }
+interface Lock { dir: string; holderPid?: number; netns?: string }
 
 function readLock(): Lock | undefined {
   try {
@@ -32,11 +31,12 @@ export function acquireNodeLock(dir: string): void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const lock = readLock();
-    const live = lock?.holderPid !== undefined && isRunning({ pid: lock.holderPid, binary: HOLDER.binary });
+    // The pid alone could have been reused since; the namespace it holds could not.
+    const live = lock?.holderPid !== undefined && namespaceOf(lock.holderPid, 'net') === lock.netns;
     if (lock && (live || lock.holderPid === undefined) && lock.dir !== dir) {
       throw new NodeClusterRunningError(
-        `another node cluster is running on this machine, in ${lock.dir} (only one can: the kubelet uses ` +
-        `machine-wide paths). Stop it first: npm run cluster:down -- --dir ${lock.dir}`,
+        `another node cluster is running on this machine, in ${lock.dir} (only one can: the node's cgroups ` +
+        `are machine-wide). Stop it first: npm run cluster:down -- --dir ${lock.dir}`,
       );
     }
     rmSync(LOCK_FILE, { force: true });
@@ -44,8 +44,8 @@ export function acquireNodeLock(dir: string): void {
 }
 
 /** Records the holder's pid once it runs, so that a later `up` can tell a live lock from a stale one. */
-export function recordNodeHolder(dir: string, holderPid: number): void {
-  writeFileSync(LOCK_FILE, JSON.stringify({ dir, holderPid } satisfies Lock));
+export function recordNodeHolder(dir: string, holderPid: number, netns: string): void {
+  writeFileSync(LOCK_FILE, JSON.stringify({ dir, holderPid, netns } satisfies Lock));
 }
 
 export function releaseNodeLock(dir: string): void {

@@ -18,7 +18,6 @@
  */
 import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../command.ts';
 import { BRIDGE, NODE_IP, POD_CIDR } from './layout.ts';
 
@@ -49,18 +48,6 @@ export function namespaceOf(pid: number, kind: 'net' | 'mnt'): string | undefine
   } catch {
     return undefined;
   }
-}
-
-/** Waits until `unshare` has made the namespaces and run the holder in them. */
-export async function waitForNamespaces(holderPid: number): Promise<void> {
-  const ours = namespaceOf(process.pid, 'net');
-  for (let i = 0; i < 100; i++) {
-    const theirs = namespaceOf(holderPid, 'net');
-    if (theirs === undefined) throw new Error('the node namespace holder exited at once (is unshare from util-linux installed?)');
-    if (theirs !== ours) return;
-    await sleep(20);
-  }
-  throw new Error('the node namespace holder did not make its namespaces within 2s');
 }
 
 /**

@@ -20,7 +20,7 @@ import { ensureNodeBinaries, type NodeBinaries } from '../binaries.ts';
 import { run } from '../command.ts';
 import { ensurePauseArchive, PAUSE_IMAGE } from '../images/pause-image.ts';
 import { latestOperatorArchive, OPERATOR_IMAGE } from '../images/operator-image.ts';
-import { isRunning, launch, stopProcess, waitFor, type ProcessRecord } from '../processes.ts';
+import { isRunning, launch, stopProcess, tailOf, waitFor, type ProcessRecord } from '../processes.ts';
 import { kubeconfigYaml } from '../kubeconfig.ts';
 import { adminRequest, writeState, type ClusterState } from '../state.ts';
 import { createCgroupRoot, removeCgroupRoot } from './cgroups.ts';
@@ -29,7 +29,7 @@ import {
 } from './config.ts';
 import { APISERVER_PORT, CLUSTER_DOMAIN, KUBERNETES_SERVICE_IP, NODE_IP, NODE_NAME, nodeLayout } from './layout.ts';
 import { acquireNodeLock, recordNodeHolder, releaseNodeLock } from './lock.ts';
-import { enter, HOLDER, namespaceOf, prepareNamespaces, processesIn, waitForNamespaces } from './namespace.ts';
+import { enter, HOLDER, namespaceOf, prepareNamespaces, processesIn } from './namespace.ts';
 
 /** The controllers a node needs beyond the control plane's garbage collector and namespace controller. */
 export const NODE_CONTROLLERS = [
@@ -110,8 +110,10 @@ export async function startNodeNamespace(state: ClusterState, hostPort: number, 
   const holder = await launch(state.dir, 'node-namespace', HOLDER.binary, HOLDER.args, { via: HOLDER.via });
   state.node = { ...state.node, holder, enter: enter(holder.pid), binaries };
   writeState(state);
-  recordNodeHolder(state.dir, holder.pid);
-  await waitForNamespaces(holder.pid);
+  // launch() returned once unshare had exec'd the holder, so the namespaces are made.
+  const netns = namespaceOf(holder.pid, 'net');
+  if (!netns || netns === namespaceOf(process.pid, 'net')) throw new Error(`unshare made no network namespace for the node:\n${tailOf(holder.log)}`);
+  recordNodeHolder(state.dir, holder.pid, netns);
   state.node.mountNamespace = namespaceOf(holder.pid, 'mnt') ?? '';
   writeState(state);
   await prepareNamespaces(holder.pid, { varLib: l.varLib, kernelSettings: KUBELET_KERNEL_SETTINGS, scratch: l.kernelSettings });
