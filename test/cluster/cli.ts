@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { ensureBinaries, ensureNodeBinaries, MissingToolchainError } from './binaries.ts';
 import { down, up } from './controlplane.ts';
 import { NodeClusterRunningError } from './node/lock.ts';
-import { NodeRequirementsError } from './node/node.ts';
+import { NodeRequirementsError } from './node/requirements.ts';
 
 const [command, ...rest] = process.argv.slice(2);
 const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, node: { type: 'boolean' } }, strict: true });

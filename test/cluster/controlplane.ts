@@ -21,9 +21,8 @@ import { kubeconfigYaml } from './kubeconfig.ts';
 import {
   APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR,
 } from './node/layout.ts';
-import {
-  assertNodeRequirements, NODE_CONTROLLERS, startNode, startNodeNamespace, stopNode, stopPods,
-} from './node/node.ts';
+import { NODE_CONTROLLERS, startNode, startNodeNamespace, stopNode, stopPods } from './node/node.ts';
+import { assertNodeRequirements } from './node/requirements.ts';
 import { isRunning, launch, stopProcess, waitFor, type ProcessRecord } from './processes.ts';
 import { adminRequest, readState, writeState, type ClusterState } from './state.ts';
 

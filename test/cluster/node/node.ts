@@ -7,13 +7,13 @@
  * (a path both namespaces can open): 127.0.0.1:PORT on the host, 127.0.0.1:6443
  * inside.
  *
- * Teardown stops the recorded processes, then whatever else runs in the
- * node's mount namespace (containerd's shims), the containers left in the
- * node's cgroups, and the namespace holder; the namespaces and every mount in
- * them go with it. Then the runtime's files go too; logs stay. The machine's
- * interfaces, iptables rules and sysctls are never touched.
+ * Teardown stops the kubelet and every container (by the node's cgroups), the
+ * recorded processes, then whatever else runs in the node's mount namespace
+ * (containerd's shims), and the namespace holder; the namespaces and every
+ * mount in them go with it. Then the runtime's files go too; logs stay. The
+ * machine's interfaces, iptables rules and sysctls are never touched.
  */
-import { accessSync, constants, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureNodeBinaries, type NodeBinaries } from '../binaries.ts';
@@ -30,6 +30,7 @@ import {
 import { APISERVER_PORT, CLUSTER_DOMAIN, KUBERNETES_SERVICE_IP, NODE_IP, NODE_NAME, nodeLayout } from './layout.ts';
 import { acquireNodeLock, recordNodeHolder, releaseNodeLock } from './lock.ts';
 import { enter, HOLDER, namespaceOf, prepareNamespaces, processesIn } from './namespace.ts';
+import { onPath } from './requirements.ts';
 
 /** The controllers a node needs beyond the control plane's garbage collector and namespace controller. */
 export const NODE_CONTROLLERS = [
@@ -49,47 +50,6 @@ export interface NodeState {
   /** The kubeconfig of the components inside (apiserver on 127.0.0.1:6443 there). */
   kubeconfig: string;
   binaries?: NodeBinaries;
-}
-
-export class NodeRequirementsError extends Error {}
-
-/** What `up --node` runs, by the Debian package that provides it. */
-const REQUIRED_TOOLS: [string, string][] = [
-  ['unshare', 'util-linux'], ['nsenter', 'util-linux'], ['mount', 'mount'], ['ip', 'iproute2'], ['sysctl', 'procps'],
-  ['runc', 'runc'], ['iptables', 'iptables'], ['iptables-restore', 'iptables'], ['socat', 'socat'],
-  ['buildah', 'buildah'], ['gcc', 'gcc'],
-];
-const CNI_PLUGINS = ['bridge', 'host-local', 'portmap', 'loopback'].map((p) => join('/usr/lib/cni', p));
-
-function onPath(tool: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin'];
-  for (const dir of dirs) {
-    try {
-      accessSync(join(dir, tool), constants.X_OK);
-      return join(dir, tool);
-    } catch { /* next */ }
-  }
-  return undefined;
-}
-
-/** Refuses, in one message that says how to fix it, when this machine cannot run a node. */
-export function assertNodeRequirements(): void {
-  if (process.getuid?.() !== 0) {
-    throw new NodeRequirementsError(
-      'The test node needs root: it makes network namespaces, mounts and cgroups and runs containers. ' +
-      'Run as root (for example: sudo npm test, or sudo npm run cluster:up -- --dir DIR --node); ' +
-      'CI runs .ci/run as root.',
-    );
-  }
-  const missing = REQUIRED_TOOLS.filter(([tool]) => !onPath(tool));
-  if (!CNI_PLUGINS.every((p) => existsSync(p))) missing.push(['CNI plugins', 'containernetworking-plugins']);
-  if (missing.length) {
-    const packages = [...new Set(missing.map(([, pkg]) => pkg))];
-    throw new NodeRequirementsError(
-      `The test node needs ${missing.map(([tool]) => tool).join(', ')}: apt-get install ${packages.join(' ')} ` +
-      '(.ci/run installs them when they are missing).',
-    );
-  }
 }
 
 /**
