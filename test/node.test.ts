@@ -42,10 +42,10 @@ beforeAll(async () => {
   assertNodeRequirements(); // without root: one message that says so and how to run these tests
   hostBefore = await hostNetworkState();
   let t = Date.now();
-  archive = (await npmRun(['image:build'])).stdout.trim().split('\n').at(-1) ?? '';
+  archive = (await npmRun(['image:build'], { echo: true })).stdout.trim().split('\n').at(-1) ?? '';
   console.log(`image:build ${seconds(t)}`);
   t = Date.now();
-  await npmRun(['cluster:up', '--', '--dir', dir, '--node']);
+  await npmRun(['cluster:up', '--', '--dir', dir, '--node'], { echo: true });
   console.log(`cluster:up --node ${seconds(t)}`);
   state = readState(dir) as ClusterState;
   kc = new KubeConfig();

@@ -14,8 +14,14 @@ import { ROOT } from './paths.ts';
 
 const exec = promisify(execFile);
 
-export function npmRun(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return exec('npm', ['run', '--silent', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+/**
+ * Runs an npm script as a user would. With `echo`, its stderr (a cold build's
+ * progress lines) shows as it comes, not only when it is over.
+ */
+export function npmRun(args: string[], o: { echo?: boolean } = {}): Promise<{ stdout: string; stderr: string }> {
+  const p = exec('npm', ['run', '--silent', ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (o.echo) p.child.stderr?.on('data', (chunk: string) => process.stderr.write(chunk));
+  return p;
 }
 
 export const seconds = (since: number): string => `${((Date.now() - since) / 1000).toFixed(1)}s`;
