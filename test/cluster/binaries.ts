@@ -1,9 +1,12 @@
 /**
- * Builds the test control plane's binaries (etcd, kube-apiserver,
- * kube-controller-manager, kubectl, helm) from the Go modules pinned under
+ * Builds the test cluster's binaries from the Go modules pinned under
  * test/cluster/bins, and caches them outside the repository, keyed by the
  * module's version and the hash of its go.mod/go.sum. A warm machine reuses
  * them; a cold one builds them once (minutes for Kubernetes).
+ *
+ * The control plane (etcd, kube-apiserver, kube-controller-manager, kubectl,
+ * helm) is what every integration test needs; the node (kubelet, kube-proxy,
+ * kube-scheduler, containerd, CoreDNS) is built only for `cluster:up --node`.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 export const KUBERNETES_VERSION = '1.36.3';
 export const ETCD_VERSION = '3.6.16';
 export const HELM_VERSION = '4.3.1';
+export const CONTAINERD_VERSION = '2.2.9';
+export const COREDNS_VERSION = '1.15.0';
 
 const binsDir = join(dirname(fileURLToPath(import.meta.url)), 'bins');
 
@@ -25,6 +30,8 @@ interface BinaryModule {
   /** Go package path to output file name. */
   packages: Record<string, string>;
   ldflags: string;
+  /** Go build tags, if the module needs any. */
+  tags?: string;
 }
 
 function versionLdflags(): string {
@@ -69,10 +76,51 @@ export const MODULES: BinaryModule[] = [
   },
 ];
 
-export function cacheRoot(): string {
-  const base = process.env.APIKEY_OPERATOR_CACHE
+/** What `cluster:up --node` adds: built on first use, not for every test run. */
+export const NODE_MODULES: BinaryModule[] = [
+  {
+    name: 'containerd',
+    version: CONTAINERD_VERSION,
+    dir: join(binsDir, 'containerd'),
+    packages: {
+      'github.com/containerd/containerd/v2/cmd/containerd': 'containerd',
+      'github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2': 'containerd-shim-runc-v2',
+      'github.com/containerd/containerd/v2/cmd/ctr': 'ctr',
+    },
+    ldflags: `-s -w -X github.com/containerd/containerd/v2/version.Version=v${CONTAINERD_VERSION}`,
+    // Snapshotters that need cgo or kernel features this node does not use (it uses overlayfs).
+    tags: 'no_btrfs no_devmapper no_zfs no_aufs',
+  },
+  {
+    name: 'coredns',
+    version: COREDNS_VERSION,
+    dir: join(binsDir, 'coredns'),
+    packages: { '.': 'coredns' },
+    ldflags: '-s -w',
+  },
+  {
+    // A module of its own (the control plane's cache stays valid), pinned like the control plane's:
+    // test/cluster-binaries.test.ts checks that both pin the same Kubernetes.
+    name: 'kubernetes-node',
+    version: KUBERNETES_VERSION,
+    dir: join(binsDir, 'k8s-node'),
+    packages: {
+      'k8s.io/kubernetes/cmd/kubelet': 'kubelet',
+      'k8s.io/kubernetes/cmd/kube-proxy': 'kube-proxy',
+      'k8s.io/kubernetes/cmd/kube-scheduler': 'kube-scheduler',
+    },
+    ldflags: versionLdflags(),
+  },
+];
+
+/** The machine's cache for the test cluster: binaries here, images beside them. */
+export function cacheBase(): string {
+  return process.env.APIKEY_OPERATOR_CACHE
     ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'apikey-operator');
-  return join(base, 'control-plane');
+}
+
+export function cacheRoot(): string {
+  return join(cacheBase(), 'control-plane');
 }
 
 function moduleCacheDir(m: BinaryModule): string {
@@ -80,6 +128,7 @@ function moduleCacheDir(m: BinaryModule): string {
   h.update(readFileSync(join(m.dir, 'go.mod')));
   h.update(readFileSync(join(m.dir, 'go.sum')));
   h.update(m.ldflags);
+  h.update(m.tags ?? '');
   return join(cacheRoot(), `${m.name}-${m.version}-${h.digest('hex').slice(0, 12)}`);
 }
 
@@ -102,6 +151,30 @@ export function binaryPaths(): Binaries {
   };
 }
 
+export interface NodeBinaries {
+  kubelet: string;
+  kubeProxy: string;
+  kubeScheduler: string;
+  containerd: string;
+  /** The folder of containerd-shim-runc-v2, which containerd finds on its PATH. */
+  containerdShimDir: string;
+  ctr: string;
+  coredns: string;
+}
+
+export function nodeBinaryPaths(): NodeBinaries {
+  const [containerd, coredns, k8s] = NODE_MODULES.map(moduleCacheDir) as [string, string, string];
+  return {
+    kubelet: join(k8s, 'kubelet'),
+    kubeProxy: join(k8s, 'kube-proxy'),
+    kubeScheduler: join(k8s, 'kube-scheduler'),
+    containerd: join(containerd, 'containerd'),
+    containerdShimDir: containerd,
+    ctr: join(containerd, 'ctr'),
+    coredns: join(coredns, 'coredns'),
+  };
+}
+
 function isBuilt(m: BinaryModule): boolean {
   const dir = moduleCacheDir(m);
   return Object.values(m.packages).every((f) => existsSync(join(dir, f)));
@@ -119,26 +192,52 @@ function goAvailable(): string | undefined {
 }
 
 /**
- * Builds every module that is not in the cache yet. `log` receives progress
- * lines; a cold Kubernetes build compiles ~2,000 packages and takes minutes.
+ * Builds every control-plane module that is not in the cache yet. `log`
+ * receives progress lines; a cold Kubernetes build compiles ~2,000 packages
+ * and takes minutes.
  */
-export async function ensureBinaries(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<Binaries> {
-  const todo = MODULES.filter((m) => !isBuilt(m));
-  if (todo.length === 0) return binaryPaths();
+export async function ensureBinaries(log: (line: string) => void = stderrLine): Promise<Binaries> {
+  await ensureBuilt(MODULES, { what: 'the test control plane', coldTime: '10-20 minutes', command: 'npm run cluster:build' }, log);
+  return binaryPaths();
+}
+
+/** Builds the node's modules that are not in the cache yet, like ensureBinaries. */
+export async function ensureNodeBinaries(log: (line: string) => void = stderrLine): Promise<NodeBinaries> {
+  await ensureBuilt(NODE_MODULES, {
+    what: "the test cluster's node", coldTime: '10-15 minutes', command: 'npm run cluster:build -- --node',
+  }, log);
+  return nodeBinaryPaths();
+}
+
+function stderrLine(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+interface BuildDescription {
+  /** What the modules make up, for messages ("the test control plane"). */
+  what: string;
+  coldTime: string;
+  /** The command that builds them ahead of time. */
+  command: string;
+}
+
+async function ensureBuilt(modules: BinaryModule[], { what, coldTime, command }: BuildDescription,
+  log: (line: string) => void): Promise<void> {
+  const todo = modules.filter((m) => !isBuilt(m));
+  if (todo.length === 0) return;
   const go = goAvailable();
   if (!go) {
     throw new MissingToolchainError(
-      `The test control plane (${todo.map((m) => `${m.name} ${m.version}`).join(', ')}) is not built yet, ` +
+      `${what[0]?.toUpperCase()}${what.slice(1)} (${todo.map((m) => `${m.name} ${m.version}`).join(', ')}) is not built yet, ` +
         `and there is no Go toolchain to build it: 'go' is not on PATH. Install Go >= 1.26 ` +
-        `(Debian: apt-get install golang, or from https://go.dev/dl) and run 'npm run cluster:build'.`,
+        `(Debian: apt-get install golang, or from https://go.dev/dl) and run '${command}'.`,
     );
   }
-  log(`Building the test control plane with ${go}. The binaries are cached in ${cacheRoot()}; ` +
-    `the first build takes 10-20 minutes on 2 cores, later runs reuse it.`);
+  log(`Building ${what} with ${go}. The binaries are cached in ${cacheRoot()}; ` +
+    `the first build takes ${coldTime} on 2 cores, later runs reuse it.`);
   for (const m of todo) {
     await buildModule(m, log);
   }
-  return binaryPaths();
 }
 
 async function buildModule(m: BinaryModule, log: (line: string) => void): Promise<void> {
@@ -154,7 +253,8 @@ async function buildModule(m: BinaryModule, log: (line: string) => void): Promis
   const code = await new Promise<number | null>((resolve, reject) => {
     const child = spawn(
       'go',
-      ['build', '-v', '-trimpath', '-ldflags', m.ldflags, '-o', `${tmp}/`, ...Object.keys(m.packages)],
+      ['build', '-v', '-trimpath', ...(m.tags ? ['-tags', m.tags] : []), '-ldflags', m.ldflags, '-o', `${tmp}/`,
+        ...Object.keys(m.packages)],
       {
         cwd: m.dir,
         env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' },

@@ -1,40 +1,47 @@
 /**
- * npm run cluster:build
- * npm run cluster:up -- --dir DIR     (returns once ready; DIR/kubeconfig is admin)
- * npm run cluster:down -- --dir DIR   (stops every process that `up` started)
+ * npm run cluster:build [-- --node]          (builds and caches the binaries)
+ * npm run cluster:up -- --dir DIR [--node]   (returns once ready; DIR/kubeconfig is admin)
+ * npm run cluster:down -- --dir DIR          (stops every process that `up` started, and removes the node)
+ *
+ * --node adds one real worker node (root only): see node/node.ts.
  */
 import { parseArgs } from 'node:util';
-import { ensureBinaries, MissingToolchainError } from './binaries.ts';
+import { ensureBinaries, ensureNodeBinaries, MissingToolchainError } from './binaries.ts';
 import { down, up } from './controlplane.ts';
+import { NodeClusterRunningError } from './node/lock.ts';
+import { NodeRequirementsError } from './node/requirements.ts';
 
 const [command, ...rest] = process.argv.slice(2);
-const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' } }, strict: true });
+const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, node: { type: 'boolean' } }, strict: true });
 
 async function main(): Promise<void> {
   switch (command) {
     case 'build': {
-      const b = await ensureBinaries();
+      const b = { ...await ensureBinaries(), ...values.node ? await ensureNodeBinaries() : {} };
       console.log(JSON.stringify(b, null, 2));
       return;
     }
     case 'up': {
-      if (!values.dir) throw new Error('usage: npm run cluster:up -- --dir DIR');
-      const state = await up(values.dir);
+      if (!values.dir) throw new Error('usage: npm run cluster:up -- --dir DIR [--node]');
+      const state = await up(values.dir, { node: values.node ?? false });
       console.log(`export KUBECONFIG=${state.kubeconfig}`);
       return;
     }
     case 'down': {
       if (!values.dir) throw new Error('usage: npm run cluster:down -- --dir DIR');
       await down(values.dir);
-      console.log(`stopped the control plane in ${values.dir}`);
+      console.log(`stopped the cluster in ${values.dir}`);
       return;
     }
     default:
-      throw new Error('usage: cli.ts build | up --dir DIR | down --dir DIR');
+      throw new Error('usage: cli.ts build [--node] | up --dir DIR [--node] | down --dir DIR');
   }
 }
 
+/** Errors that are the machine's, not the fixture's: their message says what to do. */
+const explained = [MissingToolchainError, NodeRequirementsError, NodeClusterRunningError];
+
 main().catch((err: unknown) => {
-  console.error(err instanceof MissingToolchainError ? `error: ${err.message}` : err);
+  console.error(explained.some((E) => err instanceof E) ? `error: ${(err as Error).message}` : err);
   process.exit(1);
 });

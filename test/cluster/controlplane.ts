@@ -5,35 +5,29 @@
  * return while it keeps running; its pid and command line are recorded in
  * DIR/state.json so that `cluster:down` (or a test) stops exactly what it
  * started, and a test can stop and restart the apiserver on the same port.
+ *
+ * With `node: true` the same control plane runs inside the node's network
+ * namespace, next to one real worker node (node/node.ts), and the host reaches
+ * the apiserver through a relay on a loopback port.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseYaml } from 'yaml';
-import { binaryPaths, ensureBinaries, type Binaries } from './binaries.ts';
+import { binaryPaths, ensureBinaries } from './binaries.ts';
+import { kubeconfigYaml } from './kubeconfig.ts';
+import {
+  APISERVER_PORT, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR,
+} from './node/layout.ts';
+import { NODE_CONTROLLERS, startNode, startNodeNamespace, stopNode, stopPods } from './node/node.ts';
+import { assertNodeRequirements } from './node/requirements.ts';
+import { isRunning, launch, stopProcess, waitFor, type ProcessRecord } from './processes.ts';
+import { adminRequest, readState, writeState, type ClusterState } from './state.ts';
 
-export interface ProcessRecord {
-  name: string;
-  pid: number;
-  binary: string;
-  args: string[];
-  log: string;
-}
-
-export interface ClusterState {
-  dir: string;
-  kubeconfig: string;
-  server: string;
-  ports: { etcdClient: number; etcdPeer: number; apiserver: number };
-  processes: ProcessRecord[];
-  binaries: Binaries;
-}
-
-const STATE = 'state.json';
+export { isRunning, stopProcess, waitFor, type ProcessRecord };
+export { adminRequest, readState, writeState, type ClusterState };
 
 export async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -56,14 +50,17 @@ function openssl(args: string[], cwd: string): void {
   if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
 }
 
-/** A CA, an apiserver serving certificate, an admin client certificate and the SA signing key. */
+/**
+ * A CA, an apiserver serving certificate (for loopback, and for the addresses
+ * Pods use on a node), an admin client certificate and the SA signing key.
+ */
 function makeCertificates(pki: string): void {
   mkdirSync(pki, { recursive: true });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650',
     '-subj', '/CN=apikey-operator-test-ca'], pki);
   openssl(['req', ...ec, '-keyout', 'apiserver.key', '-out', 'apiserver.csr', '-subj', '/CN=kube-apiserver',
-    '-addext', 'subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1'], pki);
+    '-addext', `subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:${KUBERNETES_SERVICE_IP},IP:${NODE_IP}`], pki);
   openssl(['x509', '-req', '-in', 'apiserver.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
     '-days', '3650', '-copy_extensions', 'copy', '-out', 'apiserver.crt'], pki);
   openssl(['req', ...ec, '-keyout', 'admin.key', '-out', 'admin.csr', '-subj', '/O=system:masters/CN=admin'], pki);
@@ -72,32 +69,6 @@ function makeCertificates(pki: string): void {
   const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(join(pki, 'sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(pki, 'sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
-}
-
-function kubeconfigYaml(server: string, pki: string): string {
-  const b64 = (f: string) => readFileSync(join(pki, f)).toString('base64');
-  return [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    '- name: local',
-    '  cluster:',
-    `    server: ${server}`,
-    `    certificate-authority-data: ${b64('ca.crt')}`,
-    'users:',
-    '- name: admin',
-    '  user:',
-    `    client-certificate-data: ${b64('admin.crt')}`,
-    `    client-key-data: ${b64('admin.key')}`,
-    'contexts:',
-    '- name: local',
-    '  context:',
-    '    cluster: local',
-    '    user: admin',
-    '    namespace: default',
-    'current-context: local',
-    '',
-  ].join('\n');
 }
 
 /**
@@ -116,91 +87,9 @@ export function bearerTokenKubeconfig(o: { cluster: Record<string, unknown>; tok
   });
 }
 
-function launch(name: string, binary: string, args: string[], dir: string): ProcessRecord {
-  const log = join(dir, `${name}.log`);
-  const fd = openSync(log, 'a');
-  const child = spawn(binary, args, { detached: true, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  child.unref();
-  if (child.pid === undefined) throw new Error(`could not start ${name}`);
-  return { name, pid: child.pid, binary, args, log };
-}
-
-export function isRunning(p: Pick<ProcessRecord, 'pid' | 'binary'>): boolean {
-  try {
-    // Compare the command line so that a recycled pid is never signalled.
-    const cmd = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0')[0];
-    const stat = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return cmd === p.binary && state !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-export async function stopProcess(p: ProcessRecord, graceMs = 10_000): Promise<void> {
-  if (!isRunning(p)) return;
-  try { process.kill(p.pid, 'SIGTERM'); } catch { return; }
-  const deadline = Date.now() + graceMs;
-  while (isRunning(p) && Date.now() < deadline) await sleep(50);
-  if (isRunning(p)) {
-    try { process.kill(p.pid, 'SIGKILL'); } catch { /* already gone */ }
-    while (isRunning(p)) await sleep(20);
-  }
-}
-
-function tailOf(file: string): string {
-  try {
-    const text = readFileSync(file, 'utf8');
-    return text.split('\n').slice(-30).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-/** Minimal admin-authenticated HTTPS call, with no dependency on the code under test. */
-export function adminRequest(state: ClusterState, method: string, path: string, body?: unknown):
-Promise<{ status: number; body: string }> {
-  const pki = join(state.dir, 'pki');
-  return new Promise((res, rej) => {
-    const req = request(
-      `${state.server}${path}`,
-      {
-        method,
-        ca: readFileSync(join(pki, 'ca.crt')),
-        cert: readFileSync(join(pki, 'admin.crt')),
-        key: readFileSync(join(pki, 'admin.key')),
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        timeout: 5000,
-      },
-      (resp) => {
-        let data = '';
-        resp.setEncoding('utf8');
-        resp.on('data', (c: string) => { data += c; });
-        resp.on('end', () => res({ status: resp.statusCode ?? 0, body: data }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-    if (body !== undefined) req.write(JSON.stringify(body));
-    req.end();
-  });
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, logs: ProcessRecord[]): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    for (const p of logs) {
-      if (!isRunning(p)) throw new Error(`${p.name} exited while waiting for ${what}:\n${tailOf(p.log)}`);
-    }
-    try {
-      if (await check()) return;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}:\n${logs.map((p) => `--- ${p.name}\n${tailOf(p.log)}`).join('\n')}`);
-    }
-    await sleep(100);
-  }
+/** Starts a control-plane process: on the machine, or inside the node's namespaces. */
+function launchIn(state: ClusterState, name: string, binary: string, args: string[]): Promise<ProcessRecord> {
+  return launch(state.dir, name, binary, args, state.node ? { via: state.node.enter } : {});
 }
 
 async function httpOk(url: string): Promise<boolean> {
@@ -208,25 +97,41 @@ async function httpOk(url: string): Promise<boolean> {
   return r.ok;
 }
 
-export function apiserverArgs(state: Pick<ClusterState, 'dir' | 'ports'>): string[] {
+export function apiserverArgs(state: Pick<ClusterState, 'dir' | 'ports' | 'node'>): string[] {
   const pki = join(state.dir, 'pki');
   const { apiserver, etcdClient } = state.ports;
+  const placement = state.node
+    ? [
+      // Pods reach it on the node's address (the kubernetes Service's endpoint), the host through the relay.
+      '--bind-address=0.0.0.0',
+      `--advertise-address=${NODE_IP}`,
+      '--service-account-issuer=https://kubernetes.default.svc',
+      '--authorization-mode=Node,RBAC',
+      // kubectl logs/exec: the apiserver calls the kubelet as admin, on its InternalIP.
+      `--kubelet-client-certificate=${join(pki, 'admin.crt')}`,
+      `--kubelet-client-key=${join(pki, 'admin.key')}`,
+      '--kubelet-preferred-address-types=InternalIP',
+    ]
+    : [
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      '--endpoint-reconciler-type=none',
+      `--service-account-issuer=https://127.0.0.1:${apiserver}/`,
+      '--authorization-mode=RBAC',
+      // No Pod ever runs without a node, so none needs a ServiceAccount token mounted.
+      '--disable-admission-plugins=ServiceAccount',
+    ];
   return [
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-    '--bind-address=127.0.0.1',
     `--secure-port=${apiserver}`,
-    '--advertise-address=127.0.0.1',
-    '--endpoint-reconciler-type=none',
+    ...placement,
     `--cert-dir=${pki}`,
     `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
     `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
     `--client-ca-file=${join(pki, 'ca.crt')}`,
-    `--service-account-issuer=https://127.0.0.1:${apiserver}/`,
     `--service-account-key-file=${join(pki, 'sa.pub')}`,
     `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-    '--service-cluster-ip-range=10.0.0.0/24',
-    '--authorization-mode=RBAC',
-    '--disable-admission-plugins=ServiceAccount',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
     '--allow-privileged=true',
     '--max-requests-inflight=1000',
     '--max-mutating-requests-inflight=500',
@@ -234,11 +139,11 @@ export function apiserverArgs(state: Pick<ClusterState, 'dir' | 'ports'>): strin
 }
 
 export async function startApiserver(state: ClusterState): Promise<ProcessRecord> {
-  const rec = launch('kube-apiserver', state.binaries.kubeApiserver, apiserverArgs(state), state.dir);
+  const rec = await launchIn(state, 'kube-apiserver', state.binaries.kubeApiserver, apiserverArgs(state));
   await waitFor('kube-apiserver /readyz', async () => {
     const r = await adminRequest(state, 'GET', '/readyz');
     return r.status === 200;
-  }, 90_000, [rec]);
+  }, 90_000, [rec, ...relays(state)]);
   return rec;
 }
 
@@ -278,14 +183,8 @@ export async function installCrd(state: ClusterState, file: string): Promise<voi
   }, 30_000, []);
 }
 
-export function readState(dir: string): ClusterState | undefined {
-  const f = join(resolve(dir), STATE);
-  if (!existsSync(f)) return undefined;
-  return JSON.parse(readFileSync(f, 'utf8')) as ClusterState;
-}
-
-export function writeState(state: ClusterState): void {
-  writeFileSync(join(state.dir, STATE), JSON.stringify(state, null, 2));
+function relays(state: ClusterState): ProcessRecord[] {
+  return state.processes.filter((p) => p.name.startsWith('relay-'));
 }
 
 export interface UpOptions {
@@ -296,31 +195,40 @@ export interface UpOptions {
    * collector knows their resources from its first discovery.
    */
   crds?: string[];
+  /** Adds one real worker node (needs root); the control plane then runs in the node's network namespace. */
+  node?: boolean;
 }
 
 /**
  * Starts the control plane in `dir` and resolves once the apiserver is ready
- * and the garbage collector has deleted a canary. Processes keep running after
- * this process exits; call `down(dir)` to stop them.
+ * and the garbage collector has deleted a canary (and, with a node, once the
+ * node is Ready and its DNS answers). Processes keep running after this
+ * process exits; call `down(dir)` to stop them.
  */
 export async function up(dirArg: string, opts: UpOptions = {}): Promise<ClusterState> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const dir = resolve(dirArg);
   mkdirSync(dir, { recursive: true });
   const existing = readState(dir);
-  if (existing && existing.processes.some(isRunning)) {
-    throw new Error(`a control plane is already running in ${dir}; run cluster:down first`);
+  if (existing && (existing.processes.some(isRunning) || existing.node)) {
+    throw new Error(`a cluster is already running in ${dir}; run cluster:down first`);
   }
+  if (opts.node) assertNodeRequirements();
   const binaries = await ensureBinaries(log);
   const started = Date.now();
   makeCertificates(join(dir, 'pki'));
-  const ports = { etcdClient: await freePort(), etcdPeer: await freePort(), apiserver: await freePort() };
-  const server = `https://127.0.0.1:${ports.apiserver}`;
+  const ports = opts.node
+    ? { etcdClient: ETCD_CLIENT_PORT, etcdPeer: ETCD_PEER_PORT, apiserver: APISERVER_PORT }
+    : { etcdClient: await freePort(), etcdPeer: await freePort(), apiserver: await freePort() };
+  const hostPort = opts.node ? await freePort() : ports.apiserver;
+  const server = `https://127.0.0.1:${hostPort}`;
   const kubeconfig = join(dir, 'kubeconfig');
   const state: ClusterState = { dir, kubeconfig, server, ports, processes: [], binaries };
   writeFileSync(kubeconfig, kubeconfigYaml(server, join(dir, 'pki')), { mode: 0o600 });
+  writeState(state);
   try {
-    const etcd = launch('etcd', binaries.etcd, [
+    if (opts.node) await startNodeNamespace(state, hostPort, log);
+    const etcd = await launchIn(state, 'etcd', binaries.etcd, [
       `--data-dir=${join(dir, 'etcd')}`,
       `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
       `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
@@ -330,42 +238,56 @@ export async function up(dirArg: string, opts: UpOptions = {}): Promise<ClusterS
       '--unsafe-no-fsync=true',
       '--quota-backend-bytes=4294967296',
       '--log-level=warn',
-    ], dir);
+    ]);
     state.processes.push(etcd);
     writeState(state);
-    await waitFor('etcd /health', () => httpOk(`http://127.0.0.1:${ports.etcdClient}/health`), 30_000, [etcd]);
+    // Inside the node's namespace etcd is out of this process's reach; the apiserver's /readyz covers it.
+    if (!state.node) await waitFor('etcd /health', () => httpOk(`http://127.0.0.1:${ports.etcdClient}/health`), 30_000, [etcd]);
 
     state.processes.push(await startApiserver(state));
     writeState(state);
     for (const file of opts.crds ?? []) await installCrd(state, file);
 
-    const kcm = launch('kube-controller-manager', binaries.kubeControllerManager, [
-      `--kubeconfig=${kubeconfig}`,
-      '--controllers=garbagecollector,namespace',
+    const kcm = await launchIn(state, 'kube-controller-manager', binaries.kubeControllerManager, [
+      `--kubeconfig=${state.node?.kubeconfig ?? kubeconfig}`,
+      `--controllers=${['garbagecollector', 'namespace', ...state.node ? NODE_CONTROLLERS : []].join(',')}`,
       '--leader-elect=false',
       '--secure-port=0',
       '--concurrent-gc-syncs=20',
       '--kube-api-qps=200',
       '--kube-api-burst=400',
-    ], dir);
+      ...state.node ? [`--service-account-private-key-file=${join(dir, 'pki', 'sa.key')}`, `--root-ca-file=${join(dir, 'pki', 'ca.crt')}`] : [],
+    ]);
     state.processes.push(kcm);
     writeState(state);
     await gcCanary(state, 60_000);
+    if (state.node) await startNode(state, log);
   } catch (err) {
     await down(dir);
     throw err;
   }
-  log(`control plane ready in ${((Date.now() - started) / 1000).toFixed(1)}s: ${server} (kubeconfig ${kubeconfig})`);
+  log(`${state.node ? 'cluster with one node' : 'control plane'} ready in ${((Date.now() - started) / 1000).toFixed(1)}s: ` +
+    `${server} (kubeconfig ${kubeconfig})`);
   return state;
 }
 
-/** Stops every process recorded in DIR/state.json, newest first. */
+/**
+ * Stops every process recorded in DIR/state.json, newest first; with a node,
+ * also what runs in its namespaces, its namespaces and its cgroups.
+ */
 export async function down(dirArg: string): Promise<void> {
   const state = readState(dirArg);
   if (!state) return;
+  // Pods first, so that none keeps the apiserver busy while it shuts down.
+  if (state.node) await stopPods(state);
   for (const p of [...state.processes].reverse()) await stopProcess(p);
   state.processes = [];
   writeState(state);
+  if (state.node) {
+    await stopNode(state.node);
+    delete state.node;
+    writeState(state);
+  }
 }
 
 export { binaryPaths };
