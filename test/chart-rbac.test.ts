@@ -129,16 +129,31 @@ const CONTROLLER: Row[] = [
   ['cannot change RBAC', 'update clusterroles.rbac.authorization.k8s.io', 'cluster', false],
 ];
 
-/** In sidecar mode both programs run as the controller pod's ServiceAccount: it has the union. */
-const SIDECAR_POD: Row[] = [
-  ['creates TokenReviews for the token server', 'create tokenreviews.authentication.k8s.io', 'cluster', true],
-  ['creates SubjectAccessReviews for the token server', 'create subjectaccessreviews.authorization.k8s.io', 'cluster', true],
+/**
+ * In sidecar mode each container has its own identity: the controller's ServiceAccount holds only the
+ * controller's rights, plus a token of the token server's ServiceAccount (and no other) for its sidecar.
+ */
+const SIDECAR_CONTROLLER: Row[] = [
+  ['does not create TokenReviews (its sidecar does, as itself)', 'create tokenreviews.authentication.k8s.io', 'cluster', false],
   ['patches ApiKey status', 'patch apikeys.apikeys.dev --subresource=status', 'other', true],
   ['reads the signing-keys Secret', `get secrets/${SIGNING_KEYS}`, 'operator', true],
   ['creates credentials Secrets', 'create secrets', 'other', true],
   ['renews the leader-election Lease', `update leases.coordination.k8s.io/${LEASE}`, 'operator', true],
   ['cannot delete namespaces', 'delete namespaces', 'cluster', false],
   ['cannot create Deployments', 'create deployments.apikeys.dev', 'other', false],
+];
+
+/** The token server's own ServiceAccount in sidecar mode: the same rights as in its own Deployment. */
+const SIDECAR_TOKEN_SERVER: Row[] = [
+  ['creates TokenReviews', 'create tokenreviews.authentication.k8s.io', 'cluster', true],
+  ['creates SubjectAccessReviews', 'create subjectaccessreviews.authorization.k8s.io', 'cluster', true],
+  ['patches ApiKey status', 'patch apikeys.apikeys.dev --subresource=status', 'other', true],
+  ['reads the signing-keys Secret', `get secrets/${SIGNING_KEYS}`, 'operator', true],
+  ['cannot read Secrets', 'get secrets', 'other', false],
+  ['cannot read Secrets in its own namespace', 'get secrets', 'operator', false],
+  ['cannot create Secrets', 'create secrets', 'other', false],
+  ['cannot take the leader-election Lease', `update leases.coordination.k8s.io/${LEASE}`, 'operator', false],
+  ['cannot request ServiceAccount tokens', 'create serviceaccounts --subresource=token', 'operator', false],
 ];
 
 const WATCHING_CONTROLLER: Row[] = [
@@ -166,7 +181,8 @@ const WATCHING_TOKEN_SERVER: Row[] = [
 describe.each([
   ['the token server ServiceAccount (deployment mode)', 'deployment', 'token-server', TOKEN_SERVER],
   ['the controller ServiceAccount (deployment mode)', 'deployment', 'controller', CONTROLLER],
-  ['the controller pod ServiceAccount in sidecar mode', 'sidecar', 'controller', SIDECAR_POD],
+  ['the controller ServiceAccount in sidecar mode', 'sidecar', 'controller', SIDECAR_CONTROLLER],
+  ['the token server ServiceAccount in sidecar mode', 'sidecar', 'token-server', SIDECAR_TOKEN_SERVER],
   ['the controller ServiceAccount with watchNamespaces', 'watching', 'controller', WATCHING_CONTROLLER],
   ['the token server ServiceAccount with watchNamespaces', 'watching', 'token-server', WATCHING_TOKEN_SERVER],
 ] as const)('%s', (_name, mode, serviceAccount, rows) => {

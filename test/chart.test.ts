@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   V1ClusterRole, V1ClusterRoleBinding, V1Container, V1CustomResourceDefinition, V1Deployment, V1NetworkPolicy,
-  V1PodDisruptionBudget, V1RoleBinding, V1Service, V1ServiceAccount, V2HorizontalPodAutoscaler,
+  V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount, V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -124,22 +124,35 @@ const CASES: [string, ChartCase][] = [
     expect(pod?.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
     expect(pod?.topologySpreadConstraints).toBeUndefined();
     expectSourceCrds(o, { 'helm.sh/resource-policy': 'keep' });
+    // Each container its own identity: the pod mounts no token for all; the controller its own, and
+    // the token server the token the controller requests for the token server's ServiceAccount.
+    const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(ctl.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }, { name: 'controller-token', mountPath: SA_DIR, readOnly: true },
+      { name: 'token-server-token', mountPath: '/var/run/apikey-operator/token-server' }]);
+    expect(ts.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }, { name: 'token-server-token', mountPath: SA_DIR, readOnly: true }]);
+    expect(pod?.volumes?.find((v) => v.name === 'token-server-token')?.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '1Mi' });
+    expect(pod?.volumes?.find((v) => v.name === 'controller-token')?.projected?.sources?.map((x) => Object.keys(x)[0])).toEqual(
+      ['serviceAccountToken', 'configMap', 'downwardAPI']);
+    expect(flag(ctl, 'token-server-service-account')).toBe(TOKEN_SA);
+    expect(flag(ctl, 'token-server-token-dir')).toBe('/var/run/apikey-operator/token-server');
+    expect(findObject<V1Role>(o, 'Role', `${F}-controller-operator-namespace`).rules).toContainEqual(
+      { apiGroups: [''], resources: ['serviceaccounts/token'], resourceNames: [TOKEN_SA], verbs: ['create'] });
     for (const c of [ctl, ts]) {
       // No CPU limit: a throttled token server answers slowly. Memory stays bounded.
       expect(c.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
-      expect(c.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
       expect(flag(c, 'operator-namespace')).toBe(NS);
       expect(flag(c, 'log-level')).toBe('info');
       expect(flag(c, 'namespaces')).toBeUndefined();
       expect(flag(c, 'audiences')).toBeUndefined();
       expect(c.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath])).toEqual(
-        [['POD_NAME', 'metadata.name'], ['POD_NAMESPACE', 'metadata.namespace']]);
+        [['POD_NAME', 'metadata.name'], ['POD_NAMESPACE', 'metadata.namespace'], ['POD_UID', 'metadata.uid']]);
     }
-    // Containers of one pod share its ServiceAccount: it holds both sets of rights.
-    for (const role of [`${F}-controller`, `${F}-token-server`, `${F}-token-server-reviews`]) {
-      expect(subjectsOf(o, role)).toEqual([`ServiceAccount:${NS}/${CONTROLLER_SA}`]);
+    // The token server's rights go to its own ServiceAccount, never to the controller's.
+    expect(subjectsOf(o, `${F}-controller`)).toEqual([`ServiceAccount:${NS}/${CONTROLLER_SA}`]);
+    for (const role of [`${F}-token-server`, `${F}-token-server-reviews`, `${F}-token-server-signing-keys`]) {
+      expect(subjectsOf(o, role)).toEqual([`ServiceAccount:${NS}/${TOKEN_SA}`]);
     }
-    expect(subjectsOf(o, `${F}-token-server-signing-keys`)).toEqual([`ServiceAccount:${NS}/${CONTROLLER_SA}`]);
     const requester = findObject<V1ClusterRole>(o, 'ClusterRole', `${F}-deployment-token-requester`);
     expect(requester.rules).toEqual([{ apiGroups: ['apikeys.dev'], resources: ['deployments/token'], verbs: ['create'] }]);
     expect(requester.metadata?.labels?.['rbac.authorization.k8s.io/aggregate-to-edit']).toBe('true');
@@ -307,13 +320,17 @@ const CASES: [string, ChartCase][] = [
       expect(findObject<V1Deployment>(o, 'Deployment', `${F}-token-server`).spec?.template.spec?.serviceAccountName).toBe('tok');
     },
   }],
-  ['a sidecar token server, which runs as the controller\'s ServiceAccount whatever serviceAccount.tokenServer says', {
-    values: { serviceAccount: { controller: { name: 'ctl' }, tokenServer: { name: 'unused', annotations: { a: 'b' } } } },
+  ['a sidecar token server with a ServiceAccount of its own name, whose token the controller may request and no other', {
+    values: { serviceAccount: { controller: { name: 'ctl' }, tokenServer: { name: 'tok', annotations: { a: 'b' } } } },
     check: (o) => {
-      expect(objectsOfKind<V1ServiceAccount>(o, 'ServiceAccount').map((a) => a.metadata?.name)).toEqual(['ctl']);
-      for (const role of [`${F}-controller`, `${F}-token-server`, `${F}-token-server-reviews`, `${F}-token-server-signing-keys`]) {
-        expect(subjectsOf(o, role)).toEqual([`ServiceAccount:${NS}/ctl`]);
+      expect(objectsOfKind<V1ServiceAccount>(o, 'ServiceAccount').map((a) => a.metadata?.name)).toEqual(['ctl', 'tok']);
+      expect(subjectsOf(o, `${F}-controller`)).toEqual([`ServiceAccount:${NS}/ctl`]);
+      for (const role of [`${F}-token-server`, `${F}-token-server-reviews`, `${F}-token-server-signing-keys`]) {
+        expect(subjectsOf(o, role)).toEqual([`ServiceAccount:${NS}/tok`]);
       }
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'token-server-service-account')).toBe('tok');
+      expect(findObject<V1Role>(o, 'Role', `${F}-controller-operator-namespace`).rules).toContainEqual(
+        { apiGroups: [''], resources: ['serviceaccounts/token'], resourceNames: ['tok'], verbs: ['create'] });
     },
   }],
   ['extra arguments and environment for each program, after the chart\'s own', {
@@ -334,7 +351,7 @@ const CASES: [string, ChartCase][] = [
       // Given twice: the programs take the last one.
       expect(ctl.args?.filter((a) => a.startsWith('--workers='))).toEqual(['--workers=4', '--workers=16']);
       expect(ts.args?.at(-1)).toBe('--user-token-ttl=15m');
-      expect(ctl.env?.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'NODE_OPTIONS']);
+      expect(ctl.env?.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'POD_UID', 'NODE_OPTIONS']);
       expect(ts.env?.at(-1)).toEqual({ name: 'APIKEY_OPERATOR_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
     },
   }],
@@ -427,7 +444,9 @@ function expectHardened(objects: KubeObject[]): void {
   expect(templates.length).toBeGreaterThan(0);
   for (const { deployment } of templates) {
     const pod = deployment.spec?.template.spec;
-    expect(pod?.automountServiceAccountToken).toBe(true);
+    // A pod with one identity mounts it; the sidecar pod mounts each container's own (see the default case).
+    const sidecarPod = (pod?.containers.length ?? 0) > 1;
+    expect(pod?.automountServiceAccountToken).toBe(!sidecarPod);
     expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     for (const c of pod?.containers ?? []) {
       expect(c.securityContext, c.name).toEqual({

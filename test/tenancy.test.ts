@@ -6,13 +6,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentialsSecret } from '../src/api/index.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
-import { createNamespace, type TestNamespace } from './support/cluster.ts';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bearerTokenKubeconfig } from './cluster/controlplane.ts';
+import { adminKubeConfig, clusterState, createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import { authz, issued, requestToken, type KeyCredentials } from './support/token-client.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey, getDeployment,
-  getSecret, readyOf, secretPath, waitForReady,
+  getSecret, readyOf, secretPath, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -179,3 +183,93 @@ describe('a key id claimed by two ApiKeys', () => {
   });
 });
 
+
+describe('the token server in the chart\'s sidecar mode', () => {
+  let sidecar: OperatorIdentity;
+  let root: string;
+  let writer: RunningProcess | undefined;
+  let sidecarServer: (RunningProcess & { url: string }) | undefined;
+  beforeAll(async () => {
+    sidecar = await installOperatorIdentity({ tokenServerMode: 'sidecar' });
+    root = mkdtempSync(join(tmpdir(), 'sidecar-pod-'));
+  });
+  afterAll(async () => {
+    await sidecarServer?.stop();
+    await writer?.stop();
+    await sidecar?.cleanup();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const can = (token: string, ...args: string[]) => canI(root, token, ...args);
+
+  it('runs with a token of its own ServiceAccount, which the controller requests for it, and may not read any Secret', async () => {
+    // The in-memory volume the token-server container mounts as its ServiceAccount folder.
+    const saDir = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+    writer = await startController({
+      kubeconfig: sidecar.controllerKubeconfig, operatorNamespace: sidecar.namespace,
+      args: ['--token-server-service-account', sidecar.tokenServerServiceAccount, '--token-server-token-dir', saDir, '--leader-elect=false'],
+    });
+    const token = await waitFor('the token server\'s token', () => {
+      try { return Promise.resolve(readFileSync(join(saDir, 'token'), 'utf8') || undefined); } catch { return Promise.resolve(undefined); }
+    });
+    expect(readFileSync(join(saDir, 'namespace'), 'utf8')).toBe(sidecar.namespace);
+    expect(readFileSync(join(saDir, 'ca.crt'), 'utf8')).toContain('BEGIN CERTIFICATE');
+    // It is the token server's identity, not the controller's.
+    const review = await adminClient().create<{ status: { user?: { username?: string } } }>('/apis/authentication.k8s.io/v1/tokenreviews', {
+      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token },
+    });
+    expect(review.status.user?.username).toBe(`system:serviceaccount:${sidecar.namespace}:${sidecar.tokenServerServiceAccount}`);
+    for (const ns of [victim.name, sidecar.namespace]) {
+      expect(await can(token, 'get', 'secrets', '-n', ns)).toBe('no');
+      expect(await can(token, 'list', 'secrets', '-n', ns)).toBe('no');
+      expect(await can(token, 'create', 'secrets', '-n', ns)).toBe('no');
+    }
+    expect(await can(token, 'get', 'secrets', '--all-namespaces')).toBe('no');
+    expect(await can(token, 'create', 'serviceaccounts/token', '-n', sidecar.namespace)).toBe('no');
+    expect(await can(token, 'list', 'apikeys.apikeys.dev', '--all-namespaces')).toBe('yes');
+    // The controller may mint a token for that one ServiceAccount and no other.
+    const controllerToken = tokenOf(sidecar.controllerKubeconfig);
+    expect(await can(controllerToken, 'create', `serviceaccounts/${sidecar.tokenServerServiceAccount}`, '--subresource', 'token', '-n', sidecar.namespace)).toBe('yes');
+    expect(await can(controllerToken, 'create', `serviceaccounts/${sidecar.controllerServiceAccount}`, '--subresource', 'token', '-n', sidecar.namespace)).toBe('no');
+
+    // The token server, started from those files alone as in its container, serves tokens.
+    const server = new URL(clusterState().server);
+    sidecarServer = await startTokenServer({
+      kubeconfig: '', operatorNamespace: '', raw: true,
+      env: { KUBECONFIG: undefined, APIKEY_OPERATOR_POD_ROOT: root, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port },
+    });
+    await createDeployment(victim.name, 'sidecar-dep', { audiences: [uniqueAudience('sidecar')] });
+    await createApiKey(victim.name, 'sidecar-key', { deploymentRef: { name: 'sidecar-dep' } });
+    const dep = (await getDeployment(victim.name, 'sidecar-dep'))!;
+    await issued(sidecarServer, await keyOf(victim.name, 'sidecar-key', dep.spec.audiences![0]!));
+  });
+});
+
+describe('the token server in the chart\'s own-Deployment mode', () => {
+  it('may not read any Secret but its signing keys', async () => {
+    const token = tokenOf(identity.tokenServerKubeconfig);
+    const dir = mkdtempSync(join(tmpdir(), 'can-i-'));
+    try {
+      const can = (...args: string[]) => canI(dir, token, ...args);
+      expect(await can('get', 'secrets', '--all-namespaces')).toBe('no');
+      expect(await can('get', 'secrets', '-n', identity.namespace)).toBe('no');
+      expect(await can('get', 'secrets', '-n', victim.name)).toBe('no');
+      expect(await can('create', 'serviceaccounts/token', '-n', identity.namespace)).toBe('no');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** `kubectl auth can-i` answered for the bearer `token` alone. */
+async function canI(dir: string, token: string, ...args: string[]): Promise<string> {
+  const file = join(dir, 'kubeconfig-can-i');
+  const cluster = { server: clusterState().server, 'certificate-authority-data': adminKubeConfig().getCurrentCluster()?.caData ?? '' };
+  writeFileSync(file, bearerTokenKubeconfig({ cluster, token, user: 'can-i', namespace: 'default' }), { mode: 0o600 });
+  return (await kubectl(['auth', 'can-i', ...args], { kubeconfig: file })).stdout.trim();
+}
+
+/** The bearer token of a kubeconfig written by serviceAccountKubeconfig. */
+function tokenOf(kubeconfig: string): string {
+  return (JSON.parse(readFileSync(kubeconfig, 'utf8')) as { users: { user: { token: string } }[] }).users[0]!.user.token;
+}

@@ -4,7 +4,7 @@
  * the kubectl plugin's commands.
  */
 import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
-import { ConfigError, defaultNamespace, loadKubeConfig } from '../kube/config.ts';
+import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
@@ -45,6 +45,11 @@ async function main(argv: string[]): Promise<number> {
       if (f.help) { console.log(usage('controller', 'Reconciles Deployments and ApiKeys into credentials Secrets, and manages the signing keys.', CONTROLLER_FLAGS)); return 0; }
       const alg = f['signing-algorithm'] as SigningAlgorithm;
       if (!SIGNING_ALGORITHMS.includes(alg)) throw new UsageError(`--signing-algorithm must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
+      const tokenServerServiceAccount = f['token-server-service-account'] ?? '';
+      const tokenServerTokenDir = f['token-server-token-dir'] ?? '';
+      if (!tokenServerServiceAccount !== !tokenServerTokenDir) {
+        throw new UsageError('--token-server-service-account and --token-server-token-dir go together');
+      }
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runController } = await import('../controller/main.ts');
       await runController({
@@ -64,6 +69,8 @@ async function main(argv: string[]): Promise<number> {
         renewDeadlineMs: durationFlag('leader-elect-renew-deadline', f['leader-elect-renew-deadline'], 1000),
         retryPeriodMs: durationFlag('leader-elect-retry-period', f['leader-elect-retry-period'], 1000),
         logLevel: f['log-level']!,
+        tokenServerIdentity: tokenServerServiceAccount
+          ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
       });
       return 0;
     }
@@ -78,6 +85,8 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
       }
+      // In sidecar mode the controller writes this container's token a moment after the pod starts.
+      await waitForInClusterToken({ kubeconfig: f.kubeconfig });
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runTokenServer } = await import('../token-server/main.ts');
       await runTokenServer({

@@ -48,6 +48,8 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   flag('leader-elect-lease-duration', 'how long a lease is held without renewal before others may take it', '15s'),
   flag('leader-elect-renew-deadline', 'how long the leader keeps trying to renew before it gives up', '10s'),
   flag('leader-elect-retry-period', 'how often candidates try to acquire, and the leader renews', '2s'),
+  flag('token-server-service-account', "sidecar mode: the token server's own ServiceAccount, whose token this controller requests (TokenRequest) and writes to --token-server-token-dir; default: none", ''),
+  flag('token-server-token-dir', "sidecar mode: the in-memory folder the token-server container mounts as its ServiceAccount folder (token, ca.crt, namespace)", ''),
 ];
 
 export const TOKEN_SERVER_FLAGS: FlagSpec[] = [

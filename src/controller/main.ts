@@ -17,6 +17,7 @@ import { Caches } from './caches.ts';
 import { operatorControllers } from './controllers.ts';
 import { startHealthServer } from './health.ts';
 import { ControllerMetrics } from './metrics.ts';
+import { clusterCaPem, TokenServerIdentity } from './token-server-identity.ts';
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -35,6 +36,8 @@ export interface ControllerOptions {
   retryPeriodMs?: number;
   resyncMs: number;
   logLevel: string;
+  /** Sidecar mode: write the token server's own ServiceAccount token into `dir` (token-server-identity.ts). */
+  tokenServerIdentity?: { serviceAccount: string; dir: string };
 }
 
 /** Events name this controller as their reporter. */
@@ -73,8 +76,17 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     ready: () => caches.all.every((c) => c.hasSynced()),
   }) : undefined;
 
+  // Every replica, leader or not: each has its own token-server sidecar.
+  const identityWriter = opts.tokenServerIdentity && new TokenServerIdentity(client, {
+    ...opts.tokenServerIdentity, namespace: opts.operatorNamespace, log,
+    caPem: clusterCaPem(opts.kc.getCurrentCluster()),
+    boundPod: process.env.POD_NAME && process.env.POD_UID ? { name: process.env.POD_NAME, uid: process.env.POD_UID } : undefined,
+  });
+  identityWriter?.start();
+
   await runManager({
     caches: caches.all, controllers: controllers.all, enqueueAll: controllers.enqueueAll, resyncMs: opts.resyncMs,
     elector, log, health, onLeading: (leading) => metrics.setLeading(leading),
   });
+  identityWriter?.stop();
 }

@@ -15,6 +15,7 @@ import { KubeConfig } from '@kubernetes/client-node';
  */
 const podRoot = () => process.env.APIKEY_OPERATOR_POD_ROOT ?? '';
 const saNamespaceFile = () => `${podRoot()}/var/run/secrets/kubernetes.io/serviceaccount/namespace`;
+const saTokenFile = () => `${podRoot()}/var/run/secrets/kubernetes.io/serviceaccount/token`;
 
 export class ConfigError extends Error {}
 
@@ -37,6 +38,27 @@ export function loadKubeConfig(opts: { kubeconfig?: string; context?: string } =
   if (opts.context) kc.setCurrentContext(opts.context);
   if (!kc.getCurrentCluster()) throw new ConfigError(`the kubeconfig has no current cluster`);
   return kc;
+}
+
+/**
+ * In a pod without an explicit kubeconfig, waits (up to `timeoutMs`) for the
+ * ServiceAccount token to appear: in the chart's sidecar mode the controller
+ * container writes the token server's token there just after the pod starts.
+ * Anywhere else it returns at once.
+ */
+export async function waitForInClusterToken(opts: { kubeconfig?: string; timeoutMs?: number } = {}): Promise<void> {
+  if (opts.kubeconfig || process.env.KUBECONFIG || !process.env.KUBERNETES_SERVICE_HOST) return;
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const end = Date.now() + timeoutMs;
+  let told = false;
+  while (!existsSync(saTokenFile()) || !existsSync(saNamespaceFile())) {
+    if (Date.now() > end) throw new ConfigError(`no ServiceAccount token at ${saTokenFile()} after ${timeoutMs / 1000}s`);
+    if (!told) {
+      process.stderr.write(`waiting for the ServiceAccount token at ${saTokenFile()}\n`);
+      told = true;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 export function defaultNamespace(kc: KubeConfig): string {

@@ -29,7 +29,9 @@ export interface OperatorIdentity {
  * Creates a namespace for the operator, applies the chart's ServiceAccounts and
  * RBAC for an operator installed there, and returns kubeconfigs for its accounts.
  */
-export async function installOperatorIdentity(values: { watchNamespaces?: string[] } = {}): Promise<OperatorIdentity> {
+export async function installOperatorIdentity(
+  values: { watchNamespaces?: string[]; tokenServerMode?: 'sidecar' | 'deployment' } = {},
+): Promise<OperatorIdentity> {
   const ns = await createNamespace('op');
   const namespace = ns.name;
   const release = uniqueName('op');
@@ -43,8 +45,9 @@ export async function installOperatorIdentity(values: { watchNamespaces?: string
     await ns.cleanup();
   };
   try {
-    // The token server as its own Deployment, so that each program has its own account.
-    docs = chartIdentityObjects(await renderChart(release, namespace, { ...values, tokenServer: { mode: 'deployment' } }));
+    // Each program has its own account in both modes; by default the token server as its own Deployment.
+    const { tokenServerMode = 'deployment', ...rest } = values;
+    docs = chartIdentityObjects(await renderChart(release, namespace, { ...rest, tokenServer: { mode: tokenServerMode } }));
     const input = docs.map((d) => JSON.stringify(d)).join('\n');
     const r = await kubectl(['apply', '-f', '-'], { input });
     if (r.code !== 0) throw new Error(`applying the chart's RBAC failed: ${r.stderr}`);

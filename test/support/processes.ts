@@ -140,8 +140,10 @@ export async function startController(opts: ControllerOptions): Promise<RunningP
 export interface TokenServerProcessOptions {
   kubeconfig: string;
   operatorNamespace: string;
+  /** Pass neither --kubeconfig nor --operator-namespace (in-cluster configuration). */
+  raw?: boolean;
   args?: string[];
-  env?: Record<string, string>;
+  env?: Record<string, string | undefined>;
   waitReady?: boolean;
 }
 
@@ -149,7 +151,7 @@ export async function startTokenServer(opts: TokenServerProcessOptions): Promise
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const p = startProcess('token-server', [
-    MAIN, 'token-server', '--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace,
+    MAIN, 'token-server', ...(opts.raw ? [] : ['--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace]),
     '--port', String(port), '--host', '127.0.0.1', '--issuer', url, '--audiences', 'https://api.example.test',
     ...(opts.args ?? []),
   ], opts.env);

@@ -68,15 +68,11 @@ chart creates it; an existing one (create: false) must be named. Include with
 {{- end }}
 
 {{/*
-The ServiceAccount the token server runs as. In sidecar mode it shares the controller pod and so its
-ServiceAccount: the token server's bindings then name the controller's ServiceAccount.
+The ServiceAccount the token server runs as, in both modes: in sidecar mode the controller requests its
+token (TokenRequest) and hands it to the token-server container, which never holds the controller's rights.
 */}}
 {{- define "apikey-operator.tokenServerServiceAccount" -}}
-{{- if eq .Values.tokenServer.mode "deployment" -}}
 {{ include "apikey-operator.serviceAccountName" (dict "ctx" . "key" "tokenServer" "suffix" "token-server") }}
-{{- else -}}
-{{ include "apikey-operator.controllerServiceAccount" . }}
-{{- end }}
 {{- end }}
 
 {{/* The pods the token Service selects: the token server's own, or the controller's in sidecar mode. */}}
@@ -144,6 +140,10 @@ subjects:
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+- name: POD_UID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.uid
 {{- end }}
 
 {{/* The token-server container: the sidecar of the controller pod, or its own Deployment's. */}}
@@ -197,6 +197,11 @@ subjects:
     {{- toYaml .Values.securityContext | nindent 4 }}
   volumeMounts:
     {{- include "apikey-operator.volumeMounts" . | nindent 4 }}
+    {{- if eq .Values.tokenServer.mode "sidecar" }}
+    - name: token-server-token
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
+    {{- end }}
 {{- end }}
 
 {{/* The volume mounts of every container: the writable /tmp, and volumeMounts. */}}
@@ -208,9 +213,16 @@ subjects:
 {{- end }}
 {{- end }}
 
-{{/* Pod spec fields shared by the controller and the token-server pods. */}}
+{{/*
+Pod spec fields shared by the controller and the token-server pods; called with (dict "ctx" . "component" ...).
+The controller pod of sidecar mode mounts no token for every container: the controller container mounts
+its own ServiceAccount's, and the token-server container the token server's own, which the controller
+requests and writes into an in-memory volume only these two containers mount.
+*/}}
 {{- define "apikey-operator.podCommon" -}}
-automountServiceAccountToken: true
+{{- $sidecarPod := and (eq .component "controller") (eq .ctx.Values.tokenServer.mode "sidecar") }}
+{{- with .ctx }}
+automountServiceAccountToken: {{ not $sidecarPod }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
@@ -237,9 +249,34 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 16Mi
+  {{- if $sidecarPod }}
+  # The controller container's own ServiceAccount token, as the kubelet would automount it.
+  - name: controller-token
+    projected:
+      sources:
+        - serviceAccountToken:
+            path: token
+            expirationSeconds: 3607
+        - configMap:
+            name: kube-root-ca.crt
+            items:
+              - key: ca.crt
+                path: ca.crt
+        - downwardAPI:
+            items:
+              - path: namespace
+                fieldRef:
+                  fieldPath: metadata.namespace
+  # The token server's own token, written by the controller (TokenRequest), in memory only.
+  - name: token-server-token
+    emptyDir:
+      medium: Memory
+      sizeLimit: 1Mi
+  {{- end }}
   {{- with .Values.volumes }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
