@@ -146,7 +146,7 @@ const CASES: [string, ChartCase][] = [
       expect(flag(c, 'namespaces')).toBeUndefined();
       expect(flag(c, 'audiences')).toBeUndefined();
       expect(c.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath])).toEqual(
-        [['POD_NAME', 'metadata.name'], ['POD_NAMESPACE', 'metadata.namespace'], ['POD_UID', 'metadata.uid']]);
+        [['POD_NAME', 'metadata.name'], ['POD_NAMESPACE', 'metadata.namespace']]);
     }
     // The token server's rights go to its own ServiceAccount, never to the controller's.
     expect(subjectsOf(o, `${F}-controller`)).toEqual([`ServiceAccount:${NS}/${CONTROLLER_SA}`]);
@@ -351,7 +351,7 @@ const CASES: [string, ChartCase][] = [
       // Given twice: the programs take the last one.
       expect(ctl.args?.filter((a) => a.startsWith('--workers='))).toEqual(['--workers=4', '--workers=16']);
       expect(ts.args?.at(-1)).toBe('--user-token-ttl=15m');
-      expect(ctl.env?.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'POD_UID', 'NODE_OPTIONS']);
+      expect(ctl.env?.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'NODE_OPTIONS']);
       expect(ts.env?.at(-1)).toEqual({ name: 'APIKEY_OPERATOR_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
     },
   }],

@@ -80,7 +80,6 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const identityWriter = opts.tokenServerIdentity && new TokenServerIdentity(client, {
     ...opts.tokenServerIdentity, namespace: opts.operatorNamespace, log,
     caPem: clusterCaPem(opts.kc.getCurrentCluster()),
-    boundPod: process.env.POD_NAME && process.env.POD_UID ? { name: process.env.POD_NAME, uid: process.env.POD_UID } : undefined,
   });
   identityWriter?.start();
 

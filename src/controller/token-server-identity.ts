@@ -11,10 +11,11 @@
  * `token`, `ca.crt` and `namespace`, so the token server loads it like any
  * in-cluster client (and client-node re-reads the token file every minute).
  *
- * The token lives an hour and is bound to the Pod when POD_NAME and POD_UID
- * are known (the apiserver invalidates it when the Pod goes); it is renewed
- * at 80% of its life, as the kubelet does, and retried with capped backoff
- * when the apiserver does not answer. Files are replaced by rename, so the
+ * The token lives ten minutes (the shortest TokenRequest allows) and is
+ * renewed at 80% of its life, as the kubelet renews projected tokens, and
+ * retried with capped backoff when the apiserver does not answer. It cannot
+ * be bound to the Pod: the apiserver binds a token only to a Pod that runs
+ * as the same ServiceAccount; the short life bounds a leaked token instead. Files are replaced by rename, so the
  * token server never reads half a token. The token is never logged.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -31,8 +32,6 @@ export interface TokenServerIdentityOptions {
   caPem: string;
   log: Logger;
   expirationSeconds?: number;
-  /** Bind the token to this Pod (invalid once it is deleted). */
-  boundPod?: { name: string; uid: string };
 }
 
 interface TokenRequestAnswer {
@@ -71,17 +70,14 @@ export class TokenServerIdentity {
 
   private async renew(): Promise<void> {
     if (this.stopped) return;
-    const { namespace, serviceAccount, boundPod } = this.opts;
-    const expirationSeconds = this.opts.expirationSeconds ?? 3600;
+    const { namespace, serviceAccount } = this.opts;
+    const expirationSeconds = this.opts.expirationSeconds ?? 600;
     let nextMs: number;
     try {
       const answer = await this.client.create<TokenRequestAnswer>(
         `${paths.object('', 'v1', 'serviceaccounts', namespace, serviceAccount)}/token`, {
           apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
-          spec: {
-            audiences: [], expirationSeconds,
-            ...(boundPod && { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: boundPod.name, uid: boundPod.uid } }),
-          },
+          spec: { audiences: [], expirationSeconds },
         });
       const token = answer.status?.token;
       if (!token) throw new Error('the TokenRequest answered without a token');

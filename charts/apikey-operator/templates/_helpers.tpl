@@ -140,10 +140,6 @@ subjects:
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
-- name: POD_UID
-  valueFrom:
-    fieldRef:
-      fieldPath: metadata.uid
 {{- end }}
 
 {{/* The token-server container: the sidecar of the controller pod, or its own Deployment's. */}}
