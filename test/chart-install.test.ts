@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, renderInstallManifests } from '../scripts/render-manifests.ts';
 import { clusterState, createNamespace, kubectl, uniqueName } from './support/cluster.ts';
 import {
-  DEFAULT_KINDS_WITHOUT_CRDS, WITHOUT_CRDS, helm, kindCounts, objectsOfKind, parseManifests, type KubeObject,
+  DEFAULT_KINDS_WITHOUT_CRDS, TOKEN_SERVER_POLICY, WITHOUT_CRDS, helm, kindCounts, objectsOfKind, parseManifests, type KubeObject,
 } from './support/helm.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -51,7 +51,7 @@ const INSTALLS: [string, (watched: string[]) => object, Record<string, number>][
   ['the default values', () => ({}), DEFAULT_KINDS_WITHOUT_CRDS],
   ['the token server as its own autoscaled Deployment behind NetworkPolicies', () => ({
     tokenServer: { mode: 'deployment', autoscaling: { enabled: true } }, networkPolicy: { enabled: true },
-  }), { ...DEFAULT_KINDS_WITHOUT_CRDS, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1, HorizontalPodAutoscaler: 1, NetworkPolicy: 2 }],
+  }), { ...DEFAULT_KINDS_WITHOUT_CRDS, ...TOKEN_SERVER_POLICY, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1, HorizontalPodAutoscaler: 1, NetworkPolicy: 2 }],
   ['two watched namespaces', (watched) => ({ watchNamespaces: watched }),
     { ...DEFAULT_KINDS_WITHOUT_CRDS, ClusterRoleBinding: 1, RoleBinding: 6 }],
   ['two controllers with a PodDisruptionBudget, spread over nodes, with extra volumes and labels', () => ({

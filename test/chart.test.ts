@@ -7,7 +7,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   V1ClusterRole, V1ClusterRoleBinding, V1Container, V1CustomResourceDefinition, V1Deployment, V1NetworkPolicy,
-  V1PodDisruptionBudget, V1RoleBinding, V1Service, V1ServiceAccount, V2HorizontalPodAutoscaler,
+  V1PodDisruptionBudget, V1RoleBinding, V1Service, V1ServiceAccount, V1ValidatingAdmissionPolicy,
+  V1ValidatingAdmissionPolicyBinding, V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -16,7 +17,7 @@ import {
 } from '../scripts/render-manifests.ts';
 import { clusterState } from './support/cluster.ts';
 import {
-  DEFAULT_KINDS, DEFAULT_KINDS_WITHOUT_CRDS, findObject, helm, kindCounts, objectsOfKind, renderChart, type KubeObject,
+  DEFAULT_KINDS, DEFAULT_KINDS_WITHOUT_CRDS, TOKEN_SERVER_POLICY, findObject, helm, kindCounts, objectsOfKind, renderChart, type KubeObject,
 } from './support/helm.ts';
 
 const RELEASE = 'ako';
@@ -98,6 +99,15 @@ function volumesOf(d: V1Deployment): { volumes: string[]; mounts: string[][] } {
   };
 }
 
+/** The admission policy `name` and its binding, which must name it. */
+function policyOf(objects: KubeObject[], name: string): { policy: V1ValidatingAdmissionPolicy; binding: V1ValidatingAdmissionPolicyBinding } {
+  const policy = findObject<V1ValidatingAdmissionPolicy>(objects, 'ValidatingAdmissionPolicy', name);
+  const binding = findObject<V1ValidatingAdmissionPolicyBinding>(objects, 'ValidatingAdmissionPolicyBinding', name);
+  expect(binding.spec).toMatchObject({ policyName: name, validationActions: ['Deny'] });
+  expect(policy.spec?.failurePolicy).toBe('Fail');
+  return { policy, binding };
+}
+
 interface ChartCase { values: object; check: (objects: KubeObject[]) => void }
 
 const CASES: [string, ChartCase][] = [
@@ -153,7 +163,7 @@ const CASES: [string, ChartCase][] = [
   ['the token server as its own Deployment with a HorizontalPodAutoscaler and a PodDisruptionBudget', {
     values: { tokenServer: { mode: 'deployment', autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 12, targetCPUUtilizationPercentage: 60 } } },
     check: (o) => {
-      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1, HorizontalPodAutoscaler: 1 });
+      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ...TOKEN_SERVER_POLICY, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1, HorizontalPodAutoscaler: 1 });
       expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.template.spec?.containers.map((c) => c.name))
         .toEqual(['controller']);
       const ts = findObject<V1Deployment>(o, 'Deployment', `${F}-token-server`);
@@ -176,7 +186,7 @@ const CASES: [string, ChartCase][] = [
   ['the token server as its own Deployment with three fixed replicas and no PodDisruptionBudget', {
     values: { tokenServer: { mode: 'deployment', replicas: 3, podDisruptionBudget: { enabled: false } } },
     check: (o) => {
-      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ServiceAccount: 2, Deployment: 2 });
+      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ...TOKEN_SERVER_POLICY, ServiceAccount: 2, Deployment: 2 });
       expect(findObject<V1Deployment>(o, 'Deployment', `${F}-token-server`).spec?.replicas).toBe(3);
     },
   }],
@@ -301,7 +311,7 @@ const CASES: [string, ChartCase][] = [
   ['existing ServiceAccounts the chart binds its roles to but does not create', {
     values: { tokenServer: { mode: 'deployment' }, serviceAccount: { controller: { create: false, name: 'ctl' }, tokenServer: { create: false, name: 'tok' } } },
     check: (o) => {
-      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ServiceAccount: undefined, Deployment: 2, PodDisruptionBudget: 1 });
+      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ...TOKEN_SERVER_POLICY, ServiceAccount: undefined, Deployment: 2, PodDisruptionBudget: 1 });
       expect(subjectsOf(o, `${F}-controller`)).toEqual([`ServiceAccount:${NS}/ctl`]);
       expect(subjectsOf(o, `${F}-token-server`)).toEqual([`ServiceAccount:${NS}/tok`]);
       expect(findObject<V1Deployment>(o, 'Deployment', `${F}-token-server`).spec?.template.spec?.serviceAccountName).toBe('tok');
@@ -412,6 +422,41 @@ const CASES: [string, ChartCase][] = [
     expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.replicas).toBe(3);
     expect(flag(container(o, `${F}-controller`, 'controller'), 'workers')).toBe('8');
   } }],
+  ['the admission policies of the default values: key permissions need token rights everywhere; no token server policy in sidecar mode', {
+    values: {},
+    check: (o) => {
+      const { policy, binding } = policyOf(o, `${F}-apikey-permissions`);
+      expect(policy.spec?.matchConstraints?.resourceRules).toEqual([
+        { apiGroups: ['apikeys.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['apikeys'] }]);
+      expect(binding.spec?.matchResources).toBeUndefined();
+      // The sidecar shares the controller's ServiceAccount, which writes the whole status.
+      expect(objectsOfKind(o, 'ValidatingAdmissionPolicy')).toHaveLength(1);
+    },
+  }],
+  ['the token server\'s admission policy, which names its own ServiceAccount', {
+    values: { tokenServer: { mode: 'deployment' }, serviceAccount: { tokenServer: { create: false, name: 'tok' } } },
+    check: (o) => {
+      const { policy } = policyOf(o, `${F}-token-server-writes`);
+      expect(policy.spec?.matchConditions).toEqual([
+        { name: 'token-server', expression: `request.userInfo.username == 'system:serviceaccount:${NS}:tok'` }]);
+      expect(policy.spec?.matchConstraints?.resourceRules?.[0]?.resources).toEqual(['apikeys', 'apikeys/status']);
+      policyOf(o, `${F}-apikey-permissions`);
+    },
+  }],
+  ['watchNamespaces, which the key permissions policy is bound to and nothing else', {
+    values: { watchNamespaces: ['team-a', 'team-b'] },
+    check: (o) => {
+      expect(policyOf(o, `${F}-apikey-permissions`).binding.spec?.matchResources?.namespaceSelector).toEqual({
+        matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['team-a', 'team-b'] }],
+      });
+    },
+  }],
+  ['no admission policies', { values: { admissionPolicy: { enabled: false }, tokenServer: { mode: 'deployment' } }, check: (o) => {
+    expect(kindCounts(o)).toEqual({
+      ...DEFAULT_KINDS, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1,
+      ValidatingAdmissionPolicy: undefined, ValidatingAdmissionPolicyBinding: undefined,
+    });
+  } }],
   ['no roles for people', { values: { rbac: { userRoles: { enabled: false } } }, check: (o) => {
     expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ClusterRole: 3 });
   } }],
@@ -480,6 +525,7 @@ describe('the Helm chart', () => {
     ['a controller PodDisruptionBudget that one replica cannot satisfy', { controller: { podDisruptionBudget: { enabled: true } } },
       'controller.podDisruptionBudget.minAvailable (1) must be below controller.replicas (1)'],
     ['a CRD setting that is not a boolean', { crds: { keep: 'yes' } }, '/crds/keep'],
+    ['an admission policy setting that is not a boolean', { admissionPolicy: { enabled: 'no' } }, '/admissionPolicy/enabled'],
     ['an autoscaler whose maximum is below its minimum', {
       tokenServer: { mode: 'deployment', autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } },
     }, 'maxReplicas'],
@@ -487,6 +533,14 @@ describe('the Helm chart', () => {
     const r = await helm(['template', RELEASE, CHART_DIR, '--namespace', NS], values);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(message);
+  });
+
+  it('refuses its admission policies on Kubernetes 1.29, which has no ValidatingAdmissionPolicy v1, and installs there without them', async () => {
+    const refused = await helm(['template', RELEASE, CHART_DIR, '--namespace', NS, '--kube-version', '1.29.4']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('admissionPolicy.enabled needs Kubernetes 1.30 or later');
+    const without = await helm(['template', RELEASE, CHART_DIR, '--namespace', NS, '--kube-version', '1.29.4'], { admissionPolicy: { enabled: false } });
+    expect(without.code, without.stderr).toBe(0);
   });
 
   it('documents in its README every value that values.schema.json declares', () => {

@@ -50,7 +50,11 @@ export function objectsOfKind<T = KubeObject>(objects: KubeObject[], kind: strin
 /** What the chart renders with its default values, by kind. */
 export const DEFAULT_KINDS: Readonly<Record<string, number>> = {
   CustomResourceDefinition: 2, ServiceAccount: 1, ClusterRole: 7, ClusterRoleBinding: 3, Role: 2, RoleBinding: 2, Service: 2, Deployment: 1,
+  ValidatingAdmissionPolicy: 1, ValidatingAdmissionPolicyBinding: 1,
 };
+
+/** What tokenServer.mode deployment adds to the admission policies: the token server's own. */
+export const TOKEN_SERVER_POLICY: Readonly<Record<string, number>> = { ValidatingAdmissionPolicy: 2, ValidatingAdmissionPolicyBinding: 2 };
 
 /**
  * The test control plane has the CRDs from crds/ before any test runs; a release that installed
