@@ -6,8 +6,8 @@
  *   npm start -- --exit-after-token    stop once the token is shown (CI, tests)
  *
  * It starts the control plane (building it first if needed), installs the
- * CRDs and the chart's ServiceAccounts and RBAC, runs the controller and the
- * token server as processes with those ServiceAccounts' tokens, applies the
+ * CRDs and the chart's ServiceAccounts, RBAC and admission policies, runs the
+ * controller and the token server as processes with those ServiceAccounts' tokens, applies the
  * example Deployment and ApiKey, prints the key id and the curl that fetches
  * a token, fetches one and shows its claims, then stays up until Ctrl-C.
  */
@@ -139,6 +139,7 @@ async function main(): Promise<void> {
     say('This will install there:');
     say('  - the CRDs deployments.apikeys.dev and apikeys.apikeys.dev (from crds/)');
     say(`  - namespace ${OPERATOR_NS} with the chart's ServiceAccounts, ClusterRoles, Roles and bindings`);
+    say('  - the chart\'s ValidatingAdmissionPolicies and their bindings (cluster-wide)');
     say(`  - the example Deployment airflow-prod and ApiKey ci-deployer in namespace ${EXAMPLE_NS} (manifests/examples/)`);
     say('and run the controller and the token server here, as processes, with those ServiceAccounts.');
     if (!(await confirm('Go ahead?'))) process.exit(1);
@@ -163,7 +164,7 @@ async function main(): Promise<void> {
   }
   mkdirSync(workDir, { recursive: true });
 
-  step('Installing the CRDs and the chart\'s ServiceAccounts and RBAC');
+  step('Installing the CRDs and the chart\'s ServiceAccounts, RBAC and admission policies');
   if (args.kubeconfig) {
     // The local control plane has them already (up() above).
     await kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', join(root, 'crds')]);

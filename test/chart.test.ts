@@ -7,7 +7,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   V1ClusterRole, V1ClusterRoleBinding, V1Container, V1CustomResourceDefinition, V1Deployment, V1NetworkPolicy,
-  V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount, V2HorizontalPodAutoscaler,
+  V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount, V1ValidatingAdmissionPolicy,
+  V1ValidatingAdmissionPolicyBinding, V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -96,6 +97,15 @@ function volumesOf(d: V1Deployment): { volumes: string[]; mounts: string[][] } {
     volumes: (pod?.volumes ?? []).map((v) => v.name),
     mounts: (pod?.containers ?? []).map((c) => (c.volumeMounts ?? []).map((m) => `${m.name}:${m.mountPath}`)),
   };
+}
+
+/** The admission policy `name` and its binding, which must name it. */
+function policyOf(objects: KubeObject[], name: string): { policy: V1ValidatingAdmissionPolicy; binding: V1ValidatingAdmissionPolicyBinding } {
+  const policy = findObject<V1ValidatingAdmissionPolicy>(objects, 'ValidatingAdmissionPolicy', name);
+  const binding = findObject<V1ValidatingAdmissionPolicyBinding>(objects, 'ValidatingAdmissionPolicyBinding', name);
+  expect(binding.spec).toMatchObject({ policyName: name, validationActions: ['Deny'] });
+  expect(policy.spec?.failurePolicy).toBe('Fail');
+  return { policy, binding };
 }
 
 interface ChartCase { values: object; check: (objects: KubeObject[]) => void }
@@ -429,6 +439,42 @@ const CASES: [string, ChartCase][] = [
     expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.replicas).toBe(3);
     expect(flag(container(o, `${F}-controller`, 'controller'), 'workers')).toBe('8');
   } }],
+  ['the admission policies of the default values: key permissions need token rights everywhere; the sidecar token server writes only lastUsedAt', {
+    values: {},
+    check: (o) => {
+      const { policy, binding } = policyOf(o, `${F}-apikey-permissions`);
+      expect(policy.spec?.matchConstraints?.resourceRules).toEqual([
+        { apiGroups: ['apikeys.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['apikeys'] }]);
+      expect(binding.spec?.matchResources).toBeUndefined();
+      // The sidecar runs as its own ServiceAccount, so its policy applies in sidecar mode too.
+      expect(policyOf(o, `${F}-token-server-writes`).policy.spec?.matchConditions).toEqual([
+        { name: 'token-server', expression: `request.userInfo.username == 'system:serviceaccount:${NS}:${TOKEN_SA}'` }]);
+    },
+  }],
+  ['the token server\'s admission policy, which names its own ServiceAccount', {
+    values: { tokenServer: { mode: 'deployment' }, serviceAccount: { tokenServer: { create: false, name: 'tok' } } },
+    check: (o) => {
+      const { policy } = policyOf(o, `${F}-token-server-writes`);
+      expect(policy.spec?.matchConditions).toEqual([
+        { name: 'token-server', expression: `request.userInfo.username == 'system:serviceaccount:${NS}:tok'` }]);
+      expect(policy.spec?.matchConstraints?.resourceRules?.[0]?.resources).toEqual(['apikeys', 'apikeys/status']);
+      policyOf(o, `${F}-apikey-permissions`);
+    },
+  }],
+  ['watchNamespaces, which the key permissions policy is bound to and nothing else', {
+    values: { watchNamespaces: ['team-a', 'team-b'] },
+    check: (o) => {
+      expect(policyOf(o, `${F}-apikey-permissions`).binding.spec?.matchResources?.namespaceSelector).toEqual({
+        matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['team-a', 'team-b'] }],
+      });
+    },
+  }],
+  ['no admission policies', { values: { admissionPolicy: { enabled: false }, tokenServer: { mode: 'deployment' } }, check: (o) => {
+    expect(kindCounts(o)).toEqual({
+      ...DEFAULT_KINDS, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1,
+      ValidatingAdmissionPolicy: undefined, ValidatingAdmissionPolicyBinding: undefined,
+    });
+  } }],
   ['no roles for people', { values: { rbac: { userRoles: { enabled: false } } }, check: (o) => {
     expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ClusterRole: 3 });
   } }],
@@ -499,6 +545,7 @@ describe('the Helm chart', () => {
     ['a controller PodDisruptionBudget that one replica cannot satisfy', { controller: { podDisruptionBudget: { enabled: true } } },
       'controller.podDisruptionBudget.minAvailable (1) must be below controller.replicas (1)'],
     ['a CRD setting that is not a boolean', { crds: { keep: 'yes' } }, '/crds/keep'],
+    ['an admission policy setting that is not a boolean', { admissionPolicy: { enabled: 'no' } }, '/admissionPolicy/enabled'],
     ['an autoscaler whose maximum is below its minimum', {
       tokenServer: { mode: 'deployment', autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } },
     }, 'maxReplicas'],
@@ -506,6 +553,14 @@ describe('the Helm chart', () => {
     const r = await helm(['template', RELEASE, CHART_DIR, '--namespace', NS], values);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(message);
+  });
+
+  it('refuses its admission policies on Kubernetes 1.29, which has no ValidatingAdmissionPolicy v1, and installs there without them', async () => {
+    const refused = await helm(['template', RELEASE, CHART_DIR, '--namespace', NS, '--kube-version', '1.29.4']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('admissionPolicy.enabled needs Kubernetes 1.30 or later');
+    const without = await helm(['template', RELEASE, CHART_DIR, '--namespace', NS, '--kube-version', '1.29.4'], { admissionPolicy: { enabled: false } });
+    expect(without.code, without.stderr).toBe(0);
   });
 
   it('documents in its README every value that values.schema.json declares', () => {

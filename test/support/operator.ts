@@ -38,8 +38,9 @@ export async function installOperatorIdentity(
   const dir = mkdtempSync(join(tmpdir(), 'operator-identity-'));
   let docs: KubeObject[] = [];
   const cleanup = async (): Promise<void> => {
-    for (const d of docs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')) {
-      await kubectl(['delete', d.kind.toLowerCase(), d.metadata.name, '--ignore-not-found', '--wait=false']);
+    // The cluster-scoped objects; the namespace takes the rest with it.
+    for (const d of docs.filter((o) => o.metadata.namespace === undefined)) {
+      await kubectl(['delete', `${d.kind.toLowerCase()}.${d.apiVersion.split('/')[0]}`, d.metadata.name, '--ignore-not-found', '--wait=false']);
     }
     rmSync(dir, { recursive: true, force: true });
     await ns.cleanup();

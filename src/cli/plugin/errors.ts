@@ -73,11 +73,15 @@ export function kubeFailure(err: unknown, action: KubeAction, cluster: ClusterIn
       return new PluginError(
         `the Kubernetes API at ${cluster.server} rejected your credentials (401 Unauthorized) for context "${cluster.context}": ` +
         'log in again or renew the token of this context\'s user');
-    case 403:
+    case 403: {
+      // An admission policy's refusal says what is missing; `kubectl auth can-i` would answer yes.
+      const denial = admissionDenial(err.message);
+      if (denial) return new PluginError(`forbidden: cannot ${action.verb} ${what} ${where(action)}: ${denial}`);
       return new PluginError(
         `forbidden: ${subject(err.message)} may not ${action.verb} ${what} ${where(action)}. ` +
         `Check with: kubectl auth can-i ${action.verb} ${action.resource}${action.namespace ? ` -n ${action.namespace}` : ' -A'}; ` +
         'an admin can grant it with a Role and RoleBinding');
+    }
     case 404:
       if (!err.message.includes(' not found')) {
         return new PluginError(
@@ -88,6 +92,16 @@ export function kubeFailure(err: unknown, action: KubeAction, cluster: ClusterIn
     default:
       return new PluginError(`cannot ${action.verb} ${what} ${where(action)}: ${oneLine(err.message)} (${err.status} ${err.reason})`);
   }
+}
+
+/**
+ * The reason an admission policy or webhook gave for refusing a request, from the apiserver's
+ * message ("... ValidatingAdmissionPolicy 'p' with binding 'b' denied request: REASON", or
+ * "admission webhook \"w\" denied the request: REASON"); undefined for any other refusal (RBAC's).
+ */
+export function admissionDenial(message: string): string | undefined {
+  const m = /(?:ValidatingAdmissionPolicy|admission webhook) .*? denied (?:the )?request: ([\s\S]+)$/.exec(message);
+  return m ? oneLine(m[1]!) : undefined;
 }
 
 /** A KubeError, recognised without loading the Kubernetes client (see session.ts). */
