@@ -253,6 +253,10 @@ const CASES: [string, ChartCase][] = [
     expect(flag(container(o, `${F}-controller`, 'token-server'), 'trusted-proxies')).toBe('10.0.0.0/8,fd00::/8');
     expect(flag(container(o, `${F}-controller`, 'controller'), 'trusted-proxies')).toBeUndefined();
   } }],
+  ['TokenReview audiences for the token server', { values: { tokenServer: { tokenReviewAudiences: ['apikeys.dev/token-server', 'b'] } }, check: (o) => {
+    expect(flag(container(o, `${F}-controller`, 'token-server'), 'token-review-audiences')).toBe('apikeys.dev/token-server,b');
+    expect(flag(container(o, `${F}-controller`, 'controller'), 'token-review-audiences')).toBeUndefined();
+  } }],
   ['debug logging', { values: { logLevel: 'debug' }, check: (o) => {
     expect(containersOf(o).map((c) => flag(c, 'log-level'))).toEqual(['debug', 'debug']);
   } }],

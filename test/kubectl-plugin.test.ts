@@ -9,7 +9,7 @@
  * would get from the real Secret.
  */
 import { createServer } from 'node:http';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
@@ -317,6 +317,48 @@ describe('kubectl apikey token --deployment (the client side of RFC 8693)', () =
         grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: saToken,
         subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', deployment: `${ns.name}/airflow`,
       });
+    } finally {
+      await endpoint.close();
+    }
+  });
+
+  it('refuses to send the Kubernetes credential over plain HTTP to another host, before it even gets the credential', async () => {
+    const kc = await serviceAccountKubeconfig(ns.name, 'exchanger', dir);
+    const doc = parseYaml(readFileSync(kc, 'utf8')) as { users: { user: Record<string, unknown> }[] };
+    // An exec credential plugin that leaves a mark when it is asked for the credential.
+    const mark = join(dir, 'credential-fetched');
+    const saToken = doc.users[0]!.user.token as string;
+    const credential = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: saToken } });
+    doc.users[0]!.user = { exec: {
+      apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, interactiveMode: 'Never',
+      args: ['-e', `require('node:fs').writeFileSync(${JSON.stringify(mark)}, 'x'); process.stdout.write(${JSON.stringify(credential)})`],
+    } };
+    const marking = join(dir, 'marking-kubeconfig');
+    writeFileSync(marking, stringifyYaml(doc), { mode: 0o600 });
+    // 192.0.2.1 is not this machine; port 1 is one fetch never connects to, so nothing could leave even if the check were missing.
+    const remote = 'http://192.0.2.1:1/oauth/token';
+    for (const [args, env, from] of [
+      [['--token-url', remote], {}, /\(--token-url\)/],
+      [[], { APIKEY_OPERATOR_TOKEN_URL: remote }, /\(APIKEY_OPERATOR_TOKEN_URL\)/],
+    ] as const) {
+      const t0 = Date.now();
+      const r = await plugin(['token', '--deployment', 'airflow', ...args], { kubeconfig: marking, env });
+      expectCleanFailure(r, 2, /refusing to send your Kubernetes credential over plain HTTP to 192\.0\.2\.1:1/, from, /act as you/,
+        /https:\/\//, /port-forward svc\/apikey-operator-token 8080:8080/, /--token-url http:\/\/localhost:8080\/oauth\/token/);
+      expect(r.stderr).not.toMatch(/cannot reach/);
+      expect(r.stdout).toBe('');
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    }
+    expect(existsSync(mark)).toBe(false);
+    // On this machine it is sent (a port-forward's address), over http://127.0.0.1 and http://localhost alike.
+    const endpoint = await recordingEndpoint();
+    try {
+      for (const url of [endpoint.url, endpoint.url.replace('127.0.0.1', 'localhost')]) {
+        const r = await plugin(['token', '--deployment', 'airflow', '--token-url', url], { kubeconfig: marking });
+        expect(r.code, r.stderr).toBe(0);
+      }
+      expect(existsSync(mark)).toBe(true);
+      expect(endpoint.requests.map((p) => p.get('subject_token'))).toEqual([saToken, saToken]);
     } finally {
       await endpoint.close();
     }

@@ -7,6 +7,8 @@
  * TokenReview and every decision through a real SubjectAccessReview.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { createRemoteJWKSet, decodeJwt, generateKeyPair, jwtVerify, SignJWT } from 'jose';
@@ -19,7 +21,7 @@ import { MAIN, startController, startTokenServer, waitForHttp, type RunningProce
 import {
   adminClient, createApiKey, createDeployment, type Credentials, credentialsOf, deploymentPath, getDeployment, getSecret, uniqueAudience, waitForReady,
 } from './support/resources.ts';
-import { authz, basic, exchangeReviews, form, introspect, post, type Answer } from './support/token-client.ts';
+import { authz, basic, exchangeReviews, form, introspect, postFrom, type Answer } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
 
 const exec = promisify(execFile);
@@ -44,10 +46,21 @@ const subject = { deployer: '', reader: '', stranger: '' };
 
 const core = () => adminKubeConfig().makeApiClient(CoreV1Api);
 
-function exchange(token: string, extra: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Answer> {
-  return post(`${server.url}/oauth/token`, form({
+/**
+ * A token exchange from a client address: the server throttles addresses whose exchanges fail,
+ * so the tests that fail on purpose each come from an address of their own.
+ */
+function exchange(token: string, extra: Record<string, string> = {}, headers: Record<string, string> = {}, from = '127.0.0.1',
+  url = server.url): Promise<Answer> {
+  return postFrom(from, `${url}/oauth/token`, form({
     grant_type: EXCHANGE, subject_token: token, subject_token_type: ACCESS_TOKEN, deployment: `${ns.name}/airflow`, ...extra,
   }, headers));
+}
+
+/** A token of the apiserver's form with a signature nobody made: each one a TokenReview the apiserver must refuse. */
+function forgedToken(): string {
+  const [header, payload] = subject.deployer.split('.');
+  return `${header}.${payload}.${randomBytes(256).toString('base64url')}`;
 }
 
 async function userToken(token: string, extra: Record<string, string> = {}): Promise<string> {
@@ -164,15 +177,79 @@ describe('a ServiceAccount bound to the chart\'s deployment-token-requester', ()
   });
 });
 
+describe('a flood of random subject tokens from one address', () => {
+  const FLOODER = '127.0.0.2';
+  const HONEST = '127.0.0.3';
+
+  it('leaves an honest client at another address all of its 200 exchanges, and the flooder gets 429 slow_down after a few failures', async () => {
+    // The honest client: 10 workers, 20 exchanges each, with 20 fresh tokens (20 TokenReviews to ask during the flood).
+    const honestTokens = await Promise.all(Array.from({ length: 20 }, () => serviceAccountToken(ns.name, 'deployer')));
+    const before = {
+      authenticated: await exchangeReviews(server, 'token', 'authenticated'),
+      unauthenticated: await exchangeReviews(server, 'token', 'unauthenticated'),
+    };
+    let flooding = true;
+    const flood: Answer[] = [];
+    // 200 at once, more than the 128 reviews the server allows in flight; a 429 is retried after 10 ms
+    // regardless of Retry-After (a tight loop would only measure how busy the test keeps the CPU).
+    const flooders = Array.from({ length: 200 }, async () => {
+      while (flooding) {
+        const a = await exchange(forgedToken(), {}, {}, FLOODER);
+        flood.push(a);
+        if (a.status === 429) await sleep(10);
+      }
+    });
+    await sleep(300);
+    const t0 = Date.now();
+    const honest = (await Promise.all(Array.from({ length: 10 }, async (_, w) => {
+      const answers: Answer[] = [];
+      for (let i = 0; i < 20; i++) answers.push(await exchange(honestTokens[(w * 20 + i) % 20]!, {}, {}, HONEST));
+      return answers;
+    }))).flat();
+    const honestMs = Date.now() - t0;
+    flooding = false;
+    await Promise.all(flooders);
+
+    expect(honest.filter((a) => a.status !== 200).map((a) => a.text)).toEqual([]);
+    expect(honest).toHaveLength(200);
+    // The flooder: a few reviews (its share in flight, then the failures that throttle it), then 429 without a review.
+    const failed = flood.filter((a) => a.status === 400);
+    const throttled = flood.filter((a) => a.status === 429);
+    expect(failed.length + throttled.length).toBe(flood.length);
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    expect(failed.length).toBeLessThanOrEqual(40);
+    expect(throttled.length).toBeGreaterThan(flood.length * 0.9);
+    for (const a of throttled) {
+      expect(a.body.error).toBe('slow_down');
+      expect(Number(a.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    }
+    expect(await exchangeReviews(server, 'token', 'unauthenticated') - before.unauthenticated).toBe(failed.length);
+    // Approvals stayed cached during the denial flood: one TokenReview per honest token (within the 10 s they live).
+    expect(honestMs, `${flood.length} flood requests meanwhile`).toBeLessThan(9000);
+    expect(await exchangeReviews(server, 'token', 'authenticated') - before.authenticated).toBe(honestTokens.length);
+
+    // Throttled now: a further failing attempt is 429 with Retry-After, and a token the cache approved still passes.
+    const again = await exchange(forgedToken(), {}, {}, FLOODER);
+    expect(again.status).toBe(429);
+    expect(Number(again.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await exchange(honestTokens[0]!, {}, {}, FLOODER)).status).toBe(200);
+    // A token never reviewed would need the apiserver, which this address may not ask for now.
+    expect((await exchange(await serviceAccountToken(ns.name, 'deployer'), {}, {}, FLOODER)).status).toBe(429);
+    expect(server.logs()).toContain('token exchange failures: this address is answered from the review cache only for a while');
+  });
+});
+
 describe('an account without the role', () => {
+  const FROM = '127.0.0.11';
+
   it('is denied: access_denied (403)', async () => {
-    const r = await exchange(subject.stranger);
+    const r = await exchange(subject.stranger, {}, {}, FROM);
     expect(r.status).toBe(403);
     expect(r.body.error).toBe('access_denied');
   });
 
   it('cannot tell a Deployment that does not exist from one it may not use: the answers are byte-identical', async () => {
-    const ask = (deployment: string) => exchange(subject.stranger, { deployment, audience: 'https://nowhere.example.test', scope: 'deploy' });
+    const ask = (deployment: string) => exchange(subject.stranger, { deployment, audience: 'https://nowhere.example.test', scope: 'deploy' }, {}, FROM);
     const forbidden = await ask(`${ns.name}/airflow`);
     const missing = await ask(`${ns.name}/no-such-deployment`);
     const otherNs = await ask(`no-such-namespace/airflow`);
@@ -187,6 +264,8 @@ describe('an account without the role', () => {
 });
 
 describe('subject tokens Kubernetes does not accept are invalid_grant, through a real TokenReview', () => {
+  const FROM = '127.0.0.12';
+
   it.each<[string, () => Promise<string>]>([
     ['a token of the apiserver\'s form signed by someone else', async () => {
       // The claims of a real ServiceAccount token, re-signed with a key the apiserver never saw.
@@ -203,7 +282,7 @@ describe('subject tokens Kubernetes does not accept are invalid_grant, through a
     ['a string that is no token at all', () => Promise.resolve('not-a-kubernetes-token')],
   ])('%s', async (_what, make) => {
     const before = await exchangeReviews(server, 'token', 'unauthenticated');
-    const r = await exchange(await make());
+    const r = await exchange(await make(), {}, {}, FROM);
     expect(r.status).toBe(400);
     expect(r.body.error).toBe('invalid_grant');
     expect(await exchangeReviews(server, 'token', 'unauthenticated')).toBe(before + 1);
@@ -218,12 +297,12 @@ describe('subject tokens Kubernetes does not accept are invalid_grant, through a
     await serviceAccountToken(ns.name, 'revoked');
     // The apiserver checks the ServiceAccount's uid in the token against the current object.
     const fresh = await waitFor('the unused token refused', async () => {
-      const r = await exchange(unused);
+      const r = await exchange(unused, {}, {}, '127.0.0.13');
       return r.status === 400 ? r : undefined;
     }, 12_000, 100);
     expect(fresh.body.error).toBe('invalid_grant');
     const t0 = Date.now();
-    await waitFor('the used token refused', async () => (await exchange(used)).body.error === 'invalid_grant', 15_000, 250);
+    await waitFor('the used token refused', async () => (await exchange(used, {}, {}, '127.0.0.13')).body.error === 'invalid_grant', 15_000, 250);
     expect(Date.now() - t0).toBeLessThan(11_000);
   });
 });
@@ -292,6 +371,30 @@ describe('the token server', () => {
       () => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
+  });
+
+  it('with --token-review-audiences, exchanges only subject tokens bound to one of those audiences', async () => {
+    const FROM = '127.0.0.14';
+    const OURS = 'https://tokens.example.test';
+    const bound = await startTokenServer({
+      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace,
+      args: ['--token-review-audiences', `https://other.example.test,${OURS}`],
+    });
+    try {
+      const forUs = await serviceAccountToken(ns.name, 'deployer', [OURS]);
+      const ok = await exchange(forUs, {}, {}, FROM, bound.url);
+      expect(ok.status, ok.text).toBe(200);
+      expect(decodeJwt(ok.body.access_token as string).sub).toBe(`system:serviceaccount:${ns.name}:deployer`);
+      // A token for the apiserver (what kubectl holds) is not accepted there...
+      const apiserverToken = await exchange(subject.deployer, {}, {}, FROM, bound.url);
+      expect(apiserverToken.status).toBe(400);
+      expect(apiserverToken.body.error).toBe('invalid_grant');
+      // ...and a token bound to the token server's audience is not accepted by a server that asks for the apiserver's.
+      expect((await exchange(forUs, {}, {}, FROM)).body.error).toBe('invalid_grant');
+      expect(bound.logs()).toContain(OURS);
+    } finally {
+      await bound.stop();
+    }
   });
 
   it('refuses mixed authentication: an API key with a token exchange is invalid_request', async () => {

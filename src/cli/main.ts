@@ -100,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
         logLevel: f['log-level']!,
         userTokenTtlMs,
         trustedProxies,
+        tokenReviewAudiences: csv(f['token-review-audiences']),
       });
       return 0;
     }

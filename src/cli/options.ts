@@ -58,6 +58,7 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('host', 'address to listen on', '0.0.0.0'),
   flag('issuer', 'the issuer URL: the iss of every token and the base of the discovery documents; default http://localhost:<port>, set it in production', ''),
   flag('trusted-proxies', 'comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the per-client failure limit); default: none', ''),
+  flag('token-review-audiences', "comma-separated audiences a subject token must be bound to for token exchange (the TokenReview's spec.audiences); default: none, the apiserver's own, so any token the cluster accepts (kubectl credentials, OIDC) is accepted", ''),
   flag('user-token-ttl', "lifetime of temporary user tokens (token exchange with a Kubernetes identity); at most 24h, and never above a Deployment's maxTokenTTL", '1h'),
 ];
 

@@ -14,6 +14,8 @@ export interface ServerContext {
   defaultAudiences: readonly string[];
   store: KeyStore;
   limiter: FailureLimiter;
+  /** Failed token exchanges per client address (ratelimit.ts EXCHANGE_LIMITS). */
+  exchangeLimiter: FailureLimiter;
   metrics: TokenServerMetrics;
   lastUsed: LastUsedRecorder;
   log: Logger;

@@ -22,7 +22,7 @@ import { LastUsedRecorder } from './last-used.ts';
 import { TokenServerMetrics } from './metrics.ts';
 import type { TokenServerOptions } from './options.ts';
 import { TrustedProxies } from './proxies.ts';
-import { FailureLimiter, type FailureLimiterOptions } from './ratelimit.ts';
+import { EXCHANGE_LIMITS, FailureLimiter, type FailureLimiterOptions } from './ratelimit.ts';
 import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
 
@@ -36,6 +36,8 @@ export interface TokenServerDeps {
   store?: KeyStore;
   log?: Logger;
   limits?: FailureLimiterOptions;
+  /** Of failed token exchanges per client address; default EXCHANGE_LIMITS. */
+  exchangeLimits?: FailureLimiterOptions;
   /** Register process-wide default metrics (off for several servers in one process). */
   defaultMetrics?: boolean;
   /** Who a Kubernetes token belongs to and what it may do (token exchange); default: the Kubernetes API, unless a store is given. */
@@ -65,10 +67,13 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     store = kube;
   }
   const limiter = new FailureLimiter(deps.limits);
+  const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
   const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
-  const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size, ready }, deps.defaultMetrics ?? true);
+  const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
   const reviewer = deps.reviewer ?? (client
-    ? new KubeReviewer({ client, log, observe: (review, outcome) => metrics.review(review, outcome) })
+    ? new KubeReviewer({
+      client, log, observe: (review, outcome) => metrics.review(review, outcome), audiences: opts.tokenReviewAudiences,
+    })
     : undefined);
   const lastUsed = new LastUsedRecorder({ client, log, onWrite: (ok) => metrics.lastUsedWrite(ok ? 'ok' : 'error') });
   lastUsed.start();
@@ -77,6 +82,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     defaultAudiences: opts.audiences,
     store,
     limiter,
+    exchangeLimiter,
     metrics,
     lastUsed,
     log,
@@ -95,7 +101,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const port = (server.address() as AddressInfo).port;
   log.info({ port, host: opts.host, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
-    userTokenTtlSeconds: ctx.userTokenTtlMs / 1000 }, 'token server listening');
+    userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
+  'token server listening');
 
   let closing: Promise<void> | undefined;
   return {

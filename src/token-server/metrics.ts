@@ -74,7 +74,7 @@ export class TokenServerMetrics {
       collect() { for (const [resource, n] of Object.entries(gauges.sizes())) this.set({ resource }, n); },
     });
     new Gauge({
-      name: 'apikey_operator_token_server_rate_limit_entries', help: '(key id, address) pairs with recorded failures', registers,
+      name: 'apikey_operator_token_server_rate_limit_entries', help: '(key id, address) pairs with recorded client authentication failures, plus addresses with failed token exchanges', registers,
       collect() { this.set(gauges.rateLimitEntries()); },
     });
     new Gauge({

@@ -119,11 +119,11 @@ export class InvalidTarget extends OAuthError {
   }
 }
 
-/** 429 with Retry-After: too many failed attempts for this key id from this address. */
+/** 429 with Retry-After: too many failed attempts for this key id (or token exchanges) from this address. */
 export class SlowDown extends OAuthError {
   readonly retryAfterSeconds: number;
-  constructor(retryAfterSeconds: number) {
-    super('slow_down', 429, `too many failed attempts; retry after ${retryAfterSeconds} seconds`, 'rate_limited',
+  constructor(retryAfterSeconds: number, why = 'too many failed attempts') {
+    super('slow_down', 429, `${why}; retry after ${retryAfterSeconds} seconds`, 'rate_limited',
       { 'retry-after': String(retryAfterSeconds) });
     this.retryAfterSeconds = retryAfterSeconds;
   }

@@ -17,4 +17,6 @@ export interface TokenServerOptions {
   trustedProxies?: TrustedProxies;
   /** Lifetime of temporary user tokens (token exchange); default 1h, at most 24h. */
   userTokenTtlMs?: number;
+  /** The audiences a subject token must be bound to (TokenReview spec.audiences); empty: the apiserver's own. */
+  tokenReviewAudiences?: string[];
 }

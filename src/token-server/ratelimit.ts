@@ -43,6 +43,24 @@ export const DEFAULT_LIMITS: Required<FailureLimiterOptions> = {
   maxEntries: 100_000,
 };
 
+/**
+ * Failed token exchanges (a subject token Kubernetes did not accept, or RBAC
+ * refused) per client address, under one key (`EXCHANGE_FAILURES`). Nobody
+ * guesses a Kubernetes token, so this sheds load from the apiserver rather
+ * than stopping guesses: the delays stay short, and a throttled address is
+ * still answered from the review cache (token-exchange.ts).
+ */
+export const EXCHANGE_LIMITS: Required<FailureLimiterOptions> = {
+  freeFailures: 5,
+  baseDelayMs: 1000,
+  maxDelayMs: 60_000,
+  forgetAfterMs: 15 * 60_000,
+  maxEntries: 100_000,
+};
+
+/** The key of token exchange failures in their limiter: no key id has this form. */
+export const EXCHANGE_FAILURES = 'token-exchange';
+
 export class FailureLimiter {
   private readonly opts: Required<FailureLimiterOptions>;
   private readonly entries = new Map<string, Entry>();

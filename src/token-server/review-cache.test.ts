@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CacheFull, ReviewCache } from './review-cache.ts';
+import { ReviewBudget } from './review-budget.ts';
+import { CacheFull, ClientShareFull, NotCached, ReviewCache } from './review-cache.ts';
 
 function deferred<T>() {
   let resolve!: (v: T) => void;
@@ -66,14 +67,80 @@ describe('the review cache', () => {
   it('refuses a new review beyond maxInFlight, and accepts again once one finished', async () => {
     const cache = new ReviewCache<boolean>({ maxInFlight: 2 });
     const d = deferred<boolean>();
-    cache.get('1', () => d.promise);
-    cache.get('2', () => d.promise);
-    expect(() => cache.get('3', () => Promise.resolve(true))).toThrow(CacheFull);
+    cache.get('1', () => d.promise, { client: '10.0.0.1' });
+    cache.get('2', () => d.promise, { client: '10.0.0.2' });
+    expect(() => cache.get('3', () => Promise.resolve(true), { client: '10.0.0.3' })).toThrow(CacheFull);
     // A question already in flight is still answered.
     expect(cache.get('1', () => Promise.resolve(false)).cached).toBe(true);
     d.resolve(true);
     await d.promise;
     await new Promise((r) => setImmediate(r));
     expect(await cache.get('3', () => Promise.resolve(true)).value).toBe(true);
+  });
+
+  it('keeps denials apart: a flood of distinct denials never pushes an approval out', async () => {
+    const cache = new ReviewCache<boolean>({ maxEntries: 2, maxDenials: 3 }, (allowed) => allowed);
+    await cache.get('alice', () => Promise.resolve(true)).value;
+    await cache.get('bob', () => Promise.resolve(true)).value;
+    for (let i = 0; i < 1000; i++) await cache.get(`bogus-${i}`, () => Promise.resolve(false)).value;
+    expect([cache.approvalCount, cache.denialCount]).toEqual([2, 3]);
+    expect(cache.get('alice', () => Promise.resolve(false)).cached).toBe(true);
+    expect(cache.get('bob', () => Promise.resolve(false)).cached).toBe(true);
+    // The most recent denials are still cached, the older ones were evicted among themselves.
+    expect(cache.get('bogus-999', () => Promise.resolve(true)).cached).toBe(true);
+    expect(cache.get('bogus-0', () => Promise.resolve(false)).cached).toBe(false);
+  });
+
+  it('keeps a denial for denialTtlMs only, shorter than an approval', async () => {
+    let now = 0;
+    const cache = new ReviewCache<boolean>({ ttlMs: 10_000, denialTtlMs: 3_000, now: () => now }, (allowed) => allowed);
+    await cache.get('yes', () => Promise.resolve(true)).value;
+    await cache.get('no', () => Promise.resolve(false)).value;
+    now = 2_999;
+    expect([cache.get('yes', () => Promise.resolve(true)).cached, cache.get('no', () => Promise.resolve(false)).cached]).toEqual([true, true]);
+    now = 3_000;
+    expect(cache.get('yes', () => Promise.resolve(true)).cached).toBe(true);
+    const again = cache.get('no', () => Promise.resolve(true));
+    expect(again.cached).toBe(false);
+    // A question whose answer changed moves from the denials to the approvals.
+    expect(await again.value).toBe(true);
+    expect([cache.approvalCount, cache.denialCount]).toEqual([2, 0]);
+  });
+
+  it('answers cachedOnly from the cache or a review in flight, and throws NotCached instead of asking', async () => {
+    const cache = new ReviewCache<boolean>({}, (allowed) => allowed);
+    let loads = 0;
+    const load = () => { loads++; return Promise.resolve(true); };
+    await cache.get('known', load).value;
+    const d = deferred<boolean>();
+    cache.get('pending', () => d.promise);
+    expect(cache.get('known', load, { cachedOnly: true }).cached).toBe(true);
+    expect(cache.get('pending', load, { cachedOnly: true }).cached).toBe(true);
+    expect(() => cache.get('unknown', load, { cachedOnly: true })).toThrow(NotCached);
+    expect(loads).toBe(1);
+    d.resolve(false);
+  });
+
+  it('gives each client its share of the reviews in flight, so one client cannot take every slot', async () => {
+    const budget = new ReviewBudget({ maxInFlight: 10, maxInFlightPerClient: 3 });
+    const tokens = new ReviewCache<boolean>({ budget });
+    const access = new ReviewCache<boolean>({ budget });
+    const d = deferred<boolean>();
+    tokens.get('f1', () => d.promise, { client: 'flooder' });
+    tokens.get('f2', () => d.promise, { client: 'flooder' });
+    // The share counts the reviews of both caches that share the budget.
+    access.get('f3', () => d.promise, { client: 'flooder' });
+    expect(() => tokens.get('f4', () => d.promise, { client: 'flooder' })).toThrow(ClientShareFull);
+    // Joining its own review in flight takes no slot.
+    expect(tokens.get('f1', () => d.promise, { client: 'flooder' }).cached).toBe(true);
+    // Everyone else still has room.
+    for (let i = 0; i < 7; i++) tokens.get(`honest-${i}`, () => d.promise, { client: `client-${i % 3}` });
+    expect(budget.inFlight).toBe(10);
+    expect(() => tokens.get('late', () => d.promise, { client: 'latecomer' })).toThrow(CacheFull);
+    d.resolve(true);
+    await d.promise;
+    await new Promise((r) => setImmediate(r));
+    expect([budget.inFlight, budget.clients]).toEqual([0, 0]);
+    expect(tokens.get('f4', () => Promise.resolve(true), { client: 'flooder' }).cached).toBe(false);
   });
 });

@@ -47,14 +47,14 @@ export function kubectl(args: string[], opts: { kubeconfig?: string; input?: str
   return run(state.binaries.kubectl, ['--kubeconfig', opts.kubeconfig ?? state.kubeconfig, ...args], { input: opts.input });
 }
 
-/** Creates a ServiceAccount (if needed) and returns a fresh TokenRequest token of it; the token is never printed. */
-export async function serviceAccountToken(namespace: string, name: string): Promise<string> {
+/** Creates a ServiceAccount (if needed) and returns a fresh TokenRequest token of it, bound to `audiences` (none: the apiserver's); the token is never printed. */
+export async function serviceAccountToken(namespace: string, name: string, audiences: string[] = []): Promise<string> {
   const core = adminKubeConfig().makeApiClient(CoreV1Api);
   await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((e: unknown) => {
     if ((e as { code?: number }).code !== 409) throw e;
   });
   const tr = await core.createNamespacedServiceAccountToken({
-    name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    name, namespace, body: { spec: { audiences, expirationSeconds: 3600 } },
   });
   const token = tr.status?.token;
   if (!token) throw new Error('TokenRequest returned no token');

@@ -3,6 +3,7 @@
  * (client_credentials, as the seed's JSON request), waiting until the server's watch knows a key,
  * introspection, /authz, and the server's count of the reviews behind token exchanges.
  */
+import { Agent, request as httpRequest } from 'node:http';
 import { decodeJwt } from 'jose';
 import { waitFor } from './wait.ts';
 
@@ -21,6 +22,33 @@ export async function post(url: string, init: { headers?: Record<string, string>
   let body: Record<string, unknown> = {};
   try { body = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
   return { status: r.status, headers: r.headers, text, body };
+}
+
+/** Connections kept open per local address, so that a burst from one address does not open a socket per request. */
+const fromAgent = new Agent({ keepAlive: true, maxSockets: 256 });
+
+/**
+ * `post`, from a chosen local address (any of 127.0.0.0/8 on loopback): the server counts
+ * clients by address, so a test can be several clients at once.
+ */
+export function postFrom(localAddress: string, url: string, init: { headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', localAddress, agent: fromAgent, headers: init.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: Record<string, unknown> = {};
+        try { body = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+        resolve({ status: res.statusCode ?? 0, headers, text, body });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
 }
 
 export const json = (o: unknown, headers: Record<string, string> = {}) =>

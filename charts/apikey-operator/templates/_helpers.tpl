@@ -163,6 +163,9 @@ subjects:
     {{- with .Values.tokenServer.trustedProxies }}
     - --trusted-proxies={{ join "," . }}
     {{- end }}
+    {{- with .Values.tokenServer.tokenReviewAudiences }}
+    - --token-review-audiences={{ join "," . }}
+    {{- end }}
     {{- with .Values.tokenServer.extraArgs }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

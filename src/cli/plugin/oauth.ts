@@ -35,6 +35,33 @@ export function tokenEndpoint(value: string, from: string): string {
   return u.toString();
 }
 
+/**
+ * Whether `url` names this machine: localhost (and *.localhost, RFC 6761),
+ * 127.0.0.0/8, ::1 or an IPv4-mapped loopback. Judged on the URL alone,
+ * without resolving anything, so that nothing is sent before the answer.
+ */
+export function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname.toLowerCase().replace(/\.$/, '');
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) return true;
+  const v6 = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : undefined;
+  return v6 === '::1' || v6 === '0:0:0:0:0:0:0:1' || /^::ffff:(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|7f[0-9a-f]{2}:[0-9a-f]{1,4})$/.test(v6 ?? '');
+}
+
+/**
+ * Refuses to send a Kubernetes credential in the clear: over plain HTTP it
+ * may go only to this machine (a port-forward), anywhere else only over
+ * HTTPS. Whoever reads it on the way could act as the user in the cluster.
+ */
+export function requireSafeTransport(url: string, from: string): void {
+  if (new URL(url).protocol === 'https:' || isLoopbackUrl(url)) return;
+  throw new PluginUsageError(
+    `refusing to send your Kubernetes credential over plain HTTP to ${new URL(url).host} (${from}): anyone on the way could ` +
+    'read it and act as you in the cluster. Use an https:// token URL, or port-forward the token Service and use it on ' +
+    'localhost: kubectl -n apikey-operator port-forward svc/apikey-operator-token 8080:8080, then ' +
+    '--token-url http://localhost:8080/oauth/token');
+}
+
 export interface TokenRequest {
   url: string;
   params: Record<string, string | undefined>;

@@ -11,7 +11,10 @@ import { DEFAULT_ROTATION, planSigningKeys, type SigningKeySet } from '../../sha
 import { apiKeyFixture, deploymentObject, type KeyFixture } from '../fixtures.ts';
 import { startTokenServer, type RunningTokenServer } from '../main.ts';
 import { MemoryKeyStore } from '../memory-key-store.ts';
-import { ReviewUnavailable, type DeploymentAccess, type KubeUser, type SubjectReviewer } from '../reviews.ts';
+import type { FailureLimiterOptions } from '../ratelimit.ts';
+import {
+  ReviewRefused, ReviewUnavailable, type DeploymentAccess, type KubeUser, type ReviewAsker, type SubjectReviewer,
+} from '../reviews.ts';
 import { TOKEN_EXCHANGE_GRANT as TOKEN_EXCHANGE } from '../../api/index.ts';
 import { jwtExpiry, parseDeploymentRef } from './token-exchange.ts';
 
@@ -21,22 +24,36 @@ const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const log = createLogger({ level: 'silent' });
 
-/** The apiserver's part: which token is whose, and who may create which subresource of which Deployment. */
+/**
+ * The apiserver's part: which token is whose, and who may create which
+ * subresource of which Deployment; and the cache's part as a throttled
+ * client sees it: a question asked before is answered, any other refused.
+ */
 class FakeReviewer implements SubjectReviewer {
   users = new Map<string, KubeUser>();
   rbac = new Set<string>();
   reviews: string[] = [];
   down = false;
+  private readonly asked = new Set<string>();
 
-  authenticate(token: string): Promise<KubeUser | undefined> {
+  authenticate(token: string, asker?: ReviewAsker): Promise<KubeUser | undefined> {
+    if (!this.ask(`token ${token}`, asker)) return Promise.reject(new ReviewRefused('throttled'));
     this.reviews.push('token');
     if (this.down) return Promise.reject(new ReviewUnavailable('the Kubernetes API did not answer the TokenReview'));
     return Promise.resolve(this.users.get(token));
   }
 
-  mayCreate(user: KubeUser, a: DeploymentAccess): Promise<boolean> {
+  mayCreate(user: KubeUser, a: DeploymentAccess, asker?: ReviewAsker): Promise<boolean> {
+    const question = `${user.username} ${a.namespace}/${a.name} ${a.subresource}`;
+    if (!this.ask(question, asker)) return Promise.reject(new ReviewRefused('throttled'));
     this.reviews.push(`access ${a.subresource}`);
-    return Promise.resolve(this.rbac.has(`${user.username} ${a.namespace}/${a.name} ${a.subresource}`));
+    return Promise.resolve(this.rbac.has(question));
+  }
+
+  private ask(question: string, asker: ReviewAsker | undefined): boolean {
+    if (asker?.cachedOnly && !this.asked.has(question)) return false;
+    this.asked.add(question);
+    return true;
   }
 }
 
@@ -54,12 +71,12 @@ let reviewer: FakeReviewer;
 let url: string;
 let observer: KeyFixture;
 
-async function serve(userTokenTtlMs?: number): Promise<void> {
+async function serve(userTokenTtlMs?: number, exchangeLimits?: FailureLimiterOptions): Promise<void> {
   store = new MemoryKeyStore({ deployments: [dep, secret, short], apiKeys: [observer.apiKey], signingKeys });
   server = await startTokenServer({
     kc: new KubeConfig(), port: 0, host: '127.0.0.1', issuer: ISSUER, audiences: ['https://default.example'],
     operatorNamespace: 'op', namespaces: [], logLevel: 'silent', userTokenTtlMs,
-  }, { store, log, defaultMetrics: false, reviewer });
+  }, { store, log, defaultMetrics: false, reviewer, exchangeLimits });
   url = `http://127.0.0.1:${server.port}`;
 }
 
@@ -242,6 +259,47 @@ describe('token exchange', () => {
     expect(text).toContain('apikey_operator_token_failures_total{reason="invalid_grant"} 1');
     expect(text).toContain('apikey_operator_token_failures_total{reason="access_denied"} 1');
     expect(text).not.toContain('alice');
+  });
+});
+
+describe('failed exchanges from one client address', () => {
+  /** Exchanges of tokens Kubernetes never issued until the address is throttled; the answers' statuses. */
+  async function fail(times: number): Promise<number[]> {
+    const statuses: number[] = [];
+    for (let i = 0; i < times; i++) statuses.push((await exchange({ subject_token: `bogus-${i}` })).status);
+    return statuses;
+  }
+
+  it('are free five times, then the address gets 429 slow_down with Retry-After and costs Kubernetes no review', async () => {
+    expect(await fail(6)).toEqual(Array(6).fill(400));
+    const reviews = reviewer.reviews.length;
+    const r = await exchange({ subject_token: 'bogus-again' });
+    expect(r.status).toBe(429);
+    expect(r.body.error).toBe('slow_down');
+    expect(r.body.error_description).toMatch(/failed token exchanges from this address/);
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(reviewer.reviews.length).toBe(reviews);
+    // A refusal the cache already knows is a failing attempt too: 429, not its old answer.
+    expect((await exchange({ subject_token: 'bogus-0' })).status).toBe(429);
+    expect((await exchange({ deployment: 'team-a/secret-project' })).status).toBe(429);
+  });
+
+  it('leave an approved subject token working at a throttled address, and a new one waiting', async () => {
+    await exchanged();
+    await fail(6);
+    const r = await exchange();
+    expect(r.status, r.text).toBe(200);
+    // READER's token was never reviewed: that would need the apiserver, which the address may not ask now.
+    expect((await exchange({ subject_token: READER })).status).toBe(429);
+  });
+
+  it('are forgotten once the penalty is over: the address may ask Kubernetes again', async () => {
+    await server.close();
+    await serve(undefined, { baseDelayMs: 50 });
+    await fail(6);
+    expect((await exchange({ subject_token: READER })).status).toBe(429);
+    await new Promise((r) => setTimeout(r, 60));
+    expect((await exchange({ subject_token: READER })).status).toBe(200);
   });
 });
 

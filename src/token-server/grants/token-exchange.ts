@@ -19,6 +19,17 @@
  *      its audiences (invalid_target) and the scope (invalid_scope beyond
  *      what RBAC allows; default: all of it).
  *
+ * Steps 2 and 3 cost the apiserver a review each unless cached, so they are
+ * guarded per client address, like failed client secrets: a refusal there
+ * (invalid_grant, access_denied) counts as a failure of the address
+ * (ctx.exchangeLimiter), and an address that failed too often is answered
+ * from the review cache only. A throttled address's subject token that the
+ * cache already approved still gets its token (so a flood from a shared NAT
+ * or ingress address does not lock out everyone behind it once they have
+ * been checked), while anything that would need a new review, or that the
+ * cache denies, is 429 slow_down with Retry-After. Each address also has a
+ * fair share of the reviews in flight (review-budget.ts): beyond it, 429.
+ *
  * The token: sub = the Kubernetes user name, client_id = USER_CLIENT_ID, no
  * key id, `deployment_uid`; no `act` (the user acts as themselves: nobody
  * acts on another's behalf) and no `may_act`. Its lifetime is
@@ -34,10 +45,11 @@ import { USER_CLIENT_ID, accessTokenClaims, tokenResponse } from '../access-toke
 import type { RequestInfo, ServerContext } from '../context.ts';
 import { tokenLifetimeSeconds } from '../keys.ts';
 import {
-  AccessDenied, InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, TemporarilyUnavailable,
+  AccessDenied, InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, SlowDown, TemporarilyUnavailable,
 } from '../oauth-errors.ts';
 import { multi, single, type Params } from '../params.ts';
-import { ReviewUnavailable, type KubeUser, type SubjectReviewer } from '../reviews.ts';
+import { EXCHANGE_FAILURES } from '../ratelimit.ts';
+import { ReviewRefused, ReviewUnavailable, type KubeUser, type ReviewAsker, type SubjectReviewer } from '../reviews.ts';
 import { resolveAudiences, resolveScope, truncate } from './common.ts';
 import type { Grant, TokenResult } from './types.ts';
 
@@ -118,12 +130,41 @@ function checkForm(req: RequestInfo, params: Params): void {
 }
 
 /** The permissions RBAC allows `user` on the Deployment, or AccessDenied. */
-async function allowedPermissions(reviewer: SubjectReviewer, user: KubeUser, ref: { namespace: string; name: string }):
-Promise<readonly string[]> {
+async function allowedPermissions(reviewer: SubjectReviewer, user: KubeUser, ref: { namespace: string; name: string },
+  asker: ReviewAsker): Promise<readonly string[]> {
   for (const { subresource, permissions } of TOKEN_SUBRESOURCES) {
-    if (await reviewer.mayCreate(user, { ...ref, subresource })) return permissions;
+    if (await reviewer.mayCreate(user, { ...ref, subresource }, asker)) return permissions;
   }
   throw new AccessDenied(DENIED);
+}
+
+/** The user and what RBAC allows them (steps 2 and 3), or the refusal; refusals count against the client address. */
+async function reviewSubject(ctx: ServerContext, reviewer: SubjectReviewer, req: RequestInfo, subjectToken: string,
+  ref: { namespace: string; name: string }): Promise<{ user: KubeUser; granted: readonly string[] }> {
+  const blockedMs = ctx.exchangeLimiter.blockedForMs(EXCHANGE_FAILURES, req.address, req.nowMs);
+  const asker: ReviewAsker = { client: req.address, cachedOnly: blockedMs > 0 };
+  try {
+    const user = await reviewer.authenticate(subjectToken, asker);
+    if (!user) throw new InvalidGrant('the subject_token was not accepted by Kubernetes (invalid, expired or revoked)');
+    // A user name shaped like a key id would pass for an API key at a resource server that looks only at `sub`.
+    if (isKeyId(user.username)) throw new InvalidGrant('this Kubernetes user name has the form of an API key id and cannot be exchanged');
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x1f\x7f-\x9f]/.test(user.username)) throw new InvalidGrant('this Kubernetes user name holds control characters and cannot be exchanged');
+    return { user, granted: await allowedPermissions(reviewer, user, ref, asker) };
+  } catch (err) {
+    if (err instanceof ReviewRefused) {
+      if (err.why === 'busy') throw new SlowDown(1, 'too many token exchanges from this address are being checked at once');
+      throw new SlowDown(Math.max(1, Math.ceil(blockedMs / 1000)), 'too many failed token exchanges from this address');
+    }
+    if (!(err instanceof InvalidGrant || err instanceof AccessDenied)) throw err;
+    // A throttled address learns nothing more from its failures, and they do not lengthen its penalty.
+    if (blockedMs > 0) throw new SlowDown(Math.max(1, Math.ceil(blockedMs / 1000)), 'too many failed token exchanges from this address');
+    const delayMs = ctx.exchangeLimiter.failure(EXCHANGE_FAILURES, req.address, req.nowMs);
+    if (delayMs > 0) {
+      ctx.log.info({ address: req.address, blockedMs: delayMs }, 'token exchange failures: this address is answered from the review cache only for a while');
+    }
+    throw err;
+  }
 }
 
 async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): Promise<TokenResult> {
@@ -136,13 +177,7 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
   if (!ctx.store.signing.active(req.nowMs)) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
   if (!TOKEN_CHARS.test(subjectToken)) throw new InvalidGrant('the subject_token is not a bearer token');
 
-  const user = await reviewer.authenticate(subjectToken);
-  if (!user) throw new InvalidGrant('the subject_token was not accepted by Kubernetes (invalid, expired or revoked)');
-  // A user name shaped like a key id would pass for an API key at a resource server that looks only at `sub`.
-  if (isKeyId(user.username)) throw new InvalidGrant('this Kubernetes user name has the form of an API key id and cannot be exchanged');
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f-\x9f]/.test(user.username)) throw new InvalidGrant('this Kubernetes user name holds control characters and cannot be exchanged');
-  const granted = await allowedPermissions(reviewer, user, ref);
+  const { user, granted } = await reviewSubject(ctx, reviewer, req, subjectToken, ref);
 
   const key = `${ref.namespace}/${ref.name}`;
   const dep = ctx.store.deployment(key);

@@ -14,7 +14,7 @@ import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured } from '../output.ts';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../../api/index.ts';
 import {
-  PORT_FORWARD_HINT, requestToken, TOKEN_URL_ENV, tokenEndpoint, type TokenResponse,
+  PORT_FORWARD_HINT, requestToken, requireSafeTransport, TOKEN_URL_ENV, tokenEndpoint, type TokenResponse,
 } from '../oauth.ts';
 import { readyOf } from '../resources.ts';
 import type { Session } from '../session.ts';
@@ -33,12 +33,12 @@ function print(inv: Invocation, res: TokenResponse): number {
 
 const EXPLICIT_URL_HINT = 'check the URL, and that the port-forward (if any) is still running';
 
-/** The token endpoint the user named: --token-url, else the environment variable; undefined if neither. */
-function explicitTokenUrl(inv: Invocation): string | undefined {
+/** The token endpoint the user named (--token-url, else the environment variable) and where it came from; undefined if neither. */
+function explicitTokenUrl(inv: Invocation): { url: string; from: string } | undefined {
   const flagUrl = stringFlag(inv.values, 'token-url');
-  if (flagUrl !== undefined) return tokenEndpoint(flagUrl, '--token-url');
+  if (flagUrl !== undefined) return { url: tokenEndpoint(flagUrl, '--token-url'), from: '--token-url' };
   const envUrl = process.env[TOKEN_URL_ENV] || undefined;
-  return envUrl === undefined ? undefined : tokenEndpoint(envUrl, TOKEN_URL_ENV);
+  return envUrl === undefined ? undefined : { url: tokenEndpoint(envUrl, TOKEN_URL_ENV), from: TOKEN_URL_ENV };
 }
 
 async function keyToken(inv: Invocation, name: string): Promise<number> {
@@ -54,7 +54,7 @@ async function keyToken(inv: Invocation, name: string): Promise<number> {
   }
   const explicit = explicitTokenUrl(inv);
   const res = await requestToken({
-    url: explicit ?? tokenEndpoint(creds.tokenUrl, `TOKEN_URL in Secret "${creds.secretName}"`),
+    url: explicit?.url ?? tokenEndpoint(creds.tokenUrl, `TOKEN_URL in Secret "${creds.secretName}"`),
     params: { grant_type: 'client_credentials', audience: stringFlag(inv.values, 'audience') ?? creds.audience, scope: scopeOf(inv) },
     basic: { id: creds.keyId, secret: creds.secret },
     unreachableHint: explicit === undefined
@@ -91,12 +91,15 @@ async function userBearerToken(s: Session): Promise<string> {
 }
 
 async function deploymentToken(inv: Invocation, deployment: string): Promise<number> {
-  const url = explicitTokenUrl(inv);
-  if (url === undefined) {
+  const endpoint = explicitTokenUrl(inv);
+  if (endpoint === undefined) {
     throw new PluginUsageError(
       `token --deployment needs the token endpoint: pass --token-url URL or set ${TOKEN_URL_ENV} ` +
       '(e.g. http://localhost:8080/oauth/token after kubectl -n apikey-operator port-forward svc/apikey-operator-token 8080:8080)');
   }
+  // Before the credential is even fetched (an exec plugin may prompt): it must not travel in the clear.
+  requireSafeTransport(endpoint.url, endpoint.from);
+  const { url } = endpoint;
   const s = await inv.session();
   const subjectToken = await userBearerToken(s);
   const res = await requestToken({
@@ -138,7 +141,9 @@ export const tokenCommand: CommandDef = {
     'token --deployment NAME: a short-lived token for that Deployment with your own Kubernetes identity',
     '(OAuth 2.0 token exchange, RFC 8693). Your context must authenticate with a bearer token (OIDC, an',
     'exec plugin, a ServiceAccount token), and you need create on deployments/token in apikeys.dev (the',
-    'ClusterRole apikey-operator-deployment-token-requester). --token-url (or the variable) is required.',
+    'ClusterRole apikey-operator-deployment-token-requester). --token-url (or the variable) is required, and',
+    'must be https:// or on this machine (http://localhost after a port-forward): your Kubernetes credential',
+    'is sent to it, and is never sent over plain HTTP to another host.',
   ].join('\n'),
   usage: 'token (NAME | --deployment NAME) [flags]',
   positionals: { min: 0, max: 1, names: ['NAME'] },
