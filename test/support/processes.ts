@@ -114,21 +114,28 @@ function killAndThrow(p: RunningProcess): (err: unknown) => Promise<never> {
   };
 }
 
-export interface ControllerOptions {
+/** How a test starts one of the programs. */
+export interface ProgramOptions {
   kubeconfig: string;
   operatorNamespace: string;
   /** Pass neither --kubeconfig nor --operator-namespace (in-cluster configuration). */
   raw?: boolean;
   args?: string[];
   env?: Record<string, string | undefined>;
-  /** Wait for /readyz (caches synced; leading if leader election is on). */
+  /** Wait for /readyz (caches synced; for the controller, leading if leader election is on). */
   waitReady?: boolean;
 }
+
+export type ControllerOptions = ProgramOptions;
+
+/** --kubeconfig and --operator-namespace, unless the program is to find both in its pod. */
+const connectionArgs = (opts: ProgramOptions) =>
+  (opts.raw ? [] : ['--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace]);
 
 export async function startController(opts: ControllerOptions): Promise<RunningProcess> {
   const healthPort = await freePort();
   const p = startProcess('controller', [
-    MAIN, 'controller', ...(opts.raw ? [] : ['--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace]),
+    MAIN, 'controller', ...connectionArgs(opts),
     '--health-port', String(healthPort), '--token-url', 'http://token.test/oauth/token', '--audiences', 'https://api.example.test',
     ...(opts.args ?? []),
   ], opts.env);
@@ -137,21 +144,13 @@ export async function startController(opts: ControllerOptions): Promise<RunningP
   return p;
 }
 
-export interface TokenServerProcessOptions {
-  kubeconfig: string;
-  operatorNamespace: string;
-  /** Pass neither --kubeconfig nor --operator-namespace (in-cluster configuration). */
-  raw?: boolean;
-  args?: string[];
-  env?: Record<string, string | undefined>;
-  waitReady?: boolean;
-}
+export type TokenServerProcessOptions = ProgramOptions;
 
 export async function startTokenServer(opts: TokenServerProcessOptions): Promise<RunningProcess & { url: string }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const p = startProcess('token-server', [
-    MAIN, 'token-server', ...(opts.raw ? [] : ['--kubeconfig', opts.kubeconfig, '--operator-namespace', opts.operatorNamespace]),
+    MAIN, 'token-server', ...connectionArgs(opts),
     '--port', String(port), '--host', '127.0.0.1', '--issuer', url, '--audiences', 'https://api.example.test',
     ...(opts.args ?? []),
   ], opts.env);
