@@ -237,6 +237,8 @@ describe('a flood of random subject tokens from one address', () => {
     const again = await exchange(forgedToken(), {}, {}, FLOODER);
     expect(again.status).toBe(429);
     expect(Number(again.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // (Approved just now from the honest address: on a loaded machine the flood's approvals may have lived out their 10 s.)
+    expect((await exchange(honestTokens[0]!, {}, {}, HONEST)).status).toBe(200);
     expect((await exchange(honestTokens[0]!, {}, {}, FLOODER)).status).toBe(200);
     // A token never reviewed would need the apiserver, which this address may not ask for now.
     expect((await exchange(await serviceAccountToken(ns.name, 'deployer'), {}, {}, FLOODER)).status).toBe(429);
