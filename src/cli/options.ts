@@ -28,7 +28,7 @@ export function flag(name: string, help: string, def?: string, type: 'string' | 
 }
 
 export const COMMON_FLAGS: FlagSpec[] = [
-  flag('kubeconfig', 'kubeconfig file; default: in-cluster ServiceAccount, else ~/.kube/config'),
+  flag('kubeconfig', 'kubeconfig file, or a colon-separated list merged as kubectl merges it; default: in-cluster ServiceAccount, else ~/.kube/config'),
   flag('operator-namespace', "the operator's namespace (signing keys, Lease); default: POD_NAMESPACE, the ServiceAccount's, the kubeconfig context's, else default"),
   flag('namespaces', 'comma-separated namespaces to watch; default: all'),
   flag('audiences', 'comma-separated default audiences for Deployments that set none', 'apikeys.dev'),
