@@ -54,7 +54,8 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
 
 export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   ...COMMON_FLAGS,
-  flag('port', 'port of the token endpoint', '8080'),
+  flag('port', 'port of the token endpoint, the JWKS, discovery, introspection, /authz, /healthz and /readyz', '8080'),
+  flag('metrics-port', 'port of /metrics, on the same --host (0: off)', '9090'),
   flag('host', 'address to listen on', '0.0.0.0'),
   flag('issuer', 'the issuer URL: the iss of every token and the base of the discovery documents; default http://localhost:<port>, set it in production', ''),
   flag('trusted-proxies', 'comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the per-client failure limit); default: none', ''),
