@@ -197,9 +197,10 @@ export class Informer<T extends KubeObject> {
         const end = await this.watchOnce(ns, resourceVersion);
         resourceVersion = end.resourceVersion;
         healthy = !end.idle && (end.events > 0 || end.ms >= timing.healthyMs);
-        if (end.idle) problem = { message: `the watch received nothing for ${Math.round(end.ms / 1000)}s` };
+        // 410 Gone is the normal end of a watch that fell behind: relist, without a warning.
+        if (end.gone) log.debug('watch expired (410 Gone); relisting');
+        else if (end.idle) problem = { message: `the watch received nothing for ${Math.round(end.ms / 1000)}s` };
         else if (!healthy) problem = { message: `the watch ended after ${end.ms}ms with no event` };
-        else if (end.gone) log.debug('watch expired (410 Gone); relisting');
       } catch (err) {
         if (this.stopped) break;
         if (err instanceof KubeError && err.status === 410) {
