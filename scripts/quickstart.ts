@@ -181,12 +181,13 @@ async function main(): Promise<void> {
   step('Starting the controller and the token server');
   const port = await freePort();
   const health = await freePort();
+  const metrics = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const tokenUrl = `${base}/oauth/token`;
   startProgram('controller', ['controller', '--kubeconfig', controllerKc, '--operator-namespace', OPERATOR_NS,
     '--token-url', tokenUrl, '--health-port', String(health)], workDir);
   startProgram('token-server', ['token-server', '--kubeconfig', tokenKc, '--operator-namespace', OPERATOR_NS,
-    '--port', String(port), '--host', '127.0.0.1', '--issuer', base], workDir);
+    '--port', String(port), '--metrics-port', String(metrics), '--host', '127.0.0.1', '--issuer', base], workDir);
   await waitHttp(`http://127.0.0.1:${health}/readyz`, 'the controller');
   await waitHttp(`${base}/readyz`, 'the token server');
   say(`token endpoint: ${tokenUrl}    discovery: ${base}/.well-known/oauth-authorization-server`);

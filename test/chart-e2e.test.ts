@@ -72,8 +72,10 @@ it('runs with the chart\'s arguments and ServiceAccounts, and turns an ApiKey in
     '--kubeconfig', await serviceAccountKubeconfig(opNs.name, ctl.serviceAccountName, tmp), `--health-port=${health}`]);
   procs.push(controller);
   const port = await freePort();
+  const metricsPort = await freePort();
   const tokenServer = startProcess('token-server', [MAIN, ...tsArgs,
-    '--kubeconfig', await serviceAccountKubeconfig(opNs.name, ts.serviceAccountName, tmp), `--port=${port}`, '--host=127.0.0.1']);
+    '--kubeconfig', await serviceAccountKubeconfig(opNs.name, ts.serviceAccountName, tmp), `--port=${port}`,
+    `--metrics-port=${metricsPort}`, '--host=127.0.0.1']);
   procs.push(tokenServer);
   await waitForHttp(`http://127.0.0.1:${health}/readyz`, controller);
   await waitForHttp(`http://127.0.0.1:${port}/readyz`, tokenServer);
@@ -101,4 +103,8 @@ it('runs with the chart\'s arguments and ServiceAccounts, and turns an ApiKey in
   const issuer = tsArgs.find((a) => a.startsWith('--issuer='))!.slice('--issuer='.length);
   const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), { issuer, audience: AUDIENCE, typ: 'at+jwt' });
   expect(payload).toMatchObject({ sub: creds.keyId, deployment: `${appNs.name}/app`, scope: 'deploy' });
+  // The chart gives /metrics a port of its own: the token port does not serve it.
+  expect(tsArgs).toContain('--metrics-port=9090');
+  expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
+  expect(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).toMatch(/^apikey_operator_tokens_issued_total\{grant_type="client_credentials"\} 1$/m);
 }, 120_000);

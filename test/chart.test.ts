@@ -118,6 +118,7 @@ const CASES: [string, ChartCase][] = [
     expect(pod?.serviceAccountName).toBe(CONTROLLER_SA);
     expectServiceSelects(o, `${F}-token`, `${F}-controller`);
     expectServiceSelects(o, `${F}-controller-metrics`, `${F}-controller`);
+    expectServiceSelects(o, `${F}-token-metrics`, `${F}-controller`);
     const ctl = container(o, `${F}-controller`, 'controller');
     const ts = container(o, `${F}-controller`, 'token-server');
     expect(ctl.args?.[0]).toBe('controller');
@@ -125,6 +126,8 @@ const CASES: [string, ChartCase][] = [
     expect(flag(ctl, 'token-url')).toBe(`http://${F}-token.${NS}.svc:8080/oauth/token`);
     expect(flag(ts, 'issuer')).toBe(`http://${F}-token.${NS}.svc:8080`);
     expect(flag(ts, 'port')).toBe('8080');
+    expect(flag(ts, 'metrics-port')).toBe('9090');
+    expect(ts.ports?.map((p) => [p.name, p.containerPort])).toEqual([['http', 8080], ['metrics', 9090]]);
     expect(flag(ts, 'user-token-ttl')).toBe('1h');
     expect(flag(ctl, 'health-port')).toBe('8081');
     expect(flag(ctl, 'signing-algorithm')).toBe('ES256');
@@ -224,25 +227,42 @@ const CASES: [string, ChartCase][] = [
         selector: { matchLabels: Record<string, string> }; endpoints: { port: string; path: string; interval: string }[];
       } }>(o, 'ServiceMonitor', F);
       expect(sm.metadata.labels?.release).toBe('prometheus');
-      expect(sm.spec.endpoints.map((e) => [e.port, e.path, e.interval])).toEqual([['metrics', '/metrics', '15s'], ['http', '/metrics', '15s']]);
-      // Each endpoint's port is a port of a Service the ServiceMonitor selects.
+      expect(sm.spec.endpoints.map((e) => [e.port, e.path, e.interval])).toEqual([['metrics', '/metrics', '15s']]);
+      // The endpoint's port is the metrics port of both metrics Services, and of no Service that clients reach.
       const selected = objectsOfKind<V1Service>(o, 'Service')
         .filter((s) => Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => s.metadata?.labels?.[k] === v));
-      const ports = selected.flatMap((s) => (s.spec?.ports ?? []).map((p) => p.name));
-      for (const e of sm.spec.endpoints) expect(ports).toContain(e.port);
+      const scraped = selected.filter((s) => (s.spec?.ports ?? []).some((p) => p.name === 'metrics')).map((s) => s.metadata?.name).sort();
+      expect(scraped).toEqual([`${F}-controller-metrics`, `${F}-token-metrics`]);
+      const tokenPorts = findObject<V1Service>(o, 'Service', `${F}-token`).spec?.ports?.map((p) => p.name);
+      expect(tokenPorts).toEqual(['http']);
     },
   }],
-  ['NetworkPolicies that admit CI jobs to the token port', {
-    values: { tokenServer: { mode: 'deployment' }, networkPolicy: { enabled: true, tokenClients: [{ namespaceSelector: { matchLabels: { ci: 'true' } } }] } },
+  ['NetworkPolicies that admit CI jobs to the token port, and Prometheus to the metrics ports', {
+    values: { tokenServer: { mode: 'deployment' }, networkPolicy: {
+      enabled: true, tokenClients: [{ namespaceSelector: { matchLabels: { ci: 'true' } } }], metricsClients: [{ podSelector: { matchLabels: { app: 'prometheus' } } }],
+    } },
     check: (o) => {
+      const prometheus = [{ podSelector: { matchLabels: { app: 'prometheus' } } }];
       const ctl = findObject<V1NetworkPolicy>(o, 'NetworkPolicy', `${F}-controller`);
-      expect(ctl.spec?.ingress).toEqual([{ ports: [{ port: 'health', protocol: 'TCP' }] }]);
+      expect(ctl.spec?.ingress).toEqual([{ ports: [{ port: 'health', protocol: 'TCP' }], from: prometheus }]);
       const ts = findObject<V1NetworkPolicy>(o, 'NetworkPolicy', `${F}-token-server`);
-      expect(ts.spec?.ingress).toEqual([{
-        ports: [{ port: 'http', protocol: 'TCP' }], from: [{ namespaceSelector: { matchLabels: { ci: 'true' } } }],
-      }]);
+      expect(ts.spec?.ingress).toEqual([
+        { ports: [{ port: 'http', protocol: 'TCP' }], from: [{ namespaceSelector: { matchLabels: { ci: 'true' } } }] },
+        { ports: [{ port: 'metrics', protocol: 'TCP' }], from: prometheus },
+      ]);
       expect(findObject<V1Deployment>(o, 'Deployment', `${F}-token-server`).spec?.template.metadata?.labels)
         .toMatchObject(ts.spec?.podSelector?.matchLabels ?? { missing: 'selector' });
+    },
+  }],
+  ['a NetworkPolicy of the sidecar pod with the token port open to any source and the metrics ports to Prometheus', {
+    values: { networkPolicy: { enabled: true, metricsClients: [{ podSelector: { matchLabels: { app: 'prometheus' } } }] } },
+    check: (o) => {
+      const prometheus = [{ podSelector: { matchLabels: { app: 'prometheus' } } }];
+      expect(findObject<V1NetworkPolicy>(o, 'NetworkPolicy', `${F}-controller`).spec?.ingress).toEqual([
+        { ports: [{ port: 'health', protocol: 'TCP' }], from: prometheus },
+        { ports: [{ port: 'http', protocol: 'TCP' }] },
+        { ports: [{ port: 'metrics', protocol: 'TCP' }], from: prometheus },
+      ]);
     },
   }],
   ['EdDSA signing keys rotated weekly', { values: { signing: { algorithm: 'EdDSA', rotation: '168h' } }, check: (o) => {

@@ -516,6 +516,38 @@ describe('errors', () => {
   });
 });
 
+describe('a kubeconfig split over several files (KUBECONFIG=a:b)', () => {
+  /**
+   * The admin's cluster in one file; its user, context and current-context in
+   * another, which also defines the same cluster name with a server where
+   * nothing listens: the first file's entry must win, as in kubectl.
+   */
+  function splitKubeconfig(): string {
+    const admin = parseYaml(readFileSync(clusterState().kubeconfig, 'utf8')) as Record<string, unknown> & { clusters: { name: string }[] };
+    const clusters = join(dir, 'split-clusters');
+    const credentials = join(dir, 'split-credentials');
+    writeFileSync(clusters, stringifyYaml({ apiVersion: 'v1', kind: 'Config', clusters: admin.clusters }), { mode: 0o600 });
+    const elsewhere = admin.clusters.map((c) => ({ name: c.name, cluster: { server: `https://127.0.0.1:${closedPort}` } }));
+    writeFileSync(credentials, stringifyYaml({
+      apiVersion: 'v1', kind: 'Config', clusters: elsewhere, users: admin.users, contexts: admin.contexts, 'current-context': admin['current-context'],
+    }), { mode: 0o600 });
+    return `${join(dir, 'absent')}:${clusters}:${credentials}`;
+  }
+  let closedPort: number;
+  beforeAll(async () => { closedPort = await freePort(); });
+
+  it.each([['kubectl-apikey', PLUGIN], ['apikey-operator', MAIN]])('is merged as kubectl merges it by %s list', async (_name, program) => {
+    const KUBECONFIG = splitKubeconfig();
+    const r = await plugin(['list'], { program, kubeconfig: false, env: { KUBECONFIG } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ci\s+airflow/m);
+    const kubectlView = await run(clusterState().binaries.kubectl, ['config', 'view', '-o', 'jsonpath={.clusters[0].cluster.server}'], {
+      env: { ...process.env, KUBECONFIG },
+    });
+    expect(kubectlView.stdout).toBe(clusterState().server);
+  });
+});
+
 describe('the same commands through apikey-operator', () => {
   it('lists keys with apikey-operator list, and shows help for every command', async () => {
     const r = await plugin(['list'], { program: MAIN });

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deployment } from '../src/api/index.ts';
 import { adminKubeConfig, createNamespace, kubectl, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { MAIN, startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
+import { MAIN, startController, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import {
   adminClient, createApiKey, createDeployment, type Credentials, credentialsOf, deploymentPath, getDeployment, getSecret, uniqueAudience, waitForReady,
 } from './support/resources.ts';
@@ -38,7 +38,7 @@ let ns: TestNamespace;
 let elsewhere: TestNamespace;
 let identity: OperatorIdentity;
 let controller: RunningProcess;
-let server: RunningProcess & { url: string };
+let server: TokenServerProcess;
 let airflow: Deployment;
 let observer: Credentials;
 /** Subject tokens (TokenRequest) of: a deployer, a reader, an account with no binding at all. */

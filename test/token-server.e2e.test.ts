@@ -16,18 +16,18 @@ import { generateSecret } from '../src/keys/format.ts';
 import { activeKey, parseSigningKeySet, planSigningKeys, SIGNING_KEYS_DATA_KEY } from '../src/shared/signing-keys.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { startController, startTokenServer, waitForHttp, type RunningProcess } from './support/processes.ts';
+import { startController, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, type Credentials, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, secretPath, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import {
-  authz, basic, clientCredentials, exchangeReviews, form, introspect, issued, json, post, requestToken, type Answer,
+  authz, basic, clientCredentials, exchangeReviews, form, introspect, issued, json, post, requestToken, scrapeMetrics, type Answer,
 } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
 
 const exec = promisify(execFile);
 const AUDIENCE = uniqueAudience('airflow');
-type Server = RunningProcess & { url: string };
+type Server = TokenServerProcess;
 
 let ns: TestNamespace;
 let identity: OperatorIdentity;
@@ -308,7 +308,7 @@ describe('brute force', () => {
     expect(await postFrom('127.0.0.2', `${a.url}/oauth/token`, body(victim.secret))).toBe(200);
     // And another replica does not share this replica's penalty.
     expect((await requestToken(b, victim)).status).toBe(200);
-    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    const metrics = await scrapeMetrics(a);
     expect(metrics).toMatch(/apikey_operator_token_failures_total\{reason="rate_limited"\} \d{3}/);
     expect(metrics).not.toContain(victim.keyId);
   });

@@ -18,16 +18,16 @@ import { metaTime } from '../src/kube/types.ts';
 import { DEFAULT_ROTATION, planSigningKeys, SIGNING_KEYS_DATA_KEY, type SigningKeySet } from '../src/shared/signing-keys.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { MAIN, recordSecret, startProcess, startTokenServer, type RunningProcess } from './support/processes.ts';
+import { MAIN, recordSecret, startProcess, startTokenServer, type TokenServerProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath, uniqueAudience,
 } from './support/resources.ts';
 import {
-  authz, clientCredentials, introspect, issued, json, post, requestToken, type KeyCredentials,
+  authz, clientCredentials, introspect, issued, json, post, requestToken, scrapeMetrics, type KeyCredentials,
 } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
 
-type Server = RunningProcess & { url: string };
+type Server = TokenServerProcess;
 let ns: TestNamespace;
 let identity: OperatorIdentity;
 let server: Server;
@@ -106,6 +106,14 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     expect(protectedHeader.kid).toBe(keys.keys[0]!.kid);
     expect(payload).toMatchObject({ sub: k.keyId, client_id: k.keyId, scope: 'deploy read', deployment: `${ns.name}/airflow` });
     expect(payload.exp! - payload.iat!).toBe(86400);
+  });
+
+  it('serves /metrics on --metrics-port only: the token port, which clients reach, answers it with 404', async () => {
+    await issued(server, await createKey('counted', dep));
+    const onTokenPort = await fetch(`${server.url}/metrics`);
+    expect(onTokenPort.status).toBe(404);
+    expect(await onTokenPort.text()).not.toContain('apikey_operator_');
+    expect(await scrapeMetrics(server)).toMatch(/^apikey_operator_tokens_issued_total\{grant_type="client_credentials"\} [1-9]\d*$/m);
   });
 
   it('can read the signing keys Secret and no other Secret, and cannot change ApiKeys beyond their status', async () => {

@@ -78,6 +78,7 @@ async function main(argv: string[]): Promise<number> {
       const f = parseFlags(rest, TOKEN_SERVER_FLAGS);
       if (f.help) { console.log(usage('token-server', 'Serves POST /oauth/token and the rest of the token endpoint.', TOKEN_SERVER_FLAGS)); return 0; }
       const port = intFlag('port', f.port, 0, 65535);
+      const metricsPort = intFlag('metrics-port', f['metrics-port'], 0, 65535);
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
       let trustedProxies: TrustedProxies;
       try {
@@ -92,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
       await runTokenServer({
         kc,
         port,
+        metricsPort: metricsPort === 0 ? undefined : metricsPort,
         host: f.host!,
         issuer: f.issuer || `http://localhost:${port}`,
         audiences: csv(f.audiences),

@@ -28,7 +28,7 @@ export function flag(name: string, help: string, def?: string, type: 'string' | 
 }
 
 export const COMMON_FLAGS: FlagSpec[] = [
-  flag('kubeconfig', 'kubeconfig file; default: in-cluster ServiceAccount, else ~/.kube/config'),
+  flag('kubeconfig', 'kubeconfig file, or a colon-separated list merged as kubectl merges it; default: in-cluster ServiceAccount, else ~/.kube/config'),
   flag('operator-namespace', "the operator's namespace (signing keys, Lease); default: POD_NAMESPACE, the ServiceAccount's, the kubeconfig context's, else default"),
   flag('namespaces', 'comma-separated namespaces to watch; default: all'),
   flag('audiences', 'comma-separated default audiences for Deployments that set none', 'apikeys.dev'),
@@ -54,7 +54,8 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
 
 export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   ...COMMON_FLAGS,
-  flag('port', 'port of the token endpoint', '8080'),
+  flag('port', 'port of the token endpoint, the JWKS, discovery, introspection, /authz, /healthz and /readyz', '8080'),
+  flag('metrics-port', 'port of /metrics, on the same --host (0: off)', '9090'),
   flag('host', 'address to listen on', '0.0.0.0'),
   flag('issuer', 'the issuer URL: the iss of every token and the base of the discovery documents; default http://localhost:<port>, set it in production', ''),
   flag('trusted-proxies', 'comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the per-client failure limit); default: none', ''),

@@ -1,12 +1,14 @@
 /**
  * Where to find the cluster and which namespace is ours, the way kubectl
- * decides: an explicit kubeconfig (flag or KUBECONFIG) wins, inside a pod the
+ * decides: an explicit kubeconfig (flag or KUBECONFIG, either a list of files
+ * merged as kubectl merges them) wins, inside a pod the
  * ServiceAccount is used (never the localhost:8080 fallback), and the
  * operator's namespace is POD_NAMESPACE, the ServiceAccount's namespace, the
  * kubeconfig context's namespace, or `default`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
+import { kubeconfigPaths, mergeKubeconfigFiles } from './kubeconfig-files.ts';
 
 /**
  * Where a pod's ServiceAccount files are found: / in a pod. The in-cluster
@@ -20,12 +22,17 @@ const saTokenFile = () => `${podRoot()}/var/run/secrets/kubernetes.io/serviceacc
 export class ConfigError extends Error {}
 
 export function loadKubeConfig(opts: { kubeconfig?: string; context?: string } = {}): KubeConfig {
-  const kc = new KubeConfig();
-  const file = opts.kubeconfig ?? process.env.KUBECONFIG;
-  if (file) {
-    const first = file.split(':').find((f) => f !== '') ?? file;
-    if (!existsSync(first)) throw new ConfigError(`kubeconfig ${first} does not exist`);
-    kc.loadFromFile(first);
+  let kc = new KubeConfig();
+  const list = opts.kubeconfig || process.env.KUBECONFIG;
+  if (list) {
+    const files = kubeconfigPaths(list);
+    const merged = mergeKubeconfigFiles(files);
+    if (!merged) {
+      throw new ConfigError(files.length > 1
+        ? `none of the kubeconfig files ${files.join(', ')} exists`
+        : `kubeconfig ${files[0] ?? list} does not exist`);
+    }
+    kc = merged;
   } else if (process.env.KUBERNETES_SERVICE_HOST) {
     kc.loadFromCluster(podRoot());
   } else {

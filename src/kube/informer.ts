@@ -3,22 +3,64 @@
  * than its informer, which stops for good on a network error, can hang on a
  * dead connection, does not follow `continue`, passes a label selector to the
  * watch only, and keys by name (so a delete and re-create looks like an
- * update). This one has paged lists, bookmarks, restart with capped backoff
- * and jitter after any error (apiserver restarts, resets, 410 Gone) but not
- * after its own stop, an inactivity timeout that ends a silent watch, a
- * relist that notices an object deleted and re-created under the same name
- * (uid), the same selectors for list and watch, one loop per watched
- * namespace, secondary indexes, and a sync flag for /readyz that only a
- * successful list sets.
+ * update). This one has paged lists, bookmarks, capped and jittered backoff
+ * before every restart of a watch (reset only by a healthy watch, like
+ * client-go's reflector), an idle timeout that ends a watch that went silent
+ * past the server's own end of it, a relist after 410 Gone that notices an
+ * object deleted and re-created under the same name (uid), the same
+ * selectors for list and watch, one loop per watched namespace, secondary
+ * indexes, and a sync flag for /readyz that only a successful list sets.
  *
  * Handlers receive the cached object itself: never mutate it (copy first).
  */
 import { Watch } from '@kubernetes/client-node';
 import type { KubeObject } from './types.ts';
+import { Backoff } from './backoff.ts';
 import { KubeClient, KubeError } from './client.ts';
 import type { Logger } from '../shared/log.ts';
 
 export type Handler<T> = (obj: T, old?: T) => void;
+
+/**
+ * When a watch ends and how soon the next one starts. The defaults are for
+ * production; tests shorten them to see the same behaviour in seconds.
+ */
+export interface WatchTiming {
+  /**
+   * The server ends each watch after a `timeoutSeconds` drawn from this
+   * range, so that many watches do not restart together. The apiserver sends
+   * a bookmark only when the resource's resourceVersion moved, so a watch of
+   * a quiet resource can be silent for its whole life: this is the normal
+   * end of a silent watch.
+   */
+  timeoutSeconds: [min: number, max: number];
+  /**
+   * A watch that received no byte for this long is aborted as dead. Default:
+   * its `timeoutSeconds` plus 15 s, i.e. the server should have ended it by
+   * then. It stays below the 300 s body timeout of the undici dispatcher
+   * that client-node's Watch uses, which would otherwise end it as an error.
+   * (client-node's `requestTimeoutMs` is this idle timeout: its timer is
+   * reset on every chunk of the response, it is not a total deadline.)
+   */
+  idleMs?: number;
+  /** A watch that lasted this long, or delivered an event, is healthy: it resets the backoff. */
+  healthyMs: number;
+  /** First backoff step before a restart; it doubles after each unhealthy watch or failure. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_WATCH_TIMING: WatchTiming = {
+  timeoutSeconds: [200, 280],
+  healthyMs: 10_000,
+  backoffBaseMs: 500,
+  backoffMaxMs: 30_000,
+};
+
+/** The idle window of a watch asked to last `timeoutSeconds`. */
+export function idleWindowMs(timing: WatchTiming, timeoutSeconds: number): number {
+  return timing.idleMs ?? timeoutSeconds * 1000 + 15_000;
+}
 
 export interface InformerOptions {
   /** `paths.groupVersion(...)`: e.g. `/apis/apikeys.dev/v1alpha1`, or `/api/v1` */
@@ -29,14 +71,19 @@ export interface InformerOptions {
   labelSelector?: string;
   fieldSelector?: string;
   log: Logger;
+  watch?: Partial<WatchTiming>;
 }
 
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
-/** The watch is ended by the server after this long (with jitter), like client-go's 5-10 min. */
-const WATCH_SECONDS = 300;
-/** With bookmarks every minute, this much silence means a dead connection. */
-const INACTIVITY_MS = 150_000;
+/** How one watch request ended (other than by an exception). */
+interface WatchEnd {
+  /** Where the next watch resumes; '' after 410 Gone (relist). */
+  resourceVersion: string;
+  gone: boolean;
+  /** Aborted by the idle timeout. */
+  idle: boolean;
+  events: number;
+  ms: number;
+}
 
 export function objectKey(obj: { metadata?: { namespace?: string; name?: string } }): string {
   const ns = obj.metadata?.namespace;
@@ -61,10 +108,12 @@ export class Informer<T extends KubeObject> {
 
   private readonly client: KubeClient;
   private readonly opts: InformerOptions;
+  private readonly timing: WatchTiming;
 
   constructor(client: KubeClient, opts: InformerOptions) {
     this.client = client;
     this.opts = opts;
+    this.timing = { ...DEFAULT_WATCH_TIMING, ...opts.watch };
     this.scopes = opts.namespaces?.length ? opts.namespaces : [undefined];
   }
 
@@ -127,11 +176,16 @@ export class Informer<T extends KubeObject> {
   }
 
   private async loop(ns: string | undefined): Promise<void> {
+    const timing = this.timing;
+    const backoff = new Backoff(timing.backoffBaseMs, timing.backoffMaxMs);
     let resourceVersion = '';
-    let backoff = 0;
     const scope = ns ?? '';
     const log = this.opts.log.child({ resource: this.opts.plural, namespace: ns ?? '*' });
     while (!this.stopped) {
+      // Every restart waits a backoff step, whatever ended the watch: a server
+      // or proxy that ends watches at once must not get a tight loop.
+      let healthy = false;
+      let problem: { err?: unknown; message: string } | undefined;
       try {
         if (!resourceVersion) {
           resourceVersion = await this.relist(ns);
@@ -140,26 +194,27 @@ export class Informer<T extends KubeObject> {
             if (this.hasSynced()) for (const w of this.syncWaiters.splice(0)) w();
           }
         }
-        const result = await this.watchOnce(ns, resourceVersion);
-        resourceVersion = result.resourceVersion;
-        if (result.gone) {
-          log.debug('watch expired (410 Gone); relisting');
-          resourceVersion = '';
-        }
-        if (result.events > 0 || result.gone) backoff = 0;
-        this.lastError = undefined;
+        const end = await this.watchOnce(ns, resourceVersion);
+        resourceVersion = end.resourceVersion;
+        healthy = !end.idle && (end.events > 0 || end.ms >= timing.healthyMs);
+        // 410 Gone is the normal end of a watch that fell behind: relist, without a warning.
+        if (end.gone) log.debug('watch expired (410 Gone); relisting');
+        else if (end.idle) problem = { message: `the watch received nothing for ${Math.round(end.ms / 1000)}s` };
+        else if (!healthy) problem = { message: `the watch ended after ${end.ms}ms with no event` };
       } catch (err) {
         if (this.stopped) break;
         if (err instanceof KubeError && err.status === 410) {
           resourceVersion = '';
-          continue;
+        } else {
+          problem = { err, message: (err as Error).message };
         }
-        backoff = Math.min(backoff ? backoff * 2 : BACKOFF_BASE_MS, BACKOFF_MAX_MS);
-        const delay = backoff / 2 + Math.random() * (backoff / 2);
-        this.lastError = (err as Error).message;
-        log.warn({ err, retryInMs: Math.round(delay) }, 'list/watch failed; retrying');
-        await this.sleep(delay);
       }
+      if (this.stopped) break;
+      if (healthy) backoff.reset();
+      const delay = backoff.next();
+      this.lastError = problem?.message;
+      if (problem) log.warn({ err: problem.err, reason: problem.message, retryInMs: Math.round(delay) }, 'list/watch failed; retrying');
+      await this.sleep(delay);
     }
   }
 
@@ -187,24 +242,32 @@ export class Informer<T extends KubeObject> {
     return list.metadata.resourceVersion ?? '';
   }
 
-  private watchOnce(ns: string | undefined, resourceVersion: string):
-  Promise<{ resourceVersion: string; gone: boolean; events: number }> {
+  private watchOnce(ns: string | undefined, resourceVersion: string): Promise<WatchEnd> {
+    const [min, max] = this.timing.timeoutSeconds;
+    const timeoutSeconds = min + Math.floor(Math.random() * (max - min + 1));
+    const started = Date.now();
     return new Promise((resolve, reject) => {
       let rv = resourceVersion;
       let gone = false;
+      let serverError: KubeError | undefined;
       let events = 0;
       let controller: AbortController | undefined;
       let finished = false;
       const watch = new Watch(this.client.kc);
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = INACTIVITY_MS;
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = idleWindowMs(this.timing, timeoutSeconds);
       const done = (err: unknown) => {
         finished = true;
         if (controller) this.aborts.delete(controller);
-        const e = err as { name?: string; statusCode?: number } | null;
-        if (!e || e.name === 'AbortError' || e.name === 'TimeoutError' || this.stopped) {
-          resolve({ resourceVersion: rv, gone, events });
-        } else if (e.statusCode === 410) {
-          resolve({ resourceVersion: '', gone: true, events });
+        const e = err as { name?: string; code?: string; statusCode?: number } | null;
+        const end = { resourceVersion: rv, gone, idle: false, events, ms: Date.now() - started };
+        if (gone || e?.statusCode === 410) {
+          resolve({ ...end, resourceVersion: '', gone: true });
+        } else if (serverError && !this.stopped) {
+          reject(serverError);
+        } else if (!e || e.name === 'AbortError' || this.stopped) {
+          resolve(end);
+        } else if (e.name === 'TimeoutError' || e.code === 'UND_ERR_BODY_TIMEOUT') {
+          resolve({ ...end, idle: true });
         } else {
           reject(err instanceof Error ? err : new Error(String(err)));
         }
@@ -214,11 +277,11 @@ export class Informer<T extends KubeObject> {
         {
           resourceVersion,
           allowWatchBookmarks: true,
-          timeoutSeconds: WATCH_SECONDS + Math.floor(Math.random() * WATCH_SECONDS),
+          timeoutSeconds,
           labelSelector: this.opts.labelSelector,
           fieldSelector: this.opts.fieldSelector,
         },
-        (type: string, obj: T & { code?: number }) => {
+        (type: string, obj: T & { code?: number; reason?: string; message?: string }) => {
           this.lastContact = Date.now();
           switch (type) {
             case 'ADDED':
@@ -234,6 +297,7 @@ export class Informer<T extends KubeObject> {
               break;
             case 'ERROR':
               if (obj.code === 410) gone = true;
+              else serverError = new KubeError(obj.code ?? 500, obj.reason ?? '', `watch error: ${obj.message ?? 'unknown'}`);
               controller?.abort();
               return;
             default:

@@ -19,6 +19,7 @@ import { grantRegistry } from './grants/index.ts';
 import type { KeyStore } from './key-store.ts';
 import { KubeKeyStore } from './kube-key-store.ts';
 import { LastUsedRecorder } from './last-used.ts';
+import { createMetricsServer } from './metrics-server.ts';
 import { TokenServerMetrics } from './metrics.ts';
 import type { TokenServerOptions } from './options.ts';
 import { TrustedProxies } from './proxies.ts';
@@ -46,6 +47,8 @@ export interface TokenServerDeps {
 
 export interface RunningTokenServer {
   port: number;
+  /** The port of /metrics, when it is served. */
+  metricsPort: number | undefined;
   store: KeyStore;
   ready(): boolean;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then stops the watches. */
@@ -91,15 +94,20 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
   };
   const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready });
+  const metricsServer = opts.metricsPort === undefined ? undefined : createMetricsServer(metrics.registry);
+  const listening = [server, ...(metricsServer ? [metricsServer] : [])];
   server.listen(opts.port, opts.host);
+  metricsServer?.listen(opts.metricsPort, opts.host);
   try {
-    await once(server, 'listening');
+    await Promise.all(listening.map((s) => once(s, 'listening')));
   } catch (err) {
+    for (const s of listening) s.close();
     await Promise.all([store.stop(), lastUsed.stop()]);
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
-  log.info({ port, host: opts.host, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
+  const metricsPort = metricsServer ? (metricsServer.address() as AddressInfo).port : undefined;
+  log.info({ port, metricsPort, host: opts.host, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
@@ -107,6 +115,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   let closing: Promise<void> | undefined;
   return {
     port,
+    metricsPort,
     store,
     ready,
     close(graceMs = 10_000) {
@@ -114,6 +123,10 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        if (metricsServer) {
+          metricsServer.close();
+          metricsServer.closeAllConnections();
+        }
         await closed;
         clearTimeout(timer);
         await Promise.all([store.stop(), lastUsed.stop()]);

@@ -8,7 +8,7 @@ import type { FailureReason } from './oauth-errors.ts';
 import type { ReviewKind, ReviewOutcome } from './reviews.ts';
 
 export type Route =
-  | 'token' | 'introspect' | 'authz' | 'jwks' | 'discovery' | 'healthz' | 'readyz' | 'metrics' | 'other';
+  | 'token' | 'introspect' | 'authz' | 'jwks' | 'discovery' | 'healthz' | 'readyz' | 'other';
 
 /**
  * Bound label children, created once per label value: the request path

@@ -5,6 +5,8 @@ export interface TokenServerOptions {
   kc: KubeConfig;
   port: number;
   host: string;
+  /** Port of /metrics, on `host` (0: any free port); none when undefined. The token port never serves /metrics. */
+  metricsPort?: number;
   /** The `iss` of every token; also the base of the discovery documents' URLs. */
   issuer: string;
   /** Default audiences for Deployments that set none. */

@@ -37,7 +37,7 @@ let w: World;
 
 async function serve(store: MemoryKeyStore, limits = {}, issuer = `${ISSUER}/`): Promise<RunningTokenServer> {
   return startTokenServer({
-    kc: new KubeConfig(), port: 0, host: '127.0.0.1', issuer, audiences: [DEFAULT_AUDIENCE],
+    kc: new KubeConfig(), port: 0, metricsPort: 0, host: '127.0.0.1', issuer, audiences: [DEFAULT_AUDIENCE],
     operatorNamespace: 'op', namespaces: [], logLevel: 'silent',
   }, { store, log, defaultMetrics: false, limits });
 }
@@ -493,7 +493,6 @@ describe('discovery, JWKS, health and metrics', () => {
     ['GET', '/oauth/introspect', 'POST', 'invalid_request'],
     ['POST', '/.well-known/jwks.json', 'GET, HEAD', 'method_not_allowed'],
     ['POST', '/readyz', 'GET, HEAD', 'method_not_allowed'],
-    ['POST', '/metrics', 'GET, HEAD', 'method_not_allowed'],
   ])('answers %s %s with 405 and Allow: %s', async (method, path, allow, error) => {
     const r = await post(path, { method });
     expect(r.status).toBe(405);
@@ -501,10 +500,32 @@ describe('discovery, JWKS, health and metrics', () => {
     expect(r.body.error).toBe(error);
   });
 
+  const metricsUrl = () => `http://127.0.0.1:${w.server.metricsPort}/metrics`;
+
+  it('serves /metrics on the metrics port only: the token port answers 404', async () => {
+    expect(w.server.metricsPort).toBeGreaterThan(0);
+    expect(w.server.metricsPort).not.toBe(w.server.port);
+    const onTokenPort = await fetch(`${w.url}/metrics`);
+    expect(onTokenPort.status).toBe(404);
+    expect(await onTokenPort.text()).not.toContain('apikey_operator_');
+    const onMetricsPort = await fetch(metricsUrl());
+    expect(onMetricsPort.status).toBe(200);
+    expect(onMetricsPort.headers.get('content-type')).toContain('text/plain');
+  });
+
+  it.each<[string, string, number]>([
+    ['POST', '/metrics', 405],
+    ['GET', '/oauth/token', 404],
+    ['GET', '/healthz', 404],
+  ])('answers %s %s on the metrics port with %i', async (method, path, status) => {
+    const r = await fetch(`http://127.0.0.1:${w.server.metricsPort}${path}`, { method });
+    expect(r.status).toBe(status);
+  });
+
   it('counts tokens and failures with bounded labels only, never a key id or secret', async () => {
     await getToken();
     await token(json({ ...seedRequest(), client_secret: generateSecret() }));
-    const text = await (await fetch(`${w.url}/metrics`)).text();
+    const text = await (await fetch(metricsUrl())).text();
     expect(text).toMatch(/apikey_operator_tokens_issued_total\{grant_type="client_credentials"\} 1/);
     expect(text).toMatch(/apikey_operator_token_failures_total\{reason="wrong_secret"\} 1/);
     expect(text).toMatch(/apikey_operator_token_server_request_duration_seconds_count\{route="token",code="200"\} 1/);

@@ -213,13 +213,6 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server {
             : { status: 503, body: 'not ready\n', contentType: 'text/plain' }));
           return;
         }
-        case '/metrics':
-          if (!getOrHead(req, res, 'metrics', start)) return;
-          ctx.metrics.registry.metrics().then(
-            (text) => send(res, 'metrics', start, 200, text, undefined, ctx.metrics.registry.contentType),
-            (err: unknown) => fail(res, 'metrics', start, err),
-          );
-          return;
         default:
           if (path === PATHS.authz || path.startsWith(`${PATHS.authz}/`)) {
             // Forward-auth: any method (Envoy forwards the original one); the body is never read.

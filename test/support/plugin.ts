@@ -9,8 +9,8 @@ import { PLUGIN } from './processes.ts';
 import { run, type Run } from './run.ts';
 
 export interface PluginOptions {
-  /** The admin's by default. */
-  kubeconfig?: string;
+  /** The admin's by default; false: no --kubeconfig (the plugin reads KUBECONFIG from `env`). */
+  kubeconfig?: string | false;
   /** -n NAMESPACE, or none. */
   namespace: string | false;
   env?: Record<string, string>;
@@ -18,8 +18,10 @@ export interface PluginOptions {
   program?: string;
 }
 
-const connection = (opts: PluginOptions) =>
-  ['--kubeconfig', opts.kubeconfig ?? clusterState().kubeconfig, ...(opts.namespace === false ? [] : ['-n', opts.namespace])];
+const connection = (opts: PluginOptions) => [
+  ...(opts.kubeconfig === false ? [] : ['--kubeconfig', opts.kubeconfig ?? clusterState().kubeconfig]),
+  ...(opts.namespace === false ? [] : ['-n', opts.namespace]),
+];
 const environment = (opts: PluginOptions) =>
   ({ ...process.env, APIKEY_OPERATOR_TOKEN_URL: undefined, KUBECONFIG: undefined, ...opts.env });
 

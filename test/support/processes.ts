@@ -146,15 +146,19 @@ export async function startController(opts: ControllerOptions): Promise<RunningP
 
 export type TokenServerProcessOptions = ProgramOptions;
 
-export async function startTokenServer(opts: TokenServerProcessOptions): Promise<RunningProcess & { url: string }> {
+/** A token server process: `url` is its token port, `metricsUrl` the /metrics of its own metrics port. */
+export type TokenServerProcess = RunningProcess & { url: string; metricsUrl: string };
+
+export async function startTokenServer(opts: TokenServerProcessOptions): Promise<TokenServerProcess> {
   const port = await freePort();
+  const metricsPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const p = startProcess('token-server', [
     MAIN, 'token-server', ...connectionArgs(opts),
-    '--port', String(port), '--host', '127.0.0.1', '--issuer', url, '--audiences', 'https://api.example.test',
-    ...(opts.args ?? []),
+    '--port', String(port), '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--issuer', url,
+    '--audiences', 'https://api.example.test', ...(opts.args ?? []),
   ], opts.env);
   p.port = port;
   if (opts.waitReady ?? true) await waitForHttp(`${url}/readyz`, p).catch(killAndThrow(p));
-  return Object.assign(p, { url });
+  return Object.assign(p, { url, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` });
 }

@@ -10,6 +10,16 @@ import { waitFor } from './wait.ts';
 /** What a client needs to reach it: a running token server or anything else with its base URL. */
 export interface TokenServer { url: string }
 
+/** A token server whose /metrics can be read: it is on a port of its own. */
+export interface ObservedTokenServer extends TokenServer { metricsUrl: string }
+
+/** The server's /metrics, as Prometheus scrapes it. */
+export async function scrapeMetrics(server: ObservedTokenServer): Promise<string> {
+  const r = await fetch(server.metricsUrl);
+  if (r.status !== 200) throw new Error(`${server.metricsUrl} answered ${r.status}`);
+  return r.text();
+}
+
 /** An API key as its credentials Secret hands it to a client. */
 export interface KeyCredentials { keyId: string; secret: string; audience: string }
 
@@ -100,8 +110,8 @@ function deploymentClaimOf(token: string): string {
 }
 
 /** The server's count of token-exchange reviews of one kind and outcome, from /metrics. */
-export async function exchangeReviews(server: TokenServer, review: 'token' | 'access', outcome: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
+export async function exchangeReviews(server: ObservedTokenServer, review: 'token' | 'access', outcome: string): Promise<number> {
+  const text = await scrapeMetrics(server);
   const line = text.split('\n').find((l) => l.startsWith('apikey_operator_token_exchange_reviews_total{')
     && l.includes(`review="${review}"`) && l.includes(`outcome="${outcome}"`));
   return line ? Number(line.split(' ').at(-1)) : 0;

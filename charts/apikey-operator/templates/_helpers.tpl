@@ -150,6 +150,7 @@ subjects:
   args:
     - token-server
     - --port={{ .Values.tokenServer.port }}
+    - --metrics-port={{ .Values.tokenServer.metricsPort }}
     - --issuer={{ include "apikey-operator.issuerURL" . }}
     - --user-token-ttl={{ .Values.tokenServer.userTokenTTL }}
     - --operator-namespace={{ .Release.Namespace }}
@@ -177,6 +178,9 @@ subjects:
   ports:
     - name: http
       containerPort: {{ .Values.tokenServer.port }}
+      protocol: TCP
+    - name: metrics
+      containerPort: {{ .Values.tokenServer.metricsPort }}
       protocol: TCP
   livenessProbe:
     httpGet:
@@ -307,4 +311,23 @@ labels:
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/* NetworkPolicy ingress rules of the token server: its token port from tokenClients, its metrics port from metricsClients. */}}
+{{- define "apikey-operator.tokenServerIngress" -}}
+{{- $np := .Values.networkPolicy -}}
+- ports:
+    - port: http
+      protocol: TCP
+  {{- with $np.tokenClients }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+- ports:
+    - port: metrics
+      protocol: TCP
+  {{- with $np.metricsClients }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}

@@ -74,7 +74,7 @@ let observer: KeyFixture;
 async function serve(userTokenTtlMs?: number, exchangeLimits?: FailureLimiterOptions): Promise<void> {
   store = new MemoryKeyStore({ deployments: [dep, secret, short], apiKeys: [observer.apiKey], signingKeys });
   server = await startTokenServer({
-    kc: new KubeConfig(), port: 0, host: '127.0.0.1', issuer: ISSUER, audiences: ['https://default.example'],
+    kc: new KubeConfig(), port: 0, metricsPort: 0, host: '127.0.0.1', issuer: ISSUER, audiences: ['https://default.example'],
     operatorNamespace: 'op', namespaces: [], logLevel: 'silent', userTokenTtlMs,
   }, { store, log, defaultMetrics: false, reviewer, exchangeLimits });
   url = `http://127.0.0.1:${server.port}`;
@@ -254,7 +254,7 @@ describe('token exchange', () => {
     await exchanged();
     await exchange({ subject_token: 'bogus' });
     await exchange({ deployment: 'team-a/secret-project' });
-    const text = await (await fetch(`${url}/metrics`)).text();
+    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
     expect(text).toContain(`apikey_operator_tokens_issued_total{grant_type="${TOKEN_EXCHANGE}"} 1`);
     expect(text).toContain('apikey_operator_token_failures_total{reason="invalid_grant"} 1');
     expect(text).toContain('apikey_operator_token_failures_total{reason="access_denied"} 1');
