@@ -11,6 +11,7 @@
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { Server as HttpsServer } from 'node:https';
 import { KubeClient } from '../kube/client.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import type { ServerContext } from './context.ts';
@@ -25,6 +26,7 @@ import { TrustedProxies } from './proxies.ts';
 import { EXCHANGE_LIMITS, FailureLimiter, type FailureLimiterOptions } from './ratelimit.ts';
 import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
+import { loadTlsFiles, TlsReloader } from './tls.ts';
 
 export type { TokenServerOptions } from './options.ts';
 
@@ -90,16 +92,22 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
   };
-  const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready });
+  const tls = opts.tls && loadTlsFiles(opts.tls);
+  const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready, tls });
+  // cert-manager renews the certificate in place: serve the new one without a restart.
+  const reloader = opts.tls && server instanceof HttpsServer
+    ? new TlsReloader(opts.tls, (o) => server.setSecureContext(o), log) : undefined;
+  reloader?.start();
   server.listen(opts.port, opts.host);
   try {
     await once(server, 'listening');
   } catch (err) {
+    reloader?.stop();
     await Promise.all([store.stop(), lastUsed.stop()]);
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
-  log.info({ port, host: opts.host, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
+  log.info({ port, host: opts.host, tls: !!tls, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
@@ -116,6 +124,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         const timer = setTimeout(() => server.closeAllConnections(), graceMs);
         await closed;
         clearTimeout(timer);
+        reloader?.stop();
         await Promise.all([store.stop(), lastUsed.stop()]);
         log.info('token server stopped');
       })();
