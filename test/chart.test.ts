@@ -499,6 +499,62 @@ const CASES: [string, ChartCase][] = [
       ValidatingAdmissionPolicy: undefined, ValidatingAdmissionPolicyBinding: undefined,
     });
   } }],
+  ['TLS from an existing Secret: HTTPS on the token port, probes and TOKEN_URL included', {
+    values: { tokenServer: { tls: { enabled: true, secretName: 'token-tls' } } },
+    check: (o) => {
+      const ts = container(o, `${F}-controller`, 'token-server');
+      const ctl = container(o, `${F}-controller`, 'controller');
+      expect(flag(ts, 'tls-cert-file')).toBe('/etc/apikey-operator/tls/tls.crt');
+      expect(flag(ts, 'tls-private-key-file')).toBe('/etc/apikey-operator/tls/tls.key');
+      expect(ts.volumeMounts).toContainEqual({ name: 'token-tls', mountPath: '/etc/apikey-operator/tls', readOnly: true });
+      expect(ctl.volumeMounts?.map((m) => m.name)).not.toContain('token-tls');
+      const pod = findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.template.spec;
+      expect(pod?.volumes?.find((v) => v.name === 'token-tls')?.secret?.secretName).toBe('token-tls');
+      expect(ts.readinessProbe?.httpGet?.scheme).toBe('HTTPS');
+      expect(ts.livenessProbe?.httpGet?.scheme).toBe('HTTPS');
+      expect(flag(ctl, 'token-url')).toBe(`https://${F}-token.${NS}.svc:8080/oauth/token`);
+      expect(flag(ts, 'issuer')).toBe(`https://${F}-token.${NS}.svc:8080`);
+      expect(findObject<V1Service>(o, 'Service', `${F}-token`).spec?.ports?.[0]?.appProtocol).toBe('https');
+      expect(objectsOfKind(o, 'Certificate')).toHaveLength(0);
+    },
+  }],
+  ['TLS from a cert-manager Certificate for the Service\'s names and the ingress host, in deployment mode', {
+    values: {
+      tokenServer: {
+        mode: 'deployment',
+        tls: { enabled: true, certManager: { enabled: true, issuerRef: { name: 'internal-ca', kind: 'ClusterIssuer' }, dnsNames: ['tokens.internal'] } },
+        ingress: { enabled: true, className: 'nginx', host: 'apikeys.example.com', tls: [{ secretName: 'public-tls', hosts: ['apikeys.example.com'] }] },
+      },
+    },
+    check: (o) => {
+      const cert = findObject<{ spec: { secretName: string; issuerRef: object; dnsNames: string[] } }>(o, 'Certificate', `${F}-token`);
+      expect(cert.spec.secretName).toBe(`${F}-token-tls`);
+      expect(cert.spec.issuerRef).toEqual({ name: 'internal-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+      expect(cert.spec.dnsNames).toEqual([`${F}-token`, `${F}-token.${NS}`, `${F}-token.${NS}.svc`, `${F}-token.${NS}.svc.cluster.local`,
+        'apikeys.example.com', 'tokens.internal']);
+      const pod = findObject<V1Deployment>(o, 'Deployment', `${F}-token-server`).spec?.template.spec;
+      expect(pod?.volumes?.find((v) => v.name === 'token-tls')?.secret?.secretName).toBe(`${F}-token-tls`);
+      // Tokens name the public URL, where verifiers outside the cluster fetch the JWKS.
+      expect(flag(container(o, `${F}-token-server`, 'token-server'), 'issuer')).toBe('https://apikeys.example.com');
+      const ing = findObject<{ spec: { ingressClassName: string; rules: { host: string; http: { paths: { backend: { service: object } }[] } }[] } }>(
+        o, 'Ingress', `${F}-token`);
+      expect(ing.spec.ingressClassName).toBe('nginx');
+      expect(ing.spec.rules[0]!.host).toBe('apikeys.example.com');
+      expect(ing.spec.rules[0]!.http.paths[0]!.backend.service).toEqual({ name: `${F}-token`, port: { name: 'http' } });
+    },
+  }],
+  ['a Gateway API HTTPRoute, whose first hostname becomes the issuer', {
+    values: { tokenServer: { httpRoute: { enabled: true, parentRefs: [{ name: 'public', namespace: 'gateways' }], hostnames: ['keys.example.com'] } } },
+    check: (o) => {
+      const route = findObject<{ spec: { parentRefs: object[]; hostnames: string[]; rules: { backendRefs: object[] }[] } }>(o, 'HTTPRoute', `${F}-token`);
+      expect(route.spec.parentRefs).toEqual([{ name: 'public', namespace: 'gateways' }]);
+      expect(route.spec.hostnames).toEqual(['keys.example.com']);
+      expect(route.spec.rules[0]!.backendRefs).toEqual([{ name: `${F}-token`, port: 8080 }]);
+      expect(flag(container(o, `${F}-controller`, 'token-server'), 'issuer')).toBe('https://keys.example.com');
+      // TOKEN_URL stays the in-cluster Service: in-cluster jobs need no way out.
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'token-url')).toBe(`http://${F}-token.${NS}.svc:8080/oauth/token`);
+    },
+  }],
   ['no roles for people', { values: { rbac: { userRoles: { enabled: false } } }, check: (o) => {
     expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ClusterRole: 3 });
   } }],
@@ -569,6 +625,10 @@ describe('the Helm chart', () => {
     ['a controller PodDisruptionBudget that one replica cannot satisfy', { controller: { podDisruptionBudget: { enabled: true } } },
       'controller.podDisruptionBudget.minAvailable (1) must be below controller.replicas (1)'],
     ['a CRD setting that is not a boolean', { crds: { keep: 'yes' } }, '/crds/keep'],
+    ['cert-manager TLS without an issuer', { tokenServer: { tls: { enabled: true, certManager: { enabled: true } } } },
+      'tokenServer.tls.certManager.issuerRef.name must name a cert-manager Issuer or ClusterIssuer'],
+    ['an Ingress without a host', { tokenServer: { ingress: { enabled: true } } }, 'tokenServer.ingress.host must be set'],
+    ['an HTTPRoute without a Gateway', { tokenServer: { httpRoute: { enabled: true } } }, 'tokenServer.httpRoute.parentRefs must name the Gateway'],
     ['an admission policy setting that is not a boolean', { admissionPolicy: { enabled: 'no' } }, '/admissionPolicy/enabled'],
     ['an autoscaler whose maximum is below its minimum', {
       tokenServer: { mode: 'deployment', autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } },

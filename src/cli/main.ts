@@ -7,6 +7,7 @@ import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
+import { loadTlsFiles } from '../token-server/tls.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
   CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
@@ -79,6 +80,17 @@ async function main(argv: string[]): Promise<number> {
       if (f.help) { console.log(usage('token-server', 'Serves POST /oauth/token and the rest of the token endpoint.', TOKEN_SERVER_FLAGS)); return 0; }
       const port = intFlag('port', f.port, 0, 65535);
       const metricsPort = intFlag('metrics-port', f['metrics-port'], 0, 65535);
+      const certFile = f['tls-cert-file'] ?? '';
+      const keyFile = f['tls-private-key-file'] ?? '';
+      if (!certFile !== !keyFile) throw new UsageError('--tls-cert-file and --tls-private-key-file go together');
+      const tls = certFile ? { certFile, keyFile } : undefined;
+      if (tls) {
+        try {
+          loadTlsFiles(tls);
+        } catch (err) {
+          throw new UsageError((err as Error).message);
+        }
+      }
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
       let trustedProxies: TrustedProxies;
       try {
@@ -95,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
         port,
         metricsPort: metricsPort === 0 ? undefined : metricsPort,
         host: f.host!,
-        issuer: f.issuer || `http://localhost:${port}`,
+        issuer: f.issuer || `${tls ? 'https' : 'http'}://localhost:${port}`,
         audiences: csv(f.audiences),
         operatorNamespace: f['operator-namespace'] || defaultNamespace(kc),
         namespaces: csv(f.namespaces),
@@ -103,6 +115,7 @@ async function main(argv: string[]): Promise<number> {
         userTokenTtlMs,
         trustedProxies,
         tokenReviewAudiences: csv(f['token-review-audiences']),
+        tls,
       });
       return 0;
     }

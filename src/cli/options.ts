@@ -54,6 +54,8 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
 
 export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   ...COMMON_FLAGS,
+  flag('tls-cert-file', 'PEM certificate (chain) to serve HTTPS with, TLS 1.2 or later; read again when it changes (cert-manager renewals); default: plain HTTP', ''),
+  flag('tls-private-key-file', 'PEM private key of --tls-cert-file', ''),
   flag('port', 'port of the token endpoint, the JWKS, discovery, introspection, /authz, /healthz and /readyz', '8080'),
   flag('metrics-port', 'port of /metrics, on the same --host (0: off)', '9090'),
   flag('host', 'address to listen on', '0.0.0.0'),

@@ -11,6 +11,7 @@
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { Server as HttpsServer } from 'node:https';
 import { KubeClient } from '../kube/client.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import type { ServerContext } from './context.ts';
@@ -26,6 +27,7 @@ import { TrustedProxies } from './proxies.ts';
 import { EXCHANGE_LIMITS, FailureLimiter, type FailureLimiterOptions } from './ratelimit.ts';
 import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
+import { loadTlsFiles, TlsReloader } from './tls.ts';
 
 export type { TokenServerOptions } from './options.ts';
 
@@ -93,7 +95,12 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
   };
-  const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready });
+  const tls = opts.tls && loadTlsFiles(opts.tls);
+  const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready, tls });
+  // cert-manager renews the certificate in place: serve the new one without a restart.
+  const reloader = opts.tls && server instanceof HttpsServer
+    ? new TlsReloader(opts.tls, (o) => server.setSecureContext(o), log) : undefined;
+  reloader?.start();
   const metricsServer = opts.metricsPort === undefined ? undefined : createMetricsServer(metrics.registry);
   const listening = [server, ...(metricsServer ? [metricsServer] : [])];
   server.listen(opts.port, opts.host);
@@ -102,12 +109,13 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     await Promise.all(listening.map((s) => once(s, 'listening')));
   } catch (err) {
     for (const s of listening) s.close();
+    reloader?.stop();
     await Promise.all([store.stop(), lastUsed.stop()]);
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
   const metricsPort = metricsServer ? (metricsServer.address() as AddressInfo).port : undefined;
-  log.info({ port, metricsPort, host: opts.host, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
+  log.info({ port, metricsPort, host: opts.host, tls: !!tls, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
@@ -129,6 +137,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         }
         await closed;
         clearTimeout(timer);
+        reloader?.stop();
         await Promise.all([store.stop(), lastUsed.stop()]);
         log.info('token server stopped');
       })();

@@ -1,5 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { TrustedProxies } from './proxies.ts';
+import type { TlsFiles } from './tls.ts';
 
 export interface TokenServerOptions {
   kc: KubeConfig;
@@ -21,4 +22,6 @@ export interface TokenServerOptions {
   userTokenTtlMs?: number;
   /** The audiences a subject token must be bound to (TokenReview spec.audiences); empty: the apiserver's own. */
   tokenReviewAudiences?: string[];
+  /** Serve HTTPS with this certificate and key, reloaded when the files change. */
+  tls?: TlsFiles;
 }

@@ -6,6 +6,8 @@
  * the body to the response (no await, no timers).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { authorize } from './authz.ts';
@@ -30,6 +32,8 @@ export interface HttpServerOptions {
   /** Caches synced and a signing key active. */
   ready(): boolean;
   bodyLimit?: number;
+  /** Serve HTTPS with these (tls.ts's loadTlsFiles); plain HTTP without. */
+  tls?: SecureContextOptions;
 }
 
 type PostHandler = (req: IncomingMessage, res: ServerResponse, info: RequestInfo, params: Params, start: number) => void;
@@ -58,7 +62,7 @@ function refuseRepeated(params: Params, repeatable: ReadonlySet<string>): void {
   }
 }
 
-export function createTokenHttpServer(opts: HttpServerOptions): Server {
+export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsServer {
   const { ctx, grants } = opts;
   const limit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const discovery = discoveryDocument(ctx.issuer, [...grants.keys()]);
@@ -228,7 +232,8 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server {
     }
   }
 
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 }, handle);
+  const timeouts = { requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 };
+  const server = opts.tls ? createHttpsServer({ ...timeouts, ...opts.tls }, handle) : createServer(timeouts, handle);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     // Refuse an oversized body before the client sends it.
     if (Number(req.headers['content-length'] ?? 0) > limit) {

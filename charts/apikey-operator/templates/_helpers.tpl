@@ -85,12 +85,41 @@ token (TokenRequest) and hands it to the token-server container, which never hol
 {{- printf "%s-token" (include "apikey-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* http or https: what the token port speaks. */}}
+{{- define "apikey-operator.tokenScheme" -}}
+{{- if .Values.tokenServer.tls.enabled }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/* The token Service's URL inside the cluster. */}}
+{{- define "apikey-operator.inClusterTokenBase" -}}
+{{- printf "%s://%s.%s.svc:%v" (include "apikey-operator.tokenScheme" .) (include "apikey-operator.tokenServiceName" .) .Release.Namespace .Values.tokenServer.service.port }}
+{{- end }}
+
+{{/*
+The issuer: issuerURL; else the public URL of the ingress or HTTPRoute, where verifiers outside the
+cluster reach it; else the token Service.
+*/}}
 {{- define "apikey-operator.issuerURL" -}}
-{{- .Values.issuerURL | default (printf "http://%s.%s.svc:%v" (include "apikey-operator.tokenServiceName" .) .Release.Namespace .Values.tokenServer.service.port) }}
+{{- $ingress := .Values.tokenServer.ingress }}
+{{- $route := .Values.tokenServer.httpRoute }}
+{{- if .Values.issuerURL }}
+{{- .Values.issuerURL }}
+{{- else if and $ingress.enabled $ingress.host }}
+{{- printf "%s://%s" (ternary "https" "http" (gt (len $ingress.tls) 0)) $ingress.host }}
+{{- else if and $route.enabled $route.hostnames }}
+{{- printf "https://%s" (first $route.hostnames) }}
+{{- else }}
+{{- include "apikey-operator.inClusterTokenBase" . }}
+{{- end }}
 {{- end }}
 
 {{- define "apikey-operator.tokenURL" -}}
-{{- .Values.tokenURL | default (printf "http://%s.%s.svc:%v/oauth/token" (include "apikey-operator.tokenServiceName" .) .Release.Namespace .Values.tokenServer.service.port) }}
+{{- .Values.tokenURL | default (printf "%s/oauth/token" (include "apikey-operator.inClusterTokenBase" .)) }}
+{{- end }}
+
+{{/* The TLS Secret the token server serves. */}}
+{{- define "apikey-operator.tokenTLSSecret" -}}
+{{- .Values.tokenServer.tls.secretName | default (printf "%s-token-tls" (include "apikey-operator.fullname" .)) }}
 {{- end }}
 
 {{- define "apikey-operator.image" -}}
@@ -164,6 +193,10 @@ subjects:
     {{- with .Values.tokenServer.trustedProxies }}
     - --trusted-proxies={{ join "," . }}
     {{- end }}
+    {{- if .Values.tokenServer.tls.enabled }}
+    - --tls-cert-file=/etc/apikey-operator/tls/tls.crt
+    - --tls-private-key-file=/etc/apikey-operator/tls/tls.key
+    {{- end }}
     {{- with .Values.tokenServer.tokenReviewAudiences }}
     - --token-review-audiences={{ join "," . }}
     {{- end }}
@@ -186,12 +219,14 @@ subjects:
     httpGet:
       path: /healthz
       port: http
+      scheme: {{ include "apikey-operator.tokenScheme" . | upper }}
     periodSeconds: 10
     failureThreshold: 3
   readinessProbe:
     httpGet:
       path: /readyz
       port: http
+      scheme: {{ include "apikey-operator.tokenScheme" . | upper }}
     periodSeconds: 5
     failureThreshold: 2
   resources:
@@ -203,6 +238,11 @@ subjects:
     {{- if eq .Values.tokenServer.mode "sidecar" }}
     - name: token-server-token
       mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
+    {{- end }}
+    {{- if .Values.tokenServer.tls.enabled }}
+    - name: token-tls
+      mountPath: /etc/apikey-operator/tls
       readOnly: true
     {{- end }}
 {{- end }}
@@ -252,6 +292,12 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 16Mi
+  {{- if and .Values.tokenServer.tls.enabled (or $sidecarPod (eq $.component "token-server")) }}
+  # The token server's TLS certificate and key (a kubernetes.io/tls Secret, renewed in place).
+  - name: token-tls
+    secret:
+      secretName: {{ include "apikey-operator.tokenTLSSecret" . }}
+  {{- end }}
   {{- if $sidecarPod }}
   # The controller container's own ServiceAccount token, as the kubelet would automount it.
   - name: controller-token
