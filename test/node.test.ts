@@ -3,9 +3,12 @@
  * in a folder of its own, beside the suite's control plane), with the image
  * `image:build` makes from the Dockerfile. It needs root; without it this file
  * fails with one message that says so. It proves that Pods run there (DNS, the
- * image as the chart runs it, the chart itself and the Job example), and that
- * the node leaves nothing behind on the machine, whose network state is the
- * same after as before.
+ * image as the chart runs it, the chart itself and the Job example), that the
+ * operator runs there as users run it (the chart in both token server modes,
+ * manifests/install), keeps answering token requests through Pod deletions and
+ * upgrades, serves a long-running consumer across a key rotation and stops a
+ * deleted Deployment's keys at once, and that the node leaves nothing behind on
+ * the machine, whose network state is the same after as before.
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
