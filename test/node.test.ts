@@ -3,19 +3,25 @@
  * in a folder of its own, beside the suite's control plane), with the image
  * `image:build` makes from the Dockerfile. It needs root; without it this file
  * fails with one message that says so. It proves that Pods run there (DNS, the
- * image as the chart runs it, the chart itself and the Job example), and that
- * the node leaves nothing behind on the machine, whose network state is the
- * same after as before.
+ * image as the chart runs it, the chart itself and the Job example), that the
+ * operator runs there as users run it (the chart in both token server modes,
+ * manifests/install), keeps answering token requests through Pod deletions and
+ * upgrades, serves a long-running consumer across a key rotation and stops a
+ * deleted Deployment's keys at once, and that the node leaves nothing behind on
+ * the machine, whose network state is the same after as before.
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { BatchV1Api, CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import {
+  AppsV1Api, BatchV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Pod,
+} from '@kubernetes/client-node';
+import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHART_DIR } from '../scripts/render-manifests.ts';
+import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, INSTALL_RELEASE } from '../scripts/render-manifests.ts';
 import { LEASE_NAME } from '../src/api/index.ts';
 import { isRunning, readState, waitFor, type ClusterState } from './cluster/controlplane.ts';
 import { ensureExampleImageArchive } from './cluster/images/stand-in-image.ts';
@@ -23,15 +29,19 @@ import { cgroupRoots } from './cluster/node/cgroups.ts';
 import { BRIDGE, KUBERNETES_SERVICE_IP, NODE_NAME, nodeLayout } from './cluster/node/layout.ts';
 import { LOCK_FILE } from './cluster/node/lock.ts';
 import { namespaceOf, processesIn } from './cluster/node/namespace.ts';
-import { loadImage } from './cluster/node/node.ts';
+import { loadImage, tagImage } from './cluster/node/node.ts';
 import { assertNodeRequirements } from './cluster/node/requirements.ts';
 import { hostNetworkState } from './support/host-network.ts';
 import { archiveImageId, containerProcesses, isReady, npmRun, seconds, waitForPod } from './support/node.ts';
 import { ROOT } from './support/paths.ts';
+import { startTokenClient, type LoopStats, type TokenClient } from './support/token-client-pod.ts';
 
 const exec = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'node-cluster-'));
 const ns = 'node-test';
+/** The operator's image as `image:build` names it, and without its registry (as the chart and manifests name it). */
+const IMAGE_NAME = 'apikey-operator';
+const IMAGE = `docker.io/library/${IMAGE_NAME}`;
 let hostBefore: Record<string, string>;
 let state: ClusterState;
 let archive: string;
@@ -160,20 +170,69 @@ require('http').createServer((req, res) => {
   });
 });
 
-describe('the chart on the node, from the built image', () => {
-  const release = 'ako';
-  const opNs = 'apikey-operator';
+describe('the operator on the node, from the built image', () => {
+  // Named as manifests/install names its objects, so that the chart and the plain manifests install
+  // the same objects (and the same TOKEN_URL in the credentials Secrets), one after the other.
+  const release = INSTALL_RELEASE;
+  const opNs = INSTALL_NAMESPACE;
   const appNs = 'app';
   const kubectl = (args: string[]) => exec(state.binaries.kubectl, ['--kubeconfig', state.kubeconfig, ...args], { encoding: 'utf8' });
-  const controllerPod = async () => {
-    const pods = await core.listNamespacedPod({ namespace: opNs, labelSelector: 'app.kubernetes.io/component=controller' });
-    return pods.items[0];
+  const helm = (args: string[]) => exec(state.binaries.helm, [...args, '--kubeconfig', state.kubeconfig], { encoding: 'utf8' });
+  const componentPods = async (component: string) => (await core.listNamespacedPod({
+    namespace: opNs, labelSelector: `app.kubernetes.io/component=${component}`,
+  })).items.filter((p) => !p.metadata?.deletionTimestamp);
+  const controllerPod = async () => (await componentPods('controller'))[0];
+  let client: TokenClient;
+
+  /** Every Deployment of the operator rolled out, and nothing left in its namespace but its Ready Pods. */
+  const rolledOut = async () => {
+    for (const d of (await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace: opNs })).items) {
+      await kubectl(['rollout', 'status', '-n', opNs, `deployment/${d.metadata?.name ?? ''}`, '--timeout=180s']);
+    }
+    await waitFor('only Ready Pods of the operator', async () => {
+      const pods = (await core.listNamespacedPod({ namespace: opNs })).items;
+      return pods.length > 0 && pods.every((p) => !p.metadata?.deletionTimestamp && isReady(p));
+    }, 120_000, []);
+  };
+  const leaseTakenBy = async (pod: string) => {
+    const leases = kc.makeApiClient(CoordinationV1Api);
+    await waitFor(`the Lease taken by ${pod}`, async () =>
+      (await leases.readNamespacedLease({ name: LEASE_NAME, namespace: opNs })).spec?.holderIdentity?.startsWith(`${pod}_`) ?? false, 60_000, []);
+  };
+  /** Each container of the operator's Pods: the built image, its processes non-root, on a read-only root, without capabilities. */
+  const expectHardened = async (pods: V1Pod[]) => {
+    for (const pod of pods) {
+      for (const c of pod.status?.containerStatuses ?? []) {
+        expect(c.imageID, c.name).toBe(await archiveImageId(archive));
+        const processes = containerProcesses(c.containerID ?? '');
+        expect(processes.length, c.name).toBeGreaterThan(0);
+        for (const p of processes) {
+          expect({ container: c.name, ...p }).toMatchObject({ uid: 65532, gid: 65532, rootReadOnly: true, capabilities: '0000000000000000' });
+        }
+      }
+    }
+  };
+  /** The token client's failed requests from now until 3 s after `disruption` is over, printed. */
+  const failuresDuring = async (what: string, disruption: () => Promise<void>): Promise<LoopStats> => {
+    await client.loopStats();
+    await disruption();
+    await sleep(3000);
+    const stats = await client.loopStats();
+    const reasons = stats.failed ? ` (${Object.entries(stats.reasons).map(([why, n]) => `${n}× ${why.trim()}`).join(', ')})` : '';
+    console.log(`token requests while ${what}: ${stats.failed} failed of ${stats.ok + stats.failed}${reasons}`);
+    return stats;
+  };
+  const deletePod = async (name: string) => {
+    await core.deleteNamespacedPod({ name, namespace: opNs });
+    await rolledOut();
   };
 
   beforeAll(async () => {
     // pullPolicy Never: the image must be the one loaded into the node; nothing may be pulled.
-    await exec(state.binaries.helm, ['install', release, CHART_DIR, '--namespace', opNs, '--create-namespace',
-      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never', '--kubeconfig', state.kubeconfig], { encoding: 'utf8' });
+    await helm(['install', release, CHART_DIR, '--namespace', opNs, '--create-namespace',
+      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never']);
+    // A second tag of the same image, for upgrades that change the tag.
+    await tagImage(state, `${IMAGE}:dev`, `${IMAGE}:dev2`);
   }, 120_000);
 
   it('runs the controller and the token server (sidecar mode) Ready, as a non-root user on read-only root filesystems', async () => {
@@ -181,20 +240,12 @@ describe('the chart on the node, from the built image', () => {
     await waitFor('the controller Pod', async () => (await controllerPod()) !== undefined, 60_000, []);
     const pod = await waitForPod(core, opNs, (await controllerPod())?.metadata?.name ?? '', isReady, 120_000);
     console.log(`chart's controller Pod Ready in ${seconds(started)}`);
-    const statuses = pod.status?.containerStatuses ?? [];
-    expect(statuses.map((c) => c.name).sort()).toEqual(['controller', 'token-server']);
-    for (const c of statuses) {
-      expect(c.imageID, c.name).toBe(await archiveImageId(archive));
-      const processes = containerProcesses(c.containerID ?? '');
-      expect(processes.length, c.name).toBeGreaterThan(0);
-      for (const p of processes) expect({ container: c.name, ...p }).toMatchObject({ uid: 65532, gid: 65532, rootReadOnly: true });
-    }
+    expect((pod.status?.containerStatuses ?? []).map((c) => c.name).sort()).toEqual(['controller', 'token-server']);
+    await expectHardened([pod]);
   });
 
   it('lets the controller take the leader Lease', async () => {
-    const pod = await controllerPod();
-    const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_NAME, namespace: opNs });
-    expect(lease.spec?.holderIdentity).toMatch(new RegExp(`^${pod?.metadata?.name ?? 'none'}_`));
+    await leaseTakenBy((await controllerPod())?.metadata?.name ?? 'none');
   });
 
   it('runs the Job example as a real Job: the example key fetches a token through cluster DNS and the token Service', async () => {
@@ -224,6 +275,154 @@ describe('the chart on the node, from the built image', () => {
       expect(log.length, container).toBeGreaterThan(0);
       expect(log.includes(apiKeySecret), container).toBe(false);
     }
+  });
+
+  it('answers a Pod that fetches tokens in a loop, in sidecar mode, but not while its only Pod is replaced (the failures are printed)', async () => {
+    client = await startTokenClient({
+      core, kubectl: state.binaries.kubectl, kubeconfig: state.kubeconfig, namespace: appNs, name: 'token-loop', secret: 'ci-deployer',
+    });
+    await client.startLoop();
+    const steady = await failuresDuring('nothing happens (sidecar mode)', () => sleep(2000));
+    expect(steady.failed, JSON.stringify(steady.reasons)).toBe(0);
+    expect(steady.ok).toBeGreaterThan(5);
+    // The default runs the token server in the controller's one Pod: these are what its users should expect.
+    const deleted = await failuresDuring('the controller Pod is deleted (sidecar mode)', async () => deletePod((await controllerPod())?.metadata?.name ?? ''));
+    const upgraded = await failuresDuring('helm upgrade changes the image tag (sidecar mode)', async () => {
+      await helm(['upgrade', release, CHART_DIR, '-n', opNs, '--reuse-values', '--set', 'image.tag=dev2']);
+      await rolledOut();
+    });
+    expect(deleted.ok + upgraded.ok).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('runs, after helm upgrade to tokenServer.mode=deployment, the controller and two token servers Ready by their own probes, non-root, read-only, without capabilities', async () => {
+    const started = Date.now();
+    await failuresDuring('helm upgrade from sidecar to deployment mode', async () => {
+      await helm(['upgrade', release, CHART_DIR, '-n', opNs, '--reuse-values',
+        '--set', 'tokenServer.mode=deployment', '--set', 'tokenServer.replicas=2', '--set', 'image.tag=dev']);
+      await rolledOut();
+    });
+    console.log(`helm upgrade to deployment mode: every Pod Ready in ${seconds(started)} (3 s of it counting requests after)`);
+    const controller = await componentPods('controller');
+    const servers = await componentPods('token-server');
+    expect(controller.map((p) => p.spec?.containers.map((c) => c.name))).toEqual([['controller']]);
+    expect(servers.map((p) => p.spec?.containers.map((c) => c.name))).toEqual([['token-server'], ['token-server']]);
+    for (const pod of [...controller, ...servers]) {
+      expect(isReady(pod), pod.metadata?.name).toBe(true);
+      for (const c of pod.spec?.containers ?? []) expect(c.readinessProbe?.httpGet?.path, c.name).toBe('/readyz');
+    }
+    await expectHardened([...controller, ...servers]);
+    await leaseTakenBy(controller[0]?.metadata?.name ?? 'none');
+  }, 300_000);
+
+  it('answers every token request in deployment mode while the controller Pod, then each token server Pod, is deleted, and during a helm upgrade of the image tag', async () => {
+    const failed: Record<string, number> = {};
+    failed.controller = (await failuresDuring('the controller Pod is deleted (deployment mode)', async () =>
+      deletePod((await controllerPod())?.metadata?.name ?? ''))).failed;
+    for (const [i, pod] of (await componentPods('token-server')).entries()) {
+      failed[`token server ${i + 1}`] = (await failuresDuring(`token server Pod ${i + 1} of 2 is deleted (deployment mode)`, () =>
+        deletePod(pod.metadata?.name ?? ''))).failed;
+    }
+    failed.upgrade = (await failuresDuring('helm upgrade changes the image tag (deployment mode)', async () => {
+      await helm(['upgrade', release, CHART_DIR, '-n', opNs, '--reuse-values', '--set', 'image.tag=dev2']);
+      await rolledOut();
+    })).failed;
+    expect(failed).toEqual({ 'controller': 0, 'token server 1': 0, 'token server 2': 0, 'upgrade': 0 });
+    expect((await componentPods('token-server')).map((p) => p.spec?.containers[0]?.image)).toEqual([`${IMAGE_NAME}:dev2`, `${IMAGE_NAME}:dev2`]);
+  }, 300_000);
+
+  it('runs manifests/install, applied with kubectl after helm uninstall, the same way: Pods Ready, non-root, the Lease taken, tokens served', async () => {
+    await client.stopLoop();
+    await helm(['uninstall', release, '-n', opNs]);
+    await waitFor('the release\'s Pods gone', async () => (await core.listNamespacedPod({ namespace: opNs })).items.length === 0, 120_000, []);
+    // The manifests name the image by the chart's appVersion: the same image, under that tag.
+    const operator = parseAllDocuments(readFileSync(join(INSTALL_DIR, '02-operator.yaml'), 'utf8')).map((d) => d.toJS() as V1Deployment)
+      .find((o) => o.kind === 'Deployment');
+    const image = operator?.spec?.template.spec?.containers[0]?.image ?? '';
+    expect(image).toMatch(new RegExp(`^${IMAGE_NAME}:\\d`));
+    await tagImage(state, `${IMAGE}:dev`, `docker.io/library/${image}`);
+    const started = Date.now();
+    await kubectl(['apply', '-f', INSTALL_DIR]);
+    await rolledOut();
+    console.log(`kubectl apply -f manifests/install/: controller Pod Ready in ${seconds(started)}`);
+    const pod = await controllerPod();
+    expect(pod?.spec?.containers.map((c) => [c.name, c.image])).toEqual([['controller', image], ['token-server', image]]);
+    await expectHardened(pod ? [pod] : []);
+    await leaseTakenBy(pod?.metadata?.name ?? 'none');
+    expect(await client.token()).toEqual({ status: 200 });
+  }, 300_000);
+
+  it('keeps the long-running worker example fetching tokens across a rotation past its grace period, as the kubelet updates its mounted Secret (the delay is printed)', async () => {
+    await kubectl(['patch', 'apikey', 'ci-deployer', '-n', appNs, '--type=merge', '-p', JSON.stringify({ spec: { rotation: { gracePeriod: '1m' } } })]);
+    const worker = parse(readFileSync(join(ROOT, 'manifests/examples/long-running-worker.yaml'), 'utf8')) as V1Deployment;
+    // The example's own knobs: a token request every second, so that a refused one would show at once.
+    for (const e of worker.spec?.template.spec?.containers[0]?.env ?? []) {
+      if (e.name === 'TOKEN_REFRESH_SECONDS' || e.name === 'TOKEN_RETRY_SECONDS') e.value = '1';
+    }
+    await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: appNs, body: worker });
+    await kubectl(['rollout', 'status', '-n', appNs, 'deployment/dag-sync', '--timeout=120s']);
+    const pod = (await core.listNamespacedPod({ namespace: appNs, labelSelector: 'app.kubernetes.io/name=dag-sync' })).items[0];
+    const logLines = async () => (await kubectl(['logs', '-n', appNs, pod?.metadata?.name ?? '', '--timestamps'])).stdout.split('\n').filter(Boolean)
+      .map((l) => ({ at: Date.parse(l.slice(0, l.indexOf(' '))), text: l.slice(l.indexOf(' ') + 1) }));
+    await waitFor('the worker\'s first token', async () => (await logLines()).some((l) => l.text.startsWith('fetched an access token')), 60_000, []);
+
+    const secretNow = async () => Buffer.from((await core.readNamespacedSecret({ name: 'ci-deployer', namespace: appNs })).data?.API_KEY_SECRET ?? '', 'base64').toString();
+    const before = await secretNow();
+    await kubectl(['annotate', 'apikey', 'ci-deployer', '-n', appNs, '--overwrite', `apikeys.dev/rotate=${Date.now()}`]);
+    await waitFor('the rotated Secret', async () => (await secretNow()) !== before, 30_000, []);
+    const rotatedAt = Date.now();
+    const after = await secretNow();
+    // The file as the kubelet wrote it, in the node's mount namespace.
+    const file = `/proc/${state.node?.holder?.pid ?? 0}/root${nodeLayout(dir).kubeletRoot}/pods/${pod?.metadata?.uid ?? ''}/volumes/kubernetes.io~secret/apikey/API_KEY_SECRET`;
+    await waitFor('the kubelet to update the mounted Secret', () => Promise.resolve(readFileSync(file, 'utf8') === after), 180_000, []);
+    console.log(`the kubelet updated the mounted Secret's files ${seconds(rotatedAt)} after the rotation (syncFrequency 10s)`);
+
+    const key = await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural: 'apikeys', name: 'ci-deployer',
+    }) as { status?: { previousSecretValidUntil?: string } };
+    const graceEnds = Date.parse(key.status?.previousSecretValidUntil ?? '');
+    expect(graceEnds - rotatedAt).toBeGreaterThan(40_000);
+    await sleep(Math.max(0, graceEnds + 5000 - Date.now()));
+    // The previous secret is refused now: a Pod that took it from its environment gets no token.
+    expect(await client.token()).toEqual({ status: 401, error: 'invalid_client' });
+    const lines = await logLines();
+    expect(lines.filter((l) => !l.text.startsWith('fetched an access token')).map((l) => l.text)).toEqual([]);
+    expect(lines.filter((l) => l.at > graceEnds).length).toBeGreaterThan(2);
+  }, 300_000);
+
+  it('refuses new tokens at once to a Pod whose key\'s Deployment is deleted, and introspection says its token is inactive', async () => {
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const create = (plural: string, body: object) =>
+      custom.createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural, body });
+    await create('deployments', {
+      apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'staging' },
+      spec: { audiences: ['https://airflow-staging.example.com'] },
+    });
+    await create('apikeys', {
+      apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'staging-ci' },
+      spec: { deploymentRef: { name: 'staging' }, permissions: ['deploy'] },
+    });
+    // A resource server introspects with a key of its own, of another Deployment in the namespace.
+    await create('apikeys', {
+      apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'prod-introspector' },
+      spec: { deploymentRef: { name: 'airflow-prod' }, permissions: ['read'] },
+    });
+    for (const s of ['staging-ci', 'prod-introspector']) await kubectl(['wait', '-n', appNs, '--for=create', `secret/${s}`, '--timeout=60s']);
+    const holder = await startTokenClient({
+      core, kubectl: state.binaries.kubectl, kubeconfig: state.kubeconfig, namespace: appNs, name: 'token-holder',
+      secret: 'staging-ci', introspectAs: 'prod-introspector',
+    });
+    expect(await holder.token()).toEqual({ status: 200 });
+    expect(await holder.introspect()).toEqual({ status: 200, active: true });
+
+    await custom.deleteNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural: 'deployments', name: 'staging' });
+    const deletedAt = Date.now();
+    // At once: the token server learns of the deletion by its watch; a busy machine may delay that by a moment.
+    let refused = await holder.token();
+    while (refused.status === 200 && Date.now() - deletedAt < 2000) refused = await holder.token();
+    console.log(`the first refused token request after the Deployment's deletion: ${refused.status} ${refused.error ?? ''}, ${seconds(deletedAt)} after it`);
+    // unauthorized_client while the key still exists, invalid_client once the garbage collector removed it.
+    expect(refused).toEqual({ status: refused.status === 401 ? 401 : 400, error: refused.status === 401 ? 'invalid_client' : 'unauthorized_client' });
+    expect(await holder.introspect()).toEqual({ status: 200, active: false });
   });
 });
 

@@ -59,12 +59,13 @@ function findDir(dir: string, name: string): string | undefined {
   return undefined;
 }
 
-export interface ProcessView { pid: number; uid: number; gid: number; rootReadOnly: boolean }
+/** capabilities: the effective set (CapEff), in hex; all zeros for none. */
+export interface ProcessView { pid: number; uid: number; gid: number; rootReadOnly: boolean; capabilities: string }
 
 /**
  * The processes of a container (`containerd://ID` from its status), as the
  * kernel sees them: real user and group, and whether `/` is mounted read-only
- * in the container's own mount namespace.
+ * in the container's own mount namespace, and its effective capabilities.
  */
 export function containerProcesses(containerId: string): ProcessView[] {
   const id = containerId.replace(/^\w+:\/\//, '');
@@ -76,6 +77,9 @@ export function containerProcesses(containerId: string): ProcessView[] {
     const ids = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? -1);
     // The topmost mount on / is what the container sees.
     const root = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').findLast((l) => l.split(' ')[4] === '/');
-    return { pid, uid: ids('Uid'), gid: ids('Gid'), rootReadOnly: (root?.split(' ')[5] ?? '').split(',').includes('ro') };
+    return {
+      pid, uid: ids('Uid'), gid: ids('Gid'), rootReadOnly: (root?.split(' ')[5] ?? '').split(',').includes('ro'),
+      capabilities: /^CapEff:\s+(\w+)/m.exec(status)?.[1] ?? '',
+    };
   });
 }

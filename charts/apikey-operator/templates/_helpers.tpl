@@ -229,6 +229,13 @@ subjects:
       scheme: {{ include "apikey-operator.tokenScheme" . | upper }}
     periodSeconds: 5
     failureThreshold: 2
+  # A Pod asked to stop keeps answering for 5 s before the token server gets SIGTERM: the time
+  # kube-proxy (and ingress controllers) take to stop sending it new connections. Without it a
+  # rollout or a deleted Pod refuses a few token requests even with two replicas.
+  lifecycle:
+    preStop:
+      exec:
+        command: [sleep, "5"]
   resources:
     {{- toYaml .Values.tokenServer.resources | nindent 4 }}
   securityContext:

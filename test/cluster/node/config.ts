@@ -107,6 +107,9 @@ export function kubeletConfig(l: NodeLayout, o: { clientCaFile: string }): strin
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
     serializeImagePulls: false,
+    // A mounted Secret's files change at the Pod's next sync: every 10 s here instead of every minute,
+    // so that a test of a consumer across a key rotation takes seconds, not minutes.
+    syncFrequency: '10s',
     registerNode: true,
     // Paths the kubelet would otherwise take from the machine.
     volumePluginDir: l.kubeletVolumePlugins,

@@ -205,3 +205,9 @@ export async function loadImage(state: ClusterState, archive: string): Promise<v
   const n = startedNode(state);
   await run(n.binaries.ctr, ['--address', nodeLayout(state.dir).containerdSocket, '--namespace', 'k8s.io', 'images', 'import', archive]);
 }
+
+/** Gives an image in the node's runtime a second name (e.g. another tag), as a registry would serve it. */
+export async function tagImage(state: ClusterState, image: string, as: string): Promise<void> {
+  const n = startedNode(state);
+  await run(n.binaries.ctr, ['--address', nodeLayout(state.dir).containerdSocket, '--namespace', 'k8s.io', 'images', 'tag', '--force', image, as]);
+}
