@@ -88,10 +88,10 @@ async function flagValues(def: FlagDef, s: Scanned, names: NameSource, prefix: s
     case 'kubeconfig': return { candidates: [], directive: DIRECTIVE.default };
     case 'deployment': return noFiles(await names.deployments());
     case 'output': {
-      const kinds = s.cmd?.output ?? ['json', 'yaml'];
-      // jsonpath= needs its template typed right after it: no space.
-      if (prefix.startsWith('jsonpath')) return noFiles(['jsonpath='], DIRECTIVE.noFileComp | DIRECTIVE.noSpace);
-      return noFiles(kinds.map((k) => (k === 'jsonpath' ? 'jsonpath=' : k)));
+      const offered = noFiles((s.cmd?.output ?? ['json', 'yaml']).map((k) => (k === 'jsonpath' ? 'jsonpath=' : k)));
+      // When only jsonpath= is left, its template follows right after it: no space.
+      const onlyTemplate = offered.candidates.length === 1 && offered.candidates[0] === 'jsonpath=';
+      return onlyTemplate ? { ...offered, directive: DIRECTIVE.noFileComp | DIRECTIVE.noSpace } : offered;
     }
     case 'permissions': return noFiles(['deploy', 'read', 'deploy,read']);
     case 'dry-run': return noFiles(['client', 'none']);
