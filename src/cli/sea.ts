@@ -5,15 +5,10 @@
  * install one binary. No top-level await: Node's single executables run a
  * CommonJS script.
  */
-import { basename } from 'node:path';
 import { clusterNames } from './plugin/cluster-names.ts';
 import { complete, DIRECTIVE, formatCompletion } from './plugin/completion.ts';
 import { runPlugin } from './plugin/index.ts';
-
-/** Whether this executable was started as kubectl_complete-apikey (kubectl runs it by the name it found on PATH). */
-export function startedForCompletion(argv0: string): boolean {
-  return basename(argv0).startsWith('kubectl_complete-');
-}
+import { startedForCompletion } from './plugin/invoked-as.ts';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { startedForCompletion } from './sea.ts';
+import { startedForCompletion } from './invoked-as.ts';
 
 describe('the single executable', () => {
   it.each([
