@@ -10,6 +10,7 @@
  * completion.
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -289,6 +290,26 @@ describe('shell completion through kubectl', () => {
   it('offers nothing, and prints no error into the shell, when the cluster cannot be read', async () => {
     const r = await kubectlComplete(bin, ['describe', '--kubeconfig', join(dir, 'missing'), '']);
     expect(r).toEqual({ candidates: [], directive: ':4' });
+  });
+
+  it('gives up within seconds on an API server that accepts the connection and never answers', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const kubeconfig = join(dir, 'silent-kubeconfig');
+      writeFileSync(kubeconfig, [
+        'apiVersion: v1', 'kind: Config', 'current-context: silent',
+        `clusters: [{name: silent, cluster: {server: "https://127.0.0.1:${(silent.address() as AddressInfo).port}", insecure-skip-tls-verify: true}}]`,
+        'users: [{name: silent, user: {token: not-a-real-token}}]',
+        'contexts: [{name: silent, context: {cluster: silent, user: silent}}]', '',
+      ].join('\n'));
+      const started = Date.now();
+      const r = await kubectlComplete(bin, ['describe', '--kubeconfig', kubeconfig, '']);
+      expect(r).toEqual({ candidates: [], directive: ':4' });
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      silent.close();
+    }
   });
 });
 

@@ -7,9 +7,12 @@
 import { clusterNames } from './plugin/cluster-names.ts';
 import { complete, DIRECTIVE, formatCompletion } from './plugin/completion.ts';
 
+let answer: string;
 try {
-  process.stdout.write(formatCompletion(await complete(process.argv.slice(2), clusterNames)));
+  answer = formatCompletion(await complete(process.argv.slice(2), clusterNames));
 } catch {
   // Never a stack trace in the shell: no candidates, and cobra's error bit.
-  process.stdout.write(formatCompletion({ candidates: [], directive: DIRECTIVE.error }));
+  answer = formatCompletion({ candidates: [], directive: DIRECTIVE.error });
 }
+// Exit once answered: a lookup that timed out may still hold a connection open, and the shell waits.
+process.stdout.write(answer, () => process.exit(0));

@@ -16,11 +16,14 @@ async function main(): Promise<void> {
     process.exitCode = await runPlugin(args);
     return;
   }
+  let answer: string;
   try {
-    process.stdout.write(formatCompletion(await complete(args, clusterNames)));
+    answer = formatCompletion(await complete(args, clusterNames));
   } catch {
-    process.stdout.write(formatCompletion({ candidates: [], directive: DIRECTIVE.error }));
+    answer = formatCompletion({ candidates: [], directive: DIRECTIVE.error });
   }
+  // Exit once answered: a lookup that timed out may still hold a connection open, and the shell waits.
+  process.stdout.write(answer, () => process.exit(0));
 }
 
 void main();
