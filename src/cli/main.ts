@@ -20,7 +20,7 @@ Commands:
   token-server   serve the OAuth 2.0 token endpoint, JWKS, discovery, introspection and forward-auth
   help           show this help
 
-  create, list, describe, rotate, delete, token, deployments
+  create, list, describe, rotate, delete, token, deployments, version
                  the kubectl plugin's commands (kubectl apikey ...): run 'apikey-operator list --help'
 
 Run 'apikey-operator <command> --help' for a command's flags.`;
@@ -119,7 +119,7 @@ async function main(argv: string[]): Promise<number> {
       });
       return 0;
     }
-    case 'create': case 'list': case 'describe': case 'rotate': case 'delete': case 'token': case 'deployments': {
+    case 'create': case 'list': case 'describe': case 'rotate': case 'delete': case 'token': case 'deployments': case 'version': {
       // The kubectl plugin's commands: it prints its own errors and picks its exit code.
       const { runPlugin } = await import('./plugin/index.ts');
       return runPlugin(argv);

@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { formatDuration, parseDuration } from '../../shared/duration.ts';
 import { PluginUsageError } from './errors.ts';
-import type { OutputFormat } from './output.ts';
+import type { OutputFormat, OutputKind } from './output.ts';
 import type { Session } from './session.ts';
 
 export interface FlagDef {
@@ -44,7 +44,7 @@ export interface CommandDef {
   positionals: { min: number; max: number; names: string[] };
   flags: FlagDef[];
   /** Output formats besides the default (-o). */
-  output?: readonly OutputFormat[];
+  output?: readonly OutputKind[];
   /** Whether -A/--all-namespaces applies. */
   allNamespaces?: boolean;
   examples: string[];
@@ -58,9 +58,16 @@ export const CONNECTION_FLAGS: FlagDef[] = [
   { name: 'help', short: 'h', type: 'boolean', help: 'show this help' },
 ];
 
-const OUTPUT_FLAG = (formats: readonly OutputFormat[]): FlagDef => ({
-  name: 'output', short: 'o', type: 'string', value: formats.join('|'), help: `print ${formats.join(' or ')} instead of text`,
-});
+const OUTPUT_FLAG = (formats: readonly OutputKind[]): FlagDef => {
+  const forms = formats.map((f) => (f === 'jsonpath' ? 'jsonpath=TEMPLATE' : f));
+  return { name: 'output', short: 'o', type: 'string', value: forms.join('|'), help: `print ${forms.join(' or ')} instead of the table` };
+};
+
+/** kubectl get's flags of the list commands: --selector and --no-headers. */
+export const LIST_FLAGS: FlagDef[] = [
+  { name: 'selector', short: 'l', type: 'string', value: 'SELECTOR', help: 'only objects with these labels, e.g. -l team=ci,env!=prod' },
+  { name: 'headers', type: 'boolean', defaultTrue: true, help: 'print the table\'s header line (default); --no-headers omits it' },
+];
 const ALL_NAMESPACES_FLAG: FlagDef = { name: 'all-namespaces', short: 'A', type: 'boolean', help: 'across every namespace' };
 
 /** Every flag a command accepts: its own, then -o/-A where they apply, then kubectl's connection flags. */
@@ -74,7 +81,7 @@ export function flagsOf(cmd: CommandDef): FlagDef[] {
 }
 
 /** Flags that take a value, so the command word can be found even after `-n NS`. */
-export const VALUE_FLAGS = new Set(['-n', '--namespace', '--kubeconfig', '--context', '-o', '--output']);
+export const VALUE_FLAGS = new Set(['-n', '--namespace', '--kubeconfig', '--context', '-o', '--output', '-l', '--selector']);
 
 /** Parses a command's arguments; every mistake is a PluginUsageError naming the flag. */
 export function parseCommandLine(cmd: CommandDef, args: string[]): { positionals: string[]; values: Values } {

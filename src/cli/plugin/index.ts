@@ -15,12 +15,13 @@ import { describeCommand } from './commands/describe.ts';
 import { listCommand } from './commands/list.ts';
 import { rotateCommand } from './commands/rotate.ts';
 import { tokenCommand } from './commands/token.ts';
+import { versionCommand } from './commands/version.ts';
 import { EXIT_FAILURE, EXIT_USAGE, oneLine, PluginError, PluginUsageError } from './errors.ts';
 import { outputFormat } from './output.ts';
 import type { Session } from './session.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
-  createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand,
+  createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand, versionCommand,
 ];
 
 export function pluginHelp(): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, formatStructured, formatTable, humanDuration, outputFormat, timeAndDistance, withoutManagedFields } from './output.ts';
+import { age, formatNames, formatStructured, formatTable, humanDuration, outputFormat, timeAndDistance, withoutManagedFields } from './output.ts';
 import { PluginUsageError } from './errors.ts';
 
 const S = 1000;
@@ -45,5 +45,38 @@ describe('structured output', () => {
     const obj = withoutManagedFields({ metadata: { name: 'ci', managedFields: [{ manager: 'x' }] }, spec: { a: 1 } });
     expect(formatStructured(obj, 'json')).toBe('{\n  "metadata": {\n    "name": "ci"\n  },\n  "spec": {\n    "a": 1\n  }\n}\n');
     expect(formatStructured(obj, 'yaml')).toBe('metadata:\n  name: ci\nspec:\n  a: 1\n');
+  });
+});
+
+describe('-o as kubectl takes it', () => {
+  const LIST = ['json', 'yaml', 'name', 'wide', 'jsonpath'] as const;
+  it.each([
+    [undefined, LIST, 'table'],
+    ['wide', LIST, 'wide'],
+    ['name', LIST, 'name'],
+    ['jsonpath={.items[*].metadata.name}', LIST, 'jsonpath={.items[*].metadata.name}'],
+    ['json', ['json', 'yaml'] as const, 'json'],
+  ] as const)('-o %s where %j are allowed is %s', (value, allowed, format) => {
+    expect(outputFormat(value, allowed)).toBe(format);
+  });
+
+  it.each([
+    ['wide', ['json', 'yaml'] as const, /-o wide is not supported here; use -o json or -o yaml$/],
+    ['jsonpath={.a}', ['json', 'yaml'] as const, /use -o json or -o yaml/],
+    ['jsonpath', LIST, /use -o json or -o yaml or -o name or -o wide or -o jsonpath=TEMPLATE/],
+    ['jsonpath=', LIST, /-o jsonpath= needs a template/],
+    ['jsonpath={.a', LIST, /unclosed \{/],
+  ] as const)('refuses -o %s where %j are allowed', (value, allowed, message) => {
+    expect(() => outputFormat(value, allowed)).toThrow(PluginUsageError);
+    expect(() => outputFormat(value, allowed)).toThrow(message);
+  });
+
+  it('prints resource/name lines for -o name, and a template for -o jsonpath', () => {
+    expect(formatNames('apikey.apikeys.dev', [{ metadata: { name: 'a' } }, { metadata: { name: 'b' } }])).toBe('apikey.apikeys.dev/a\napikey.apikeys.dev/b\n');
+    expect(formatStructured({ items: [{ n: 1 }, { n: 2 }] }, 'jsonpath={.items[*].n}')).toBe('1 2');
+  });
+
+  it('leaves the header line out for --no-headers, and sizes the columns by the rows alone', () => {
+    expect(formatTable(['NAME', 'DEPLOYMENT'], [['a', 'x'], ['bb', 'y']], false)).toBe('a    x\nbb   y\n');
   });
 });

@@ -1,29 +1,51 @@
 /**
  * What the plugin prints: kubectl-style tables (upper-case headers, columns
- * padded with three spaces), kubectl's human durations for ages, and JSON or
- * YAML for `-o`. Objects are printed without managedFields, as kubectl does.
+ * padded with three spaces), kubectl's human durations for ages, and for
+ * `-o` JSON, YAML, kubectl's JSONPath templates, `name` (resource/name) and
+ * `wide` (the table with more columns). Objects are printed without
+ * managedFields, as kubectl does.
  */
 import { stringify } from 'yaml';
 import { PluginUsageError } from './errors.ts';
+import { parseJsonPath, renderJsonPath } from './jsonpath.ts';
 
-export type OutputFormat = 'table' | 'json' | 'yaml';
+/** The value of -o; `jsonpath=TEMPLATE` carries its template. */
+export type OutputFormat = 'table' | 'json' | 'yaml' | 'name' | 'wide' | `jsonpath=${string}`;
+/** What a command may accept for -o: `jsonpath` stands for every `jsonpath=TEMPLATE`. */
+export type OutputKind = 'json' | 'yaml' | 'name' | 'wide' | 'jsonpath';
 
-export function outputFormat(value: string | undefined, allowed: readonly OutputFormat[] = ['json', 'yaml']): OutputFormat {
+export function outputFormat(value: string | undefined, allowed: readonly OutputKind[] = ['json', 'yaml']): OutputFormat {
   if (value === undefined) return 'table';
-  if ((allowed as readonly string[]).includes(value) && value !== 'table') return value as OutputFormat;
-  throw new PluginUsageError(`-o ${value} is not supported here; use ${allowed.map((a) => `-o ${a}`).join(' or ')}`);
+  if (value.startsWith('jsonpath=') && allowed.includes('jsonpath')) {
+    const template = value.slice('jsonpath='.length);
+    if (template === '') throw new PluginUsageError('-o jsonpath= needs a template, e.g. -o jsonpath=\'{.items[*].metadata.name}\'');
+    parseJsonPath(template);
+    return value as OutputFormat;
+  }
+  if ((allowed as readonly string[]).includes(value) && value !== 'jsonpath') return value as OutputFormat;
+  const forms = allowed.map((a) => (a === 'jsonpath' ? '-o jsonpath=TEMPLATE' : `-o ${a}`));
+  throw new PluginUsageError(`-o ${value} is not supported here; use ${forms.join(' or ')}`);
 }
 
-/** JSON (2-space indent) or YAML of `value`, ending in a newline. */
-export function formatStructured(value: unknown, format: 'json' | 'yaml'): string {
-  return format === 'json' ? `${JSON.stringify(value, null, 2)}\n` : stringify(value, { lineWidth: 0 });
+/** JSON (2-space indent), YAML or a JSONPath template of `value`, ending in a newline (the template: as written). */
+export function formatStructured(value: unknown, format: OutputFormat): string {
+  if (format === 'json') return `${JSON.stringify(value, null, 2)}\n`;
+  if (format === 'yaml') return stringify(value, { lineWidth: 0 });
+  if (format.startsWith('jsonpath=')) return renderJsonPath(format.slice('jsonpath='.length), JSON.parse(JSON.stringify(value)));
+  // Only a command that accepts -o name/wide gets them, and it prints them itself.
+  throw new Error(`-o ${format} is not a structured format`);
 }
 
-/** A kubectl-style table; an empty `rows` prints kubectl's "No resources found" line instead. */
-export function formatTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+/** `-o name`: kubectl's resource/name lines, e.g. apikey.apikeys.dev/ci. */
+export function formatNames(resource: string, items: { metadata: { name?: string } }[]): string {
+  return items.map((i) => `${resource}/${i.metadata.name ?? ''}\n`).join('');
+}
+
+/** A kubectl-style table; without its header line for --no-headers (`headers` still sets the widths' minimum). */
+export function formatTable(headers: string[], rows: string[][], showHeaders = true): string {
+  const widths = headers.map((h, i) => Math.max(showHeaders ? h.length : 0, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+  return [...(showHeaders ? [line(headers)] : []), ...rows.map(line)].join('\n') + '\n';
 }
 
 /**
@@ -31,11 +53,11 @@ export function formatTable(headers: string[], rows: string[][]): string {
  * column when they come from every namespace (-A), as kubectl prints them.
  */
 export function formatObjectTable<T extends { metadata: { namespace?: string } }>(
-  items: T[], headers: string[], row: (item: T) => string[], allNamespaces: boolean,
+  items: T[], headers: string[], row: (item: T) => string[], allNamespaces: boolean, showHeaders = true,
 ): string {
   return allNamespaces
-    ? formatTable(['NAMESPACE', ...headers], items.map((i) => [i.metadata.namespace ?? '', ...row(i)]))
-    : formatTable(headers, items.map(row));
+    ? formatTable(['NAMESPACE', ...headers], items.map((i) => [i.metadata.namespace ?? '', ...row(i)]), showHeaders)
+    : formatTable(headers, items.map(row), showHeaders);
 }
 
 /**

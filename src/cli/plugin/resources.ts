@@ -10,6 +10,9 @@ import { getCondition, type Condition } from '../../controller/conditions.ts';
 /** Resources as kubectl writes them, for messages and `kubectl auth can-i`. */
 export const APIKEY_RESOURCE = `${APIKEYS}.${GROUP}`;
 export const DEPLOYMENT_RESOURCE = `${DEPLOYMENTS}.${GROUP}`;
+/** Kinds as kubectl's -o name writes them: apikey.apikeys.dev/NAME. */
+export const APIKEY_KIND_NAME = `apikey.${GROUP}`;
+export const DEPLOYMENT_KIND_NAME = `deployment.${GROUP}`;
 
 /** The four values of a credentials Secret, and the Secret they were read from. */
 export type StoredCredentials = Credentials & { secretName: string };

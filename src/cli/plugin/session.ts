@@ -92,8 +92,10 @@ export class Session {
     }, (c) => c.get<Deployment>(this.deploymentPath(name)));
   }
 
-  async list<T>(resource: string, path: string, allNamespaces: boolean): Promise<KubeList<T>> {
-    return this.call({ verb: 'list', resource, namespace: allNamespaces ? undefined : this.namespace }, (c) => c.list<T>(path));
+  /** The objects at `path`; only those matching the label selector `selector` (kubectl's -l) when given. */
+  async list<T>(resource: string, path: string, allNamespaces: boolean, selector?: string): Promise<KubeList<T>> {
+    return this.call({ verb: 'list', resource, namespace: allNamespaces ? undefined : this.namespace },
+      (c) => c.list<T>(path, selector === undefined ? {} : { labelSelector: selector }));
   }
 
   /**

@@ -12,7 +12,7 @@ import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured } from '../output.ts';
 import { ONLY_TIME_WARNING, printCredentials } from '../print-credentials.ts';
 import { pollUntil, startProgress } from '../progress.ts';
-import { APIKEY_RESOURCE, readyOf, type StoredCredentials } from '../resources.ts';
+import { APIKEY_KIND_NAME, APIKEY_RESOURCE, readyOf, type StoredCredentials } from '../resources.ts';
 import type { Session } from '../session.ts';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
@@ -56,9 +56,34 @@ function specFrom(inv: Invocation): ApiKeySpec {
   return spec;
 }
 
+/**
+ * --dry-run=client: the ApiKey manifest, for GitOps, without asking the
+ * cluster anything (as kubectl create --dry-run=client). Its namespace is
+ * written only when -n names one, so the manifest can go anywhere.
+ */
+function printManifest(inv: Invocation, name: string, spec: ApiKeySpec): number {
+  const namespace = stringFlag(inv.values, 'namespace');
+  const manifest: ApiKey = { apiVersion: API_VERSION, kind: 'ApiKey', metadata: { name, ...(namespace ? { namespace } : {}) }, spec };
+  if (inv.output === 'table') process.stdout.write(`${APIKEY_KIND_NAME}/${name} created (dry run)\n`);
+  else if (inv.output === 'name') process.stdout.write(`${APIKEY_KIND_NAME}/${name}\n`);
+  else process.stdout.write(formatStructured(manifest, inv.output));
+  return 0;
+}
+
+/** --dry-run: none (the default) creates; client prints the manifest. */
+function isDryRun(inv: Invocation): boolean {
+  const mode = stringFlag(inv.values, 'dry-run') ?? 'none';
+  if (mode !== 'none' && mode !== 'client') {
+    throw new PluginUsageError(`--dry-run must be client or none (got "${mode}")`);
+  }
+  if (mode === 'none' && inv.output === 'name') throw new PluginUsageError('-o name goes with --dry-run=client; a created key prints its id and secret');
+  return mode === 'client';
+}
+
 async function create(inv: Invocation): Promise<number> {
   const name = inv.positionals[0]!;
   const spec = specFrom(inv);
+  if (isDryRun(inv)) return printManifest(inv, name, spec);
   const timeout = durationFlag(inv.values, 'timeout', 1000)?.ms ?? 60_000;
   const s = await inv.session();
   const dep = await s.getDeployment(spec.deploymentRef.name);
@@ -126,11 +151,13 @@ export const createCommand: CommandDef = {
     'Create an API key for a Deployment (apikeys.dev), wait until the operator has written its',
     'credentials Secret, and print the key id and secret. This is the only time the secret is',
     'shown; it also lives in the Secret, for Pods and Jobs to use with envFrom: secretRef.',
+    'With --dry-run=client it prints the ApiKey instead (-o yaml for GitOps) and asks the cluster nothing.',
   ].join('\n'),
   usage: 'create NAME --deployment DEPLOYMENT [flags]',
   positionals: { min: 1, max: 1, names: ['NAME'] },
-  output: ['json', 'yaml'],
+  output: ['json', 'yaml', 'name', 'jsonpath'],
   flags: [
+    { name: 'dry-run', type: 'string', value: 'client', help: 'client: print the ApiKey (with -o yaml|json) instead of creating it' },
     { name: 'deployment', type: 'string', value: 'NAME', help: 'the Deployment (apikeys.dev) the key grants access to (required)' },
     { name: 'description', type: 'string', value: 'TEXT', help: 'free text for humans' },
     { name: 'permissions', type: 'string', value: 'LIST', help: `comma-separated: ${PERMISSIONS.join(', ')} (default deploy)` },
@@ -149,6 +176,9 @@ export const createCommand: CommandDef = {
     '# A read-only key that expires in 30 days and rotates weekly, as JSON for a script',
     'kubectl apikey create dashboard --deployment airflow-prod --permissions read --expires-in 720h \\',
     '    --rotate-every 168h --grace-period 24h -o json',
+    '',
+    '# The ApiKey manifest for a GitOps repository, without creating it',
+    'kubectl apikey create ci-deployer --deployment airflow-prod --dry-run=client -o yaml > ci-deployer.yaml',
   ],
   run: create,
 };

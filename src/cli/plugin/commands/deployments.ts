@@ -1,38 +1,34 @@
 /**
  * `kubectl apikey deployments`: the Deployments (apikeys.dev) that keys can
- * be created for, with how many keys each has.
+ * be created for, with how many keys each has; the same output flags as list.
  */
 import type { Deployment } from '../../../api/index.ts';
 import { DEFAULT_TOKEN_TTL } from '../../../api/index.ts';
-import type { CommandDef, Invocation } from '../command.ts';
-import { age, asList, formatObjectTable, formatStructured, withoutManagedFields } from '../output.ts';
-import { DEPLOYMENT_RESOURCE, readyColumn } from '../resources.ts';
+import { LIST_FLAGS, stringFlag, type CommandDef, type Invocation } from '../command.ts';
+import { printListing, sortByNamespaceAndName, type Columns } from '../listing.ts';
+import { age } from '../output.ts';
+import { DEPLOYMENT_KIND_NAME, DEPLOYMENT_RESOURCE, readyColumn } from '../resources.ts';
 
-async function deployments(inv: Invocation): Promise<number> {
-  const s = await inv.session();
-  const path = s.deploymentPath(undefined, inv.allNamespaces);
-  const { items } = await s.list<Deployment>(DEPLOYMENT_RESOURCE, path, inv.allNamespaces);
-  items.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
-  if (inv.output !== 'table') {
-    process.stdout.write(formatStructured(asList(items.map(withoutManagedFields)), inv.output));
-    return 0;
-  }
-  if (items.length === 0) {
-    process.stderr.write(inv.allNamespaces
-      ? 'No Deployments (apikeys.dev) found.\n'
-      : `No Deployments (apikeys.dev) found in namespace ${s.namespace}.\n`);
-    return 0;
-  }
-  const now = Date.now();
-  const headers = ['NAME', 'KEYS', 'MAX TTL', 'AUDIENCES', 'READY', 'AGE'];
-  process.stdout.write(formatObjectTable(items, headers, (d) => [
+export const DEPLOYMENT_COLUMNS: Columns<Deployment> = {
+  headers: ['NAME', 'KEYS', 'MAX TTL', 'AUDIENCES', 'READY', 'AGE'],
+  row: (d, now) => [
     d.metadata.name ?? '',
     String(d.status?.apiKeys ?? 0),
     d.spec.maxTokenTTL ?? DEFAULT_TOKEN_TTL,
     d.spec.audiences?.length ? d.spec.audiences.join(',') : '<default>',
     readyColumn(d),
     age(d.metadata.creationTimestamp, now),
-  ], inv.allNamespaces));
+  ],
+  wideHeaders: ['DESCRIPTION'],
+  wideRow: (d) => [d.spec.description ?? ''],
+};
+
+async function deployments(inv: Invocation): Promise<number> {
+  const s = await inv.session();
+  const path = s.deploymentPath(undefined, inv.allNamespaces);
+  const { items } = await s.list<Deployment>(DEPLOYMENT_RESOURCE, path, inv.allNamespaces, stringFlag(inv.values, 'selector'));
+  printListing(inv, sortByNamespaceAndName(items), DEPLOYMENT_KIND_NAME, DEPLOYMENT_COLUMNS,
+    inv.allNamespaces ? 'No Deployments (apikeys.dev) found.' : `No Deployments (apikeys.dev) found in namespace ${s.namespace}.`);
   return 0;
 }
 
@@ -42,12 +38,13 @@ export const deploymentsCommand: CommandDef = {
   description: 'List the Deployments (apikeys.dev) that API keys can be created for, with their number of keys.',
   usage: 'deployments [flags]',
   positionals: { min: 0, max: 0, names: [] },
-  output: ['json', 'yaml'],
+  output: ['json', 'yaml', 'name', 'wide', 'jsonpath'],
   allNamespaces: true,
-  flags: [],
+  flags: LIST_FLAGS,
   examples: [
     'kubectl apikey deployments',
     'kubectl apikey deployments -A -o json',
+    'kubectl apikey deployments -o name',
   ],
   run: deployments,
 };

@@ -118,7 +118,7 @@ export const describeCommand: CommandDef = {
   ].join('\n'),
   usage: 'describe NAME [flags]',
   positionals: { min: 1, max: 1, names: ['NAME'] },
-  output: ['json', 'yaml'],
+  output: ['json', 'yaml', 'jsonpath'],
   flags: [],
   examples: [
     'kubectl apikey describe ci-deployer',

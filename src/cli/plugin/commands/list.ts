@@ -1,29 +1,19 @@
 /**
  * `kubectl apikey list`: the keys of a namespace (or every namespace with
- * -A), as a table or as a List with -o json|yaml. It reads ApiKeys only,
- * never a Secret: nothing here shows a secret.
+ * -A), as a table (-o wide: more columns), as names (-o name), or as a List
+ * with -o json|yaml|jsonpath=...; -l narrows by labels as in kubectl get. It
+ * reads ApiKeys only, never a Secret: nothing here shows a secret.
  */
 import type { ApiKey } from '../../../api/index.ts';
-import type { CommandDef, Invocation } from '../command.ts';
-import { age, asList, formatObjectTable, formatStructured, withoutManagedFields } from '../output.ts';
-import { APIKEY_RESOURCE, readyColumn } from '../resources.ts';
+import { DEFAULT_GRACE_PERIOD, reportedSecretNameOf } from '../../../api/index.ts';
+import { LIST_FLAGS, stringFlag, type CommandDef, type Invocation } from '../command.ts';
+import { printListing, sortByNamespaceAndName, type Columns } from '../listing.ts';
+import { age } from '../output.ts';
+import { APIKEY_RESOURCE, APIKEY_KIND_NAME, readyColumn } from '../resources.ts';
 
-async function list(inv: Invocation): Promise<number> {
-  const s = await inv.session();
-  const path = s.apiKeyPath(undefined, inv.allNamespaces);
-  const { items } = await s.list<ApiKey>(APIKEY_RESOURCE, path, inv.allNamespaces);
-  items.sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
-  if (inv.output !== 'table') {
-    process.stdout.write(formatStructured(asList(items.map(withoutManagedFields)), inv.output));
-    return 0;
-  }
-  if (items.length === 0) {
-    process.stderr.write(inv.allNamespaces ? 'No ApiKeys found.\n' : `No ApiKeys found in namespace ${s.namespace}.\n`);
-    return 0;
-  }
-  const now = Date.now();
-  const headers = ['NAME', 'DEPLOYMENT', 'KEY ID', 'PERMISSIONS', 'READY', 'LAST USED', 'AGE'];
-  process.stdout.write(formatObjectTable(items, headers, (ak) => [
+export const API_KEY_COLUMNS: Columns<ApiKey> = {
+  headers: ['NAME', 'DEPLOYMENT', 'KEY ID', 'PERMISSIONS', 'READY', 'LAST USED', 'AGE'],
+  row: (ak, now) => [
     ak.metadata.name ?? '',
     ak.spec.deploymentRef.name,
     ak.status?.keyId ?? '<pending>',
@@ -31,7 +21,23 @@ async function list(inv: Invocation): Promise<number> {
     readyColumn(ak),
     age(ak.status?.lastUsedAt, now, 'never'),
     age(ak.metadata.creationTimestamp, now),
-  ], inv.allNamespaces));
+  ],
+  wideHeaders: ['SECRET', 'EXPIRES', 'ROTATION', 'LAST ROTATION', 'DESCRIPTION'],
+  wideRow: (ak, now) => [
+    reportedSecretNameOf(ak),
+    ak.spec.expiresAt ?? '<never>',
+    `${ak.spec.rotation?.every ? `every ${ak.spec.rotation.every}` : 'on request'}, grace ${ak.spec.rotation?.gracePeriod ?? DEFAULT_GRACE_PERIOD}`,
+    ak.status?.lastRotationTime ? `${age(ak.status.lastRotationTime, now)} ago` : '<never>',
+    ak.spec.description ?? '',
+  ],
+};
+
+async function list(inv: Invocation): Promise<number> {
+  const s = await inv.session();
+  const path = s.apiKeyPath(undefined, inv.allNamespaces);
+  const { items } = await s.list<ApiKey>(APIKEY_RESOURCE, path, inv.allNamespaces, stringFlag(inv.values, 'selector'));
+  printListing(inv, sortByNamespaceAndName(items), APIKEY_KIND_NAME, API_KEY_COLUMNS,
+    inv.allNamespaces ? 'No ApiKeys found.' : `No ApiKeys found in namespace ${s.namespace}.`);
   return 0;
 }
 
@@ -41,15 +47,18 @@ export const listCommand: CommandDef = {
   description: 'List the API keys of a namespace (-A: of every namespace). Secrets are never shown.',
   usage: 'list [flags]',
   positionals: { min: 0, max: 0, names: [] },
-  output: ['json', 'yaml'],
+  output: ['json', 'yaml', 'name', 'wide', 'jsonpath'],
   allNamespaces: true,
-  flags: [],
+  flags: LIST_FLAGS,
   examples: [
     '# The keys of the current namespace',
     'kubectl apikey list',
     '',
     '# Every key in the cluster, as YAML',
     'kubectl apikey list -A -o yaml',
+    '',
+    '# The names of the keys labelled team=ci, one per line, for a script',
+    'kubectl apikey list -l team=ci -o jsonpath=\'{range .items[*]}{.metadata.name}{"\\n"}{end}\'',
   ],
   run: list,
 };

@@ -102,7 +102,7 @@ export const rotateCommand: CommandDef = {
   ].join('\n'),
   usage: 'rotate NAME [flags]',
   positionals: { min: 1, max: 1, names: ['NAME'] },
-  output: ['json', 'yaml'],
+  output: ['json', 'yaml', 'jsonpath'],
   flags: [
     { name: 'wait', type: 'boolean', defaultTrue: true, help: 'wait for the rotation (default); --no-wait only requests it' },
     { name: 'show-secret', type: 'boolean', help: 'print the new secret (once)' },

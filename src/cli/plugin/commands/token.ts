@@ -147,7 +147,7 @@ export const tokenCommand: CommandDef = {
   ].join('\n'),
   usage: 'token (NAME | --deployment NAME) [flags]',
   positionals: { min: 0, max: 1, names: ['NAME'] },
-  output: ['json', 'yaml'],
+  output: ['json', 'yaml', 'jsonpath'],
   flags: [
     { name: 'deployment', type: 'string', value: 'NAME', help: 'a token for this Deployment with your own identity, instead of a key\'s' },
     { name: 'audience', type: 'string', value: 'AUD', help: 'the audience (default: the key\'s first one)' },
