@@ -64,7 +64,7 @@ export function apiKeyWrites(client: KubeClient, events: Pick<EventRecorder, 'em
     },
     async createSecret(secret) {
       before();
-      return client.create<SecretObject>(paths.collection('', 'v1', 'secrets', secret.metadata!.namespace!), secret, { fieldManager: FIELD_MANAGER });
+      return client.create<SecretObject>(paths.collection('', 'v1', 'secrets', secret.metadata!.namespace), secret, { fieldManager: FIELD_MANAGER });
     },
     async removeSecretMetadata(secret, keys) {
       before();
