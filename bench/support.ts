@@ -5,7 +5,7 @@
  * programs' metrics and memory.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,7 +15,13 @@ import { KubeClient } from '../src/kube/client.ts';
 import { down, freePort, up, type ClusterState } from '../test/cluster/controlplane.ts';
 import { CRD_FILES } from '../test/support/paths.ts';
 
-const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
+const ROOT = join(import.meta.dirname, '..');
+/**
+ * The program from source, or as built (`npm run build`), which is what the
+ * image runs: Node's type stripping keeps a compiler in memory, some tens of
+ * MB of resident memory that production does not have.
+ */
+const MAIN = { source: join(ROOT, 'src', 'cli', 'main.ts'), built: join(ROOT, 'dist', 'src', 'cli', 'main.js') };
 
 /** Runs `f(0..n-1)`, `concurrency` at a time. */
 export async function pool(n: number, concurrency: number, f: (i: number) => Promise<unknown>): Promise<void> {
@@ -53,7 +59,9 @@ export interface Program {
 }
 
 /** A control plane of its own with the CRDs installed, in a fresh temporary folder. */
-export async function benchCluster(prefix: string): Promise<BenchCluster> {
+export async function benchCluster(prefix: string, opts: { built?: boolean } = {}): Promise<BenchCluster> {
+  const main = opts.built ? MAIN.built : MAIN.source;
+  if (!existsSync(main)) throw new Error(`${main} does not exist: npm run build`);
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const programs = new Set<Program>();
   let state: ClusterState;
@@ -90,7 +98,7 @@ export async function benchCluster(prefix: string): Promise<BenchCluster> {
     },
     start(name, command, args) {
       const cpuProf = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-      const child = spawn(process.execPath, [...cpuProf, MAIN, command, ...args], { stdio: 'inherit' });
+      const child = spawn(process.execPath, [...cpuProf, main, command, ...args], { stdio: 'inherit' });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       const p: Program = {
         name, child, exited,

@@ -63,7 +63,16 @@ async function caughtUp(ctl: Controller, n: number): Promise<boolean> {
   return reconciled >= n && sum(samples(m, 'apikey_operator_workqueue_depth')) === 0;
 }
 
-const cluster = await benchCluster('bench-scale');
+// Memory is measured on the programs as the image runs them: built.
+/** Resident memory (from /proc and from the program's own metric) and the V8 heap, as the program's metrics show them. */
+async function memory(name: string, pid: number, base: string, prefix: string): Promise<void> {
+  const m = await metricsOf(base);
+  const of = (metric: string) => mb(sum(samples(m, `${prefix}${metric}`)));
+  report(`${name} memory: RSS ${mb(rssBytes(pid))} (/proc VmRSS; process_resident_memory_bytes ${of('process_resident_memory_bytes')}); ` +
+    `V8 heap used ${of('nodejs_heap_size_used_bytes')} of ${of('nodejs_heap_size_total_bytes')}, external ${of('nodejs_external_memory_bytes')}`);
+}
+
+const cluster = await benchCluster('bench-scale', { built: true });
 const lines: string[] = [];
 const report = (line: string) => { lines.push(line); console.log(line); };
 try {
@@ -72,6 +81,10 @@ try {
   let ctl = await startController(cluster, { operatorNamespace: OP, namespaces: NS, workers: values.workers });
   let ts: TokenServer = await startTokenServer(cluster, { operatorNamespace: OP, namespaces: NS });
   await until('both programs to be ready', async () => (await isReady(ctl.health)) && isReady(ts.url), 120_000);
+
+  report(`node ${process.version}, ${N} ApiKeys over ${D} Deployments, ${values.workers} workers, client concurrency ${C}`);
+  await memory('controller, no keys yet,', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
+  await memory('token server, no keys yet,', ts.child.pid!, ts.url, 'apikey_operator_token_server_');
 
   await pool(D, C, (i) => c.create(`${GROUP_PATH}/${NS}/deployments`, {
     apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: `d${i}` }, spec: { audiences: [`https://d${i}.bench.test`] },
@@ -91,15 +104,9 @@ try {
   const serves = async (server: TokenServer) => (await requestToken(server, last)).status === 200;
   await until('a token for the last key', () => serves(ts), 120_000);
 
-  report(`node ${process.version}, ${N} ApiKeys over ${D} Deployments, ${values.workers} workers, client concurrency ${C}`);
   report(`${N} ApiKey creates (client side): ${seconds(createdMs)}; all Ready ${seconds(readyMs)} after the first create (${Math.round(N / (readyMs / 1000))} keys/s)`);
 
   await sleep(5000);
-  const memory = async (name: string, pid: number, base: string, prefix: string) => {
-    const m = await metricsOf(base);
-    const heap = sum(samples(m, `${prefix}nodejs_heap_size_used_bytes`));
-    report(`${name} memory: RSS ${mb(rssBytes(pid))} (/proc VmRSS; process_resident_memory_bytes ${mb(sum(samples(m, `${prefix}process_resident_memory_bytes`)))}), V8 heap used ${mb(heap)}`);
-  };
   await memory('controller', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
   await memory('token server', ts.child.pid!, ts.url, 'apikey_operator_token_server_');
 
