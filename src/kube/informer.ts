@@ -20,7 +20,7 @@ import type { Logger } from '../shared/log.ts';
 
 export type Handler<T> = (obj: T, old?: T) => void;
 
-export interface InformerOptions {
+export interface InformerOptions<T> {
   /** `paths.groupVersion(...)`: e.g. `/apis/apikeys.dev/v1alpha1`, or `/api/v1` */
   apiPrefix: string;
   plural: string;
@@ -29,6 +29,25 @@ export interface InformerOptions {
   labelSelector?: string;
   fieldSelector?: string;
   log: Logger;
+  /**
+   * What of each object to keep, applied before it is cached: memory with
+   * many objects (`withoutManagedFields`). Handlers and readers see the result.
+   */
+  keep?: (obj: T) => T;
+}
+
+/**
+ * An object without metadata.managedFields, or with only the entries of
+ * `manager` when given: the field owners are often the larger part of a
+ * small object, and a cache rarely needs them.
+ */
+export function withoutManagedFields<T extends { metadata?: { managedFields?: { manager?: string }[] } }>(manager?: string): (obj: T) => T {
+  return (obj) => {
+    const md = obj.metadata;
+    if (!md?.managedFields) return obj;
+    const kept = manager === undefined ? [] : md.managedFields.filter((f) => f.manager === manager);
+    return { ...obj, metadata: { ...md, managedFields: kept.length ? kept : undefined } };
+  };
 }
 
 const BACKOFF_BASE_MS = 500;
@@ -60,9 +79,9 @@ export class Informer<T extends KubeObject> {
   lastError: string | undefined;
 
   private readonly client: KubeClient;
-  private readonly opts: InformerOptions;
+  private readonly opts: InformerOptions<T>;
 
-  constructor(client: KubeClient, opts: InformerOptions) {
+  constructor(client: KubeClient, opts: InformerOptions<T>) {
     this.client = client;
     this.opts = opts;
     this.scopes = opts.namespaces?.length ? opts.namespaces : [undefined];
@@ -277,7 +296,8 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  private upsert(obj: T): void {
+  private upsert(received: T): void {
+    const obj = this.opts.keep ? this.opts.keep(received) : received;
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
