@@ -98,7 +98,9 @@ export async function benchCluster(prefix: string, opts: { built?: boolean } = {
     },
     start(name, command, args) {
       const cpuProf = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-      const child = spawn(process.execPath, [...cpuProf, main, command, ...args], { stdio: 'inherit' });
+      // BENCH_PROGRAM_NODE_OPTIONS: Node options for the programs only (e.g. --max-old-space-size=96), not for the bench.
+      const env = process.env.BENCH_PROGRAM_NODE_OPTIONS === undefined ? process.env : { ...process.env, NODE_OPTIONS: process.env.BENCH_PROGRAM_NODE_OPTIONS };
+      const child = spawn(process.execPath, [...cpuProf, main, command, ...args], { stdio: 'inherit', env });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       const p: Program = {
         name, child, exited,
