@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { credentialsSecret, readCredential, type ApiKey, type Deployment, type SecretObject } from '../api/index.ts';
 import { generateKeyId, generateSecret, hashSecret, secretMatchesHash } from '../keys/format.ts';
+import { KubeError } from '../kube/client.ts';
 import { ApiKeyReconciler, decideAction, type ApiKeyStatus, type ApiKeyWrites, type ReconcileResult } from './apikey.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
@@ -67,16 +68,27 @@ const other = (created: string): ApiKey => ({
   ...apiKey({ status: readyStatus() }),
   metadata: { name: 'thief', namespace: 'other-ns', uid: '44444444-0000-4000-8000-000000000004', creationTimestamp: created as unknown as Date },
 });
+/** The status of a new key that found a foreign Secret of its name. */
+const conflicted: ApiKeyStatus = { observedGeneration: 1, secretName: 'ci', conditions: [{ ...ready, status: 'False', reason: 'SecretConflict',
+  message: 'Secret ci exists and is not controlled by this ApiKey; it was left untouched' }] };
+/** A key's Secret as its create made it with a template label `team`, which the template no longer lists. */
+const createdWithLabel: SecretObject = (() => {
+  const s = secretOf(apiKey({ spec: { secretTemplate: { labels: { team: 'data' } } } }));
+  return { ...s, metadata: { ...s.metadata, managedFields: [
+    { manager: 'apikey-operator', operation: 'Update', apiVersion: 'v1', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:team': {} } } } }] } };
+})();
 const foreignSecret: SecretObject = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ci', namespace: NS }, data: {} };
 
 interface Case {
   key?: ApiKey;
   dep?: Deployment;
-  /** The Secret in the cache, and (if different) as the apiserver has it now. */
+  /** The Secret in the cache, and (if different) as the apiserver has it now; a create fails AlreadyExists when `live` is there. */
   cached?: SecretObject;
   live?: SecretObject | null;
   /** Other ApiKeys whose status claims the same key id. */
   sameKeyId?: ApiKey[];
+  /** The create of the Secret fails with this. */
+  createError?: KubeError;
   writes: string[];
   check?: (r: Recorded) => void;
   requeueAfterMs?: number;
@@ -93,6 +105,7 @@ async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
   const writes: string[] = [];
   const rec: Recorded = { statuses: [], secrets: [], notes: [], result: {} };
   let rv = 100;
+  const live = c.live === undefined ? c.cached : (c.live ?? undefined);
   const w: ApiKeyWrites = {
     setOwner(ak, dep) {
       writes.push('setOwner');
@@ -110,12 +123,22 @@ async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
       rec.secrets.push(s);
       return Promise.resolve(s);
     },
+    createSecret(s) {
+      writes.push('create secret');
+      if (c.createError) return Promise.reject(c.createError);
+      if (live) return Promise.reject(new KubeError(409, 'AlreadyExists', 'secrets "ci" already exists'));
+      rec.secrets.push(s);
+      return Promise.resolve(s);
+    },
+    removeSecretMetadata(s, keys) {
+      writes.push(`remove labels ${keys.labels.join(',')} annotations ${keys.annotations.join(',')}`);
+      return Promise.resolve(s);
+    },
     event(_ak, type, reason, _action, note) {
       writes.push(`event ${type} ${reason}`);
       rec.notes.push(note);
     },
   };
-  const live = c.live === undefined ? c.cached : (c.live ?? undefined);
   const r = new ApiKeyReconciler({
     apiKey: () => c.key,
     deployment: () => c.dep,
@@ -154,7 +177,7 @@ const cases: Record<string, Case> = {
   },
   'creates credentials for a new key: ownerReference, then the status, then the Secret': {
     key: apiKey({ owner: null }), dep: deployment(),
-    writes: ['setOwner', 'status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['setOwner', 'status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
       const s = r.secrets[0]!;
       expect(secretMatchesHash(secretIn(s), r.statuses[0]!.secretHash)).toBe(true);
@@ -165,7 +188,7 @@ const cases: Record<string, Case> = {
   },
   'records a rotate annotation present at creation as seen, so it does not rotate at once': {
     key: apiKey({ annotation: 'v1' }), dep: deployment(),
-    writes: ['status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
       expect(r.statuses[0]!.rotateAnnotation).toBe('v1');
       expect(r.statuses[0]!.lastRotationTime).toBeUndefined();
@@ -190,6 +213,30 @@ const cases: Record<string, Case> = {
     key: apiKey(), dep: deployment(), cached: foreignSecret,
     writes: ['status Ready=False SecretConflict', 'event Warning SecretConflict'],
   },
+  'finds a Secret it does not control, which the cache never holds, at a new key\'s create, and puts the status back as it was': {
+    key: apiKey(), dep: deployment(), live: foreignSecret,
+    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+    check: (r) => {
+      expect(r.statuses[1]!.keyId).toBeUndefined();
+      expect(r.statuses[1]!.secretHash).toBeUndefined();
+    },
+  },
+  'replaces a Secret it controls that the cache had not seen at a new key\'s create, with a warning (the status never vouched for it)': {
+    key: apiKey(), dep: deployment(), live: secretOf(apiKey()),
+    writes: ['status Ready=Unknown Issuing', 'create secret', 'secret', 'status Ready=True SecretReady', 'event Warning SecretModified'],
+    check: (r) => {
+      expect(secretIn(r.secrets[0]!)).not.toBe(SECRET);
+      expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
+    },
+  },
+  'looks again, live, at a key that found a foreign Secret, and writes nothing while it is there': {
+    key: apiKey({ status: conflicted }), dep: deployment(), live: foreignSecret,
+    writes: [],
+  },
+  'creates the Secret of a key that found a foreign Secret once that one is gone': {
+    key: apiKey({ status: conflicted }), dep: deployment(),
+    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+  },
   'never adopts a Secret the status does not vouch for, even one it controls: another key\'s id planted there is replaced': {
     key: apiKey(), dep: deployment(), cached: secretOf(apiKey()),
     writes: ['status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Warning SecretModified'],
@@ -205,7 +252,7 @@ const cases: Record<string, Case> = {
     key: apiKey({ status: { keyId: ID, secretHash: hashSecret(generateSecret()), secretName: 'ci', observedGeneration: 1,
       conditions: [{ ...ready, status: 'Unknown', reason: 'Issuing', message: 'Writing the credentials Secret' }] } }),
     dep: deployment(),
-    writes: ['status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
       expect(idIn(r.secrets[0]!)).toBe(ID);
       expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
@@ -213,7 +260,7 @@ const cases: Record<string, Case> = {
   },
   'replaces a deleted Secret: status first, then the Secret, same key id, and a Warning': {
     key: apiKey({ status: readyStatus(grace) }), dep: deployment(),
-    writes: ['status Ready=True SecretReady', 'secret', 'event Warning SecretRecreated'],
+    writes: ['status Ready=True SecretReady', 'create secret', 'event Warning SecretRecreated'],
     check: (r) => {
       expect(idIn(r.secrets[0]!)).toBe(ID);
       expect(secretIn(r.secrets[0]!)).not.toBe(SECRET);
@@ -302,6 +349,10 @@ const cases: Record<string, Case> = {
       expect(secretIn(r.secrets[0]!)).toBe(SECRET);
     },
   },
+  'removes a template label the Secret\'s create set, which an apply cannot remove': {
+    key: apiKey({ status: readyStatus() }), dep: deployment(), cached: createdWithLabel,
+    writes: ['secret', 'remove labels team annotations '],
+  },
   'ends a grace period that has passed': {
     key: apiKey({ status: readyStatus({ previousSecretHash: hashSecret(OLD_SECRET), previousSecretValidUntil: at(-1000) }) }),
     dep: deployment(), cached: secretOf(apiKey()),
@@ -338,6 +389,13 @@ describe('ApiKey reconcile', () => {
     });
     expect(rec.statuses.length).toBe(1);
     expect(rec.statuses[0]!.lastUsedAt).toBeUndefined();
+  });
+});
+
+describe('a failed create of the Secret', () => {
+  it('fails the pass on anything but AlreadyExists, for the queue to retry', async () => {
+    await expect(run({ key: apiKey(), dep: deployment(), createError: new KubeError(503, 'ServiceUnavailable', 'etcd is slow'), writes: [] }))
+      .rejects.toThrow('etcd is slow');
   });
 });
 

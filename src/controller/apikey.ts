@@ -41,19 +41,30 @@
  *
  * Every status write carries the resourceVersion the decision was based on,
  * so a decision taken on a stale cache fails with 409 and is retried.
+ *
+ * A key that never had credentials is decided on the caches alone: the
+ * secrets cache holds only the operator's Secrets, so it cannot see a
+ * foreign Secret of the same name, but the Secret write that follows is then
+ * a create, which the apiserver refuses (AlreadyExists) when any Secret of
+ * that name exists; only then is the live Secret read and the key decided
+ * again (foreign: SecretConflict, the status as it was; ours: replaced, as
+ * invariant 3 wants). So a new key costs no GET. Every other key with no
+ * cached Secret is checked live first, since a hash in its status may be
+ * vouching for a Secret the cache has not seen yet.
  */
 import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
 import { credentialsSecret, DEFAULT_GRACE_PERIOD, readCredential, ROTATE_ANNOTATION, SECRET_KEYS, secretNameOf } from '../api/index.ts';
 import { firstClaimant } from '../api/claims.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
+import { isAlreadyExists } from '../kube/client.ts';
 import type { ProcessResult } from '../kube/controller.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { getCondition, sameStatus, setCondition, type Condition } from './conditions.ts';
 import { Reason } from './reasons.ts';
-import { isControlledBy, secretUpToDate } from './secret.ts';
+import { createdMetadataLeft, isControlledBy, secretUpToDate } from './secret.ts';
 
 export type ApiKeyStatus = NonNullable<ApiKey['status']>;
 
@@ -74,6 +85,10 @@ export interface ApiKeyWrites {
   setOwner(ak: ApiKey, deployment: Deployment): Promise<ApiKey>;
   applyStatus(ak: ApiKey, status: ApiKeyStatus): Promise<ApiKey>;
   applySecret(secret: SecretObject): Promise<SecretObject>;
+  /** Creates the Secret; fails with AlreadyExists when a Secret of that name exists, whoever it belongs to. */
+  createSecret(secret: SecretObject): Promise<SecretObject>;
+  /** Removes labels and annotations from the Secret (ones its create set, which an apply cannot remove). */
+  removeSecretMetadata(secret: SecretObject, keys: { labels: string[]; annotations: string[] }): Promise<SecretObject>;
   event(ak: ApiKey, type: EventType, reason: string, action: string, note: string): void;
 }
 
@@ -89,6 +104,16 @@ export type ReconcileResult = ProcessResult;
 function ownedStatus(s: ApiKeyStatus | undefined): ApiKeyStatus {
   const { lastUsedAt: _ignored, ...rest } = s ?? {};
   return rest;
+}
+
+/** A Secret of the key's name that the key does not control turned up at the Secret's create. */
+class SecretTaken extends Error {
+  /** The key as the apiserver last answered (after this pass's status write). */
+  readonly ak: ApiKey;
+  constructor(ak: ApiKey) {
+    super('the credentials Secret is taken by a Secret this key does not control');
+    this.ak = ak;
+  }
 }
 
 /** Ends the previous secret's grace period. */
@@ -190,13 +215,24 @@ export class ApiKeyReconciler {
     }
     const st = await this.observe(ak, dep!, now);
     if (!st) {
-      await this.writeStatus(ak, ak.status, now, {
-        status: 'False', reason: Reason.SecretConflict,
-        message: `Secret ${secretNameOf(ak)} exists and is not controlled by this ApiKey; it was left untouched`,
-      });
+      await this.secretConflict(ak, ak.status, now);
       return {};
     }
-    return this.nextVisit(await this[decideAction(st)](st), now);
+    try {
+      return this.nextVisit(await this[decideAction(st)](st), now);
+    } catch (err) {
+      if (!(err instanceof SecretTaken)) throw err;
+      // Back to the status this pass began with: the secret it generated was never stored anywhere.
+      await this.secretConflict(err.ak, ak.status, now);
+      return {};
+    }
+  }
+
+  private secretConflict(ak: ApiKey, base: ApiKeyStatus | undefined, now: Date): Promise<ApiKey> {
+    return this.writeStatus(ak, base, now, {
+      status: 'False', reason: Reason.SecretConflict,
+      message: `Secret ${secretNameOf(ak)} exists and is not controlled by this ApiKey; it was left untouched`,
+    });
   }
 
   /** True when an earlier ApiKey claims this key's id (invariant 4): it keeps it, this one stands down. */
@@ -207,11 +243,17 @@ export class ApiKeyReconciler {
     return !!first && first.metadata.uid !== ak.metadata.uid;
   }
 
-  /** Reads the key's Secret; undefined when a Secret of that name exists and is not ours. */
+  /**
+   * Reads the key's Secret; undefined when a Secret of that name exists and
+   * is not ours. A key that never had credentials (and is not known to
+   * conflict) is decided on the cache alone: its Secret write is a create.
+   */
   private async observe(ak: ApiKey, dep: Deployment, now: Date): Promise<KeyState | undefined> {
     const { namespace } = ak.metadata;
     const secretName = secretNameOf(ak);
-    let secret = this.reads.cachedSecret(namespace!, secretName) ?? await this.reads.liveSecret(namespace!, secretName);
+    const fresh = !ak.status?.keyId && getCondition(ak.status?.conditions, 'Ready')?.reason !== Reason.SecretConflict;
+    let secret = this.reads.cachedSecret(namespace!, secretName)
+      ?? (fresh ? undefined : await this.reads.liveSecret(namespace!, secretName));
     if (secret && !isControlledBy(secret, ak.metadata.uid)) return undefined;
     const status: ApiKeyStatus = { ...ownedStatus(ak.status) };
     let stored = secret ? storedCredentials(secret) : {};
@@ -297,7 +339,11 @@ export class ApiKeyReconciler {
   async convergeStatus(st: KeyState): Promise<ApiKey> {
     const { status } = st;
     const desired = this.credentials(st, status.keyId!, st.stored.value!);
-    if (!secretUpToDate(st.secret!, desired)) await this.writes.applySecret(desired);
+    if (!secretUpToDate(st.secret!, desired)) {
+      await this.writes.applySecret(desired);
+      const left = createdMetadataLeft(st.secret!, desired);
+      if (left) await this.writes.removeSecretMetadata(desired, left);
+    }
     if (status.previousSecretValidUntil && Date.parse(status.previousSecretValidUntil) <= st.now.getTime()) {
       dropPreviousSecret(status);
     }
@@ -316,7 +362,22 @@ export class ApiKeyReconciler {
     status.secretHash = hashSecret(value);
     if (!opts.issuing) status.lastRotationTime = metaTime(st.now);
     const ak = await this.writeStatus(st.ak, status, st.now, opts.issuing ? ISSUING : readyCondition(st.expired));
-    await this.writes.applySecret(this.credentials(st, status.keyId!, value));
+    const desired = this.credentials(st, status.keyId!, value);
+    if (st.secret) {
+      await this.writes.applySecret(desired);
+      return ak;
+    }
+    try {
+      await this.writes.createSecret(desired);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      // A Secret the pass did not see: a foreign one (never cached), or ours not yet cached. Decide on it live.
+      const live = await this.reads.liveSecret(st.ak.metadata.namespace!, st.secretName);
+      if (live && !isControlledBy(live, st.ak.metadata.uid)) throw new SecretTaken(ak);
+      // Ours, yet not vouched for by the status this pass began with (invariant 3): replaced.
+      st.secret = live;
+      await this.writes.applySecret(desired);
+    }
     return ak;
   }
 

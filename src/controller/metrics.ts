@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KubeClient } from '../kube/client.ts';
 import type { Controller, OutcomeObserver } from '../kube/controller.ts';
+import { instrumentKubeRequests } from '../kube/request-metrics.ts';
 import type { Caches } from './caches.ts';
 
 export class ControllerMetrics {
@@ -36,11 +37,7 @@ export class ControllerMetrics {
 
   /** Counts every request the client makes, by method and status code (0: unreachable). */
   instrument(client: KubeClient): void {
-    const requests = new Counter({
-      name: 'apikey_operator_kube_requests_total', help: 'Requests to the Kubernetes API by method and status code',
-      labelNames: ['method', 'code'], registers: [this.registry],
-    });
-    client.observer = (method, code) => requests.inc({ method, code: String(code) });
+    instrumentKubeRequests(client, this.registry);
   }
 
   /** Gauges read at scrape time: queue depth and cache sizes. */

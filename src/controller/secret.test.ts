@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { credentialsSecret, type ApiKey, type SecretObject } from '../api/index.ts';
-import { appliedMetadataKeys, secretUpToDate } from './secret.ts';
+import { appliedMetadataKeys, createdMetadataLeft, secretUpToDate } from './secret.ts';
 
 const apiKey = (labels: Record<string, string>, annotations: Record<string, string> = {}): ApiKey => ({
   apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
@@ -44,6 +44,24 @@ describe('secretUpToDate', () => {
     expect(secretUpToDate(stored(first), credentialsSecret(apiKey({ team: 'data', env: 'prod' }, { 'example.com/sync': 'vault' }), creds))).toBe(false);
     expect(secretUpToDate(stored(first), credentialsSecret(apiKey({ team: 'ml' }, { 'example.com/sync': 'vault' }), creds))).toBe(false);
     expect(secretUpToDate(stored(first), credentialsSecret(apiKey({ team: 'data' }, { 'example.com/sync': 'vault' }), { ...creds, audience: 'https://b' }))).toBe(false);
+  });
+});
+
+describe('a Secret made by a create (no apply yet)', () => {
+  const first = credentialsSecret(apiKey({ team: 'data' }, { 'example.com/sync': 'vault' }), creds);
+  const created: SecretObject = { ...first, metadata: { ...first.metadata, managedFields: [
+    { manager: 'apikey-operator', operation: 'Update', apiVersion: 'v1',
+      fieldsV1: { 'f:metadata': { 'f:labels': { 'f:team': {} }, 'f:annotations': { 'f:example.com/sync': {} } } } }] } };
+  const without = credentialsSecret(apiKey({}), creds);
+
+  it('needs no write while it is what the template says', () => {
+    expect(secretUpToDate(created, first)).toBe(true);
+    expect(createdMetadataLeft(created, first)).toBeUndefined();
+  });
+
+  it('needs a write, and a removal of the created keys, for a label or annotation the template no longer lists', () => {
+    expect(secretUpToDate(created, without)).toBe(false);
+    expect(createdMetadataLeft(created, without)).toEqual({ labels: ['team'], annotations: ['example.com/sync'] });
   });
 });
 

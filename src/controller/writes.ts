@@ -2,7 +2,8 @@
  * Every write the controller's reconciles make, against the apiserver. The
  * reconcilers decide; this module only speaks the API: the ownerReference as
  * a merge patch, statuses and Secrets as server-side applies under the
- * contract's field manager.
+ * contract's field manager, except a key's first Secret: a create, which
+ * fails when any Secret of its name exists.
  *
  * Every write of a decision carries the resourceVersion the decision was
  * taken on (the ownerReference patch and the status applies), so a decision
@@ -60,6 +61,17 @@ export function apiKeyWrites(client: KubeClient, events: Pick<EventRecorder, 'em
       before();
       const md = secret.metadata!;
       return client.apply<SecretObject>(paths.object('', 'v1', 'secrets', md.namespace!, md.name!), secret, FIELD_MANAGER);
+    },
+    async createSecret(secret) {
+      before();
+      return client.create<SecretObject>(paths.collection('', 'v1', 'secrets', secret.metadata!.namespace), secret, { fieldManager: FIELD_MANAGER });
+    },
+    async removeSecretMetadata(secret, keys) {
+      before();
+      const md = secret.metadata!;
+      const nulls = (ks: string[]) => ks.length ? Object.fromEntries(ks.map((k) => [k, null])) : undefined;
+      return client.mergePatch<SecretObject>(paths.object('', 'v1', 'secrets', md.namespace!, md.name!),
+        { metadata: { labels: nulls(keys.labels), annotations: nulls(keys.annotations) } });
     },
     event(ak, type, reason, action, note) {
       events.emit(ak, type, reason, action, note);

@@ -62,7 +62,7 @@ export function idleWindowMs(timing: WatchTiming, timeoutSeconds: number): numbe
   return timing.idleMs ?? timeoutSeconds * 1000 + 15_000;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T> {
   /** `paths.groupVersion(...)`: e.g. `/apis/apikeys.dev/v1alpha1`, or `/api/v1` */
   apiPrefix: string;
   plural: string;
@@ -72,6 +72,25 @@ export interface InformerOptions {
   fieldSelector?: string;
   log: Logger;
   watch?: Partial<WatchTiming>;
+  /**
+   * What of each object to keep, applied before it is cached: memory with
+   * many objects (`withoutManagedFields`). Handlers and readers see the result.
+   */
+  keep?: (obj: T) => T;
+}
+
+/**
+ * An object without metadata.managedFields, or with only the entries of
+ * `manager` when given: the field owners are often the larger part of a
+ * small object, and a cache rarely needs them.
+ */
+export function withoutManagedFields<T extends { metadata?: { managedFields?: { manager?: string }[] } }>(manager?: string): (obj: T) => T {
+  return (obj) => {
+    const md = obj.metadata;
+    if (!md?.managedFields) return obj;
+    const kept = manager === undefined ? [] : md.managedFields.filter((f) => f.manager === manager);
+    return { ...obj, metadata: { ...md, managedFields: kept.length ? kept : undefined } };
+  };
 }
 
 /** How one watch request ended (other than by an exception). */
@@ -107,10 +126,10 @@ export class Informer<T extends KubeObject> {
   lastError: string | undefined;
 
   private readonly client: KubeClient;
-  private readonly opts: InformerOptions;
+  private readonly opts: InformerOptions<T>;
   private readonly timing: WatchTiming;
 
-  constructor(client: KubeClient, opts: InformerOptions) {
+  constructor(client: KubeClient, opts: InformerOptions<T>) {
     this.client = client;
     this.opts = opts;
     this.timing = { ...DEFAULT_WATCH_TIMING, ...opts.watch };
@@ -341,7 +360,8 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  private upsert(obj: T): void {
+  private upsert(received: T): void {
+    const obj = this.opts.keep ? this.opts.keep(received) : received;
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;

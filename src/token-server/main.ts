@@ -75,6 +75,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
   const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
   const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
+  if (client) metrics.instrument(client);
   const reviewer = deps.reviewer ?? (client
     ? new KubeReviewer({
       client, log, observe: (review, outcome) => metrics.review(review, outcome), audiences: opts.tokenReviewAudiences,

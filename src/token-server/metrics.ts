@@ -4,6 +4,8 @@
  * failure reason, review outcome): never a key id, a secret, a token or a namespace.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { KubeClient } from '../kube/client.ts';
+import { instrumentKubeRequests } from '../kube/request-metrics.ts';
 import type { FailureReason } from './oauth-errors.ts';
 import type { ReviewKind, ReviewOutcome } from './reviews.ts';
 
@@ -82,6 +84,11 @@ export class TokenServerMetrics {
       collect() { this.set(gauges.ready() ? 1 : 0); },
     });
   }
+  /** Counts every request the client makes to the Kubernetes API, by method and status code. */
+  instrument(client: KubeClient): void {
+    instrumentKubeRequests(client, this.registry);
+  }
+
 
   tokenIssued(grantType: string): void {
     bound(this.issuedBy, grantType, () => this.issued.labels({ grant_type: grantType })).inc();

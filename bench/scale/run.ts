@@ -1,0 +1,151 @@
+/**
+ * Ten thousand keys: the controller and the token server on a control plane of
+ * their own with `--keys` ApiKeys over `--deployments` Deployments. Measures
+ * their resident memory once every key is Ready, the Kubernetes API requests
+ * both make in a minute when nothing changes, a controller restart (until
+ * /readyz, until it has caught up, and what it wrote) and a token server
+ * restart (until /readyz, until it serves the last key created). Run on demand:
+ *
+ *   npm run bench:scale [-- --keys 10000 --deployments 100 --workers 32 --concurrency 32 --idle-seconds 60]
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { readCredential, SECRET_KEYS, type ApiKey, type SecretObject } from '../../src/api/index.ts';
+import { requestToken } from '../../test/support/token-client.ts';
+import {
+  benchCluster, delta, isReady, labelOf, mb, metricsOf, pool, rssBytes, samples, seconds, startController, startTokenServer, until,
+  type Controller, type TokenServer,
+} from '../support.ts';
+
+const { values } = parseArgs({ options: {
+  keys: { type: 'string', default: '10000' }, deployments: { type: 'string', default: '100' },
+  workers: { type: 'string', default: '32' }, concurrency: { type: 'string', default: '32' },
+  'idle-seconds': { type: 'string', default: '60' },
+} });
+const N = Number(values.keys);
+const D = Number(values.deployments);
+const C = Number(values.concurrency);
+const IDLE_S = Number(values['idle-seconds']);
+const NS = 'keys';
+const OP = 'op';
+const GROUP_PATH = '/apis/apikeys.dev/v1alpha1/namespaces';
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const REQUESTS = 'apikey_operator_kube_requests_total';
+/** A program's Kubernetes API requests, by method and code. */
+const requestsOf = async (base: string) => samples(await metricsOf(base), REQUESTS);
+const byMethod = (m: Map<string, number>) => [...m].map(([k, v]) => `${labelOf(k, 'method')} ${labelOf(k, 'code')}: ${v}`).join(', ') || 'none';
+const isWrite = (labels: string) => !['GET', 'LIST', 'WATCH'].includes(labelOf(labels, 'method') ?? labelOf(labels, 'verb') ?? '');
+
+/** The apiserver's write requests by verb and resource (its apiserver_request_total). */
+function apiserverWrites(metrics: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [labels, n] of samples(metrics, 'apiserver_request_total')) {
+    const verb = labelOf(labels, 'verb')!;
+    if (['GET', 'LIST', 'WATCH', 'CONNECT'].includes(verb)) continue;
+    const sub = labelOf(labels, 'subresource');
+    const key = `${verb} ${labelOf(labels, 'resource')}${sub ? `/${sub}` : ''} ${labelOf(labels, 'code')}`;
+    out.set(key, (out.get(key) ?? 0) + n);
+  }
+  return out;
+}
+const listing = (m: Map<string, number>) => [...m].map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
+
+async function readyCount(c: typeof cluster.client): Promise<number> {
+  const list = await c.list<ApiKey>(`${GROUP_PATH}/${NS}/apikeys`);
+  return list.items.filter((k) => k.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')).length;
+}
+
+/** True once the controller has reconciled at least `n` ApiKeys and has nothing queued. */
+async function caughtUp(ctl: Controller, n: number): Promise<boolean> {
+  const m = await metricsOf(ctl.health);
+  const reconciled = sum(new Map([...samples(m, 'apikey_operator_reconcile_total')].filter(([k]) => labelOf(k, 'kind') === 'ApiKey')));
+  return reconciled >= n && sum(samples(m, 'apikey_operator_workqueue_depth')) === 0;
+}
+
+// Memory is measured on the programs as the image runs them: built.
+/** Resident memory (from /proc and from the program's own metric) and the V8 heap, as the program's metrics show them. */
+async function memory(name: string, pid: number, base: string, prefix: string): Promise<void> {
+  const m = await metricsOf(base);
+  const of = (metric: string) => mb(sum(samples(m, `${prefix}${metric}`)));
+  report(`${name} memory: RSS ${mb(rssBytes(pid))} (/proc VmRSS; process_resident_memory_bytes ${of('process_resident_memory_bytes')}); ` +
+    `V8 heap used ${of('nodejs_heap_size_used_bytes')} of ${of('nodejs_heap_size_total_bytes')}, external ${of('nodejs_external_memory_bytes')}`);
+}
+
+const cluster = await benchCluster('bench-scale', { built: true });
+const lines: string[] = [];
+const report = (line: string) => { lines.push(line); console.log(line); };
+try {
+  const c = cluster.client;
+  for (const name of [OP, NS]) await c.create('/api/v1/namespaces', { metadata: { name } });
+  let ctl = await startController(cluster, { operatorNamespace: OP, namespaces: NS, workers: values.workers });
+  let ts: TokenServer = await startTokenServer(cluster, { operatorNamespace: OP, namespaces: NS });
+  await until('both programs to be ready', async () => (await isReady(ctl.health)) && isReady(ts.url), 120_000);
+
+  report(`node ${process.version}, ${N} ApiKeys over ${D} Deployments, ${values.workers} workers, client concurrency ${C}`);
+  await memory('controller, no keys yet,', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
+  await memory('token server, no keys yet,', ts.child.pid!, ts.url, 'apikey_operator_token_server_');
+
+  await pool(D, C, (i) => c.create(`${GROUP_PATH}/${NS}/deployments`, {
+    apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: `d${i}` }, spec: { audiences: [`https://d${i}.bench.test`] },
+  }));
+  const t0 = performance.now();
+  await pool(N, C, (i) => c.create(`${GROUP_PATH}/${NS}/apikeys`, {
+    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: `d${i % D}` } },
+  }));
+  const createdMs = performance.now() - t0;
+  // The controller's metrics say when it may be done; one list then says whether every key is Ready.
+  await until(`${N} ApiKeys Ready`, async () => (await caughtUp(ctl, N)) && (await readyCount(c)) === N, 3600_000, 250);
+  const readyMs = performance.now() - t0;
+
+  // The last key created, as a client of its Secret has it.
+  const secret = await c.get<SecretObject>(`/api/v1/namespaces/${NS}/secrets/k${N - 1}`);
+  const last = { keyId: readCredential(secret, SECRET_KEYS.id)!, secret: readCredential(secret, SECRET_KEYS.secret)!, audience: `https://d${(N - 1) % D}.bench.test` };
+  const serves = async (server: TokenServer) => (await requestToken(server, last)).status === 200;
+  await until('a token for the last key', () => serves(ts), 120_000);
+
+  report(`${N} ApiKey creates (client side): ${seconds(createdMs)}; all Ready ${seconds(readyMs)} after the first create (${Math.round(N / (readyMs / 1000))} keys/s)`);
+
+  await sleep(5000);
+  await memory('controller', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
+  await memory('token server', ts.child.pid!, ts.url, 'apikey_operator_token_server_');
+
+  // Idle: nothing changes for a while; what does each program ask the apiserver?
+  const idleBefore = { ctl: await requestsOf(ctl.health), ts: await requestsOf(ts.url), api: apiserverWrites(await cluster.apiserverMetrics()) };
+  await sleep(IDLE_S * 1000);
+  const idleCtl = delta(idleBefore.ctl, await requestsOf(ctl.health));
+  const idleTs = delta(idleBefore.ts, await requestsOf(ts.url));
+  const idleApi = delta(idleBefore.api, apiserverWrites(await cluster.apiserverMetrics()));
+  const perMinute = (m: Map<string, number>) => (sum(m) * 60 / IDLE_S).toFixed(0);
+  report(`idle ${IDLE_S} s: controller ${perMinute(idleCtl)} requests/min (${byMethod(idleCtl)}); token server ${perMinute(idleTs)} requests/min (${byMethod(idleTs)})`);
+  report(`  the apiserver's writes in that time: ${listing(idleApi)}`);
+
+  // A controller restart with every key Ready: how long until it is ready and caught up, and what does it write?
+  const apiBefore = apiserverWrites(await cluster.apiserverMetrics());
+  await ctl.stop();
+  const r0 = performance.now();
+  ctl = await startController(cluster, { operatorNamespace: OP, namespaces: NS, workers: values.workers });
+  const ctlReadyMs = await until('the restarted controller to be ready', () => isReady(ctl.health), 600_000);
+  await until('the restarted controller to catch up', () => caughtUp(ctl, N), 3600_000, 100);
+  const ctlCaughtUpMs = performance.now() - r0;
+  await sleep(3000);
+  const restartRequests = await requestsOf(ctl.health);
+  const restartWrites = new Map([...restartRequests].filter(([k]) => isWrite(k)));
+  const apiWrites = delta(apiBefore, apiserverWrites(await cluster.apiserverMetrics()));
+  report(`controller restart: ready (/readyz) after ${seconds(ctlReadyMs)}, caught up (${N} keys reconciled, queue empty) after ${seconds(ctlCaughtUpMs)}`);
+  report(`  its requests: ${byMethod(restartRequests)}; writes: ${sum(restartWrites)} (${byMethod(restartWrites)})`);
+  report(`  the apiserver's writes from its stop until 3 s after it caught up: ${listing(apiWrites)}`);
+
+  // A token server restart: how long until it serves every key again?
+  await ts.stop();
+  ts = await startTokenServer(cluster, { operatorNamespace: OP, namespaces: NS });
+  const [tsReadyMs, tsServesMs] = await Promise.all([
+    until('the restarted token server to be ready', () => isReady(ts.url), 600_000, 20),
+    until('the restarted token server to serve the last key', () => serves(ts), 600_000, 20),
+  ]);
+  report(`token server restart: ready (/readyz) after ${seconds(tsReadyMs)}, a token for the last key created after ${seconds(tsServesMs)}`);
+  await memory('restarted token server', ts.child.pid!, ts.url, 'apikey_operator_token_server_');
+} finally {
+  await cluster.stop();
+}
+console.log(`\nsummary\n${lines.join('\n')}`);
