@@ -29,6 +29,12 @@ export interface KubeKeyStoreOptions {
   log: Logger;
 }
 
+/** Whether an update changes what a Deployment claims: its audiences, its identity, or its deletion. */
+function claimsChanged(d: Deployment, old: Deployment | undefined): boolean {
+  return !old || old.metadata.uid !== d.metadata.uid || !old.metadata.deletionTimestamp !== !d.metadata.deletionTimestamp
+    || (old.spec?.audiences ?? []).join('\n') !== (d.spec?.audiences ?? []).join('\n');
+}
+
 export class KubeKeyStore implements KeyStore {
   readonly signing = new SigningKeys();
   private readonly keys = new Map<string, KeyEntry>();
@@ -61,21 +67,23 @@ export class KubeKeyStore implements KeyStore {
     this.apiKeyInformer.on('update', onKey);
     this.apiKeyInformer.on('delete', (ak) => this.refreshKeyId(ak.status?.keyId));
 
-    // A Deployment's entry depends on the other claimants of its audiences: recompute them all.
+    // A Deployment's entry depends on the other claimants of its audiences: when what it claims
+    // changes (audiences, identity, deletion), every claimant of those audiences is recomputed once;
+    // any other update (its status, say) recomputes its own entry only.
     this.deploymentInformer.addIndex(AUDIENCE_INDEX, (d) => d.spec?.audiences ?? []);
     const onDeployment = (d: Deployment, old?: Deployment) => {
-      this.refreshDeployment(d);
-      for (const aud of new Set([...d.spec?.audiences ?? [], ...old?.spec?.audiences ?? []])) {
-        for (const other of this.deploymentInformer.byIndex(AUDIENCE_INDEX, aud)) this.refreshDeployment(other);
+      if (!claimsChanged(d, old)) {
+        this.refreshDeployment(d);
+        return;
       }
+      this.refreshClaimants([...d.spec?.audiences ?? [], ...old?.spec?.audiences ?? []]);
+      if (!d.spec?.audiences?.length) this.refreshDeployment(d);
     };
     this.deploymentInformer.on('add', onDeployment);
     this.deploymentInformer.on('update', onDeployment);
     this.deploymentInformer.on('delete', (d) => {
       this.deployments.delete(objectKey(d));
-      for (const aud of d.spec?.audiences ?? []) {
-        for (const other of this.deploymentInformer.byIndex(AUDIENCE_INDEX, aud)) this.refreshDeployment(other);
-      }
+      this.refreshClaimants(d.spec?.audiences ?? []);
     });
 
     const onSecret = (s: SecretObject) => this.loadSigningKeys(s);
@@ -115,6 +123,17 @@ export class KubeKeyStore implements KeyStore {
     if (claimants.length > 1) {
       this.log.warn({ keyId, kept: first && objectKey(first), refused: claimants.filter((c) => c !== first).map(objectKey) },
         'several ApiKeys claim one key id; only the first claimant is served');
+    }
+  }
+
+  /** Recomputes the entry of every Deployment that lists one of `audiences`, once each. */
+  private refreshClaimants(audiences: readonly string[]): void {
+    const seen = new Set<Deployment>();
+    for (const aud of new Set(audiences)) {
+      for (const d of this.deploymentInformer.byIndex(AUDIENCE_INDEX, aud)) {
+        if (!seen.has(d)) this.refreshDeployment(d);
+        seen.add(d);
+      }
     }
   }
 
