@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bearerTokenKubeconfig } from './cluster/controlplane.ts';
-import { adminKubeConfig, clusterState, createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
+import { adminKubeConfig, clusterState, createNamespace, kubectl, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import { authz, issued, requestToken, type KeyCredentials } from './support/token-client.ts';
@@ -228,7 +228,7 @@ describe('the token server in the chart\'s sidecar mode', () => {
     expect(await can(token, 'create', 'serviceaccounts/token', '-n', sidecar.namespace)).toBe('no');
     expect(await can(token, 'list', 'apikeys.apikeys.dev', '--all-namespaces')).toBe('yes');
     // The controller may mint a token for that one ServiceAccount and no other.
-    const controllerToken = tokenOf(sidecar.controllerKubeconfig);
+    const controllerToken = await serviceAccountToken(sidecar.namespace, sidecar.controllerServiceAccount);
     expect(await can(controllerToken, 'create', `serviceaccounts/${sidecar.tokenServerServiceAccount}`, '--subresource', 'token', '-n', sidecar.namespace)).toBe('yes');
     expect(await can(controllerToken, 'create', `serviceaccounts/${sidecar.controllerServiceAccount}`, '--subresource', 'token', '-n', sidecar.namespace)).toBe('no');
 
@@ -247,7 +247,7 @@ describe('the token server in the chart\'s sidecar mode', () => {
 
 describe('the token server in the chart\'s own-Deployment mode', () => {
   it('may not read any Secret but its signing keys', async () => {
-    const token = tokenOf(identity.tokenServerKubeconfig);
+    const token = await serviceAccountToken(identity.namespace, identity.tokenServerServiceAccount);
     const dir = mkdtempSync(join(tmpdir(), 'can-i-'));
     try {
       const can = (...args: string[]) => canI(dir, token, ...args);
@@ -267,9 +267,4 @@ async function canI(dir: string, token: string, ...args: string[]): Promise<stri
   const cluster = { server: clusterState().server, 'certificate-authority-data': adminKubeConfig().getCurrentCluster()?.caData ?? '' };
   writeFileSync(file, bearerTokenKubeconfig({ cluster, token, user: 'can-i', namespace: 'default' }), { mode: 0o600 });
   return (await kubectl(['auth', 'can-i', ...args], { kubeconfig: file })).stdout.trim();
-}
-
-/** The bearer token of a kubeconfig written by serviceAccountKubeconfig. */
-function tokenOf(kubeconfig: string): string {
-  return (JSON.parse(readFileSync(kubeconfig, 'utf8')) as { users: { user: { token: string } }[] }).users[0]!.user.token;
 }
