@@ -28,6 +28,7 @@ export interface WriteHooks {
 type Owned = ApiKey | Deployment;
 
 const objectPath = (plural: string, o: Owned) => paths.object(GROUP, VERSION, plural, o.metadata.namespace!, o.metadata.name!);
+const secretPath = (s: SecretObject) => paths.object('', 'v1', 'secrets', s.metadata!.namespace!, s.metadata!.name!);
 
 /** Server-side apply of the status subresource, based on the resourceVersion the decision was made on. */
 function applyStatus<T extends Owned>(client: KubeClient, plural: string, kind: T['kind'], o: T, status: T['status']): Promise<T> {
@@ -59,8 +60,7 @@ export function apiKeyWrites(client: KubeClient, events: Pick<EventRecorder, 'em
     },
     async applySecret(secret) {
       before();
-      const md = secret.metadata!;
-      return client.apply<SecretObject>(paths.object('', 'v1', 'secrets', md.namespace!, md.name!), secret, FIELD_MANAGER);
+      return client.apply<SecretObject>(secretPath(secret), secret, FIELD_MANAGER);
     },
     async createSecret(secret) {
       before();
@@ -68,9 +68,8 @@ export function apiKeyWrites(client: KubeClient, events: Pick<EventRecorder, 'em
     },
     async removeSecretMetadata(secret, keys) {
       before();
-      const md = secret.metadata!;
       const nulls = (ks: string[]) => ks.length ? Object.fromEntries(ks.map((k) => [k, null])) : undefined;
-      return client.mergePatch<SecretObject>(paths.object('', 'v1', 'secrets', md.namespace!, md.name!),
+      return client.mergePatch<SecretObject>(secretPath(secret),
         { metadata: { labels: nulls(keys.labels), annotations: nulls(keys.annotations) } });
     },
     event(ak, type, reason, action, note) {
