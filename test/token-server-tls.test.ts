@@ -5,7 +5,7 @@
  * certificate replaced on disk (as cert-manager renews it) is served without
  * a restart.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './cluster/controlplane.ts';
+import { freePort, openssl as runOpenssl } from './cluster/controlplane.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, startController, startProcess, type RunningProcess } from './support/processes.ts';
@@ -33,10 +33,7 @@ let url: string;
 let agent: Agent;
 const AUDIENCE = uniqueAudience('tls');
 
-function openssl(args: string[]): void {
-  const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
-}
+const openssl = (args: string[]) => runOpenssl(args, dir);
 
 /** A serving certificate for 127.0.0.1 and localhost, signed by the test CA, as `name`.crt/.key. */
 function servingCertificate(name: string): void {

@@ -44,7 +44,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function openssl(args: string[], cwd: string): void {
+/** Runs openssl in `cwd` (the tests' certificates); throws with its stderr when it fails. */
+export function openssl(args: string[], cwd: string): void {
   const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
   if (r.error) throw new Error(`openssl is required to make the test certificates: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
