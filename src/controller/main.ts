@@ -5,7 +5,7 @@
  * workers reconcile (kube/controller.ts); only the leader of a Lease runs
  * workers, and only it may write (kube/manager.ts).
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfigLike } from '../kube/credentials.ts';
 import { LEASE_NAME } from '../api/index.ts';
 import { KubeClient } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
@@ -20,7 +20,7 @@ import { ControllerMetrics } from './metrics.ts';
 import { clusterCaPem, TokenServerIdentity } from './token-server-identity.ts';
 
 export interface ControllerOptions {
-  kc: KubeConfig;
+  kc: KubeConfigLike;
   operatorNamespace: string;
   namespaces: string[];
   audiences: string[];

@@ -1,13 +1,13 @@
 /**
  * A thin client for the Kubernetes REST API on top of the kubeconfig's
- * authentication (client certificates, tokens, exec plugins) and its pooled
- * undici dispatcher. It speaks paths and content types explicitly, so a merge
+ * authentication (client certificates, tokens, exec plugins: credentials.ts)
+ * and one pooled undici dispatcher. It speaks paths and content types explicitly, so a merge
  * patch is a merge patch and an apply is an apply, and its errors carry the
  * HTTP status and the Status reason, never a response body that could hold
  * a Secret's data.
  */
-import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
-import { fetch, type Dispatcher } from 'undici';
+import { fetch } from 'undici';
+import { credentialsOf, type Credentials, type KubeConfigLike } from './credentials.ts';
 import { redactSecrets } from '../shared/redact.ts';
 
 export const CONTENT = {
@@ -53,30 +53,22 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-const METHODS: Record<string, HttpMethod> = {
-  GET: HttpMethod.GET, POST: HttpMethod.POST, PUT: HttpMethod.PUT, PATCH: HttpMethod.PATCH, DELETE: HttpMethod.DELETE,
-};
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export type RequestObserver = (method: string, status: number, seconds: number) => void;
 
 export class KubeClient {
-  readonly kc: KubeConfig;
   private readonly server: string;
+  /** One connection pool for every request and watch, and each request's auth headers. */
+  private readonly credentials: Credentials;
   /** Called after every request (status 0: unreachable), for metrics. */
   observer: RequestObserver | undefined;
-  /**
-   * client-node builds a new undici Agent for every request, so no
-   * connection is ever reused and each request pays a TLS handshake. The
-   * first one is kept; per-request authentication (tokens, exec plugins)
-   * still comes from applySecurityAuthentication's headers.
-   */
-  private dispatcher: Dispatcher | undefined;
 
-  constructor(kc: KubeConfig) {
+  constructor(kc: KubeConfigLike) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    this.kc = kc;
     this.server = cluster.server.replace(/\/$/, '');
+    this.credentials = credentialsOf(kc);
   }
 
   url(path: string, query?: Query): URL {
@@ -85,12 +77,34 @@ export class KubeClient {
     return u;
   }
 
-  async request<T>(method: keyof typeof METHODS, path: string, opts: RequestOptions = {}): Promise<T> {
+  /** The Authorization (and Impersonate-User) headers this client sends: for a bearer token of the user's own. */
+  async authHeaders(): Promise<Record<string, string>> {
+    return (await this.credentials.authenticate(this.server)).headers;
+  }
+
+  /**
+   * A watch of `path`: the response body, a stream of JSON lines, once the
+   * server answered 200; a KubeError otherwise. `signal` ends it. Watches are
+   * not counted by the observer: each lasts minutes, not a request's time.
+   */
+  async watch(path: string, query: Query, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    const url = this.url(path, { ...query, watch: true });
+    const auth = await this.credentials.authenticate(url.toString());
+    let res;
+    try {
+      res = await fetch(url, { headers: { ...auth.headers, accept: 'application/json' }, dispatcher: auth.dispatcher, signal });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw unreachable(this.server, err);
+    }
+    if (res.status !== 200 || !res.body) throw await kubeErrorOf(res, 'GET', path);
+    return res.body;
+  }
+
+  async request<T>(method: Method, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = this.url(path, opts.query);
-    const ctx = new RequestContext(url.toString(), METHODS[method]!);
-    await this.kc.applySecurityAuthentication(ctx);
-    this.dispatcher ??= ctx.getDispatcher();
-    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    const auth = await this.credentials.authenticate(url.toString());
+    const headers: Record<string, string> = { ...auth.headers, accept: 'application/json' };
     let body: string | undefined;
     if (opts.body !== undefined) {
       headers['content-type'] = opts.contentType ?? CONTENT.json;
@@ -101,26 +115,19 @@ export class KubeClient {
     const observe = (status: number) => this.observer?.(method, status, (performance.now() - started) / 1000);
     try {
       res = await fetch(url, {
-        method, headers, body, dispatcher: this.dispatcher, signal: opts.signal ?? AbortSignal.timeout(30_000),
+        method, headers, body, dispatcher: auth.dispatcher, signal: opts.signal ?? AbortSignal.timeout(30_000),
       });
     } catch (err) {
       observe(0);
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new KubeError(0, 'Unreachable',
-        `cannot reach the Kubernetes API at ${this.server}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+      throw unreachable(this.server, err);
+    }
+    if (!res.ok) {
+      const err = await kubeErrorOf(res, method, path);
+      observe(res.status);
+      throw err;
     }
     const text = await res.text();
     observe(res.status);
-    if (!res.ok) {
-      let reason = res.statusText;
-      let message = `${method} ${path}: HTTP ${res.status}`;
-      try {
-        const status = JSON.parse(text) as { reason?: string; message?: string };
-        if (status.reason) reason = status.reason;
-        if (status.message) message = status.message;
-      } catch { /* not a Status */ }
-      throw new KubeError(res.status, reason, message);
-    }
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -168,6 +175,23 @@ export class KubeClient {
   delete<T>(path: string, body?: unknown): Promise<T> {
     return this.request<T>('DELETE', path, { body });
   }
+}
+
+function unreachable(server: string, err: unknown): KubeError {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return new KubeError(0, 'Unreachable', `cannot reach the Kubernetes API at ${server}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+}
+
+/** The error of a refused request, from its Status body (reason and message; never the body itself). */
+async function kubeErrorOf(res: { status: number; statusText: string; text(): Promise<string> }, method: string, path: string): Promise<KubeError> {
+  let reason = res.statusText;
+  let message = `${method} ${path}: HTTP ${res.status}`;
+  try {
+    const status = JSON.parse(await res.text()) as { reason?: string; message?: string };
+    if (status.reason) reason = status.reason;
+    if (status.message) message = status.message;
+  } catch { /* not a Status */ }
+  return new KubeError(res.status, reason, message);
 }
 
 /** REST paths of the resources this project uses. */

@@ -7,8 +7,8 @@
  * kubeconfig context's namespace, or `default`.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import { kubeconfigPaths, mergeKubeconfigFiles } from './kubeconfig-files.ts';
+import { KubeConfig } from './kubeconfig.ts';
 
 /**
  * Where a pod's ServiceAccount files are found: / in a pod. The in-cluster

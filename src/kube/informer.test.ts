@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_WATCH_TIMING, idleWindowMs, withoutManagedFields } from './informer.ts';
 
-/** undici's default body timeout, which client-node's dispatcher keeps: a silent body for this long is an error. */
+/** undici's default body timeout, which the client's dispatcher keeps: a silent body for this long is an error. */
 const UNDICI_BODY_TIMEOUT_MS = 300_000;
 
 describe('the default watch timing', () => {

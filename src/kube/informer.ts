@@ -1,6 +1,6 @@
 /**
- * A list-watch cache of one resource, built on client-node's Watch rather
- * than its informer, which stops for good on a network error, can hang on a
+ * A list-watch cache of one resource, on KubeClient's watch rather than
+ * client-node's informer, which stops for good on a network error, can hang on a
  * dead connection, does not follow `continue`, passes a label selector to the
  * watch only, and keys by name (so a delete and re-create looks like an
  * update). This one has paged lists, bookmarks, capped and jittered backoff
@@ -13,7 +13,6 @@
  *
  * Handlers receive the cached object itself: never mutate it (copy first).
  */
-import { Watch } from '@kubernetes/client-node';
 import type { KubeObject } from './types.ts';
 import { Backoff } from './backoff.ts';
 import { KubeClient, KubeError } from './client.ts';
@@ -37,10 +36,9 @@ export interface WatchTiming {
   /**
    * A watch that received no byte for this long is aborted as dead. Default:
    * its `timeoutSeconds` plus 15 s, i.e. the server should have ended it by
-   * then. It stays below the 300 s body timeout of the undici dispatcher
-   * that client-node's Watch uses, which would otherwise end it as an error.
-   * (client-node's `requestTimeoutMs` is this idle timeout: its timer is
-   * reset on every chunk of the response, it is not a total deadline.)
+   * then. It stays below the 300 s body timeout of the undici dispatcher,
+   * which would otherwise end it as an error. The timer restarts with every
+   * chunk of the response: it is not a total deadline.
    */
   idleMs?: number;
   /** A watch that lasted this long, or delivered an event, is healthy: it resets the backoff. */
@@ -261,77 +259,89 @@ export class Informer<T extends KubeObject> {
     return list.metadata.resourceVersion ?? '';
   }
 
-  private watchOnce(ns: string | undefined, resourceVersion: string): Promise<WatchEnd> {
+  private async watchOnce(ns: string | undefined, resourceVersion: string): Promise<WatchEnd> {
     const [min, max] = this.timing.timeoutSeconds;
     const timeoutSeconds = min + Math.floor(Math.random() * (max - min + 1));
+    const idleMs = idleWindowMs(this.timing, timeoutSeconds);
     const started = Date.now();
-    return new Promise((resolve, reject) => {
-      let rv = resourceVersion;
-      let gone = false;
-      let serverError: KubeError | undefined;
-      let events = 0;
-      let controller: AbortController | undefined;
-      let finished = false;
-      const watch = new Watch(this.client.kc);
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = idleWindowMs(this.timing, timeoutSeconds);
-      const done = (err: unknown) => {
-        finished = true;
-        if (controller) this.aborts.delete(controller);
-        const e = err as { name?: string; code?: string; statusCode?: number } | null;
-        const end = { resourceVersion: rv, gone, idle: false, events, ms: Date.now() - started };
-        if (gone || e?.statusCode === 410) {
-          resolve({ ...end, resourceVersion: '', gone: true });
-        } else if (serverError && !this.stopped) {
-          reject(serverError);
-        } else if (!e || e.name === 'AbortError' || this.stopped) {
-          resolve(end);
-        } else if (e.name === 'TimeoutError' || e.code === 'UND_ERR_BODY_TIMEOUT') {
-          resolve({ ...end, idle: true });
-        } else {
-          reject(err instanceof Error ? err : new Error(String(err)));
+    const end: WatchEnd = { resourceVersion, gone: false, idle: false, events: 0, ms: 0 };
+    const controller = new AbortController();
+    this.aborts.add(controller);
+    if (this.stopped) controller.abort();
+    // The idle timeout runs from the request on and restarts with every chunk of the response.
+    let timer: NodeJS.Timeout | undefined;
+    const stillAlive = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { end.idle = true; controller.abort(); }, idleMs);
+      timer.unref();
+    };
+    try {
+      stillAlive();
+      const body = await this.client.watch(this.collectionPath(ns), {
+        resourceVersion, allowWatchBookmarks: true, timeoutSeconds,
+        labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector,
+      }, controller.signal);
+      const decoder = new TextDecoder();
+      let pending = '';
+      read: for await (const chunk of body) {
+        stillAlive();
+        pending += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          if (!this.onWatchEvent(line, end)) break read;
         }
-      };
-      watch.watch(
-        this.collectionPath(ns),
-        {
-          resourceVersion,
-          allowWatchBookmarks: true,
-          timeoutSeconds,
-          labelSelector: this.opts.labelSelector,
-          fieldSelector: this.opts.fieldSelector,
-        },
-        (type: string, obj: T & { code?: number; reason?: string; message?: string }) => {
-          this.lastContact = Date.now();
-          switch (type) {
-            case 'ADDED':
-            case 'MODIFIED':
-              events++;
-              this.upsert(obj);
-              break;
-            case 'DELETED':
-              events++;
-              this.remove(obj);
-              break;
-            case 'BOOKMARK':
-              break;
-            case 'ERROR':
-              if (obj.code === 410) gone = true;
-              else serverError = new KubeError(obj.code ?? 500, obj.reason ?? '', `watch error: ${obj.message ?? 'unknown'}`);
-              controller?.abort();
-              return;
-            default:
-              return;
-          }
-          const v = obj.metadata?.resourceVersion;
-          if (v) rv = v;
-        },
-        done,
-      ).then((c) => {
-        controller = c;
-        if (this.stopped) c.abort();
-        else if (!finished) this.aborts.add(c);
-      }, reject);
-    });
+      }
+    } catch (err) {
+      // Aborted by stop() or by the idle timeout: an ordinary end; anything else is a failure.
+      if (!controller.signal.aborted) throw err;
+    } finally {
+      clearTimeout(timer);
+      controller.abort();
+      this.aborts.delete(controller);
+    }
+    end.ms = Date.now() - started;
+    if (end.gone) end.resourceVersion = '';
+    return end;
+  }
+
+  /** Applies one line of a watch to the cache; false when the watch must end (410 Gone). Throws a server's error event. */
+  private onWatchEvent(line: string, end: WatchEnd): boolean {
+    if (line.trim() === '') return true;
+    let event: { type?: string; object?: T & { code?: number; reason?: string; message?: string } };
+    try {
+      event = JSON.parse(line) as typeof event;
+    } catch {
+      return true; // not an event (client-node's Watch skips these too)
+    }
+    const obj = event.object;
+    if (!obj) return true;
+    this.lastContact = Date.now();
+    switch (event.type) {
+      case 'ADDED':
+      case 'MODIFIED':
+        end.events++;
+        this.upsert(obj);
+        break;
+      case 'DELETED':
+        end.events++;
+        this.remove(obj);
+        break;
+      case 'BOOKMARK':
+        break;
+      case 'ERROR':
+        if (obj.code === 410) {
+          end.gone = true;
+          return false;
+        }
+        throw new KubeError(obj.code ?? 500, obj.reason ?? '', `watch error: ${obj.message ?? 'unknown'}`);
+      default:
+        return true;
+    }
+    const v = obj.metadata?.resourceVersion;
+    if (v) end.resourceVersion = v;
+    return true;
   }
 
   private emit(event: 'add' | 'update' | 'delete', obj: T, old?: T): void {

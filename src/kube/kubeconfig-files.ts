@@ -5,11 +5,11 @@
  * overrides nor conflicts), the first file that sets current-context decides
  * it, and relative paths in a file are resolved against that file's folder.
  * (client-node's KubeConfig.mergeConfig throws on a duplicate name and lets
- * the last current-context win, so it is not used.)
+ * the last current-context win; kubectl's rule is kept here.)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter } from 'node:path';
-import { KubeConfig, type Cluster, type Context, type User } from '@kubernetes/client-node';
+import { KubeConfig, type Cluster, type Context, type User } from './kubeconfig.ts';
 
 /** The files of a KUBECONFIG-style list, in order, without empty entries or repeats. */
 export function kubeconfigPaths(list: string): string[] {

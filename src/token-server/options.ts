@@ -1,9 +1,9 @@
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfigLike } from '../kube/credentials.ts';
 import type { TrustedProxies } from './proxies.ts';
 import type { TlsFiles } from './tls.ts';
 
 export interface TokenServerOptions {
-  kc: KubeConfig;
+  kc: KubeConfigLike;
   port: number;
   host: string;
   /** Port of /metrics, on `host` (0: any free port); none when undefined. The token port never serves /metrics. */

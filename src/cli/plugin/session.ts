@@ -5,7 +5,7 @@
  * shares: ApiKeys, Deployments and credentials Secrets, each failure turned
  * into a sentence that names what was refused.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../../kube/kubeconfig.ts';
 import type { ApiKey, Deployment } from '../../api/index.ts';
 import { APIKEYS, credentialsOf, DEPLOYMENTS, GROUP, reportedSecretNameOf, VERSION, type SecretObject } from '../../api/index.ts';
 import { isNotFound, KubeClient, paths, type KubeList } from '../../kube/client.ts';

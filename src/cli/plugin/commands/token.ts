@@ -8,7 +8,6 @@
  * exchange); the token server checks it with a TokenReview and a
  * SubjectAccessReview, so only a bearer token can be exchanged.
  */
-import type { RequestOptions } from 'node:https';
 import { stringFlag, type CommandDef, type Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../errors.ts';
 import { formatStructured } from '../output.ts';
@@ -65,22 +64,21 @@ async function keyToken(inv: Invocation, name: string): Promise<number> {
 }
 
 /**
- * The user's bearer token, obtained the way client-node authenticates its
- * own requests (static token, OIDC auth provider, exec plugin). A client
- * certificate is refused with the reason and the alternatives.
+ * The user's bearer token, as the plugin's own requests send it (static
+ * token, token file, OIDC auth provider, exec plugin). A client certificate
+ * is refused with the reason and the alternatives.
  */
 async function userBearerToken(s: Session): Promise<string> {
-  const opts: RequestOptions = {};
+  let headers: Record<string, string>;
   try {
-    await s.kc.applyToHTTPSOptions(opts);
+    headers = await s.client.authHeaders();
   } catch (err) {
     throw new PluginError(`cannot get credentials for context "${s.cluster.context}": ${(err as Error).message}`);
   }
-  const headers = (opts.headers ?? {}) as Record<string, string | undefined>;
   const auth = headers.Authorization ?? headers.authorization;
   if (auth?.startsWith('Bearer ') && auth.length > 7) return auth.slice(7);
   const user = s.kc.getCurrentUser();
-  const how = opts.cert || user?.certData || user?.certFile ? 'a client certificate'
+  const how = user?.certData || user?.certFile ? 'a client certificate'
     : user?.username ? 'a user name and password' : 'no credentials';
   throw new PluginError(
     `context "${s.cluster.context}" authenticates with ${how}, not a bearer token, so it cannot be exchanged: ` +
