@@ -134,17 +134,19 @@ export async function startController(cluster: BenchCluster, opts: { operatorNam
 }
 
 export interface TokenServer extends Program {
-  /** Base URL of the token endpoint, /readyz and /metrics. */
+  /** Base URL of the token endpoint and /readyz. */
   url: string;
+  /** Base URL of its /metrics (a port of its own, as the image runs it). */
+  metrics: string;
 }
 
 /** The token server, on the admin kubeconfig, serving keys of `namespaces`. */
 export async function startTokenServer(cluster: BenchCluster, opts: { operatorNamespace: string; namespaces: string }): Promise<TokenServer> {
-  const port = await freePort();
+  const [port, metricsPort] = [await freePort(), await freePort()];
   const url = `http://127.0.0.1:${port}`;
   const p = cluster.start('token-server', 'token-server', ['--kubeconfig', cluster.state.kubeconfig, '--operator-namespace', opts.operatorNamespace,
-    '--namespaces', opts.namespaces, '--port', String(port), '--host', '127.0.0.1', '--issuer', url, '--log-level', 'warn']);
-  return Object.assign(p, { url });
+    '--namespaces', opts.namespaces, '--port', String(port), '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--issuer', url, '--log-level', 'warn']);
+  return Object.assign(p, { url, metrics: `http://127.0.0.1:${metricsPort}` });
 }
 
 /** True when `base`/readyz answers 200. */

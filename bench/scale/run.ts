@@ -84,7 +84,7 @@ try {
 
   report(`node ${process.version}, ${N} ApiKeys over ${D} Deployments, ${values.workers} workers, client concurrency ${C}`);
   await memory('controller, no keys yet,', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
-  await memory('token server, no keys yet,', ts.child.pid!, ts.url, 'apikey_operator_token_server_');
+  await memory('token server, no keys yet,', ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
 
   await pool(D, C, (i) => c.create(`${GROUP_PATH}/${NS}/deployments`, {
     apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: `d${i}` }, spec: { audiences: [`https://d${i}.bench.test`] },
@@ -108,13 +108,13 @@ try {
 
   await sleep(5000);
   await memory('controller', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
-  await memory('token server', ts.child.pid!, ts.url, 'apikey_operator_token_server_');
+  await memory('token server', ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
 
   // Idle: nothing changes for a while; what does each program ask the apiserver?
-  const idleBefore = { ctl: await requestsOf(ctl.health), ts: await requestsOf(ts.url), api: apiserverWrites(await cluster.apiserverMetrics()) };
+  const idleBefore = { ctl: await requestsOf(ctl.health), ts: await requestsOf(ts.metrics), api: apiserverWrites(await cluster.apiserverMetrics()) };
   await sleep(IDLE_S * 1000);
   const idleCtl = delta(idleBefore.ctl, await requestsOf(ctl.health));
-  const idleTs = delta(idleBefore.ts, await requestsOf(ts.url));
+  const idleTs = delta(idleBefore.ts, await requestsOf(ts.metrics));
   const idleApi = delta(idleBefore.api, apiserverWrites(await cluster.apiserverMetrics()));
   const perMinute = (m: Map<string, number>) => (sum(m) * 60 / IDLE_S).toFixed(0);
   report(`idle ${IDLE_S} s: controller ${perMinute(idleCtl)} requests/min (${byMethod(idleCtl)}); token server ${perMinute(idleTs)} requests/min (${byMethod(idleTs)})`);
@@ -144,7 +144,7 @@ try {
     until('the restarted token server to serve the last key', () => serves(ts), 600_000, 20),
   ]);
   report(`token server restart: ready (/readyz) after ${seconds(tsReadyMs)}, a token for the last key created after ${seconds(tsServesMs)}`);
-  await memory('restarted token server', ts.child.pid!, ts.url, 'apikey_operator_token_server_');
+  await memory('restarted token server', ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
 } finally {
   await cluster.stop();
 }
