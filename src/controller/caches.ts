@@ -8,7 +8,8 @@ import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
 import { APIKEY_LABEL, APIKEYS, DEPLOYMENTS, FIELD_MANAGER, GROUP, MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import type { Cache } from '../kube/manager.ts';
-import { Informer, withoutManagedFields } from '../kube/informer.ts';
+import { Informer } from '../kube/informer.ts';
+import { keepAll, withOwnMetadataFields, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
 import type { Logger } from '../shared/log.ts';
 
 export const BY_DEPLOYMENT = 'deployment';
@@ -35,12 +36,13 @@ export class Caches {
     const crds = paths.groupVersion(GROUP, VERSION);
     const core = paths.groupVersion('', 'v1');
     this.operatorNamespace = opts.operatorNamespace;
-    // Field owners are most of a small object's size; only those of this controller's own Secret writes are read (secret.ts).
-    this.apiKeys = new Informer<ApiKey>(client, { apiPrefix: crds, plural: APIKEYS, namespaces, log, keep: withoutManagedFields() });
-    this.deployments = new Informer<Deployment>(client, { apiPrefix: crds, plural: DEPLOYMENTS, namespaces, log, keep: withoutManagedFields() });
+    // Field owners are most of a small object's size, and kubectl apply's copy of the object as large as the rest:
+    // of the field owners only the label and annotation keys of this controller's own Secret writes are read (secret.ts).
+    this.apiKeys = new Informer<ApiKey>(client, { apiPrefix: crds, plural: APIKEYS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) });
+    this.deployments = new Informer<Deployment>(client, { apiPrefix: crds, plural: DEPLOYMENTS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) });
     this.secrets = new Informer<SecretObject>(client, {
       apiPrefix: core, plural: 'secrets', namespaces, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY},${APIKEY_LABEL}`, log,
-      keep: withoutManagedFields(FIELD_MANAGER),
+      keep: withOwnMetadataFields(FIELD_MANAGER),
     });
     this.signingSecret = new Informer<SecretObject>(client, {
       apiPrefix: core, plural: 'secrets', namespaces: [opts.operatorNamespace],

@@ -138,15 +138,25 @@ export class KubeClient {
   /** Lists every page (limit/continue), so a large collection is never truncated. */
   async list<T>(path: string, query: Query = {}, pageSize = 500): Promise<KubeList<T>> {
     const items: T[] = [];
+    const resourceVersion = await this.listPages<T>(path, query, (page) => { items.push(...page); }, pageSize);
+    return { metadata: { resourceVersion }, items };
+  }
+
+  /**
+   * Lists every page, handing each to `onPage` as it arrives, so that a
+   * caller that keeps less than the whole object (a cache) never holds the
+   * whole collection at once. Resolves with the list's resourceVersion.
+   */
+  async listPages<T>(path: string, query: Query, onPage: (items: T[]) => void, pageSize = 500): Promise<string | undefined> {
     let cont: string | undefined;
     let resourceVersion: string | undefined;
     do {
       const page = await this.get<KubeList<T>>(path, { ...query, limit: pageSize, continue: cont });
-      items.push(...page.items);
+      onPage(page.items);
       cont = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
     } while (cont);
-    return { metadata: { resourceVersion }, items };
+    return resourceVersion;
   }
 
   create<T>(path: string, body: unknown, query?: Query): Promise<T> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_WATCH_TIMING, idleWindowMs, withoutManagedFields } from './informer.ts';
+import { DEFAULT_WATCH_TIMING, idleWindowMs } from './informer.ts';
 
 /** undici's default body timeout, which the client's dispatcher keeps: a silent body for this long is an error. */
 const UNDICI_BODY_TIMEOUT_MS = 300_000;
@@ -22,26 +22,5 @@ describe('the default watch timing', () => {
 
   it('uses an explicit idle window as given, whatever the watch asked for', () => {
     expect(idleWindowMs({ ...DEFAULT_WATCH_TIMING, idleMs: 1500 }, 60)).toBe(1500);
-  });
-});
-
-
-const managedFields = [
-  { manager: 'kubectl-create', operation: 'Update', fieldsV1: { 'f:data': {} } },
-  { manager: 'apikey-operator', operation: 'Apply', fieldsV1: { 'f:metadata': {} } },
-];
-const obj = { metadata: { name: 'ci', namespace: 'team', resourceVersion: '7', managedFields }, data: { A: 'eA==' } };
-
-describe('withoutManagedFields', () => {
-  it('drops every field owner and keeps the rest of the object as it was', () => {
-    const kept = withoutManagedFields<typeof obj>()(obj);
-    expect(kept.metadata.managedFields).toBeUndefined();
-    expect(kept).toEqual({ ...obj, metadata: { name: 'ci', namespace: 'team', resourceVersion: '7' } });
-    expect(obj.metadata.managedFields).toHaveLength(2);
-  });
-
-  it('keeps only the entries of the manager it is given', () => {
-    expect(withoutManagedFields<typeof obj>('apikey-operator')(obj).metadata.managedFields).toEqual([managedFields[1]]);
-    expect(withoutManagedFields<typeof obj>('someone-else')(obj).metadata.managedFields).toBeUndefined();
   });
 });

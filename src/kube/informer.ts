@@ -72,23 +72,9 @@ export interface InformerOptions<T> {
   watch?: Partial<WatchTiming>;
   /**
    * What of each object to keep, applied before it is cached: memory with
-   * many objects (`withoutManagedFields`). Handlers and readers see the result.
+   * many objects (keep.ts). Handlers and readers see the result.
    */
   keep?: (obj: T) => T;
-}
-
-/**
- * An object without metadata.managedFields, or with only the entries of
- * `manager` when given: the field owners are often the larger part of a
- * small object, and a cache rarely needs them.
- */
-export function withoutManagedFields<T extends { metadata?: { managedFields?: { manager?: string }[] } }>(manager?: string): (obj: T) => T {
-  return (obj) => {
-    const md = obj.metadata;
-    if (!md?.managedFields) return obj;
-    const kept = manager === undefined ? [] : md.managedFields.filter((f) => f.manager === manager);
-    return { ...obj, metadata: { ...md, managedFields: kept.length ? kept : undefined } };
-  };
 }
 
 /** How one watch request ended (other than by an exception). */
@@ -244,19 +230,21 @@ export class Informer<T extends KubeObject> {
   }
 
   private async relist(ns: string | undefined): Promise<string> {
-    const list = await this.client.list<T>(this.collectionPath(ns), {
+    const seen = new Set<string>();
+    // Page by page: each object is trimmed (`keep`) and cached before the next page is read.
+    const resourceVersion = await this.client.listPages<T>(this.collectionPath(ns), {
       labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector,
+    }, (items) => {
+      for (const item of items) {
+        seen.add(objectKey(item));
+        this.upsert(item);
+      }
     });
     this.lastContact = Date.now();
-    const seen = new Set<string>();
-    for (const item of list.items) {
-      seen.add(objectKey(item));
-      this.upsert(item);
-    }
     for (const [key, obj] of this.store) {
       if ((ns === undefined || obj.metadata?.namespace === ns) && !seen.has(key)) this.remove(obj);
     }
-    return list.metadata.resourceVersion ?? '';
+    return resourceVersion ?? '';
   }
 
   private async watchOnce(ns: string | undefined, resourceVersion: string): Promise<WatchEnd> {

@@ -10,7 +10,8 @@ import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
 import { APIKEYS, DEPLOYMENTS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
 import { audiencesClaimedByOthers, firstClaimant } from '../api/claims.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
-import { Informer, objectKey, withoutManagedFields } from '../kube/informer.ts';
+import { Informer, objectKey } from '../kube/informer.ts';
+import { keepAll, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
 import type { Logger } from '../shared/log.ts';
 import { describeSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf } from '../shared/signing-keys.ts';
 import type { KeyStore } from './key-store.ts';
@@ -50,9 +51,13 @@ export class KubeKeyStore implements KeyStore {
     this.defaultAudiences = opts.defaultAudiences;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
     const crd = paths.groupVersion(GROUP, VERSION);
-    // Field owners are most of a small object's size, and the token server reads none.
-    this.apiKeyInformer = new Informer<ApiKey>(client, { apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log, keep: withoutManagedFields() });
-    this.deploymentInformer = new Informer<Deployment>(client, { apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, keep: withoutManagedFields() });
+    // Field owners are most of a small object's size, kubectl apply's copy as large as the rest, and the token server reads neither.
+    this.apiKeyInformer = new Informer<ApiKey>(client, {
+      apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+    });
+    this.deploymentInformer = new Informer<Deployment>(client, {
+      apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+    });
     this.secretInformer = new Informer<SecretObject>(client, {
       apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
       fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log,

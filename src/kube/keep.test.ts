@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { keepAll, LAST_APPLIED_ANNOTATION, withOwnMetadataFields, withoutLastApplied, withoutManagedFields } from './keep.ts';
+
+const managedFields = [
+  { manager: 'kubectl-create', operation: 'Update', fieldsV1: { 'f:data': {} } },
+  { manager: 'apikey-operator', operation: 'Apply', fieldsV1: { 'f:metadata': {} } },
+];
+const obj = { metadata: { name: 'ci', namespace: 'team', resourceVersion: '7', managedFields }, data: { A: 'eA==' } };
+
+describe('withoutManagedFields', () => {
+  it('drops every field owner and keeps the rest of the object as it was', () => {
+    const kept = withoutManagedFields<typeof obj>()(obj);
+    expect(kept.metadata.managedFields).toBeUndefined();
+    expect(kept).toEqual({ ...obj, metadata: { name: 'ci', namespace: 'team', resourceVersion: '7' } });
+    expect(obj.metadata.managedFields).toHaveLength(2);
+  });
+
+  it('keeps only the entries of the manager it is given', () => {
+    expect(withoutManagedFields<typeof obj>('apikey-operator')(obj).metadata.managedFields).toEqual([managedFields[1]]);
+    expect(withoutManagedFields<typeof obj>('someone-else')(obj).metadata.managedFields).toBeUndefined();
+  });
+});
+
+describe('withOwnMetadataFields', () => {
+  const secret = {
+    metadata: {
+      name: 'ci',
+      managedFields: [
+        { manager: 'apikey-operator', operation: 'Update', apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: {
+          'f:data': { '.': {}, 'f:API_KEY_ID': {} }, 'f:type': {},
+          'f:metadata': { 'f:labels': { '.': {}, 'f:team': {} }, 'f:annotations': { 'f:note': {} }, 'f:ownerReferences': { 'k:{"uid":"u"}': {} } },
+        } },
+        { manager: 'apikey-operator', operation: 'Apply', fieldsV1: { 'f:data': { 'f:TOKEN_URL': {} } } },
+        { manager: 'apikey-operator', operation: 'Update', subresource: 'status', fieldsV1: { 'f:status': {} } },
+        { manager: 'kubectl-edit', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': { 'f:x': {} } } } },
+      ],
+    },
+    data: { A: 'eA==' },
+  };
+
+  it('keeps of the manager\'s entries only the label and annotation keys they own', () => {
+    expect(withOwnMetadataFields<typeof secret>('apikey-operator')(secret).metadata.managedFields).toEqual([
+      { manager: 'apikey-operator', operation: 'Update', fieldsV1: { 'f:metadata': { 'f:labels': { '.': {}, 'f:team': {} }, 'f:annotations': { 'f:note': {} } } } },
+      { manager: 'apikey-operator', operation: 'Apply' },
+      { manager: 'apikey-operator', operation: 'Update', subresource: 'status' },
+    ]);
+  });
+
+  it('leaves the rest of the object, and the object received, as they were', () => {
+    const before = structuredClone(secret);
+    const kept = withOwnMetadataFields<typeof secret>('apikey-operator')(secret);
+    expect(kept.data).toEqual(secret.data);
+    expect(secret).toEqual(before);
+  });
+
+  it('drops the field owners when the manager owns nothing', () => {
+    expect(withOwnMetadataFields<typeof secret>('nobody')(secret).metadata.managedFields).toBeUndefined();
+  });
+});
+
+describe('withoutLastApplied', () => {
+  it.each([
+    ['the only annotation', { [LAST_APPLIED_ANNOTATION]: '{"big":"copy"}' }, undefined],
+    ['one of several', { [LAST_APPLIED_ANNOTATION]: '{}', 'apikeys.dev/rotate': 'now' }, { 'apikeys.dev/rotate': 'now' }],
+  ])('drops kubectl\'s last-applied copy when it is %s', (_, annotations, left) => {
+    const o = { metadata: { name: 'k', annotations } };
+    expect(withoutLastApplied<typeof o>()(o).metadata.annotations).toEqual(left);
+    expect(o.metadata.annotations[LAST_APPLIED_ANNOTATION]).toBeDefined();
+  });
+
+  it('returns an object without it as it is', () => {
+    const o = { metadata: { name: 'k', annotations: { a: 'b' } } };
+    expect(withoutLastApplied<typeof o>()(o)).toBe(o);
+  });
+});
+
+describe('keepAll', () => {
+  it('applies each in turn', () => {
+    const o = { metadata: { name: 'k', annotations: { [LAST_APPLIED_ANNOTATION]: '{}' }, managedFields } };
+    expect(keepAll<typeof o>(withoutLastApplied(), withoutManagedFields())(o)).toEqual({ metadata: { name: 'k', annotations: undefined, managedFields: undefined } });
+  });
+});
