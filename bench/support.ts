@@ -23,6 +23,28 @@ const ROOT = join(import.meta.dirname, '..');
  */
 const MAIN = { source: join(ROOT, 'src', 'cli', 'main.ts'), built: join(ROOT, 'dist', 'src', 'cli', 'main.js') };
 
+/**
+ * The Node.js flags the image starts the programs with: its ENTRYPOINT's
+ * arguments between `node` and the script (the V8 heap sizing, Dockerfile).
+ */
+export function imageNodeFlags(): string[] {
+  const entrypoints = [...readFileSync(join(ROOT, 'Dockerfile'), 'utf8').matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)];
+  const argv = JSON.parse(entrypoints.at(-1)?.[1] ?? '[]') as string[];
+  const script = argv.indexOf('dist/src/cli/main.js');
+  if (argv[0] !== 'node' || script < 0) throw new Error(`the Dockerfile's ENTRYPOINT is not node ... dist/src/cli/main.js: ${JSON.stringify(argv)}`);
+  return argv.slice(1, script);
+}
+
+/**
+ * The Node.js flags for the programs: the image's, or BENCH_PROGRAM_NODE_FLAGS
+ * (space-separated, '' for none) to compare others. V8 flags such as
+ * --heap-growing-percent are refused in NODE_OPTIONS, so they go here.
+ */
+export function programNodeFlags(): string[] {
+  const flags = process.env.BENCH_PROGRAM_NODE_FLAGS;
+  return flags === undefined ? imageNodeFlags() : flags.split(' ').filter((f) => f !== '');
+}
+
 /** Runs `f(0..n-1)`, `concurrency` at a time. */
 export async function pool(n: number, concurrency: number, f: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -100,7 +122,7 @@ export async function benchCluster(prefix: string, opts: { built?: boolean } = {
       const cpuProf = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
       // BENCH_PROGRAM_NODE_OPTIONS: Node options for the programs only (e.g. --max-old-space-size=96), not for the bench.
       const env = process.env.BENCH_PROGRAM_NODE_OPTIONS === undefined ? process.env : { ...process.env, NODE_OPTIONS: process.env.BENCH_PROGRAM_NODE_OPTIONS };
-      const child = spawn(process.execPath, [...cpuProf, main, command, ...args], { stdio: 'inherit', env });
+      const child = spawn(process.execPath, [...programNodeFlags(), ...cpuProf, main, command, ...args], { stdio: 'inherit', env });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       const p: Program = {
         name, child, exited,

@@ -4,7 +4,9 @@
  * their resident memory once every key is Ready, the Kubernetes API requests
  * both make in a minute when nothing changes, a controller restart (until
  * /readyz, until it has caught up, and what it wrote) and a token server
- * restart (until /readyz, until it serves the last key created). Run on demand:
+ * restart (until /readyz, until it serves the last key created). The programs
+ * run as built, with the Node.js flags of the image (BENCH_PROGRAM_NODE_FLAGS
+ * to compare others). Run on demand:
  *
  *   npm run bench:scale [-- --keys 10000 --deployments 100 --workers 32 --concurrency 32 --idle-seconds 60]
  */
@@ -13,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { readCredential, SECRET_KEYS, type ApiKey, type SecretObject } from '../../src/api/index.ts';
 import { requestToken } from '../../test/support/token-client.ts';
 import {
-  benchCluster, delta, isReady, labelOf, mb, metricsOf, pool, rssBytes, samples, seconds, startController, startTokenServer, until,
+  benchCluster, delta, isReady, labelOf, mb, metricsOf, pool, programNodeFlags, rssBytes, samples, seconds, startController, startTokenServer, until,
   type Controller, type TokenServer,
 } from '../support.ts';
 
@@ -82,7 +84,8 @@ try {
   let ts: TokenServer = await startTokenServer(cluster, { operatorNamespace: OP, namespaces: NS });
   await until('both programs to be ready', async () => (await isReady(ctl.health)) && isReady(ts.url), 120_000);
 
-  report(`node ${process.version}, ${N} ApiKeys over ${D} Deployments, ${values.workers} workers, client concurrency ${C}`);
+  report(`node ${process.version} ${programNodeFlags().join(' ') || '(no flags)'}${process.env.BENCH_PROGRAM_NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.BENCH_PROGRAM_NODE_OPTIONS}` : ''}, ` +
+    `${N} ApiKeys over ${D} Deployments, ${values.workers} workers, client concurrency ${C}`);
   await memory('controller, no keys yet,', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
   await memory('token server, no keys yet,', ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
 
