@@ -214,5 +214,12 @@ export function rssBytes(pid: number): number {
   return Number(kb) * 1024;
 }
 
+/** CPU time a process has used so far (user + system, /proc/<pid>/stat), in seconds. */
+export function cpuSeconds(pid: number): number {
+  // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 export const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 export const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;

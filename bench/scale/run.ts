@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { readCredential, SECRET_KEYS, type ApiKey, type SecretObject } from '../../src/api/index.ts';
 import { requestToken } from '../../test/support/token-client.ts';
 import {
-  benchCluster, delta, isReady, labelOf, mb, metricsOf, pool, programNodeFlags, rssBytes, samples, seconds, startController, startTokenServer, until,
+  benchCluster, cpuSeconds, delta, isReady, labelOf, mb, metricsOf, pool, programNodeFlags, rssBytes, samples, seconds, startController, startTokenServer, until,
   type Controller, type TokenServer,
 } from '../support.ts';
 
@@ -71,7 +71,8 @@ async function memory(name: string, pid: number, base: string, prefix: string): 
   const m = await metricsOf(base);
   const of = (metric: string) => mb(sum(samples(m, `${prefix}${metric}`)));
   report(`${name} memory: RSS ${mb(rssBytes(pid))} (/proc VmRSS; process_resident_memory_bytes ${of('process_resident_memory_bytes')}); ` +
-    `V8 heap used ${of('nodejs_heap_size_used_bytes')} of ${of('nodejs_heap_size_total_bytes')}, external ${of('nodejs_external_memory_bytes')}`);
+    `V8 heap used ${of('nodejs_heap_size_used_bytes')} of ${of('nodejs_heap_size_total_bytes')}, external ${of('nodejs_external_memory_bytes')}; ` +
+    `CPU ${cpuSeconds(pid).toFixed(1)} s since its start`);
 }
 
 const cluster = await benchCluster('bench-scale', { built: true });
@@ -122,6 +123,9 @@ try {
   const perMinute = (m: Map<string, number>) => (sum(m) * 60 / IDLE_S).toFixed(0);
   report(`idle ${IDLE_S} s: controller ${perMinute(idleCtl)} requests/min (${byMethod(idleCtl)}); token server ${perMinute(idleTs)} requests/min (${byMethod(idleTs)})`);
   report(`  the apiserver's writes in that time: ${listing(idleApi)}`);
+  // After a quiet while V8's memory reducer has collected and may have given pages back: the figure of a steady state.
+  await memory(`controller, after ${IDLE_S} s idle,`, ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
+  await memory(`token server, after ${IDLE_S} s idle,`, ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
 
   // A controller restart with every key Ready: how long until it is ready and caught up, and what does it write?
   const apiBefore = apiserverWrites(await cluster.apiserverMetrics());
@@ -138,6 +142,8 @@ try {
   report(`controller restart: ready (/readyz) after ${seconds(ctlReadyMs)}, caught up (${N} keys reconciled, queue empty) after ${seconds(ctlCaughtUpMs)}`);
   report(`  its requests: ${byMethod(restartRequests)}; writes: ${sum(restartWrites)} (${byMethod(restartWrites)})`);
   report(`  the apiserver's writes from its stop until 3 s after it caught up: ${listing(apiWrites)}`);
+  // A restart lists every object at once: the peak of what the caches hold.
+  await memory('restarted controller', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
 
   // A token server restart: how long until it serves every key again?
   await ts.stop();
