@@ -16,6 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig, type TestNamespace } from './support/cluster.ts';
 import { launchBrowser, measureFirstLoad, pageWeight, seriousViolations } from './support/browser.ts';
 import { startConsole, type ConsoleProcess } from './support/console.ts';
+import { freePort } from './cluster/controlplane.ts';
+import { runPlugin } from './support/plugin.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { logDir, recordSecret, startController, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import {
@@ -165,6 +167,31 @@ describe('kubectl apikey console (local mode)', () => {
       expect(r.body).toContain('answers only requests for');
     }
     expect((await getWithHost(alice.base, `127.0.0.1:${port}`)).status).toBe(401);
+  });
+});
+
+describe('the kubectl apikey console command', () => {
+  it.each([
+    [['--port', 'abc'], '--port must be a port number'],
+    [['--port', '70000'], '--port must be a port number'],
+    [['extra'], 'unexpected argument "extra"'],
+  ])('refuses %j with exit code 2 and one line', async (args, message) => {
+    const r = await runPlugin(['console', '--no-open', ...args], { kubeconfig: aliceKubeconfig, namespace: false });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('listens on the --port asked for, opens no browser where none can be found, and stops on Ctrl-C', async () => {
+    const port = await freePort();
+    // No xdg-open on this PATH: the console says nothing of it and goes on.
+    const c = await startConsole({ kubeconfig: aliceKubeconfig, open: true, args: ['--port', String(port)], env: { PATH: '/nonexistent' } });
+    consoles.push(c);
+    expect(c.base).toBe(`http://127.0.0.1:${port}`);
+    expect((await fetch(`${c.base}/healthz`)).status).toBe(200);
+    c.child.kill('SIGINT');
+    expect(await c.exited).toBe(0);
+    await expect(fetch(`${c.base}/healthz`)).rejects.toThrow();
   });
 });
 

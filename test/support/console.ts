@@ -15,11 +15,20 @@ export interface ConsoleProcess extends RunningProcess {
 
 const SIGN_IN_LINE = /^(http:\/\/127\.0\.0\.1:\d+)\/sign-in\?code=[\w-]+$/m;
 
-export async function startConsole(opts: { kubeconfig: string; program?: 'plugin' | 'apikey-operator'; args?: string[] }): Promise<ConsoleProcess> {
+export interface ConsoleOptions {
+  kubeconfig: string;
+  program?: 'plugin' | 'apikey-operator';
+  args?: string[];
+  /** The plugin opens a browser unless --no-open; the tests pass it unless this is true. */
+  open?: boolean;
+  env?: Record<string, string | undefined>;
+}
+
+export async function startConsole(opts: ConsoleOptions): Promise<ConsoleProcess> {
   const argv = opts.program === 'apikey-operator'
     ? [MAIN, 'console', '--kubeconfig', opts.kubeconfig, ...(opts.args ?? [])]
-    : [PLUGIN, 'console', '--no-open', '--kubeconfig', opts.kubeconfig, ...(opts.args ?? [])];
-  const p = startProcess('console', argv, { KUBECONFIG: undefined, APIKEY_OPERATOR_TOKEN_URL: undefined });
+    : [PLUGIN, 'console', ...(opts.open ? [] : ['--no-open']), '--kubeconfig', opts.kubeconfig, ...(opts.args ?? [])];
+  const p = startProcess('console', argv, { KUBECONFIG: undefined, APIKEY_OPERATOR_TOKEN_URL: undefined, ...opts.env });
   let stdout = '';
   p.child.stdout!.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
   try {
