@@ -272,6 +272,14 @@ describe('the seed flow in the browser, as a person with edit rights', () => {
     await row.locator('[data-field=lastUsed] time').waitFor({ timeout: 30_000 });
     expect(await page.evaluate(() => (globalThis as unknown as { stillHere?: boolean }).stillHere)).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'console-deployment.png'), fullPage: true });
+    // On a phone's width: still usable, still no serious axe-core violation.
+    const size = page.viewportSize()!;
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await seriousViolations(page), 'axe-core on a narrow Deployment page').toEqual([]);
+    // The page itself never scrolls sideways; only the keys table does, inside its card.
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth)).toBe(390);
+    await page.screenshot({ path: join(SHOTS, 'console-deployment-narrow.png'), fullPage: true });
+    await page.setViewportSize(size);
   });
 
   it('rotates from the Edit menu, shows the new secret once and until when the old one works', async () => {
