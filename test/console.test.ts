@@ -282,10 +282,19 @@ describe('the seed flow in the browser, as a person with edit rights', () => {
     await page.setViewportSize(size);
   });
 
-  it('rotates from the Edit menu, shows the new secret once and until when the old one works', async () => {
+  it('rotates from the Edit menu, by keyboard alone, and shows the new secret once and until when the old one works', async () => {
     const row = page.locator('tr[data-key="ci-deployer"]');
-    await row.getByText('Edit').click();
-    await row.getByRole('button', { name: 'Rotate' }).click();
+    // Enter opens the menu, Tab reaches Rotate, whose focus is visible, and Enter presses it.
+    await row.locator('summary').focus();
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const el = (globalThis as unknown as { document: { activeElement: { textContent: string } | null } }).document.activeElement;
+      const style = el && (globalThis as unknown as { getComputedStyle(e: unknown): { outlineStyle: string; outlineWidth: string } }).getComputedStyle(el);
+      return { text: el?.textContent, outline: style?.outlineStyle, width: style?.outlineWidth };
+    });
+    expect(focused).toEqual({ text: 'Rotate', outline: 'solid', width: '3px' });
+    await page.keyboard.press('Enter');
     await page.waitForURL(/\/revealed\//);
     await checkPage(page, 'rotate-result');
     const secret = (await page.locator('#key-secret').textContent())!.trim();
