@@ -10,7 +10,7 @@ import { TrustedProxies } from '../token-server/proxies.ts';
 import { loadTlsFiles } from '../token-server/tls.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
-  CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
+  CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
 } from './options.ts';
 
 const HELP = `Usage: apikey-operator <command> [flags]
@@ -18,6 +18,7 @@ const HELP = `Usage: apikey-operator <command> [flags]
 Commands:
   controller     reconcile Deployments and ApiKeys (apikeys.dev) into credentials Secrets
   token-server   serve the OAuth 2.0 token endpoint, JWKS, discovery, introspection and forward-auth
+  console        serve the web console (locally: with your kubeconfig, as kubectl apikey console does)
   help           show this help
 
   create, list, describe, rotate, delete, token, deployments, version
@@ -116,6 +117,24 @@ async function main(argv: string[]): Promise<number> {
         trustedProxies,
         tokenReviewAudiences: csv(f['token-review-audiences']),
         tls,
+      });
+      return 0;
+    }
+    case 'console': {
+      const f = parseFlags(rest, CONSOLE_FLAGS);
+      if (f.help) { console.log(usage('console', 'Serves the web console for API keys and temporary tokens; every Kubernetes call is made with your credentials.', CONSOLE_FLAGS)); return 0; }
+      const port = intFlag('port', f.port, 0, 65535);
+      const { isLoopbackHost } = await import('../console/local.ts');
+      if (!isLoopbackHost(f.host!)) throw new UsageError('--host must be a loopback address (127.0.0.1 or ::1): the local console acts with your credentials');
+      const kc = loadKubeConfig({ kubeconfig: f.kubeconfig, context: f.context || undefined });
+      const { consoleTokenUrl } = await import('../console/local.ts');
+      const { LocalSignIn } = await import('../console/local.ts');
+      const { runConsole } = await import('../console/main.ts');
+      const { createLogger } = await import('../shared/log.ts');
+      await runConsole({
+        signIn: new LocalSignIn({ kc, defaultNamespace: f.namespace || defaultNamespace(kc) }),
+        host: f.host!, port, tokenUrl: consoleTokenUrl(f['token-url']), open: f.open === 'true',
+        log: createLogger({ level: f['log-level'], name: 'apikey-operator-console' }),
       });
       return 0;
     }

@@ -65,6 +65,18 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('user-token-ttl', "lifetime of temporary user tokens (token exchange with a Kubernetes identity); at most 24h, and never above a Deployment's maxTokenTTL", '1h'),
 ];
 
+/** `apikey-operator console`: the web console (local mode: the person's kubeconfig, on a loopback address). */
+export const CONSOLE_FLAGS: FlagSpec[] = [
+  flag('kubeconfig', 'kubeconfig file whose credentials every Kubernetes call of the console uses (local mode); default: KUBECONFIG, else ~/.kube/config'),
+  flag('context', "kubeconfig context; default: the kubeconfig's current context", ''),
+  flag('namespace', "namespace shown first when you may not list across namespaces; default: the context's", ''),
+  flag('host', 'loopback address to listen on (local mode serves this machine only)', '127.0.0.1'),
+  flag('port', 'port to listen on (0: a free one)', '0'),
+  flag('token-url', 'the token endpoint as people reach it: in the curl shown for a new key, and where /token exchanges your token; default: the TOKEN_URL of the key\'s Secret, and no /token', ''),
+  flag('open', 'open the sign-in URL in a browser, if one can be found', 'false', 'boolean'),
+  flag('log-level', 'trace, debug, info, warn, error', 'info'),
+];
+
 export function usage(command: string, summary: string, flags: FlagSpec[]): string {
   const lines = [`Usage: apikey-operator ${command} [flags]`, '', summary, '', 'Flags:'];
   for (const f of flags) {
