@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseFlags, UsageError } from '../cli/options.ts';
-import { apiserverOf, bearerKubeConfig, CLIENT_SECRET_ENV, IN_CLUSTER_CA_FILE, IN_CLUSTER_FLAGS, inClusterSettings, isInClusterMode } from './in-cluster-options.ts';
+import { CONSOLE_FLAGS, IN_CLUSTER_CONSOLE_FLAGS, parseFlags, UsageError } from '../cli/options.ts';
+import { apiserverOf, bearerKubeConfig, CLIENT_SECRET_ENV, IN_CLUSTER_CA_FILE, inClusterSettings, isInClusterMode } from './in-cluster-options.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'console-options-'));
 const secretFile = join(dir, 'client-secret');
@@ -12,13 +12,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const base = ['--oidc-issuer-url', 'https://idp.example.test/realms/k8s/', '--oidc-client-id', 'console', '--public-url', 'https://console.example.test/'];
 const pod = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
-const settings = (args: string[], env: NodeJS.ProcessEnv = {}) => inClusterSettings(parseFlags(args, IN_CLUSTER_FLAGS), { ...pod, ...env });
+const settings = (args: string[], env: NodeJS.ProcessEnv = {}) => inClusterSettings(parseFlags(args, IN_CLUSTER_CONSOLE_FLAGS), { ...pod, ...env });
 
 describe('the in-cluster console settings', () => {
   it('are selected by --oidc-issuer-url, and take the client secret from a file and the API server from the pod', () => {
     const args = [...base, '--oidc-client-secret-file', secretFile];
-    expect(isInClusterMode(parseFlags(args, IN_CLUSTER_FLAGS))).toBe(true);
-    expect(isInClusterMode(parseFlags([], IN_CLUSTER_FLAGS))).toBe(false);
+    expect(isInClusterMode(parseFlags(args, IN_CLUSTER_CONSOLE_FLAGS))).toBe(true);
+    expect(isInClusterMode(parseFlags([], IN_CLUSTER_CONSOLE_FLAGS))).toBe(false);
     expect(settings(args)).toEqual({
       oidc: {
         issuerUrl: 'https://idp.example.test/realms/k8s', clientId: 'console', clientSecret: 'secret-from-file',
@@ -48,7 +48,11 @@ describe('the in-cluster console settings', () => {
   });
 
   it('never accept the client secret as a flag, where ps would show it', () => {
-    expect(() => parseFlags([...base, '--oidc-client-secret', 'x'], IN_CLUSTER_FLAGS)).toThrow(UsageError);
+    expect(() => parseFlags([...base, '--oidc-client-secret', 'x'], CONSOLE_FLAGS)).toThrow(UsageError);
+  });
+
+  it('are flags of apikey-operator console', () => {
+    expect(IN_CLUSTER_CONSOLE_FLAGS.every((f) => CONSOLE_FLAGS.includes(f))).toBe(true);
   });
 
   it('serve plain-HTTP cookies only when people reach the console over plain HTTP', () => {

@@ -7,28 +7,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
-import { csv, flag, UsageError, type FlagSpec } from '../cli/options.ts';
+import { CLIENT_SECRET_ENV, csv, UsageError } from '../cli/options.ts';
 import type { OidcSettings } from './oidc.ts';
 
-/** The environment variable that may hold the client secret itself (e.g. from a Secret's secretKeyRef). */
-export const CLIENT_SECRET_ENV = 'APIKEY_OPERATOR_OIDC_CLIENT_SECRET';
+export { CLIENT_SECRET_ENV };
 
 /** Where a pod's ServiceAccount CA would be: also where the chart mounts the kube-root-ca.crt ConfigMap. */
 export const IN_CLUSTER_CA_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
 
+// The flags themselves are in src/cli/options.ts (IN_CLUSTER_CONSOLE_FLAGS), with the console's others.
+
 /** The path the identity provider redirects back to, under the public URL. */
 export const CALLBACK_PATH = '/auth/callback';
 
-export const IN_CLUSTER_FLAGS: FlagSpec[] = [
-  flag('oidc-issuer-url', 'in-cluster mode: the OpenID Connect issuer people sign in at, the one the API server trusts (its structured authentication configuration, or --oidc-issuer-url); setting it selects in-cluster mode', ''),
-  flag('oidc-client-id', "in-cluster mode: the console's client id at the issuer; the API server must accept it as an audience of ID tokens", ''),
-  flag('oidc-client-secret-file', `in-cluster mode: file holding the client secret (a mounted Secret); or set ${CLIENT_SECRET_ENV}; never given on the command line`, ''),
-  flag('oidc-ca-file', "in-cluster mode: PEM CA bundle to trust for the issuer, besides the system's", ''),
-  flag('oidc-scopes', 'in-cluster mode: comma-separated scopes to ask for; add the one your provider needs to put the groups claim in ID tokens (often groups)', 'openid,email,profile'),
-  flag('public-url', 'in-cluster mode: the URL people open the console at (e.g. https://console.example.com); the redirect URI registered at the issuer is this URL + /auth/callback', ''),
-  flag('apiserver-url', 'in-cluster mode: the API server to call with the signed-in person\'s ID token; default: https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT', ''),
-  flag('apiserver-ca-file', `in-cluster mode: the API server's CA; default: ${IN_CLUSTER_CA_FILE}`, ''),
-];
 
 export interface Apiserver {
   server: string;

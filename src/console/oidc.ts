@@ -48,6 +48,12 @@ export interface SignedInPerson {
 /** Why signing in failed, in words for the person; never carries a code or a token. */
 export class SignInError extends Error {
   override readonly name = 'SignInError';
+  /** 502 when the identity provider could not be reached, else 400. */
+  readonly status: number;
+  constructor(message: string, status = 400) {
+    super(message);
+    this.status = status;
+  }
 }
 
 /** `path` if it is a path of this site (not //host or a URL), else `/`: sign-in never redirects elsewhere. */
@@ -78,7 +84,7 @@ export class OidcRelyingParty {
       { [client.customFetch]: (url, options) => undiciFetch(url, { ...options, dispatcher: this.agent }) },
     ).catch((err: unknown) => {
       this.discovered = undefined;
-      throw new SignInError(`The identity provider ${this.settings.issuerUrl} could not be reached or did not describe itself: ${messageOf(err)}`);
+      throw new SignInError(`The identity provider ${this.settings.issuerUrl} could not be reached or did not describe itself: ${messageOf(err)}`, 502);
     });
     return this.discovered;
   }
