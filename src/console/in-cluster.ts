@@ -10,7 +10,9 @@
  * browser withholds the SameSite=Strict session cookie. For the same reason
  * the callback answers with a page that moves on by itself (a same-site
  * navigation) instead of a redirect, so that the new Strict session cookie is
- * sent with the first page.
+ * sent with the first page. Sign-out moves on to the provider's end-session
+ * endpoint the same way, since a form's redirect to another site is stopped by
+ * the console's Content-Security-Policy (form-action 'self').
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KubeClient } from '../kube/client.ts';
@@ -47,6 +49,18 @@ export interface InClusterSignInOptions {
   log?: Logger;
   /** For tests: the relying party to use instead of one made from the settings. */
   relyingParty?: OidcRelyingParty;
+}
+
+/**
+ * A page that moves on to `next` by itself (and with a link, for a browser
+ * that does not): a navigation the page makes, not a redirect of the request.
+ */
+function movingOn(res: ServerResponse, heading: string, linkText: string, next: string): void {
+  sendHtml(res, 200, '<!doctype html>\n' + html`<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="0;url=${next}">
+<title>${heading} · apikey-operator console</title>
+<link rel="stylesheet" href="/static/console.css">
+</head><body><main id="main"><h1>${heading}</h1><p><a class="button" href="${next}">${linkText}</a></p></main></body></html>`.text);
 }
 
 export class InClusterSignIn implements SignIn {
@@ -94,12 +108,13 @@ export class InClusterSignIn implements SignIn {
     return person;
   }
 
-  async signedOut(session: ConsoleSession, res: ServerResponse, tools: SignInTools): Promise<boolean> {
+  async signedOut(session: ConsoleSession, res: ServerResponse, _tools: SignInTools): Promise<boolean> {
     const data = session.signedIn?.data;
     if (!isOidcData(data)) return false;
     const url = await this.rp.signOutUrl(data.idToken, `${this.settings.publicUrl}${SIGNED_OUT_PATH}`);
     if (!url) return false;
-    tools.redirect(res, url);
+    // Not a redirect: the console's CSP (form-action 'self') stops a form's redirect to another site.
+    movingOn(res, 'Signed out of the console', 'Sign out at the identity provider too', url);
     return true;
   }
 
@@ -149,12 +164,7 @@ export class InClusterSignIn implements SignIn {
     const session = tools.sessions.signIn(tools.sessionOf(req), name, data, person.expiresAt);
     tools.setSessionCookie(res, session);
     res.setHeader('set-cookie', [...headerValues(res.getHeader('set-cookie')), this.pendingCookie('', 0)]);
-    const next = localPath(pending?.returnTo);
-    sendHtml(res, 200, '<!doctype html>\n' + html`<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="0;url=${next}">
-<title>Signed in · apikey-operator console</title>
-<link rel="stylesheet" href="/static/console.css">
-</head><body><main id="main"><h1>Signed in</h1><p><a class="button" href="${next}">Continue to the console</a></p></main></body></html>`.text);
+    movingOn(res, 'Signed in', 'Continue to the console', localPath(pending?.returnTo));
   }
 
   private signedOutPage(res: ServerResponse, tools: SignInTools): void {

@@ -26,7 +26,13 @@ export const TEST_PEOPLE: Record<string, { groups: string[]; email: string }> = 
   carol: { groups: [], email: 'carol@example.test' },
 };
 
-export interface OidcClient { clientId: string; clientSecret: string; redirectUris: string[] }
+export interface OidcClient {
+  clientId: string;
+  clientSecret: string;
+  redirectUris: string[];
+  /** Where the provider may send the browser after sign-out (RP-initiated logout); default: none. */
+  postLogoutRedirectUris?: string[];
+}
 
 export interface TestOidcProvider {
   /** The issuer URL (https://127.0.0.1:PORT). */
@@ -92,7 +98,7 @@ export async function startOidcProvider(o: { clients: OidcClient[]; idTokenTtlSe
     clients: o.clients.map((c) => ({
       client_id: c.clientId, client_secret: c.clientSecret, redirect_uris: c.redirectUris,
       grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic',
-      post_logout_redirect_uris: c.redirectUris.map((u) => new URL('/', u).href),
+      post_logout_redirect_uris: c.postLogoutRedirectUris ?? [],
     })),
     jwks: { keys: [signingJwk] },
     cookies: { keys: ['test-oidc-provider-cookie-key'] },
