@@ -8,13 +8,14 @@
  * ServiceAccount), so whatever it manages to do was done as the person, and
  * RBAC decides what each person sees.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from './cluster/controlplane.ts';
 import { adminClient, createApiKey, createDeployment, getApiKey, uniqueAudience, waitForReady } from './support/resources.ts';
+import { launchBrowser, seriousViolations } from './support/browser.ts';
 import { clusterState, createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
 import { OIDC_PREFIX, trustIssuer } from './support/oidc-issuer.ts';
 import { startOidcProvider, type TestOidcProvider } from './support/oidc-provider.ts';
@@ -24,7 +25,6 @@ import {
 } from './support/processes.ts';
 import { waitFor } from './support/wait.ts';
 
-const CHROMIUM = process.env.APIKEY_OPERATOR_CHROMIUM ?? '/usr/bin/chromium';
 const CLIENT_ID = 'apikey-console';
 const CLIENT_SECRET = 'in-cluster-console-test-client-secret';
 const AUDIENCE = uniqueAudience('console-oidc');
@@ -75,7 +75,6 @@ async function signIn(person: string, path = '/'): Promise<{ context: BrowserCon
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium package (.ci/run does)`);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   provider = await startOidcProvider({
@@ -117,8 +116,7 @@ beforeAll(async () => {
     '--namespace', ns.name, '--apiserver-url', state.server, '--apiserver-ca-file', join(state.dir, 'pki', 'ca.crt'), '--token-url', `${server.url}/oauth/token`,
   ], { KUBECONFIG: undefined, KUBERNETES_SERVICE_HOST: undefined, APIKEY_OPERATOR_OIDC_CLIENT_SECRET: CLIENT_SECRET });
   await waitForHttp(`${base}/healthz`, consoleProcess);
-  // Chromium's sandbox cannot start as root (CI runs as root); elsewhere it stays on.
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  browser = await launchBrowser();
 });
 
 afterAll(async () => {
@@ -200,6 +198,7 @@ describe('the console in in-cluster mode, signed in with OpenID Connect', () => 
     await page.getByRole('button', { name: /yes/i }).click();
     await page.waitForURL(`${base}/auth/signed-out`);
     expect(await page.getByRole('heading', { name: 'Signed out' }).count()).toBe(1);
+    expect(await seriousViolations(page)).toEqual([]);
     expect((await alice.context.cookies(base)).filter((c) => c.name.startsWith('apikey_console'))).toEqual([]);
     await page.goto(`${base}/`);
     expect(page.url().startsWith(`${provider.issuer}/interaction/`)).toBe(true);
@@ -226,6 +225,18 @@ describe('people with fewer rights, signed in with OpenID Connect', () => {
     const r = await page.goto(`${base}/?namespace=${ns.name}`);
     expect(r?.status()).toBe(403);
     expect(await page.getByText(`You may not list Deployments in ${ns.name}.`).count()).toBe(1);
+    await context.close();
+  });
+
+  it('says why a sign-in failed, on an accessible page, when the callback was not started by this browser', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const r = await page.goto(`${base}/auth/callback?code=stolen&state=guessed`);
+    expect(r?.status()).toBe(400);
+    expect(await page.getByText('This sign-in was not started here').count()).toBe(1);
+    expect(await page.getByRole('link', { name: 'Try again' }).getAttribute('href')).toBe('/auth/sign-in');
+    expect(await seriousViolations(page)).toEqual([]);
+    expect(await page.content()).not.toContain('stolen');
     await context.close();
   });
 
