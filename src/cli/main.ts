@@ -18,7 +18,8 @@ const HELP = `Usage: apikey-operator <command> [flags]
 Commands:
   controller     reconcile Deployments and ApiKeys (apikeys.dev) into credentials Secrets
   token-server   serve the OAuth 2.0 token endpoint, JWKS, discovery, introspection and forward-auth
-  console        serve the web console (locally: with your kubeconfig, as kubectl apikey console does)
+  console        serve the web console: locally with your kubeconfig (as kubectl apikey console does), or
+                 in a cluster with OpenID Connect sign-in (--oidc-issuer-url), as each person
   help           show this help
 
   create, list, describe, rotate, delete, token, deployments, version
