@@ -13,6 +13,7 @@ import { clusterState, createNamespace, kubectl, type TestNamespace } from './su
 import { OIDC_PREFIX, trustIssuer, whoAmI } from './support/oidc-issuer.ts';
 import { startOidcProvider, type TestOidcProvider } from './support/oidc-provider.ts';
 import { apiKeyPath } from './support/resources.ts';
+import { waitFor } from './support/wait.ts';
 
 const CLIENT = { clientId: 'apikey-console', clientSecret: 'test-client-secret', redirectUris: ['http://127.0.0.1:8/auth/callback'] };
 
@@ -90,5 +91,12 @@ describe('a person signed in at the test OIDC provider', () => {
 
   it('is refused by the apiserver with a token the provider did not sign for this audience', async () => {
     expect(await whoAmI(await provider.mintIdToken({ sub: 'alice', audience: 'someone-else' }))).toBe(401);
+  });
+
+  it('is refused once the apiserver trusts no issuer again, so that no later test meets this one', async () => {
+    const token = await idTokenOf('alice');
+    trust?.restore();
+    trust = undefined;
+    await waitFor('the apiserver to drop the test issuer', async () => (await whoAmI(token)) === 401, 60_000, 250);
   });
 });
