@@ -39,6 +39,9 @@ let server: TokenServerProcess;
 let consoleProcess: RunningProcess;
 let browser: Browser;
 let base: string;
+/** A second console whose client id the API server does not accept as an audience. */
+let untrusted: RunningProcess;
+let untrustedBase: string;
 
 /** A RoleBinding in `namespace` of `clusterRole` to an OIDC user or group (the apiserver's `oidc:` names). */
 async function bind(namespace: string, name: string, clusterRole: string, subject: { user: string } | { group: string }): Promise<void> {
@@ -77,8 +80,13 @@ async function signIn(person: string, path = '/'): Promise<{ context: BrowserCon
 beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
+  const untrustedPort = await freePort();
+  untrustedBase = `http://127.0.0.1:${untrustedPort}`;
   provider = await startOidcProvider({
-    clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${base}/auth/callback`], postLogoutRedirectUris: [`${base}/auth/signed-out`] }],
+    clients: [
+      { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${base}/auth/callback`], postLogoutRedirectUris: [`${base}/auth/signed-out`] },
+      { clientId: 'untrusted-console', clientSecret: CLIENT_SECRET, redirectUris: [`${untrustedBase}/auth/callback`] },
+    ],
   });
   trust = await trustIssuer(provider, CLIENT_ID);
 
@@ -110,18 +118,22 @@ beforeAll(async () => {
   recordSecret(CLIENT_SECRET);
   const state = clusterState();
   // No kubeconfig and no pod environment: the console has no Kubernetes identity of its own.
-  consoleProcess = startProcess('console-in-cluster', [
-    MAIN, 'console', '--oidc-issuer-url', provider.issuer, '--oidc-client-id', CLIENT_ID, '--oidc-ca-file', provider.caFile,
-    '--oidc-scopes', 'openid,email,groups', '--public-url', base, '--host', '127.0.0.1', '--port', String(port),
+  const startConsole = (name: string, clientId: string, url: string, listen: number) => startProcess(name, [
+    MAIN, 'console', '--oidc-issuer-url', provider.issuer, '--oidc-client-id', clientId, '--oidc-ca-file', provider.caFile,
+    '--oidc-scopes', 'openid,email,groups', '--public-url', url, '--host', '127.0.0.1', '--port', String(listen),
     '--namespace', ns.name, '--apiserver-url', state.server, '--apiserver-ca-file', join(state.dir, 'pki', 'ca.crt'), '--token-url', `${server.url}/oauth/token`,
   ], { KUBECONFIG: undefined, KUBERNETES_SERVICE_HOST: undefined, APIKEY_OPERATOR_OIDC_CLIENT_SECRET: CLIENT_SECRET });
+  consoleProcess = startConsole('console-in-cluster', CLIENT_ID, base, port);
+  untrusted = startConsole('console-in-cluster-untrusted', 'untrusted-console', untrustedBase, untrustedPort);
   await waitForHttp(`${base}/healthz`, consoleProcess);
+  await waitForHttp(`${untrustedBase}/healthz`, untrusted);
   browser = await launchBrowser();
 });
 
 afterAll(async () => {
   await browser?.close();
   await consoleProcess?.stop();
+  await untrusted?.stop();
   await Promise.all([server?.stop(), controller?.stop()]);
   trust?.restore();
   await provider?.stop();
@@ -240,9 +252,24 @@ describe('people with fewer rights, signed in with OpenID Connect', () => {
     await context.close();
   });
 
+  it('says so when the provider signs a person in but the API server does not accept ID tokens for the console\'s client id', async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await page.goto(`${untrustedBase}/`);
+    await page.getByLabel('User name').fill('alice');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${untrustedBase}/auth/callback?**`);
+    expect(await page.getByText('the Kubernetes API server does not accept your ID token').count()).toBe(1);
+    expect(await page.getByText(`for ID tokens whose audience is untrusted-console`).count()).toBe(1);
+    expect((await context.cookies(untrustedBase)).filter((c) => c.name === 'apikey_console_session')).toEqual([]);
+    await context.close();
+  });
+
   it('never writes the client secret or a person\'s token in its log', () => {
-    const log = readFileSync(consoleProcess.logFile, 'utf8');
-    expect(log).not.toContain(CLIENT_SECRET);
-    expect(log).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\./);
+    for (const p of [consoleProcess, untrusted]) {
+      const log = readFileSync(p.logFile, 'utf8');
+      expect(log).not.toContain(CLIENT_SECRET);
+      expect(log).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\./);
+    }
   });
 });

@@ -15,7 +15,7 @@
  * the console's Content-Security-Policy (form-action 'self').
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { KubeClient } from '../kube/client.ts';
+import { KubeClient, KubeError } from '../kube/client.ts';
 import type { Logger } from '../shared/log.ts';
 import { html } from './html.ts';
 import { cookies, sendHtml } from './http.ts';
@@ -23,7 +23,6 @@ import type { BearerToken, PersonCredentials, SignIn, SignInRoute, SignInTools }
 import { bearerKubeConfig, CALLBACK_PATH, type InClusterSettings } from './in-cluster-options.ts';
 import { localPath, OidcRelyingParty, SignInError, type PendingSignIn } from './oidc.ts';
 import { messagePage } from './pages/messages.ts';
-import { PersonApi } from './person-api.ts';
 import type { ConsoleSession } from './sessions.ts';
 
 export const SIGN_IN_PATH = '/auth/sign-in';
@@ -158,13 +157,39 @@ export class InClusterSignIn implements SignIn {
       return;
     }
     const data: OidcSessionData = { idToken: person.idToken };
-    // The name RBAC knows the person by, as the API server maps the ID token's claims.
-    const client = new KubeClient(bearerKubeConfig(this.settings.apiserver, person.idToken));
-    const name = await new PersonApi(client).whoAmI() ?? person.subject;
+    let name: string;
+    try {
+      name = await this.kubernetesName(person.idToken) ?? person.subject;
+    } catch (err) {
+      res.setHeader('set-cookie', this.pendingCookie('', 0));
+      this.failed(res, tools, err);
+      return;
+    }
     const session = tools.sessions.signIn(tools.sessionOf(req), name, data, person.expiresAt);
     tools.setSessionCookie(res, session);
     res.setHeader('set-cookie', [...headerValues(res.getHeader('set-cookie')), this.pendingCookie('', 0)]);
     movingOn(res, 'Signed in', 'Continue to the console', localPath(pending?.returnTo));
+  }
+
+  /**
+   * The name RBAC knows the person by, as the API server maps the ID token's
+   * claims (SelfSubjectReview); undefined when the API server cannot be asked
+   * now (the pages will say so). An API server that refuses the token is a
+   * failed sign-in: nothing would work, and the reason is its configuration.
+   */
+  private async kubernetesName(idToken: string): Promise<string | undefined> {
+    const client = new KubeClient(bearerKubeConfig(this.settings.apiserver, idToken));
+    try {
+      const review = await client.create<{ status?: { userInfo?: { username?: string } } }>(
+        '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
+      return review.status?.userInfo?.username;
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 401) {
+        throw new SignInError(`The identity provider signed you in, but the Kubernetes API server does not accept your ID token: it must trust ` +
+          `the issuer ${this.settings.oidc.issuerUrl} for ID tokens whose audience is ${this.settings.oidc.clientId}. Ask your cluster's administrator.`, 403);
+      }
+      return undefined;
+    }
   }
 
   private signedOutPage(res: ServerResponse, tools: SignInTools): void {

@@ -48,7 +48,7 @@ export interface SignedInPerson {
 /** Why signing in failed, in words for the person; never carries a code or a token. */
 export class SignInError extends Error {
   override readonly name = 'SignInError';
-  /** 502 when the identity provider could not be reached, else 400. */
+  /** 502 when the identity provider could not be reached, 403 when the API server refuses the ID token, else 400. */
   readonly status: number;
   constructor(message: string, status = 400) {
     super(message);
