@@ -272,12 +272,29 @@ describe('the seed flow in the browser, as a person with edit rights', () => {
     await row.locator('[data-field=lastUsed] time').waitFor({ timeout: 30_000 });
     expect(await page.evaluate(() => (globalThis as unknown as { stillHere?: boolean }).stillHere)).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'console-deployment.png'), fullPage: true });
+    // On a phone's width: still usable, still no serious axe-core violation.
+    const size = page.viewportSize()!;
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await seriousViolations(page), 'axe-core on a narrow Deployment page').toEqual([]);
+    // The page itself never scrolls sideways; only the keys table does, inside its card.
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth)).toBe(390);
+    await page.screenshot({ path: join(SHOTS, 'console-deployment-narrow.png'), fullPage: true });
+    await page.setViewportSize(size);
   });
 
-  it('rotates from the Edit menu, shows the new secret once and until when the old one works', async () => {
+  it('rotates from the Edit menu, by keyboard alone, and shows the new secret once and until when the old one works', async () => {
     const row = page.locator('tr[data-key="ci-deployer"]');
-    await row.getByText('Edit').click();
-    await row.getByRole('button', { name: 'Rotate' }).click();
+    // Enter opens the menu, Tab reaches Rotate, whose focus is visible, and Enter presses it.
+    await row.locator('summary').focus();
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const el = (globalThis as unknown as { document: { activeElement: { textContent: string } | null } }).document.activeElement;
+      const style = el && (globalThis as unknown as { getComputedStyle(e: unknown): { outlineStyle: string; outlineWidth: string } }).getComputedStyle(el);
+      return { text: el?.textContent, outline: style?.outlineStyle, width: style?.outlineWidth };
+    });
+    expect(focused).toEqual({ text: 'Rotate', outline: 'solid', width: '3px' });
+    await page.keyboard.press('Enter');
     await page.waitForURL(/\/revealed\//);
     await checkPage(page, 'rotate-result');
     const secret = (await page.locator('#key-secret').textContent())!.trim();

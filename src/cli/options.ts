@@ -80,15 +80,20 @@ export const IN_CLUSTER_CONSOLE_FLAGS: FlagSpec[] = [
   flag('apiserver-ca-file', `in-cluster mode: the API server's CA; default: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, ''),
 ];
 
+/** A console flag whose variable is its own (APIKEY_OPERATOR_CONSOLE_PORT), apart from the token server's --port and the operator's namespace. */
+function consoleFlag(name: string, help: string, def?: string, type: 'string' | 'boolean' = 'string'): FlagSpec {
+  return { ...flag(name, help, def, type), env: envName(`console-${name}`) };
+}
+
 /** `apikey-operator console`: the web console (local mode: the person's kubeconfig, on a loopback address; in-cluster mode: OpenID Connect). */
 export const CONSOLE_FLAGS: FlagSpec[] = [
   flag('kubeconfig', 'kubeconfig file whose credentials every Kubernetes call of the console uses (local mode); default: KUBECONFIG, else ~/.kube/config'),
   flag('context', "kubeconfig context (local mode); default: the kubeconfig's current context", ''),
-  flag('namespace', "namespace shown first when you may not list across namespaces; default: the context's (local mode)", ''),
-  flag('host', 'address to listen on: a loopback address in local mode (it serves this machine only); in-cluster mode, e.g. 0.0.0.0', '127.0.0.1'),
-  flag('port', 'port to listen on (0: a free one)', '0'),
+  consoleFlag('namespace', "namespace shown first when you may not list across namespaces; default: the context's (local mode)", ''),
+  consoleFlag('host', 'address to listen on: a loopback address in local mode (it serves this machine only); in-cluster mode, e.g. 0.0.0.0', '127.0.0.1'),
+  consoleFlag('port', 'port to listen on (0: a free one)', '0'),
   flag('token-url', 'the token endpoint as people reach it: in the curl shown for a new key, and where /token exchanges your token; default: the TOKEN_URL of the key\'s Secret, and no /token', ''),
-  flag('open', 'open the sign-in URL in a browser, if one can be found', 'false', 'boolean'),
+  consoleFlag('open', 'open the sign-in URL in a browser, if one can be found', 'false', 'boolean'),
   flag('log-level', 'trace, debug, info, warn, error', 'info'),
   ...IN_CLUSTER_CONSOLE_FLAGS,
 ];

@@ -30,7 +30,7 @@ h1{font-size:1.5rem;margin:.5rem 0 1rem}h2{font-size:1.2rem;margin:0}
 .notice.error{background:var(--bad-bg);color:var(--bad);border-color:#ffcecb}
 .notice.info{background:#ddf4ff;border-color:#b6e3ff}
 .notice.warn{background:var(--warn-bg);color:var(--warn);border-color:#eac54f}
-.table-wrap{overflow-x:auto}
+.table-wrap{overflow-x:auto;position:relative}
 table{border-collapse:collapse;width:100%;font-size:.95rem}
 th,td{text-align:left;padding:.5rem;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-weight:600;color:var(--muted);white-space:nowrap}
@@ -58,7 +58,7 @@ textarea{min-height:4rem}
 [aria-invalid=true]{border-color:var(--bad)!important}
 .actions{margin-top:1rem;display:flex;gap:.5rem;flex-wrap:wrap}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.35rem 1rem;margin:0}
-dl.facts dt{font-weight:600;color:var(--muted)}dl.facts dd{margin:0;word-break:break-all}
+dl.facts dt{font-weight:600;color:var(--muted)}dl.facts dd{margin:0;overflow-wrap:anywhere}
 .secret-row{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}
 .secret-row code{background:#f3f4f6;border:1px solid var(--line);border-radius:6px;padding:.3rem .5rem;word-break:break-all}
 .filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end}

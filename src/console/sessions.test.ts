@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sameToken, SessionStore } from './sessions.ts';
+import { REVEAL_TTL_MS, sameToken, SessionStore } from './sessions.ts';
 
 describe('sessions', () => {
   it('forgets a session once it has expired', () => {
@@ -31,6 +31,18 @@ describe('sessions', () => {
     });
     expect(store.take(s, id)?.secret).toBe('aks_y');
     expect(store.take(s, id)).toBeUndefined();
+  });
+
+  it('forgets a held secret that was not shown in time', () => {
+    let now = 0;
+    const store = new SessionStore({ ttlMs: 3_600_000, now: () => now });
+    const s = store.create();
+    const id = store.hold(s, {
+      kind: 'rotated', namespace: 'ns', deployment: 'd', name: 'k', keyId: 'ak_x', secret: 'aks_y', secretName: 'k', audience: 'a', tokenUrl: 'u',
+    });
+    now = REVEAL_TTL_MS;
+    expect(store.take(s, id)).toBeUndefined();
+    expect(s.reveals.size).toBe(0);
   });
 
   it.each([

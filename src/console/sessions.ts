@@ -7,6 +7,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const SESSION_COOKIE = 'apikey_console_session';
+/** How long a new secret waits for its one view (the redirect after Create API Key follows at once). */
+export const REVEAL_TTL_MS = 5 * 60_000;
 
 /** A secret held for exactly one view (the page after Create API Key or Rotate). */
 export interface Reveal {
@@ -32,7 +34,8 @@ export interface ConsoleSession {
   signedIn?: { displayName: string; data: Record<string, unknown> };
   /** Anything a sign-in strategy needs between its own requests (e.g. OIDC state and PKCE verifier). */
   pending: Record<string, unknown>;
-  reveals: Map<string, Reveal>;
+  /** Secrets waiting for their one view, each with the time after which it is forgotten unseen. */
+  reveals: Map<string, { reveal: Reveal; until: number }>;
   /** One message for the next page (after a redirect). */
   flash?: string;
 }
@@ -90,18 +93,20 @@ export class SessionStore {
     this.sessions.delete(id);
   }
 
-  /** Holds a secret for one view; the id goes in the URL of that view. */
+  /** Holds a secret for one view within REVEAL_TTL_MS; the id goes in the URL of that view. */
   hold(s: ConsoleSession, reveal: Reveal): string {
+    const now = this.now();
+    for (const [id, r] of s.reveals) if (r.until <= now) s.reveals.delete(id);
     const id = randomId(16);
-    s.reveals.set(id, reveal);
+    s.reveals.set(id, { reveal, until: now + REVEAL_TTL_MS });
     return id;
   }
 
-  /** The secret, once: taking it forgets it. */
+  /** The secret, once: taking it forgets it; one not taken in time is gone too. */
   take(s: ConsoleSession, id: string): Reveal | undefined {
     const r = s.reveals.get(id);
     s.reveals.delete(id);
-    return r;
+    return r && r.until > this.now() ? r.reveal : undefined;
   }
 
   get size(): number {
