@@ -8,12 +8,14 @@ import { createServer, type AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOidcProvider, type TestOidcProvider } from '../../test/support/oidc-provider.ts';
+import type { InClusterSettings } from './in-cluster-options.ts';
 import { InClusterSignIn, PENDING_COOKIE } from './in-cluster.ts';
 import { createConsoleServer, type ConsoleServer } from './server.ts';
 import { SESSION_COOKIE } from './sessions.ts';
 
 const ID_TOKEN_TTL_SECONDS = 120;
 let provider: TestOidcProvider;
+let settings: InClusterSettings;
 let signIn: InClusterSignIn;
 let consoleServer: ConsoleServer;
 let base: string;
@@ -46,17 +48,16 @@ beforeAll(async () => {
     clients: [{ clientId: 'apikey-console', clientSecret: 'unit-secret', redirectUris: [`${base}/auth/callback`] }],
     idTokenTtlSeconds: ID_TOKEN_TTL_SECONDS,
   });
-  signIn = new InClusterSignIn({
-    settings: {
-      oidc: {
-        issuerUrl: provider.issuer, clientId: 'apikey-console', clientSecret: 'unit-secret', redirectUri: `${base}/auth/callback`,
-        scopes: ['openid', 'email', 'groups'], caFile: provider.caFile,
-      },
-      publicUrl: base,
-      apiserver: { server: 'https://127.0.0.1:1', caFile: provider.caFile },
-      secureCookies: false,
+  settings = {
+    oidc: {
+      issuerUrl: provider.issuer, clientId: 'apikey-console', clientSecret: 'unit-secret', redirectUri: `${base}/auth/callback`,
+      scopes: ['openid', 'email', 'groups'], caFile: provider.caFile,
     },
-  });
+    publicUrl: base,
+    apiserver: { server: 'https://127.0.0.1:1', caFile: provider.caFile },
+    secureCookies: false,
+  };
+  signIn = new InClusterSignIn({ settings });
   consoleServer = createConsoleServer({ signIn });
   await new Promise<void>((r) => consoleServer.server.listen(port, '127.0.0.1', r));
 });
@@ -121,6 +122,23 @@ describe('in-cluster sign-in', () => {
   it('never returns to another site after sign-in', async () => {
     const { callback } = await signInAsAlice('//evil.example/');
     expect(callback.body).toContain('<meta http-equiv="refresh" content="0;url=/">');
+  });
+
+  it('starts no more sign-ins past its session limit, so that a flood of them cannot fill its memory', async () => {
+    const capped = new InClusterSignIn({ settings, maxSessions: 2 });
+    const other = createConsoleServer({ signIn: capped });
+    await new Promise<void>((r) => other.server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(other.server.address() as AddressInfo).port}/auth/sign-in`;
+    try {
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await fetch(url, { redirect: 'manual' })).status);
+      expect(statuses).toEqual([303, 303, 503]);
+      expect(other.sessions.size).toBe(2);
+    } finally {
+      other.server.closeAllConnections();
+      await new Promise((r) => other.server.close(r));
+      await capped.close();
+    }
   });
 
   it('lets a signed-in person in with the session cookie alone', async () => {

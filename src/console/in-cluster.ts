@@ -31,6 +31,12 @@ export const SIGNED_OUT_PATH = '/auth/signed-out';
 export const PENDING_COOKIE = 'apikey_console_signin';
 /** How long a person has to sign in at the provider. */
 const PENDING_TTL_MS = 10 * 60_000;
+/**
+ * Sign-ins are started by anyone who opens the console, before any check of who
+ * they are: past this many sessions the console starts no more, so that a
+ * flood of sign-in requests cannot fill its memory.
+ */
+export const MAX_SESSIONS = 50_000;
 
 /** What a signed-in session keeps: the ID token, server-side only. */
 interface OidcSessionData extends Record<string, unknown> {
@@ -48,6 +54,8 @@ export interface InClusterSignInOptions {
   log?: Logger;
   /** For tests: the relying party to use instead of one made from the settings. */
   relyingParty?: OidcRelyingParty;
+  /** Live sessions (signed in or signing in) past which no sign-in starts; default MAX_SESSIONS. */
+  maxSessions?: number;
 }
 
 /**
@@ -69,6 +77,7 @@ export class InClusterSignIn implements SignIn {
   private readonly rp: OidcRelyingParty;
   private readonly defaultNamespace: string | undefined;
   private readonly log: Logger | undefined;
+  private readonly maxSessions: number;
   /** One client per signed-in session, so its connections are reused; gone with the session. */
   private readonly people = new WeakMap<ConsoleSession, PersonCredentials>();
 
@@ -77,6 +86,7 @@ export class InClusterSignIn implements SignIn {
     this.rp = o.relyingParty ?? new OidcRelyingParty(o.settings.oidc);
     this.defaultNamespace = o.defaultNamespace;
     this.log = o.log;
+    this.maxSessions = o.maxSessions ?? MAX_SESSIONS;
     this.routes = [
       { method: 'GET', path: SIGN_IN_PATH, handle: (req, res, url, tools) => this.begin(req, res, url, tools) },
       { method: 'GET', path: CALLBACK_PATH, handle: (req, res, url, tools) => this.complete(req, res, url, tools) },
@@ -129,15 +139,23 @@ export class InClusterSignIn implements SignIn {
   }
 
   private async begin(_req: IncomingMessage, res: ServerResponse, url: URL, tools: SignInTools): Promise<void> {
+    // Creating a session first forgets the expired ones, so the count is of live sessions.
+    const pending = tools.sessions.create();
+    if (tools.sessions.size > this.maxSessions) {
+      tools.sessions.destroy(pending.id);
+      res.setHeader('retry-after', '60');
+      tools.page(res, 503, 'Sign-in unavailable', messagePage('Sign-in unavailable', 'Too many sign-ins are in progress. Try again in a minute.', false));
+      return;
+    }
+    pending.expiresAt = Math.min(pending.expiresAt, Date.now() + PENDING_TTL_MS);
     let started: Awaited<ReturnType<OidcRelyingParty['beginSignIn']>>;
     try {
       started = await this.rp.beginSignIn(localPath(url.searchParams.get('next')));
     } catch (err) {
+      tools.sessions.destroy(pending.id);
       this.failed(res, tools, err);
       return;
     }
-    const pending = tools.sessions.create();
-    pending.expiresAt = Math.min(pending.expiresAt, Date.now() + PENDING_TTL_MS);
     pending.pending.oidc = started.pending;
     res.setHeader('set-cookie', this.pendingCookie(pending.id, PENDING_TTL_MS / 1000));
     tools.redirect(res, started.authorizationUrl);
