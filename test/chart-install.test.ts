@@ -62,6 +62,14 @@ const INSTALLS: [string, (watched: string[]) => object, Record<string, number>][
     global: { commonLabels: { team: 'platform' } },
     serviceAccount: { controller: { annotations: { 'iam.example.com/role': 'apikey-operator' } } },
   }), { ...DEFAULT_KINDS_WITHOUT_CRDS, PodDisruptionBudget: 1 }],
+  ['the console in in-cluster mode, with an Ingress, behind NetworkPolicies', () => ({
+    console: {
+      enabled: true,
+      oidc: { issuerURL: 'https://idp.example.com', clientID: 'apikey-console', clientSecret: { existingSecret: 'console-oidc' }, caConfigMap: 'idp-ca' },
+      ingress: { enabled: true, host: 'console.example.com', tls: [{ secretName: 'console-tls', hosts: ['console.example.com'] }] },
+    },
+    networkPolicy: { enabled: true },
+  }), { ...DEFAULT_KINDS_WITHOUT_CRDS, ServiceAccount: 3, Deployment: 2, Service: 4, Ingress: 1, NetworkPolicy: 2 }],
 ];
 
 describe('helm install', () => {

@@ -18,7 +18,8 @@ const HELP = `Usage: apikey-operator <command> [flags]
 Commands:
   controller     reconcile Deployments and ApiKeys (apikeys.dev) into credentials Secrets
   token-server   serve the OAuth 2.0 token endpoint, JWKS, discovery, introspection and forward-auth
-  console        serve the web console (locally: with your kubeconfig, as kubectl apikey console does)
+  console        serve the web console: locally with your kubeconfig (as kubectl apikey console does), or
+                 in a cluster with OpenID Connect sign-in (--oidc-issuer-url), as each person
   help           show this help
 
   create, list, describe, rotate, delete, token, deployments, version
@@ -37,6 +38,31 @@ function userTokenTtl(v: string | undefined): number {
   const ms = durationFlag('user-token-ttl', v, 1000);
   if (ms > MAX_TOKEN_TTL_SECONDS * 1000) throw new UsageError('--user-token-ttl must be at most 24h');
   return ms;
+}
+
+/**
+ * `apikey-operator console` in in-cluster mode: people sign in with OpenID
+ * Connect and every Kubernetes call is made with their ID token; the
+ * console's own identity (its ServiceAccount, any kubeconfig) is never used.
+ */
+async function runInClusterConsole(f: Record<string, string | undefined>, port: number): Promise<void> {
+  const { inClusterSettings } = await import('../console/in-cluster-options.ts');
+  const { InClusterSignIn } = await import('../console/in-cluster.ts');
+  const { consoleTokenUrl } = await import('../console/local.ts');
+  const { runConsole } = await import('../console/main.ts');
+  const { createLogger } = await import('../shared/log.ts');
+  const settings = inClusterSettings(f);
+  const log = createLogger({ level: f['log-level'], name: 'apikey-operator-console' });
+  const signIn = new InClusterSignIn({ settings, log, ...f.namespace ? { defaultNamespace: f.namespace } : {} });
+  log.info({ issuer: settings.oidc.issuerUrl, clientId: settings.oidc.clientId, publicUrl: settings.publicUrl, apiserver: settings.apiserver.server },
+    'console in in-cluster mode: people sign in with OpenID Connect');
+  try {
+    await runConsole({
+      signIn, host: f.host!, port, tokenUrl: consoleTokenUrl(f['token-url']), open: false, log, secureCookies: settings.secureCookies,
+    });
+  } finally {
+    await signIn.close();
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -124,6 +150,11 @@ async function main(argv: string[]): Promise<number> {
       const f = parseFlags(rest, CONSOLE_FLAGS);
       if (f.help) { console.log(usage('console', 'Serves the web console for API keys and temporary tokens; every Kubernetes call is made with your credentials.', CONSOLE_FLAGS)); return 0; }
       const port = intFlag('port', f.port, 0, 65535);
+      const { isInClusterMode } = await import('../console/in-cluster-options.ts');
+      if (isInClusterMode(f)) {
+        await runInClusterConsole(f, port);
+        return 0;
+      }
       const { isLoopbackHost } = await import('../console/local.ts');
       if (!isLoopbackHost(f.host!)) throw new UsageError('--host must be a loopback address (127.0.0.1 or ::1): the local console acts with your credentials');
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig, context: f.context || undefined });
