@@ -61,7 +61,7 @@ export interface IssuerKeysOptions {
   caPem?: string;
   log: Logger;
   /** Every fetch of an issuer's document, by kind and result (metrics). */
-  observe?(kind: FetchKind, result: 'ok' | 'error'): void;
+  observe?: (kind: FetchKind, result: 'ok' | 'error') => void;
   /** jose's cooldown between JWKS refetches on an unknown kid; default 30 s. */
   jwksCooldownMs?: number;
 }
@@ -91,10 +91,11 @@ export class IssuerKeys {
   constructor(opts: IssuerKeysOptions) {
     this.opts = opts;
     const dispatcher = opts.caPem ? new Agent({ connect: { ca: [...rootCertificates, opts.caPem] } }) : undefined;
-    this.fetchImpl = ((url: string, init: { headers: Headers; signal: AbortSignal }) => {
+    // Never a redirect, never anything but https: the URLs are the admin's issuers and what their discovery names.
+    this.fetchImpl = (url, init) => {
       if (!url.startsWith('https://')) return Promise.reject(new Error('only https is fetched'));
       return undiciFetch(url, { headers: Object.fromEntries(init.headers), signal: init.signal, redirect: 'manual', dispatcher });
-    }) as unknown as FetchImplementation;
+    };
   }
 
   /** Federation is on when at least one issuer is allowed. */
