@@ -6,11 +6,16 @@
  * that issuer only. A second issuer, over HTTPS from the same CA but not
  * allowed, counts every request it gets, to prove it is never contacted.
  */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { createRemoteJWKSet, decodeJwt, generateKeyPair, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Deployment } from '../src/api/index.ts';
+import type { Deployment, FederatedCredential } from '../src/api/index.ts';
 import { FEDERATED_REFUSAL } from '../src/token-server/grants/federated-exchange.ts';
 import { createNamespace, kubectl, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
 import { makeTestCa, TestOidcIssuer, type TestCa } from './support/oidc-issuer.ts';
@@ -21,7 +26,10 @@ import {
   federatedCredentialPath, getFederatedCredential, getSecret, readyOf, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import { authz, form, introspect, postFrom, scrapeMetrics, type Answer } from './support/token-client.ts';
+import { ROOT } from './support/paths.ts';
 import { waitFor } from './support/wait.ts';
+
+const exec = promisify(execFile);
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
@@ -309,5 +317,42 @@ describe('the Kubernetes-identity exchange, with federation on', () => {
     const r = await exchange(token, {}, newAddress());
     expect(r.status, r.text).toBe(200);
     expect(decodeJwt(r.body.access_token as string)).toMatchObject({ sub: `system:serviceaccount:${ns.name}:deployer`, client_id: 'kubernetes' });
+  });
+});
+
+describe('the GitHub Actions example', () => {
+  it('runs its workflow step in a shell with curl and jq, and deploys through the example FederatedCredential with no stored secret', async () => {
+    const example = parseYaml(readFileSync(join(ROOT, 'manifests/examples/federatedcredential-github.yaml'), 'utf8')) as FederatedCredential;
+    // The example as it is, but for this test's issuer and Deployment.
+    await createFederatedCredential(ns.name, example.metadata.name!, { ...example.spec, issuer: github.url, deploymentRef: { name: 'airflow' } });
+    await fcReady(ns.name, example.metadata.name!, 'Ready');
+    const workflow = parseYaml(readFileSync(join(ROOT, 'manifests/examples/github-actions/deploy-dags.yml'), 'utf8')) as {
+      permissions: Record<string, string>; jobs: { deploy: { environment: string; steps: { name?: string; run?: string }[] } };
+    };
+    expect(workflow.permissions['id-token']).toBe('write');
+    const step = workflow.jobs.deploy.steps.find((s) => s.name === 'Get a token of the Deployment')!;
+    // What GitHub puts into a job of acme/airflow-dags, workflow deploy-dags.yml, on main, in its environment.
+    github.runnerClaims = { sub: `repo:acme/airflow-dags:environment:${workflow.jobs.deploy.environment}`, workflowFile: 'deploy-dags.yml' };
+    const githubEnv = join(ca.dir, 'github-env');
+    await waitFor('the workflow step succeeds', async () => {
+      const r = await exec('/bin/sh', ['-c', step.run!], {
+        env: {
+          PATH: process.env.PATH, CURL_CA_BUNDLE: ca.caFile, GITHUB_ENV: githubEnv,
+          ACTIONS_ID_TOKEN_REQUEST_URL: github.runnerRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: github.runnerRequestToken,
+          TOKEN_URL: `${server.url}/oauth/token`, AUDIENCE: server.url, DEPLOYMENT: `${ns.name}/airflow`,
+        },
+      }).then(() => true, () => false);
+      return r;
+    }, 15_000, 200);
+    const line = readFileSync(githubEnv, 'utf8').trim().split('\n').at(-1)!;
+    expect(line).toMatch(/^ACCESS_TOKEN=ey/);
+    const token = line.slice('ACCESS_TOKEN='.length);
+    const claims = decodeJwt(token);
+    expect(claims).toMatchObject({
+      sub: 'repo:acme/airflow-dags:environment:prod', client_id: `federated:${ns.name}/github-deploy-dags`, scope: 'deploy',
+      federated_issuer: github.url, deployment: `${ns.name}/airflow`,
+    });
+    expect(claims.exp! - claims.iat!).toBe(15 * 60);
+    expect((await authz(server, token, 'deploy')).status).toBe(200);
   });
 });

@@ -3,8 +3,10 @@
  * with the control plane's openssl runner), a serving certificate for
  * 127.0.0.1 and localhost, a discovery document and a JWKS on loopback, and
  * tokens shaped like GitHub Actions' (repository, ref, workflow,
- * environment, sub `repo:OWNER/REPO:ref:...`). It counts every request by
- * path, so a test can prove the token server never contacted it.
+ * environment, sub `repo:OWNER/REPO:ref:...`), and the runner's side of
+ * GitHub's token request (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN), so a
+ * workflow step's script can run as it would in a job. It counts every
+ * request by path, so a test can prove the token server never contacted it.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -38,6 +40,9 @@ export function makeTestCa(): TestCa {
   };
 }
 
+/** Where the runner's token requests go. */
+const RUNNER_PATH = '/_apis/idtoken';
+
 export interface GitHubClaims {
   owner?: string;
   repository?: string;
@@ -50,6 +55,8 @@ export interface GitHubClaims {
   /** Seconds ago the token was issued. */
   issuedAgo?: number;
   sub?: string;
+  /** The file name of the workflow in .github/workflows/; default deploy.yml. */
+  workflowFile?: string;
 }
 
 export interface MintOptions {
@@ -66,6 +73,10 @@ export class TestOidcIssuer {
   readonly kid = `key-${randomUUID().slice(0, 8)}`;
   /** Requests received, by path. */
   readonly requests = new Map<string, number>();
+  /** The runner's ACTIONS_ID_TOKEN_REQUEST_TOKEN: the bearer its token requests must carry. */
+  readonly runnerRequestToken = randomUUID();
+  /** The claims of the tokens the runner endpoint hands out (their aud is the `audience` asked for). */
+  runnerClaims: GitHubClaims = {};
   private readonly server: Server;
   private readonly privateKey: CryptoKey;
   readonly publicKeyPem: string;
@@ -93,7 +104,15 @@ export class TestOidcIssuer {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
-      if (path === '/.well-known/openid-configuration') {
+      if (path === RUNNER_PATH) {
+        const issuer = self.issuer!;
+        if (req.headers.authorization !== `bearer ${issuer.runnerRequestToken}`) {
+          res.writeHead(401).end();
+          return;
+        }
+        const audience = new URL(req.url ?? '/', issuer.url).searchParams.get('audience') ?? undefined;
+        issuer.mint(issuer.claims({ ...issuer.runnerClaims, aud: audience })).then((value) => send({ count: 1, value }), () => res.writeHead(500).end());
+      } else if (path === '/.well-known/openid-configuration') {
         send({ issuer: self.issuer!.url, jwks_uri: `${self.issuer!.url}/.well-known/jwks`, id_token_signing_alg_values_supported: ['RS256'] });
       } else if (path === '/.well-known/jwks') {
         send({ keys: [{ ...jwk, kid: self.issuer!.kid }] });
@@ -104,6 +123,11 @@ export class TestOidcIssuer {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     self.issuer = new TestOidcIssuer(server, `https://127.0.0.1:${(server.address() as AddressInfo).port}`, { privateKey, publicKeyPem, jwk });
     return self.issuer;
+  }
+
+  /** ACTIONS_ID_TOKEN_REQUEST_URL of a runner of this issuer (with a query already, as GitHub's has). */
+  get runnerRequestUrl(): string {
+    return `${this.url}${RUNNER_PATH}?api-version=2.0`;
   }
 
   /** Every request it answered. */
@@ -131,8 +155,8 @@ export class TestOidcIssuer {
       run_attempt: '1',
       actor: 'octocat',
       workflow: c.workflow ?? 'deploy',
-      workflow_ref: `${repository}/.github/workflows/deploy.yml@${ref}`,
-      job_workflow_ref: `${repository}/.github/workflows/deploy.yml@${ref}`,
+      workflow_ref: `${repository}/.github/workflows/${c.workflowFile ?? 'deploy.yml'}@${ref}`,
+      job_workflow_ref: `${repository}/.github/workflows/${c.workflowFile ?? 'deploy.yml'}@${ref}`,
       event_name: 'push',
       ref_type: 'branch',
       environment: c.environment ?? 'prod',
