@@ -64,6 +64,8 @@ export interface IssuerKeysOptions {
   observe?: (kind: FetchKind, result: 'ok' | 'error') => void;
   /** jose's cooldown between JWKS refetches on an unknown kid; default 30 s. */
   jwksCooldownMs?: number;
+  /** The key sets by issuer, instead of discovery over HTTPS (unit tests with local key sets). */
+  keySets?: ReadonlyMap<string, JWTVerifyGetKey>;
 }
 
 interface IssuerState {
@@ -131,6 +133,8 @@ export class IssuerKeys {
 
   /** The remote key set of an allowed issuer, found through its discovery document once an hour. */
   private async keysOf(issuer: string): Promise<JWTVerifyGetKey> {
+    const given = this.opts.keySets?.get(issuer);
+    if (given) return given;
     let state = this.states.get(issuer);
     if (!state) {
       state = { discoveredAtMs: 0, failedAtMs: 0 };

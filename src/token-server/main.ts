@@ -47,6 +47,8 @@ export interface TokenServerDeps {
   defaultMetrics?: boolean;
   /** Who a Kubernetes token belongs to and what it may do (token exchange); default: the Kubernetes API, unless a store is given. */
   reviewer?: SubjectReviewer;
+  /** The federation issuers' keys; default: discovered over HTTPS for opts.federationIssuers. */
+  federation?: IssuerKeys;
 }
 
 export interface RunningTokenServer {
@@ -83,7 +85,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
       client, log, observe: (review, outcome) => metrics.review(review, outcome), audiences: opts.tokenReviewAudiences,
     })
     : undefined);
-  const federation = new IssuerKeys({
+  const federation = deps.federation ?? new IssuerKeys({
     issuers: allowedIssuers(opts.federationIssuers ?? []), caPem: opts.federationCaPem, log,
     observe: (document, result) => metrics.federationFetch(document, result),
   });
