@@ -41,6 +41,8 @@ const DISCOVERY_MAX_AGE_MS = 3600_000;
 /** After a failed discovery, how long before the issuer is contacted again. */
 const DISCOVERY_RETRY_MS = 10_000;
 const FETCH_TIMEOUT_MS = 5000;
+/** An unknown kid refetches the issuer's keys at most this often (jose's cooldown). */
+const JWKS_COOLDOWN_MS = 30_000;
 const MAX_DOCUMENT_BYTES = 256 * 1024;
 
 export type FetchKind = 'discovery' | 'jwks';
@@ -62,14 +64,14 @@ export interface IssuerKeysOptions {
   log: Logger;
   /** Every fetch of an issuer's document, by kind and result (metrics). */
   observe?: (kind: FetchKind, result: 'ok' | 'error') => void;
-  /** jose's cooldown between JWKS refetches on an unknown kid; default 30 s. */
-  jwksCooldownMs?: number;
   /** The key sets by issuer, instead of discovery over HTTPS (unit tests with local key sets). */
   keySets?: ReadonlyMap<string, JWTVerifyGetKey>;
 }
 
 interface IssuerState {
   keys?: JWTVerifyGetKey;
+  /** The jwks_uri `keys` fetches from. */
+  jwksUri?: string;
   discoveredAtMs: number;
   failedAtMs: number;
   pending?: Promise<JWTVerifyGetKey>;
@@ -175,11 +177,11 @@ export class IssuerKeys {
         }
       };
       // The key set keeps its own cache, so it survives a later rediscovery when the URI is unchanged.
-      if (!state.keys || (state.keys as { jwksUri?: string }).jwksUri !== jwksUri.href) {
-        const keys = createRemoteJWKSet(jwksUri, {
-          timeoutDuration: FETCH_TIMEOUT_MS, cooldownDuration: this.opts.jwksCooldownMs ?? 30_000, [customFetch]: counted,
+      if (!state.keys || state.jwksUri !== jwksUri.href) {
+        state.keys = createRemoteJWKSet(jwksUri, {
+          timeoutDuration: FETCH_TIMEOUT_MS, cooldownDuration: JWKS_COOLDOWN_MS, [customFetch]: counted,
         });
-        state.keys = Object.assign(keys, { jwksUri: jwksUri.href });
+        state.jwksUri = jwksUri.href;
       }
       state.discoveredAtMs = Date.now();
       this.opts.observe?.('discovery', 'ok');
