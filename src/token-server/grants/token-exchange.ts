@@ -58,7 +58,6 @@ import { resolveAudiences, resolveScope, truncate } from './common.ts';
 import { federatedExchange } from './federated-exchange.ts';
 import type { Grant, TokenResult } from './types.ts';
 
-export { JWT_TOKEN_TYPE };
 const TOKEN_TYPES: readonly string[] = [ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE];
 const SUBJECT_TOKEN_TYPES: readonly string[] = [ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, ID_TOKEN_TYPE];
 
