@@ -20,7 +20,7 @@ import { FEDERATED_REFUSAL } from '../src/token-server/grants/federated-exchange
 import { createNamespace, kubectl, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
 import { makeTestCa, TestOidcIssuer, type TestCa } from './support/oidc-issuer.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { startController, startTokenServer, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
+import { recordSecret, startController, startTokenServer, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import {
   adminClient, createApiKey, createDeployment, createFederatedCredential, type Credentials, credentialsOf, deploymentPath,
   federatedCredentialPath, getFederatedCredential, getSecret, readyOf, uniqueAudience, waitForReady,
@@ -54,10 +54,14 @@ let observer: Credentials & { audience: string };
 let nextAddress = 10;
 const newAddress = () => `127.0.0.${nextAddress++}`;
 
-function exchange(subjectToken: string, extra: Record<string, string> = {}, from = '127.0.0.1'): Promise<Answer> {
-  return postFrom(from, `${server.url}/oauth/token`, form({
+/** An RFC 8693 exchange; both bearer tokens are recorded, so the final log scan proves neither was ever logged. */
+async function exchange(subjectToken: string, extra: Record<string, string> = {}, from = '127.0.0.1'): Promise<Answer> {
+  recordSecret(subjectToken);
+  const r = await postFrom(from, `${server.url}/oauth/token`, form({
     grant_type: EXCHANGE, subject_token: subjectToken, subject_token_type: JWT_TYPE, deployment: `${ns.name}/airflow`, ...extra,
   }));
+  if (typeof r.body.access_token === 'string') recordSecret(r.body.access_token);
+  return r;
 }
 
 /** A GitHub Actions token of acme/airflow-dags on main, for the token server's audience. */
