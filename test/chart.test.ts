@@ -134,6 +134,9 @@ function policyOf(objects: KubeObject[], name: string): { policy: V1ValidatingAd
 
 interface ChartCase { values: object; check: (objects: KubeObject[]) => void }
 
+/** A CA bundle as federation.caBundle takes it (the chart copies it, it does not parse it). */
+const FEDERATION_CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
+
 const CASES: [string, ChartCase][] = [
   ['the default values (the token server as a sidecar)', { values: {}, check: (o) => {
     expect(kindCounts(o)).toEqual(DEFAULT_KINDS);
@@ -492,7 +495,7 @@ const CASES: [string, ChartCase][] = [
     check: (o) => {
       const { policy, binding } = policyOf(o, `${F}-apikey-permissions`);
       expect(policy.spec?.matchConstraints?.resourceRules).toEqual([
-        { apiGroups: ['apikeys.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['apikeys'] }]);
+        { apiGroups: ['apikeys.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['apikeys', 'federatedcredentials'] }]);
       expect(binding.spec?.matchResources).toBeUndefined();
       // The sidecar runs as its own ServiceAccount, so its policy applies in sidecar mode too.
       expect(policyOf(o, `${F}-token-server-writes`).policy.spec?.matchConditions).toEqual([
@@ -505,10 +508,31 @@ const CASES: [string, ChartCase][] = [
       const { policy } = policyOf(o, `${F}-token-server-writes`);
       expect(policy.spec?.matchConditions).toEqual([
         { name: 'token-server', expression: `request.userInfo.username == 'system:serviceaccount:${NS}:tok'` }]);
-      expect(policy.spec?.matchConstraints?.resourceRules?.[0]?.resources).toEqual(['apikeys', 'apikeys/status']);
+      expect(policy.spec?.matchConstraints?.resourceRules?.[0]?.resources)
+        .toEqual(['apikeys', 'apikeys/status', 'federatedcredentials', 'federatedcredentials/status']);
       policyOf(o, `${F}-apikey-permissions`);
     },
   }],
+  ['federation off by default: neither program gets --federation-issuers, and no CA is mounted', { values: {}, check: (o) => {
+    for (const c of containersOf(o)) expect(flag(c, 'federation-issuers'), c.name).toBeUndefined();
+    expect(o.filter((x) => x.kind === 'ConfigMap')).toEqual([]);
+  } }],
+  ...(['sidecar', 'deployment'] as const).map((mode): [string, ChartCase] => [`federation in ${mode} mode: one issuer list for both programs, the CA for the token server`, {
+    values: { tokenServer: { mode }, federation: { issuers: ['https://token.actions.githubusercontent.com', 'https://gitlab.example.com'], caBundle: FEDERATION_CA } },
+    check: (o) => {
+      const tokenServer = container(o, mode === 'sidecar' ? `${F}-controller` : `${F}-token-server`, 'token-server');
+      const issuers = 'https://token.actions.githubusercontent.com,https://gitlab.example.com';
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'federation-issuers')).toBe(issuers);
+      expect(flag(tokenServer, 'federation-issuers')).toBe(issuers);
+      expect(flag(tokenServer, 'federation-ca-file')).toBe('/etc/apikey-operator/federation-ca/ca.crt');
+      expect(tokenServer.volumeMounts).toContainEqual({ name: 'federation-ca', mountPath: '/etc/apikey-operator/federation-ca', readOnly: true });
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'federation-ca-file')).toBeUndefined();
+      const ca = findObject<{ data: Record<string, string> } & KubeObject>(o, 'ConfigMap', `${F}-federation-ca`);
+      expect(ca.data['ca.crt']).toBe(FEDERATION_CA);
+      const pod = findObject<V1Deployment>(o, 'Deployment', mode === 'sidecar' ? `${F}-controller` : `${F}-token-server`).spec?.template.spec;
+      expect(pod?.volumes).toContainEqual({ name: 'federation-ca', configMap: { name: `${F}-federation-ca` } });
+    },
+  }]),
   ['watchNamespaces, which the key permissions policy is bound to and nothing else', {
     values: { watchNamespaces: ['team-a', 'team-b'] },
     check: (o) => {
@@ -777,7 +801,7 @@ describe('the copies of other sources', () => {
 
   it('ships byte-identical copies of crds/ as the chart CRDs', () => {
     expect(readdirSync(CHART_CRDS_DIR).sort()).toEqual(crdFileNames());
-    expect(crdFileNames()).toHaveLength(2);
+    expect(crdFileNames()).toHaveLength(3);
     for (const f of crdFileNames()) {
       expect(readFileSync(join(CHART_CRDS_DIR, f), 'utf8'), f).toBe(readFileSync(join(CRDS_DIR, f), 'utf8'));
     }

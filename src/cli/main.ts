@@ -3,7 +3,9 @@
  * apikey-operator: one executable for the controller, the token server and
  * the kubectl plugin's commands.
  */
+import { readFileSync } from 'node:fs';
 import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
+import { allowedIssuers } from '../federation/issuers.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
@@ -65,6 +67,30 @@ async function runInClusterConsole(f: Record<string, string | undefined>, port: 
   }
 }
 
+/** --federation-issuers: https URLs, each exactly as its tokens' iss. */
+function federationIssuersFlag(v: string | undefined): string[] {
+  const issuers = csv(v);
+  try {
+    allowedIssuers(issuers);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return issuers;
+}
+
+/** --federation-ca-file: a PEM bundle holding at least one certificate. */
+function federationCaFile(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--federation-ca-file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--federation-ca-file: ${path} holds no PEM certificate`);
+  return pem;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -97,6 +123,7 @@ async function main(argv: string[]): Promise<number> {
         renewDeadlineMs: durationFlag('leader-elect-renew-deadline', f['leader-elect-renew-deadline'], 1000),
         retryPeriodMs: durationFlag('leader-elect-retry-period', f['leader-elect-retry-period'], 1000),
         logLevel: f['log-level']!,
+        federationIssuers: federationIssuersFlag(f['federation-issuers']),
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
       });
@@ -119,6 +146,8 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
+      const federationIssuers = federationIssuersFlag(f['federation-issuers']);
+      const federationCaPem = federationCaFile(f['federation-ca-file']);
       let trustedProxies: TrustedProxies;
       try {
         trustedProxies = new TrustedProxies(csv(f['trusted-proxies']));
@@ -143,6 +172,8 @@ async function main(argv: string[]): Promise<number> {
         trustedProxies,
         tokenReviewAudiences: csv(f['token-review-audiences']),
         tls,
+        federationIssuers,
+        federationCaPem,
       });
       return 0;
     }

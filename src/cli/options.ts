@@ -33,6 +33,7 @@ export const COMMON_FLAGS: FlagSpec[] = [
   flag('namespaces', 'comma-separated namespaces to watch; default: all'),
   flag('audiences', 'comma-separated default audiences for Deployments that set none', 'apikeys.dev'),
   flag('log-level', 'trace, debug, info, warn, error', 'info'),
+  flag('federation-issuers', 'comma-separated https issuer URLs, exactly as in their tokens\' iss, whose OIDC tokens FederatedCredentials may trust (keyless CI); give both programs the same list; default: none, federation off', ''),
 ];
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
@@ -62,6 +63,7 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('issuer', 'the issuer URL: the iss of every token and the base of the discovery documents; default http://localhost:<port>, set it in production', ''),
   flag('trusted-proxies', 'comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the per-client failure limit); default: none', ''),
   flag('token-review-audiences', "comma-separated audiences a subject token must be bound to for token exchange (the TokenReview's spec.audiences); default: none, the apiserver's own, so any token the cluster accepts (kubectl credentials, OIDC) is accepted", ''),
+  flag('federation-ca-file', 'PEM file of CA certificates trusted, besides the system\'s, for the TLS of the --federation-issuers (a private issuer); default: the system\'s only', ''),
   flag('user-token-ttl', "lifetime of temporary user tokens (token exchange with a Kubernetes identity); at most 24h, and never above a Deployment's maxTokenTTL", '1h'),
 ];
 

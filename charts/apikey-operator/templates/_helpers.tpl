@@ -217,6 +217,12 @@ subjects:
     {{- with .Values.tokenServer.tokenReviewAudiences }}
     - --token-review-audiences={{ join "," . }}
     {{- end }}
+    {{- with .Values.federation.issuers }}
+    - --federation-issuers={{ join "," . }}
+    {{- end }}
+    {{- if .Values.federation.caBundle }}
+    - --federation-ca-file=/etc/apikey-operator/federation-ca/ca.crt
+    {{- end }}
     {{- with .Values.tokenServer.extraArgs }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -267,6 +273,11 @@ subjects:
     {{- if .Values.tokenServer.tls.enabled }}
     - name: token-tls
       mountPath: /etc/apikey-operator/tls
+      readOnly: true
+    {{- end }}
+    {{- if .Values.federation.caBundle }}
+    - name: federation-ca
+      mountPath: /etc/apikey-operator/federation-ca
       readOnly: true
     {{- end }}
 {{- end }}
@@ -323,6 +334,12 @@ volumes:
   - name: token-tls
     secret:
       secretName: {{ include "apikey-operator.tokenTLSSecret" . }}
+  {{- end }}
+  {{- if and .Values.federation.caBundle (or $sidecarPod (eq $.component "token-server")) }}
+  # CAs the token server trusts for the federation issuers' TLS (federation.caBundle).
+  - name: federation-ca
+    configMap:
+      name: {{ include "apikey-operator.fullname" . }}-federation-ca
   {{- end }}
   {{- if $sidecarPod }}
   # The controller container's own ServiceAccount token, as the kubelet would automount it.
