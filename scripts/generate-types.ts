@@ -88,6 +88,7 @@ export function generate(): string {
     '',
     crdTypes('apikeys.dev_deployments.yaml'),
     crdTypes('apikeys.dev_apikeys.yaml'),
+    crdTypes('apikeys.dev_federatedcredentials.yaml'),
   ].join('\n');
 }
 

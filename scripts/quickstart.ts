@@ -9,7 +9,8 @@
  * CRDs and the chart's ServiceAccounts, RBAC and admission policies, runs the
  * controller and the token server as processes with those ServiceAccounts' tokens, applies the
  * example Deployment and ApiKey, prints the key id and the curl that fetches
- * a token, fetches one and shows its claims, then stays up until Ctrl-C.
+ * a token, fetches one and shows its claims, starts the web console and prints
+ * its sign-in URL, then stays up until Ctrl-C.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,7 +44,7 @@ const say = (s = '') => process.stdout.write(`${s}\n`);
 const step = (s: string) => say(`\n==> ${s}`);
 
 if (args.help) {
-  say(readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 16).map((l) => l.replace(/^ \* ?/, '')).join('\n'));
+  say(readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 17).map((l) => l.replace(/^ \* ?/, '')).join('\n'));
   process.exit(0);
 }
 
@@ -87,6 +88,23 @@ function startProgram(name: string, argv: string[], logDir: string): ChildProces
   children.push(child);
   say(`${name}: pid ${child.pid}, log ${log}`);
   return child;
+}
+
+/**
+ * The console (apikey-operator console) with the admin's kubeconfig: its one-time sign-in URL,
+ * the line of its stdout that starts with http://127.0.0.1:.
+ */
+async function startConsole(kubeconfig: string, tokenUrl: string, logDir: string): Promise<string> {
+  const child = startProgram('console', ['console', '--kubeconfig', kubeconfig, '--token-url', tokenUrl, '--namespace', EXAMPLE_NS], logDir);
+  let out = '';
+  const end = Date.now() + 30_000;
+  child.stdout!.on('data', (c: Buffer) => { out += c.toString('utf8'); });
+  for (;;) {
+    const m = /^http:\/\/127\.0\.0\.1:\S+$/m.exec(out);
+    if (m) return m[0];
+    if (Date.now() > end) throw new Error('the console printed no sign-in URL within 30s');
+    await sleep(50);
+  }
 }
 
 async function waitHttp(url: string, what: string, ms = 60_000): Promise<void> {
@@ -137,7 +155,7 @@ async function main(): Promise<void> {
     const ctx = (await exec('kubectl', ['--kubeconfig', kubeconfig, 'config', 'current-context']).catch(() => ({ stdout: '?' }))).stdout.trim();
     step(`Using the existing cluster of ${kubeconfig} (context ${ctx})`);
     say('This will install there:');
-    say('  - the CRDs deployments.apikeys.dev and apikeys.apikeys.dev (from crds/)');
+    say('  - the CRDs deployments.apikeys.dev, apikeys.apikeys.dev and federatedcredentials.apikeys.dev (from crds/)');
     say(`  - namespace ${OPERATOR_NS} with the chart's ServiceAccounts, ClusterRoles, Roles and bindings`);
     say('  - the chart\'s ValidatingAdmissionPolicies and their bindings (cluster-wide)');
     say(`  - the example Deployment airflow-prod and ApiKey ci-deployer in namespace ${EXAMPLE_NS} (manifests/examples/)`);
@@ -216,6 +234,11 @@ async function main(): Promise<void> {
   if (!res.ok || !body.access_token) throw new Error(`the token endpoint answered ${res.status} ${body.error ?? ''}`);
   say(`\nHTTP ${res.status}: a ${body.expires_in}s access token. Its claims:`);
   say(JSON.stringify(decodeJwt(body.access_token), null, 2));
+
+  step('The web console');
+  const consoleUrl = await startConsole(kubeconfig, tokenUrl, workDir);
+  say('Open this URL in a browser to sign in (it works once), with the kubeconfig\'s identity:');
+  say(consoleUrl);
 
   if (args['exit-after-token']) await cleanup(0);
   step(`Running. Try: ${k} --kubeconfig ${kubeconfig} annotate apikey ci-deployer apikeys.dev/rotate=$(date +%s)`);

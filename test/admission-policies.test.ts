@@ -9,14 +9,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_VERSION, type ApiKey, type ApiKeyStatus } from '../src/api/index.ts';
+import { API_VERSION, type ApiKey, type ApiKeyStatus, type FederatedCredential } from '../src/api/index.ts';
 import { KubeClient, KubeError } from '../src/kube/client.ts';
 import { loadKubeConfig } from '../src/kube/config.ts';
 import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName, type TestNamespace } from './support/cluster.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { runPlugin } from './support/plugin.ts';
 import { startController, type RunningProcess } from './support/processes.ts';
-import { adminClient, apiKeyPath, createApiKey, createDeployment, getApiKey, waitForReady } from './support/resources.ts';
+import {
+  adminClient, apiKeyPath, createApiKey, createDeployment, createFederatedCredential, federatedCredentialPath, getApiKey,
+  getFederatedCredential, readyOf, waitForReady,
+} from './support/resources.ts';
 import { waitFor } from './support/wait.ts';
 
 type Person = 'editor' | 'reader' | 'deployer';
@@ -35,10 +38,10 @@ const dir = mkdtempSync(join(tmpdir(), 'admission-policies-'));
 const userOf = (who: Person) => `system:serviceaccount:${ns.name}:${who}`;
 
 /** The policy's refusal when `who` lacks the right that `permission` needs, for Deployment airflow. */
-function missingRight(permission: Permission, who: Person): string {
+function missingRight(permission: Permission, who: Person, what = 'an ApiKey'): string {
   const right = permission === 'deploy' ? 'deployments/token' : 'deployments/readtoken or deployments/token';
   return `ValidatingAdmissionPolicy '${identity.release}-apikey-operator-apikey-permissions' with binding ` +
-    `'${identity.release}-apikey-operator-apikey-permissions' denied request: an ApiKey with the ${permission} permission needs ` +
+    `'${identity.release}-apikey-operator-apikey-permissions' denied request: ${what} with the ${permission} permission needs ` +
     `create on ${right} (apikeys.dev) of Deployment ${ns.name}/airflow, which ${userOf(who)} does not have`;
 }
 
@@ -180,6 +183,55 @@ describe('changing an ApiKey', () => {
     });
     expect(rotated.status?.secretHash).not.toBe(before.status?.secretHash);
     expect(rotated.status?.secretName).toBe(before.status?.secretName);
+  });
+});
+
+describe('a FederatedCredential', () => {
+  const ISSUER = 'https://token.actions.githubusercontent.com';
+  const A_FEDERATED_CREDENTIAL = 'a FederatedCredential';
+  const credential = (name: string, permissions?: Permission[]) => ({
+    apiVersion: API_VERSION, kind: 'FederatedCredential', metadata: { name },
+    spec: { deploymentRef: { name: 'airflow' }, issuer: ISSUER, subject: 'repo:acme/airflow-dags:ref:refs/heads/main', permissions },
+  });
+  const createFcAs = (who: Person, name: string, permissions?: Permission[]) =>
+    people[who].create<FederatedCredential>(federatedCredentialPath(ns.name), credential(name, permissions));
+
+  it.each<[string, Person, Permission[] | undefined, Permission | undefined]>([
+    ['an editor without a token right is refused one without permissions (deploy)', 'editor', undefined, 'deploy'],
+    ['an editor without a token right is refused a read one', 'editor', ['read'], 'read'],
+    ['a reader may create a read one', 'reader', ['read'], undefined],
+    ['a reader is refused a deploy one', 'reader', ['deploy'], 'deploy'],
+    ['a deployer may create a deploy and read one', 'deployer', ['deploy', 'read'], undefined],
+  ])('takes the right to get the tokens it grants, as a key does: %s', async (_sentence, who, permissions, missing) => {
+    const name = uniqueName(`fc-${who}`);
+    const refused = await refusal(createFcAs(who, name, permissions));
+    if (missing) {
+      expect(refused).toContain(missingRight(missing, who, A_FEDERATED_CREDENTIAL));
+      expect(await getFederatedCredential(ns.name, name)).toBeUndefined();
+    } else {
+      expect(refused).toBeUndefined();
+    }
+  });
+
+  it('refuses a reader who would let another repository in through a deploy credential', async () => {
+    await createFcAs('deployer', 'deploy-fc', ['deploy']);
+    const patch = { spec: { subject: 'repo:reader/own-repo:ref:refs/heads/main' } };
+    expect(await refusal(people.reader.mergePatch(federatedCredentialPath(ns.name, 'deploy-fc'), patch)))
+      .toContain(missingRight('deploy', 'reader', A_FEDERATED_CREDENTIAL));
+  });
+
+  it('lets the token server set status.lastUsedAt and nothing else of it', async () => {
+    await createFederatedCredential(ns.name, 'used-fc', { deploymentRef: { name: 'airflow' }, issuer: ISSUER, subject: 'repo:a/b:ref:refs/heads/main' });
+    // The controller (without --federation-issuers) has written its status: IssuerNotAllowed.
+    await waitFor('its status', async () => readyOf(await getFederatedCredential(ns.name, 'used-fc'))?.reason === 'IssuerNotAllowed');
+    const path = `${federatedCredentialPath(ns.name, 'used-fc')}/status`;
+    const at = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+    expect(await refusal(tokenServer.mergePatch(path, { status: { lastUsedAt: at } }))).toBeUndefined();
+    expect((await getFederatedCredential(ns.name, 'used-fc'))?.status?.lastUsedAt).toBe(at);
+    const conditions = [{ type: 'Ready', status: 'True', reason: 'Ready', message: 'trust me', lastTransitionTime: at }];
+    expect(await refusal(tokenServer.mergePatch(path, { status: { conditions } }))).toContain(
+      tokenServerRefusal('the token server may change only status.lastUsedAt of a FederatedCredential, not status.conditions'));
+    expect(readyOf(await getFederatedCredential(ns.name, 'used-fc'))?.reason).toBe('IssuerNotAllowed');
   });
 });
 

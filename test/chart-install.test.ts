@@ -22,7 +22,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'chart-install-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const RESTRICTED = 'pod-security.kubernetes.io/enforce=restricted';
-const CRDS = ['deployments.apikeys.dev', 'apikeys.apikeys.dev'].map((n) => `customresourcedefinition.apiextensions.k8s.io/${n}`);
+const CRDS = ['deployments.apikeys.dev', 'apikeys.apikeys.dev', 'federatedcredentials.apikeys.dev'].map((n) => `customresourcedefinition.apiextensions.k8s.io/${n}`);
 
 /** `kubectl get -f` of the objects in `file`: the names of those that exist. */
 async function existing(file: string): Promise<string[]> {
@@ -62,6 +62,14 @@ const INSTALLS: [string, (watched: string[]) => object, Record<string, number>][
     global: { commonLabels: { team: 'platform' } },
     serviceAccount: { controller: { annotations: { 'iam.example.com/role': 'apikey-operator' } } },
   }), { ...DEFAULT_KINDS_WITHOUT_CRDS, PodDisruptionBudget: 1 }],
+  ['the console in in-cluster mode, with an Ingress, behind NetworkPolicies', () => ({
+    console: {
+      enabled: true,
+      oidc: { issuerURL: 'https://idp.example.com', clientID: 'apikey-console', clientSecret: { existingSecret: 'console-oidc' }, caConfigMap: 'idp-ca' },
+      ingress: { enabled: true, host: 'console.example.com', tls: [{ secretName: 'console-tls', hosts: ['console.example.com'] }] },
+    },
+    networkPolicy: { enabled: true },
+  }), { ...DEFAULT_KINDS_WITHOUT_CRDS, ServiceAccount: 3, Deployment: 2, Service: 4, Ingress: 1, NetworkPolicy: 2 }],
 ];
 
 describe('helm install', () => {

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
-  V1ClusterRole, V1ClusterRoleBinding, V1Container, V1CustomResourceDefinition, V1Deployment, V1NetworkPolicy,
+  V1ClusterRole, V1ClusterRoleBinding, V1Container, V1CustomResourceDefinition, V1Deployment, V1Ingress, V1NetworkPolicy,
   V1PodDisruptionBudget, V1Role, V1RoleBinding, V1Service, V1ServiceAccount, V1ValidatingAdmissionPolicy,
   V1ValidatingAdmissionPolicyBinding, V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
@@ -25,6 +25,24 @@ const NS = 'ops';
 const F = 'ako-apikey-operator';
 const TOKEN_SA = `${F}-token-server`;
 const CONTROLLER_SA = `${F}-controller`;
+const CONSOLE_SA = `${F}-console`;
+
+/** The console, in-cluster mode, with every value that changes what it renders. */
+const CONSOLE_VALUES = {
+  console: {
+    enabled: true,
+    oidc: {
+      issuerURL: 'https://idp.example.com/realms/k8s', clientID: 'apikey-console',
+      clientSecret: { existingSecret: 'console-oidc', key: 'secret' }, caConfigMap: 'idp-ca', scopes: ['openid', 'email', 'groups'],
+    },
+    defaultNamespace: 'team-a',
+    ingress: { enabled: true, className: 'nginx', host: 'console.example.com', tls: [{ secretName: 'console-tls', hosts: ['console.example.com'] }] },
+    extraArgs: ['--session-note=extra'],
+    extraEnv: [{ name: 'EXTRA', value: '1' }],
+  },
+  serviceAccount: { console: { annotations: { 'iam.example.com/role': 'console' } } },
+  topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway' }],
+};
 
 function podTemplates(objects: KubeObject[]): { name: string; deployment: V1Deployment }[] {
   return objectsOfKind<V1Deployment>(objects, 'Deployment').map((d) => ({ name: d.metadata?.name ?? '', deployment: d }));
@@ -52,6 +70,12 @@ function subjectsOf(objects: KubeObject[], role: string): string[] {
   return [...objectsOfKind<V1ClusterRoleBinding>(objects, 'ClusterRoleBinding'), ...objectsOfKind<V1RoleBinding>(objects, 'RoleBinding')]
     .filter((b) => b.roleRef.name === role)
     .flatMap((b) => (b.subjects ?? []).map((s) => `${s.kind}:${s.namespace ?? ''}/${s.name}`));
+}
+
+/** Every binding subject that is the ServiceAccount `name`, whatever role it is bound to. */
+function subjectsOfServiceAccount(objects: KubeObject[], name: string): string[] {
+  return [...objectsOfKind<V1ClusterRoleBinding>(objects, 'ClusterRoleBinding'), ...objectsOfKind<V1RoleBinding>(objects, 'RoleBinding')]
+    .flatMap((b) => (b.subjects ?? []).filter((x) => x.kind === 'ServiceAccount' && x.name === name).map(() => b.roleRef.name));
 }
 
 /** The Service's selector matches the Deployment's pods, and its target port is one of theirs. */
@@ -109,6 +133,9 @@ function policyOf(objects: KubeObject[], name: string): { policy: V1ValidatingAd
 }
 
 interface ChartCase { values: object; check: (objects: KubeObject[]) => void }
+
+/** A CA bundle as federation.caBundle takes it (the chart copies it, it does not parse it). */
+const FEDERATION_CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
 
 const CASES: [string, ChartCase][] = [
   ['the default values (the token server as a sidecar)', { values: {}, check: (o) => {
@@ -468,7 +495,7 @@ const CASES: [string, ChartCase][] = [
     check: (o) => {
       const { policy, binding } = policyOf(o, `${F}-apikey-permissions`);
       expect(policy.spec?.matchConstraints?.resourceRules).toEqual([
-        { apiGroups: ['apikeys.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['apikeys'] }]);
+        { apiGroups: ['apikeys.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['apikeys', 'federatedcredentials'] }]);
       expect(binding.spec?.matchResources).toBeUndefined();
       // The sidecar runs as its own ServiceAccount, so its policy applies in sidecar mode too.
       expect(policyOf(o, `${F}-token-server-writes`).policy.spec?.matchConditions).toEqual([
@@ -481,10 +508,31 @@ const CASES: [string, ChartCase][] = [
       const { policy } = policyOf(o, `${F}-token-server-writes`);
       expect(policy.spec?.matchConditions).toEqual([
         { name: 'token-server', expression: `request.userInfo.username == 'system:serviceaccount:${NS}:tok'` }]);
-      expect(policy.spec?.matchConstraints?.resourceRules?.[0]?.resources).toEqual(['apikeys', 'apikeys/status']);
+      expect(policy.spec?.matchConstraints?.resourceRules?.[0]?.resources)
+        .toEqual(['apikeys', 'apikeys/status', 'federatedcredentials', 'federatedcredentials/status']);
       policyOf(o, `${F}-apikey-permissions`);
     },
   }],
+  ['federation off by default: neither program gets --federation-issuers, and no CA is mounted', { values: {}, check: (o) => {
+    for (const c of containersOf(o)) expect(flag(c, 'federation-issuers'), c.name).toBeUndefined();
+    expect(o.filter((x) => x.kind === 'ConfigMap')).toEqual([]);
+  } }],
+  ...(['sidecar', 'deployment'] as const).map((mode): [string, ChartCase] => [`federation in ${mode} mode: one issuer list for both programs, the CA for the token server`, {
+    values: { tokenServer: { mode }, federation: { issuers: ['https://token.actions.githubusercontent.com', 'https://gitlab.example.com'], caBundle: FEDERATION_CA } },
+    check: (o) => {
+      const tokenServer = container(o, mode === 'sidecar' ? `${F}-controller` : `${F}-token-server`, 'token-server');
+      const issuers = 'https://token.actions.githubusercontent.com,https://gitlab.example.com';
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'federation-issuers')).toBe(issuers);
+      expect(flag(tokenServer, 'federation-issuers')).toBe(issuers);
+      expect(flag(tokenServer, 'federation-ca-file')).toBe('/etc/apikey-operator/federation-ca/ca.crt');
+      expect(tokenServer.volumeMounts).toContainEqual({ name: 'federation-ca', mountPath: '/etc/apikey-operator/federation-ca', readOnly: true });
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'federation-ca-file')).toBeUndefined();
+      const ca = findObject<{ data: Record<string, string> } & KubeObject>(o, 'ConfigMap', `${F}-federation-ca`);
+      expect(ca.data['ca.crt']).toBe(FEDERATION_CA);
+      const pod = findObject<V1Deployment>(o, 'Deployment', mode === 'sidecar' ? `${F}-controller` : `${F}-token-server`).spec?.template.spec;
+      expect(pod?.volumes).toContainEqual({ name: 'federation-ca', configMap: { name: `${F}-federation-ca` } });
+    },
+  }]),
   ['watchNamespaces, which the key permissions policy is bound to and nothing else', {
     values: { watchNamespaces: ['team-a', 'team-b'] },
     check: (o) => {
@@ -558,6 +606,70 @@ const CASES: [string, ChartCase][] = [
   ['no roles for people', { values: { rbac: { userRoles: { enabled: false } } }, check: (o) => {
     expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ClusterRole: 3 });
   } }],
+  ['the console in in-cluster mode, with an Ingress and a CA for its identity provider', { values: CONSOLE_VALUES, check: (o) => {
+    expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ServiceAccount: 3, Deployment: 2, Service: 4, Ingress: 1 });
+    const d = findObject<V1Deployment>(o, 'Deployment', `${F}-console`);
+    const pod = d.spec?.template.spec;
+    expect(pod?.serviceAccountName).toBe(CONSOLE_SA);
+    expect(findObject<V1ServiceAccount>(o, 'ServiceAccount', CONSOLE_SA).metadata?.annotations).toEqual({ 'iam.example.com/role': 'console' });
+    // No rights, and no token: every call is made with the signed-in person's ID token.
+    expect(subjectsOfServiceAccount(o, CONSOLE_SA)).toEqual([]);
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(pod?.volumes?.find((v) => v.name === 'kube-root-ca')?.projected?.sources).toEqual(
+      [{ configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }]);
+    expect(pod?.volumes?.find((v) => v.name === 'oidc-client-secret')?.secret).toEqual(
+      { secretName: 'console-oidc', items: [{ key: 'secret', path: 'client-secret' }] });
+    expect(pod?.volumes?.find((v) => v.name === 'oidc-ca')?.configMap).toEqual({ name: 'idp-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
+    const c = container(o, `${F}-console`, 'console');
+    expect(c.args?.[0]).toBe('console');
+    expect(Object.fromEntries(['host', 'port', 'public-url', 'oidc-issuer-url', 'oidc-client-id', 'oidc-client-secret-file', 'oidc-ca-file',
+      'oidc-scopes', 'token-url', 'namespace', 'log-level'].map((n) => [n, flag(c, n)]))).toEqual({
+      host: '0.0.0.0', port: '8080', 'public-url': 'https://console.example.com', 'oidc-issuer-url': 'https://idp.example.com/realms/k8s',
+      'oidc-client-id': 'apikey-console', 'oidc-client-secret-file': '/etc/apikey-operator/oidc/client-secret',
+      'oidc-ca-file': '/etc/apikey-operator/oidc-ca/ca.crt', 'oidc-scopes': 'openid,email,groups',
+      'token-url': `http://${F}-token.${NS}.svc:8080/oauth/token`, namespace: 'team-a', 'log-level': 'info',
+    });
+    // The client secret is a mounted file, never an argument or an environment variable.
+    expect(JSON.stringify([c.args, c.env])).not.toContain('console-oidc');
+    expect(c.args?.slice(-1)).toEqual(['--session-note=extra']);
+    expect(c.env?.map((e) => e.name)).toEqual(['POD_NAME', 'POD_NAMESPACE', 'EXTRA']);
+    expect(c.volumeMounts).toEqual([
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'kube-root-ca', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
+      { name: 'oidc-client-secret', mountPath: '/etc/apikey-operator/oidc', readOnly: true },
+      { name: 'oidc-ca', mountPath: '/etc/apikey-operator/oidc-ca', readOnly: true },
+    ]);
+    expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } });
+    expect(pod?.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
+    expect(pod?.topologySpreadConstraints).toEqual([{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway',
+      labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'apikey-operator', 'app.kubernetes.io/instance': RELEASE, 'app.kubernetes.io/component': 'console' } } }]);
+    expectServiceSelects(o, `${F}-console`, `${F}-console`);
+    expect(findObject<V1Service>(o, 'Service', `${F}-console`).spec?.ports).toEqual([{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]);
+    const ing = findObject<V1Ingress>(o, 'Ingress', `${F}-console`);
+    expect(ing.spec).toMatchObject({ ingressClassName: 'nginx', tls: [{ secretName: 'console-tls', hosts: ['console.example.com'] }] });
+    expect(ing.spec?.rules?.[0]).toMatchObject({ host: 'console.example.com', http: { paths: [{ path: '/', backend: { service: { name: `${F}-console`, port: { name: 'http' } } } }] } });
+    // The other components are untouched: the controller still mounts its own token.
+    expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.template.spec?.volumes?.map((v) => v.name)).not.toContain('kube-root-ca');
+  } }],
+  ['the console with a public URL of its own, and a NetworkPolicy admitting only its port', {
+    values: {
+      console: { enabled: true, publicURL: 'http://127.0.0.1:8080/', tokenURL: 'https://keys.example.com/oauth/token',
+        oidc: { issuerURL: 'https://idp.example.com', clientID: 'c', clientSecret: { existingSecret: 's' } } },
+      networkPolicy: { enabled: true },
+    },
+    check: (o) => {
+      const c = container(o, `${F}-console`, 'console');
+      expect(flag(c, 'public-url')).toBe('http://127.0.0.1:8080');
+      expect(flag(c, 'token-url')).toBe('https://keys.example.com/oauth/token');
+      expect(flag(c, 'oidc-ca-file')).toBeUndefined();
+      expect(flag(c, 'namespace')).toBeUndefined();
+      expect(flag(c, 'oidc-scopes')).toBe('openid,email,profile');
+      expect(objectsOfKind(o, 'Ingress')).toEqual([]);
+      const np = findObject<V1NetworkPolicy>(o, 'NetworkPolicy', `${F}-console`);
+      expect(np.spec?.ingress).toEqual([{ ports: [{ port: 'http', protocol: 'TCP' }] }]);
+      expect(np.spec?.podSelector?.matchLabels?.['app.kubernetes.io/component']).toBe('console');
+    },
+  }],
   ['a fullnameOverride, which every name, cluster-scoped ones included, starts with (but the CRDs\', which Kubernetes fixes)', { values: { fullnameOverride: 'keys' }, check: (o) => {
     for (const obj of o.filter((x) => x.kind !== 'CustomResourceDefinition')) expect(obj.metadata.name).toMatch(/^keys(-|$)/);
   } }],
@@ -570,9 +682,11 @@ function expectHardened(objects: KubeObject[]): void {
   expect(templates.length).toBeGreaterThan(0);
   for (const { deployment } of templates) {
     const pod = deployment.spec?.template.spec;
-    // A pod with one identity mounts it; the sidecar pod mounts each container's own (see the default case).
+    // A pod with one identity mounts it; the sidecar pod mounts each container's own (see the default case);
+    // the console's mounts none, since it acts only with people's ID tokens.
     const sidecarPod = (pod?.containers.length ?? 0) > 1;
-    expect(pod?.automountServiceAccountToken).toBe(!sidecarPod);
+    const console = pod?.containers[0]?.name === 'console';
+    expect(pod?.automountServiceAccountToken).toBe(!sidecarPod && !console);
     expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     for (const c of pod?.containers ?? []) {
       expect(c.securityContext, c.name).toEqual({
@@ -583,7 +697,8 @@ function expectHardened(objects: KubeObject[]): void {
       expect(typeof c.resources?.limits?.memory, c.name).toBe('string');
       const ports = (c.ports ?? []).map((p) => p.name);
       expect(c.livenessProbe?.httpGet?.path).toBe('/healthz');
-      expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
+      // The console is ready once it serves: it reaches its identity provider at each sign-in.
+      expect(c.readinessProbe?.httpGet?.path).toBe(c.name === 'console' ? '/healthz' : '/readyz');
       expect(ports).toContain(c.livenessProbe?.httpGet?.port);
       expect(ports).toContain(c.readinessProbe?.httpGet?.port);
     }
@@ -630,6 +745,20 @@ describe('the Helm chart', () => {
     ['an Ingress without a host', { tokenServer: { ingress: { enabled: true } } }, 'tokenServer.ingress.host must be set'],
     ['an HTTPRoute without a Gateway', { tokenServer: { httpRoute: { enabled: true } } }, 'tokenServer.httpRoute.parentRefs must name the Gateway'],
     ['an admission policy setting that is not a boolean', { admissionPolicy: { enabled: 'no' } }, '/admissionPolicy/enabled'],
+    ['a console without its issuer', { console: { enabled: true, publicURL: 'https://c.example.com', oidc: { clientID: 'c', clientSecret: { existingSecret: 's' } } } },
+      'console.oidc.issuerURL must be set'],
+    ['a console whose issuer is not https', { console: { enabled: true, oidc: { issuerURL: 'http://idp.example.com' } } }, '/console/oidc/issuerURL'],
+    ['a console without its client id', { console: { enabled: true, publicURL: 'https://c.example.com', oidc: { issuerURL: 'https://idp.example.com', clientSecret: { existingSecret: 's' } } } },
+      'console.oidc.clientID must be set'],
+    ['a console without the Secret of its client secret', { console: { enabled: true, publicURL: 'https://c.example.com', oidc: { issuerURL: 'https://idp.example.com', clientID: 'c' } } },
+      'console.oidc.clientSecret.existingSecret must name a Secret'],
+    ['a console without a public URL or an Ingress host', { console: { enabled: true, oidc: { issuerURL: 'https://idp.example.com', clientID: 'c', clientSecret: { existingSecret: 's' } } } },
+      'console.publicURL must be set'],
+    ['a console Ingress without a host', { console: { enabled: true, publicURL: 'https://c.example.com', ingress: { enabled: true },
+      oidc: { issuerURL: 'https://idp.example.com', clientID: 'c', clientSecret: { existingSecret: 's' } } } }, 'console.ingress.host must be set'],
+    ['an existing console ServiceAccount without a name', { console: { enabled: true, publicURL: 'https://c.example.com',
+      oidc: { issuerURL: 'https://idp.example.com', clientID: 'c', clientSecret: { existingSecret: 's' } } }, serviceAccount: { console: { create: false } } },
+    'serviceAccount.console.name must name an existing ServiceAccount'],
     ['an autoscaler whose maximum is below its minimum', {
       tokenServer: { mode: 'deployment', autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } },
     }, 'maxReplicas'],
@@ -672,7 +801,7 @@ describe('the copies of other sources', () => {
 
   it('ships byte-identical copies of crds/ as the chart CRDs', () => {
     expect(readdirSync(CHART_CRDS_DIR).sort()).toEqual(crdFileNames());
-    expect(crdFileNames()).toHaveLength(2);
+    expect(crdFileNames()).toHaveLength(3);
     for (const f of crdFileNames()) {
       expect(readFileSync(join(CHART_CRDS_DIR, f), 'utf8'), f).toBe(readFileSync(join(CRDS_DIR, f), 'utf8'));
     }

@@ -72,6 +72,7 @@ describe('manifests/examples', () => {
     const files = readdirSync(join(ROOT, 'manifests/examples')).filter((f) => f.endsWith('.yaml'));
     expect(files).toEqual(expect.arrayContaining([
       'deployment.yaml', 'apikey-ci.yaml', 'apikey-rotated.yaml', 'job-fetch-token.yaml', 'long-running-worker.yaml',
+      'federatedcredential-github.yaml',
     ]));
     // The examples' audience belongs to the first Deployment that lists it: another test's copy must be gone first.
     await waitUntilAudienceFree('https://airflow-prod.example.com');
@@ -81,6 +82,8 @@ describe('manifests/examples', () => {
     expect(r.stdout).toContain('deployment.apikeys.dev/airflow-prod created');
     expect(r.stdout).toContain('job.batch/fetch-token created');
     expect(r.stdout).toContain('deployment.apps/dag-sync created');
+    // Keyless CI: the workflow in github-actions/ is no Kubernetes object, so kubectl leaves the folder alone.
+    expect(r.stdout).toContain('federatedcredential.apikeys.dev/github-deploy-dags created');
     const ci = await waitForReady(watched.name, 'ci-deployer');
     const dash = await waitForReady(watched.name, 'dashboard-reader');
     expect(ci.spec.permissions).toEqual(['deploy']);

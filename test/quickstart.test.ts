@@ -16,7 +16,7 @@ import { ROOT } from './support/paths.ts';
 
 const exec = promisify(execFile);
 
-it('npm start runs the operator end to end and prints a token\'s claims, then stops everything', async () => {
+it('npm start runs the operator end to end, prints a token\'s claims and the console\'s sign-in URL, then stops everything', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'quickstart-'));
   try {
     const { stdout } = await exec('npm', ['start', '--silent', '--', '--exit-after-token', '--dir', dir], {
@@ -29,6 +29,10 @@ it('npm start runs the operator end to end and prints a token\'s claims, then st
     expect(stdout).toContain('"deployment": "default/airflow-prod"');
     expect(stdout).toContain('"aud": "https://airflow-prod.example.com"');
     expect(stdout).not.toMatch(/aks_[0-9A-Za-z]{49}/);
+    // The web console's sign-in URL, on a line of its own; stopped with everything else.
+    const consoleUrl = /^(http:\/\/127\.0\.0\.1:\d+)\/sign-in\?code=[\w-]+$/m.exec(stdout);
+    expect(consoleUrl, stdout).not.toBeNull();
+    await expect(fetch(`${consoleUrl![1]}/healthz`)).rejects.toThrow();
     const state = readState(dir)!;
     for (const p of state.processes) expect(isRunning(p)).toBe(false);
   } finally {
@@ -84,7 +88,7 @@ describe('npm start --kubeconfig (an existing cluster)', () => {
       .then(() => undefined, (e: unknown) => e as { code: number; stdout: string });
     expect(r?.code).toBe(1);
     expect(r?.stdout).toContain('This will install there:');
-    expect(r?.stdout).toContain('the CRDs deployments.apikeys.dev and apikeys.apikeys.dev');
+    expect(r?.stdout).toContain('the CRDs deployments.apikeys.dev, apikeys.apikeys.dev and federatedcredentials.apikeys.dev');
     expect(r?.stdout).toContain('Not a terminal: pass --yes to go ahead.');
     expect((await kubectl(['get', 'namespace', 'apikey-operator'], { kubeconfig: admin })).code).not.toBe(0);
     expect((await kubectl(['get', 'crd', 'apikeys.apikeys.dev'], { kubeconfig: admin })).code).not.toBe(0);

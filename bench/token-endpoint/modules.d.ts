@@ -1,13 +1,4 @@
-// Just enough of the untyped packages the benchmark drives.
-declare module 'oidc-provider' {
-  import type { Server } from 'node:http';
-  export default class Provider {
-    constructor(issuer: string, configuration: Record<string, unknown>);
-    listen(port: number, host: string, callback?: () => void): Server;
-    proxy: boolean;
-  }
-}
-
+// Just enough of the untyped packages the benchmark drives (oidc-provider has its own, in @types/oidc-provider).
 declare module 'autocannon' {
   export interface Request { method?: string; path?: string; headers?: Record<string, string>; body?: string }
   export interface Options {

@@ -105,3 +105,50 @@ export interface ApiKey {
   spec: ApiKeySpec;
   status?: ApiKeyStatus;
 }
+
+export interface FederatedCredentialSpec {
+  /** The Deployment (apikeys.dev) in the same namespace that this credential grants tokens of. Immutable. */
+  deploymentRef: {
+    name: string;
+  };
+  /** Free text for humans. */
+  description?: string;
+  /** The external issuer, exactly as in its tokens' iss (https only), such as https://token.actions.githubusercontent.com. The token server trusts it only when the cluster admin lists it in --federation-issuers. */
+  issuer: string;
+  /** What the external token's aud must contain. Default: the token server's issuer URL. */
+  audience?: string;
+  /** The external token's sub, matched exactly, such as repo:acme/airflow-dags:ref:refs/heads/main. */
+  subject?: string;
+  /** A CEL expression over the external token's claims (the variable claims) that must be true, such as claims.repository == 'acme/airflow-dags' && claims.ref == 'refs/heads/main'. An expression that fails on a token (a missing claim) does not match it. */
+  claims?: string;
+  /** What its tokens may do; they become the token's scope. @default ["deploy"] */
+  permissions?: Array<"deploy" | "read">;
+  /** Lifetime of its tokens, a duration such as 1h; capped by the Deployment's maxTokenTTL. @default "1h" */
+  tokenTTL?: string;
+}
+
+export interface FederatedCredentialStatus {
+  /** format: int64 */
+  observedGeneration?: number;
+  /** When a token was last issued through this credential; written at most once a minute. format: date-time */
+  lastUsedAt?: string;
+  conditions?: Array<{
+    type: string;
+    status: "True" | "False" | "Unknown";
+    /** format: int64 */
+    observedGeneration?: number;
+    /** format: date-time */
+    lastTransitionTime: string;
+    reason: string;
+    message: string;
+  }>;
+}
+
+/** A Deployment's trust in an external identity (a CI platform's OIDC token, such as GitHub Actions'), the keyless sibling of an ApiKey: the token server exchanges a token of the issuer whose subject and claims match for a short-lived access token of the Deployment. */
+export interface FederatedCredential {
+  apiVersion: 'apikeys.dev/v1alpha1';
+  kind: 'FederatedCredential';
+  metadata: V1ObjectMeta;
+  spec: FederatedCredentialSpec;
+  status?: FederatedCredentialStatus;
+}

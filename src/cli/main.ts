@@ -3,14 +3,16 @@
  * apikey-operator: one executable for the controller, the token server and
  * the kubectl plugin's commands.
  */
+import { readFileSync } from 'node:fs';
 import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
+import { allowedIssuers } from '../federation/issuers.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
 import { loadTlsFiles } from '../token-server/tls.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
-  CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
+  CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
 } from './options.ts';
 
 const HELP = `Usage: apikey-operator <command> [flags]
@@ -18,6 +20,8 @@ const HELP = `Usage: apikey-operator <command> [flags]
 Commands:
   controller     reconcile Deployments and ApiKeys (apikeys.dev) into credentials Secrets
   token-server   serve the OAuth 2.0 token endpoint, JWKS, discovery, introspection and forward-auth
+  console        serve the web console: locally with your kubeconfig (as kubectl apikey console does), or
+                 in a cluster with OpenID Connect sign-in (--oidc-issuer-url), as each person
   help           show this help
 
   create, list, describe, rotate, delete, token, deployments, version
@@ -36,6 +40,55 @@ function userTokenTtl(v: string | undefined): number {
   const ms = durationFlag('user-token-ttl', v, 1000);
   if (ms > MAX_TOKEN_TTL_SECONDS * 1000) throw new UsageError('--user-token-ttl must be at most 24h');
   return ms;
+}
+
+/**
+ * `apikey-operator console` in in-cluster mode: people sign in with OpenID
+ * Connect and every Kubernetes call is made with their ID token; the
+ * console's own identity (its ServiceAccount, any kubeconfig) is never used.
+ */
+async function runInClusterConsole(f: Record<string, string | undefined>, port: number): Promise<void> {
+  const { inClusterSettings } = await import('../console/in-cluster-options.ts');
+  const { InClusterSignIn } = await import('../console/in-cluster.ts');
+  const { consoleTokenUrl } = await import('../console/local.ts');
+  const { runConsole } = await import('../console/main.ts');
+  const { createLogger } = await import('../shared/log.ts');
+  const settings = inClusterSettings(f);
+  const log = createLogger({ level: f['log-level'], name: 'apikey-operator-console' });
+  const signIn = new InClusterSignIn({ settings, log, ...f.namespace ? { defaultNamespace: f.namespace } : {} });
+  log.info({ issuer: settings.oidc.issuerUrl, clientId: settings.oidc.clientId, publicUrl: settings.publicUrl, apiserver: settings.apiserver.server },
+    'console in in-cluster mode: people sign in with OpenID Connect');
+  try {
+    await runConsole({
+      signIn, host: f.host!, port, tokenUrl: consoleTokenUrl(f['token-url']), open: false, log, secureCookies: settings.secureCookies,
+    });
+  } finally {
+    await signIn.close();
+  }
+}
+
+/** --federation-issuers: https URLs, each exactly as its tokens' iss. */
+function federationIssuersFlag(v: string | undefined): string[] {
+  const issuers = csv(v);
+  try {
+    allowedIssuers(issuers);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return issuers;
+}
+
+/** --federation-ca-file: a PEM bundle holding at least one certificate. */
+function federationCaFile(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--federation-ca-file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--federation-ca-file: ${path} holds no PEM certificate`);
+  return pem;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -70,6 +123,7 @@ async function main(argv: string[]): Promise<number> {
         renewDeadlineMs: durationFlag('leader-elect-renew-deadline', f['leader-elect-renew-deadline'], 1000),
         retryPeriodMs: durationFlag('leader-elect-retry-period', f['leader-elect-retry-period'], 1000),
         logLevel: f['log-level']!,
+        federationIssuers: federationIssuersFlag(f['federation-issuers']),
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
       });
@@ -92,6 +146,8 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
+      const federationIssuers = federationIssuersFlag(f['federation-issuers']);
+      const federationCaPem = federationCaFile(f['federation-ca-file']);
       let trustedProxies: TrustedProxies;
       try {
         trustedProxies = new TrustedProxies(csv(f['trusted-proxies']));
@@ -116,6 +172,31 @@ async function main(argv: string[]): Promise<number> {
         trustedProxies,
         tokenReviewAudiences: csv(f['token-review-audiences']),
         tls,
+        federationIssuers,
+        federationCaPem,
+      });
+      return 0;
+    }
+    case 'console': {
+      const f = parseFlags(rest, CONSOLE_FLAGS);
+      if (f.help) { console.log(usage('console', 'Serves the web console for API keys and temporary tokens; every Kubernetes call is made with your credentials.', CONSOLE_FLAGS)); return 0; }
+      const port = intFlag('port', f.port, 0, 65535);
+      const { isInClusterMode } = await import('../console/in-cluster-options.ts');
+      if (isInClusterMode(f)) {
+        await runInClusterConsole(f, port);
+        return 0;
+      }
+      const { isLoopbackHost } = await import('../console/local.ts');
+      if (!isLoopbackHost(f.host!)) throw new UsageError('--host must be a loopback address (127.0.0.1 or ::1): the local console acts with your credentials');
+      const kc = loadKubeConfig({ kubeconfig: f.kubeconfig, context: f.context || undefined });
+      const { consoleTokenUrl } = await import('../console/local.ts');
+      const { LocalSignIn } = await import('../console/local.ts');
+      const { runConsole } = await import('../console/main.ts');
+      const { createLogger } = await import('../shared/log.ts');
+      await runConsole({
+        signIn: new LocalSignIn({ kc, defaultNamespace: f.namespace || defaultNamespace(kc) }),
+        host: f.host!, port, tokenUrl: consoleTokenUrl(f['token-url']), open: f.open === 'true',
+        log: createLogger({ level: f['log-level'], name: 'apikey-operator-console' }),
       });
       return 0;
     }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, UsageError } from './options.ts';
+import { CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, UsageError } from './options.ts';
 
 afterEach(() => {
   delete process.env.APIKEY_OPERATOR_WORKERS;
@@ -38,5 +38,12 @@ describe('program flags', () => {
     expect(intFlag('port', '8080', 0, 65535)).toBe(8080);
     expect(() => intFlag('port', '70000', 0, 65535)).toThrow('--port must be an integer from 0 to 65535');
     expect(() => intFlag('workers', '1.5', 1, 256)).toThrow(UsageError);
+  });
+
+  it('give the console variables of its own, except those it means the same by', () => {
+    const others = new Map([...CONTROLLER_FLAGS, ...TOKEN_SERVER_FLAGS].map((f) => [f.env, f.name]));
+    const shared = CONSOLE_FLAGS.filter((f) => others.has(f.env)).map((f) => f.env);
+    // The kubeconfig, the log level, and the token URL (as people reach it, as the plugin reads it).
+    expect(shared.sort()).toEqual(['APIKEY_OPERATOR_LOG_LEVEL', 'APIKEY_OPERATOR_TOKEN_URL', 'KUBECONFIG']);
   });
 });

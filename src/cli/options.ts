@@ -33,6 +33,7 @@ export const COMMON_FLAGS: FlagSpec[] = [
   flag('namespaces', 'comma-separated namespaces to watch; default: all'),
   flag('audiences', 'comma-separated default audiences for Deployments that set none', 'apikeys.dev'),
   flag('log-level', 'trace, debug, info, warn, error', 'info'),
+  flag('federation-issuers', 'comma-separated https issuer URLs, exactly as in their tokens\' iss, whose OIDC tokens FederatedCredentials may trust (keyless CI); give both programs the same list; default: none, federation off', ''),
 ];
 
 export const CONTROLLER_FLAGS: FlagSpec[] = [
@@ -62,7 +63,41 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('issuer', 'the issuer URL: the iss of every token and the base of the discovery documents; default http://localhost:<port>, set it in production', ''),
   flag('trusted-proxies', 'comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the per-client failure limit); default: none', ''),
   flag('token-review-audiences', "comma-separated audiences a subject token must be bound to for token exchange (the TokenReview's spec.audiences); default: none, the apiserver's own, so any token the cluster accepts (kubectl credentials, OIDC) is accepted", ''),
+  flag('federation-ca-file', 'PEM file of CA certificates trusted, besides the system\'s, for the TLS of the --federation-issuers (a private issuer); default: the system\'s only', ''),
   flag('user-token-ttl', "lifetime of temporary user tokens (token exchange with a Kubernetes identity); at most 24h, and never above a Deployment's maxTokenTTL", '1h'),
+];
+
+/** The environment variable that may hold the console's OIDC client secret (never a flag: ps would show it). */
+export const CLIENT_SECRET_ENV = 'APIKEY_OPERATOR_OIDC_CLIENT_SECRET';
+
+/** `apikey-operator console` in-cluster mode (src/console/in-cluster-options.ts reads them). */
+export const IN_CLUSTER_CONSOLE_FLAGS: FlagSpec[] = [
+  flag('oidc-issuer-url', 'in-cluster mode: the OpenID Connect issuer people sign in at, the one the API server trusts for ID tokens; setting it selects in-cluster mode', ''),
+  flag('oidc-client-id', "in-cluster mode: the console's client id at the issuer; the API server must accept it as an audience of ID tokens", ''),
+  flag('oidc-client-secret-file', `in-cluster mode: file holding the client secret (a mounted Secret); or set ${CLIENT_SECRET_ENV}; never given on the command line`, ''),
+  flag('oidc-ca-file', "in-cluster mode: PEM CA bundle to trust for the issuer, besides the system's", ''),
+  flag('oidc-scopes', 'in-cluster mode: comma-separated scopes to ask for; add the one your provider needs to put the groups claim in ID tokens (often groups)', 'openid,email,profile'),
+  flag('public-url', 'in-cluster mode: the URL people open the console at (e.g. https://console.example.com); the redirect URI registered at the issuer is this URL + /auth/callback', ''),
+  flag('apiserver-url', 'in-cluster mode: the API server to call with the signed-in person\'s ID token; default: https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT', ''),
+  flag('apiserver-ca-file', `in-cluster mode: the API server's CA; default: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, ''),
+];
+
+/** A console flag whose variable is its own (APIKEY_OPERATOR_CONSOLE_PORT), apart from the token server's --port and the operator's namespace. */
+function consoleFlag(name: string, help: string, def?: string, type: 'string' | 'boolean' = 'string'): FlagSpec {
+  return { ...flag(name, help, def, type), env: envName(`console-${name}`) };
+}
+
+/** `apikey-operator console`: the web console (local mode: the person's kubeconfig, on a loopback address; in-cluster mode: OpenID Connect). */
+export const CONSOLE_FLAGS: FlagSpec[] = [
+  flag('kubeconfig', 'kubeconfig file whose credentials every Kubernetes call of the console uses (local mode); default: KUBECONFIG, else ~/.kube/config'),
+  flag('context', "kubeconfig context (local mode); default: the kubeconfig's current context", ''),
+  consoleFlag('namespace', "namespace shown first when you may not list across namespaces; default: the context's (local mode)", ''),
+  consoleFlag('host', 'address to listen on: a loopback address in local mode (it serves this machine only); in-cluster mode, e.g. 0.0.0.0', '127.0.0.1'),
+  consoleFlag('port', 'port to listen on (0: a free one)', '0'),
+  flag('token-url', 'the token endpoint as people reach it: in the curl shown for a new key, and where /token exchanges your token; default: the TOKEN_URL of the key\'s Secret, and no /token', ''),
+  consoleFlag('open', 'open the sign-in URL in a browser, if one can be found', 'false', 'boolean'),
+  flag('log-level', 'trace, debug, info, warn, error', 'info'),
+  ...IN_CLUSTER_CONSOLE_FLAGS,
 ];
 
 export function usage(command: string, summary: string, flags: FlagSpec[]): string {

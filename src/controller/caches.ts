@@ -1,11 +1,11 @@
 /**
- * The controller's informer caches: ApiKeys (indexed by their Deployment),
- * Deployments, the credentials Secrets this controller manages (selected by
+ * The controller's informer caches: ApiKeys and FederatedCredentials
+ * (indexed by their Deployment), Deployments, the credentials Secrets this controller manages (selected by
  * label, so a cluster's other Secrets are never cached), and the
  * signing-keys Secret in the operator's namespace.
  */
-import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
-import { APIKEY_LABEL, APIKEYS, DEPLOYMENTS, FIELD_MANAGER, GROUP, MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { APIKEY_LABEL, APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import type { Cache } from '../kube/manager.ts';
 import { Informer } from '../kube/informer.ts';
@@ -26,6 +26,7 @@ export interface CacheOptions {
 export class Caches {
   readonly apiKeys: Informer<ApiKey>;
   readonly deployments: Informer<Deployment>;
+  readonly federatedCredentials: Informer<FederatedCredential>;
   readonly secrets: Informer<SecretObject>;
   readonly signingSecret: Informer<SecretObject>;
   readonly operatorNamespace: string;
@@ -40,6 +41,9 @@ export class Caches {
     // of the field owners only the label and annotation keys of this controller's own Secret writes are read (secret.ts).
     this.apiKeys = new Informer<ApiKey>(client, { apiPrefix: crds, plural: APIKEYS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) });
     this.deployments = new Informer<Deployment>(client, { apiPrefix: crds, plural: DEPLOYMENTS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) });
+    this.federatedCredentials = new Informer<FederatedCredential>(client, {
+      apiPrefix: crds, plural: FEDERATED_CREDENTIALS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+    });
     this.secrets = new Informer<SecretObject>(client, {
       apiPrefix: core, plural: 'secrets', namespaces, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY},${APIKEY_LABEL}`, log,
       keep: withOwnMetadataFields(FIELD_MANAGER),
@@ -50,16 +54,22 @@ export class Caches {
     });
     this.apiKeys.addIndex(BY_DEPLOYMENT, (ak) => [`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`]);
     this.deployments.addIndex(BY_AUDIENCE, (dep) => dep.spec.audiences ?? []);
+    this.federatedCredentials.addIndex(BY_DEPLOYMENT, (fc) => [`${fc.metadata.namespace}/${fc.spec.deploymentRef.name}`]);
     this.apiKeys.addIndex(BY_KEY_ID, (ak) => (ak.status?.keyId ? [ak.status.keyId] : []));
   }
 
   get all(): Cache[] {
-    return [this.apiKeys, this.deployments, this.secrets, this.signingSecret];
+    return [this.apiKeys, this.deployments, this.federatedCredentials, this.secrets, this.signingSecret];
   }
 
   /** The ApiKeys that name the Deployment `namespace/name`. */
   apiKeysOf(namespace: string | undefined, name: string): ApiKey[] {
     return this.apiKeys.byIndex(BY_DEPLOYMENT, `${namespace}/${name}`);
+  }
+
+  /** The FederatedCredentials that name the Deployment `namespace/name`. */
+  federatedCredentialsOf(namespace: string | undefined, name: string): FederatedCredential[] {
+    return this.federatedCredentials.byIndex(BY_DEPLOYMENT, `${namespace}/${name}`);
   }
 
   /** The Deployments whose spec.audiences lists `audience`. */

@@ -1,5 +1,5 @@
 /**
- * The three controllers of the operator, each with its own work queue of
+ * The four controllers of the operator, each with its own work queue of
  * `namespace/name` keys (one key, `signing-keys`, for the signing keys), and
  * the informer handlers that feed them. Handlers only enqueue keys; the
  * controllers re-read the objects from the caches.
@@ -7,9 +7,10 @@
  * - ApiKey: ownerReference, credentials Secret, status (apikey.ts).
  * - Deployment: its status, which counts its keys (deployment.ts). Counts
  *   are batched: a burst of new keys costs one status write, not one per key.
+ * - FederatedCredential: ownerReference and status (federated-credential.ts).
  * - SigningKeys: the signing-keys Secret and its rotation (signing.ts).
  */
-import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
+import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
 import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import { Controller, type OutcomeObserver } from '../kube/controller.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -20,9 +21,10 @@ import type { RotationPolicy } from '../shared/signing-keys.ts';
 import { ApiKeyReconciler } from './apikey.ts';
 import type { Caches } from './caches.ts';
 import { reconcileDeployment } from './deployment.ts';
+import { FederatedCredentialReconciler } from './federated-credential.ts';
 import { Reason } from './reasons.ts';
 import { reconcileSigningKeys } from './signing.ts';
-import { apiKeyWrites, deploymentStatusWrite, type WriteHooks } from './writes.ts';
+import { apiKeyWrites, deploymentStatusWrite, federatedCredentialWrites, type WriteHooks } from './writes.ts';
 
 /** How long a Deployment's key count waits for more of a burst. */
 const COUNT_BATCH_MS = 1000;
@@ -36,6 +38,8 @@ export interface ControllerDeps {
   workers: number;
   tokenUrl: string;
   defaultAudiences: string[];
+  /** --federation-issuers: a FederatedCredential of any other issuer is IssuerNotAllowed. */
+  federationIssuers: ReadonlySet<string>;
   signingPolicy: RotationPolicy;
   /** Runs before every write (production: refuse unless leading). */
   beforeWrite?: WriteHooks['beforeWrite'];
@@ -45,6 +49,7 @@ export interface ControllerDeps {
 export interface OperatorControllers {
   apiKeys: Controller;
   deployments: Controller;
+  federatedCredentials: Controller;
   signingKeys: Controller;
   all: Controller[];
   /** Enqueues every object in the caches (on becoming leader, and at each resync). */
@@ -101,6 +106,18 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
     },
   } });
 
+  const federatedReconciler = new FederatedCredentialReconciler({
+    federatedCredential: (n, name) => caches.federatedCredentials.get(n, name),
+    deployment: (n, name) => caches.deployments.get(n, name),
+  }, federatedCredentialWrites(client, recorder, { beforeWrite: deps.beforeWrite }), { allowedIssuers: deps.federationIssuers });
+  const federatedCredentials = new Controller({ ...common, name: 'FederatedCredential', workers: deps.workers, processor: {
+    process: async (key) => {
+      const [namespace, name] = splitKey(key);
+      await federatedReconciler.reconcile(namespace, name);
+      return {};
+    },
+  } });
+
   const signingKeys = new Controller({ ...common, name: 'SigningKeys', workers: 1, processor: {
     process: async () => ({
       requeueAfterMs: await reconcileSigningKeys({
@@ -127,11 +144,20 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   });
   caches.apiKeys.on('delete', (ak) => { superseded.forget(ak); countKeysOf(ak); otherClaimants(ak.status?.keyId); });
 
+  const enqueueFederated = (fc: FederatedCredential) => federatedCredentials.enqueue(objectKey(fc));
+  // Its status changes only with its spec, its ownerReference or its Deployment; not with lastUsedAt.
+  caches.federatedCredentials.on('add', enqueueFederated);
+  caches.federatedCredentials.on('update', (fc, old) => {
+    if (fc.metadata.generation !== old?.metadata.generation || fc.metadata.uid !== old?.metadata.uid
+      || fc.metadata.ownerReferences?.length !== old?.metadata.ownerReferences?.length) enqueueFederated(fc);
+  });
+
   // A Deployment's spec or identity matters to its keys and to the other
   // claimants of its audiences (AudienceConflict); its status only to itself.
   const onDeploymentChanged = (dep: Deployment, old?: Deployment) => {
     deployments.enqueue(objectKey(dep));
     for (const ak of caches.apiKeysOf(dep.metadata.namespace, dep.metadata.name!)) enqueueApiKey(ak);
+    for (const fc of caches.federatedCredentialsOf(dep.metadata.namespace, dep.metadata.name!)) enqueueFederated(fc);
     for (const aud of new Set([...dep.spec.audiences ?? [], ...old?.spec.audiences ?? []])) {
       for (const other of caches.deploymentsWithAudience(aud)) deployments.enqueue(objectKey(other));
     }
@@ -154,12 +180,13 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   caches.signingSecret.on('delete', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
 
   return {
-    apiKeys, deployments, signingKeys,
-    all: [apiKeys, deployments, signingKeys],
+    apiKeys, deployments, federatedCredentials, signingKeys,
+    all: [apiKeys, deployments, federatedCredentials, signingKeys],
     enqueueAll: () => {
       signingKeys.enqueue(SIGNING_KEYS_KEY);
       for (const d of caches.deployments.list()) deployments.enqueue(objectKey(d));
       for (const ak of caches.apiKeys.list()) enqueueApiKey(ak);
+      for (const fc of caches.federatedCredentials.list()) enqueueFederated(fc);
     },
   };
 }

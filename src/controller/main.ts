@@ -36,6 +36,8 @@ export interface ControllerOptions {
   retryPeriodMs?: number;
   resyncMs: number;
   logLevel: string;
+  /** --federation-issuers: the external issuers FederatedCredentials may trust. */
+  federationIssuers?: string[];
   /** Sidecar mode: write the token server's own ServiceAccount token into `dir` (token-server-identity.ts). */
   tokenServerIdentity?: { serviceAccount: string; dir: string };
 }
@@ -61,6 +63,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     workers: opts.workers,
     tokenUrl: opts.tokenUrl,
     defaultAudiences: opts.audiences,
+    federationIssuers: new Set(opts.federationIssuers ?? []),
     signingPolicy: {
       ...DEFAULT_ROTATION, algorithm: opts.signingAlgorithm,
       rotateEveryMs: opts.signingKeyRotationMs, publishLeadMs: opts.signingKeyPublishLeadMs,

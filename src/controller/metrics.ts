@@ -51,6 +51,7 @@ export class ControllerMetrics {
       collect() {
         this.set({ resource: 'apikeys' }, caches.apiKeys.size);
         this.set({ resource: 'deployments' }, caches.deployments.size);
+        this.set({ resource: 'federatedcredentials' }, caches.federatedCredentials.size);
         this.set({ resource: 'secrets' }, caches.secrets.size);
       },
     });

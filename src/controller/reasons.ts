@@ -14,6 +14,9 @@ export const Reason = {
   DeploymentReady: 'Ready',
   NoAudiences: 'NoAudiences',
   InvalidSpec: 'InvalidSpec',
+  IssuerNotAllowed: 'IssuerNotAllowed',
+  InvalidExpression: 'InvalidExpression',
+  FederationReady: 'Ready',
   SigningKeysRotated: 'SigningKeysRotated',
   SigningKeysInvalid: 'SigningKeysInvalid',
 } as const;

@@ -11,12 +11,13 @@
  * A `beforeWrite` hook runs before each write: production refuses writes from
  * a replica that does not lead; the crash-safety test stops dead there.
  */
-import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
-import { API_VERSION, APIKEYS, DEPLOYMENTS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
+import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { API_VERSION, APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { ApiKeyStatus, ApiKeyWrites } from './apikey.ts';
 import type { DeploymentStatus } from './deployment.ts';
+import type { FederatedCredentialWrites } from './federated-credential.ts';
 
 export interface WriteHooks {
   /** Runs before every write; a throw refuses the write (NotLeaderError when this replica does not lead). */
@@ -25,7 +26,7 @@ export interface WriteHooks {
   onApiKeyWritten?(before: ApiKey, after: ApiKey): void;
 }
 
-type Owned = ApiKey | Deployment;
+type Owned = ApiKey | Deployment | FederatedCredential;
 
 const objectPath = (plural: string, o: Owned) => paths.object(GROUP, VERSION, plural, o.metadata.namespace!, o.metadata.name!);
 const secretPath = (s: SecretObject) => paths.object('', 'v1', 'secrets', s.metadata!.namespace!, s.metadata!.name!);
@@ -74,6 +75,28 @@ export function apiKeyWrites(client: KubeClient, events: Pick<EventRecorder, 'em
     },
     event(ak, type, reason, action, note) {
       events.emit(ak, type, reason, action, note);
+    },
+  };
+}
+
+/** The writes of the FederatedCredential reconcile: its ownerReference to its Deployment, and its status. */
+export function federatedCredentialWrites(client: KubeClient, events: Pick<EventRecorder, 'emit'>, hooks: WriteHooks = {}):
+FederatedCredentialWrites {
+  const before = () => hooks.beforeWrite?.();
+  return {
+    async setOwner(fc, dep) {
+      before();
+      const refs = [...(fc.metadata.ownerReferences ?? []),
+        { apiVersion: API_VERSION, kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }];
+      return client.mergePatch<FederatedCredential>(objectPath(FEDERATED_CREDENTIALS, fc),
+        { metadata: { resourceVersion: fc.metadata.resourceVersion, ownerReferences: refs } });
+    },
+    async applyStatus(fc, status) {
+      before();
+      return applyStatus(client, FEDERATED_CREDENTIALS, 'FederatedCredential', fc, status);
+    },
+    event(fc, type, reason, action, note) {
+      events.emit(fc, type, reason, action, note);
     },
   };
 }

@@ -11,7 +11,12 @@
  * - for temporary user tokens (RFC 8693 token exchange; sub: the Kubernetes
  *   user name, client_id: USER_CLIENT_ID) `deployment_uid`, the uid of the
  *   Deployment it was issued for, so that it dies with that Deployment and
- *   is not inherited by one re-created under the same name.
+ *   is not inherited by one re-created under the same name;
+ * - for federated tokens (RFC 8693 exchange of an external OIDC token; sub:
+ *   the external subject, client_id: `federated:<namespace>/<name>` of the
+ *   FederatedCredential) `federated_issuer`, the external issuer, with
+ *   `deployment_uid` and `cred_fp` (a one-way mark of the credential's uid),
+ *   so that it dies with its credential or its Deployment.
  */
 import { randomUUID } from 'node:crypto';
 import { signJwt, type JwtKey } from './jwt.ts';
@@ -36,6 +41,7 @@ export interface AccessTokenClaims {
   deployment: string;
   cred_fp?: string;
   deployment_uid?: string;
+  federated_issuer?: string;
 }
 
 export interface IssueInput {
@@ -49,6 +55,8 @@ export interface IssueInput {
   nowMs: number;
   credentialFingerprint?: string;
   deploymentUid?: string;
+  /** The external issuer of a federated token (FEDERATED_ISSUER_CLAIM). */
+  federatedIssuer?: string;
 }
 
 /** The claims of a new token; `aud` is a string when there is one audience (RFC 7519 4.1.3). */
@@ -67,6 +75,7 @@ export function accessTokenClaims(input: IssueInput): AccessTokenClaims {
   };
   if (input.credentialFingerprint) claims.cred_fp = input.credentialFingerprint;
   if (input.deploymentUid) claims.deployment_uid = input.deploymentUid;
+  if (input.federatedIssuer) claims.federated_issuer = input.federatedIssuer;
   return claims;
 }
 

@@ -5,6 +5,7 @@ import type { TokenServerMetrics } from './metrics.ts';
 import type { TrustedProxies } from './proxies.ts';
 import type { FailureLimiter } from './ratelimit.ts';
 import type { SubjectReviewer } from './reviews.ts';
+import type { IssuerKeys } from './issuer-keys.ts';
 import type { KeyStore } from './key-store.ts';
 
 export interface ServerContext {
@@ -21,6 +22,8 @@ export interface ServerContext {
   log: Logger;
   /** TokenReview and SubjectAccessReview for the token exchange; absent without a Kubernetes API (benchmarks, unit tests). */
   reviewer: SubjectReviewer | undefined;
+  /** The external issuers allowed for federation (--federation-issuers) and their keys. */
+  federation: IssuerKeys;
   /** Reverse proxies whose X-Forwarded-For names the client (--trusted-proxies). */
   proxies: TrustedProxies;
   /** Lifetime of temporary user tokens (--user-token-ttl), before the Deployment's and the 24h ceilings. */

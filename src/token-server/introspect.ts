@@ -3,8 +3,8 @@
  * (HTTP Basic, or client_secret_post) and learns about tokens of Deployments
  * in its own namespace only; any other token, and every dead one, is
  * `{"active":false}` with nothing more, so the answer reveals nothing about
- * other namespaces. Temporary user tokens (token exchange) are answered the
- * same way as API-key tokens.
+ * other namespaces. Temporary user tokens (token exchange) and federated tokens are
+ * answered the same way as API-key tokens.
  */
 import { PERMISSIONS } from '../api/index.ts';
 import { authenticateClient } from './client-auth.ts';
@@ -24,10 +24,10 @@ export function introspect(ctx: ServerContext, req: RequestInfo, params: Params)
   const active = verdict.live && verdict.token.deployment.namespace === caller.key.namespace;
   ctx.metrics.introspection(active);
   if (!verdict.live || !active) return INACTIVE;
-  const { claims, key, permissions } = verdict.token;
+  const { claims, key, federated, permissions } = verdict.token;
   return JSON.stringify({
     active: true,
-    scope: (key?.permissions ?? PERMISSIONS).filter((p) => permissions.has(p)).join(' '),
+    scope: (key?.permissions ?? federated?.permissions ?? PERMISSIONS).filter((p) => permissions.has(p)).join(' '),
     client_id: claims.client_id,
     sub: claims.sub,
     aud: claims.aud,
@@ -37,5 +37,6 @@ export function introspect(ctx: ServerContext, req: RequestInfo, params: Params)
     jti: claims.jti,
     token_type: 'Bearer',
     deployment: claims.deployment,
+    ...(claims.federated_issuer ? { federated_issuer: claims.federated_issuer } : {}),
   });
 }

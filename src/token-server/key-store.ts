@@ -1,10 +1,11 @@
 /**
- * What the endpoints read: keys by id, Deployments by `namespace/name`, and
- * the signing keys. In production a KubeKeyStore (kube-key-store.ts) fills it
+ * What the endpoints read: keys by id, Deployments by `namespace/name`,
+ * FederatedCredentials by Deployment and by `namespace/name`, and the signing keys. In production a KubeKeyStore (kube-key-store.ts) fills it
  * from watches; unit tests and the benchmark fill a MemoryKeyStore
  * (memory-key-store.ts) with the same objects, so the endpoints cannot tell
  * the difference.
  */
+import type { FederatedEntry } from './federated.ts';
 import type { DeploymentEntry, KeyEntry } from './keys.ts';
 import type { SigningKeys } from './signing.ts';
 
@@ -13,6 +14,10 @@ export interface KeyStore {
   key(keyId: string): KeyEntry | undefined;
   /** A Deployment by `namespace/name`. */
   deployment(key: string): DeploymentEntry | undefined;
+  /** The FederatedCredentials that name the Deployment `namespace/name`, in the order they are tried. */
+  federatedCredentials(deployment: string): readonly FederatedEntry[];
+  /** A FederatedCredential by `namespace/name`. */
+  federatedCredential(key: string): FederatedEntry | undefined;
   readonly signing: SigningKeys;
   /** Every cache has listed once. */
   synced(): boolean;

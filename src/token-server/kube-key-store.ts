@@ -1,25 +1,28 @@
 /**
  * The KeyStore of a running token server: watches on ApiKeys (indexed by
- * status.keyId), Deployments, and the one signing-keys Secret in the
+ * status.keyId), Deployments, FederatedCredentials (indexed by their
+ * Deployment), and the one signing-keys Secret in the
  * operator's namespace, read with a field selector on its name (the only
  * Secret this program can read: RBAC gives it that resourceName and no
  * other). Each watch event recomputes the affected entries, so a refusal
  * (key deleted or not Ready, Deployment gone) applies from the next request.
  */
-import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
-import { APIKEYS, DEPLOYMENTS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
 import { audiencesClaimedByOthers, firstClaimant } from '../api/claims.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import { keepAll, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
 import type { Logger } from '../shared/log.ts';
 import { describeSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf } from '../shared/signing-keys.ts';
+import { byCreation, federatedEntry, type FederatedEntry } from './federated.ts';
 import type { KeyStore } from './key-store.ts';
 import { deploymentEntry, keyEntry, type DeploymentEntry, type KeyEntry } from './keys.ts';
 import { SigningKeys } from './signing.ts';
 
 const KEY_ID_INDEX = 'keyId';
 const AUDIENCE_INDEX = 'audience';
+const DEPLOYMENT_INDEX = 'deployment';
 
 export interface KubeKeyStoreOptions {
   operatorNamespace: string;
@@ -42,6 +45,9 @@ export class KubeKeyStore implements KeyStore {
   private readonly deployments = new Map<string, DeploymentEntry>();
   private readonly apiKeyInformer: Informer<ApiKey>;
   private readonly deploymentInformer: Informer<Deployment>;
+  private readonly federatedInformer: Informer<FederatedCredential>;
+  /** By `namespace/name`, with the CEL expression compiled once per watch event. */
+  private readonly federated = new Map<string, FederatedEntry>();
   private readonly secretInformer: Informer<SecretObject>;
   private readonly log: Logger;
   private readonly defaultAudiences: readonly string[];
@@ -57,6 +63,9 @@ export class KubeKeyStore implements KeyStore {
     });
     this.deploymentInformer = new Informer<Deployment>(client, {
       apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+    });
+    this.federatedInformer = new Informer<FederatedCredential>(client, {
+      apiPrefix: crd, plural: FEDERATED_CREDENTIALS, namespaces, log: opts.log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
     this.secretInformer = new Informer<SecretObject>(client, {
       apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
@@ -91,6 +100,12 @@ export class KubeKeyStore implements KeyStore {
       this.refreshClaimants(d.spec?.audiences ?? []);
     });
 
+    this.federatedInformer.addIndex(DEPLOYMENT_INDEX, (fc) => [`${fc.metadata.namespace}/${fc.spec.deploymentRef.name}`]);
+    const onFederated = (fc: FederatedCredential) => this.federated.set(objectKey(fc), federatedEntry(fc));
+    this.federatedInformer.on('add', onFederated);
+    this.federatedInformer.on('update', onFederated);
+    this.federatedInformer.on('delete', (fc) => this.federated.delete(objectKey(fc)));
+
     const onSecret = (s: SecretObject) => this.loadSigningKeys(s);
     this.secretInformer.on('add', onSecret);
     this.secretInformer.on('update', onSecret);
@@ -109,7 +124,7 @@ export class KubeKeyStore implements KeyStore {
   }
 
   private informers() {
-    return [this.apiKeyInformer, this.deploymentInformer, this.secretInformer] as const;
+    return [this.apiKeyInformer, this.deploymentInformer, this.federatedInformer, this.secretInformer] as const;
   }
 
   /**
@@ -170,6 +185,19 @@ export class KubeKeyStore implements KeyStore {
     return this.deployments.get(key);
   }
 
+  federatedCredentials(deployment: string): readonly FederatedEntry[] {
+    const entries: FederatedEntry[] = [];
+    for (const fc of this.federatedInformer.byIndex(DEPLOYMENT_INDEX, deployment)) {
+      const e = this.federated.get(objectKey(fc));
+      if (e) entries.push(e);
+    }
+    return entries.sort(byCreation);
+  }
+
+  federatedCredential(key: string): FederatedEntry | undefined {
+    return this.federated.get(key);
+  }
+
   synced(): boolean {
     return this.informers().every((i) => i.hasSynced());
   }
@@ -182,6 +210,7 @@ export class KubeKeyStore implements KeyStore {
     return {
       apikeys: this.apiKeyInformer.size,
       deployments: this.deploymentInformer.size,
+      federatedcredentials: this.federatedInformer.size,
       key_ids: this.keys.size,
       signing_keys: this.signing.size,
     };

@@ -1,16 +1,24 @@
 /**
- * status.lastUsedAt, off the request path: a successful request only notes
- * the key in a Map (O(1), no I/O); a background timer writes the notes with
+ * status.lastUsedAt of ApiKeys and FederatedCredentials, off the request
+ * path: a successful request only notes the key (or credential) in a Map (O(1), no I/O); a background timer writes the notes with
  * one merge patch per key to the apikeys/status subresource, at most once a
  * minute per key (also across replicas, as far as the cached status shows).
  * The patch carries the ApiKey's uid, so a key deleted and re-created under
  * the same name is never stamped. Failures are only logged.
  */
-import { APIKEYS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
+import { APIKEYS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
 import { CONTENT, type KubeClient, KubeError, paths } from '../kube/client.ts';
 import { metaTime } from '../kube/types.ts';
 import type { Logger } from '../shared/log.ts';
-import type { KeyEntry } from './keys.ts';
+
+/** What issued a token: an ApiKey (with its key id) or a FederatedCredential. */
+export interface UsedCredential {
+  namespace: string;
+  name: string;
+  uid: string;
+  lastUsedAtMs: number;
+  keyId?: string;
+}
 
 /**
  * The contract's one field manager. This is a merge patch, so the apiserver
@@ -23,10 +31,11 @@ export const LAST_USED_FIELD_MANAGER = FIELD_MANAGER;
 const MIN_INTERVAL_MS = 60_000;
 
 interface Pending {
+  plural: string;
   namespace: string;
   name: string;
   uid: string;
-  keyId: string;
+  keyId: string | undefined;
   usedAtMs: number;
 }
 
@@ -50,12 +59,12 @@ export class LastUsedRecorder {
   }
 
   /** Called on every successful request: notes the use; never blocks, never throws. */
-  touch(key: KeyEntry, nowMs: number): void {
+  touch(key: UsedCredential, nowMs: number, plural: typeof APIKEYS | typeof FEDERATED_CREDENTIALS = APIKEYS): void {
     if (nowMs - key.lastUsedAtMs < MIN_INTERVAL_MS) return;
     const last = this.queuedAt.get(key.uid);
     if (last !== undefined && nowMs - last < MIN_INTERVAL_MS) return;
     this.queuedAt.set(key.uid, nowMs);
-    this.pending.set(key.uid, { namespace: key.namespace, name: key.name, uid: key.uid, keyId: key.keyId, usedAtMs: nowMs });
+    this.pending.set(key.uid, { plural, namespace: key.namespace, name: key.name, uid: key.uid, keyId: key.keyId, usedAtMs: nowMs });
   }
 
   start(): void {
@@ -87,7 +96,7 @@ export class LastUsedRecorder {
     // A few at a time: this is background bookkeeping, not worth a burst at the apiserver.
     for (let i = 0; i < batch.length; i += 4) {
       await Promise.all(batch.slice(i, i + 4).map(async (p) => {
-        const path = `${paths.object(GROUP, VERSION, APIKEYS, p.namespace, p.name)}/status`;
+        const path = `${paths.object(GROUP, VERSION, p.plural, p.namespace, p.name)}/status`;
         try {
           await client.request('PATCH', path, {
             body: { metadata: { uid: p.uid }, status: { lastUsedAt: metaTime(new Date(p.usedAtMs)) } },
@@ -100,7 +109,8 @@ export class LastUsedRecorder {
           this.opts.onWrite?.(false);
           const status = err instanceof KubeError ? err.status : 0;
           // 404: the key was deleted since; nothing to record.
-          this.opts.log[status === 404 ? 'debug' : 'warn']({ apiKey: `${p.namespace}/${p.name}`, keyId: p.keyId, status, err },
+          const what = p.plural === APIKEYS ? { apiKey: `${p.namespace}/${p.name}`, keyId: p.keyId } : { federatedCredential: `${p.namespace}/${p.name}` };
+          this.opts.log[status === 404 ? 'debug' : 'warn']({ ...what, status, err },
             'could not record status.lastUsedAt');
         }
       }));

@@ -17,6 +17,8 @@ import { createLogger, type Logger } from '../shared/log.ts';
 import type { ServerContext } from './context.ts';
 import { normalizeIssuer } from './discovery.ts';
 import { grantRegistry } from './grants/index.ts';
+import { IssuerKeys } from './issuer-keys.ts';
+import { allowedIssuers } from '../federation/issuers.ts';
 import type { KeyStore } from './key-store.ts';
 import { KubeKeyStore } from './kube-key-store.ts';
 import { LastUsedRecorder } from './last-used.ts';
@@ -45,6 +47,8 @@ export interface TokenServerDeps {
   defaultMetrics?: boolean;
   /** Who a Kubernetes token belongs to and what it may do (token exchange); default: the Kubernetes API, unless a store is given. */
   reviewer?: SubjectReviewer;
+  /** The federation issuers' keys; default: discovered over HTTPS for opts.federationIssuers. */
+  federation?: IssuerKeys;
 }
 
 export interface RunningTokenServer {
@@ -81,6 +85,10 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
       client, log, observe: (review, outcome) => metrics.review(review, outcome), audiences: opts.tokenReviewAudiences,
     })
     : undefined);
+  const federation = deps.federation ?? new IssuerKeys({
+    issuers: allowedIssuers(opts.federationIssuers ?? []), caPem: opts.federationCaPem, log,
+    observe: (document, result) => metrics.federationFetch(document, result),
+  });
   const lastUsed = new LastUsedRecorder({ client, log, onWrite: (ok) => metrics.lastUsedWrite(ok ? 'ok' : 'error') });
   lastUsed.start();
   const ctx: ServerContext = {
@@ -93,11 +101,12 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     lastUsed,
     log,
     reviewer,
+    federation,
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
   };
   const tls = opts.tls && loadTlsFiles(opts.tls);
-  const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined }), ready, tls });
+  const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined || federation.enabled }), ready, tls });
   // cert-manager renews the certificate in place: serve the new one without a restart.
   const reloader = opts.tls && server instanceof HttpsServer
     ? new TlsReloader(opts.tls, (o) => server.setSecureContext(o), log) : undefined;
@@ -118,6 +127,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const metricsPort = metricsServer ? (metricsServer.address() as AddressInfo).port : undefined;
   log.info({ port, metricsPort, host: opts.host, tls: !!tls, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
+    federationIssuers: opts.federationIssuers?.length ? opts.federationIssuers : 'none (federation off)',
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
 

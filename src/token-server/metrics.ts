@@ -38,6 +38,7 @@ export class TokenServerMetrics {
   private readonly authz: Counter<'decision'>;
   private readonly lastUsed: Counter<'result'>;
   private readonly reviews: Counter<'review' | 'outcome'>;
+  private readonly federationFetches: Counter<'document' | 'result'>;
   private readonly observers = new Map<string, Observer>();
   private readonly issuedBy = new Map<string, Incrementer>();
   private readonly failuresBy = new Map<string, Incrementer>();
@@ -70,6 +71,10 @@ export class TokenServerMetrics {
       name: 'apikey_operator_token_exchange_reviews_total',
       help: 'Token exchange reviews (review: token = TokenReview, access = SubjectAccessReview), by outcome; cached: answered from the short-lived cache',
       labelNames: ['review', 'outcome'], registers,
+    });
+    this.federationFetches = new Counter({
+      name: 'apikey_operator_federation_issuer_fetches_total',
+      help: 'Fetches of the allowed federation issuers\' documents (document: discovery or jwks), by result', labelNames: ['document', 'result'], registers,
     });
     new Gauge({
       name: 'apikey_operator_token_server_cached_objects', help: 'Objects in the token server caches', labelNames: ['resource'], registers,
@@ -108,6 +113,10 @@ export class TokenServerMetrics {
 
   lastUsedWrite(result: 'ok' | 'error'): void {
     this.lastUsed.inc({ result });
+  }
+
+  federationFetch(document: 'discovery' | 'jwks', result: 'ok' | 'error'): void {
+    this.federationFetches.inc({ document, result });
   }
 
   review(review: ReviewKind, outcome: ReviewOutcome): void {

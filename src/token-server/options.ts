@@ -22,6 +22,10 @@ export interface TokenServerOptions {
   userTokenTtlMs?: number;
   /** The audiences a subject token must be bound to (TokenReview spec.audiences); empty: the apiserver's own. */
   tokenReviewAudiences?: string[];
+  /** External issuers whose tokens FederatedCredentials may trust (--federation-issuers); none: federation off. */
+  federationIssuers?: string[];
+  /** PEM bundle of further CAs trusted for the federation issuers' TLS (--federation-ca-file's content). */
+  federationCaPem?: string;
   /** Serve HTTPS with this certificate and key, reloaded when the files change. */
   tls?: TlsFiles;
 }

@@ -11,13 +11,19 @@
  *   issued for still exists, is not being deleted, and is the same object
  *   (`deployment_uid`). The user's Kubernetes credential and RBAC are checked
  *   when the token is issued, not again: such tokens are short-lived instead;
- * - either way, none of its audiences is one that another Deployment claimed
+ * - a federated token (client_id `federated:<namespace>/<name>`): its
+ *   FederatedCredential still exists (the same object, by `cred_fp`), is not
+ *   being deleted, still trusts an issuer the server allows, and its
+ *   Deployment is the one it was issued for (`deployment_uid`) and still
+ *   exists;
+ * - every way, none of its audiences is one that another Deployment claimed
  *   first (api/claims.ts).
  */
 import { isKeyId } from '../keys/format.ts';
-import { isPermission } from '../api/index.ts';
+import { FEDERATED_CLIENT_PREFIX, isPermission } from '../api/index.ts';
 import { USER_CLIENT_ID, type AccessTokenClaims } from './access-token.ts';
 import type { ServerContext } from './context.ts';
+import { federatedCredentialStands, type FederatedEntry } from './federated.ts';
 import { verifyJwt } from './jwt.ts';
 import { keyRefusal, type DeploymentEntry, type KeyEntry } from './keys.ts';
 
@@ -26,15 +32,18 @@ const CLOCK_SKEW_SECONDS = 60;
 
 export interface LiveToken {
   claims: AccessTokenClaims;
-  /** The API key that issued it; undefined for a temporary user token. */
+  /** The API key that issued it; undefined for a temporary user token or a federated one. */
   key: KeyEntry | undefined;
+  /** The FederatedCredential that issued it, for a federated token. */
+  federated?: FederatedEntry;
   deployment: DeploymentEntry;
   permissions: ReadonlySet<string>;
 }
 
 export type TokenVerdict =
   | { live: true; token: LiveToken }
-  | { live: false; why: 'malformed' | 'signature' | 'issuer' | 'expired' | 'key_gone' | 'key_refused' | 'secret_rotated' | 'deployment_gone' | 'audience_taken' };
+  | { live: false; why: 'malformed' | 'signature' | 'issuer' | 'expired' | 'key_gone' | 'key_refused' | 'secret_rotated' | 'deployment_gone'
+    | 'audience_taken' | 'credential_gone' };
 
 /** A token that names an audience its Deployment lost to an earlier claimant is not live. */
 function namesTakenAudience(c: AccessTokenClaims, dep: DeploymentEntry): boolean {
@@ -60,6 +69,7 @@ export function tokenVerdict(ctx: ServerContext, token: string, nowMs: number): 
   if (c.exp <= now || c.iat > now + CLOCK_SKEW_SECONDS) return { live: false, why: 'expired' };
 
   if (c.client_id === USER_CLIENT_ID) return userTokenVerdict(ctx, c);
+  if (c.client_id.startsWith(FEDERATED_CLIENT_PREFIX)) return federatedTokenVerdict(ctx, c);
   // API key tokens.
   if (!isKeyId(c.sub) || c.client_id !== c.sub) return { live: false, why: 'malformed' };
   const key = ctx.store.key(c.sub);
@@ -83,4 +93,18 @@ function userTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenVerdic
   if (namesTakenAudience(c, deployment)) return { live: false, why: 'audience_taken' };
   const permissions = new Set(c.scope.split(' ').filter(isPermission));
   return { live: true, token: { claims: c, key: undefined, deployment, permissions } };
+}
+
+/** A federated token lives as long as the very credential and Deployment it was issued through, and its issuer's trust. */
+function federatedTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenVerdict {
+  if (c.sub === '' || isKeyId(c.sub) || typeof c.deployment_uid !== 'string' || typeof c.cred_fp !== 'string'
+    || typeof c.federated_issuer !== 'string') return { live: false, why: 'malformed' };
+  const fc = ctx.store.federatedCredential(c.client_id.slice(FEDERATED_CLIENT_PREFIX.length));
+  if (!fc || fc.fingerprint !== c.cred_fp || fc.deployment !== c.deployment || fc.issuer !== c.federated_issuer
+    || !ctx.federation.allows(fc.issuer)) return { live: false, why: 'credential_gone' };
+  const deployment = ctx.store.deployment(c.deployment);
+  if (!federatedCredentialStands(fc, deployment) || deployment.uid !== c.deployment_uid) return { live: false, why: 'deployment_gone' };
+  if (namesTakenAudience(c, deployment)) return { live: false, why: 'audience_taken' };
+  const permissions = new Set(c.scope.split(' ').filter((p) => fc.permissionSet.has(p)));
+  return { live: true, token: { claims: c, key: undefined, federated: fc, deployment, permissions } };
 }

@@ -136,8 +136,21 @@ export function apiserverArgs(state: Pick<ClusterState, 'dir' | 'ports' | 'node'
     '--allow-privileged=true',
     '--max-requests-inflight=1000',
     '--max-mutating-requests-inflight=500',
+    `--authentication-config=${authenticationConfigFile(state.dir)}`,
   ];
 }
+
+/**
+ * The apiserver's structured authentication configuration. It starts with no
+ * JWT issuer; a test that brings an OpenID Connect provider writes its issuer
+ * in (test/support/oidc-issuer.ts), and the apiserver reloads the file while
+ * it runs, so no other test pays for an issuer it does not use.
+ */
+export function authenticationConfigFile(dir: string): string {
+  return join(dir, 'authentication-config.yaml');
+}
+
+export const EMPTY_AUTHENTICATION_CONFIG = 'apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt: []\n';
 
 export async function startApiserver(state: ClusterState): Promise<ProcessRecord> {
   const rec = await launchIn(state, 'kube-apiserver', state.binaries.kubeApiserver, apiserverArgs(state));
@@ -226,6 +239,7 @@ export async function up(dirArg: string, opts: UpOptions = {}): Promise<ClusterS
   const kubeconfig = join(dir, 'kubeconfig');
   const state: ClusterState = { dir, kubeconfig, server, ports, processes: [], binaries };
   writeFileSync(kubeconfig, kubeconfigYaml(server, join(dir, 'pki')), { mode: 0o600 });
+  writeFileSync(authenticationConfigFile(dir), EMPTY_AUTHENTICATION_CONFIG);
   writeState(state);
   try {
     if (opts.node) await startNodeNamespace(state, hostPort, log);

@@ -5,4 +5,5 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CRD_FILES = [
   join(ROOT, 'crds', 'apikeys.dev_deployments.yaml'),
   join(ROOT, 'crds', 'apikeys.dev_apikeys.yaml'),
+  join(ROOT, 'crds', 'apikeys.dev_federatedcredentials.yaml'),
 ];

@@ -1,6 +1,6 @@
 /** Typed helpers for the apikeys.dev resources and their Secrets, as the admin. */
 import { randomBytes } from 'node:crypto';
-import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec } from '../../src/api/index.ts';
+import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec, FederatedCredential, FederatedCredentialSpec } from '../../src/api/index.ts';
 import { API_VERSION, DEPLOYMENTS, GROUP, readCredential, VERSION, SECRET_KEYS, type Credentials, type SecretObject } from '../../src/api/index.ts';
 import { isNotFound, KubeClient, paths } from '../../src/kube/client.ts';
 import { adminKubeConfig } from './cluster.ts';
@@ -17,6 +17,8 @@ export const apiKeyPath = (ns: string, name = '') =>
   name ? paths.object('apikeys.dev', 'v1alpha1', 'apikeys', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'apikeys', ns);
 export const deploymentPath = (ns: string, name = '') =>
   name ? paths.object('apikeys.dev', 'v1alpha1', 'deployments', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'deployments', ns);
+export const federatedCredentialPath = (ns: string, name = '') =>
+  name ? paths.object('apikeys.dev', 'v1alpha1', 'federatedcredentials', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'federatedcredentials', ns);
 export const secretPath = (ns: string, name = '') =>
   name ? paths.object('', 'v1', 'secrets', ns, name) : paths.collection('', 'v1', 'secrets', ns);
 
@@ -53,6 +55,12 @@ export function createApiKey(ns: string, name: string, spec: ApiKeySpec, annotat
   });
 }
 
+export function createFederatedCredential(ns: string, name: string, spec: FederatedCredentialSpec): Promise<FederatedCredential> {
+  return adminClient().create<FederatedCredential>(federatedCredentialPath(ns), {
+    apiVersion: API_VERSION, kind: 'FederatedCredential', metadata: { name }, spec,
+  });
+}
+
 export async function getOrUndefined<T>(path: string): Promise<T | undefined> {
   try {
     return await adminClient().get<T>(path);
@@ -65,8 +73,9 @@ export async function getOrUndefined<T>(path: string): Promise<T | undefined> {
 export const getApiKey = (ns: string, name: string) => getOrUndefined<ApiKey>(apiKeyPath(ns, name));
 export const getSecret = (ns: string, name: string) => getOrUndefined<SecretObject>(secretPath(ns, name));
 export const getDeployment = (ns: string, name: string) => getOrUndefined<Deployment>(deploymentPath(ns, name));
+export const getFederatedCredential = (ns: string, name: string) => getOrUndefined<FederatedCredential>(federatedCredentialPath(ns, name));
 
-export function readyOf(ak: ApiKey | Deployment | undefined): { status?: string; reason?: string; message?: string } | undefined {
+export function readyOf(ak: ApiKey | Deployment | FederatedCredential | undefined): { status?: string; reason?: string; message?: string } | undefined {
   return ak?.status?.conditions?.find((c) => c.type === 'Ready');
 }
 

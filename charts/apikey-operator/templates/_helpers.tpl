@@ -75,6 +75,23 @@ token (TokenRequest) and hands it to the token-server container, which never hol
 {{ include "apikey-operator.serviceAccountName" (dict "ctx" . "key" "tokenServer" "suffix" "token-server") }}
 {{- end }}
 
+{{/* The console's ServiceAccount: no RBAC is bound to it, and its pod mounts no token of it. */}}
+{{- define "apikey-operator.consoleServiceAccount" -}}
+{{ include "apikey-operator.serviceAccountName" (dict "ctx" . "key" "console" "suffix" "console") }}
+{{- end }}
+
+{{/* The console's public URL: console.publicURL, else from its Ingress host. */}}
+{{- define "apikey-operator.consolePublicURL" -}}
+{{- $ing := .Values.console.ingress }}
+{{- if .Values.console.publicURL }}
+{{- .Values.console.publicURL | trimSuffix "/" }}
+{{- else if and $ing.enabled $ing.host }}
+{{- printf "%s://%s" (ternary "https" "http" (gt (len $ing.tls) 0)) $ing.host }}
+{{- else }}
+{{- fail "console.publicURL must be set (or console.ingress.host): the URL people open the console at, whose /auth/callback the identity provider redirects to" }}
+{{- end }}
+{{- end }}
+
 {{/* The pods the token Service selects: the token server's own, or the controller's in sidecar mode. */}}
 {{- define "apikey-operator.tokenServerComponent" -}}
 {{- if eq .Values.tokenServer.mode "deployment" }}token-server{{ else }}controller{{ end }}
@@ -200,6 +217,12 @@ subjects:
     {{- with .Values.tokenServer.tokenReviewAudiences }}
     - --token-review-audiences={{ join "," . }}
     {{- end }}
+    {{- with .Values.federation.issuers }}
+    - --federation-issuers={{ join "," . }}
+    {{- end }}
+    {{- if .Values.federation.caBundle }}
+    - --federation-ca-file=/etc/apikey-operator/federation-ca/ca.crt
+    {{- end }}
     {{- with .Values.tokenServer.extraArgs }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -252,6 +275,11 @@ subjects:
       mountPath: /etc/apikey-operator/tls
       readOnly: true
     {{- end }}
+    {{- if .Values.federation.caBundle }}
+    - name: federation-ca
+      mountPath: /etc/apikey-operator/federation-ca
+      readOnly: true
+    {{- end }}
 {{- end }}
 
 {{/* The volume mounts of every container: the writable /tmp, and volumeMounts. */}}
@@ -267,12 +295,14 @@ subjects:
 Pod spec fields shared by the controller and the token-server pods; called with (dict "ctx" . "component" ...).
 The controller pod of sidecar mode mounts no token for every container: the controller container mounts
 its own ServiceAccount's, and the token-server container the token server's own, which the controller
-requests and writes into an in-memory volume only these two containers mount.
+requests and writes into an in-memory volume only these two containers mount. The console pod mounts
+no token at all (it acts only with people's own ID tokens), only the cluster's CA and its OIDC client secret.
 */}}
 {{- define "apikey-operator.podCommon" -}}
 {{- $sidecarPod := and (eq .component "controller") (eq .ctx.Values.tokenServer.mode "sidecar") }}
+{{- $ownToken := and (not $sidecarPod) (ne .component "console") }}
 {{- with .ctx }}
-automountServiceAccountToken: {{ not $sidecarPod }}
+automountServiceAccountToken: {{ $ownToken }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
@@ -305,6 +335,12 @@ volumes:
     secret:
       secretName: {{ include "apikey-operator.tokenTLSSecret" . }}
   {{- end }}
+  {{- if and .Values.federation.caBundle (or $sidecarPod (eq $.component "token-server")) }}
+  # CAs the token server trusts for the federation issuers' TLS (federation.caBundle).
+  - name: federation-ca
+    configMap:
+      name: {{ include "apikey-operator.fullname" . }}-federation-ca
+  {{- end }}
   {{- if $sidecarPod }}
   # The controller container's own ServiceAccount token, as the kubelet would automount it.
   - name: controller-token
@@ -328,6 +364,31 @@ volumes:
     emptyDir:
       medium: Memory
       sizeLimit: 1Mi
+  {{- end }}
+  {{- if eq $.component "console" }}
+  # The cluster's CA only (where a ServiceAccount's ca.crt would be), to verify the API server.
+  - name: kube-root-ca
+    projected:
+      sources:
+        - configMap:
+            name: kube-root-ca.crt
+            items:
+              - key: ca.crt
+                path: ca.crt
+  - name: oidc-client-secret
+    secret:
+      secretName: {{ .Values.console.oidc.clientSecret.existingSecret }}
+      items:
+        - key: {{ .Values.console.oidc.clientSecret.key }}
+          path: client-secret
+  {{- with .Values.console.oidc.caConfigMap }}
+  - name: oidc-ca
+    configMap:
+      name: {{ . }}
+      items:
+        - key: ca.crt
+          path: ca.crt
+  {{- end }}
   {{- end }}
   {{- with .Values.volumes }}
   {{- toYaml . | nindent 2 }}

@@ -8,6 +8,7 @@
  *   process.exitCode = await runPlugin(process.argv.slice(2));
  */
 import { parseCommandLine, renderHelp, stringFlag, VALUE_FLAGS, type CommandDef, type Invocation } from './command.ts';
+import { consoleCommandDef } from './commands/console.ts';
 import { createCommand } from './commands/create.ts';
 import { deleteCommand } from './commands/delete.ts';
 import { deploymentsCommand } from './commands/deployments.ts';
@@ -21,7 +22,7 @@ import { outputFormat } from './output.ts';
 import type { Session } from './session.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
-  createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand, versionCommand,
+  createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, versionCommand,
 ];
 
 export function pluginHelp(): string {
@@ -39,6 +40,7 @@ export function pluginHelp(): string {
     '  kubectl apikey create ci-deployer --deployment airflow-prod --description "GitHub Actions deploy job"',
     '  kubectl apikey list -A',
     '  kubectl apikey token ci-deployer --token-url http://localhost:8080/oauth/token',
+    '  kubectl apikey console',
     '',
     "Every command takes kubectl's -n/--namespace, --kubeconfig and --context.",
     "Run 'kubectl apikey COMMAND --help' for a command's flags and examples.",

@@ -7,7 +7,8 @@ export type { Grant, TokenResult } from './types.ts';
 
 /**
  * Client credentials always; RFC 8693 token exchange when the server can ask
- * the Kubernetes API who a token belongs to (not with a MemoryKeyStore alone).
+ * the Kubernetes API who a token belongs to (not with a MemoryKeyStore alone),
+ * or trusts external issuers (federation).
  */
 export function grantRegistry(opts: { tokenExchange: boolean }): ReadonlyMap<string, Grant> {
   const grants = opts.tokenExchange ? [clientCredentials, tokenExchange] : [clientCredentials];

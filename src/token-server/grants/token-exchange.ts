@@ -30,6 +30,9 @@
  * cache denies, is 429 slow_down with Retry-After. Each address also has a
  * fair share of the reviews in flight (review-budget.ts): beyond it, 429.
  *
+ * An external OIDC token (an `id_token`, or a JWT of an issuer in
+ * --federation-issuers) takes another path: federated-exchange.ts.
+ *
  * The token: sub = the Kubernetes user name, client_id = USER_CLIENT_ID, no
  * key id, `deployment_uid`; no `act` (the user acts as themselves: nobody
  * acts on another's behalf) and no `may_act`. Its lifetime is
@@ -38,7 +41,7 @@
  * credential it was exchanged for.
  */
 import {
-  ACCESS_TOKEN_TYPE, isPermission, PERMISSIONS, TOKEN_EXCHANGE_GRANT,
+  ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, isPermission, JWT_TOKEN_TYPE, PERMISSIONS, TOKEN_EXCHANGE_GRANT,
 } from '../../api/index.ts';
 import { isKeyId } from '../../keys/format.ts';
 import { USER_CLIENT_ID, accessTokenClaims, tokenResponse } from '../access-token.ts';
@@ -50,11 +53,13 @@ import {
 import { multi, single, type Params } from '../params.ts';
 import { EXCHANGE_FAILURES } from '../ratelimit.ts';
 import { ReviewRefused, ReviewUnavailable, type KubeUser, type ReviewAsker, type SubjectReviewer } from '../reviews.ts';
+import { unverifiedIssuer } from '../issuer-keys.ts';
 import { resolveAudiences, resolveScope, truncate } from './common.ts';
+import { federatedExchange } from './federated-exchange.ts';
 import type { Grant, TokenResult } from './types.ts';
 
-export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 const TOKEN_TYPES: readonly string[] = [ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE];
+const SUBJECT_TOKEN_TYPES: readonly string[] = [ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, ID_TOKEN_TYPE];
 
 /**
  * What RBAC grants, first match wins: `create` on deployments/token gives
@@ -110,9 +115,9 @@ function checkForm(req: RequestInfo, params: Params): void {
   }
   const type = single(params, 'subject_token_type');
   if (type === undefined) throw new InvalidRequest('the parameter subject_token_type is required', 'missing_parameter');
-  if (!TOKEN_TYPES.includes(type)) {
-    throw new InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE} or ${JWT_TOKEN_TYPE} (a Kubernetes bearer token)`,
-      'unsupported_token_type');
+  if (!SUBJECT_TOKEN_TYPES.includes(type)) {
+    throw new InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE} or ${JWT_TOKEN_TYPE} (a Kubernetes bearer token), ` +
+      `or ${JWT_TOKEN_TYPE} or ${ID_TOKEN_TYPE} (an external OIDC token, with federation)`, 'unsupported_token_type');
   }
   const requested = single(params, 'requested_token_type');
   if (requested !== undefined && !TOKEN_TYPES.includes(requested)) {
@@ -167,15 +172,35 @@ async function reviewSubject(ctx: ServerContext, reviewer: SubjectReviewer, req:
   }
 }
 
+/**
+ * Whether the subject token is an external OIDC token (federated-exchange.ts):
+ * an `id_token`, or a JWT whose `iss` is an allowed federation issuer. Any
+ * other JWT is a Kubernetes token, as before federation.
+ */
+function isFederated(ctx: ServerContext, params: Params, subjectToken: string): boolean {
+  const type = single(params, 'subject_token_type');
+  if (type === ID_TOKEN_TYPE) {
+    if (!ctx.federation.enabled) {
+      throw new InvalidRequest(`subject_token_type ${ID_TOKEN_TYPE} needs federation, which this token server does not offer (--federation-issuers)`,
+        'unsupported_token_type');
+    }
+    return true;
+  }
+  if (type !== JWT_TOKEN_TYPE || !ctx.federation.enabled) return false;
+  const iss = unverifiedIssuer(subjectToken);
+  return iss !== undefined && ctx.federation.allows(iss);
+}
+
 async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): Promise<TokenResult> {
-  const reviewer = ctx.reviewer;
-  if (!reviewer) throw new TemporarilyUnavailable('token exchange needs the Kubernetes API, which this token server has not');
   checkForm(req, params);
   const subjectToken = single(params, 'subject_token');
   if (subjectToken === undefined) throw new InvalidRequest('the parameter subject_token is required', 'missing_parameter');
   const ref = parseDeploymentRef(single(params, 'deployment'));
   if (!ctx.store.signing.active(req.nowMs)) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
   if (!TOKEN_CHARS.test(subjectToken)) throw new InvalidGrant('the subject_token is not a bearer token');
+  if (isFederated(ctx, params, subjectToken)) return federatedExchange(ctx, req, params, subjectToken, ref);
+  const reviewer = ctx.reviewer;
+  if (!reviewer) throw new TemporarilyUnavailable('token exchange needs the Kubernetes API, which this token server has not');
 
   const { user, granted } = await reviewSubject(ctx, reviewer, req, subjectToken, ref);
 

@@ -1,0 +1,75 @@
+/**
+ * The console's HTTP plumbing: the security headers of every answer, the
+ * session cookie, and reading a form body of bounded size.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export const CSP = [
+  "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "connect-src 'self'",
+  "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'",
+].join('; ');
+
+export function securityHeaders(res: ServerResponse): void {
+  res.setHeader('content-security-policy', CSP);
+  res.setHeader('x-content-type-options', 'nosniff');
+  res.setHeader('x-frame-options', 'DENY');
+  res.setHeader('referrer-policy', 'no-referrer');
+  res.setHeader('cross-origin-opener-policy', 'same-origin');
+  res.setHeader('cross-origin-resource-policy', 'same-origin');
+  res.setHeader('permissions-policy', 'camera=(), microphone=(), geolocation=()');
+}
+
+export function send(res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
+  res.statusCode = status;
+  res.setHeader('content-type', type);
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  res.end(body);
+}
+
+/** A page: never stored by a cache, since it shows what this person may see. */
+export function sendHtml(res: ServerResponse, status: number, body: string): void {
+  send(res, status, 'text/html; charset=utf-8', body, { 'cache-control': 'no-store' });
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, 'application/json', JSON.stringify(value), { 'cache-control': 'no-store' });
+}
+
+/** 303: after a POST the browser GETs the new location, so a reload never repeats the POST. */
+export function redirect(res: ServerResponse, location: string): void {
+  res.statusCode = 303;
+  res.setHeader('location', location);
+  res.setHeader('cache-control', 'no-store');
+  res.end();
+}
+
+export function cookies(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return out;
+}
+
+export function sessionCookie(name: string, value: string, opts: { secure: boolean; maxAgeSeconds: number }): string {
+  return [
+    `${name}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${opts.maxAgeSeconds}`, ...(opts.secure ? ['Secure'] : []),
+  ].join('; ');
+}
+
+export class BodyTooLarge extends Error {}
+
+/** An application/x-www-form-urlencoded body, at most `limit` bytes. */
+export async function readForm(req: IncomingMessage, limit = 64 * 1024): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLarge('the form is too large');
+    chunks.push(chunk);
+  }
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') return new URLSearchParams();
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}

@@ -1,0 +1,120 @@
+/**
+ * Server-side sessions: the browser holds only a random id in an HttpOnly,
+ * SameSite=Strict cookie; what the session knows (who signed in, the CSRF
+ * token, a secret waiting for its one view) stays in this process's memory
+ * and is gone when the session expires or the console stops.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const SESSION_COOKIE = 'apikey_console_session';
+/** How long a new secret waits for its one view (the redirect after Create API Key follows at once). */
+export const REVEAL_TTL_MS = 5 * 60_000;
+
+/** A secret held for exactly one view (the page after Create API Key or Rotate). */
+export interface Reveal {
+  kind: 'created' | 'rotated';
+  namespace: string;
+  deployment: string;
+  name: string;
+  keyId: string;
+  secret: string;
+  secretName: string;
+  audience: string;
+  tokenUrl: string;
+  /** Rotation: until when the previous secret keeps working. */
+  previousValidUntil?: string;
+}
+
+export interface ConsoleSession {
+  readonly id: string;
+  /** Checked on every POST: a form of another site cannot know it. */
+  readonly csrf: string;
+  expiresAt: number;
+  /** What the sign-in strategy keeps about the person (local: nothing; in-cluster: the ID token). */
+  signedIn?: { displayName: string; data: Record<string, unknown> };
+  /** Anything a sign-in strategy needs between its own requests (e.g. OIDC state and PKCE verifier). */
+  pending: Record<string, unknown>;
+  /** Secrets waiting for their one view, each with the time after which it is forgotten unseen. */
+  reveals: Map<string, { reveal: Reveal; until: number }>;
+  /** One message for the next page (after a redirect). */
+  flash?: string;
+}
+
+export const randomId = (bytes = 32): string => randomBytes(bytes).toString('base64url');
+
+export function sameToken(a: string | undefined, b: string): boolean {
+  if (typeof a !== 'string') return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export class SessionStore {
+  private readonly sessions = new Map<string, ConsoleSession>();
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: { ttlMs: number; now?: () => number }) {
+    this.ttlMs = opts.ttlMs;
+    this.now = opts.now ?? Date.now;
+  }
+
+  create(): ConsoleSession {
+    this.sweep();
+    const s: ConsoleSession = {
+      id: randomId(), csrf: randomId(), expiresAt: this.now() + this.ttlMs, pending: {}, reveals: new Map(),
+    };
+    this.sessions.set(s.id, s);
+    return s;
+  }
+
+  /** The live session of this id; an expired one is forgotten. */
+  get(id: string | undefined): ConsoleSession | undefined {
+    if (!id) return undefined;
+    const s = this.sessions.get(id);
+    if (!s) return undefined;
+    if (s.expiresAt <= this.now()) {
+      this.sessions.delete(id);
+      return undefined;
+    }
+    return s;
+  }
+
+  /** Sign-in gives a session a new id (no session fixation) and ends it at `expiresAt` at the latest. */
+  signIn(old: ConsoleSession | undefined, displayName: string, data: Record<string, unknown>, expiresAt?: number): ConsoleSession {
+    if (old) this.sessions.delete(old.id);
+    const s = this.create();
+    s.signedIn = { displayName, data };
+    if (expiresAt !== undefined) s.expiresAt = Math.min(s.expiresAt, expiresAt);
+    return s;
+  }
+
+  destroy(id: string): void {
+    this.sessions.delete(id);
+  }
+
+  /** Holds a secret for one view within REVEAL_TTL_MS; the id goes in the URL of that view. */
+  hold(s: ConsoleSession, reveal: Reveal): string {
+    const now = this.now();
+    for (const [id, r] of s.reveals) if (r.until <= now) s.reveals.delete(id);
+    const id = randomId(16);
+    s.reveals.set(id, { reveal, until: now + REVEAL_TTL_MS });
+    return id;
+  }
+
+  /** The secret, once: taking it forgets it; one not taken in time is gone too. */
+  take(s: ConsoleSession, id: string): Reveal | undefined {
+    const r = s.reveals.get(id);
+    s.reveals.delete(id);
+    return r && r.until > this.now() ? r.reveal : undefined;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
+  }
+}
