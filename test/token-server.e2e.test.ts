@@ -169,6 +169,13 @@ describe('RFC 6749 5.2 errors, each from the input that causes it', () => {
     expect(r.status).toBe(400);
     expect(r.body.error).toBe('unauthorized_client');
     expect(r.body.error_description).toMatch(/Deployment .*orphaning/);
+    // Orphaned means kept: the controller must not put the ownerReference back on a Deployment being
+    // deleted, or the garbage collector deletes the key after all.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const kept = await getApiKey(ns.name, 'orphaned');
+    expect(kept, 'the orphaned ApiKey still exists').toBeDefined();
+    expect(kept!.metadata.ownerReferences ?? []).toEqual([]);
+    expect(readyOf(kept)?.reason).toBe('DeploymentNotFound');
   });
 
   it('invalid_client with WWW-Authenticate: Basic when wrong Basic credentials were used', async () => {

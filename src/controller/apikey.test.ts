@@ -175,6 +175,12 @@ const cases: Record<string, Case> = {
       expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
     },
   },
+  'never adopts a key into a Deployment being deleted (the garbage collector just orphaned it)': {
+    key: apiKey({ owner: null, status: readyStatus() }),
+    dep: { ...deployment(), metadata: { ...deployment().metadata, deletionTimestamp: new Date('2026-01-01T00:00:00Z') } },
+    writes: ['status Ready=False DeploymentNotFound', 'event Warning DeploymentNotFound'],
+    check: (r) => expect(r.notes[0]).toContain('is being deleted; this key is not adopted'),
+  },
   'creates credentials for a new key: ownerReference, then the status, then the Secret': {
     key: apiKey({ owner: null }), dep: deployment(),
     writes: ['setOwner', 'status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],

@@ -438,6 +438,12 @@ function deploymentMissing(ak: ApiKey, dep: Deployment | undefined): Ready | und
     return { status: 'False', reason: Reason.DeploymentNotFound,
       message: `Deployment ${depName} (apikeys.dev) does not exist in namespace ${ak.metadata.namespace}` };
   }
+  if (!ref && dep.metadata.deletionTimestamp) {
+    // Never adopt into a Deployment on its way out: after `kubectl delete --cascade=orphan` the garbage
+    // collector has just removed this very ownerReference, and putting it back would have the key deleted.
+    return { status: 'False', reason: Reason.DeploymentNotFound,
+      message: `Deployment ${depName} is being deleted; this key is not adopted by it` };
+  }
   return undefined;
 }
 

@@ -24,6 +24,8 @@ describe('what a FederatedCredential needs', () => {
     ['DeploymentNotFound, when the Deployment it belonged to was deleted', credential(), undefined, 'writeStatus', 'DeploymentNotFound'],
     ['DeploymentNotFound, when a Deployment of the same name replaced its own', credential(),
       { ...dep, metadata: { ...dep.metadata, uid: 'another' } }, 'writeStatus', 'DeploymentNotFound'],
+    ['DeploymentNotFound, and no ownerReference, when its Deployment is being deleted (an orphaning delete)', credential({}, []),
+      { ...dep, metadata: { ...dep.metadata, deletionTimestamp: new Date('2026-01-01T00:00:00Z') } }, 'writeStatus', 'DeploymentNotFound'],
     ['IssuerNotAllowed, for an issuer the admin did not list', credential({ issuer: 'https://gitlab.example.com' }), dep, 'writeStatus', 'IssuerNotAllowed'],
     ['IssuerNotAllowed, for the issuer with a trailing slash', credential({ issuer: `${ISSUER}/` }), dep, 'writeStatus', 'IssuerNotAllowed'],
     ['InvalidExpression, for claims that do not compile', credential({ claims: 'claims.repository ==' }), dep, 'writeStatus', 'InvalidExpression'],

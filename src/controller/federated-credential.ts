@@ -60,6 +60,11 @@ export function decideFederatedCredential(fc: FederatedCredential, dep: Deployme
     return { kind: 'writeStatus', ready: { status: 'False', reason: Reason.DeploymentNotFound,
       message: `Deployment ${depName} (apikeys.dev) does not exist in namespace ${fc.metadata.namespace}` } };
   }
+  if (!owner && dep.metadata.deletionTimestamp) {
+    // As for ApiKeys: after an orphaning delete, adopting it again would have the credential deleted.
+    return { kind: 'writeStatus', ready: { status: 'False', reason: Reason.DeploymentNotFound,
+      message: `Deployment ${depName} is being deleted; this credential is not adopted by it` } };
+  }
   if (!owner) return { kind: 'setOwner', deployment: dep };
   if (!cfg.allowedIssuers.has(fc.spec.issuer)) {
     return { kind: 'writeStatus', ready: { status: 'False', reason: Reason.IssuerNotAllowed,
