@@ -4,14 +4,16 @@
  * `image:build` makes from the Dockerfile. It needs root; without it this file
  * fails with one message that says so. It proves that Pods run there (DNS, the
  * image as the chart runs it, the chart itself and the Job example), that the
- * operator runs there as users run it (the chart in both token server modes,
- * manifests/install), keeps answering token requests through Pod deletions and
- * upgrades, serves a long-running consumer across a key rotation and stops a
- * deleted Deployment's keys at once, and that the node leaves nothing behind on
- * the machine, whose network state is the same after as before.
+ * operator runs there as users run it (the chart in both token server modes and
+ * with its web console, which holds no token of its own, manifests/install),
+ * keeps answering token requests through Pod deletions and upgrades, serves a
+ * long-running consumer across a key rotation and stops a deleted Deployment's
+ * keys at once, and that the node leaves nothing behind on the machine, whose
+ * network state is the same after as before.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +25,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, INSTALL_RELEASE } from '../scripts/render-manifests.ts';
 import { LEASE_NAME } from '../src/api/index.ts';
+import { CSP } from '../src/console/http.ts';
 import { isRunning, readState, waitFor, type ClusterState } from './cluster/controlplane.ts';
 import { ensureExampleImageArchive } from './cluster/images/stand-in-image.ts';
 import { cgroupRoots } from './cluster/node/cgroups.ts';
@@ -32,7 +35,7 @@ import { namespaceOf, processesIn } from './cluster/node/namespace.ts';
 import { loadImage, tagImage } from './cluster/node/node.ts';
 import { assertNodeRequirements } from './cluster/node/requirements.ts';
 import { hostNetworkState } from './support/host-network.ts';
-import { archiveImageId, containerProcesses, isReady, npmRun, seconds, waitForPod } from './support/node.ts';
+import { archiveImageId, containerProcesses, isReady, npmRun, pathInContainer, seconds, waitForPod } from './support/node.ts';
 import { ROOT } from './support/paths.ts';
 import { startTokenClient, type LoopStats, type TokenClient } from './support/token-client-pod.ts';
 
@@ -328,6 +331,86 @@ describe('the operator on the node, from the built image', () => {
     })).failed;
     expect(failed).toEqual({ 'controller': 0, 'token server 1': 0, 'token server 2': 0, 'upgrade': 0 });
     expect((await componentPods('token-server')).map((p) => p.spec?.containers[0]?.image)).toEqual([`${IMAGE_NAME}:dev2`, `${IMAGE_NAME}:dev2`]);
+  }, 300_000);
+
+  it('runs the web console (console.enabled) from the image Ready by its own probe, hardened, with no token of its own, and serves its sign-in through its Service', async () => {
+    // The issuer's name does not resolve (the node's DNS forwards nothing): nothing is sent anywhere,
+    // and the console must still start, be Ready and say at sign-in that the provider is unreachable.
+    const issuer = 'https://idp.invalid';
+    const clientSecret = `console-${randomBytes(12).toString('hex')}`;
+    await core.createNamespacedSecret({ namespace: opNs, body: {
+      metadata: { name: 'console-oidc' }, stringData: { 'client-secret': clientSecret },
+    } });
+    const started = Date.now();
+    await helm(['upgrade', release, CHART_DIR, '-n', opNs, '--reuse-values', '--set', 'console.enabled=true',
+      '--set', `console.oidc.issuerURL=${issuer}`, '--set', 'console.oidc.clientID=apikey-console',
+      '--set', 'console.oidc.clientSecret.existingSecret=console-oidc', '--set', 'console.publicURL=https://console.example.com']);
+    await rolledOut();
+    console.log(`helm upgrade with console.enabled: every Pod Ready in ${seconds(started)}`);
+
+    const [pod, ...others] = await componentPods('console');
+    expect(others).toEqual([]);
+    expect(pod && isReady(pod)).toBe(true);
+    const container = pod?.spec?.containers[0];
+    expect(container?.readinessProbe?.httpGet?.path).toBe('/healthz');
+    await expectHardened(pod ? [pod] : []);
+
+    // No token of its ServiceAccount anywhere in the Pod: only the cluster's CA where a token would be.
+    expect(pod?.spec?.automountServiceAccountToken).toBe(false);
+    expect((pod?.spec?.volumes ?? []).filter((v) => v.projected?.sources?.some((s) => s.serviceAccountToken))).toEqual([]);
+    const [consoleProcess] = containerProcesses(pod?.status?.containerStatuses?.[0]?.containerID ?? '');
+    const accountDir = pathInContainer(consoleProcess?.pid ?? 0, '/var/run/secrets/kubernetes.io/serviceaccount');
+    expect(readdirSync(accountDir).filter((f) => !f.startsWith('..'))).toEqual(['ca.crt']);
+    expect(existsSync(`${accountDir}/token`)).toBe(false);
+    // And its ServiceAccount has no rights beyond every account's (asking who it is and what it may do):
+    // none on keys or Secrets, in the operator's namespace or an app's.
+    const account = `system:serviceaccount:${opNs}:${pod?.spec?.serviceAccountName ?? ''}`;
+    for (const namespace of [opNs, appNs]) {
+      const rules = (await kubectl(['auth', 'can-i', '--list', '-n', namespace, `--as=${account}`])).stdout;
+      // The Resources column; rows of non-resource URLs start with their own column ([/api/*]).
+      const resources = rules.split('\n').slice(1).map((l) => l.trim().split(/\s+/)[0] ?? '').filter((r) => r && !r.startsWith('['));
+      expect(resources.sort(), `${namespace}:\n${rules}`).toEqual([
+        'selfsubjectaccessreviews.authorization.k8s.io', 'selfsubjectreviews.authentication.k8s.io', 'selfsubjectrulesreviews.authorization.k8s.io',
+      ]);
+    }
+
+    // A browser's requests, from a Pod, through cluster DNS and the console's Service.
+    const service = (await core.listNamespacedService({ namespace: opNs, labelSelector: 'app.kubernetes.io/component=console' })).items;
+    expect(service.map((s) => s.spec?.ports?.map((p) => p.port))).toEqual([[80]]);
+    const base = `http://${service[0]?.metadata?.name ?? ''}.${opNs}.svc`;
+    const visit = `const get = async (path) => {
+  const r = await fetch(${JSON.stringify(base)} + path, { redirect: 'manual' });
+  return { status: r.status, location: r.headers.get('location'), csp: r.headers.get('content-security-policy'),
+    frame: r.headers.get('x-frame-options'), body: await r.text() };
+};
+(async () => {
+  const seen = {};
+  for (const path of ['/', '/auth/sign-in?next=%2F']) seen[path] = await get(path);
+  console.log(JSON.stringify(seen));
+})().catch((e) => { console.log(JSON.stringify({ error: String(e), cause: String(e.cause) })); process.exit(1); });`;
+    await core.createNamespacedPod({ namespace: appNs, body: {
+      metadata: { name: 'console-visitor' },
+      spec: {
+        restartPolicy: 'Never', automountServiceAccountToken: false,
+        securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [{
+          name: 'visitor', image: 'apikey-operator:dev', imagePullPolicy: 'Never', command: ['node', '-e', visit],
+          securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+        }],
+      },
+    } });
+    const visitor = await waitForPod(core, appNs, 'console-visitor', (p) => ['Succeeded', 'Failed'].includes(p.status?.phase ?? ''));
+    const logs = await core.readNamespacedPodLog({ name: 'console-visitor', namespace: appNs });
+    expect(visitor.status?.phase, logs).toBe('Succeeded');
+    const seen = JSON.parse(logs) as Record<string, { status: number; location: string | null; csp: string | null; frame: string | null; body: string }>;
+    // Without a session: to the sign-in, with the console's security headers.
+    expect(seen['/']).toEqual({ status: 303, location: '/auth/sign-in?next=%2F', csp: CSP, frame: 'DENY', body: '' });
+    // The sign-in contacts the identity provider only now: that it cannot be reached is the page's message.
+    expect(seen['/auth/sign-in?next=%2F']).toMatchObject({ status: 502, location: null, csp: CSP, frame: 'DENY' });
+    expect(seen['/auth/sign-in?next=%2F']?.body).toContain(`The identity provider ${issuer} could not be reached`);
+    const consoleLog = await core.readNamespacedPodLog({ name: pod?.metadata?.name ?? '', namespace: opNs });
+    expect(consoleLog).toContain('console sign-in failed');
+    expect(consoleLog.includes(clientSecret)).toBe(false);
   }, 300_000);
 
   it('runs manifests/install, applied with kubectl after helm uninstall, the same way: Pods Ready, non-root, the Lease taken, tokens served', async () => {

@@ -4,7 +4,7 @@
  * processes (their user, their root filesystem), read from the node's cgroups.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -82,4 +82,34 @@ export function containerProcesses(containerId: string): ProcessView[] {
       capabilities: /^CapEff:\s+(\w+)/m.exec(status)?.[1] ?? '',
     };
   });
+}
+
+/**
+ * A path as a container's processes see it, reached from the host through
+ * /proc/PID/root: the container's own symbolic links are followed inside its
+ * root, where the host would follow an absolute one (Debian's /var/run -> /run)
+ * to its own.
+ */
+export function pathInContainer(pid: number, path: string): string {
+  const root = `/proc/${pid}/root`;
+  const todo = path.split('/').filter(Boolean);
+  const done: string[] = [];
+  for (let links = 0; todo.length > 0;) {
+    const part = todo.shift() ?? '';
+    if (part === '.') continue;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const here = join(root, ...done, part);
+    if (lstatSync(here, { throwIfNoEntry: false })?.isSymbolicLink()) {
+      if (++links > 40) throw new Error(`too many symbolic links in ${path}`);
+      const target = readlinkSync(here);
+      if (target.startsWith('/')) done.length = 0;
+      todo.unshift(...target.split('/').filter(Boolean));
+      continue;
+    }
+    done.push(part);
+  }
+  return join(root, ...done);
 }
