@@ -15,7 +15,7 @@
  * the console's Content-Security-Policy (form-action 'self').
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { KubeClient, KubeError } from '../kube/client.ts';
+import { KubeClient, KubeError, selfSubjectReview } from '../kube/client.ts';
 import type { Logger } from '../shared/log.ts';
 import { html } from './html.ts';
 import { cookies, sendHtml } from './http.ts';
@@ -198,9 +198,7 @@ export class InClusterSignIn implements SignIn {
   private async kubernetesName(idToken: string): Promise<string | undefined> {
     const client = new KubeClient(bearerKubeConfig(this.settings.apiserver, idToken));
     try {
-      const review = await client.create<{ status?: { userInfo?: { username?: string } } }>(
-        '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
-      return review.status?.userInfo?.username;
+      return (await selfSubjectReview(client)).username;
     } catch (err) {
       if (err instanceof KubeError && err.status === 401) {
         throw new SignInError(`The identity provider signed you in, but the Kubernetes API server does not accept your ID token: it must trust ` +

@@ -8,7 +8,7 @@ import type { ApiKey, Deployment } from '../api/index.ts';
 import {
   API_VERSION, APIKEYS, credentialsOf, DEPLOYMENTS, GROUP, reportedSecretNameOf, ROTATE_ANNOTATION, VERSION, type SecretObject,
 } from '../api/index.ts';
-import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
+import { isNotFound, paths, selfSubjectReview, type KubeClient } from '../kube/client.ts';
 import { secretMatchesHash } from '../keys/format.ts';
 import { attempt } from './refusals.ts';
 
@@ -118,9 +118,7 @@ export class PersonApi {
   /** The person's user name as the apiserver sees it (SelfSubjectReview), if it answers. */
   async whoAmI(): Promise<string | undefined> {
     try {
-      const r = await this.client.create<{ status?: { userInfo?: { username?: string } } }>(
-        '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
-      return r.status?.userInfo?.username;
+      return (await selfSubjectReview(this.client)).username;
     } catch {
       return undefined;
     }

@@ -192,6 +192,13 @@ function unreachable(server: string, err: unknown): KubeError {
   return new KubeError(0, 'Unreachable', `cannot reach the Kubernetes API at ${server}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
 }
 
+/** Who the apiserver takes `client`'s credentials for (SelfSubjectReview); a KubeError when it refuses them. */
+export async function selfSubjectReview(client: KubeClient): Promise<{ username?: string; groups?: string[] }> {
+  const review = await client.create<{ status?: { userInfo?: { username?: string; groups?: string[] } } }>(
+    '/apis/authentication.k8s.io/v1/selfsubjectreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
+  return review.status?.userInfo ?? {};
+}
+
 /** The error of a refused request, from its Status body (reason and message; never the body itself). */
 async function kubeErrorOf(res: { status: number; statusText: string; text(): Promise<string> }, method: string, path: string): Promise<KubeError> {
   let reason = res.statusText;

@@ -6,9 +6,10 @@
  * provider is accepted by SelfSubjectReview), and puts the empty file back
  * afterwards, so that no other test meets an issuer that is gone.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { renameSync, writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
+import { bearerKubeConfig } from '../../src/console/in-cluster-options.ts';
+import { KubeClient, KubeError, selfSubjectReview } from '../../src/kube/client.ts';
 import { authenticationConfigFile, EMPTY_AUTHENTICATION_CONFIG } from '../cluster/controlplane.ts';
 import { clusterState } from './cluster.ts';
 import type { TestOidcProvider } from './oidc-provider.ts';
@@ -35,25 +36,14 @@ export function authenticationConfiguration(o: { issuer: string; caPem: string; 
 /** Who the apiserver says the bearer of `token` is (SelfSubjectReview), or its HTTP status when it refuses. */
 export async function whoAmI(token: string): Promise<{ username: string; groups: string[] } | number> {
   const state = clusterState();
-  const ca = readFileSync(`${state.dir}/pki/ca.crt`);
-  const body = JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
-  const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request(`${state.server}/apis/authentication.k8s.io/v1/selfsubjectreviews`, {
-      method: 'POST', ca, timeout: 5000,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    }, (res) => {
-      let data = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { data += c; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(body);
-  });
-  if (r.status !== 201) return r.status;
-  const info = (JSON.parse(r.body) as { status: { userInfo: { username: string; groups?: string[] } } }).status.userInfo;
-  return { username: info.username, groups: info.groups ?? [] };
+  const client = new KubeClient(bearerKubeConfig({ server: state.server, caFile: `${state.dir}/pki/ca.crt` }, token));
+  try {
+    const info = await selfSubjectReview(client);
+    return { username: info.username ?? '', groups: info.groups ?? [] };
+  } catch (err) {
+    if (err instanceof KubeError) return err.status;
+    throw err;
+  }
 }
 
 /** Makes the apiserver trust `provider` for `audience`; resolves once it does, with the way back to trusting none. */
