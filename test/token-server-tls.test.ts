@@ -15,11 +15,12 @@ import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, openssl as runOpenssl } from './cluster/controlplane.ts';
+import { freePort } from './cluster/controlplane.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, startController, startProcess, type RunningProcess } from './support/processes.ts';
 import { createApiKey, createDeployment, credentialsOf, getSecret, uniqueAudience, waitForReady } from './support/resources.ts';
+import { makeTestCa } from './support/test-ca.ts';
 import { waitFor } from './support/wait.ts';
 
 const exec = promisify(execFile);
@@ -32,17 +33,6 @@ let server: RunningProcess;
 let url: string;
 let agent: Agent;
 const AUDIENCE = uniqueAudience('tls');
-
-const openssl = (args: string[]) => runOpenssl(args, dir);
-
-/** A serving certificate for 127.0.0.1 and localhost, signed by the test CA, as `name`.crt/.key. */
-function servingCertificate(name: string): void {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  openssl(['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`,
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
-  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-days', '2', '-copy_extensions', 'copy', '-out', `${name}.crt`]);
-}
 
 /** The certificate the server presents to a new connection. */
 function presented(opts: { maxVersion?: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3' } = {}): Promise<PeerCertificate> {
@@ -61,10 +51,9 @@ const fingerprintOf = (file: string) => new X509Certificate(readFileSync(join(di
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'token-tls-'));
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt',
-    '-days', '2', '-subj', '/CN=apikey-operator-tls-test-ca']);
-  servingCertificate('first');
-  servingCertificate('second');
+  const ca = makeTestCa(dir, 'apikey-operator-tls-test-ca');
+  ca.serving('first');
+  ca.serving('second');
   // Where a mounted TLS Secret would be.
   copyFileSync(join(dir, 'first.crt'), join(dir, 'tls.crt'));
   copyFileSync(join(dir, 'first.key'), join(dir, 'tls.key'));

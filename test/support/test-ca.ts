@@ -1,7 +1,8 @@
 /**
  * A throwaway certificate authority for a test's own TLS servers (an identity
- * provider, a console), made with test/cluster's openssl runner: the CA and
- * each serving certificate (for 127.0.0.1 and localhost) live in `dir`.
+ * provider, a federation issuer, the token server over TLS), made with
+ * test/cluster's openssl runner: the CA and each serving certificate (for
+ * 127.0.0.1 and localhost) live in `dir`.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
