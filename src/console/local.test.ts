@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { KubeConfig } from '../kube/kubeconfig.ts';
 import { describe, expect, it } from 'vitest';
-import { isLoopbackHost, kubeconfigBearerToken, LocalSignIn } from './local.ts';
+import { UsageError } from '../cli/options.ts';
+import { consoleTokenUrl, isLoopbackHost, kubeconfigBearerToken, LocalSignIn } from './local.ts';
 
 function kubeconfig(user: Record<string, unknown>): KubeConfig {
   const kc = new KubeConfig();
@@ -49,5 +50,14 @@ describe('local mode', () => {
     const r = await kubeconfigBearerToken(kubeconfig({ certData: Buffer.from('cert').toString('base64'), keyData: Buffer.from('key').toString('base64') }));
     expect(r).toHaveProperty('unavailable');
     expect((r as { unavailable: string }).unavailable).toMatch(/signs in with a client certificate, not a bearer token.*needs token-based credentials/);
+  });
+
+  it.each([
+    ['http://localhost:8080', 'http://localhost:8080/oauth/token'],
+    ['https://tokens.example.com/oauth/token', 'https://tokens.example.com/oauth/token'],
+  ])('reads --token-url %s as the token endpoint %s', (value, endpoint) => expect(consoleTokenUrl(value)).toBe(endpoint));
+
+  it.each(['not a url', 'ftp://tokens.example.com'])('refuses --token-url %s as a usage error', (value) => {
+    expect(() => consoleTokenUrl(value)).toThrow(UsageError);
   });
 });

@@ -7,6 +7,8 @@
  * DNS name is re-pointed at 127.0.0.1 (DNS rebinding) cannot drive it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tokenEndpoint } from '../cli/plugin/oauth.ts';
+import { UsageError } from '../cli/options.ts';
 import { KubeClient } from '../kube/client.ts';
 import type { KubeConfig } from '../kube/kubeconfig.ts';
 import { html } from './html.ts';
@@ -118,10 +120,12 @@ export function isLoopbackHost(host: string): boolean {
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1';
 }
 
-/** --token-url as given (a bare origin gets /oauth/token), or undefined. */
+/** --token-url as the plugin reads it (a bare origin gets /oauth/token), or undefined; anything but an http(s) URL is a usage error. */
 export function consoleTokenUrl(value: string | undefined): string | undefined {
   if (!value) return undefined;
-  const u = new URL(value);
-  if (u.pathname === '' || u.pathname === '/') u.pathname = '/oauth/token';
-  return u.toString();
+  try {
+    return tokenEndpoint(value, '--token-url');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
