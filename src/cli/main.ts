@@ -12,7 +12,7 @@ import { TrustedProxies } from '../token-server/proxies.ts';
 import { loadTlsFiles } from '../token-server/tls.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
-  CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
+  CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, sizeFlag, TOKEN_SERVER_FLAGS, usage, UsageError,
 } from './options.ts';
 
 const HELP = `Usage: apikey-operator <command> [flags]
@@ -154,6 +154,12 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
       }
+      const auditPath = f['audit-log-path'] ?? '';
+      const auditLog = auditPath ? {
+        path: auditPath,
+        maxSizeBytes: sizeFlag('audit-log-maxsize', f['audit-log-maxsize']),
+        maxBackups: intFlag('audit-log-maxbackup', f['audit-log-maxbackup'], 0, 100_000),
+      } : undefined;
       // In sidecar mode the controller writes this container's token a moment after the pod starts.
       await waitForInClusterToken({ kubeconfig: f.kubeconfig });
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
@@ -174,6 +180,7 @@ async function main(argv: string[]): Promise<number> {
         tls,
         federationIssuers,
         federationCaPem,
+        auditLog,
       });
       return 0;
     }

@@ -64,6 +64,9 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('trusted-proxies', 'comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the per-client failure limit); default: none', ''),
   flag('token-review-audiences', "comma-separated audiences a subject token must be bound to for token exchange (the TokenReview's spec.audiences); default: none, the apiserver's own, so any token the cluster accepts (kubectl credentials, OIDC) is accepted", ''),
   flag('federation-ca-file', 'PEM file of CA certificates trusted, besides the system\'s, for the TLS of the --federation-issuers (a private issuer); default: the system\'s only', ''),
+  flag('audit-log-path', 'the audit log: one JSON line per token issued or refused; - for stdout (beside the application log, told apart by "kind":"TokenRequest"), else a file, rotated by size; default: off', ''),
+  flag('audit-log-maxsize', 'rotate the audit log file before it passes this size: megabytes (as kube-apiserver), or a quantity such as 512Ki or 1Gi; 0: never', '100'),
+  flag('audit-log-maxbackup', 'rotated audit log files kept, oldest deleted first; 0: all', '10'),
   flag('user-token-ttl', "lifetime of temporary user tokens (token exchange with a Kubernetes identity); at most 24h, and never above a Deployment's maxTokenTTL", '1h'),
 ];
 
@@ -133,6 +136,16 @@ export function parseFlags(argv: string[], flags: FlagSpec[]): Record<string, st
 
 export function csv(s: string | undefined): string[] {
   return (s ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1024 * 1024, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** A size: a whole number of megabytes (kube-apiserver's --audit-log-maxsize), or with a Ki, Mi or Gi suffix; at most 1Ti. */
+export function sizeFlag(name: string, s: string | undefined): number {
+  const m = /^(\d{1,7})(Ki|Mi|Gi)?$/.exec(s ?? '');
+  const bytes = m ? Number(m[1]) * SIZE_UNITS[m[2] ?? '']! : NaN;
+  if (!(bytes <= 1024 ** 4)) throw new UsageError(`--${name} must be a whole number of megabytes, or a size such as 512Ki, 100Mi or 1Gi (at most 1Ti)`);
+  return bytes;
 }
 
 export function intFlag(name: string, s: string | undefined, min: number, max: number): number {
