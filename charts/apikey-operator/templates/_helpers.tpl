@@ -210,6 +210,13 @@ subjects:
     {{- with .Values.tokenServer.trustedProxies }}
     - --trusted-proxies={{ join "," . }}
     {{- end }}
+    {{- with .Values.tokenServer.auditLog }}
+    {{- if .enabled }}
+    - --audit-log-path={{ .path }}
+    - --audit-log-maxsize={{ .maxSize }}
+    - --audit-log-maxbackup={{ .maxBackup }}
+    {{- end }}
+    {{- end }}
     {{- if .Values.tokenServer.tls.enabled }}
     - --tls-cert-file=/etc/apikey-operator/tls/tls.crt
     - --tls-private-key-file=/etc/apikey-operator/tls/tls.key
