@@ -9,7 +9,7 @@ import { allowedIssuers } from '../federation/issuers.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
-import { loadTlsFiles } from '../token-server/tls.ts';
+import { loadTlsFiles, waitForTlsFiles } from '../token-server/tls.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
   CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, sizeFlag, TOKEN_SERVER_FLAGS, usage, UsageError,
@@ -104,6 +104,18 @@ async function main(argv: string[]): Promise<number> {
       if (!tokenServerServiceAccount !== !tokenServerTokenDir) {
         throw new UsageError('--token-server-service-account and --token-server-token-dir go together');
       }
+      const servingCertSecret = f['serving-cert-secret'] ?? '';
+      const servingCertNames = csv(f['serving-cert-dns-names']);
+      if (!servingCertSecret !== !servingCertNames.length) throw new UsageError('--serving-cert-secret and --serving-cert-dns-names go together');
+      const servingCert = servingCertSecret ? {
+        secretName: servingCertSecret,
+        dnsNames: servingCertNames,
+        validityMs: durationFlag('serving-cert-validity', f['serving-cert-validity'], 30_000),
+        caValidityMs: durationFlag('serving-ca-validity', f['serving-ca-validity'], 3600_000),
+      } : undefined;
+      if (servingCert && servingCert.validityMs * 3 > servingCert.caValidityMs) {
+        throw new UsageError('--serving-cert-validity must be at most a third of --serving-ca-validity: a serving certificate never outlives its CA');
+      }
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runController } = await import('../controller/main.ts');
       await runController({
@@ -126,6 +138,7 @@ async function main(argv: string[]): Promise<number> {
         federationIssuers: federationIssuersFlag(f['federation-issuers']),
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
+        servingCert,
       });
       return 0;
     }
@@ -139,6 +152,8 @@ async function main(argv: string[]): Promise<number> {
       if (!certFile !== !keyFile) throw new UsageError('--tls-cert-file and --tls-private-key-file go together');
       const tls = certFile ? { certFile, keyFile } : undefined;
       if (tls) {
+        // The controller (--serving-cert-secret) or cert-manager may not have written the mounted Secret yet.
+        await waitForTlsFiles(tls, (await import('../shared/log.ts')).createLogger({ level: f['log-level'], name: 'token-server' }));
         try {
           loadTlsFiles(tls);
         } catch (err) {

@@ -50,6 +50,10 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   flag('leader-elect-renew-deadline', 'how long the leader keeps trying to renew before it gives up', '10s'),
   flag('leader-elect-retry-period', 'how often candidates try to acquire, and the leader renews', '2s'),
   flag('token-server-service-account', "sidecar mode: the token server's own ServiceAccount, whose token this controller requests (TokenRequest) and writes to --token-server-token-dir; default: none", ''),
+  flag('serving-cert-secret', "make the token server's serving certificate: the kubernetes.io/tls Secret (operator namespace) to write it to, signed by a CA of this controller's own (Secret apikey-operator-ca), whose bundle is published as the ConfigMap apikey-operator-ca.crt in every watched namespace; default: none (cert-manager's or your own certificate, or plain HTTP)", ''),
+  flag('serving-cert-dns-names', 'with --serving-cert-secret: comma-separated DNS names (or IP addresses) of the certificate, the token Service\'s', ''),
+  flag('serving-cert-validity', 'with --serving-cert-secret: lifetime of the serving certificate; renewed when a third of it is left', '720h'),
+  flag('serving-ca-validity', 'with --serving-cert-secret: lifetime of the CA; a new one joins the bundle when a third of it is left', '87600h'),
   flag('token-server-token-dir', "sidecar mode: the in-memory folder the token-server container mounts as its ServiceAccount folder (token, ca.crt, namespace)", ''),
 ];
 
