@@ -149,13 +149,19 @@ describe('the long-running example, which reads the key from a Secret volume', (
     expect(r.code, r.stderr).toBe(0);
     const pod = (JSON.parse(r.stdout) as V1Deployment).spec?.template.spec;
     // 0440 in the YAML: kubectl reads it as octal, so the files are readable by the fsGroup only.
-    expect(pod?.volumes).toEqual([{ name: 'apikey', secret: { secretName: 'ci-deployer', defaultMode: 0o440 } }]);
+    expect(pod?.volumes).toEqual([{ name: 'apikey', secret: { secretName: 'ci-deployer', defaultMode: 0o440 } },
+      { name: 'apikey-operator-ca', configMap: { name: 'apikey-operator-ca.crt', defaultMode: 0o644 } }]);
     expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, fsGroup: 101, seccompProfile: { type: 'RuntimeDefault' } });
     expect(pod?.automountServiceAccountToken).toBe(false);
     const c = pod?.containers[0];
     expect(c?.envFrom).toBeUndefined();
     // A subPath mount is never updated by the kubelet: the whole volume is mounted.
-    expect(c?.volumeMounts).toEqual([{ name: 'apikey', mountPath: '/var/run/secrets/apikey', readOnly: true }]);
+    expect(c?.volumeMounts).toEqual([{ name: 'apikey', mountPath: '/var/run/secrets/apikey', readOnly: true },
+      { name: 'apikey-operator-ca', mountPath: '/etc/apikey-operator-ca', readOnly: true }]);
+    // The server is verified with the operator's CA bundle, never with a check turned off.
+    expect(c?.env?.find((e) => e.name === 'CA_FILE')?.value).toBe('/etc/apikey-operator-ca/ca.crt');
+    expect(c?.args?.[0]).toContain('--cacert "$CA_FILE"');
+    expect(c?.args?.[0]).not.toMatch(/--insecure|-k\b/);
     expect(c?.env?.find((e) => e.name === 'CREDENTIALS_DIR')?.value).toBe('/var/run/secrets/apikey');
     expect(c?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
   });
