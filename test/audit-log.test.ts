@@ -11,6 +11,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
+import { generateSecret } from '../src/keys/format.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNamespace, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
 import { makeIssuerCa, TestOidcIssuer, type IssuerCa } from './support/federation-issuer.ts';
@@ -127,7 +128,8 @@ afterAll(async () => {
 
 /** Each refusal: a request with its own User-Agent, and what its record must say. */
 const REFUSALS: [string, () => Promise<Answer>, Partial<AuditRecord>][] = [
-  ['wrong-secret', () => clientCredentials({ client_secret: `${key.secret.slice(0, 10)}x${key.secret.slice(11)}` }, ua('wrong-secret')),
+  // Well formed (its checksum holds), but not this key's.
+  ['wrong-secret', () => clientCredentials({ client_secret: keep(generateSecret()) }, ua('wrong-secret')),
     { status: 401, error: 'invalid_client', grantType: 'client_credentials' }],
   ['secret-as-client-id', () => clientCredentials({ client_id: key.secret }, ua('secret-as-client-id')),
     { status: 401, error: 'invalid_client', reason: 'malformed_client_id', grantType: 'client_credentials' }],
