@@ -159,7 +159,7 @@ describe('the operator-made serving certificate', () => {
   });
 
   it('is served by the token server; a client trusting only the ConfigMap\'s bundle verifies it, one trusting nothing else refuses it', async () => {
-    const bundle = (await bundleIn(ns.name))!;
+    const bundle = await waitFor('the CA bundle ConfigMap', () => bundleIn(ns.name), 60_000, 200);
     const agent = new Agent({ connect: { ca: bundle } });
     await waitFor('the token server over TLS', async () => {
       const r = await undiciFetch(`${server.url}/readyz`, { dispatcher: agent }).catch(() => undefined);
@@ -176,9 +176,7 @@ describe('the operator-made serving certificate', () => {
     const agent = new Agent({ connect: { ca: bundle } });
     // Only the trust anchor is given (as NODE_EXTRA_CA_CERTS would): no allowInsecureRequests.
     const customFetch = ((url: string, init: Parameters<typeof undiciFetch>[1]) => undiciFetch(url, { ...init, dispatcher: agent })) as unknown as typeof fetch;
-    const config = await oidc.discovery(new URL(server.url), key.keyId, key.secret, oidc.ClientSecretPost(key.secret), {
-      execute: [(c) => { c[oidc.customFetch] = customFetch; }],
-    });
+    const config = await oidc.discovery(new URL(server.url), key.keyId, undefined, oidc.ClientSecretPost(key.secret), { [oidc.customFetch]: customFetch });
     const tokens = await oidc.clientCredentialsGrant(config, { audience: AUDIENCE });
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
     recordSecret(tokens.access_token);
