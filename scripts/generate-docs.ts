@@ -2,7 +2,7 @@
  * Generates the manual's three reference pages from their sources, so that they cannot drift:
  *
  * - docs/reference/flags.md: every flag and environment variable of each program, from the flag
- *   definitions (src/cli/options.ts for the controller, the token server and the console; the
+ *   definitions (src/client/options.ts for the controller, the token server and the console; the
  *   commands' tables of the kubectl plugin), and the other environment variables the programs read
  *   (described below; the script fails when src/ reads one that is not described here).
  * - docs/reference/chart-values.md: every value of the chart, from values.yaml (defaults and
@@ -21,7 +21,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMap, isScalar, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
-import { CONSOLE_FLAGS, CONTROLLER_FLAGS, TOKEN_SERVER_FLAGS, type FlagSpec } from '../src/cli/options.ts';
+import { CONSOLE_FLAGS, CONTROLLER_FLAGS, TOKEN_SERVER_FLAGS, type FlagSpec } from '../src/client/options.ts';
 import { flagsOf, type FlagDef } from '../src/cli/plugin/command.ts';
 import { COMMANDS } from '../src/cli/plugin/index.ts';
 
@@ -117,7 +117,7 @@ export function flagsPage(): string {
   const out = [
     '# Flags and environment variables',
     '',
-    generatedNote('the flag definitions in src/cli/options.ts and the commands of src/cli/plugin'),
+    generatedNote('the flag definitions in src/client/options.ts and the commands of src/cli/plugin'),
     '',
     'One executable, `apikey-operator`, runs the controller, the token server and the console; the same',
     'package installs the kubectl plugin, `kubectl-apikey`. Every flag of the three programs can also be',

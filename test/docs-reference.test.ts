@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { environmentReadBySources, generatedPages, OTHER_ENVIRONMENT } from '../scripts/generate-docs.ts';
-import { CONSOLE_FLAGS, CONTROLLER_FLAGS, TOKEN_SERVER_FLAGS } from '../src/cli/options.ts';
+import { CONSOLE_FLAGS, CONTROLLER_FLAGS, TOKEN_SERVER_FLAGS } from '../src/client/options.ts';
 import { flagsOf } from '../src/cli/plugin/command.ts';
 import { COMMANDS } from '../src/cli/plugin/index.ts';
 import { CRD_FILES, ROOT } from './support/paths.ts';
