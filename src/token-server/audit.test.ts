@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sizeFlag, UsageError } from '../cli/options.ts';
+import { sizeFlag, UsageError } from '../client/options.ts';
 import { createLogger } from '../shared/log.ts';
 import { accessTokenClaims } from './access-token.ts';
 import { asciiJson, TokenAudit, USER_AGENT_MAX } from './audit.ts';
