@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -19,7 +19,10 @@ import { promisify } from 'node:util';
 import * as oidc from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import type { SecretObject } from '../src/api/index.ts';
+import { issueCertificate, newKeyPem } from '../src/shared/x509.ts';
+import { ROOT } from './support/paths.ts';
 import { createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { freePort } from './cluster/controlplane.ts';
@@ -209,6 +212,30 @@ describe('the operator-made serving certificate', () => {
     expect(plain.code).not.toBe(0);
     expect(plain.stderr).toMatch(/InsecureTransportError/);
   }, 240_000);
+
+  it('lets the Job example\'s script (curl --cacert with the mounted bundle) fetch a token over TLS, and fail without the bundle', async () => {
+    const job = parseYaml(readFileSync(join(ROOT, 'manifests', 'examples', 'job-fetch-token.yaml'), 'utf8')) as
+      { spec: { template: { spec: { containers: { args: string[]; env: { name: string; value: string }[] }[] } } } };
+    const container = job.spec.template.spec.containers[0]!;
+    expect(container.env).toEqual([{ name: 'CA_FILE', value: '/etc/apikey-operator-ca/ca.crt' }]);
+    // Where the ConfigMap volume would be.
+    const caFile = join(dir, 'job-ca.crt');
+    writeFileSync(caFile, (await bundleIn(ns.name))!);
+    const run = (ca: string) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile('/bin/sh', ['-c', container.args[0]!], {
+        env: { PATH: process.env.PATH, API_KEY_ID: key.keyId, API_KEY_SECRET: key.secret, AUDIENCE, TOKEN_URL: `${server.url}/oauth/token`, CA_FILE: ca },
+      }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }));
+    });
+    const ok = await run(caFile);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toBe(`fetched an access token for key ${key.keyId}, valid for 86400s\n`);
+    // Another CA's bundle: curl refuses the server (no certificate check is ever off).
+    const other = join(dir, 'other-ca.crt');
+    writeFileSync(other, issueCertificate({ commonName: 'someone-else', notBefore: new Date(), notAfter: new Date(Date.now() + 3600_000), ca: true }, newKeyPem()));
+    const refused = await run(other);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).not.toContain('fetched');
+  }, 60_000);
 
   it('is renewed before it expires and the token server serves the new one without a restart; the bundle still verifies it', async () => {
     const bundle = (await bundleIn(ns.name))!;
