@@ -87,13 +87,14 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
   const page = (res: ServerResponse, status: number, frame: Omit<Frame, 'mode'>, body: Html) =>
     sendHtml(res, status, layout({ ...frame, mode: signIn.mode }, body));
 
+  const cookieName = (): string => signIn.sessionCookieName?.() ?? SESSION_COOKIE;
   const tools: SignInTools = {
     sessions,
-    sessionOf: (req) => sessions.get(cookies(req)[SESSION_COOKIE]),
-    setSessionCookie: (res, s) => res.setHeader('set-cookie', sessionCookie(SESSION_COOKIE, s.id, {
+    sessionOf: (req) => sessions.get(cookies(req)[cookieName()]),
+    setSessionCookie: (res, s) => res.setHeader('set-cookie', sessionCookie(cookieName(), s.id, {
       secure: opts.secureCookies ?? false, maxAgeSeconds: Math.max(1, Math.floor((s.expiresAt - Date.now()) / 1000)),
     })),
-    clearSessionCookie: (res) => res.setHeader('set-cookie', sessionCookie(SESSION_COOKIE, '', { secure: opts.secureCookies ?? false, maxAgeSeconds: 0 })),
+    clearSessionCookie: (res) => res.setHeader('set-cookie', sessionCookie(cookieName(), '', { secure: opts.secureCookies ?? false, maxAgeSeconds: 0 })),
     redirect,
     page: (res, status, title, body) => page(res, status, { title }, body),
   };
