@@ -88,6 +88,19 @@ export function sessionCookie(name: string, value: string, opts: { secure: boole
   ].join('; ');
 }
 
+/**
+ * The request's target as a URL on a stand-in origin (only its path and query
+ * are used), or undefined when no URL can be made of it: a request line may
+ * carry an absolute URL such as `http://[`, which the URL parser refuses.
+ */
+export function requestUrl(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://console.invalid');
+  } catch {
+    return undefined;
+  }
+}
+
 export class BodyTooLarge extends Error {}
 
 /** An application/x-www-form-urlencoded body, at most `limit` bytes. */

@@ -37,6 +37,7 @@ export function localTarget(target: unknown): string {
     return '/';
   }
   if (url.origin !== BASE) return '/';
-  const path = `${url.pathname}${url.search}${url.hash}`;
+  // The serialization after the origin: path, query and fragment, with an empty `?` or `#` kept as given.
+  const path = url.href.slice(url.origin.length);
   return path.startsWith('/') && !path.startsWith('//') ? path : '/';
 }

@@ -15,7 +15,7 @@ import type { Logger } from '../shared/log.ts';
 import { SCRIPT, STYLE } from './assets.ts';
 import type { Html } from './html.ts';
 import {
-  BodyTooLarge, cookies, readForm, redirect, securityHeaders, send, sendHtml, sendJson, sessionCookie,
+  BodyTooLarge, cookies, readForm, redirect, requestUrl, securityHeaders, send, sendHtml, sendJson, sessionCookie,
 } from './http.ts';
 import type { PersonCredentials, SignIn, SignInTools } from './identity.ts';
 import { waitForNewKey, rotateKey } from './key-actions.ts';
@@ -342,14 +342,17 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
     return undefined;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, url: URL | undefined): Promise<void> {
     securityHeaders(res);
     const refusal = signIn.admit?.(req);
     if (refusal) {
       send(res, refusal.status, 'text/plain; charset=utf-8', `${refusal.message}\n`);
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://console.invalid');
+    if (!url) {
+      send(res, 400, 'text/plain; charset=utf-8', 'The request\'s target is not a URL.\n');
+      return;
+    }
     if (req.method === 'GET' && url.pathname === '/static/console.css') {
       send(res, 200, 'text/css; charset=utf-8', STYLE, { 'cache-control': 'public, max-age=3600' });
       return;
@@ -396,15 +399,16 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
 
   const server = createServer((req, res) => {
     const started = performance.now();
-    handle(req, res).catch((err: unknown) => {
-      log?.error({ err, path: new URL(req.url ?? '/', 'http://x').pathname }, 'console request failed');
+    const url = requestUrl(req);
+    handle(req, res, url).catch((err: unknown) => {
+      log?.error({ err, path: url?.pathname }, 'console request failed');
       if (res.headersSent) { res.destroy(); return; }
       const status = err instanceof BodyTooLarge ? 413 : 500;
       sendHtml(res, status, layout({ title: 'Error', mode: signIn.mode },
         messagePage('Something went wrong', status === 413 ? 'The form was too large.' : 'The console could not answer this request; see its log.')));
     }).finally(() => {
       // Only the path: a query may hold a one-time sign-in code.
-      log?.debug({ method: req.method, path: new URL(req.url ?? '/', 'http://x').pathname, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'console request');
+      log?.debug({ method: req.method, path: url?.pathname, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'console request');
     });
   });
   return { server, sessions };
