@@ -124,6 +124,14 @@ describe('in-cluster sign-in', () => {
     expect(callback.body).toContain('<meta http-equiv="refresh" content="0;url=/">');
   });
 
+  it('starts a sign-in whatever next holds: too long once percent-encoded, or not a path, it is ignored', async () => {
+    for (const next of [`/${'é'.repeat(1000)}`, '/'.repeat(5000), '\u0000', '%', 'http://[']) {
+      const r = await get(`/auth/sign-in?next=${encodeURIComponent(next)}`);
+      expect(r.status, next.slice(0, 20)).toBe(303);
+      expect(cookieNamed(r.cookies, PENDING_COOKIE)!.length).toBeLessThan(4000);
+    }
+  });
+
   it('keeps nothing on the server for a sign-in in progress: thousands started from one address take no session, and a person still signs in', async () => {
     const before = consoleServer.sessions.size;
     const url = `${base}/auth/sign-in`;

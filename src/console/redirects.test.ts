@@ -22,6 +22,7 @@ describe('the page to go to (next after sign-in, every redirect)', () => {
     ['https:evil.example', '/'],
     ['javascript:alert(1)', '/'],
     [' /token', '/'],
+    [`/${'é'.repeat(200)}`, '/'],
     ['', '/'],
     [null, '/'],
   ])('%j gives %j: never another site', (given, expected) => {

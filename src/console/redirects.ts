@@ -39,5 +39,6 @@ export function localTarget(target: unknown): string {
   if (url.origin !== BASE) return '/';
   // The serialization after the origin: path, query and fragment, with an empty `?` or `#` kept as given.
   const path = url.href.slice(url.origin.length);
-  return path.startsWith('/') && !path.startsWith('//') ? path : '/';
+  // Percent-encoding may have lengthened it (up to nine times for a non-ASCII character): bound it again.
+  return path.startsWith('/') && !path.startsWith('//') && path.length <= MAX_TARGET_LENGTH ? path : '/';
 }
