@@ -20,12 +20,13 @@
  * the console (redirects.ts).
  *
  * Sign-out ends the console's session, then ends the provider's with
- * RP-Initiated Logout 1.0 by a form POST of the console's client_id, never
- * the ID token: the ID token is a live Kubernetes credential, and a URL
- * (id_token_hint in a query) is kept in the browser's history and in the
- * provider's access logs. The page allows that one form action to the
- * provider's end-session endpoint in its Content-Security-Policy, and the
- * console's own script submits it (the button does, without script).
+ * RP-Initiated Logout 1.0, naming the console by its client_id and never
+ * sending the ID token: the ID token is a live Kubernetes credential, and a
+ * URL (id_token_hint in a query) is kept in the browser's history and in the
+ * provider's access logs (oidc.ts says why the form is a GET). The page
+ * allows that one form action to the provider's end-session endpoint in its
+ * Content-Security-Policy, and the console's own script submits it (the
+ * button does, without script).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KubeClient, KubeError, selfSubjectReview } from '../kube/client.ts';
@@ -95,7 +96,7 @@ function movingOn(res: ServerResponse, heading: string, linkText: string, target
 }
 
 /**
- * The page after sign-out: a form that POSTs the console's client_id (never
+ * The page after sign-out: a form that sends the console's client_id (never
  * the ID token) to the provider's end-session endpoint. The console's own
  * script submits it at once; the button does the same without script. The
  * page's CSP lets its forms go to that one endpoint's origin, no further.
@@ -107,8 +108,8 @@ function signOutAtProvider(res: ServerResponse, form: SignOutForm): void {
 <link rel="stylesheet" href="/static/console.css">
 <script src="/static/console.js" defer></script>
 </head><body><main id="main"><h1>Signed out of the console</h1>
-<form method="post" action="${form.action}" data-auto-submit>
-${Object.entries(form.fields).map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">
+<form method="get" action="${form.action}" data-auto-submit>
+${form.fields.map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">
 `)}<button class="button" type="submit">Sign out at the identity provider too</button>
 </form></main></body></html>`.text);
 }

@@ -37,10 +37,14 @@ export interface PendingSignIn {
   returnTo: string;
 }
 
-/** RP-Initiated Logout 1.0 as a form POST: where to, and its fields (no ID token among them). */
+/**
+ * RP-Initiated Logout 1.0 as a form the browser submits with GET: where to
+ * (without a query), and its fields (the endpoint's own query parameters
+ * first, then the console's client_id and where to come back; never the ID token).
+ */
 export interface SignOutForm {
   action: string;
-  fields: { client_id: string; post_logout_redirect_uri: string };
+  fields: [name: string, value: string][];
 }
 
 export interface SignedInPerson {
@@ -138,11 +142,15 @@ export class OidcRelyingParty {
 
   /**
    * How to end the session at the provider too (RP-Initiated Logout 1.0), or
-   * undefined when the provider offers no end-session endpoint. The form
-   * names the console by its client_id, which the specification allows in
-   * place of id_token_hint, and is POSTed (also allowed), so that nothing of
-   * the person's goes in a URL: the ID token is a live Kubernetes credential,
-   * and a URL is kept in the browser's history and in the provider's logs.
+   * undefined when the provider offers no end-session endpoint. The console
+   * names itself by its client_id, which the specification allows in place of
+   * id_token_hint: the ID token is a live Kubernetes credential and never
+   * leaves the console, so nothing of the person's is in the URL. The request
+   * is a GET (a top-level navigation), not a POST: a provider's session
+   * cookie is commonly SameSite=Lax, which a browser sends with a cross-site
+   * GET navigation but not with a cross-site POST, so a POST could not end
+   * the provider's session (oidc-provider accepts only GET by default for
+   * that reason); with client_id alone the query holds nothing secret.
    */
   async signOutForm(postLogoutRedirectUri: string): Promise<SignOutForm | undefined> {
     let config: client.Configuration;
@@ -153,13 +161,18 @@ export class OidcRelyingParty {
     }
     const endpoint = config.serverMetadata().end_session_endpoint;
     if (typeof endpoint !== 'string') return undefined;
+    let url: URL;
     try {
-      const url = new URL(endpoint);
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
-      return { action: url.href, fields: { client_id: this.settings.clientId, post_logout_redirect_uri: postLogoutRedirectUri } };
+      url = new URL(endpoint);
     } catch {
       return undefined;
     }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+    const fields: SignOutForm['fields'] = [...url.searchParams].filter(([k]) => k !== 'client_id' && k !== 'post_logout_redirect_uri');
+    fields.push(['client_id', this.settings.clientId], ['post_logout_redirect_uri', postLogoutRedirectUri]);
+    url.search = '';
+    url.hash = '';
+    return { action: url.href, fields };
   }
 
   async close(): Promise<void> {
