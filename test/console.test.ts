@@ -70,7 +70,8 @@ async function signIn(c: ConsoleProcess): Promise<{ context: BrowserContext; pag
   const page = await context.newPage();
   page.on('request', (r) => { if (!r.url().startsWith(c.base) && !r.url().startsWith('data:')) foreign.push(r.url()); });
   await page.goto(c.signInUrl);
-  expect(page.url()).toBe(`${c.base}/`);
+  // The sign-in page moves on by itself to a clean URL.
+  await page.waitForURL(`${c.base}/`);
   return { context, page };
 }
 
@@ -223,7 +224,9 @@ describe('local mode on a shared host', () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(a.signInUrl);
+    await page.waitForURL(`${a.base}/`);
     await page.goto(v.signInUrl);
+    await page.waitForURL(`${v.base}/`);
     expect((await page.goto(`${a.base}/`))?.status()).toBe(200);
     expect(await page.getByText(`system:serviceaccount:${ns.name}:alice`).count()).toBe(1);
     expect((await page.goto(`${v.base}/`))?.status()).toBe(200);

@@ -37,6 +37,7 @@ import type { BearerToken, PersonCredentials, SignIn, SignInRoute, SignInTools }
 import { bearerKubeConfig, CALLBACK_PATH, type InClusterSettings } from './in-cluster-options.ts';
 import { OidcRelyingParty, SignInError, type PendingSignIn, type SignOutForm } from './oidc.ts';
 import { messagePage } from './pages/messages.ts';
+import { movingOn } from './pages/moving-on.ts';
 import { localTarget } from './redirects.ts';
 import { Sealer } from './sealed.ts';
 import type { ConsoleSession } from './sessions.ts';
@@ -79,20 +80,6 @@ function pendingOf(v: unknown): PendingSignIn | undefined {
   const p = v as Partial<PendingSignIn> | undefined;
   return p && typeof p.state === 'string' && typeof p.nonce === 'string' && typeof p.codeVerifier === 'string' && typeof p.returnTo === 'string'
     ? { state: p.state, nonce: p.nonce, codeVerifier: p.codeVerifier, returnTo: p.returnTo } : undefined;
-}
-
-/**
- * A page that moves on to `next`, a page of the console, by itself (and with a
- * link, for a browser that does not): a navigation the page makes, not a
- * redirect of the request.
- */
-function movingOn(res: ServerResponse, heading: string, linkText: string, target: string): void {
-  const next = localTarget(target);
-  sendHtml(res, 200, '<!doctype html>\n' + html`<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="0;url=${next}">
-<title>${heading} · apikey-operator console</title>
-<link rel="stylesheet" href="/static/console.css">
-</head><body><main id="main"><h1>${heading}</h1><p><a class="button" href="${next}">${linkText}</a></p></main></body></html>`.text);
 }
 
 /**

@@ -25,6 +25,7 @@ import type { KubeConfig } from '../kube/kubeconfig.ts';
 import { html } from './html.ts';
 import type { BearerToken, PersonCredentials, SignIn, SignInRoute, SignInTools } from './identity.ts';
 import { messagePage } from './pages/messages.ts';
+import { movingOn } from './pages/moving-on.ts';
 import { PersonApi } from './person-api.ts';
 import { randomId, sameToken, SESSION_COOKIE, type ConsoleSession } from './sessions.ts';
 
@@ -117,8 +118,9 @@ export class LocalSignIn implements SignIn {
     const name = user ?? this.kc.getCurrentUser()?.name ?? this.kc.getCurrentContext();
     const session = tools.sessions.signIn(tools.sessionOf(req), name, {});
     tools.setSessionCookie(res, session);
-    // A clean URL: the code does not stay in the address bar or the history.
-    tools.redirect(res, '/');
+    // A clean URL: the code does not stay in the address bar or the history. A page that moves on, not
+    // a redirect: opened from the sign-in file (file://), a redirect would arrive without the Strict cookie.
+    movingOn(res, 'Signed in', 'Continue to the console', '/');
   }
 
   signInRequired(_req: IncomingMessage, res: ServerResponse, _url: URL, tools: SignInTools): void {

@@ -77,13 +77,16 @@ export function foreignCookieHeaders(session?: string): string[] {
 /** The status of `method path` with `cookie`, sent as is (fetch would not send some of them). */
 export function statusWithCookie(base: string, method: string, path: string, cookie: string): Promise<number> {
   return new Promise((resolve, reject) => {
+    const body = method === 'GET' ? undefined : 'csrf=x&name=y&confirm=z';
+    // A connection of its own for each request: nothing of one answer can reach the next.
     const req = httpRequest(`${base}${path}`, {
-      method, headers: { cookie, ...method === 'GET' ? {} : { 'content-type': 'application/x-www-form-urlencoded' } },
+      method, agent: false,
+      headers: { cookie, connection: 'close', ...body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) } : {} },
     }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
     req.on('error', reject);
-    req.end(method === 'GET' ? undefined : 'csrf=x&name=y&confirm=z');
+    req.end(body);
   });
 }
