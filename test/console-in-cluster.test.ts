@@ -323,7 +323,7 @@ describe('sign-in as an attacker would try it', () => {
     const { context, page } = await signIn('bob', `/deployments/${ns.name}/airflow`);
     expect(await page.locator('.who strong').textContent()).toBe(`${OIDC_PREFIX}bob`);
     await context.close();
-  });
+  }, 300_000);
 
   it('ignores cookies it did not set, on every route: never a 5xx, and a signed-in person stays signed in', async () => {
     const { context, page } = await signIn('bob', '/');
