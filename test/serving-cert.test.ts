@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { SecretObject } from '../src/api/index.ts';
 import { issueCertificate, newKeyPem } from '../src/shared/x509.ts';
+import { projectSecret } from './support/kubelet.ts';
 import { ROOT } from './support/paths.ts';
 import { createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
@@ -56,19 +57,6 @@ const bundleIn = async (namespace: string) => (await getOrUndefined<ConfigMap>(c
 const secretIn = (name: string) => getSecret(identity.namespace, name);
 const decoded = (s: SecretObject | undefined, k: string) => Buffer.from(s?.data?.[k] ?? '', 'base64').toString('utf8');
 
-/** Writes a Secret's keys as the kubelet's atomic writer updates a volume: a new ..data directory, swapped by a symlink rename. */
-function project(target: string, data: Record<string, string>): void {
-  mkdirSync(target, { recursive: true });
-  const version = `..${Date.now()}_${Math.random().toString(36).slice(2)}`;
-  mkdirSync(join(target, version));
-  for (const [k, v] of Object.entries(data)) writeFileSync(join(target, version, k), v, { mode: 0o400 });
-  const previous = existsSync(join(target, '..data')) ? readlinkSync(join(target, '..data')) : undefined;
-  symlinkSync(version, join(target, '..data_tmp'));
-  renameSync(join(target, '..data_tmp'), join(target, '..data'));
-  for (const k of Object.keys(data)) if (!existsSync(join(target, k))) symlinkSync(join('..data', k), join(target, k));
-  if (previous) rmSync(join(target, previous), { recursive: true, force: true });
-}
-
 /** Keeps `dir/tls` in step with the serving Secret, as the kubelet keeps the token server's volume. */
 async function runKubelet(): Promise<void> {
   let seen = '';
@@ -76,7 +64,7 @@ async function runKubelet(): Promise<void> {
     const s = await secretIn(tlsSecretName).catch(() => undefined);
     const crt = decoded(s, 'tls.crt');
     if (crt && crt !== seen) {
-      project(join(dir, 'tls'), { 'tls.crt': crt, 'tls.key': decoded(s, 'tls.key') });
+      projectSecret(join(dir, 'tls'), { 'tls.crt': crt, 'tls.key': decoded(s, 'tls.key') });
       seen = crt;
     }
     await new Promise((r) => setTimeout(r, 300));
