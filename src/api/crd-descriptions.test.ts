@@ -34,11 +34,19 @@ function crdsIn(file: string): Crd[] {
 }
 
 /**
+ * Fields the apiserver describes itself: it publishes Kubernetes' own text for
+ * apiVersion and kind whatever a CRD says, and refuses anything but
+ * `type: object` at metadata (ObjectMeta).
+ */
+const KUBERNETES_DESCRIBES = new Set(['.apiVersion', '.kind', '.metadata']);
+
+/**
  * The paths of the fields without a description: every property, and the
  * elements of a list of objects (kubectl explain shows them as the list's
  * fields), at any depth.
  */
 export function undescribed(schema: Schema, path: string): string[] {
+  if (KUBERNETES_DESCRIBES.has(path)) return [];
   const missing = schema.description?.trim() ? [] : [path];
   for (const [name, p] of Object.entries(schema.properties ?? {})) missing.push(...undescribed(p, `${path}.${name}`));
   if (schema.items?.properties) missing.push(...undescribed(schema.items, `${path}[]`));
@@ -62,6 +70,7 @@ describe('the CRD schemas', () => {
 
   it('find a field without one, at any depth, in a list or a map', () => {
     const schema: Schema = { description: 'x', properties: {
+      apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' },
       spec: { description: 'x', properties: { a: { type: 'string' }, m: { additionalProperties: { properties: { b: {} } }, description: 'x' } } },
       status: { description: 'x', properties: { conditions: { description: 'x', items: { properties: { reason: { description: ' ' } } } } } },
     } };
