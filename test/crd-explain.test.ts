@@ -6,7 +6,6 @@
  * src/api/crd-descriptions.test.ts proves every field has one.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { kubectl } from './support/cluster.ts';
