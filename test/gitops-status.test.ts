@@ -216,7 +216,7 @@ describe('leaving a state', () => {
   });
 });
 
-describe('a spec the controller has not looked at yet', () => {
+describe('an object the controller has not looked at yet', () => {
   it('is InProgress and Progressing, whatever its conditions say, until observedGeneration catches up', async () => {
     await controller.stop();
     await adminClient().mergePatch(apiKeyPath(ns.name, 'ready'), { spec: { description: 'changed while the controller is down' } });
@@ -226,6 +226,20 @@ describe('a spec the controller has not looked at yet', () => {
     const v = await verdicts(ak);
     expect(v.kstatus).toEqual({ status: 'InProgress', message: `ApiKey generation is ${ak.metadata.generation}, but latest observed generation is ${ak.status!.observedGeneration}` });
     expect(v.argocd).toEqual({ status: 'Progressing', message: `Waiting for the controller to observe generation ${ak.metadata.generation}` });
+  });
+
+  it.each<[string, () => Promise<Obj>]>([
+    ['Deployment', () => createDeployment(ns.name, 'new-dep')],
+    ['ApiKey', () => createApiKey(ns.name, 'new-key', { deploymentRef: { name: 'airflow' } })],
+    ['FederatedCredential', () => createFederatedCredential(ns.name, 'new-fc', { deploymentRef: { name: 'airflow' }, issuer: ISSUER, subject: 's' })],
+  ])('a new %s is InProgress and Progressing, never Current before the controller wrote its status', async (kind, create) => {
+    const created = await create();
+    const path = { Deployment: deploymentPath, ApiKey: apiKeyPath, FederatedCredential: federatedCredentialPath }[kind]!(ns.name, created.metadata.name);
+    const o = (await getOrUndefined<Obj>(path))!;
+    expect(o.status).toEqual({ observedGeneration: 0 });
+    const v = await verdicts(o);
+    expect(v.kstatus).toEqual({ status: 'InProgress', message: `${kind} generation is 1, but latest observed generation is 0` });
+    expect(v.argocd).toEqual({ status: 'Progressing', message: 'Waiting for the controller to observe generation 1' });
   });
 });
 
