@@ -4,9 +4,9 @@
  * comparison that spares a status write when nothing changed.
  *
  * Every kind's status follows the kstatus conventions (sigs.k8s.io/cli-utils
- * pkg/kstatus, what Flux, kpt and cli-utils' appliers wait with; Argo CD's
- * health checks in charts/apikey-operator/files/argocd read the same), decided
- * here in one place from the Ready condition's reason (`REASON_CLASS`):
+ * pkg/kstatus, what Flux, kpt and cli-utils' appliers wait with; the Argo CD
+ * health check manifests/argocd/health.lua reads the same), decided here in
+ * one place from the Ready condition's reason (`REASON_CLASS`):
  *
  * - `Ready` as the contract fixes it (True, or False/Unknown with its reason);
  * - `Reconciling` True while the controller has work under way on the object
@@ -16,7 +16,9 @@
  *   otherwise; kstatus then says `Failed` with its message instead of waiting
  *   for a Ready that will not come;
  * - `status.observedGeneration` (and each condition's) the generation the
- *   status was computed from, so a spec change is `InProgress` until then.
+ *   status was computed from, so a spec change is `InProgress` until then;
+ *   the CRDs default a status nobody wrote yet to `{observedGeneration: 0}`,
+ *   so a new object is `InProgress` too, never `Current` before its first pass.
  *
  * Reconciling and Stalled are always written (False when they do not hold),
  * with the Ready condition's reason and message, as the kpt convention shows
