@@ -59,7 +59,8 @@ describe('a controller watching some namespaces, with rights only there', () => 
     await createApiKey(other.name, 'theirs', { deploymentRef: { name: 'dep' } });
     await waitForReady(watched.name, 'mine');
     await sleep(2_000);
-    expect((await getApiKey(other.name, 'theirs'))?.status).toBeUndefined();
+    // Never written: the CRD's default status, which says no generation has been observed.
+    expect((await getApiKey(other.name, 'theirs'))?.status).toEqual({ observedGeneration: 0 });
     expect(await getSecret(other.name, 'theirs')).toBeUndefined();
     expect(controller.isRunning()).toBe(true);
   });
