@@ -151,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
       const federationCaPem = federationCaFile(f['federation-ca-file']);
       let trustedProxies: TrustedProxies;
       try {
-        trustedProxies = new TrustedProxies(csv(f['trusted-proxies']));
+        trustedProxies = new TrustedProxies(csv(f['trusted-proxies']), { allowBroad: f['insecure-broad-trusted-proxies'] === 'true' });
       } catch (err) {
         throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
       }

@@ -130,6 +130,11 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     federationIssuers: opts.federationIssuers?.length ? opts.federationIssuers : 'none (federation off)',
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
+  if (ctx.proxies.broad) {
+    log.warn({ trustedProxies: ctx.proxies.size },
+      '--insecure-broad-trusted-proxies: X-Forwarded-For is believed from ranges wider than 16 addresses; any client in them can forge its address. ' +
+      'Only safe if a NetworkPolicy lets nothing but the proxies reach the token server');
+  }
 
   let closing: Promise<void> | undefined;
   return {

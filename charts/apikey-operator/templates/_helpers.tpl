@@ -210,6 +210,9 @@ subjects:
     {{- with .Values.tokenServer.trustedProxies }}
     - --trusted-proxies={{ join "," . }}
     {{- end }}
+    {{- if .Values.tokenServer.insecureBroadTrustedProxies }}
+    - --insecure-broad-trusted-proxies=true
+    {{- end }}
     {{- if .Values.tokenServer.tls.enabled }}
     - --tls-cert-file=/etc/apikey-operator/tls/tls.crt
     - --tls-private-key-file=/etc/apikey-operator/tls/tls.key
