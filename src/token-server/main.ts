@@ -77,7 +77,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   }
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
-  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
+  // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition).
+  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined && !store.credentialRefused();
   const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
   if (client) metrics.instrument(client);
   const reviewer = deps.reviewer ?? (client
