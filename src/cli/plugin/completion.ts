@@ -142,5 +142,7 @@ export async function complete(words: string[], names: (c: ConnectionFlags) => N
  * the command line, and an escaped one would complete to a wrong name.
  */
 export function formatCompletion(c: Completion): string {
-  return [...c.candidates.filter((x) => escapeTerminal(x) === x), `:${c.directive}`].join('\n') + '\n';
+  // A tab separates a candidate from its description (cobra's protocol).
+  const inert = (x: string) => x.split('\t').every((part) => escapeTerminal(part) === part);
+  return [...c.candidates.filter(inert), `:${c.directive}`].join('\n') + '\n';
 }
