@@ -318,10 +318,16 @@ const CASES: [string, ChartCase][] = [
     const ctl = container(o, `${F}-controller`, 'controller');
     expect([flag(ctl, 'signing-algorithm'), flag(ctl, 'signing-key-rotation')]).toEqual(['EdDSA', '168h']);
   } }],
-  ['trusted proxies for the token server', { values: { tokenServer: { trustedProxies: ['10.0.0.0/8', 'fd00::/8'] } }, check: (o) => {
-    expect(flag(container(o, `${F}-controller`, 'token-server'), 'trusted-proxies')).toBe('10.0.0.0/8,fd00::/8');
+  ['trusted proxies for the token server', { values: { tokenServer: { trustedProxies: ['192.0.2.10', 'fd00::10/124'] } }, check: (o) => {
+    expect(flag(container(o, `${F}-controller`, 'token-server'), 'trusted-proxies')).toBe('192.0.2.10,fd00::10/124');
+    expect(flag(container(o, `${F}-controller`, 'token-server'), 'insecure-broad-trusted-proxies')).toBeUndefined();
     expect(flag(container(o, `${F}-controller`, 'controller'), 'trusted-proxies')).toBeUndefined();
   } }],
+  ['broad trusted proxies only when asked for by name', {
+    values: { tokenServer: { trustedProxies: ['10.0.0.0/8'], insecureBroadTrustedProxies: true } }, check: (o) => {
+      expect(flag(container(o, `${F}-controller`, 'token-server'), 'insecure-broad-trusted-proxies')).toBe('true');
+    },
+  }],
   ['TokenReview audiences for the token server', { values: { tokenServer: { tokenReviewAudiences: ['apikeys.dev/token-server', 'b'] } }, check: (o) => {
     expect(flag(container(o, `${F}-controller`, 'token-server'), 'token-review-audiences')).toBe('apikeys.dev/token-server,b');
     expect(flag(container(o, `${F}-controller`, 'controller'), 'token-review-audiences')).toBeUndefined();

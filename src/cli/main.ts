@@ -10,6 +10,7 @@ import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } 
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
 import { loadTlsFiles, waitForTlsFiles } from '../token-server/tls.ts';
+import { escapeTerminalLines } from './plugin/terminal.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
   CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, sizeFlag, TOKEN_SERVER_FLAGS, usage, UsageError,
@@ -165,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
       const federationCaPem = federationCaFile(f['federation-ca-file']);
       let trustedProxies: TrustedProxies;
       try {
-        trustedProxies = new TrustedProxies(csv(f['trusted-proxies']));
+        trustedProxies = new TrustedProxies(csv(f['trusted-proxies']), { allowBroad: f['insecure-broad-trusted-proxies'] === 'true' });
       } catch (err) {
         throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
       }
@@ -242,11 +243,12 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
+    // An error can quote the cluster or a kubeconfig: escaped, as everything the plugin prints.
     if (err instanceof UsageError || err instanceof ConfigError) {
-      console.error(`error: ${err.message}`);
+      console.error(`error: ${escapeTerminalLines(err.message)}`);
       process.exitCode = 2;
     } else {
-      console.error(`error: ${(err as Error).message}`);
+      console.error(`error: ${escapeTerminalLines((err as Error).message)}`);
       process.exitCode = 1;
     }
   },

@@ -81,7 +81,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   }
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
-  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
+  // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition).
+  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined && !store.credentialRefused();
   const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
   if (client) metrics.instrument(client);
   const reviewer = deps.reviewer ?? (client
@@ -141,6 +142,11 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
       + '(RFC 6749 2.3.1 and 3.2 require TLS); serve HTTPS with --tls-cert-file and --tls-private-key-file');
   }
   if (audit) log.info({ auditLog: opts.auditLog }, 'audit log of token requests on');
+  if (ctx.proxies.broad) {
+    log.warn({ trustedProxies: ctx.proxies.size },
+      '--insecure-broad-trusted-proxies: X-Forwarded-For is believed from ranges wider than 16 addresses; any client in them can forge its address. ' +
+      'Only safe if a NetworkPolicy lets nothing but the proxies reach the token server');
+  }
 
   let closing: Promise<void> | undefined;
   return {

@@ -91,7 +91,7 @@ export class TokenServerMetrics {
       collect() { this.set(gauges.rateLimitEntries()); },
     });
     new Gauge({
-      name: 'apikey_operator_token_server_ready', help: '1 when caches are synced and a signing key is active', registers,
+      name: 'apikey_operator_token_server_ready', help: '1 when caches are synced, a signing key is active and the Kubernetes API accepts the credential', registers,
       collect() { this.set(gauges.ready() ? 1 : 0); },
     });
   }

@@ -17,7 +17,7 @@ import type { Grant, TokenResult } from './grants/index.ts';
 import { introspect } from './introspect.ts';
 import type { Route } from './metrics.ts';
 import {
-  InvalidRequest, MethodNotAllowed, OAuthError, SERVER_ERROR_BODY, UnsupportedGrantType,
+  InvalidRequest, MethodNotAllowed, OAuthError, SERVER_ERROR_BODY, TemporarilyUnavailable, UnsupportedGrantType,
 } from './oauth-errors.ts';
 import { bodyFormat, parseBody, single, type Params } from './params.ts';
 import { clientAddress, unmapIPv4 } from './ratelimit.ts';
@@ -30,7 +30,7 @@ const EMPTY = Buffer.alloc(0);
 export interface HttpServerOptions {
   ctx: ServerContext;
   grants: ReadonlyMap<string, Grant>;
-  /** Caches synced and a signing key active. */
+  /** Caches synced, a signing key active, and the Kubernetes API accepting the credential. */
   ready(): boolean;
   bodyLimit?: number;
   /** Serve HTTPS with these (tls.ts's loadTlsFiles); plain HTTP without. */
@@ -203,6 +203,21 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     send(res, route, start, a.status, a.body, a.headers, a.contentType);
   }
 
+  /**
+   * While the Kubernetes API refuses this program's credential the caches are
+   * not refreshed, and a key or Deployment deleted meanwhile would still be
+   * honoured: the endpoints that judge keys and tokens answer 503 (RFC 6749
+   * temporarily_unavailable) instead, as /readyz does. The JWKS and discovery
+   * documents stay served: verifiers need them for the tokens already issued.
+   */
+  function refusedCredential(req: IncomingMessage, res: ServerResponse, route: Route, start: number): boolean {
+    if (!ctx.store.credentialRefused()) return false;
+    req.resume();
+    fail(res, route, start, new TemporarilyUnavailable(
+      'the token server cannot refresh its view of Kubernetes (the Kubernetes API refuses its credential); retry later'));
+    return true;
+  }
+
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
     const url = req.url ?? '/';
@@ -211,9 +226,11 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     try {
       switch (path) {
         case PATHS.token:
+          if (refusedCredential(req, res, 'token', start)) return;
           post(req, res, 'token', start, token, tokenRepeatable);
           return;
         case PATHS.introspect:
+          if (refusedCredential(req, res, 'introspect', start)) return;
           post(req, res, 'introspect', start, introspection, noneRepeatable);
           return;
         case PATHS.jwks:
@@ -237,6 +254,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
         }
         default:
           if (path === PATHS.authz || path.startsWith(`${PATHS.authz}/`)) {
+            if (refusedCredential(req, res, 'authz', start)) return;
             // Forward-auth: any method (Envoy forwards the original one); the body is never read.
             req.resume();
             const a = authorize(ctx, req.headers.authorization, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), Date.now());

@@ -231,6 +231,9 @@ subjects:
     - --audit-log-maxbackup={{ .maxBackup }}
     {{- end }}
     {{- end }}
+    {{- if .Values.tokenServer.insecureBroadTrustedProxies }}
+    - --insecure-broad-trusted-proxies=true
+    {{- end }}
     {{- if .Values.tokenServer.tls.enabled }}
     - --tls-cert-file=/etc/apikey-operator/tls/tls.crt
     - --tls-private-key-file=/etc/apikey-operator/tls/tls.key
