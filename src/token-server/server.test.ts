@@ -15,6 +15,7 @@ import { DEFAULT_ROTATION, planSigningKeys, type SigningKeySet } from '../shared
 import { apiKeyFixture, deploymentObject, type KeyFixture } from './fixtures.ts';
 import { identityHeader } from './authz.ts';
 import { startTokenServer, type RunningTokenServer } from './main.ts';
+import { MAX_HEADER_BYTES } from './server.ts';
 import { MemoryKeyStore } from './memory-key-store.ts';
 
 const ISSUER = 'http://issuer.test';
@@ -250,6 +251,34 @@ describe('malformed requests', () => {
     });
     expect(answer).toMatch(/^HTTP\/1\.1 400/);
     expect((await fetch(`${w.url}/healthz`)).status).toBe(200);
+  });
+
+  /** The raw answer of the server to `request`, read until it closes or answers. */
+  async function raw(request: string): Promise<string> {
+    const { connect } = await import('node:net');
+    return new Promise<string>((resolve) => {
+      const s = connect(w.server.port, '127.0.0.1', () => s.write(request));
+      let data = '';
+      s.on('data', (d: Buffer) => { data += d.toString(); if (/\r\n\r\n/.test(data)) s.end(); });
+      s.on('error', () => resolve(data));
+      s.on('close', () => resolve(data));
+    });
+  }
+
+  it.each<[string, string]>([
+    ['a header larger than 16 KiB', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`],
+    ['an /authz query larger than 16 KiB', `GET /authz?deployment=team-a/airflow&pad=${'a'.repeat(MAX_HEADER_BYTES)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+    ['a bearer token larger than 16 KiB', `GET /authz?deployment=team-a/airflow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'a'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`],
+    ['thousands of small headers', `GET /healthz HTTP/1.1\r\nHost: x\r\n${'X: y\r\n'.repeat(4000)}\r\n`],
+  ])('answers %s with 431 and stays up', async (_what, request) => {
+    expect(await raw(request)).toMatch(/^HTTP\/1\.1 431/);
+    expect((await fetch(`${w.url}/healthz`)).status).toBe(200);
+  });
+
+  it('answers /authz with a query of thousands of parameters just under the header limit without a 5xx', async () => {
+    const query = `deployment=team-a/airflow&${Array.from({ length: 1500 }, (_, i) => `p${i}=1`).join('&')}`;
+    const r = await fetch(`${w.url}/authz?${query}`, { headers: { authorization: `Bearer ${await getToken()}` } });
+    expect(r.status).toBe(200);
   });
 
   it('survives clients that hang up in the middle of a body', async () => {
