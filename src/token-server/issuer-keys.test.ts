@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../shared/log.ts';
 import { makeTestCa } from '../../test/support/test-ca.ts';
@@ -133,4 +134,29 @@ describe('documents of an allowed issuer', () => {
     behaviour = { jwks: () => JSON.stringify({ keys: [jwk, ...Array.from({ length: MAX_JWKS_KEYS - 1 }, (_, i) => ({ ...jwk, kid: `k${i + 2}` }))] }) };
     expect(await verdict()).toBe('accepted');
   });
+});
+
+describe('any JWKS an allowed issuer sends', () => {
+  it('is a refused or an accepted token, never a crash, and accepted only when it holds the signing key', async () => {
+    const randomKey = fc.oneof(
+      fc.record({
+        kty: fc.constantFrom('EC', 'RSA', 'oct', 'OKP', ''), crv: fc.constantFrom('P-256', 'P-384', 'Ed25519', 'x'),
+        x: fc.string({ maxLength: 50 }), y: fc.string({ maxLength: 50 }), kid: fc.constantFrom('k1', 'k2', ''), alg: fc.constantFrom('ES256', 'HS256', 'none'),
+        k: fc.string({ maxLength: 20 }), use: fc.constantFrom('sig', 'enc'),
+      }, { requiredKeys: [] }),
+      fc.jsonValue({ maxDepth: 2 }),
+    );
+    const document = fc.oneof(
+      fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+      fc.tuple(fc.array(randomKey, { maxLength: 6 }), fc.boolean()).map(([ks, withReal]) => JSON.stringify({ keys: withReal ? [...ks, jwk] : ks })),
+      fc.string({ maxLength: 60 }),
+    );
+    await fc.assert(fc.asyncProperty(document, async (doc) => {
+      behaviour = { jwks: () => doc };
+      const started = performance.now();
+      const v = await verdict();
+      expect(performance.now() - started).toBeLessThan(5000);
+      if (v === 'accepted') expect(doc).toContain(JSON.stringify(jwk));
+    }), { numRuns: 80 });
+  }, 120_000);
 });
