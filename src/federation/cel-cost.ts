@@ -9,8 +9,12 @@
  * their elements; a function or operator costs 1 plus its arguments plus
  * one tenth of the size of the strings or lists it traverses (cel-go's
  * traversal factor 0.1); `contains` and `indexOf` multiply the two sizes;
- * `matches` multiplies the string's traversal by a quarter of the
- * pattern's length (RE2 runs in time linear in both); a comprehension
+ * `matches` costs, per character of the string, a quarter unit plus a
+ * twentieth per instruction of the pattern's compiled RE2 program (RE2
+ * runs in time linear in both; cel-go counts the pattern's length instead,
+ * but a short pattern such as `(a?){1000}` compiles to thousands of
+ * instructions, and re2js's slowest path, its NFA, costs about a
+ * nanosecond per character and instruction); a comprehension
  * (`all`, `exists`, `exists_one`, `map`, `filter`) costs its range plus the
  * range's size times the cost of one step. `&&`, `||` and `?:` count both
  * sides (a bound, not a guess).
@@ -48,8 +52,13 @@ export interface CostEstimate {
 
 /** cel-go: common.StringTraversalCostFactor. */
 export const TRAVERSAL_FACTOR = 0.1;
-/** cel-go: common.RegexStringLengthCostFactor. */
-export const REGEX_FACTOR = 0.25;
+/** Units per character of the subject, and per character and instruction of the RE2 program (see the header). */
+export const REGEX_CHAR_FACTOR = 0.25;
+export const REGEX_INSTRUCTION_FACTOR = 0.05;
+
+/** The cost of matching a string of `length` against an RE2 program of `programSize` instructions. */
+export const regexCost = (length: number, programSize: number) =>
+  Math.ceil(length * (REGEX_CHAR_FACTOR + REGEX_INSTRUCTION_FACTOR * programSize));
 const LIST_CREATE = 10;
 const MAP_CREATE = 30;
 
@@ -84,15 +93,17 @@ const MACROS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
 /** String functions that look for their argument in the receiver: the two sizes multiply. */
 const SEARCHING = new Set(['contains', 'indexOf', 'lastIndexOf']);
 /** Functions whose result is as large as their receiver (or first argument). */
-const SAME_SIZE = new Set(['lowerAscii', 'upperAscii', 'trim', 'substring', 'string', 'dyn', 'bytes', 'replace']);
+const SAME_SIZE = new Set(['lowerAscii', 'upperAscii', 'trim', 'substring', 'dyn', 'replace']);
 
 type Scope = ReadonlyMap<string, Size>;
 
 class Estimator {
   private readonly variables: Scope;
+  private readonly programSize: (pattern: string) => number;
 
-  constructor(variables: Scope) {
+  constructor(variables: Scope, programSize: (pattern: string) => number) {
     this.variables = variables;
+    this.programSize = programSize;
   }
 
   estimate(node: ASTNode, scope: Scope): CostEstimate {
@@ -180,13 +191,17 @@ class Estimator {
     const subject = all[0]?.size ?? SCALAR;
     const arg = all[1]?.size ?? SCALAR;
     if (name === 'matches' || name === RE2_MATCHES) {
-      return { cost: cap(base + traversal(subject.flat) * Math.ceil(arg.flat * REGEX_FACTOR)), size: SCALAR };
+      const pattern = (receiver ? argNodes[0] : argNodes[1]) as ASTNode | undefined;
+      const program = pattern?.op === 'value' && typeof pattern.args === 'string' ? this.programSize(pattern.args) : arg.flat;
+      return { cost: cap(base + regexCost(subject.flat, program)), size: SCALAR };
     }
     if (SEARCHING.has(name)) return { cost: cap(base + traversal(subject.flat) * traversal(arg.flat)), size: SCALAR };
     if (name === 'size') return { cost: cap(base), size: SCALAR };
     if (name === 'split') return { cost: cap(base + traversal(subject.flat)), size: ofList(subject.flat, subject) };
     const traversed = traversal(all.reduce((n, a) => n + a.size.flat, 0));
     if (name === 'join') return { cost: cap(base + traversed), size: ofString(cap(subject.flat + subject.max * arg.flat)) };
+    // A number or a bool written out is up to 32 characters (a double's shortest form is at most 24).
+    if (name === 'string' || name === 'bytes') return { cost: cap(base + traversed), size: ofString(Math.max(subject.flat, 32)) };
     if (SAME_SIZE.has(name)) return { cost: cap(base + traversed), size: subject };
     if (['startsWith', 'endsWith'].includes(name)) return { cost: cap(base + traversal(arg.flat)), size: SCALAR };
     // Any other function: it may read all of its arguments, and make something as large.
@@ -215,7 +230,10 @@ class Estimator {
 
 const sum = (xs: readonly CostEstimate[]) => cap(xs.reduce((n, x) => n + x.cost, 0));
 
-/** The estimated cost of `ast` given upper bounds of its variables. */
-export function estimateCost(ast: ASTNode, variables: ReadonlyMap<string, Size>): CostEstimate {
-  return new Estimator(variables).estimate(ast, new Map());
+/**
+ * The estimated cost of `ast` given upper bounds of its variables, and the
+ * size of the RE2 program of each literal pattern of `matches`.
+ */
+export function estimateCost(ast: ASTNode, variables: ReadonlyMap<string, Size>, programSize: (pattern: string) => number): CostEstimate {
+  return new Estimator(variables, programSize).estimate(ast, new Map());
 }

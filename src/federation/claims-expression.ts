@@ -22,8 +22,10 @@
  *      InvalidExpression);
  *   3. a runtime budget: each evaluation is metered (one unit per node
  *      evaluated, plus a tenth of the size of every string or list a node
- *      produces, plus RE2's cost for `matches`), and an evaluation that
- *      goes over RUNTIME_BUDGET stops at once and is no match.
+ *      makes, plus RE2's cost for `matches`, charged before it runs), and
+ *      an evaluation that goes over its budget stops at once and is no
+ *      match. One request's budget (RUNTIME_BUDGET) is shared by every
+ *      credential it tries.
  *
  * `matches` uses RE2 (re2js), as the CEL specification says, not the
  * backtracking JavaScript RegExp: its time is linear in the subject and the
@@ -43,7 +45,7 @@
  */
 import { Environment, type ASTNode } from '@marcbachmann/cel-js';
 import { RE2JS } from 're2js';
-import { anyValue, estimateCost, RE2_MATCHES, REGEX_FACTOR, traversal } from './cel-cost.ts';
+import { anyValue, estimateCost, RE2_MATCHES, regexCost, traversal } from './cel-cost.ts';
 
 /** The largest external token (compact JWT) the token server reads; longer ones are refused unread. */
 export const MAX_EXTERNAL_TOKEN_BYTES = 12 * 1024;
@@ -105,8 +107,9 @@ function re2Matches(s: string, pattern: string): boolean {
   const re = current?.patterns.get(pattern);
   // Every pattern was compiled with its expression; anything else would be a bug, and is no match.
   if (!re) throw new Error('matches: pattern was not compiled with the expression');
-  spend(traversal(s.length) * Math.ceil(pattern.length * REGEX_FACTOR));
-  return re.matcher(s).find();
+  spend(regexCost(s.length, re.programSize()));
+  // test(): a match anywhere, without capture groups (re2js's fastest path).
+  return re.test(s);
 }
 
 /** Meters each node the evaluator runs (see the module header). */
@@ -192,9 +195,9 @@ export function compileClaimsExpression(expression: string): ClaimsExpression {
   const patterns = new Map<string, RE2JS>();
   const re2Problem = useRe2(program.ast, patterns);
   if (re2Problem) return { ok: false, error: re2Problem };
-  const { cost } = estimateCost(program.ast, VARIABLES);
+  const { cost } = estimateCost(program.ast, VARIABLES, (pattern) => patterns.get(pattern)?.programSize() ?? pattern.length);
   if (cost > COST_LIMIT) {
-    return { ok: false, error: `the expression's estimated cost ${cost} exceeds the limit of ${COST_LIMIT}: iterate over fewer or smaller lists` };
+    return { ok: false, error: `the expression's estimated cost ${cost} exceeds the limit of ${COST_LIMIT}: iterate over fewer or smaller lists, or match with simpler patterns or startsWith` };
   }
   const checked = program.check();
   if (!checked.valid) return { ok: false, error: firstLine(checked.error) };
