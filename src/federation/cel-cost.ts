@@ -191,7 +191,7 @@ class Estimator {
     const subject = all[0]?.size ?? SCALAR;
     const arg = all[1]?.size ?? SCALAR;
     if (name === 'matches' || name === RE2_MATCHES) {
-      const pattern = (receiver ? argNodes[0] : argNodes[1]);
+      const pattern = receiver ? argNodes[0] : argNodes[1];
       const program = pattern?.op === 'value' && typeof pattern.args === 'string' ? this.programSize(pattern.args) : arg.flat;
       return { cost: cap(base + regexCost(subject.flat, program)), size: SCALAR };
     }

@@ -52,7 +52,7 @@ export const MAX_EXTERNAL_TOKEN_BYTES = 12 * 1024;
 /** The most its claims can hold once decoded (base64url: 3 bytes per 4 characters). */
 export const MAX_CLAIMS_JSON_BYTES = Math.floor((MAX_EXTERNAL_TOKEN_BYTES * 3) / 4);
 /** An expression whose estimated cost is above this does not compile. */
-export const COST_LIMIT = 50_000;
+export const COST_LIMIT = 20_000;
 /** An evaluation that has spent this much stops and is no match. */
 export const RUNTIME_BUDGET = COST_LIMIT;
 
