@@ -20,27 +20,30 @@ function largest(make: (n: number) => string): string {
   return best;
 }
 
-/** A subject as long as a token's claims allow, of a's and b's, so that an RE2 program cannot skip it. */
-function longestSubject(): string {
-  let sub = '';
-  for (let i = 0; sub.length < MAX_CLAIMS_JSON_BYTES - 100; i++) sub += i % 3 === 0 ? 'b' : 'a';
-  return sub;
+/** What a token's other claims (iss, sub, aud, iat, exp) take of its claims, at most. */
+const OTHER_CLAIMS_BYTES = 400;
+
+/** A claim as long as a token's claims allow, of a's and b's, so that an RE2 program cannot skip it. */
+function longestText(): string {
+  let text = '';
+  for (let i = 0; text.length < MAX_CLAIMS_JSON_BYTES - OTHER_CLAIMS_BYTES; i++) text += i % 3 === 0 ? 'b' : 'a';
+  return text;
 }
 
 /** As many one-character groups as a token's claims allow (two JSON bytes each with quotes would be more: use digits). */
 function mostGroups(): number[] {
-  return Array.from({ length: Math.floor((MAX_CLAIMS_JSON_BYTES - 100) / 2) }, () => 7);
+  return Array.from({ length: Math.floor((MAX_CLAIMS_JSON_BYTES - OTHER_CLAIMS_BYTES) / 2) }, () => 7);
 }
 
 export interface WorstCase { expression: string; claims: Record<string, unknown> }
 
-const withSubject = (expression: string): WorstCase => ({ expression, claims: { sub: longestSubject() } });
+const withText = (expression: string): WorstCase => ({ expression, claims: { text: longestText() } });
 
 export const WORST_CASES: Record<string, WorstCase> = {
-  'nested comprehensions over list literals': withSubject(largest((n) => `${list(n)}.all(a, ${list(n)}.all(b, ${list(n)}.all(c, a + b + c >= 0)))`)),
-  'a comprehension making lists': withSubject(largest((n) => `${list(64)}.map(a, ${list(n)}.map(b, a + b)).size() > 0`)),
-  'string concatenation in a comprehension': withSubject(largest((n) => `${strings(64, n)}.all(a, ${strings(16, n)}.all(b, a + b != claims.sub))`)),
-  'RE2 over the longest subject': withSubject(largest((n) => `claims.sub.matches('^(a|b)*a(a|b){${n}}$')`)),
+  'nested comprehensions over list literals': withText(largest((n) => `${list(n)}.all(a, ${list(n)}.all(b, ${list(n)}.all(c, a + b + c >= 0)))`)),
+  'a comprehension making lists': withText(largest((n) => `${list(64)}.map(a, ${list(n)}.map(b, a + b)).size() > 0`)),
+  'string concatenation in a comprehension': withText(largest((n) => `${strings(64, n)}.all(a, ${strings(16, n)}.all(b, a + b != claims.text))`)),
+  'RE2 over the longest claim': withText(largest((n) => `claims.text.matches('^(a|b)*a(a|b){${n}}$')`)),
   'a comprehension over the longest claim list': { expression: 'claims.groups.all(g, g >= 0)', claims: { groups: mostGroups() } },
 };
 
