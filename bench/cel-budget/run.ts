@@ -15,7 +15,7 @@
  *
  * Results go to stdout as Markdown (docs/security/model.md, "CEL budget").
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import autocannon, { type Request, type Result } from 'autocannon';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { celBudget, compileClaimsExpression, COST_LIMIT } from '../../src/federation/claims-expression.ts';
-import { AUDIENCE, ISSUER, makeData, writeData } from '../token-endpoint/data.ts';
+import { AUDIENCE, ISSUER, makeData, startPinnedServer, writeData } from '../token-endpoint/data.ts';
 import { WORST_CASES } from './worst.ts';
 
 const { values } = parseArgs({
@@ -60,20 +60,7 @@ function evaluations(): { name: string; length: number; cost: number; spent: num
   });
 }
 
-function startServer(dataFile: string, attackFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('taskset', ['-c', '0', process.execPath, join(import.meta.dirname, 'servers', 'attacked.ts'), dataFile, attackFile], {
-    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' },
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /READY (\d+)/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]) });
-    });
-    child.once('exit', (code) => reject(new Error(`the server exited with ${code}: ${out}`)));
-  });
-}
+const startServer = (dataFile: string, attackFile: string) => startPinnedServer(join(import.meta.dirname, 'servers', 'attacked.ts'), [dataFile, attackFile]);
 
 const load = (url: string, requests: Request[], connections: number): Promise<Result> =>
   autocannon({ url, connections, pipelining: 1, duration: DURATION, requests });
