@@ -26,6 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, INSTALL_RELEASE } from '../scripts/render-manifests.ts';
 import { LEASE_NAME } from '../src/api/index.ts';
 import { CSP } from '../src/console/http.ts';
+import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY } from '../src/controller/serving-cert.ts';
 import { isRunning, readState, waitFor, type ClusterState } from './cluster/controlplane.ts';
 import { ensureExampleImageArchive } from './cluster/images/stand-in-image.ts';
 import { cgroupRoots } from './cluster/node/cgroups.ts';
@@ -268,8 +269,17 @@ describe('the operator on the node, from the built image', () => {
     expect(done, logs).toBe('Complete');
     expect(logs.trim()).toMatch(/^fetched an access token for key ak_\w+, valid for \d+s$/);
 
-    // The key's secret never shows in the log of any container that handled it.
+    // Over TLS, as the chart's defaults make it: the Secret's TOKEN_URL is the token Service's https://
+    // address, and the Job verified the server with the operator's CA bundle ConfigMap of its namespace.
     const secret = await core.readNamespacedSecret({ name: 'ci-deployer', namespace: appNs });
+    const tokenUrl = Buffer.from(secret.data?.TOKEN_URL ?? '', 'base64').toString();
+    expect(tokenUrl).toBe(`https://${release}-token.${opNs}.svc:8080/oauth/token`);
+    const jobPod = (await core.listNamespacedPod({ namespace: appNs, labelSelector: 'job-name=fetch-token' })).items[0];
+    expect(jobPod?.spec?.volumes?.map((v) => v.configMap?.name)).toContain(CA_BUNDLE_CONFIGMAP);
+    const bundle = (await core.readNamespacedConfigMap({ name: CA_BUNDLE_CONFIGMAP, namespace: appNs })).data?.[CA_BUNDLE_KEY] ?? '';
+    expect(bundle).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    // The key's secret never shows in the log of any container that handled it.
+
     const apiKeySecret = Buffer.from(secret.data?.API_KEY_SECRET ?? '', 'base64').toString();
     expect(apiKeySecret).toMatch(/^aks_/);
     const pod = await controllerPod();
@@ -284,6 +294,11 @@ describe('the operator on the node, from the built image', () => {
     client = await startTokenClient({
       core, kubectl: state.binaries.kubectl, kubeconfig: state.kubeconfig, namespace: appNs, name: 'token-loop', secret: 'ci-deployer',
     });
+    // The server's certificate is the operator CA's: a client that trusts only the public CAs refuses it.
+    const untrusted = await client.tokenWithoutCa();
+    expect(untrusted.status, JSON.stringify(untrusted)).toBe(0);
+    expect(untrusted.error).toMatch(/^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)$/);
+    expect(await client.token()).toEqual({ status: 200 });
     await client.startLoop();
     const steady = await failuresDuring('nothing happens (sidecar mode)', () => sleep(2000));
     expect(steady.failed, JSON.stringify(steady.reasons)).toBe(0);

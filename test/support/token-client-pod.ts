@@ -3,10 +3,16 @@
  * its key comes from the credentials Secret through envFrom (API_KEY_ID,
  * API_KEY_SECRET, TOKEN_URL, AUDIENCE), and it reaches the token server
  * through cluster DNS and the token Service. The test drives it over the
- * apiserver's Pod proxy:
+ * apiserver's Pod proxy. TOKEN_URL is https:// (the chart's default): the
+ * client verifies the server with the operator's CA bundle, the ConfigMap
+ * apikey-operator-ca.crt of its namespace mounted as a volume and read again
+ * at each request (as the worker example does), and checks the server's name
+ * against the certificate (Node's defaults; nothing turned off):
  *
  * - /token: one token request; the token it gets is kept in memory (it never
  *   leaves the Pod) and the answer is only the status and the OAuth error.
+ * - /token-without-ca: the same request trusting only the image's public CAs:
+ *   it must fail with the TLS error (the server's certificate is not theirs).
  * - /introspect: introspection of the kept token, authenticated as a second
  *   key (envFrom with the prefix INTROSPECT_), as a resource server would.
  * - /loop/start, /loop/stop, /loop/stats: token requests in a loop, every 100 ms, each on
@@ -16,21 +22,29 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
+import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY } from '../../src/controller/serving-cert.ts';
 import { isReady, waitForPod } from './node.ts';
 
 const exec = promisify(execFile);
+/** Where the client Pod mounts the operator's CA bundle. */
+const CA_DIR = '/etc/apikey-operator-ca';
 
 const CLIENT = `
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const env = process.env;
 const introspectUrl = env.TOKEN_URL.replace(/\\/oauth\\/token$/, '/oauth/introspect');
 let token = '';
 let loop = { ok: 0, failed: 0, reasons: {} };
 let looping = false;
 
-function request(url, headers, body) {
+function request(url, headers, body, o = { verifyWithOperatorCa: true }) {
   return new Promise((resolve) => {
-    const req = http.request(url, { method: 'POST', headers, agent: false, timeout: 3000 }, (res) => {
+    if (new URL(url).protocol !== 'https:') return resolve({ status: 0, json: { error: 'NOT_HTTPS' } });
+    let ca;
+    try { ca = o.verifyWithOperatorCa ? fs.readFileSync(env.CA_FILE) : undefined; } catch (e) { return resolve({ status: 0, json: { error: e.code } }); }
+    const req = https.request(url, { method: 'POST', headers, agent: false, timeout: 3000, ca }, (res) => {
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (c) => { data += c; });
@@ -43,10 +57,10 @@ function request(url, headers, body) {
   });
 }
 
-async function fetchToken() {
+async function fetchToken(o) {
   const r = await request(env.TOKEN_URL, { 'content-type': 'application/json' }, JSON.stringify({
     client_id: env.API_KEY_ID, client_secret: env.API_KEY_SECRET, audience: env.AUDIENCE, grant_type: 'client_credentials',
-  }));
+  }), o);
   return { status: r.status, error: r.json.error, token: r.json.access_token };
 }
 
@@ -68,6 +82,10 @@ http.createServer(async (req, res) => {
     if (r.token) token = r.token;
     return answer({ status: r.status, error: r.error });
   }
+  if (req.url === '/token-without-ca') {
+    const r = await fetchToken({ verifyWithOperatorCa: false });
+    return answer({ status: r.status, error: r.error });
+  }
   if (req.url === '/introspect') {
     const basic = Buffer.from(env.INTROSPECT_API_KEY_ID + ':' + env.INTROSPECT_API_KEY_SECRET).toString('base64');
     const r = await request(introspectUrl, { 'content-type': 'application/x-www-form-urlencoded', authorization: 'Basic ' + basic },
@@ -85,6 +103,8 @@ http.createServer(async (req, res) => {
 export interface TokenClient {
   /** One token request: its HTTP status (0: no answer) and OAuth error. */
   token(): Promise<{ status: number; error?: string }>;
+  /** One token request trusting only the image's public CAs, not the operator's: status 0 and the TLS error code. */
+  tokenWithoutCa(): Promise<{ status: number; error?: string }>;
   /** Introspection of the token the last successful request got. */
   introspect(): Promise<{ status: number; active?: boolean; error?: string }>;
   startLoop(): Promise<void>;
@@ -97,7 +117,8 @@ export interface LoopStats { ok: number; failed: number; reasons: Record<string,
 
 /**
  * Starts the Pod (the operator's own image, which has Node.js) with the key
- * of Secret `secret`, and the key of `introspectAs` for introspection.
+ * of Secret `secret`, the key of `introspectAs` for introspection, and the
+ * namespace's CA bundle ConfigMap.
  */
 export async function startTokenClient(o: {
   core: CoreV1Api; kubectl: string; kubeconfig: string; namespace: string; name: string; secret: string; introspectAs?: string;
@@ -109,13 +130,16 @@ export async function startTokenClient(o: {
       securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
       containers: [{
         name: 'client', image: 'apikey-operator:dev', imagePullPolicy: 'Never', command: ['node', '-e', CLIENT],
+        env: [{ name: 'CA_FILE', value: `${CA_DIR}/${CA_BUNDLE_KEY}` }],
         envFrom: [
           { secretRef: { name: o.secret } },
           ...o.introspectAs ? [{ prefix: 'INTROSPECT_', secretRef: { name: o.introspectAs } }] : [],
         ],
+        volumeMounts: [{ name: 'apikey-operator-ca', mountPath: CA_DIR, readOnly: true }],
         securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
         readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 1 },
       }],
+      volumes: [{ name: 'apikey-operator-ca', configMap: { name: CA_BUNDLE_CONFIGMAP } }],
     },
   };
   await o.core.createNamespacedPod({ namespace: o.namespace, body: pod });
@@ -124,6 +148,7 @@ export async function startTokenClient(o: {
     `/api/v1/namespaces/${o.namespace}/pods/${o.name}:8080/proxy/${path}`], { encoding: 'utf8' })).stdout) as T;
   return {
     token: () => call('token'),
+    tokenWithoutCa: () => call('token-without-ca'),
     introspect: () => call('introspect'),
     startLoop: () => call('loop/start'),
     stopLoop: () => call('loop/stop'),
