@@ -3,7 +3,8 @@
  * in a folder of its own, beside the suite's control plane), with the image
  * `image:build` makes from the Dockerfile. It needs root; without it this file
  * fails with one message that says so. It proves that Pods run there (DNS, the
- * image as the chart runs it, the chart itself and the Job example), that the
+ * image as the chart runs it, the chart itself and the Job example, over TLS
+ * verified with the operator's CA bundle as the chart's defaults make it), that the
  * operator runs there as users run it (the chart in both token server modes and
  * with its web console, which holds no token of its own, manifests/install),
  * keeps answering token requests through Pod deletions and upgrades, serves a
@@ -12,7 +13,7 @@
  * network state is the same after as before.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, INSTALL_RELEASE } from '../scripts/render-manifests.ts';
 import { LEASE_NAME } from '../src/api/index.ts';
 import { CSP } from '../src/console/http.ts';
-import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY } from '../src/controller/serving-cert.ts';
+import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, CA_SECRET } from '../src/controller/serving-cert.ts';
 import { isRunning, readState, waitFor, type ClusterState } from './cluster/controlplane.ts';
 import { ensureExampleImageArchive } from './cluster/images/stand-in-image.ts';
 import { cgroupRoots } from './cluster/node/cgroups.ts';
@@ -428,10 +429,15 @@ describe('the operator on the node, from the built image', () => {
     expect(consoleLog.includes(clientSecret)).toBe(false);
   }, 300_000);
 
-  it('runs manifests/install, applied with kubectl after helm uninstall, the same way: Pods Ready, non-root, the Lease taken, tokens served', async () => {
+  it('runs manifests/install, applied with kubectl after helm uninstall, the same way: Pods Ready, non-root, the Lease taken, its own CA and serving certificate made, tokens served over TLS', async () => {
     await client.stopLoop();
     await helm(['uninstall', release, '-n', opNs]);
     await waitFor('the release\'s Pods gone', async () => (await core.listNamespacedPod({ namespace: opNs })).items.length === 0, 120_000, []);
+    // helm uninstall leaves the controller's CA and serving certificate (it did not make them): removed,
+    // manifests/install starts as on a new cluster and must make its own, while the client Pod (which
+    // reads its mounted bundle at each request) keeps running and gets the new CA from the kubelet.
+    const caBefore = (await core.readNamespacedConfigMap({ name: CA_BUNDLE_CONFIGMAP, namespace: appNs })).data?.[CA_BUNDLE_KEY];
+    await kubectl(['delete', 'secret', '-n', opNs, CA_SECRET, `${release}-token-tls`]);
     // The manifests name the image by the chart's appVersion: the same image, under that tag.
     const operator = parseAllDocuments(readFileSync(join(INSTALL_DIR, '02-operator.yaml'), 'utf8')).map((d) => d.toJS() as V1Deployment)
       .find((o) => o.kind === 'Deployment');
@@ -446,15 +452,26 @@ describe('the operator on the node, from the built image', () => {
     expect(pod?.spec?.containers.map((c) => [c.name, c.image])).toEqual([['controller', image], ['token-server', image]]);
     await expectHardened(pod ? [pod] : []);
     await leaseTakenBy(pod?.metadata?.name ?? 'none');
+    // Its own CA, published in the app's namespace, and a serving certificate it signed.
+    const caSecret = await core.readNamespacedSecret({ name: CA_SECRET, namespace: opNs });
+    const caNow = Buffer.from(caSecret.data?.[CA_BUNDLE_KEY] ?? '', 'base64').toString();
+    expect(caNow).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(caNow).not.toBe(caBefore);
+    await waitFor('the new CA bundle in the app\'s namespace', async () =>
+      (await core.readNamespacedConfigMap({ name: CA_BUNDLE_CONFIGMAP, namespace: appNs })).data?.[CA_BUNDLE_KEY] === caNow, 30_000, []);
+    const tls = await core.readNamespacedSecret({ name: `${release}-token-tls`, namespace: opNs });
+    expect(new X509Certificate(Buffer.from(tls.data?.['tls.crt'] ?? '', 'base64')).checkIssued(new X509Certificate(caNow))).toBe(true);
     // The token Service is a new one, with a new ClusterIP: the client reaches it once the node's
-    // Service rules have it and cluster DNS (5 s cache) no longer answers with the old address.
+    // Service rules have it and cluster DNS (5 s cache) no longer answers with the old address, and
+    // trusts it once the kubelet has updated the client's mounted bundle (its Pod sync, syncFrequency
+    // 10 s here, 1 minute by default).
     const applied = Date.now();
     let answer = await client.token();
-    while (answer.status !== 200 && Date.now() - applied < 15_000) {
+    while (answer.status !== 200 && Date.now() - applied < 150_000) {
       await sleep(250);
       answer = await client.token();
     }
-    console.log(`the first token through manifests/install's new Service ${seconds(applied)} after its Pods were Ready`);
+    console.log(`the first token through manifests/install's new Service, with its new CA, ${seconds(applied)} after its Pods were Ready`);
     expect(answer).toEqual({ status: 200 });
   }, 300_000);
 
