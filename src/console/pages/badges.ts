@@ -1,6 +1,6 @@
 /** Ready, as a badge with its reason when it is not True. */
 import type { ApiKey, Deployment } from '../../api/index.ts';
-import { getCondition } from '../../controller/conditions.ts';
+import { getCondition } from '../../api/conditions.ts';
 import { html, type Html } from '../html.ts';
 
 export function readyBadge(obj: ApiKey | Deployment): Html {
