@@ -7,6 +7,8 @@ export const Reason = {
   KeyIdConflict: 'KeyIdConflict',
   AudienceConflict: 'AudienceConflict',
   Expired: 'Expired',
+  ExpiresSoon: 'ExpiresSoon',
+  ExpiryNotNear: 'ExpiryNotNear',
   Created: 'Created',
   Rotated: 'Rotated',
   SecretRecreated: 'SecretRecreated',
