@@ -280,7 +280,7 @@ const CASES: [string, ChartCase][] = [
   ['a Grafana dashboard ConfigMap for the sidecar, holding files/grafana-dashboard.json', {
     values: { grafanaDashboard: { enabled: true, annotations: { grafana_folder: 'Platform' } } },
     check: (o) => {
-      const cm = findObject<{ metadata: KubeObject['metadata']; data: Record<string, string> }>(o, 'ConfigMap', `${F}-dashboard`);
+      const cm = findObject<{ metadata: KubeObject['metadata'] & { annotations?: Record<string, string> }; data: Record<string, string> }>(o, 'ConfigMap', `${F}-dashboard`);
       expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
       expect(cm.metadata.annotations).toEqual({ grafana_folder: 'Platform' });
       expect(Object.keys(cm.data)).toEqual(['apikey-operator.json']);
