@@ -21,14 +21,13 @@
  * The stage is kept in the condition's message, which lives in the status,
  * so a restart or a resync never repeats an event already recorded.
  */
+import { DEFAULT_EXPIRY_WARNINGS, EXPIRING_CONDITION } from '../api/names.ts';
 import { formatDuration, parseDuration } from '../shared/duration.ts';
 import type { Condition } from './conditions.ts';
 import { Reason } from './reasons.ts';
 
-export const EXPIRING = 'Expiring';
-
-/** --expiry-warnings' default: 30 days, 7 days and 1 day before spec.expiresAt. */
-export const DEFAULT_EXPIRY_WARNINGS = '720h,168h,24h';
+export { DEFAULT_EXPIRY_WARNINGS };
+export const EXPIRING = EXPIRING_CONDITION;
 
 export type ExpiringCondition = Pick<Condition, 'status' | 'reason' | 'message'>;
 

@@ -1,7 +1,6 @@
 /** Ready, as a badge with its reason when it is not True; a key's expiry, marked when it is near or past. */
-import type { ApiKey, Deployment } from '../../api/index.ts';
+import { EXPIRING_CONDITION, type ApiKey, type Deployment } from '../../api/index.ts';
 import { getCondition } from '../../controller/conditions.ts';
-import { EXPIRING } from '../../controller/expiry.ts';
 import { html, type Html } from '../html.ts';
 import { when } from './layout.ts';
 
@@ -20,7 +19,7 @@ export function expiryBadge(k: ApiKey, nowMs = Date.now()): Html {
   const at = k.spec.expiresAt;
   if (!at) return when(undefined, 'never');
   if (Date.parse(at) <= nowMs) return html`<span class="badge bad">Expired</span> ${when(at)}`;
-  const expiring = getCondition(k.status?.conditions, EXPIRING);
+  const expiring = getCondition(k.status?.conditions, EXPIRING_CONDITION);
   if (expiring?.status === 'True') return html`<span class="badge warn" title="${expiring.message}">Expires soon</span> ${when(at)}`;
   return when(at);
 }

@@ -9,9 +9,7 @@
  * Expiring=True. -o wide adds the exact time (EXPIRES AT).
  */
 import type { ApiKey } from '../../../api/index.ts';
-import { DEFAULT_GRACE_PERIOD, reportedSecretNameOf } from '../../../api/index.ts';
-import { getCondition } from '../../../controller/conditions.ts';
-import { EXPIRING } from '../../../controller/expiry.ts';
+import { DEFAULT_GRACE_PERIOD, EXPIRING_CONDITION, reportedSecretNameOf } from '../../../api/index.ts';
 import { LIST_FLAGS, stringFlag, type CommandDef, type Invocation } from '../command.ts';
 import { printListing, sortByNamespaceAndName, type Columns } from '../listing.ts';
 import { age, humanDuration } from '../output.ts';
@@ -45,7 +43,7 @@ export function expiresColumn(ak: ApiKey, now: number): string {
   const at = Date.parse(ak.spec.expiresAt);
   if (Number.isNaN(at)) return ak.spec.expiresAt;
   if (at <= now) return 'expired';
-  const soon = getCondition(ak.status?.conditions, EXPIRING)?.status === 'True';
+  const soon = ak.status?.conditions?.find((c) => c.type === EXPIRING_CONDITION)?.status === 'True';
   return `in ${humanDuration(at - now)}${soon ? ' (soon)' : ''}`;
 }
 
