@@ -10,10 +10,10 @@ import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } 
 import { parseExpiryWarnings } from '../controller/expiry.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
-import { loadTlsFiles } from '../token-server/tls.ts';
+import { loadTlsFiles, waitForTlsFiles } from '../token-server/tls.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
-  CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
+  CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, sizeFlag, TOKEN_SERVER_FLAGS, usage, UsageError,
 } from '../client/options.ts';
 
 const HELP = `Usage: apikey-operator <command> [flags]
@@ -114,6 +114,18 @@ async function main(argv: string[]): Promise<number> {
       if (!tokenServerServiceAccount !== !tokenServerTokenDir) {
         throw new UsageError('--token-server-service-account and --token-server-token-dir go together');
       }
+      const servingCertSecret = f['serving-cert-secret'] ?? '';
+      const servingCertNames = csv(f['serving-cert-dns-names']);
+      if (!servingCertSecret !== !servingCertNames.length) throw new UsageError('--serving-cert-secret and --serving-cert-dns-names go together');
+      const servingCert = servingCertSecret ? {
+        secretName: servingCertSecret,
+        dnsNames: servingCertNames,
+        validityMs: durationFlag('serving-cert-validity', f['serving-cert-validity'], 30_000),
+        caValidityMs: durationFlag('serving-ca-validity', f['serving-ca-validity'], 3600_000),
+      } : undefined;
+      if (servingCert && servingCert.validityMs * 3 > servingCert.caValidityMs) {
+        throw new UsageError('--serving-cert-validity must be at most a third of --serving-ca-validity: a serving certificate never outlives its CA');
+      }
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runController } = await import('../controller/main.ts');
       await runController({
@@ -137,6 +149,7 @@ async function main(argv: string[]): Promise<number> {
         federationIssuers: federationIssuersFlag(f['federation-issuers']),
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
+        servingCert,
       });
       return 0;
     }
@@ -150,6 +163,8 @@ async function main(argv: string[]): Promise<number> {
       if (!certFile !== !keyFile) throw new UsageError('--tls-cert-file and --tls-private-key-file go together');
       const tls = certFile ? { certFile, keyFile } : undefined;
       if (tls) {
+        // The controller (--serving-cert-secret) or cert-manager may not have written the mounted Secret yet.
+        await waitForTlsFiles(tls, (await import('../shared/log.ts')).createLogger({ level: f['log-level'], name: 'token-server' }));
         try {
           loadTlsFiles(tls);
         } catch (err) {
@@ -165,6 +180,12 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
       }
+      const auditPath = f['audit-log-path'] ?? '';
+      const auditLog = auditPath ? {
+        path: auditPath,
+        maxSizeBytes: sizeFlag('audit-log-maxsize', f['audit-log-maxsize']),
+        maxBackups: intFlag('audit-log-maxbackup', f['audit-log-maxbackup'], 0, 100_000),
+      } : undefined;
       // In sidecar mode the controller writes this container's token a moment after the pod starts.
       await waitForInClusterToken({ kubeconfig: f.kubeconfig });
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
@@ -185,6 +206,7 @@ async function main(argv: string[]): Promise<number> {
         tls,
         federationIssuers,
         federationCaPem,
+        auditLog,
       });
       return 0;
     }

@@ -45,6 +45,7 @@ export class TokenServerMetrics {
   private readonly lastUsed: Counter<'result'>;
   private readonly reviews: Counter<'review' | 'outcome'>;
   private readonly federationFetches: Counter<'document' | 'result'>;
+  private readonly audit: Counter<'result'>;
   private readonly observers = new Map<string, Observer>();
   private readonly issuedBy = new Map<string, Incrementer>();
   private readonly failuresBy = new Map<string, Incrementer>();
@@ -85,6 +86,11 @@ export class TokenServerMetrics {
       help: 'Token exchange reviews (review: token = TokenReview, access = SubjectAccessReview), by outcome; cached: answered from the short-lived cache',
       labelNames: ['review', 'outcome'], registers,
     });
+    this.audit = new Counter({
+      name: 'apikey_operator_audit_records_total',
+      help: 'Audit records of token requests, by result: written, or dropped because the audit log could not keep up or failed',
+      labelNames: ['result'], registers,
+    });
     this.federationFetches = new Counter({
       name: 'apikey_operator_federation_issuer_fetches_total',
       help: 'Fetches of the allowed federation issuers\' documents (document: discovery or jwks), by result', labelNames: ['document', 'result'], registers,
@@ -107,6 +113,10 @@ export class TokenServerMetrics {
     instrumentKubeRequests(client, this.registry);
   }
 
+
+  auditRecords(result: 'written' | 'dropped', count: number): void {
+    this.audit.inc({ result }, count);
+  }
 
   tokenIssued(grantType: string): void {
     bound(this.issuedBy, grantType, () => this.issued.labels({ grant_type: grantType })).inc();

@@ -20,7 +20,8 @@ import {
   InvalidRequest, MethodNotAllowed, OAuthError, SERVER_ERROR_BODY, UnsupportedGrantType,
 } from './oauth-errors.ts';
 import { bodyFormat, parseBody, single, type Params } from './params.ts';
-import { clientAddress } from './ratelimit.ts';
+import { clientAddress, unmapIPv4 } from './ratelimit.ts';
+import type { AuditNotes, AuditParty } from './audit.ts';
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024;
 const JSON_TYPE = 'application/json';
@@ -90,23 +91,39 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     }
   }
 
+  /** Who sent a request, for the audit log: the client through the trusted proxies, and its User-Agent. */
+  function auditParty(req: IncomingMessage): AuditParty {
+    return {
+      clientAddress: unmapIPv4(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for']) ?? '?'),
+      userAgent: req.headers['user-agent'],
+    };
+  }
+
+  /** fail(), and for the token path a refusal in the audit log with what the grant had established. */
+  function refuse(req: IncomingMessage, res: ServerResponse, route: Route, start: number, err: unknown, notes: AuditNotes = {}): void {
+    fail(res, route, start, err);
+    if (route === 'token') ctx.audit?.refused(auditParty(req), notes, err, Date.now());
+  }
+
   const tokenHeaders = { 'cache-control': 'no-store', pragma: 'no-cache' };
   const tokenRepeatable = new Set([...grants.values()].flatMap((g) => g.repeatable));
   const noneRepeatable = new Set<string>();
 
-  const token: PostHandler = (_req, res, info, params, start) => {
+  const token: PostHandler = (req, res, info, params, start) => {
     const grantType = single(params, 'grant_type');
     if (grantType === undefined) throw new InvalidRequest('the parameter grant_type is required', 'missing_parameter');
     const grant = grants.get(grantType);
     if (!grant) {
       throw new UnsupportedGrantType(`grant_type must be one of: ${[...grants.keys()].join(', ')}`);
     }
+    info.audit.grantType = grant.type;
     const done = (r: TokenResult) => {
       metrics.tokenIssued(grant.type);
       send(res, 'token', start, 200, r.body, tokenHeaders);
+      ctx.audit?.issued(auditParty(req), info.audit, r.claims, Date.now());
     };
     const result = grant.handle(ctx, info, params);
-    if (result instanceof Promise) result.then(done, (err: unknown) => fail(res, 'token', start, err));
+    if (result instanceof Promise) result.then(done, (err: unknown) => refuse(req, res, 'token', start, err, info.audit));
     else done(result);
   };
 
@@ -118,19 +135,19 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
   function post(req: IncomingMessage, res: ServerResponse, route: Route, start: number, handler: PostHandler,
     repeatable: ReadonlySet<string>): void {
     if (req.method !== 'POST') {
-      fail(res, route, start, new MethodNotAllowed(`use POST for ${route === 'token' ? PATHS.token : PATHS.introspect}`, ['POST']));
+      refuse(req, res, route, start, new MethodNotAllowed(`use POST for ${route === 'token' ? PATHS.token : PATHS.introspect}`, ['POST']));
       return;
     }
     const format = bodyFormat(req.headers['content-type']);
     if (!format) {
-      fail(res, route, start, req.headers['content-type'] === undefined
+      refuse(req, res, route, start, req.headers['content-type'] === undefined
         ? new InvalidRequest('a Content-Type of application/x-www-form-urlencoded or application/json is required', 'unsupported_media_type')
         : new InvalidRequest('the Content-Type must be application/x-www-form-urlencoded or application/json', 'unsupported_media_type', 415));
       return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
-      tooLarge(res, route, start);
+      tooLarge(req, res, route, start);
       return;
     }
     let first: Buffer | undefined;
@@ -142,7 +159,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
       size += c.length;
       if (size > limit) {
         over = true;
-        tooLarge(res, route, start);
+        tooLarge(req, res, route, start);
         return;
       }
       if (!first) first = c;
@@ -151,25 +168,26 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     req.on('end', () => {
       if (over) return;
       const body = chunks ? Buffer.concat(chunks) : (first ?? EMPTY);
+      const info: RequestInfo = {
+        authorization: req.headers.authorization,
+        address: clientAddress(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])),
+        nowMs: Date.now(),
+        audit: {},
+      };
       try {
         const params = parseBody(body, format);
         if (format === 'form') refuseRepeated(params, repeatable);
-        const info: RequestInfo = {
-          authorization: req.headers.authorization,
-          address: clientAddress(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])),
-          nowMs: Date.now(),
-        };
         handler(req, res, info, params, start);
       } catch (err) {
-        fail(res, route, start, err);
+        refuse(req, res, route, start, err, info.audit);
       }
     });
   }
 
-  function tooLarge(res: ServerResponse, route: Route, start: number): void {
+  function tooLarge(req: IncomingMessage, res: ServerResponse, route: Route, start: number): void {
     // Stop reading: the connection closes after this answer.
     if (!res.headersSent) res.setHeader('connection', 'close');
-    fail(res, route, start, new InvalidRequest(`the request body is larger than ${limit} bytes`, 'body_too_large', 413));
+    refuse(req, res, route, start, new InvalidRequest(`the request body is larger than ${limit} bytes`, 'body_too_large', 413));
   }
 
   /** False (after a 405) for a method other than GET or HEAD. */
@@ -228,7 +246,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
           send(res, 'other', start, 404, '{"error":"not_found"}');
       }
     } catch (err) {
-      fail(res, 'other', start, err);
+      refuse(req, res, path === PATHS.token ? 'token' : 'other', start, err);
     }
   }
 
@@ -237,7 +255,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     // Refuse an oversized body before the client sends it.
     if (Number(req.headers['content-length'] ?? 0) > limit) {
-      tooLarge(res, 'other', performance.now());
+      tooLarge(req, res, (req.url ?? '').split('?')[0] === PATHS.token ? 'token' : 'other', performance.now());
       return;
     }
     res.writeContinue();
