@@ -190,7 +190,9 @@ describe('the token server in the chart\'s sidecar mode', () => {
   let writer: RunningProcess | undefined;
   let sidecarServer: (RunningProcess & { url: string }) | undefined;
   beforeAll(async () => {
-    sidecar = await installOperatorIdentity({ tokenServerMode: 'sidecar' });
+    // A second release beside the first, both watching every namespace (which a real cluster never runs):
+    // without its policies, whose status-writes policy would refuse the first release's controller.
+    sidecar = await installOperatorIdentity({ tokenServerMode: 'sidecar', admissionPolicy: { enabled: false } });
     root = mkdtempSync(join(tmpdir(), 'sidecar-pod-'));
   });
   afterAll(async () => {

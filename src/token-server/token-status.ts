@@ -12,7 +12,8 @@
  *   (`deployment_uid`). The user's Kubernetes credential and RBAC are checked
  *   when the token is issued, not again: such tokens are short-lived instead;
  * - a federated token (client_id `federated:<namespace>/<name>`): its
- *   FederatedCredential still exists (the same object, by `cred_fp`), is not
+ *   FederatedCredential still exists (the same object with the same issuer,
+ *   audience, subject, claims and permissions, by `cred_fp`), is not
  *   being deleted, still trusts an issuer the server allows, and its
  *   Deployment is the one it was issued for (`deployment_uid`) and still
  *   exists;
