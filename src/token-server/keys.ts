@@ -52,11 +52,12 @@ export interface DeploymentEntry {
   /** spec.audiences; undefined or empty means the server's default audiences. */
   audiences: readonly string[] | undefined;
   /**
-   * Custom audiences of spec.audiences that another Deployment claimed first
-   * (api/claims.ts): no token is issued for them here, and no token of this
-   * Deployment that names one is live.
+   * Custom audiences of spec.audiences that this Deployment does not hold: no
+   * AudienceClaim names it (another Deployment holds them, or the controller
+   * has not claimed them yet; api/claims.ts). No token is issued for them
+   * here, and no token of this Deployment that names one is live.
    */
-  audiencesTaken: ReadonlySet<string>;
+  audiencesNotHeld: ReadonlySet<string>;
   maxTokenTtlMs: number;
 }
 
@@ -127,14 +128,14 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
   };
 }
 
-export function deploymentEntry(d: Deployment, audiencesTaken: readonly string[] = []): DeploymentEntry {
+export function deploymentEntry(d: Deployment, audiencesNotHeld: readonly string[] = []): DeploymentEntry {
   return {
     namespace: d.metadata.namespace ?? '',
     name: d.metadata.name ?? '',
     uid: d.metadata.uid ?? '',
     deleting: !!d.metadata.deletionTimestamp,
     audiences: d.spec?.audiences?.length ? d.spec.audiences : undefined,
-    audiencesTaken: new Set(audiencesTaken),
+    audiencesNotHeld: new Set(audiencesNotHeld),
     maxTokenTtlMs: Math.min(parseDuration(d.spec?.maxTokenTTL) ?? DAY_MS, DAY_MS),
   };
 }

@@ -1,15 +1,15 @@
 /**
  * The KeyStore of a running token server: watches on ApiKeys (indexed by
  * status.keyId), Deployments, FederatedCredentials (indexed by their
- * Deployment), and the one signing-keys Secret in the
+ * Deployment), the AudienceClaims and the one signing-keys Secret in the
  * operator's namespace, read with a field selector on its name (the only
  * Secret this program can read: RBAC gives it that resourceName and no
  * other). Each watch event recomputes the affected entries, so a refusal
  * (key deleted or not Ready, Deployment gone) applies from the next request.
  */
-import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
-import { APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
-import { audiencesClaimedByOthers, firstClaimant } from '../api/claims.ts';
+import type { ApiKey, AudienceClaim, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { APIKEYS, AUDIENCE_CLAIMS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import { audienceClaimName, audiencesNotHeld, firstClaimant } from '../api/claims.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import { keepAll, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
@@ -49,12 +49,16 @@ export class KubeKeyStore implements KeyStore {
   /** By `namespace/name`, with the CEL expression compiled once per watch event. */
   private readonly federated = new Map<string, FederatedEntry>();
   private readonly secretInformer: Informer<SecretObject>;
+  /** The AudienceClaims of the operator's namespace: who holds each custom audience (api/claims.ts). */
+  private readonly claimInformer: Informer<AudienceClaim>;
+  private readonly operatorNamespace: string;
   private readonly log: Logger;
   private readonly defaultAudiences: readonly string[];
 
   constructor(client: KubeClient, opts: KubeKeyStoreOptions) {
     this.log = opts.log;
     this.defaultAudiences = opts.defaultAudiences;
+    this.operatorNamespace = opts.operatorNamespace;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
     const crd = paths.groupVersion(GROUP, VERSION);
     // Field owners are most of a small object's size, kubectl apply's copy as large as the rest, and the token server reads neither.
@@ -70,6 +74,10 @@ export class KubeKeyStore implements KeyStore {
     this.secretInformer = new Informer<SecretObject>(client, {
       apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
       fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log,
+    });
+    this.claimInformer = new Informer<AudienceClaim>(client, {
+      apiPrefix: crd, plural: AUDIENCE_CLAIMS, namespaces: [opts.operatorNamespace], log: opts.log,
+      keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
 
     this.apiKeyInformer.addIndex(KEY_ID_INDEX, (ak) => (ak.status?.keyId ? [ak.status.keyId] : []));
@@ -100,6 +108,13 @@ export class KubeKeyStore implements KeyStore {
       this.refreshClaimants(d.spec?.audiences ?? []);
     });
 
+    // A claim made or released changes what every Deployment listing its audience holds.
+    const onClaim = (c: AudienceClaim, old?: AudienceClaim) =>
+      this.refreshClaimants([c.spec?.audience, old?.spec?.audience].filter((a): a is string => typeof a === 'string'));
+    this.claimInformer.on('add', onClaim);
+    this.claimInformer.on('update', onClaim);
+    this.claimInformer.on('delete', onClaim);
+
     this.federatedInformer.addIndex(DEPLOYMENT_INDEX, (fc) => [`${fc.metadata.namespace}/${fc.spec.deploymentRef.name}`]);
     const onFederated = (fc: FederatedCredential) => this.federated.set(objectKey(fc), federatedEntry(fc));
     this.federatedInformer.on('add', onFederated);
@@ -124,7 +139,7 @@ export class KubeKeyStore implements KeyStore {
   }
 
   private informers() {
-    return [this.apiKeyInformer, this.deploymentInformer, this.federatedInformer, this.secretInformer] as const;
+    return [this.apiKeyInformer, this.deploymentInformer, this.federatedInformer, this.secretInformer, this.claimInformer] as const;
   }
 
   /**
@@ -157,10 +172,10 @@ export class KubeKeyStore implements KeyStore {
     }
   }
 
-  /** Recomputes a Deployment's entry, with the custom audiences another Deployment claimed first. */
+  /** Recomputes a Deployment's entry, with the custom audiences it does not hold. */
   private refreshDeployment(d: Deployment): void {
-    const taken = audiencesClaimedByOthers(d, (aud) => this.deploymentInformer.byIndex(AUDIENCE_INDEX, aud), this.defaultAudiences);
-    this.deployments.set(objectKey(d), deploymentEntry(d, taken));
+    const notHeld = audiencesNotHeld(d, (aud) => this.claimInformer.get(this.operatorNamespace, audienceClaimName(aud)), this.defaultAudiences);
+    this.deployments.set(objectKey(d), deploymentEntry(d, notHeld));
   }
 
   private loadSigningKeys(s: SecretObject): void {
@@ -211,6 +226,7 @@ export class KubeKeyStore implements KeyStore {
       apikeys: this.apiKeyInformer.size,
       deployments: this.deploymentInformer.size,
       federatedcredentials: this.federatedInformer.size,
+      audienceclaims: this.claimInformer.size,
       key_ids: this.keys.size,
       signing_keys: this.signing.size,
     };
