@@ -27,7 +27,7 @@ import type { Caches } from './caches.ts';
 import { reconcileDeployment } from './deployment.ts';
 import { FederatedCredentialReconciler } from './federated-credential.ts';
 import { Reason } from './reasons.ts';
-import { reconcileSigningKeys } from './signing.ts';
+import { reconcileSigningKeys, SigningKeyMemory } from './signing.ts';
 import { apiKeyWrites, audienceClaimWrites, deploymentStatusWrite, federatedCredentialWrites, type WriteHooks } from './writes.ts';
 
 /** How long a Deployment's key count waits for more of a burst. */
@@ -59,6 +59,8 @@ export interface OperatorControllers {
   all: Controller[];
   /** Enqueues every object in the caches (on becoming leader, and at each resync). */
   enqueueAll: () => void;
+  /** Why the signing-keys Secret is unusable, while it is (SigningKeyMemory). */
+  signingKeysProblem: () => string | undefined;
 }
 
 const splitKey = (key: string) => key.split('/') as [string, string];
@@ -140,12 +142,14 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
     },
   } });
 
+  const signingMemory = new SigningKeyMemory();
   const signingKeys = new Controller({ ...common, name: 'SigningKeys', workers: 1, processor: {
     process: async () => ({
       requeueAfterMs: await reconcileSigningKeys({
         client, namespace: caches.operatorNamespace, policy: deps.signingPolicy, log,
         beforeWrite: deps.beforeWrite,
         cached: () => caches.signingKeys(),
+        memory: signingMemory,
         onRotated: (note, s) => recorder.emit(s, 'Normal', Reason.SigningKeysRotated, 'RotateSigningKeys', note),
         onInvalid: (note, s) => recorder.emit(s, 'Warning', Reason.SigningKeysInvalid, 'RotateSigningKeys', note),
       }),
@@ -211,11 +215,13 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   caches.audienceClaims.on('add', onClaim);
   caches.audienceClaims.on('update', onClaim);
   caches.audienceClaims.on('delete', onClaim);
-  caches.signingSecret.on('update', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
+  caches.signingSecret.on('add', (s) => signingMemory.observe(s));
+  caches.signingSecret.on('update', (s) => { signingMemory.observe(s); signingKeys.enqueue(SIGNING_KEYS_KEY); });
   caches.signingSecret.on('delete', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
 
   return {
     apiKeys, deployments, federatedCredentials, signingKeys, audienceClaims,
+    signingKeysProblem: () => signingMemory.problem,
     all: [apiKeys, deployments, federatedCredentials, signingKeys, audienceClaims],
     enqueueAll: () => {
       signingKeys.enqueue(SIGNING_KEYS_KEY);

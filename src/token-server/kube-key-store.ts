@@ -124,9 +124,11 @@ export class KubeKeyStore implements KeyStore {
     const onSecret = (s: SecretObject) => this.loadSigningKeys(s);
     this.secretInformer.on('add', onSecret);
     this.secretInformer.on('update', onSecret);
+    // A deleted Secret costs no key: the last good ones sign and verify until the controller writes
+    // the Secret again (it restores the keys it had), so no live token dies and no key signs unpublished.
     this.secretInformer.on('delete', () => {
-      this.log.warn(`the signing keys Secret ${SIGNING_KEYS_SECRET} was deleted; not signing until the controller writes a new one`);
-      this.signing.update(undefined);
+      this.signing.problem = 'deleted';
+      this.log.error({ keys: this.signing.size }, `the signing keys Secret ${SIGNING_KEYS_SECRET} was deleted; keeping the keys in memory`);
     });
   }
 
@@ -188,7 +190,8 @@ export class KubeKeyStore implements KeyStore {
       // Keep signing with the last good keys; the controller replaces a malformed Secret. V8's
       // SyntaxError quotes the JSON it failed on, which would be private keys: never log it.
       const why = err instanceof SyntaxError ? 'not valid JSON' : (err as Error).message;
-      this.log.error({ why }, `the signing keys Secret ${SIGNING_KEYS_SECRET} is malformed; keeping the previous keys`);
+      this.signing.problem = `malformed: ${why}`;
+      this.log.error({ why, keys: this.signing.size }, `the signing keys Secret ${SIGNING_KEYS_SECRET} is malformed; keeping the previous keys`);
     }
   }
 

@@ -78,7 +78,9 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
   const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
-  const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
+  const metrics = new TokenServerMetrics({
+    sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready, signingKeysProblem: () => store.signing.problem,
+  }, deps.defaultMetrics ?? true);
   if (client) metrics.instrument(client);
   const reviewer = deps.reviewer ?? (client
     ? new KubeReviewer({
