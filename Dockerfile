@@ -40,7 +40,7 @@ USER 65532:65532
 # bursts allocate fast: by default V8 sizes the young generation from the machine's memory (up to
 # 128 MB on a 24 GB machine), lets the heap grow to several times what is live, and keeps it. A 2 MB
 # semi-space, a heap that grows by 20% over what is live, and V8's optimize-for-size mode keep the
-# controller with 10,000 keys at about 130 MB instead of 549 (README, "Ten thousand keys"). None of
+# controller with 10,000 keys at about 130 MB instead of 549 (docs/development/benchmarks.md, "Ten thousand keys"). None of
 # them caps the heap: it still grows to whatever is live. They cost CPU (about 40% more for the
 # controller's reconciles). --heap-growing-percent and --optimize-for-size are refused in
 # NODE_OPTIONS, so the flags are here; the bench starts the programs with the flags it reads here.

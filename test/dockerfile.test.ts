@@ -20,7 +20,7 @@ import { objectsOfKind, renderChart } from './support/helm.ts';
 import { ROOT } from './support/paths.ts';
 
 const exec = promisify(execFile);
-/** V8's heap sizing, which the image starts the programs with (README, "Ten thousand keys"). */
+/** V8's heap sizing, which the image starts the programs with (docs/development/benchmarks.md, "Ten thousand keys"). */
 const NODE_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=20', '--optimize-for-size'];
 const stages = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
 const ignore = parseDockerIgnore(readFileSync(join(ROOT, '.dockerignore'), 'utf8'));

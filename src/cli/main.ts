@@ -13,7 +13,7 @@ import { loadTlsFiles } from '../token-server/tls.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import {
   CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
-} from './options.ts';
+} from '../client/options.ts';
 
 const HELP = `Usage: apikey-operator <command> [flags]
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONSOLE_FLAGS, IN_CLUSTER_CONSOLE_FLAGS, parseFlags, UsageError } from '../cli/options.ts';
+import { CONSOLE_FLAGS, IN_CLUSTER_CONSOLE_FLAGS, parseFlags, UsageError } from '../client/options.ts';
 import { apiserverOf, bearerKubeConfig, CLIENT_SECRET_ENV, IN_CLUSTER_CA_FILE, inClusterSettings, isInClusterMode } from './in-cluster-options.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'console-options-'));

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { KubeConfig } from '../kube/kubeconfig.ts';
-import { CLIENT_SECRET_ENV, csv, UsageError } from '../cli/options.ts';
+import { CLIENT_SECRET_ENV, csv, UsageError } from '../client/options.ts';
 import type { OidcSettings } from './oidc.ts';
 
 export { CLIENT_SECRET_ENV };
@@ -15,7 +15,7 @@ export { CLIENT_SECRET_ENV };
 /** Where a pod's ServiceAccount CA would be: also where the chart mounts the kube-root-ca.crt ConfigMap. */
 export const IN_CLUSTER_CA_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
 
-// The flags themselves are in src/cli/options.ts (IN_CLUSTER_CONSOLE_FLAGS), with the console's others.
+// The flags themselves are in src/client/options.ts (IN_CLUSTER_CONSOLE_FLAGS), with the console's others.
 
 /** The path the identity provider redirects back to, under the public URL. */
 export const CALLBACK_PATH = '/auth/callback';

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { KubeConfig } from '../kube/kubeconfig.ts';
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../cli/options.ts';
+import { UsageError } from '../client/options.ts';
 import { consoleTokenUrl, isLoopbackHost, kubeconfigBearerToken, LocalSignIn } from './local.ts';
 
 function kubeconfig(user: Record<string, unknown>): KubeConfig {

@@ -7,8 +7,8 @@
  * DNS name is re-pointed at 127.0.0.1 (DNS rebinding) cannot drive it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tokenEndpoint } from '../cli/plugin/oauth.ts';
-import { UsageError } from '../cli/options.ts';
+import { tokenEndpoint } from '../client/oauth.ts';
+import { UsageError } from '../client/options.ts';
 import { KubeClient } from '../kube/client.ts';
 import type { KubeConfig } from '../kube/kubeconfig.ts';
 import { html } from './html.ts';

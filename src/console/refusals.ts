@@ -4,7 +4,7 @@
  * that the cluster cannot be reached. Never a stack trace, never a response
  * body (KubeError messages are redacted already).
  */
-import { admissionDenial, isKubeError, oneLine } from '../cli/plugin/errors.ts';
+import { admissionDenial, isKubeError, oneLine } from '../client/errors.ts';
 
 /** What the console was doing: `create` `ApiKeys` in `team-a`. */
 export interface Attempt {

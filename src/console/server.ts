@@ -9,8 +9,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Deployment } from '../api/index.ts';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../api/index.ts';
-import { PluginError } from '../cli/plugin/errors.ts';
-import { requestToken, requireSafeTransport } from '../cli/plugin/oauth.ts';
+import { PluginError } from '../client/errors.ts';
+import { requestToken, requireSafeTransport } from '../client/oauth.ts';
 import type { Logger } from '../shared/log.ts';
 import { SCRIPT, STYLE } from './assets.ts';
 import type { Html } from './html.ts';

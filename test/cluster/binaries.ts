@@ -10,7 +10,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -236,7 +236,68 @@ async function ensureBuilt(modules: BinaryModule[], { what, coldTime, command }:
   log(`Building ${what} with ${go}. The binaries are cached in ${cacheRoot()}; ` +
     `the first build takes ${coldTime} on 2 cores, later runs reuse it.`);
   for (const m of todo) {
-    await buildModule(m, log);
+    await buildOnce(m, log);
+  }
+}
+
+/**
+ * Builds a module unless another process is building it already, in which case it waits for that
+ * build: several test runs started at once on a cold cache (a developer's parallel worktrees) would
+ * otherwise each compile the same ~2,000 packages. The lock is a directory made atomically beside the
+ * cache entry, holding the builder's pid; a lock whose process is gone is stale and taken over.
+ */
+async function buildOnce(m: BinaryModule, log: (line: string) => void): Promise<void> {
+  const lock = `${moduleCacheDir(m)}.lock`;
+  let told = false;
+  for (;;) {
+    if (isBuilt(m)) return;
+    try {
+      mkdirSync(lock);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(readText(join(lock, 'pid')));
+      // No pid a minute after the lock was made: its maker died between the two steps.
+      if (holder > 0 ? !pidAlive(holder) : Date.now() - mtimeMs(lock) > 60_000) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (!told) log(`[${m.name} ${m.version}] another process (pid ${holder || '?'}) is building it; waiting for that build`);
+      told = true;
+      await new Promise((r) => setTimeout(r, 2_000));
+      continue;
+    }
+    try {
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      if (!isBuilt(m)) await buildModule(m, log);
+      return;
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function mtimeMs(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

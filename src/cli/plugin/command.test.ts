@@ -3,7 +3,7 @@ import { parseCommandLine } from './command.ts';
 import { createCommand } from './commands/create.ts';
 import { listCommand } from './commands/list.ts';
 import { rotateCommand } from './commands/rotate.ts';
-import { PluginUsageError } from './errors.ts';
+import { PluginUsageError } from '../../client/errors.ts';
 import { splitCommand } from './index.ts';
 
 describe('splitCommand finds the command word among kubectl\'s flags', () => {

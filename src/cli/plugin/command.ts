@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { formatDuration, parseDuration } from '../../shared/duration.ts';
-import { PluginUsageError } from './errors.ts';
+import { PluginUsageError } from '../../client/errors.ts';
 import type { OutputFormat, OutputKind } from './output.ts';
 import type { Session } from './session.ts';
 

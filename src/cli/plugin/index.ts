@@ -17,7 +17,7 @@ import { listCommand } from './commands/list.ts';
 import { rotateCommand } from './commands/rotate.ts';
 import { tokenCommand } from './commands/token.ts';
 import { versionCommand } from './commands/version.ts';
-import { EXIT_FAILURE, EXIT_USAGE, oneLine, PluginError, PluginUsageError } from './errors.ts';
+import { EXIT_FAILURE, EXIT_USAGE, oneLine, PluginError, PluginUsageError } from '../../client/errors.ts';
 import { outputFormat } from './output.ts';
 import type { Session } from './session.ts';
 

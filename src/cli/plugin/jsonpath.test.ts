@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PluginUsageError } from './errors.ts';
+import { PluginUsageError } from '../../client/errors.ts';
 import { renderJsonPath } from './jsonpath.ts';
 
 const list = {

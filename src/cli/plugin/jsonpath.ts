@@ -13,7 +13,7 @@
  * @example
  *   renderJsonPath('{range .items[*]}{.metadata.name}{"\n"}{end}', list)
  */
-import { PluginUsageError } from './errors.ts';
+import { PluginUsageError } from '../../client/errors.ts';
 
 type Literal = string | number | boolean | null;
 type Segment =

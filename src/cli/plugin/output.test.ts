@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { age, formatNames, formatStructured, formatTable, humanDuration, outputFormat, timeAndDistance, withoutManagedFields } from './output.ts';
-import { PluginUsageError } from './errors.ts';
+import { PluginUsageError } from '../../client/errors.ts';
 
 const S = 1000;
 const M = 60 * S;

@@ -6,7 +6,7 @@
  * managedFields, as kubectl does.
  */
 import { stringify } from 'yaml';
-import { PluginUsageError } from './errors.ts';
+import { PluginUsageError } from '../../client/errors.ts';
 import { parseJsonPath, renderJsonPath } from './jsonpath.ts';
 
 /** The value of -o; `jsonpath=TEMPLATE` carries its template. */

@@ -11,7 +11,7 @@ import { APIKEYS, credentialsOf, DEPLOYMENTS, GROUP, reportedSecretNameOf, VERSI
 import { isNotFound, KubeClient, paths, type KubeList } from '../../kube/client.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig } from '../../kube/config.ts';
 import { secretMatchesHash } from '../../keys/format.ts';
-import { kubeFailure, PluginError, PluginUsageError, type ClusterInfo, type KubeAction } from './errors.ts';
+import { kubeFailure, PluginError, PluginUsageError, type ClusterInfo, type KubeAction } from '../../client/errors.ts';
 import { APIKEY_RESOURCE, DEPLOYMENT_RESOURCE, type StoredCredentials } from './resources.ts';
 
 export interface ConnectionFlags {

@@ -4,8 +4,8 @@
  * stdout, opens a browser unless --no-open, and runs until Ctrl-C.
  */
 import { stringFlag, type CommandDef, type Invocation } from '../command.ts';
-import { PluginUsageError } from '../errors.ts';
-import { TOKEN_URL_ENV, tokenEndpoint } from '../oauth.ts';
+import { PluginUsageError } from '../../../client/errors.ts';
+import { TOKEN_URL_ENV, tokenEndpoint } from '../../../client/oauth.ts';
 
 async function consoleCommand(inv: Invocation): Promise<number> {
   const portText = stringFlag(inv.values, 'port') ?? '0';

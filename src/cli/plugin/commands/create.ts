@@ -8,7 +8,7 @@
 import type { ApiKey, ApiKeySpec, Permission } from '../../../api/index.ts';
 import { API_VERSION, isPermission, PERMISSIONS, reportedSecretNameOf } from '../../../api/index.ts';
 import { durationFlag, stringFlag, type CommandDef, type Invocation } from '../command.ts';
-import { PluginError, PluginUsageError } from '../errors.ts';
+import { PluginError, PluginUsageError } from '../../../client/errors.ts';
 import { formatStructured } from '../output.ts';
 import { ONLY_TIME_WARNING, printCredentials } from '../print-credentials.ts';
 import { pollUntil, startProgress } from '../progress.ts';

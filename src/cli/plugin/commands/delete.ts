@@ -10,7 +10,7 @@
 import { createInterface } from 'node:readline/promises';
 import { reportedSecretNameOf, type ApiKey } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
-import { PluginError, PluginUsageError } from '../errors.ts';
+import { PluginError, PluginUsageError } from '../../../client/errors.ts';
 import { APIKEY_RESOURCE } from '../resources.ts';
 import type { Session } from '../session.ts';
 

@@ -7,7 +7,7 @@
 import type { ApiKey } from '../../../api/index.ts';
 import { DEFAULT_GRACE_PERIOD, DEFAULT_TOKEN_TTL, reportedSecretNameOf, SECRET_KEYS } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
-import { PluginError } from '../errors.ts';
+import { PluginError } from '../../../client/errors.ts';
 import { age, formatStructured, formatTable, timeAndDistance, withoutManagedFields } from '../output.ts';
 import type { Session } from '../session.ts';
 

@@ -7,7 +7,7 @@
 import type { ApiKey } from '../../../api/index.ts';
 import { ROTATE_ANNOTATION } from '../../../api/index.ts';
 import { durationFlag, type CommandDef, type Invocation } from '../command.ts';
-import { PluginError, PluginUsageError } from '../errors.ts';
+import { PluginError, PluginUsageError } from '../../../client/errors.ts';
 import { formatStructured, timeAndDistance } from '../output.ts';
 import { ONLY_TIME_WARNING, printCredentials } from '../print-credentials.ts';
 import { pollUntil, startProgress } from '../progress.ts';

@@ -9,12 +9,12 @@
  * SubjectAccessReview, so only a bearer token can be exchanged.
  */
 import { stringFlag, type CommandDef, type Invocation } from '../command.ts';
-import { PluginError, PluginUsageError } from '../errors.ts';
+import { PluginError, PluginUsageError } from '../../../client/errors.ts';
 import { formatStructured } from '../output.ts';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../../api/index.ts';
 import {
   PORT_FORWARD_HINT, requestToken, requireSafeTransport, TOKEN_URL_ENV, tokenEndpoint, type TokenResponse,
-} from '../oauth.ts';
+} from '../../../client/oauth.ts';
 import { readyOf } from '../resources.ts';
 import type { Session } from '../session.ts';
 

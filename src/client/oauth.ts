@@ -1,9 +1,11 @@
 /**
- * The plugin's OAuth client for the token endpoint: a form POST (client
- * credentials with HTTP Basic, or an RFC 8693 token exchange), the token
- * response, and errors that say what the server answered, or why it could
- * not be reached and how to reach it from outside the cluster. No error
- * message ever holds the secret or a token.
+ * The OAuth client of the token endpoint that the kubectl plugin and the
+ * console share: a form POST (client credentials with HTTP Basic, or an RFC
+ * 8693 token exchange), the token response, the rule that a Kubernetes
+ * credential travels only over HTTPS or to this machine, and errors that say
+ * what the server answered, or why it could not be reached and how to reach
+ * it from outside the cluster. No error message ever holds the secret or a
+ * token.
  */
 import { PluginError, PluginUsageError } from './errors.ts';
 

@@ -1,6 +1,9 @@
 /**
- * Flags of the programs. Every flag has an environment variable
- * (APIKEY_OPERATOR_<FLAG>), shown in --help; a flag on the command line wins.
+ * Flags of the programs (controller, token server, console) and their
+ * parsing, which the CLI and the console share. Every flag has an environment
+ * variable (APIKEY_OPERATOR_<FLAG>), shown in --help; a flag on the command
+ * line wins. docs/reference/flags.md is generated from these tables
+ * (npm run docs:generate).
  */
 import { parseArgs } from 'node:util';
 

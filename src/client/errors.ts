@@ -1,10 +1,11 @@
 /**
- * The plugin's errors: one clear line for the user, an exit code (1: the
- * operation failed, 2: the command line was wrong), never a stack trace and
- * never a secret. Kubernetes errors are turned into sentences that name what
- * was refused (verb, resource, namespace) and what to try next.
+ * The errors of the two user interfaces, the kubectl plugin (whose exit codes
+ * they carry: 1, the operation failed; 2, the command line was wrong) and the
+ * console (which shows them as pages): one clear line for the user, never a
+ * stack trace and never a secret. Kubernetes errors are turned into sentences
+ * that name what was refused (verb, resource, namespace) and what to try next.
  */
-import type { KubeError } from '../../kube/client.ts';
+import type { KubeError } from '../kube/client.ts';
 
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;

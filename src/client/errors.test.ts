@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KubeError } from '../../kube/client.ts';
+import { KubeError } from '../kube/client.ts';
 import { admissionDenial, kubeFailure } from './errors.ts';
 
 const CLUSTER = { server: 'https://127.0.0.1:6443', context: 'dev' };
