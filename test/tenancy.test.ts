@@ -140,10 +140,6 @@ describe('a custom audience, first come first served by the time of the claim', 
     await createApiKey(victim.name, 'payments-ci', { deploymentRef: { name: 'payments' } });
     const owner = await keyOf(victim.name, 'payments-ci', X);
     const ownerToken = await issued(server, owner);
-    // The claim is an object the apiserver holds, naming team B's Deployment.
-    const claims = await adminClient().get<{ items: AudienceClaim[] }>(`/apis/apikeys.dev/v1alpha1/namespaces/${identity.namespace}/audienceclaims`);
-    expect(claims.items.filter((c) => c.spec.audience === X).map((c) => c.spec.holder))
-      .toEqual([{ namespace: victim.name, name: 'payments', uid: (await getDeployment(victim.name, 'payments'))!.metadata.uid }]);
 
     // Team A adds X to its older Deployment.
     const thiefKey = await keyOf(evil.name, 'old-ci', X);
@@ -173,6 +169,10 @@ describe('a custom audience, first come first served by the time of the claim', 
     expect((await byAudience(ownerToken, X)).status).toBe(200);
     expect((await authz(server, ownerToken, 'deploy', `${victim.name}/payments`)).status).toBe(200);
     expect((await requestToken(server, owner)).status).toBe(200);
+    // The claim is an object the apiserver holds, naming team B's Deployment.
+    const claims = await adminClient().get<{ items: AudienceClaim[] }>(`/apis/apikeys.dev/v1alpha1/namespaces/${identity.namespace}/audienceclaims`);
+    expect(claims.items.filter((c) => c.spec.audience === X).map((c) => c.spec.holder))
+      .toEqual([{ namespace: victim.name, name: 'payments', uid: (await getDeployment(victim.name, 'payments'))!.metadata.uid }]);
   });
 
   it('ends the tokens its Deployment minted for it once the Deployment stops listing it, at /authz and introspection at once', async () => {
