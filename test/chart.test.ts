@@ -155,7 +155,7 @@ const CASES: [string, ChartCase][] = [
     expect(flag(ts, 'issuer')).toBe(`https://${F}-token.${NS}.svc:8080`);
     expect(flag(ctl, 'serving-cert-secret')).toBe(`${F}-token-tls`);
     expect(flag(ctl, 'serving-cert-dns-names')).toBe(
-      [`${F}-token`, `${F}-token.${NS}`, `${F}-token.${NS}.svc`, `${F}-token.${NS}.svc.cluster.local`].join(','));
+      [`${F}-token`, `${F}-token.${NS}`, `${F}-token.${NS}.svc`, `${F}-token.${NS}.svc.cluster.local`, 'localhost', '127.0.0.1'].join(','));
     expect([flag(ctl, 'serving-cert-validity'), flag(ctl, 'serving-ca-validity')]).toEqual(['720h', '87600h']);
     expect([flag(ts, 'tls-cert-file'), flag(ts, 'tls-private-key-file')]).toEqual(['/etc/apikey-operator/tls/tls.crt', '/etc/apikey-operator/tls/tls.key']);
     expect(pod?.volumes?.find((v) => v.name === 'token-tls')?.secret).toEqual({ secretName: `${F}-token-tls`, optional: true });
