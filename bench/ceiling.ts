@@ -5,7 +5,10 @@
  * A new key costs four: patch the ownerReference (a merge patch with the
  * resourceVersion), create the Secret, apply the status (Ready, with the
  * resourceVersion), create the event. The benches set the controller's time
- * to all Ready against this, measured in the same run.
+ * to all Ready against this, measured in the same run. With `withCreates`
+ * the ApiKeys' own creates are timed too, each just before its key's four
+ * requests: the whole load of the controller's run, whose clock starts at the
+ * first create and whose creates compete with its writes.
  */
 import type { KubeClient } from '../src/kube/client.ts';
 import { pool } from './support.ts';
@@ -19,15 +22,17 @@ export const CEILING_REQUESTS = [
 type Key = { metadata: { name: string; uid: string; resourceVersion: string } };
 
 /** Creates the namespace, a Deployment and `n` ApiKeys, then times the controller's requests for them; milliseconds. */
-export async function ceilingMs(c: KubeClient, ns: string, n: number, concurrency: number): Promise<number> {
+export async function ceilingMs(c: KubeClient, ns: string, n: number, concurrency: number, opts: { withCreates?: boolean } = {}): Promise<number> {
   await c.create('/api/v1/namespaces', { metadata: { name: ns } });
   const dep = await c.create<{ metadata: { uid: string } }>(`${GROUP_PATH}/${ns}/deployments`,
     { apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} });
   const keys: Key[] = [];
-  await pool(n, concurrency, async (i) => { keys[i] = await c.create(`${GROUP_PATH}/${ns}/apikeys`, {
-    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: 'd' } } }); });
+  const create = async (i: number) => { keys[i] = await c.create(`${GROUP_PATH}/${ns}/apikeys`, {
+    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: 'd' } } }); };
+  if (!opts.withCreates) await pool(n, concurrency, create);
   const t0 = performance.now();
   await pool(n, concurrency, async (i) => {
+    if (opts.withCreates) await create(i);
     const ak = keys[i]!;
     const path = `${GROUP_PATH}/${ns}/apikeys/${ak.metadata.name}`;
     const owned = await c.mergePatch<Key>(path, { metadata: { resourceVersion: ak.metadata.resourceVersion,
