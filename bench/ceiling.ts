@@ -44,7 +44,8 @@ export async function ceilingMs(c: KubeClient, ns: string, n: number, concurrenc
     await c.apply(`${path}/status`, { apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
       metadata: { name: ak.metadata.name, resourceVersion: owned.metadata.resourceVersion },
       status: { keyId: 'ak_x', secretHash: 'sha256:x', secretName: ak.metadata.name, observedGeneration: 1,
-        conditions: [{ type: 'Ready', status: 'True', reason: 'SecretReady', message: 'm', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }] } },
+        conditions: ([['Ready', 'True'], ['Reconciling', 'False'], ['Stalled', 'False']] as const).map(([type, status]) => (
+          { type, status, reason: 'SecretReady', message: 'm', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 })) } },
     'apikey-operator');
     await c.create(`/apis/events.k8s.io/v1/namespaces/${ns}/events`, { apiVersion: 'events.k8s.io/v1', kind: 'Event',
       metadata: { name: `${ak.metadata.name}.${i}` }, eventTime: new Date().toISOString().replace('Z', '000Z'), reportingController: 'bench',

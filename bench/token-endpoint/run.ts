@@ -13,14 +13,14 @@
  * the comparison. Results go to stdout as a Markdown table (paste into
  * README.md) and as JSON.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon, { type Request, type Result } from 'autocannon';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { AUDIENCE, ISSUER, makeData, writeData, type BenchData } from './data.ts';
+import { AUDIENCE, ISSUER, makeData, startPinnedServer, writeData, type BenchData } from './data.ts';
 
 const { values } = parseArgs({
   options: {
@@ -62,18 +62,7 @@ function requests(data: BenchData, format: 'json' | 'form'): Request[] {
 }
 
 function startServer(file: string, dataFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('taskset', ['-c', '0', process.execPath, join(import.meta.dirname, 'servers', file), dataFile], {
-    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' },
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /READY (\d+)/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]) });
-    });
-    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}: ${out}`)));
-  });
+  return startPinnedServer(join(import.meta.dirname, 'servers', file), [dataFile]);
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {

@@ -89,12 +89,12 @@ import { credentialsSecret, DEFAULT_GRACE_PERIOD, readCredential, ROTATE_ANNOTAT
 import { firstClaimant } from '../api/claims.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
-import { isAlreadyExists } from '../kube/client.ts';
+import { isAlreadyExists, KubeError } from '../kube/client.ts';
 import type { ProcessResult } from '../kube/controller.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
 import { parseDuration } from '../shared/duration.ts';
-import { getCondition, sameStatus, setCondition, type Condition } from './conditions.ts';
+import { getCondition, sameStatus, setReadyConditions, type ReadyState } from './conditions.ts';
 import { Reason } from './reasons.ts';
 import { createdMetadataLeft, isControlledBy, secretUpToDate } from './secret.ts';
 
@@ -198,7 +198,7 @@ function rotationScheduled(st: KeyState): boolean {
   return !st.expired && everyMs !== undefined && !Number.isNaN(since) && since + everyMs <= st.now.getTime();
 }
 
-type Ready = Pick<Condition, 'status' | 'reason' | 'message'>;
+type Ready = ReadyState;
 
 /** Between a first creation's status write and its Secret write. */
 const ISSUING: Ready = { status: 'Unknown', reason: Reason.Issuing, message: 'Writing the credentials Secret' };
@@ -317,7 +317,7 @@ export class ApiKeyReconciler {
     st.status.keyId ??= generateKeyId();
     if (st.annotation !== undefined) st.status.rotateAnnotation = st.annotation;
     let ak = st.ak;
-    if (claimed || st.secret || !(await this.createFirstSecret(st))) ak = await this.writeNewSecret(st, { issuing: true });
+    if (claimed || st.secret || !(await this.createFirstSecretOrSay(st))) ak = await this.writeNewSecret(st, { issuing: true });
     ak = await this.writeStatus(ak, st.status, st.now, readyCondition(st.expired));
     if (st.secret) {
       this.writes.event(ak, 'Warning', Reason.SecretModified, 'RecreateSecret',
@@ -327,6 +327,24 @@ export class ApiKeyReconciler {
       this.writes.event(ak, 'Normal', Reason.Created, 'CreateSecret', `Created Secret ${st.secretName} with key id ${st.status.keyId}`);
     }
     return ak;
+  }
+
+  /**
+   * `createFirstSecret`, and when the apiserver refuses the create (a
+   * ResourceQuota, a webhook), a status that says so (Issuing, the status
+   * otherwise as it was, naming no key id) before the pass fails and is
+   * retried. Only the HTTP status and reason: a webhook's message may echo
+   * the Secret.
+   */
+  private async createFirstSecretOrSay(st: KeyState): Promise<boolean> {
+    try {
+      return await this.createFirstSecret(st);
+    } catch (err) {
+      if (!(err instanceof KubeError)) throw err;
+      await this.writeStatus(st.ak, st.ak.status, st.now, { status: 'Unknown', reason: Reason.Issuing,
+        message: `The apiserver refused to create Secret ${st.secretName} (${err.status} ${err.reason}); retrying` });
+      throw err;
+    }
   }
 
   /**
@@ -450,8 +468,9 @@ export class ApiKeyReconciler {
   }
 
   /**
-   * Writes the status when it differs from what is stored; emits an event
-   * when the Ready condition's reason changes into a failure.
+   * Writes the status when it differs from what is stored, with the kstatus
+   * conditions that `ready` implies (conditions.ts); emits an event when the
+   * Ready condition's reason changes into a failure.
    */
   private async writeStatus(ak: ApiKey, base: ApiKeyStatus | undefined, now: Date, ready: Ready): Promise<ApiKey> {
     const status: ApiKeyStatus = { ...ownedStatus(base) };
@@ -459,9 +478,7 @@ export class ApiKeyReconciler {
     status.secretName = secretNameOf(ak);
     if (ak.spec.expiresAt) status.expiresAt = ak.spec.expiresAt; else delete status.expiresAt;
     const before = getCondition(ak.status?.conditions, 'Ready');
-    status.conditions = setCondition(ak.status?.conditions, {
-      type: 'Ready', ...ready, observedGeneration: ak.metadata.generation,
-    }, now);
+    status.conditions = setReadyConditions(ak.status?.conditions, ready, ak.metadata.generation, now);
     if (sameStatus(status, ownedStatus(ak.status))) return ak;
     const updated = await this.writes.applyStatus(ak, status);
     if (before?.reason !== ready.reason && ready.status === 'False') {

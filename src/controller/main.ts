@@ -18,6 +18,7 @@ import { operatorControllers } from './controllers.ts';
 import { startHealthServer } from './health.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { clusterCaPem, TokenServerIdentity } from './token-server-identity.ts';
+import type { ServingCertPolicy } from './serving-cert.ts';
 
 export interface ControllerOptions {
   kc: KubeConfigLike;
@@ -40,6 +41,8 @@ export interface ControllerOptions {
   federationIssuers?: string[];
   /** Sidecar mode: write the token server's own ServiceAccount token into `dir` (token-server-identity.ts). */
   tokenServerIdentity?: { serviceAccount: string; dir: string };
+  /** Make the token server's serving certificate and publish its CA bundle (serving-cert.ts, ca-bundle.ts). */
+  servingCert?: ServingCertPolicy;
 }
 
 /** Events name this controller as their reporter. */
@@ -56,7 +59,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     leaseDurationMs: opts.leaseDurationMs, renewDeadlineMs: opts.renewDeadlineMs, retryPeriodMs: opts.retryPeriodMs,
   }) : undefined;
 
-  const caches = new Caches(client, { namespaces: opts.namespaces, operatorNamespace: opts.operatorNamespace, log });
+  const caches = new Caches(client, { namespaces: opts.namespaces, operatorNamespace: opts.operatorNamespace, log, servingCert: !!opts.servingCert });
   const controllers = operatorControllers({
     client, caches, log,
     recorder: new EventRecorder(client, REPORTER, identity, log),
@@ -64,6 +67,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     tokenUrl: opts.tokenUrl,
     defaultAudiences: opts.audiences,
     federationIssuers: new Set(opts.federationIssuers ?? []),
+    servingCert: opts.servingCert,
     signingPolicy: {
       ...DEFAULT_ROTATION, algorithm: opts.signingAlgorithm,
       rotateEveryMs: opts.signingKeyRotationMs, publishLeadMs: opts.signingKeyPublishLeadMs,

@@ -30,6 +30,8 @@ import { EXCHANGE_LIMITS, FailureLimiter, type FailureLimiterOptions } from './r
 import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
 import { loadTlsFiles, TlsReloader } from './tls.ts';
+import { TokenAudit } from './audit.ts';
+import { AuditWriter } from './audit-writer.ts';
 
 export type { TokenServerOptions } from './options.ts';
 
@@ -49,6 +51,8 @@ export interface TokenServerDeps {
   reviewer?: SubjectReviewer;
   /** The federation issuers' keys; default: discovered over HTTPS for opts.federationIssuers. */
   federation?: IssuerKeys;
+  /** Bytes of audit records queued before new ones are dropped (audit-writer.ts). */
+  auditMaxQueuedBytes?: number;
 }
 
 export interface RunningTokenServer {
@@ -77,7 +81,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   }
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
-  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
+  // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition).
+  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined && !store.credentialRefused();
   const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
   if (client) metrics.instrument(client);
   const reviewer = deps.reviewer ?? (client
@@ -89,6 +94,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     issuers: allowedIssuers(opts.federationIssuers ?? []), caPem: opts.federationCaPem, log,
     observe: (document, result) => metrics.federationFetch(document, result),
   });
+  const audit = opts.auditLog && await openAudit(opts, metrics, log, deps.auditMaxQueuedBytes);
   const lastUsed = new LastUsedRecorder({ client, log, onWrite: (ok) => metrics.lastUsedWrite(ok ? 'ok' : 'error') });
   lastUsed.start();
   const ctx: ServerContext = {
@@ -104,6 +110,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     federation,
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
+    audit,
   };
   const tls = opts.tls && loadTlsFiles(opts.tls);
   const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined || federation.enabled }), ready, tls });
@@ -120,7 +127,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   } catch (err) {
     for (const s of listening) s.close();
     reloader?.stop();
-    await Promise.all([store.stop(), lastUsed.stop()]);
+    await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
@@ -130,6 +137,16 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     federationIssuers: opts.federationIssuers?.length ? opts.federationIssuers : 'none (federation off)',
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
+  if (!tls) {
+    log.warn({ port }, 'PLAIN HTTP: the token endpoint serves without TLS, so client secrets and tokens cross the network in clear text '
+      + '(RFC 6749 2.3.1 and 3.2 require TLS); serve HTTPS with --tls-cert-file and --tls-private-key-file');
+  }
+  if (audit) log.info({ auditLog: opts.auditLog }, 'audit log of token requests on');
+  if (ctx.proxies.broad) {
+    log.warn({ trustedProxies: ctx.proxies.size },
+      '--insecure-broad-trusted-proxies: X-Forwarded-For is believed from ranges wider than 16 addresses; any client in them can forge its address. ' +
+      'Only safe if a NetworkPolicy lets nothing but the proxies reach the token server');
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -149,12 +166,20 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         await closed;
         clearTimeout(timer);
         reloader?.stop();
-        await Promise.all([store.stop(), lastUsed.stop()]);
+        // The in-flight requests are done: their audit records are queued, and written before the process ends.
+        await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
         log.info('token server stopped');
       })();
       return closing;
     },
   };
+}
+
+/** Opens the audit log's stream; its records are counted in the metrics, written or dropped. */
+async function openAudit(opts: TokenServerOptions, metrics: TokenServerMetrics, log: Logger, maxQueuedBytes: number | undefined): Promise<TokenAudit> {
+  const writer = new AuditWriter({ ...opts.auditLog!, maxQueuedBytes, log, observe: (result, n) => metrics.auditRecords(result, n) });
+  await writer.init();
+  return new TokenAudit(writer);
 }
 
 /** The `token-server` command: serves until SIGTERM or SIGINT, then stops gracefully and resolves. */

@@ -2,6 +2,16 @@ import type { KubeConfigLike } from '../kube/credentials.ts';
 import type { TrustedProxies } from './proxies.ts';
 import type { TlsFiles } from './tls.ts';
 
+/** --audit-log-*: where the audit records go (audit-writer.ts). */
+export interface AuditLogOptions {
+  /** `-` for stdout, else a file. */
+  path: string;
+  /** Rotate before the file passes this many bytes; 0: never. */
+  maxSizeBytes: number;
+  /** Rotated files kept; 0: all. */
+  maxBackups: number;
+}
+
 export interface TokenServerOptions {
   kc: KubeConfigLike;
   port: number;
@@ -28,4 +38,6 @@ export interface TokenServerOptions {
   federationCaPem?: string;
   /** Serve HTTPS with this certificate and key, reloaded when the files change. */
   tls?: TlsFiles;
+  /** The audit log of token requests; none when undefined. */
+  auditLog?: AuditLogOptions;
 }

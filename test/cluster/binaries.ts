@@ -6,7 +6,9 @@
  *
  * The control plane (etcd, kube-apiserver, kube-controller-manager, kubectl,
  * helm) is what every integration test needs; the node (kubelet, kube-proxy,
- * kube-scheduler, containerd, CoreDNS) is built only for `cluster:up --node`.
+ * kube-scheduler, containerd, CoreDNS) is built only for `cluster:up --node`;
+ * the kstatus tool (the status library GitOps tools wait with) only for the
+ * tests that ask it (test/gitops-status.test.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,6 +22,8 @@ export const ETCD_VERSION = '3.6.16';
 export const HELM_VERSION = '4.3.1';
 export const CONTAINERD_VERSION = '2.2.9';
 export const COREDNS_VERSION = '1.15.0';
+/** sigs.k8s.io/cli-utils, whose pkg/kstatus Flux, kpt and cli-utils' appliers compute readiness with. */
+export const CLI_UTILS_VERSION = '0.37.2';
 
 const binsDir = join(dirname(fileURLToPath(import.meta.url)), 'bins');
 
@@ -113,6 +117,15 @@ export const NODE_MODULES: BinaryModule[] = [
   },
 ];
 
+/** A small program around the real kstatus library (test/cluster/bins/kstatus/main.go). */
+export const KSTATUS_MODULE: BinaryModule = {
+  name: 'kstatus',
+  version: CLI_UTILS_VERSION,
+  dir: join(binsDir, 'kstatus'),
+  packages: { '.': 'kstatus' },
+  ldflags: '-s -w',
+};
+
 /** The machine's cache for the test cluster: binaries here, images beside them. */
 export function cacheBase(): string {
   return process.env.APIKEY_OPERATOR_CACHE
@@ -173,6 +186,12 @@ export function nodeBinaryPaths(): NodeBinaries {
     ctr: join(containerd, 'ctr'),
     coredns: join(coredns, 'coredns'),
   };
+}
+
+/** Builds the kstatus program when it is not in the cache yet (seconds on a warm Go cache); its path. */
+export async function ensureKstatus(log: (line: string) => void = stderrLine): Promise<string> {
+  await ensureBuilt([KSTATUS_MODULE], { what: 'the kstatus tool', coldTime: 'about a minute', command: 'npm run cluster:build -- --kstatus' }, log);
+  return join(moduleCacheDir(KSTATUS_MODULE), 'kstatus');
 }
 
 function isBuilt(m: BinaryModule): boolean {

@@ -38,6 +38,6 @@ export const clientCredentials: Grant = {
     });
     const body = tokenResponse(signingKey, claims);
     ctx.lastUsed.touch(key, req.nowMs);
-    return { body };
+    return { body, claims };
   },
 };
