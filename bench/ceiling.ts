@@ -21,8 +21,13 @@ export const CEILING_REQUESTS = [
 
 type Key = { metadata: { name: string; uid: string; resourceVersion: string } };
 
-/** Creates the namespace, a Deployment and `n` ApiKeys, then times the controller's requests for them; milliseconds. */
-export async function ceilingMs(c: KubeClient, ns: string, n: number, concurrency: number, opts: { withCreates?: boolean } = {}): Promise<number> {
+/**
+ * Creates the namespace, a Deployment and `n` ApiKeys, then times the
+ * controller's requests for them: milliseconds, and what `opts.cpu` (CPU
+ * seconds used so far by some processes) grew by in that time.
+ */
+export async function ceiling(c: KubeClient, ns: string, n: number, concurrency: number,
+  opts: { withCreates?: boolean; cpu?: () => number } = {}): Promise<{ ms: number; cpuS: number }> {
   await c.create('/api/v1/namespaces', { metadata: { name: ns } });
   const dep = await c.create<{ metadata: { uid: string } }>(`${GROUP_PATH}/${ns}/deployments`,
     { apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} });
@@ -30,6 +35,7 @@ export async function ceilingMs(c: KubeClient, ns: string, n: number, concurrenc
   const create = async (i: number) => { keys[i] = await c.create(`${GROUP_PATH}/${ns}/apikeys`, {
     apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: 'd' } } }); };
   if (!opts.withCreates) await pool(n, concurrency, create);
+  const cpu0 = opts.cpu?.() ?? 0;
   const t0 = performance.now();
   await pool(n, concurrency, async (i) => {
     if (opts.withCreates) await create(i);
@@ -52,5 +58,5 @@ export async function ceilingMs(c: KubeClient, ns: string, n: number, concurrenc
       reportingInstance: 'bench', action: 'CreateSecret', reason: 'Created', note: 'n', type: 'Normal',
       regarding: { apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', name: ak.metadata.name, namespace: ns, uid: ak.metadata.uid } });
   });
-  return performance.now() - t0;
+  return { ms: performance.now() - t0, cpuS: (opts.cpu?.() ?? 0) - cpu0 };
 }

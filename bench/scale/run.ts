@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { readCredential, SECRET_KEYS, type ApiKey, type SecretObject } from '../../src/api/index.ts';
 import { ETCD_QUOTA_BYTES } from '../../test/cluster/controlplane.ts';
 import { requestToken } from '../../test/support/token-client.ts';
-import { CEILING_REQUESTS, ceilingMs } from '../ceiling.ts';
+import { ceiling, CEILING_REQUESTS } from '../ceiling.ts';
 import {
   benchCluster, caughtUp, cpuSeconds, delta, isReady, labelOf, mb, metricsOf, pool, programNodeFlags, rssBytes, samples, seconds, startController, startTokenServer, until,
   type TokenServer,
@@ -186,10 +186,10 @@ try {
   if (CEILING_N > 0) {
     // The controller is stopped: the ceiling has the apiserver to itself, with every key above still stored.
     await Promise.all([ctl.stop(), ts.stop()]);
-    const ceiling = await ceilingMs(c, 'raw', CEILING_N, C);
-    report(`ceiling: the controller's ${CEILING_REQUESTS.length} requests per key for ${CEILING_N} keys, from a client: ${seconds(ceiling)} ` +
-      `(${Math.round(CEILING_N / (ceiling / 1000))} keys/s; ${CEILING_REQUESTS.join(', ')})`);
-    if (CEILING_N === N) report(`  all Ready took ${(readyMs / ceiling).toFixed(2)}x the ceiling`);
+    const { ms: ceilingMs } = await ceiling(c, 'raw', CEILING_N, C);
+    report(`ceiling: the controller's ${CEILING_REQUESTS.length} requests per key for ${CEILING_N} keys, from a client: ${seconds(ceilingMs)} ` +
+      `(${Math.round(CEILING_N / (ceilingMs / 1000))} keys/s; ${CEILING_REQUESTS.join(', ')})`);
+    if (CEILING_N === N) report(`  all Ready took ${(readyMs / ceilingMs).toFixed(2)}x the ceiling`);
     await controlPlaneLimits('after the ceiling');
   }
   report(`machine: ${cpus().length} CPUs, load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at the start, ` +
