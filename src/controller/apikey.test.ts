@@ -102,6 +102,8 @@ interface Case {
   /** The create of the Secret fails with this. */
   createError?: KubeError;
   writes: string[];
+  /** Filled with the writes as they are made, for a run that throws. */
+  seen?: string[];
   check?: (r: Recorded) => void;
   requeueAfterMs?: number;
 }
@@ -114,7 +116,7 @@ interface Recorded {
 }
 
 async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
-  const writes: string[] = [];
+  const writes: string[] = c.seen ?? [];
   const rec: Recorded = { statuses: [], secrets: [], notes: [], result: {} };
   let rv = 100;
   const live = c.live === undefined ? c.cached : (c.live ?? undefined);
@@ -193,10 +195,11 @@ const cases: Record<string, Case> = {
     writes: ['status Ready=False DeploymentNotFound', 'event Warning DeploymentNotFound'],
     check: (r) => expect(r.notes[0]).toContain('is being deleted; this key is not adopted'),
   },
-  'creates credentials for a new key: ownerReference, then the status, then the Secret': {
+  'creates credentials for a new key in four requests: ownerReference, the Secret\'s create, one status (Ready), the event': {
     key: apiKey({ owner: null }), dep: deployment(),
-    writes: ['setOwner', 'status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['setOwner', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
+      expect(r.statuses).toHaveLength(1);
       const s = r.secrets[0]!;
       expect(secretMatchesHash(secretIn(s), r.statuses[0]!.secretHash)).toBe(true);
       expect(r.statuses[0]!.keyId).toBe(idIn(s));
@@ -206,7 +209,7 @@ const cases: Record<string, Case> = {
   },
   'records a rotate annotation present at creation as seen, so it does not rotate at once': {
     key: apiKey({ annotation: 'v1' }), dep: deployment(),
-    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
       expect(r.statuses[0]!.rotateAnnotation).toBe('v1');
       expect(r.statuses[0]!.lastRotationTime).toBeUndefined();
@@ -233,16 +236,17 @@ const cases: Record<string, Case> = {
   },
   'finds a Secret it does not control, which the cache never holds, at a new key\'s create, and puts the status back as it was': {
     key: apiKey(), dep: deployment(), live: foreignSecret,
-    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+    writes: ['create secret', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
     check: (r) => {
-      expect(r.statuses[1]!.keyId).toBeUndefined();
-      expect(r.statuses[1]!.secretHash).toBeUndefined();
+      expect(r.statuses[0]!.keyId).toBeUndefined();
+      expect(r.statuses[0]!.secretHash).toBeUndefined();
     },
   },
   'replaces a Secret it controls that the cache had not seen at a new key\'s create, with a warning (the status never vouched for it)': {
     key: apiKey(), dep: deployment(), live: secretOf(apiKey()),
-    writes: ['status Ready=Unknown Issuing', 'create secret', 'secret', 'status Ready=True SecretReady', 'event Warning SecretModified'],
+    writes: ['create secret', 'status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Warning SecretModified'],
     check: (r) => {
+      // Status first from here: its resourceVersion stops a pass that decided on a stale key before the Secret.
       expect(secretIn(r.secrets[0]!)).not.toBe(SECRET);
       expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
     },
@@ -253,7 +257,7 @@ const cases: Record<string, Case> = {
   },
   'creates the Secret of a key that found a foreign Secret once that one is gone': {
     key: apiKey({ status: conflicted }), dep: deployment(),
-    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['create secret', 'status Ready=True SecretReady', 'event Normal Created'],
   },
   'never adopts a Secret the status does not vouch for, even one it controls: another key\'s id planted there is replaced': {
     key: apiKey(), dep: deployment(), cached: secretOf(apiKey()),
@@ -443,9 +447,34 @@ describe('ApiKey reconcile', () => {
 });
 
 describe('a failed create of the Secret', () => {
-  it('fails the pass on anything but AlreadyExists, for the queue to retry', async () => {
-    await expect(run({ key: apiKey(), dep: deployment(), createError: new KubeError(503, 'ServiceUnavailable', 'etcd is slow'), writes: [] }))
-      .rejects.toThrow('etcd is slow');
+  it('fails the pass on anything but AlreadyExists, for the queue to retry, with a status that names no secret and says why', async () => {
+    const seen: string[] = [];
+    const c: Case = { key: apiKey(), dep: deployment(), writes: [], seen,
+      createError: new KubeError(403, 'Forbidden', 'admission webhook "x" denied the request: API_KEY_SECRET=aks_echoed') };
+    await expect(run(c)).rejects.toThrow('denied the request');
+    // A new key's Secret comes before any status: nothing names a secret that was never stored.
+    expect(seen).toEqual(['create secret', 'status Ready=Unknown Issuing']);
+  });
+
+  it('says why the Secret\'s create was refused with the HTTP status and reason only, and once', async () => {
+    const statuses: ApiKeyStatus[] = [];
+    const refused = new KubeError(403, 'Forbidden', 'admission webhook "x" denied the request: API_KEY_SECRET=aks_echoed');
+    const w = { createSecret: () => Promise.reject(refused), applyStatus: (ak: ApiKey, s: ApiKeyStatus) => {
+      statuses.push(structuredClone(s));
+      return Promise.resolve({ ...ak, status: s });
+    } } as unknown as ApiKeyWrites;
+    const key = apiKey();
+    const r = new ApiKeyReconciler({ apiKey: () => key, deployment: () => deployment(), apiKeysWithKeyId: () => [],
+      cachedSecret: () => undefined, liveSecret: () => Promise.resolve(undefined) }, w, { tokenUrl: TOKEN_URL, defaultAudiences: [] }, () => NOW);
+    await expect(r.reconcile(NS, 'ci')).rejects.toBe(refused);
+    expect(statuses).toHaveLength(1);
+    const s = statuses[0]!;
+    expect(s.keyId).toBeUndefined();
+    expect(s.secretHash).toBeUndefined();
+    const ready = s.conditions!.find((x) => x.type === 'Ready')!;
+    expect(ready).toMatchObject({ status: 'Unknown', reason: 'Issuing' });
+    expect(ready.message).toBe('The apiserver refused to create Secret ci (403 Forbidden); retrying');
+    expect(JSON.stringify(s)).not.toContain('aks_');
   });
 });
 
