@@ -207,6 +207,14 @@ export function delta(before: Map<string, number>, after: Map<string, number>): 
   return out;
 }
 
+/** True once the controller has reconciled at least `n` ApiKeys and has nothing queued (its metrics; no apiserver request). */
+export async function caughtUp(ctl: Controller, n: number): Promise<boolean> {
+  const m = await metricsOf(ctl.health);
+  const sum = (x: Map<string, number>) => [...x.values()].reduce((a, b) => a + b, 0);
+  const reconciled = sum(new Map([...samples(m, 'apikey_operator_reconcile_total')].filter(([k]) => labelOf(k, 'kind') === 'ApiKey')));
+  return reconciled >= n && sum(samples(m, 'apikey_operator_workqueue_depth')) === 0;
+}
+
 /** Resident memory of a process, from /proc/<pid>/status (VmRSS), in bytes. */
 export function rssBytes(pid: number): number {
   const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];

@@ -155,7 +155,7 @@ const CASES: [string, ChartCase][] = [
     expect(flag(ts, 'issuer')).toBe(`https://${F}-token.${NS}.svc:8080`);
     expect(flag(ctl, 'serving-cert-secret')).toBe(`${F}-token-tls`);
     expect(flag(ctl, 'serving-cert-dns-names')).toBe(
-      [`${F}-token`, `${F}-token.${NS}`, `${F}-token.${NS}.svc`, `${F}-token.${NS}.svc.cluster.local`].join(','));
+      [`${F}-token`, `${F}-token.${NS}`, `${F}-token.${NS}.svc`, `${F}-token.${NS}.svc.cluster.local`, 'localhost', '127.0.0.1'].join(','));
     expect([flag(ctl, 'serving-cert-validity'), flag(ctl, 'serving-ca-validity')]).toEqual(['720h', '87600h']);
     expect([flag(ts, 'tls-cert-file'), flag(ts, 'tls-private-key-file')]).toEqual(['/etc/apikey-operator/tls/tls.crt', '/etc/apikey-operator/tls/tls.key']);
     expect(pod?.volumes?.find((v) => v.name === 'token-tls')?.secret).toEqual({ secretName: `${F}-token-tls`, optional: true });
@@ -181,6 +181,7 @@ const CASES: [string, ChartCase][] = [
     expect(flag(ctl, 'signing-algorithm')).toBe('ES256');
     expect(flag(ctl, 'signing-key-rotation')).toBe('720h');
     expect(flag(ctl, 'leader-elect')).toBe('true');
+    expect(flag(ctl, 'expiry-warnings')).toBe('720h,168h,24h');
     expect(flag(ctl, 'workers')).toBe('4');
     expect(pod?.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
     expect(pod?.topologySpreadConstraints).toBeUndefined();
@@ -284,7 +285,37 @@ const CASES: [string, ChartCase][] = [
       expect(scraped).toEqual([`${F}-controller-metrics`, `${F}-token-metrics`]);
       const tokenPorts = findObject<V1Service>(o, 'Service', `${F}-token`).spec?.ports?.map((p) => p.name);
       expect(tokenPorts).toEqual(['http']);
+      // The ApiKey metrics' namespace label names the keys' namespace, not the scraped pod's.
+      expect((sm.spec.endpoints[0] as { honorLabels?: boolean }).honorLabels).toBe(true);
     },
+  }],
+  ['a PrometheusRule whose spec is files/prometheus-rules.yaml, the file promtool tests', {
+    values: { prometheusRule: { enabled: true, labels: { release: 'prometheus' } } },
+    check: (o) => {
+      const rule = findObject<{ metadata: KubeObject['metadata']; spec: unknown }>(o, 'PrometheusRule', F);
+      expect(rule.metadata.namespace).toBe(NS);
+      expect(rule.metadata.labels?.release).toBe('prometheus');
+      expect(rule.spec).toEqual(parseYaml(readFileSync(join(CHART_DIR, 'files', 'prometheus-rules.yaml'), 'utf8')));
+      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, PrometheusRule: 1 });
+    },
+  }],
+  ['a Grafana dashboard ConfigMap for the sidecar, holding files/grafana-dashboard.json', {
+    values: { grafanaDashboard: { enabled: true, annotations: { grafana_folder: 'Platform' } } },
+    check: (o) => {
+      const cm = findObject<{ metadata: KubeObject['metadata'] & { annotations?: Record<string, string> }; data: Record<string, string> }>(o, 'ConfigMap', `${F}-dashboard`);
+      expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
+      expect(cm.metadata.annotations).toEqual({ grafana_folder: 'Platform' });
+      expect(Object.keys(cm.data)).toEqual(['apikey-operator.json']);
+      expect(JSON.parse(cm.data['apikey-operator.json']!)).toEqual(JSON.parse(readFileSync(join(CHART_DIR, 'files', 'grafana-dashboard.json'), 'utf8')));
+    },
+  }],
+  ['expiry warnings of its own, or none', {
+    values: { controller: { expiryWarnings: ['336h', '48h'] } },
+    check: (o) => expect(flag(container(o, `${F}-controller`, 'controller'), 'expiry-warnings')).toBe('336h,48h'),
+  }],
+  ['no expiry warnings', {
+    values: { controller: { expiryWarnings: [] } },
+    check: (o) => expect(flag(container(o, `${F}-controller`, 'controller'), 'expiry-warnings')).toBe(''),
   }],
   ['NetworkPolicies that admit CI jobs to the token port, and Prometheus to the metrics ports', {
     values: { tokenServer: { mode: 'deployment' }, networkPolicy: {
@@ -532,6 +563,17 @@ const CASES: [string, ChartCase][] = [
       // The sidecar runs as its own ServiceAccount, so its policy applies in sidecar mode too.
       expect(policyOf(o, `${F}-token-server-writes`).policy.spec?.matchConditions).toEqual([
         { name: 'token-server', expression: `request.userInfo.username == 'system:serviceaccount:${NS}:${TOKEN_SA}'` }]);
+      // Statuses: the operator's two accounts alone, wherever the release watches.
+      const status = policyOf(o, `${F}-status-writes`);
+      expect(status.policy.spec?.matchConstraints?.resourceRules?.[0]?.resources)
+        .toEqual(['apikeys/status', 'deployments/status', 'federatedcredentials/status']);
+      expect(status.policy.spec?.matchConditions?.[0]?.expression).toContain(`'system:serviceaccount:${NS}:${TOKEN_SA}'`);
+      expect(status.binding.spec?.matchResources).toBeUndefined();
+      // AudienceClaims: the controller alone, in the release's namespace, where they live.
+      const claims = policyOf(o, `${F}-audience-claims`);
+      expect(claims.policy.spec?.matchConstraints?.resourceRules?.[0]?.resources).toEqual(['audienceclaims', 'audienceclaims/*']);
+      expect(claims.binding.spec?.matchResources?.namespaceSelector?.matchExpressions).toEqual([
+        { key: 'kubernetes.io/metadata.name', operator: 'In', values: [NS] }]);
     },
   }],
   ['the token server\'s admission policy, which names its own ServiceAccount', {
@@ -766,6 +808,9 @@ describe('the Helm chart', () => {
     ['a common label that would replace one of the chart\'s own', { global: { commonLabels: { 'app.kubernetes.io/name': 'x' } } },
       "invalid propertyName 'app.kubernetes.io/name'"],
     ['an extra argument that is not a string', { controller: { extraArgs: [3] } }, '/controller/extraArgs/0'],
+    ['an expiry warning in days, which the controller does not parse', { controller: { expiryWarnings: ['30d'] } }, '/controller/expiryWarnings/0'],
+    ['a PrometheusRule setting that is not a boolean', { prometheusRule: { enabled: 'yes' } }, '/prometheusRule/enabled'],
+    ['a dashboard label that is not a string', { grafanaDashboard: { labels: { grafana_dashboard: 1 } } }, '/grafanaDashboard/labels/grafana_dashboard'],
     ['an extra environment variable without a name', { tokenServer: { extraEnv: [{ value: 'x' }] } }, '/tokenServer/extraEnv/0'],
     ['a volume mount without a path', { volumeMounts: [{ name: 'ca' }] }, '/volumeMounts/0'],
     ['a topology spread constraint without a topology key', { topologySpreadConstraints: [{ maxSkew: 1, whenUnsatisfiable: 'DoNotSchedule' }] }, '/topologySpreadConstraints/0'],
@@ -833,7 +878,7 @@ describe('the copies of other sources', () => {
 
   it('ships byte-identical copies of crds/ as the chart CRDs', () => {
     expect(readdirSync(CHART_CRDS_DIR).sort()).toEqual(crdFileNames());
-    expect(crdFileNames()).toHaveLength(3);
+    expect(crdFileNames()).toHaveLength(4);
     for (const f of crdFileNames()) {
       expect(readFileSync(join(CHART_CRDS_DIR, f), 'utf8'), f).toBe(readFileSync(join(CRDS_DIR, f), 'utf8'));
     }

@@ -4,7 +4,7 @@
  *   node_modules/.bin/node bench/cel-budget/run.ts [--duration 10] [--connections 16] [--attackers 4]
  *
  * 1. For each of the costliest claims expressions the CRD admits
- *    (worst.ts), with the largest claims a token can carry: its estimated
+ *    (test/support/cel-worst.ts), with the largest claims a token can carry: its estimated
  *    cost, what a run spends, and the time of one evaluation (median, p99
  *    and max of 200, after a warm-up), in this process.
  * 2. A bounded load test on loopback: the token server (its own process,
@@ -24,7 +24,7 @@ import autocannon, { type Request, type Result } from 'autocannon';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { celBudget, compileClaimsExpression, COST_LIMIT } from '../../src/federation/claims-expression.ts';
 import { AUDIENCE, ISSUER, makeData, startPinnedServer, writeData } from '../token-endpoint/data.ts';
-import { WORST_CASES } from './worst.ts';
+import { WORST_CASES } from '../../test/support/cel-worst.ts';
 
 const { values } = parseArgs({
   options: {

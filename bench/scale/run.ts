@@ -6,28 +6,48 @@
  * /readyz, until it has caught up, and what it wrote) and a token server
  * restart (until /readyz, until it serves the last key created). The programs
  * run as built, with the Node.js flags of the image (BENCH_PROGRAM_NODE_FLAGS
- * to compare others). Run on demand:
+ * to compare others). Last, the controller's own requests for as many new
+ * keys sent straight from a client (bench/ceiling.ts), to set the time to all
+ * Ready against (`--ceiling-keys 0` leaves it out). It also reports what
+ * could limit the control plane at that size: etcd's database size against
+ * its quota, and requests the apiserver's flow control rejected. Run on demand:
  *
- *   npm run bench:scale [-- --keys 10000 --deployments 100 --workers 32 --concurrency 32 --idle-seconds 60]
+ *   npm run bench:scale [-- --keys 10000 --deployments 100 --workers 32 --concurrency 32 --idle-seconds 60 --ceiling-keys N]
+ *
+ * One hundred thousand keys (`--keys 100000 --deployments 1000`) take the
+ * better part of an hour on two shared cores; the waits scale with --keys.
  */
+import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { readCredential, SECRET_KEYS, type ApiKey, type SecretObject } from '../../src/api/index.ts';
+import { ETCD_QUOTA_BYTES } from '../../test/cluster/controlplane.ts';
 import { requestToken } from '../../test/support/token-client.ts';
+import { ceiling, CEILING_REQUESTS } from '../ceiling.ts';
 import {
-  benchCluster, cpuSeconds, delta, isReady, labelOf, mb, metricsOf, pool, programNodeFlags, rssBytes, samples, seconds, startController, startTokenServer, until,
-  type Controller, type TokenServer,
+  benchCluster, caughtUp, cpuSeconds, delta, isReady, labelOf, mb, metricsOf, pool, programNodeFlags, rssBytes, samples, seconds, startController, startTokenServer, until,
+  type TokenServer,
 } from '../support.ts';
 
 const { values } = parseArgs({ options: {
   keys: { type: 'string', default: '10000' }, deployments: { type: 'string', default: '100' },
   workers: { type: 'string', default: '32' }, concurrency: { type: 'string', default: '32' },
-  'idle-seconds': { type: 'string', default: '60' },
+  'idle-seconds': { type: 'string', default: '60' }, 'ceiling-keys': { type: 'string' },
 } });
-const N = Number(values.keys);
-const D = Number(values.deployments);
-const C = Number(values.concurrency);
-const IDLE_S = Number(values['idle-seconds']);
+/** A whole number of at least `min`, or a clear error before anything starts. */
+function count(name: string, value: string | undefined, min: number): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be a whole number of at least ${min}, not ${JSON.stringify(value)}`);
+  return n;
+}
+const N = count('keys', values.keys, 1);
+const D = count('deployments', values.deployments, 1);
+const C = count('concurrency', values.concurrency, 1);
+count('workers', values.workers, 1);
+const IDLE_S = count('idle-seconds', values['idle-seconds'], 1);
+const CEILING_N = count('ceiling-keys', values['ceiling-keys'] ?? values.keys, 0);
+/** A wait's limit: an hour, or 100 ms per key when that is more (100,000 keys: not under 10 keys/s). */
+const WAIT_MS = Math.max(3600_000, N * 100);
 const NS = 'keys';
 const OP = 'op';
 const GROUP_PATH = '/apis/apikeys.dev/v1alpha1/namespaces';
@@ -58,13 +78,6 @@ async function readyCount(c: typeof cluster.client): Promise<number> {
   return list.items.filter((k) => k.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')).length;
 }
 
-/** True once the controller has reconciled at least `n` ApiKeys and has nothing queued. */
-async function caughtUp(ctl: Controller, n: number): Promise<boolean> {
-  const m = await metricsOf(ctl.health);
-  const reconciled = sum(new Map([...samples(m, 'apikey_operator_reconcile_total')].filter(([k]) => labelOf(k, 'kind') === 'ApiKey')));
-  return reconciled >= n && sum(samples(m, 'apikey_operator_workqueue_depth')) === 0;
-}
-
 // Memory is measured on the programs as the image runs them: built.
 /** Resident memory (from /proc and from the program's own metric) and the V8 heap, as the program's metrics show them. */
 async function memory(name: string, pid: number, base: string, prefix: string): Promise<void> {
@@ -75,6 +88,20 @@ async function memory(name: string, pid: number, base: string, prefix: string): 
     `CPU ${cpuSeconds(pid).toFixed(1)} s since its start`);
 }
 
+/**
+ * What the control plane had in hand: etcd's database against its quota
+ * (the apiserver's apiserver_storage_size_bytes) and requests its flow
+ * control rejected (429s), to tell the operator's limits from the test bed's.
+ */
+async function controlPlaneLimits(when: string): Promise<void> {
+  const m = await cluster.apiserverMetrics();
+  const db = sum(samples(m, 'apiserver_storage_size_bytes'));
+  const rejected = samples(m, 'apiserver_flowcontrol_rejected_requests_total');
+  report(`control plane, ${when}: etcd database ${mb(db)} of its ${mb(ETCD_QUOTA_BYTES)} quota; ` +
+    `requests rejected by flow control: ${sum(rejected)}${rejected.size ? ` (${listing(rejected)})` : ''}`);
+}
+
+const loadAtStart = loadavg();
 const cluster = await benchCluster('bench-scale', { built: true });
 const lines: string[] = [];
 const report = (line: string) => { lines.push(line); console.log(line); };
@@ -99,7 +126,7 @@ try {
   }));
   const createdMs = performance.now() - t0;
   // The controller's metrics say when it may be done; one list then says whether every key is Ready.
-  await until(`${N} ApiKeys Ready`, async () => (await caughtUp(ctl, N)) && (await readyCount(c)) === N, 3600_000, 250);
+  await until(`${N} ApiKeys Ready`, async () => (await caughtUp(ctl, N)) && (await readyCount(c)) === N, WAIT_MS, 250);
   const readyMs = performance.now() - t0;
 
   // The last key created, as a client of its Secret has it.
@@ -109,6 +136,7 @@ try {
   await until('a token for the last key', () => serves(ts), 120_000);
 
   report(`${N} ApiKey creates (client side): ${seconds(createdMs)}; all Ready ${seconds(readyMs)} after the first create (${Math.round(N / (readyMs / 1000))} keys/s)`);
+  await controlPlaneLimits('all Ready');
 
   await sleep(5000);
   await memory('controller', ctl.child.pid!, ctl.health, 'apikey_operator_controller_');
@@ -133,7 +161,7 @@ try {
   const r0 = performance.now();
   ctl = await startController(cluster, { operatorNamespace: OP, namespaces: NS, workers: values.workers });
   const ctlReadyMs = await until('the restarted controller to be ready', () => isReady(ctl.health), 600_000);
-  await until('the restarted controller to catch up', () => caughtUp(ctl, N), 3600_000, 100);
+  await until('the restarted controller to catch up', () => caughtUp(ctl, N), WAIT_MS, 100);
   const ctlCaughtUpMs = performance.now() - r0;
   await sleep(3000);
   const restartRequests = await requestsOf(ctl.health);
@@ -154,6 +182,18 @@ try {
   ]);
   report(`token server restart: ready (/readyz) after ${seconds(tsReadyMs)}, a token for the last key created after ${seconds(tsServesMs)}`);
   await memory('restarted token server', ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
+
+  if (CEILING_N > 0) {
+    // The controller is stopped: the ceiling has the apiserver to itself, with every key above still stored.
+    await Promise.all([ctl.stop(), ts.stop()]);
+    const { ms: ceilingMs } = await ceiling(c, 'raw', CEILING_N, C);
+    report(`ceiling: the controller's ${CEILING_REQUESTS.length} requests per key for ${CEILING_N} keys, from a client: ${seconds(ceilingMs)} ` +
+      `(${Math.round(CEILING_N / (ceilingMs / 1000))} keys/s; ${CEILING_REQUESTS.join(', ')})`);
+    if (CEILING_N === N) report(`  all Ready took ${(readyMs / ceilingMs).toFixed(2)}x the ceiling`);
+    await controlPlaneLimits('after the ceiling');
+  }
+  report(`machine: ${cpus().length} CPUs, load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at the start, ` +
+    `${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end`);
 } finally {
   await cluster.stop();
 }

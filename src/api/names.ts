@@ -5,11 +5,16 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const DEPLOYMENTS = 'deployments';
 export const APIKEYS = 'apikeys';
 export const FEDERATED_CREDENTIALS = 'federatedcredentials';
+export const AUDIENCE_CLAIMS = 'audienceclaims';
 export const FIELD_MANAGER = 'apikey-operator';
 export const ROTATE_ANNOTATION = 'apikeys.dev/rotate';
 export const SIGNING_KEYS_SECRET = 'apikey-operator-signing-keys';
 export const SIGNING_KEYS_SECRET_TYPE = 'apikeys.dev/signing-keys';
 export const LEASE_NAME = 'apikey-operator-controller';
+/** The ApiKey condition that warns ahead of spec.expiresAt (controller/expiry.ts). */
+export const EXPIRING_CONDITION = 'Expiring';
+/** The controller's --expiry-warnings default: 30 days, 7 days and 1 day before spec.expiresAt. */
+export const DEFAULT_EXPIRY_WARNINGS = '720h,168h,24h';
 
 export const PERMISSIONS = ['deploy', 'read'] as const;
 export type Permission = (typeof PERMISSIONS)[number];

@@ -9,6 +9,7 @@ import { credentialsSecret, readCredential, type ApiKey, type Deployment, type S
 import { generateKeyId, generateSecret, hashSecret, secretMatchesHash } from '../keys/format.ts';
 import { KubeError } from '../kube/client.ts';
 import { ApiKeyReconciler, decideAction, type ApiKeyStatus, type ApiKeyWrites, type ReconcileResult } from './apikey.ts';
+import { expiringCondition, parseExpiryWarnings } from './expiry.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 const NS = 'team-a';
@@ -65,6 +66,12 @@ const readyStatus = (extra: Partial<ApiKeyStatus> = {}): ApiKeyStatus => ({
   lastRotationTime: at(-2 * HOUR), conditions: conditions(ready), ...extra,
 });
 
+const DAY = 24 * HOUR;
+/** A Ready key's status with the Expiring condition the controller writes for `expiresAt` at NOW. */
+const warnedStatus = (expiresAt: string): ApiKeyStatus => readyStatus({ expiresAt, conditions: [...conditions(ready), {
+  type: 'Expiring', ...expiringCondition(expiresAt, NOW, parseExpiryWarnings('720h,168h,24h'))!, observedGeneration: 1, lastTransitionTime: at(-HOUR),
+}] });
+
 /** The Secret of a key, as this controller writes it. */
 const secretOf = (ak: ApiKey, keyId = ID, secret = SECRET): SecretObject =>
   credentialsSecret(ak, { keyId, secret, tokenUrl: TOKEN_URL, audience: 'https://airflow.example.com' });
@@ -95,6 +102,8 @@ interface Case {
   /** The create of the Secret fails with this. */
   createError?: KubeError;
   writes: string[];
+  /** Filled with the writes as they are made, for a run that throws. */
+  seen?: string[];
   check?: (r: Recorded) => void;
   requeueAfterMs?: number;
 }
@@ -107,7 +116,7 @@ interface Recorded {
 }
 
 async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
-  const writes: string[] = [];
+  const writes: string[] = c.seen ?? [];
   const rec: Recorded = { statuses: [], secrets: [], notes: [], result: {} };
   let rv = 100;
   const live = c.live === undefined ? c.cached : (c.live ?? undefined);
@@ -186,10 +195,11 @@ const cases: Record<string, Case> = {
     writes: ['status Ready=False DeploymentNotFound', 'event Warning DeploymentNotFound'],
     check: (r) => expect(r.notes[0]).toContain('is being deleted; this key is not adopted'),
   },
-  'creates credentials for a new key: ownerReference, then the status, then the Secret': {
+  'creates credentials for a new key in four requests: ownerReference, the Secret\'s create, one status (Ready), the event': {
     key: apiKey({ owner: null }), dep: deployment(),
-    writes: ['setOwner', 'status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['setOwner', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
+      expect(r.statuses).toHaveLength(1);
       const s = r.secrets[0]!;
       expect(secretMatchesHash(secretIn(s), r.statuses[0]!.secretHash)).toBe(true);
       expect(r.statuses[0]!.keyId).toBe(idIn(s));
@@ -199,7 +209,7 @@ const cases: Record<string, Case> = {
   },
   'records a rotate annotation present at creation as seen, so it does not rotate at once': {
     key: apiKey({ annotation: 'v1' }), dep: deployment(),
-    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
       expect(r.statuses[0]!.rotateAnnotation).toBe('v1');
       expect(r.statuses[0]!.lastRotationTime).toBeUndefined();
@@ -226,16 +236,17 @@ const cases: Record<string, Case> = {
   },
   'finds a Secret it does not control, which the cache never holds, at a new key\'s create, and puts the status back as it was': {
     key: apiKey(), dep: deployment(), live: foreignSecret,
-    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+    writes: ['create secret', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
     check: (r) => {
-      expect(r.statuses[1]!.keyId).toBeUndefined();
-      expect(r.statuses[1]!.secretHash).toBeUndefined();
+      expect(r.statuses[0]!.keyId).toBeUndefined();
+      expect(r.statuses[0]!.secretHash).toBeUndefined();
     },
   },
   'replaces a Secret it controls that the cache had not seen at a new key\'s create, with a warning (the status never vouched for it)': {
     key: apiKey(), dep: deployment(), live: secretOf(apiKey()),
-    writes: ['status Ready=Unknown Issuing', 'create secret', 'secret', 'status Ready=True SecretReady', 'event Warning SecretModified'],
+    writes: ['create secret', 'status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Warning SecretModified'],
     check: (r) => {
+      // Status first from here: its resourceVersion stops a pass that decided on a stale key before the Secret.
       expect(secretIn(r.secrets[0]!)).not.toBe(SECRET);
       expect(secretMatchesHash(secretIn(r.secrets[0]!), r.statuses[0]!.secretHash)).toBe(true);
     },
@@ -246,7 +257,7 @@ const cases: Record<string, Case> = {
   },
   'creates the Secret of a key that found a foreign Secret once that one is gone': {
     key: apiKey({ status: conflicted }), dep: deployment(),
-    writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['create secret', 'status Ready=True SecretReady', 'event Normal Created'],
   },
   'never adopts a Secret the status does not vouch for, even one it controls: another key\'s id planted there is replaced': {
     key: apiKey(), dep: deployment(), cached: secretOf(apiKey()),
@@ -344,12 +355,44 @@ const cases: Record<string, Case> = {
     check: (r) => {
       expect(r.statuses[0]!.rotateAnnotation).toBe('r9');
       expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
+      expect(r.statuses[0]!.conditions!.find((c) => c.type === 'Expiring')).toMatchObject({ status: 'False', reason: 'Expired' });
     },
   },
   'writes nothing for a key that is as it should be, and comes back at its expiry': {
-    key: apiKey({ status: readyStatus({ expiresAt: at(2 * HOUR) }), spec: { expiresAt: at(2 * HOUR) } }),
+    key: apiKey({ status: warnedStatus(at(2 * HOUR)), spec: { expiresAt: at(2 * HOUR) } }),
     dep: deployment(), cached: secretOf(apiKey({ spec: { expiresAt: at(2 * HOUR) } })),
     writes: [], requeueAfterMs: 2 * HOUR + 50,
+  },
+  'says a key far from expiry is not expiring, with no event, and comes back at the first threshold (30 days before)': {
+    key: apiKey({ status: readyStatus(), spec: { expiresAt: at(40 * DAY) } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady'], requeueAfterMs: 10 * DAY + 50,
+    check: (r) => expect(r.statuses[0]!.conditions!.find((c) => c.type === 'Expiring'))
+      .toMatchObject({ status: 'False', reason: 'ExpiryNotNear', message: `The key expires at ${at(40 * DAY)}` }),
+  },
+  'warns once a key is within a threshold: Expiring=True, Ready stays True, a Warning event, and back at the next threshold': {
+    key: apiKey({ status: readyStatus(), spec: { expiresAt: at(5 * DAY) } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'event Warning ExpiresSoon'], requeueAfterMs: 4 * DAY + 50,
+    check: (r) => {
+      expect(r.statuses[0]!.conditions!.find((c) => c.type === 'Expiring')).toMatchObject({ status: 'True', reason: 'ExpiresSoon' });
+      expect(r.notes[0]).toBe(`The key expires at ${at(5 * DAY)}, less than 168h from now; give its users a new key, or move spec.expiresAt`);
+    },
+  },
+  'warns nothing twice: a key already warned at its threshold writes nothing and comes back at the next one': {
+    key: apiKey({ status: warnedStatus(at(5 * DAY)), spec: { expiresAt: at(5 * DAY) } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: [], requeueAfterMs: 4 * DAY + 50,
+  },
+  'warns again when the key crosses the next threshold': {
+    key: apiKey({ status: warnedStatus(at(5 * DAY)), spec: { expiresAt: at(20 * HOUR) } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'event Warning ExpiresSoon'], requeueAfterMs: 20 * HOUR + 50,
+    check: (r) => expect(r.notes[0]).toContain('less than 24h from now'),
+  },
+  'drops the Expiring condition when spec.expiresAt is removed': {
+    key: apiKey({ status: warnedStatus(at(5 * DAY)) }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady'],
+    check: (r) => {
+      expect(r.statuses[0]!.conditions!.map((c) => c.type)).toEqual(['Ready', 'Reconciling', 'Stalled']);
+      expect(r.statuses[0]!.expiresAt).toBeUndefined();
+    },
   },
   'repairs drift in the Secret (a template label) with no new secret': {
     key: apiKey({ status: readyStatus(), spec: { secretTemplate: { labels: { team: 'data' } } } }),
@@ -404,9 +447,34 @@ describe('ApiKey reconcile', () => {
 });
 
 describe('a failed create of the Secret', () => {
-  it('fails the pass on anything but AlreadyExists, for the queue to retry', async () => {
-    await expect(run({ key: apiKey(), dep: deployment(), createError: new KubeError(503, 'ServiceUnavailable', 'etcd is slow'), writes: [] }))
-      .rejects.toThrow('etcd is slow');
+  it('fails the pass on anything but AlreadyExists, for the queue to retry, with a status that names no secret and says why', async () => {
+    const seen: string[] = [];
+    const c: Case = { key: apiKey(), dep: deployment(), writes: [], seen,
+      createError: new KubeError(403, 'Forbidden', 'admission webhook "x" denied the request: API_KEY_SECRET=aks_echoed') };
+    await expect(run(c)).rejects.toThrow('denied the request');
+    // A new key's Secret comes before any status: nothing names a secret that was never stored.
+    expect(seen).toEqual(['create secret', 'status Ready=Unknown Issuing']);
+  });
+
+  it('says why the Secret\'s create was refused with the HTTP status and reason only, and once', async () => {
+    const statuses: ApiKeyStatus[] = [];
+    const refused = new KubeError(403, 'Forbidden', 'admission webhook "x" denied the request: API_KEY_SECRET=aks_echoed');
+    const w = { createSecret: () => Promise.reject(refused), applyStatus: (ak: ApiKey, s: ApiKeyStatus) => {
+      statuses.push(structuredClone(s));
+      return Promise.resolve({ ...ak, status: s });
+    } } as unknown as ApiKeyWrites;
+    const key = apiKey();
+    const r = new ApiKeyReconciler({ apiKey: () => key, deployment: () => deployment(), apiKeysWithKeyId: () => [],
+      cachedSecret: () => undefined, liveSecret: () => Promise.resolve(undefined) }, w, { tokenUrl: TOKEN_URL, defaultAudiences: [] }, () => NOW);
+    await expect(r.reconcile(NS, 'ci')).rejects.toBe(refused);
+    expect(statuses).toHaveLength(1);
+    const s = statuses[0]!;
+    expect(s.keyId).toBeUndefined();
+    expect(s.secretHash).toBeUndefined();
+    const ready = s.conditions!.find((x) => x.type === 'Ready')!;
+    expect(ready).toMatchObject({ status: 'Unknown', reason: 'Issuing' });
+    expect(ready.message).toBe('The apiserver refused to create Secret ci (403 Forbidden); retrying');
+    expect(JSON.stringify(s)).not.toContain('aks_');
   });
 });
 

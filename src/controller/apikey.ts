@@ -7,13 +7,17 @@
  * Invariants this module keeps (test/crash-safety.test.ts, test/controller.test.ts
  * and src/controller/apikey.test.ts pin them down):
  *
- * 1. The secret in the credentials Secret always verifies at the token
- *    server (it hashes to `status.secretHash`), except in the moment between
- *    a rotation's status write and its Secret write, when the Secret still
- *    holds the previous secret and both old and new are accepted.
+ * 1. The secret in the credentials Secret verifies at the token server (it
+ *    hashes to `status.secretHash`) whenever the status names a hash, except
+ *    in the moment between a rotation's status write and its Secret write,
+ *    when the Secret still holds the previous secret and both old and new
+ *    are accepted. A new key's first Secret exists for a moment before any
+ *    status names its hash (below); no Ready key vouches for it then.
  * 2. A crash at any point (between any two writes) leaves, after the next
  *    pass, exactly one Secret per ApiKey, consistent with its status, and no
- *    secret that a client could have read silently changed.
+ *    secret that ever verified changed without a rotation. (A Secret whose
+ *    secret never verified, left by a crash between a new key's Secret
+ *    create and its status write, is replaced, with a Warning event.)
  *
  * 3. A Secret is taken as this key's only when its secret hashes to the
  *    key's own `status.secretHash` (or to the previous hash, in grace).
@@ -28,16 +32,44 @@
  *    `KeyIdConflict`; the token server, deciding with the same rule, never
  *    refuses the first because of the second.
  *
- * So every new secret (first creation, rotation, a Secret deleted or altered
- * by hand) writes the status first (key id, new hash; on rotation the old
- * hash kept as previous with validUntil), then the Secret. Until the Secret
- * write lands, the Secret holds the previous secret, which still verifies,
- * or nothing. A first creation's status says Ready=Unknown (Issuing) until
- * its Secret is written, so Ready=True always means the Secret is there. A
- * crash in between is recognised on the next pass: a Secret holding the
- * previous secret completes the rotation with a fresh secret (the old one
- * still in grace); a missing Secret is written with a fresh secret (the one
- * the crashed pass generated was never readable anywhere).
+ * So every new secret of a key that already has one (rotation, a Secret
+ * deleted or altered by hand) writes the status first (key id, new hash; on
+ * rotation the old hash kept as previous with validUntil), then the Secret.
+ * Until the Secret write lands, the Secret holds the previous secret, which
+ * still verifies, or nothing. A crash in between is recognised on the next
+ * pass: a Secret holding the previous secret completes the rotation with a
+ * fresh secret (the old one still in grace); a missing Secret is written
+ * with a fresh secret (the one the crashed pass generated was never
+ * readable anywhere).
+ *
+ * A new key (no key id in its status, no Secret seen) is the one exception,
+ * and the common case: its Secret is created first, then one status write
+ * names its key id and hash and says Ready=True. Four requests per new key:
+ * the ownerReference patch, the Secret's create, the status, the event (a
+ * status-first sequence needs a fifth, Ready=Unknown (Issuing) before the
+ * Secret and Ready=True after it, since Ready must never come before the
+ * Secret). It is as safe, for three reasons:
+ *
+ * - The create is refused when any Secret of that name exists, so it
+ *   overwrites nothing: a foreign Secret, ours from an earlier pass, or the
+ *   Secret of a pass that decided on a stale cache all answer AlreadyExists.
+ *   Only then is the Secret read: foreign, SecretConflict; ours, replaced on
+ *   the status-first path, whose first write carries the resourceVersion, so
+ *   a stale decision fails there (409) before it touches the Secret.
+ * - Ready=True still means the Secret is there: the status that says so is
+ *   the write after the Secret's create.
+ * - A crash between the two leaves a Secret whose secret verifies nowhere
+ *   (no status names it, the key is not Ready); a client that read it holds
+ *   nothing that ever worked. The next pass finds it (cache, or the create's
+ *   AlreadyExists) and, by invariant 3, replaces it on the status-first path
+ *   with a Warning: it cannot tell its own interrupted create from a Secret
+ *   planted with the key's ownerReference, and need not.
+ *
+ * The status stays a server-side apply though a JSON merge patch with a
+ * resourceVersion precondition costs the apiserver less: the apply's field
+ * ownership is what removes a status field this controller no longer sets,
+ * and one status written by both operations would leave fields that a later
+ * apply cannot remove (the trap secret.ts works around for the create).
  *
  * Every status write carries the resourceVersion the decision was based on,
  * so a decision taken on a stale cache fails with 409 and is retried.
@@ -57,12 +89,13 @@ import { credentialsSecret, DEFAULT_GRACE_PERIOD, readCredential, ROTATE_ANNOTAT
 import { firstClaimant } from '../api/claims.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
-import { isAlreadyExists } from '../kube/client.ts';
+import { isAlreadyExists, KubeError } from '../kube/client.ts';
 import type { ProcessResult } from '../kube/controller.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
 import { parseDuration } from '../shared/duration.ts';
-import { getCondition, sameStatus, setReadyConditions, type ReadyState } from './conditions.ts';
+import { getCondition, sameStatus, setCondition, setReadyConditions, type ReadyState } from './conditions.ts';
+import { DEFAULT_EXPIRY_WARNINGS, EXPIRING, expiringCondition, nextThreshold, parseExpiryWarnings } from './expiry.ts';
 import { Reason } from './reasons.ts';
 import { createdMetadataLeft, isControlledBy, secretUpToDate } from './secret.ts';
 
@@ -95,7 +128,11 @@ export interface ApiKeyWrites {
 export interface ApiKeyConfig {
   tokenUrl: string;
   defaultAudiences: string[];
+  /** --expiry-warnings in ms, largest first (expiry.ts); default 30, 7 and 1 days. */
+  expiryWarningsMs?: readonly number[];
 }
+
+const DEFAULT_EXPIRY_WARNINGS_MS = parseExpiryWarnings(DEFAULT_EXPIRY_WARNINGS);
 
 /** Come back after `requeueAfterMs` (rotation, expiry, end of grace). */
 export type ReconcileResult = ProcessResult;
@@ -187,12 +224,14 @@ export class ApiKeyReconciler {
   private readonly writes: ApiKeyWrites;
   private readonly cfg: ApiKeyConfig;
   private readonly clock: () => Date;
+  private readonly warningsMs: readonly number[];
 
   constructor(reads: ApiKeyReads, writes: ApiKeyWrites, cfg: ApiKeyConfig, clock: () => Date = () => new Date()) {
     this.reads = reads;
     this.writes = writes;
     this.cfg = cfg;
     this.clock = clock;
+    this.warningsMs = cfg.expiryWarningsMs ?? DEFAULT_EXPIRY_WARNINGS_MS;
   }
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
@@ -271,23 +310,72 @@ export class ApiKeyReconciler {
   }
 
   /**
-   * First creation: a key id and a secret, the status first (invariant 3:
-   * any Secret already there, even one this key controls, proves nothing),
-   * with Ready=Unknown (Issuing) until the Secret is written, so that Ready
-   * never comes before the Secret does.
+   * First creation. A key that names no key id yet and whose Secret the
+   * pass did not see takes the short path: the Secret's create, then one
+   * status write that vouches for it and says Ready (`createFirstSecret`).
+   * Anything else (a Secret of ours already there, which proves nothing by
+   * invariant 3, or a status that names a key id: a creation interrupted by
+   * an earlier version between its status and Secret writes) takes the
+   * guarded path: the status first, with Ready=Unknown (Issuing) and the new
+   * hash, then the Secret, then Ready.
    */
   async createCredentials(st: KeyState): Promise<ApiKey> {
+    const claimed = st.status.keyId !== undefined;
     st.status.keyId ??= generateKeyId();
     if (st.annotation !== undefined) st.status.rotateAnnotation = st.annotation;
-    let ak = await this.writeNewSecret(st, { issuing: true });
+    let ak = st.ak;
+    if (claimed || st.secret || !(await this.createFirstSecretOrSay(st))) ak = await this.writeNewSecret(st, { issuing: true });
     ak = await this.writeStatus(ak, st.status, st.now, readyCondition(st.expired));
     if (st.secret) {
       this.writes.event(ak, 'Warning', Reason.SecretModified, 'RecreateSecret',
-        `Secret ${st.secretName} existed before this key had credentials; replaced it with new credentials for key ${st.status.keyId}`);
+        `Secret ${st.secretName} held credentials that no status vouched for (made by hand, or left by an interrupted creation); ` +
+        `replaced them with new credentials for key ${st.status.keyId}`);
     } else {
       this.writes.event(ak, 'Normal', Reason.Created, 'CreateSecret', `Created Secret ${st.secretName} with key id ${st.status.keyId}`);
     }
     return ak;
+  }
+
+  /**
+   * `createFirstSecret`, and when the apiserver refuses the create (a
+   * ResourceQuota, a webhook), a status that says so (Issuing, the status
+   * otherwise as it was, naming no key id) before the pass fails and is
+   * retried. Only the HTTP status and reason: a webhook's message may echo
+   * the Secret.
+   */
+  private async createFirstSecretOrSay(st: KeyState): Promise<boolean> {
+    try {
+      return await this.createFirstSecret(st);
+    } catch (err) {
+      if (!(err instanceof KubeError)) throw err;
+      await this.writeStatus(st.ak, st.ak.status, st.now, { status: 'Unknown', reason: Reason.Issuing,
+        message: `The apiserver refused to create Secret ${st.secretName} (${err.status} ${err.reason}); retrying` });
+      throw err;
+    }
+  }
+
+  /**
+   * A new key's Secret, created before any status names its secret; true
+   * when created. The create is refused when any Secret of that name exists,
+   * so it never overwrites anything: a stale pass, one whose earlier try
+   * landed, or a foreign Secret all find AlreadyExists here. A foreign
+   * Secret ends the pass (SecretTaken); one of ours is replaced on the
+   * guarded path (false), whose first write, the status, carries the
+   * resourceVersion, so a stale pass stops there before touching the Secret.
+   */
+  private async createFirstSecret(st: KeyState): Promise<boolean> {
+    const value = generateSecret();
+    try {
+      await this.writes.createSecret(this.credentials(st, st.status.keyId!, value));
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      const live = await this.reads.liveSecret(st.ak.metadata.namespace!, st.secretName);
+      if (live && !isControlledBy(live, st.ak.metadata.uid)) throw new SecretTaken(st.ak);
+      st.secret = live;
+      return false;
+    }
+    st.status.secretHash = hashSecret(value);
+    return true;
   }
 
   /**
@@ -388,8 +476,9 @@ export class ApiKeyReconciler {
 
   /**
    * Writes the status when it differs from what is stored, with the kstatus
-   * conditions that `ready` implies (conditions.ts); emits an event when the
-   * Ready condition's reason changes into a failure.
+   * conditions that `ready` implies (conditions.ts) and the Expiring condition
+   * (expiry.ts); emits an event when the Ready condition's reason changes into
+   * a failure, and one when the key reaches an expiry warning threshold.
    */
   private async writeStatus(ak: ApiKey, base: ApiKeyStatus | undefined, now: Date, ready: Ready): Promise<ApiKey> {
     const status: ApiKeyStatus = { ...ownedStatus(base) };
@@ -397,21 +486,33 @@ export class ApiKeyReconciler {
     status.secretName = secretNameOf(ak);
     if (ak.spec.expiresAt) status.expiresAt = ak.spec.expiresAt; else delete status.expiresAt;
     const before = getCondition(ak.status?.conditions, 'Ready');
-    status.conditions = setReadyConditions(ak.status?.conditions, ready, ak.metadata.generation, now);
+    const expiringBefore = getCondition(ak.status?.conditions, EXPIRING);
+    const expiring = expiringCondition(ak.spec.expiresAt, now, this.warningsMs);
+    let conditions = setReadyConditions(ak.status?.conditions, ready, ak.metadata.generation, now);
+    conditions = expiring
+      ? setCondition(conditions, { type: EXPIRING, ...expiring, observedGeneration: ak.metadata.generation }, now)
+      : conditions.filter((c) => c.type !== EXPIRING);
+    status.conditions = conditions;
     if (sameStatus(status, ownedStatus(ak.status))) return ak;
     const updated = await this.writes.applyStatus(ak, status);
     if (before?.reason !== ready.reason && ready.status === 'False') {
       this.writes.event(updated, 'Warning', ready.reason, 'Reconcile', ready.message);
     }
+    if (expiring?.status === 'True' && expiringBefore?.message !== expiring.message) {
+      this.writes.event(updated, 'Warning', expiring.reason, 'WarnExpiry', expiring.message);
+    }
     return updated;
   }
 
-  /** When to look at the key again: the end of a grace period, expiry, or the next scheduled rotation. */
+  /** When to look at the key again: the end of a grace period, the next expiry threshold, expiry, or the next scheduled rotation. */
   private nextVisit(ak: ApiKey, now: Date): ReconcileResult {
     const times: number[] = [];
     const s = ak.status ?? {};
     if (s.previousSecretValidUntil) times.push(Date.parse(s.previousSecretValidUntil));
-    if (ak.spec.expiresAt) times.push(Date.parse(ak.spec.expiresAt));
+    if (ak.spec.expiresAt) {
+      const expiresAtMs = Date.parse(ak.spec.expiresAt);
+      times.push(expiresAtMs, nextThreshold(expiresAtMs, now.getTime(), this.warningsMs) ?? NaN);
+    }
     const everyMs = parseDuration(ak.spec.rotation?.every);
     if (everyMs !== undefined) {
       times.push(Date.parse(s.lastRotationTime ?? (ak.metadata.creationTimestamp as unknown as string)) + everyMs);

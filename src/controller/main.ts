@@ -36,6 +36,8 @@ export interface ControllerOptions {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   resyncMs: number;
+  /** --expiry-warnings, in ms (expiry.ts). */
+  expiryWarningsMs?: number[];
   logLevel: string;
   /** --federation-issuers: the external issuers FederatedCredentials may trust. */
   federationIssuers?: string[];
@@ -65,6 +67,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     recorder: new EventRecorder(client, REPORTER, identity, log),
     workers: opts.workers,
     tokenUrl: opts.tokenUrl,
+    expiryWarningsMs: opts.expiryWarningsMs,
     defaultAudiences: opts.audiences,
     federationIssuers: new Set(opts.federationIssuers ?? []),
     servingCert: opts.servingCert,
@@ -75,7 +78,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     beforeWrite: elector && (() => elector.assertLeading()),
     observe: metrics.observeReconcile,
   });
-  metrics.watch(controllers.all, caches);
+  metrics.watch(controllers.all, caches, controllers.signingKeysProblem);
 
   const health = opts.healthPort > 0 ? await startHealthServer(opts.healthPort, {
     registry: metrics.registry,

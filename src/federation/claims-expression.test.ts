@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WORST_CASES } from '../../bench/cel-budget/worst.ts';
+import { WORST_CASES } from '../../test/support/cel-worst.ts';
 import { celBudget, compileClaimsExpression, COST_LIMIT, MAX_CLAIMS_JSON_BYTES } from './claims-expression.ts';
 
 const github = {
@@ -142,7 +142,7 @@ describe('the cost of a claims expression', () => {
   });
 });
 
-describe('the costliest expressions the CRD admits (bench/cel-budget/worst.ts)', () => {
+describe('the costliest expressions the CRD admits (test/support/cel-worst.ts)', () => {
   it.each(Object.entries(WORST_CASES))('%s: fits the CRD, compiles just under the limit, and spends no more than it estimated', (_what, { expression, claims }) => {
     expect(expression.length).toBeLessThanOrEqual(4096);
     const c = compileClaimsExpression(expression);

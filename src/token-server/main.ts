@@ -83,7 +83,9 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
   // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition).
   const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined && !store.credentialRefused();
-  const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
+  const metrics = new TokenServerMetrics({
+    sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready, signingKeysProblem: () => store.signing.problem,
+  }, deps.defaultMetrics ?? true);
   if (client) metrics.instrument(client);
   const reviewer = deps.reviewer ?? (client
     ? new KubeReviewer({

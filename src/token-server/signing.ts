@@ -5,9 +5,14 @@
  * `activateAt` and stops publishing a retired one at its `expireAt`, by this
  * process's clock, with no further write. Lookups are O(1) between two
  * transitions.
+ *
+ * An update is all or nothing: every key is imported before anything is
+ * replaced, so a key that fails to import leaves the previous set in use.
+ * The JWKS holds only the public members of each key (publicJwkOf), whatever
+ * the Secret's publicJwk carries.
  */
 import {
-  activeKey, nextTransition, publishedKeys, type SigningKeySet,
+  activeKey, nextTransition, publicJwkOf, publishedKeys, type SigningKeySet,
 } from '../shared/signing-keys.ts';
 import { jwtKey, type JwtKey } from './jwt.ts';
 
@@ -20,14 +25,21 @@ export class SigningKeys {
   /** When `current`/`published` must be computed again. */
   private recomputeAt = Infinity;
 
-  /** Replaces the key set (undefined when the Secret is gone). */
+  /**
+   * Why the keys in use are not those of the Secret in the API (malformed, or deleted), while they are
+   * not: the last good keys are kept meanwhile (the gauge apikey_operator_signing_keys_invalid).
+   */
+  problem: string | undefined;
+
+  /** Replaces the key set, all or nothing: throws, changing nothing, when a key cannot be imported. */
   update(set: SigningKeySet | undefined, nowMs = Date.now()): void {
-    this.set = set;
     const next = new Map<string, JwtKey>();
     for (const record of set?.keys ?? []) {
       next.set(record.kid, this.imported.get(record.kid) ?? jwtKey(record));
     }
+    this.set = set;
     this.imported = next;
+    this.problem = undefined;
     this.recompute(nowMs);
   }
 
@@ -47,7 +59,7 @@ export class SigningKeys {
       const k = this.imported.get(r.kid);
       return k ? [[r.kid, k] as const] : [];
     }));
-    this.jwksJson = JSON.stringify({ keys: live.map((r) => r.publicJwk) });
+    this.jwksJson = JSON.stringify({ keys: live.map(publicJwkOf) });
     this.recomputeAt = nextTransition(set, nowMs) ?? Infinity;
   }
 

@@ -145,6 +145,8 @@ cluster reach it; else the token Service.
 {{- $svc := include "apikey-operator.tokenServiceName" . }}
 {{- $names := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
 {{- with .Values.tokenServer.ingress.host }}{{ $names = append $names . }}{{ end }}
+{{- /* And this machine's names, for `kubectl port-forward` with the CA bundle (nothing else can get a certificate of this CA). */}}
+{{- $names = concat $names (list "localhost" "127.0.0.1") }}
 {{- join "," $names }}
 {{- end }}
 
