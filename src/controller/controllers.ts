@@ -17,7 +17,7 @@ import type { EventRecorder } from '../kube/events.ts';
 import { objectKey } from '../kube/informer.ts';
 import { SupersededVersions } from '../kube/superseded.ts';
 import type { Logger } from '../shared/log.ts';
-import type { RotationPolicy } from '../shared/signing-keys.ts';
+import type { KeyGenerator, RotationPolicy } from '../shared/signing-keys.ts';
 import { ApiKeyReconciler } from './apikey.ts';
 import type { Caches } from './caches.ts';
 import { reconcileDeployment } from './deployment.ts';
@@ -41,6 +41,8 @@ export interface ControllerDeps {
   /** --federation-issuers: a FederatedCredential of any other issuer is IssuerNotAllowed. */
   federationIssuers: ReadonlySet<string>;
   signingPolicy: RotationPolicy;
+  /** Where new signing keys are made (the Secret, or a PKCS#11 token); default: the Secret. */
+  keySource?: KeyGenerator;
   /** Runs before every write (production: refuse unless leading). */
   beforeWrite?: WriteHooks['beforeWrite'];
   observe?: OutcomeObserver;
@@ -121,7 +123,7 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   const signingKeys = new Controller({ ...common, name: 'SigningKeys', workers: 1, processor: {
     process: async () => ({
       requeueAfterMs: await reconcileSigningKeys({
-        client, namespace: caches.operatorNamespace, policy: deps.signingPolicy, log,
+        client, namespace: caches.operatorNamespace, policy: deps.signingPolicy, source: deps.keySource, log,
         beforeWrite: deps.beforeWrite,
         cached: () => caches.signingKeys(),
         onRotated: (note, s) => recorder.emit(s, 'Normal', Reason.SigningKeysRotated, 'RotateSigningKeys', note),

@@ -1,12 +1,16 @@
 /**
  * The signing keys Secret: created on first start, rotated on schedule (see
  * src/shared/signing-keys.ts for the plan). Written with the resourceVersion
- * it was read at, so two writers can never both succeed.
+ * it was read at, so two writers can never both succeed. With a PKCS#11
+ * source the new key pair is made in the token first; if the write then
+ * fails (a lost race, the apiserver away) the pair stays in the token unused
+ * and the next attempt makes another: the Secret is the one list of keys.
  */
 import { MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE, type SecretObject } from '../api/index.ts';
 import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import {
-  describeSigningKeys, nextTransition, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type RotationPolicy, type SigningKeySet,
+  describeSigningKeys, nextTransition, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type KeyGenerator, type RotationPolicy,
+  type SigningKeySet,
 } from '../shared/signing-keys.ts';
 import type { Logger } from '../shared/log.ts';
 
@@ -15,6 +19,8 @@ export interface SigningDeps {
   namespace: string;
   cached(): SecretObject | undefined;
   policy: RotationPolicy;
+  /** Where new keys are made; default: the Secret (in-process keys). */
+  source?: KeyGenerator;
   log: Logger;
   /** Runs before the write; a throw refuses it (NotLeaderError when this replica does not lead). */
   beforeWrite?(): void;
@@ -42,7 +48,7 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
       deps.onInvalid(`Secret ${SIGNING_KEYS_SECRET} held malformed signing keys (${(err as Error).message}); generated new ones`, secret);
     }
   }
-  const next = await planSigningKeys(current, deps.policy, now);
+  const next = await planSigningKeys(current, deps.policy, now, deps.source);
   if (next !== current) {
     const body: SecretObject = {
       apiVersion: 'v1', kind: 'Secret',

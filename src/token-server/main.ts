@@ -30,6 +30,9 @@ import { EXCHANGE_LIMITS, FailureLimiter, type FailureLimiterOptions } from './r
 import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
 import { loadTlsFiles, TlsReloader } from './tls.ts';
+import { Pkcs11KeySource } from '../shared/pkcs11/source.ts';
+import { Pkcs11Token } from '../shared/pkcs11/token.ts';
+import type { SigningKeySource, SourceHealth } from '../shared/signing-source.ts';
 
 export type { TokenServerOptions } from './options.ts';
 
@@ -49,6 +52,41 @@ export interface TokenServerDeps {
   reviewer?: SubjectReviewer;
   /** The federation issuers' keys; default: discovered over HTTPS for opts.federationIssuers. */
   federation?: IssuerKeys;
+  /** A source for the keys not held in the Secret; default: the PKCS#11 token of opts.pkcs11, if any. */
+  remoteSigner?: SigningKeySource;
+}
+
+/** How often the token server asks its PKCS#11 token whether it still holds the active key. */
+const SIGNER_PROBE_MS = 2000;
+
+/**
+ * Whether the remote source can sign with the active key, refreshed every
+ * SIGNER_PROBE_MS (readiness must answer without waiting for the module).
+ */
+function watchRemoteSigner(store: KeyStore, source: SigningKeySource) {
+  let last: SourceHealth = { up: false, problem: 'session_lost' };
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const probe = async () => {
+    const record = store.signing.activeRecordAt(Date.now());
+    try {
+      last = record?.pkcs11 ? await source.health(record) : { up: true };
+    } catch {
+      last = { up: false, problem: 'error' };
+    }
+    if (!stopped) timer = setTimeout(() => void probe(), SIGNER_PROBE_MS).unref();
+  };
+  void probe();
+  return {
+    /** False while the active key is remote and its source cannot sign. */
+    ready(nowMs: number): boolean {
+      return !store.signing.activeRecordAt(nowMs)?.pkcs11 || last.up;
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 export interface RunningTokenServer {
@@ -77,8 +115,23 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   }
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
-  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined;
+  let signer: ReturnType<typeof watchRemoteSigner> | undefined;
+  const ready = () => {
+    const now = Date.now();
+    return store.synced() && store.signing.active(now) !== undefined && (signer?.ready(now) ?? true);
+  };
   const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
+  let token: Pkcs11Token | undefined;
+  let remote = deps.remoteSigner;
+  if (!remote && opts.pkcs11) {
+    token = new Pkcs11Token({ ...opts.pkcs11, log, registry: metrics.registry });
+    token.start();
+    remote = new Pkcs11KeySource(token);
+  }
+  if (remote) {
+    store.signing.useRemote(remote);
+    signer = watchRemoteSigner(store, remote);
+  }
   if (client) metrics.instrument(client);
   const reviewer = deps.reviewer ?? (client
     ? new KubeReviewer({
@@ -120,6 +173,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   } catch (err) {
     for (const s of listening) s.close();
     reloader?.stop();
+    signer?.stop();
+    token?.stop();
     await Promise.all([store.stop(), lastUsed.stop()]);
     throw err;
   }
@@ -128,6 +183,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   log.info({ port, metricsPort, host: opts.host, tls: !!tls, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
     federationIssuers: opts.federationIssuers?.length ? opts.federationIssuers : 'none (federation off)',
+    pkcs11: opts.pkcs11 ? { module: opts.pkcs11.modulePath, token: opts.pkcs11.tokenLabel ?? `serial ${opts.pkcs11.tokenSerial}`, sessions: opts.pkcs11.sessions } : 'off',
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
 
@@ -150,6 +206,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         clearTimeout(timer);
         reloader?.stop();
         await Promise.all([store.stop(), lastUsed.stop()]);
+        signer?.stop();
+        token?.stop();
         log.info('token server stopped');
       })();
       return closing;

@@ -1,4 +1,5 @@
 import type { KubeConfigLike } from '../kube/credentials.ts';
+import type { Pkcs11Config } from '../shared/pkcs11/token.ts';
 import type { TrustedProxies } from './proxies.ts';
 import type { TlsFiles } from './tls.ts';
 
@@ -28,4 +29,6 @@ export interface TokenServerOptions {
   federationCaPem?: string;
   /** Serve HTTPS with this certificate and key, reloaded when the files change. */
   tls?: TlsFiles;
+  /** Sign with keys held in this PKCS#11 token (the keys the signing-keys Secret records by label). */
+  pkcs11?: Pkcs11Config;
 }

@@ -5,13 +5,35 @@
  * `activateAt` and stops publishing a retired one at its `expireAt`, by this
  * process's clock, with no further write. Lookups are O(1) between two
  * transitions.
+ *
+ * A key whose private half is in a PKCS#11 token (record.pkcs11) signs
+ * through the `remote` source given with `useRemote`; without one it only
+ * verifies and is published, and `active` says there is no key to sign
+ * with (the server is then not ready). A remote failure becomes
+ * `temporarily_unavailable` (503, Retry-After), never a 500.
  */
 import {
-  activeKey, nextTransition, publishedKeys, type SigningKeySet,
+  activeKey, nextTransition, publishedKeys, type SigningKeyRecord, type SigningKeySet,
 } from '../shared/signing-keys.ts';
-import { jwtKey, type JwtKey } from './jwt.ts';
+import type { SigningKeySource } from '../shared/signing-source.ts';
+import { canSign, jwtKey, type JwtKey, type RemoteSigner } from './jwt.ts';
+import { TemporarilyUnavailable } from './oauth-errors.ts';
+
+/** Signs with `record` through `source`; any failure is a 503 the client may retry. */
+function remoteSigner(source: SigningKeySource, record: SigningKeyRecord): RemoteSigner {
+  return async (input) => {
+    try {
+      return await source.sign(record, input);
+    } catch {
+      // The source logged and counted the failure (and is reconnecting); the client only needs to retry.
+      throw new TemporarilyUnavailable('the signing key\'s token is unavailable; retry shortly', 'signer_unavailable');
+    }
+  };
+}
 
 export class SigningKeys {
+  private remote: SigningKeySource | undefined;
+  private activeRecord: SigningKeyRecord | undefined;
   private set: SigningKeySet | undefined;
   private imported = new Map<string, JwtKey>();
   private current: JwtKey | undefined;
@@ -20,12 +42,21 @@ export class SigningKeys {
   /** When `current`/`published` must be computed again. */
   private recomputeAt = Infinity;
 
+  /** Signs the keys that are not in the Secret (the PKCS#11 source); set before the first update. */
+  useRemote(source: SigningKeySource): void {
+    this.remote = source;
+    this.imported = new Map();
+    this.update(this.set);
+  }
+
   /** Replaces the key set (undefined when the Secret is gone). */
   update(set: SigningKeySet | undefined, nowMs = Date.now()): void {
     this.set = set;
     const next = new Map<string, JwtKey>();
+    const remote = this.remote;
     for (const record of set?.keys ?? []) {
-      next.set(record.kid, this.imported.get(record.kid) ?? jwtKey(record));
+      next.set(record.kid, this.imported.get(record.kid)
+        ?? jwtKey(record, remote?.holds(record) ? remoteSigner(remote, record) : undefined));
     }
     this.imported = next;
     this.recompute(nowMs);
@@ -35,13 +66,16 @@ export class SigningKeys {
     const set = this.set;
     if (!set) {
       this.current = undefined;
+      this.activeRecord = undefined;
       this.published = new Map();
       this.jwksJson = '{"keys":[]}';
       this.recomputeAt = Infinity;
       return;
     }
     const active = activeKey(set, nowMs);
-    this.current = active ? this.imported.get(active.kid) : undefined;
+    const current = active ? this.imported.get(active.kid) : undefined;
+    this.current = current && canSign(current) ? current : undefined;
+    this.activeRecord = this.current ? active : undefined;
     const live = publishedKeys(set, nowMs);
     this.published = new Map(live.flatMap((r) => {
       const k = this.imported.get(r.kid);
@@ -51,10 +85,16 @@ export class SigningKeys {
     this.recomputeAt = nextTransition(set, nowMs) ?? Infinity;
   }
 
-  /** The key that signs at `nowMs`, if any. */
+  /** The key that signs at `nowMs`, if any (and if this server can sign with it). */
   active(nowMs: number): JwtKey | undefined {
     if (nowMs >= this.recomputeAt) this.recompute(nowMs);
     return this.current;
+  }
+
+  /** The record of the key that signs at `nowMs` (what a readiness probe asks the remote source about). */
+  activeRecordAt(nowMs: number): SigningKeyRecord | undefined {
+    if (nowMs >= this.recomputeAt) this.recompute(nowMs);
+    return this.activeRecord;
   }
 
   /** A published key by kid: tokens signed with it may still be live. */

@@ -55,6 +55,12 @@ export interface Pkcs11KeyRef {
   id: string;
 }
 
+/** What the flags say (--pkcs11-module, --pkcs11-token-label/--pkcs11-token-serial, --pkcs11-pin-file, --pkcs11-key-label-prefix, --pkcs11-sessions). */
+export type Pkcs11Config = Pick<Pkcs11Options, 'modulePath' | 'tokenLabel' | 'tokenSerial' | 'pinFile' | 'labelPrefix' | 'sessions'>;
+
+export const DEFAULT_PKCS11_LABEL_PREFIX = 'apikey-operator-';
+export const DEFAULT_PKCS11_SESSIONS = 4;
+
 export interface Pkcs11Options {
   /** Path of the module (the vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so). */
   modulePath: string;
