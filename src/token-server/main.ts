@@ -64,15 +64,16 @@ const SIGNER_PROBE_MS = 2000;
  * SIGNER_PROBE_MS (readiness must answer without waiting for the module).
  */
 function watchRemoteSigner(store: KeyStore, source: SigningKeySource) {
-  let last: SourceHealth = { up: false, problem: 'session_lost' };
+  /** The last probe's answer, and for which key. */
+  let last: SourceHealth & { kid?: string } = { up: false, problem: 'session_lost' };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const probe = async () => {
     const record = store.signing.activeRecordAt(Date.now());
     try {
-      last = record?.pkcs11 ? await source.health(record) : { up: true };
+      last = record?.pkcs11 ? { ...await source.health(record), kid: record.kid } : { up: true };
     } catch {
-      last = { up: false, problem: 'error' };
+      last = { up: false, problem: 'error', kid: record?.kid };
     }
     if (!stopped) timer = setTimeout(() => void probe(), SIGNER_PROBE_MS).unref();
   };
@@ -80,7 +81,9 @@ function watchRemoteSigner(store: KeyStore, source: SigningKeySource) {
   return {
     /** False while the active key is remote and its source cannot sign. */
     ready(nowMs: number): boolean {
-      return !store.signing.activeRecordAt(nowMs)?.pkcs11 || last.up;
+      const record = store.signing.activeRecordAt(nowMs);
+      // Only a probe of this very key counts: a new active key is not ready until probed.
+      return !record?.pkcs11 || (last.up && last.kid === record.kid);
     },
     stop() {
       stopped = true;

@@ -11,9 +11,11 @@
  *   CKR_PIN_INCORRECT the same PIN is not tried again (a real HSM locks its
  *   user after a few wrong PINs), only a changed file is.
  * - Any failure that can mean the token, the session or the login is gone
- *   (see LOST) closes everything (C_Finalize, unload) and the connection is
- *   re-made from scratch with capped backoff, so a token that was removed and
- *   put back, or re-initialised, is found again without a restart.
+ *   (see LOST), and a key that is not found, closes everything (C_Finalize,
+ *   unload) and the connection is re-made from scratch with capped backoff,
+ *   so a token that was removed and put back, or re-initialised, is found
+ *   again without a restart (SoftHSM, for one, does not see a token
+ *   directory come back without a new C_Initialize).
  * - Signing uses a fixed pool of sessions (`sessions`), each used by one
  *   operation at a time (PKCS#11 sessions are not concurrent); callers past
  *   the pool wait in a bounded queue, and past that are refused at once.
@@ -201,7 +203,7 @@ export class Pkcs11Token {
     this.health = next;
     this.upGauge?.set(next.up ? 1 : 0);
     if (!next.up) this.errors?.inc({ operation, problem: next.problem ?? 'error' });
-    if (prev.up === next.up && prev.problem === next.problem && prev.code === next.code) return;
+    if (prev.up === next.up && prev.problem === next.problem) return;
     if (next.up) this.opts.log.info({ module: this.opts.modulePath, sessions: this.opts.sessions }, 'PKCS#11 token connected');
     else {
       this.opts.log.warn({ module: this.opts.modulePath, operation, problem: next.problem, code: next.code },
@@ -215,8 +217,12 @@ export class Pkcs11Token {
     this.disconnect();
     try {
       this.conn = this.open();
-      this.backoffMs = RECONNECT_MIN_MS;
-      this.setHealth({ up: true }, 'connect');
+      // A missing key is not found by connecting again: the state stays (and the backoff grows) until a
+      // signature or a probe finds the key (withSession), so that an outage logs once, not once a round.
+      if (this.health.problem !== 'key_missing') {
+        this.backoffMs = RECONNECT_MIN_MS;
+        this.setHealth({ up: true }, 'connect');
+      }
     } catch (err) {
       this.disconnect();
       this.setHealth(this.classify(err, 'connect'), 'connect');
@@ -303,11 +309,6 @@ export class Pkcs11Token {
     if (health.problem === 'busy' || health.problem === 'mechanism_unsupported') {
       this.errors?.inc({ operation, problem: health.problem });
       return err instanceof Pkcs11Unavailable ? err : new Pkcs11Unavailable(health.problem, `PKCS#11 ${operation}: ${health.code}`);
-    }
-    if (health.problem === 'key_missing') {
-      // The token is there; one key is not (a re-initialised token, a deleted object): nothing to reconnect.
-      this.setHealth(health, operation);
-      return err as Pkcs11Unavailable;
     }
     this.disconnect();
     this.setHealth(health, operation);
