@@ -241,15 +241,19 @@ export class Pkcs11Token {
 
   /** Loads the module, finds the token, opens the pool and logs in. Throws; the caller cleans up. */
   private open(): Connection {
-    let lib: Lib;
+    let mod: Pkcs11Module;
     try {
-      const mod = loadAddon();
-      lib = new mod.PKCS11();
+      mod = loadAddon();
+    } catch {
+      // An optional dependency: an install that skipped its build (npm --ignore-scripts, no compiler) has none.
+      throw new Pkcs11Unavailable('module_missing', 'the pkcs11js addon is not installed (an optional dependency built by npm install)');
+    }
+    const lib = new mod.PKCS11();
+    try {
       lib.load(this.opts.modulePath);
     } catch (err) {
       throw new Pkcs11Unavailable('module_missing', `cannot load the PKCS#11 module ${this.opts.modulePath}: ${(err as Error).name}`);
     }
-    const mod = loadAddon();
     const conn: Connection = { lib, slot: Buffer.alloc(0), sessions: [], free: [], waiters: [], keys: new Map() };
     this.conn = conn;
     lib.C_Initialize({ flags: mod.CKF_OS_LOCKING_OK });
