@@ -325,6 +325,13 @@ const CASES: [string, ChartCase][] = [
       }
     },
   }]),
+  ['a switch back from a PKCS#11 token: the token servers keep it, the controller makes keys in the Secret', {
+    values: { signing: { pkcs11: { enabled: true, generateKeys: false, module: '/m.so', tokenLabel: 't', pinSecret: { name: 'p', key: 'pin' } } } },
+    check: (o) => {
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'pkcs11-module')).toBeUndefined();
+      expect(flag(container(o, `${F}-controller`, 'token-server'), 'pkcs11-module')).toBe('/m.so');
+    },
+  }],
   ['signing keys in a PKCS#11 token chosen by serial', {
     values: { signing: { pkcs11: { enabled: true, module: '/opt/cloudhsm/lib/libcloudhsm_pkcs11.so', tokenSerial: '0123456789', pinSecret: { name: 'p', key: 'pin' } } } },
     check: (o) => {
