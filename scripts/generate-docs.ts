@@ -72,6 +72,7 @@ export const OTHER_ENVIRONMENT: { name: string; readBy: string; what: string }[]
   { name: 'KUBERNETES_SERVICE_PORT', readBy: 'every program', what: 'with `KUBERNETES_SERVICE_HOST`: the API server\'s port in a pod' },
   { name: 'POD_NAMESPACE', readBy: 'controller, token-server', what: 'the default `--operator-namespace` (the chart sets it from the pod\'s namespace)' },
   { name: 'POD_NAME', readBy: 'controller', what: 'its identity as a leader election candidate (with a random suffix); default: the host name' },
+  { name: 'XDG_RUNTIME_DIR', readBy: 'kubectl apikey console', what: 'local mode: where the private (0700) folder of the page that hands the one-time sign-in code to the browser is made; default: the system\'s temporary folder' },
   { name: 'HOME', readBy: 'every program', what: 'where `~/.kube/config` is, without `--kubeconfig` and `KUBECONFIG`' },
 ];
 

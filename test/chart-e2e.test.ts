@@ -3,9 +3,13 @@
  * the controller and the token server then run as processes with exactly the
  * arguments of the chart's containers and tokens of the chart's
  * ServiceAccounts. Chart values go in, an ApiKey goes in, a token comes out:
- * the chart's RBAC is enough.
+ * the chart's RBAC is enough. TLS is the chart's default: the controller
+ * makes the serving certificate and the CA bundle ConfigMap with the chart's
+ * rights; the test plays the kubelet (the Secret's files where the chart
+ * mounts them), and the token is fetched over HTTPS by a client that trusts
+ * only the ConfigMap's bundle and checks the Service's name.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -17,6 +21,8 @@ import { WITHOUT_CRDS, helm } from './support/helm.ts';
 import { MAIN, startProcess, waitForHttp, type RunningProcess } from './support/processes.ts';
 import { createApiKey, createDeployment, credentialsOf, getSecret, waitForReady } from './support/resources.ts';
 import { waitFor } from './support/wait.ts';
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { SecretObject } from '../src/api/index.ts';
 
 const AUDIENCE = 'https://chart-e2e.example.test';
 let opNs: TestNamespace;
@@ -73,12 +79,28 @@ it('runs with the chart\'s arguments and ServiceAccounts, and turns an ApiKey in
   procs.push(controller);
   const port = await freePort();
   const metricsPort = await freePort();
-  const tokenServer = startProcess('token-server', [MAIN, ...tsArgs,
+  // The kubelet's part: the serving Secret the controller makes, as files, where the token server reads them.
+  const tlsDir = join(tmp, 'tls');
+  mkdirSync(tlsDir);
+  const tlsSecret = ctlArgs.find((a) => a.startsWith('--serving-cert-secret='))!.slice('--serving-cert-secret='.length);
+  const served = await waitFor('the serving certificate Secret', () => kubectl(['get', 'secret', tlsSecret, '-n', opNs.name, '-o', 'json'])
+    .then((r) => (r.code === 0 ? JSON.parse(r.stdout) as SecretObject : undefined)), 60_000, 200);
+  for (const k of ['tls.crt', 'tls.key']) writeFileSync(join(tlsDir, k), Buffer.from(served.data![k]!, 'base64'), { mode: 0o600 });
+  const localTls = (a: string) => a.replace('=/etc/apikey-operator/tls/', `=${tlsDir}/`);
+  const tokenServer = startProcess('token-server', [MAIN, ...tsArgs.map(localTls),
     '--kubeconfig', await serviceAccountKubeconfig(opNs.name, ts.serviceAccountName, tmp), `--port=${port}`,
     `--metrics-port=${metricsPort}`, '--host=127.0.0.1']);
   procs.push(tokenServer);
   await waitForHttp(`http://127.0.0.1:${health}/readyz`, controller);
-  await waitForHttp(`http://127.0.0.1:${port}/readyz`, tokenServer);
+  // A client that trusts only the bundle the controller published in the app's namespace, and checks the Service's name.
+  const bundle = await waitFor('the CA bundle ConfigMap', () => kubectl(['get', 'configmap', 'apikey-operator-ca.crt', '-n', appNs.name, '-o', 'jsonpath={.data.ca\\.crt}'])
+    .then((r) => (r.code === 0 && r.stdout.includes('BEGIN CERTIFICATE') ? r.stdout : undefined)), 60_000, 200);
+  const chartUrl = new URL(ctlArgs.find((a) => a.startsWith('--token-url='))!.slice('--token-url='.length));
+  expect(chartUrl.protocol).toBe('https:');
+  const agent = new Agent({ connect: { ca: bundle, servername: chartUrl.hostname } });
+  const local = (path: string) => `https://127.0.0.1:${port}${path}`;
+  await waitFor('the token server over TLS', async () =>
+    (await undiciFetch(local('/readyz'), { dispatcher: agent }).catch(() => undefined))?.status === 200, 60_000, 200);
 
   await createDeployment(appNs.name, 'app');
   await createApiKey(appNs.name, 'key', { deploymentRef: { name: 'app' } });
@@ -90,7 +112,7 @@ it('runs with the chart\'s arguments and ServiceAccounts, and turns an ApiKey in
 
   // Ready in the apiserver reaches the token server through its watch a moment later.
   const res = await waitFor('a token', async () => {
-    const r = await fetch(`http://127.0.0.1:${port}/oauth/token`, {
+    const r = await undiciFetch(local('/oauth/token'), { dispatcher: agent,
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ client_id: creds.keyId, client_secret: creds.secret, audience: creds.audience, grant_type: 'client_credentials' }),
     });
@@ -99,12 +121,12 @@ it('runs with the chart\'s arguments and ServiceAccounts, and turns an ApiKey in
   expect(res.status).toBe(200);
   const { access_token: token } = await res.json() as { access_token: string };
   expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'EdDSA', typ: 'at+jwt' });
-  const jwks = await (await fetch(`http://127.0.0.1:${port}/.well-known/jwks.json`)).json() as Parameters<typeof createLocalJWKSet>[0];
+  const jwks = await (await undiciFetch(local('/.well-known/jwks.json'), { dispatcher: agent })).json() as Parameters<typeof createLocalJWKSet>[0];
   const issuer = tsArgs.find((a) => a.startsWith('--issuer='))!.slice('--issuer='.length);
   const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), { issuer, audience: AUDIENCE, typ: 'at+jwt' });
   expect(payload).toMatchObject({ sub: creds.keyId, deployment: `${appNs.name}/app`, scope: 'deploy' });
   // The chart gives /metrics a port of its own: the token port does not serve it.
   expect(tsArgs).toContain('--metrics-port=9090');
-  expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
+  expect((await undiciFetch(local('/metrics'), { dispatcher: agent })).status).toBe(404);
   expect(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).toMatch(/^apikey_operator_tokens_issued_total\{grant_type="client_credentials"\} 1$/m);
 }, 120_000);

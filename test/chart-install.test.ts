@@ -53,7 +53,8 @@ const INSTALLS: [string, (watched: string[]) => object, Record<string, number>][
     tokenServer: { mode: 'deployment', autoscaling: { enabled: true } }, networkPolicy: { enabled: true },
   }), { ...DEFAULT_KINDS_WITHOUT_CRDS, ServiceAccount: 2, Deployment: 2, PodDisruptionBudget: 1, HorizontalPodAutoscaler: 1, NetworkPolicy: 2 }],
   ['two watched namespaces', (watched) => ({ watchNamespaces: watched }),
-    { ...DEFAULT_KINDS_WITHOUT_CRDS, ClusterRoleBinding: 1, RoleBinding: 6 }],
+    // No ClusterRole for namespaces: the CA bundle goes only to the watched ones.
+    { ...DEFAULT_KINDS_WITHOUT_CRDS, ClusterRole: 7, ClusterRoleBinding: 1, RoleBinding: 6 }],
   ['two controllers with a PodDisruptionBudget, spread over nodes, with extra volumes and labels', () => ({
     controller: { replicas: 2, podDisruptionBudget: { enabled: true }, extraArgs: ['--resync=1h'] },
     topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', matchLabelKeys: ['pod-template-hash'] }],
@@ -81,7 +82,9 @@ describe('helm install', () => {
       expect((await kubectl(['label', 'namespace', ns.name, RESTRICTED])).code).toBe(0);
       const install = await helm(['install', release, CHART_DIR, '--namespace', ns.name], { ...WITHOUT_CRDS, ...values(watched.map((w) => w.name)) });
       expect(install.code, install.stderr).toBe(0);
-      expect(install.stdout).toContain(`http://${release}-token.${ns.name}.svc:8080/oauth/token`);
+      expect(install.stdout).toContain(`https://${release}-token.${ns.name}.svc:8080/oauth/token`);
+      expect(install.stdout).toContain('apikey-operator-ca.crt');
+      expect(install.stdout).not.toContain('PLAIN HTTP');
 
       const manifest = (await helm(['get', 'manifest', release, '--namespace', ns.name])).stdout;
       const objects = parseManifests(manifest);

@@ -150,8 +150,29 @@ const CASES: [string, ChartCase][] = [
     const ts = container(o, `${F}-controller`, 'token-server');
     expect(ctl.args?.[0]).toBe('controller');
     expect(ts.args?.[0]).toBe('token-server');
-    expect(flag(ctl, 'token-url')).toBe(`http://${F}-token.${NS}.svc:8080/oauth/token`);
-    expect(flag(ts, 'issuer')).toBe(`http://${F}-token.${NS}.svc:8080`);
+    // TLS by default, with the operator's own certificate for the token Service's names.
+    expect(flag(ctl, 'token-url')).toBe(`https://${F}-token.${NS}.svc:8080/oauth/token`);
+    expect(flag(ts, 'issuer')).toBe(`https://${F}-token.${NS}.svc:8080`);
+    expect(flag(ctl, 'serving-cert-secret')).toBe(`${F}-token-tls`);
+    expect(flag(ctl, 'serving-cert-dns-names')).toBe(
+      [`${F}-token`, `${F}-token.${NS}`, `${F}-token.${NS}.svc`, `${F}-token.${NS}.svc.cluster.local`].join(','));
+    expect([flag(ctl, 'serving-cert-validity'), flag(ctl, 'serving-ca-validity')]).toEqual(['720h', '87600h']);
+    expect([flag(ts, 'tls-cert-file'), flag(ts, 'tls-private-key-file')]).toEqual(['/etc/apikey-operator/tls/tls.crt', '/etc/apikey-operator/tls/tls.key']);
+    expect(pod?.volumes?.find((v) => v.name === 'token-tls')?.secret).toEqual({ secretName: `${F}-token-tls`, optional: true });
+    expect(ts.startupProbe?.httpGet).toMatchObject({ path: '/healthz', scheme: 'HTTPS' });
+    expect(ts.readinessProbe?.httpGet?.scheme).toBe('HTTPS');
+    // The audit log, to stdout.
+    expect([flag(ts, 'audit-log-path'), flag(ts, 'audit-log-maxsize'), flag(ts, 'audit-log-maxbackup')]).toEqual(['-', '100', '10']);
+    // Rights for the CA bundle: one ConfigMap name, and namespaces to reach new ones; the two Secrets by name.
+    expect(findObject<V1ClusterRole>(o, 'ClusterRole', `${F}-controller`).rules).toEqual(expect.arrayContaining([
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['apikey-operator-ca.crt'], verbs: ['get', 'list', 'watch', 'update'] },
+    ]));
+    expect(findObject<V1ClusterRole>(o, 'ClusterRole', `${F}-controller-namespaces`).rules).toEqual(
+      [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] }]);
+    expect(subjectsOf(o, `${F}-controller-namespaces`)).toEqual([`ServiceAccount:${NS}/${CONTROLLER_SA}`]);
+    expect(findObject<V1Role>(o, 'Role', `${F}-controller-operator-namespace`).rules).toContainEqual(
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['apikey-operator-ca', `${F}-token-tls`], verbs: ['get', 'update'] });
     expect(flag(ts, 'port')).toBe('8080');
     expect(flag(ts, 'metrics-port')).toBe('9090');
     expect(ts.ports?.map((p) => [p.name, p.containerPort])).toEqual([['http', 8080], ['metrics', 9090]]);
@@ -170,7 +191,8 @@ const CASES: [string, ChartCase][] = [
     expect(pod?.automountServiceAccountToken).toBe(false);
     expect(ctl.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }, { name: 'controller-token', mountPath: SA_DIR, readOnly: true },
       { name: 'token-server-token', mountPath: '/var/run/apikey-operator/token-server' }]);
-    expect(ts.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }, { name: 'token-server-token', mountPath: SA_DIR, readOnly: true }]);
+    expect(ts.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }, { name: 'token-server-token', mountPath: SA_DIR, readOnly: true },
+      { name: 'token-tls', mountPath: '/etc/apikey-operator/tls', readOnly: true }]);
     expect(pod?.volumes?.find((v) => v.name === 'token-server-token')?.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '1Mi' });
     expect(pod?.volumes?.find((v) => v.name === 'controller-token')?.projected?.sources?.map((x) => Object.keys(x)[0])).toEqual(
       ['serviceAccountToken', 'configMap', 'downwardAPI']);
@@ -341,10 +363,16 @@ const CASES: [string, ChartCase][] = [
       }
     },
   }],
-  ['trusted proxies for the token server', { values: { tokenServer: { trustedProxies: ['10.0.0.0/8', 'fd00::/8'] } }, check: (o) => {
-    expect(flag(container(o, `${F}-controller`, 'token-server'), 'trusted-proxies')).toBe('10.0.0.0/8,fd00::/8');
+  ['trusted proxies for the token server', { values: { tokenServer: { trustedProxies: ['192.0.2.10', 'fd00::10/124'] } }, check: (o) => {
+    expect(flag(container(o, `${F}-controller`, 'token-server'), 'trusted-proxies')).toBe('192.0.2.10,fd00::10/124');
+    expect(flag(container(o, `${F}-controller`, 'token-server'), 'insecure-broad-trusted-proxies')).toBeUndefined();
     expect(flag(container(o, `${F}-controller`, 'controller'), 'trusted-proxies')).toBeUndefined();
   } }],
+  ['broad trusted proxies only when asked for by name', {
+    values: { tokenServer: { trustedProxies: ['10.0.0.0/8'], insecureBroadTrustedProxies: true } }, check: (o) => {
+      expect(flag(container(o, `${F}-controller`, 'token-server'), 'insecure-broad-trusted-proxies')).toBe('true');
+    },
+  }],
   ['TokenReview audiences for the token server', { values: { tokenServer: { tokenReviewAudiences: ['apikeys.dev/token-server', 'b'] } }, check: (o) => {
     expect(flag(container(o, `${F}-controller`, 'token-server'), 'token-review-audiences')).toBe('apikeys.dev/token-server,b');
     expect(flag(container(o, `${F}-controller`, 'controller'), 'token-review-audiences')).toBeUndefined();
@@ -476,8 +504,12 @@ const CASES: [string, ChartCase][] = [
     },
     check: (o) => {
       for (const { deployment } of podTemplates(o)) {
-        expect(volumesOf(deployment).volumes).toEqual(['tmp', 'ca']);
-        for (const mounts of volumesOf(deployment).mounts) expect(mounts).toEqual(['tmp:/tmp', 'ca:/etc/ssl/corporate']);
+        // The token server's pod also has its TLS Secret (TLS by default).
+        const tls = deployment.metadata?.name === `${F}-token-server` ? ['token-tls'] : [];
+        expect(volumesOf(deployment).volumes).toEqual(['tmp', ...tls, 'ca']);
+        for (const mounts of volumesOf(deployment).mounts) {
+          expect(mounts.filter((m) => !m.startsWith('token-tls:'))).toEqual(['tmp:/tmp', 'ca:/etc/ssl/corporate']);
+        }
       }
       expect(findObject<V1Deployment>(o, 'Deployment', `${F}-controller`).spec?.template.spec?.volumes?.[1])
         .toEqual({ name: 'ca', configMap: { name: 'corporate-ca' } });
@@ -645,11 +677,11 @@ const CASES: [string, ChartCase][] = [
       expect(route.spec.rules[0]!.backendRefs).toEqual([{ name: `${F}-token`, port: 8080 }]);
       expect(flag(container(o, `${F}-controller`, 'token-server'), 'issuer')).toBe('https://keys.example.com');
       // TOKEN_URL stays the in-cluster Service: in-cluster jobs need no way out.
-      expect(flag(container(o, `${F}-controller`, 'controller'), 'token-url')).toBe(`http://${F}-token.${NS}.svc:8080/oauth/token`);
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'token-url')).toBe(`https://${F}-token.${NS}.svc:8080/oauth/token`);
     },
   }],
   ['no roles for people', { values: { rbac: { userRoles: { enabled: false } } }, check: (o) => {
-    expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ClusterRole: 3 });
+    expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ClusterRole: 4 });
   } }],
   ['the console in in-cluster mode, with an Ingress and a CA for its identity provider', { values: CONSOLE_VALUES, check: (o) => {
     expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ServiceAccount: 3, Deployment: 2, Service: 4, Ingress: 1 });
@@ -672,7 +704,7 @@ const CASES: [string, ChartCase][] = [
       host: '0.0.0.0', port: '8080', 'public-url': 'https://console.example.com', 'oidc-issuer-url': 'https://idp.example.com/realms/k8s',
       'oidc-client-id': 'apikey-console', 'oidc-client-secret-file': '/etc/apikey-operator/oidc/client-secret',
       'oidc-ca-file': '/etc/apikey-operator/oidc-ca/ca.crt', 'oidc-scopes': 'openid,email,groups',
-      'token-url': `http://${F}-token.${NS}.svc:8080/oauth/token`, namespace: 'team-a', 'log-level': 'info',
+      'token-url': `https://${F}-token.${NS}.svc:8080/oauth/token`, namespace: 'team-a', 'log-level': 'info',
     });
     // The client secret is a mounted file, never an argument or an environment variable.
     expect(JSON.stringify([c.args, c.env])).not.toContain('console-oidc');

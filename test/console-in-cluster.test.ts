@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { Agent, request as undiciRequest } from 'undici';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from './cluster/controlplane.ts';
@@ -20,6 +21,7 @@ import { clusterState, createNamespace, kubectl, type TestNamespace } from './su
 import { OIDC_PREFIX, trustIssuer } from './support/oidc-issuer.ts';
 import { startOidcProvider, type TestOidcProvider } from './support/oidc-provider.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { consoleRoutes, foreignCookieHeaders, statusWithCookie } from './support/console.ts';
 import {
   MAIN, recordSecret, startController, startProcess, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess,
 } from './support/processes.ts';
@@ -68,6 +70,8 @@ async function allowed(user: string, groups: string[], attrs: Record<string, str
  */
 async function signIn(person: string, path = '/'): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  // The provider's own pages (its logout confirmation) ask for web fonts: nothing may leave the machine.
+  await loopbackOnly(context);
   const page = await context.newPage();
   await page.goto(`${base}${path}`);
   expect(page.url().startsWith(`${provider.issuer}/interaction/`), page.url()).toBe(true);
@@ -201,8 +205,10 @@ describe('the console in in-cluster mode, signed in with OpenID Connect', () => 
     expect(await getApiKey(ns.name, 'forged')).toBeUndefined();
   });
 
-  it('signs alice out of the console and of the provider: the next visit asks her to sign in again', async () => {
+  it('signs alice out of the console and of the provider by its client id: the ID token is in no URL and no request, and the next visit asks her to sign in again', async () => {
     const { page } = alice;
+    const requests: { method: string; url: string; body: string }[] = [];
+    page.on('request', (r) => { requests.push({ method: r.method(), url: r.url(), body: r.postData() ?? '' }); });
     await page.goto(`${base}/`);
     await page.getByRole('button', { name: 'Sign out' }).click();
     // The provider asks whether to end its session too.
@@ -212,8 +218,128 @@ describe('the console in in-cluster mode, signed in with OpenID Connect', () => 
     expect(await page.getByRole('heading', { name: 'Signed out' }).count()).toBe(1);
     expect(await seriousViolations(page)).toEqual([]);
     expect((await alice.context.cookies(base)).filter((c) => c.name.startsWith('apikey_console'))).toEqual([]);
+
+    // The end-session request names the console's client, and nothing of the person's.
+    const endSession = requests.find((r) => r.url.startsWith(`${provider.issuer}/session/end?`));
+    expect(endSession, JSON.stringify(requests.map((r) => `${r.method} ${r.url}`))).toBeDefined();
+    expect(Object.fromEntries(new URL(endSession!.url).searchParams)).toEqual({
+      client_id: CLIENT_ID, post_logout_redirect_uri: `${base}/auth/signed-out`,
+    });
+    // No ID token (a JWT) and no id_token_hint in any URL the browser asked for, nor in any body it sent.
+    for (const r of requests) {
+      expect(r.url).not.toMatch(/eyJ[\w-]+\.eyJ|id_token_hint/);
+      expect(r.body).not.toMatch(/eyJ[\w-]+\.eyJ|id_token_hint/);
+    }
+    // Nor in the history the browser keeps (the session's entries, read from the DevTools protocol).
+    const cdp = await alice.context.newCDPSession(page);
+    const history = await cdp.send('Page.getNavigationHistory');
+    for (const e of history.entries) expect(e.url).not.toMatch(/eyJ[\w-]+\.eyJ|id_token_hint/);
+    await cdp.detach();
+
     await page.goto(`${base}/`);
     expect(page.url().startsWith(`${provider.issuer}/interaction/`)).toBe(true);
+  });
+});
+
+/** Hosts a test browser may reach: the console and the provider, both on loopback. Anything else is aborted, so no packet leaves the machine. */
+async function loopbackOnly(context: BrowserContext): Promise<string[]> {
+  const elsewhere: string[] = [];
+  await context.route('**/*', (route) => {
+    const u = new URL(route.request().url());
+    if (u.hostname === '127.0.0.1') return route.continue();
+    elsewhere.push(route.request().url());
+    return route.abort('blockedbyclient');
+  });
+  return elsewhere;
+}
+
+describe('sign-in as an attacker would try it', () => {
+  /**
+   * `next` values as they appear in a link (already percent-encoded where a
+   * browser would need it): every way a browser could read a path as another
+   * host, and absolute URLs.
+   */
+  const NEXT = [
+    '/%09/evil.example/phish', '/%0A/evil.example/phish', '/%0D%0A/evil.example/phish', '/%09%09/evil.example', '%09//evil.example',
+    '/%5Cevil.example', '/%5C/evil.example', '%5C%5Cevil.example', '/%2F/evil.example', '%2F%2Fevil.example', '/%2F%2Fevil.example',
+    '//evil.example', '///evil.example', '/.//evil.example', '/a/..//evil.example', '/%2e%2e//evil.example',
+    'https://evil.example/', 'https:evil.example', 'http://127.0.0.1:9/', '%20//evil.example', 'javascript:alert(document.domain)',
+    'JaVaScRiPt%3Aalert(1)', 'data:text/html,hi', '/deployments%0D%0ALocation:%20https://evil.example',
+  ];
+
+  it.each(NEXT)('after signing in with next=%s, the browser is on the console\'s own origin and went nowhere else', async (next) => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const elsewhere = await loopbackOnly(context);
+    const page = await context.newPage();
+    const navigations: string[] = [];
+    page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations.push(f.url()); });
+    page.on('dialog', (d) => { navigations.push(`dialog:${d.message()}`); void d.dismiss(); });
+    await page.goto(`${base}/auth/sign-in?next=${next}`);
+    await page.getByLabel('User name').fill('alice');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // Wait for the page after the callback's, or for a sign that the browser left.
+    await waitFor('the page after sign-in', () => Promise.resolve(
+      elsewhere.length > 0 || navigations.some((u) => !u.startsWith(base) && !u.startsWith(provider.issuer))
+        || (page.url().startsWith(base) && !page.url().startsWith(`${base}/auth/`)) || undefined), 20_000, 50);
+    await page.waitForLoadState('load');
+    expect(elsewhere).toEqual([]);
+    expect(navigations.filter((u) => !u.startsWith(base) && !u.startsWith(provider.issuer))).toEqual([]);
+    expect(new URL(page.url()).origin).toBe(base);
+    expect(await page.locator('.who strong').textContent()).toBe(`${OIDC_PREFIX}alice`);
+    await context.close();
+  });
+
+  it('returns to the page asked for when next is a page of the console, query and all', async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    await loopbackOnly(context);
+    const page = await context.newPage();
+    await page.goto(`${base}/auth/sign-in?next=${encodeURIComponent(`/?namespace=${ns.name}`)}`);
+    await page.getByLabel('User name').fill('alice');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${base}/?namespace=${ns.name}`);
+    await context.close();
+  });
+
+  it('lets a person sign in right after 50,000 sign-ins were started from one address: a started sign-in holds nothing on the server', async () => {
+    const agent = new Agent({ connections: 32, pipelining: 1 });
+    const started = performance.now();
+    const statuses = new Map<number, number>();
+    let sent = 0;
+    try {
+      await Promise.all(Array.from({ length: 32 }, async () => {
+        while (sent < 50_000) {
+          sent++;
+          const r = await undiciRequest(`${base}/auth/sign-in?next=/`, { dispatcher: agent });
+          await r.body.dump();
+          statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1);
+        }
+      }));
+    } finally {
+      await agent.close();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`50,000 sign-in starts from one address in ${seconds.toFixed(1)} s (${Math.round(50_000 / seconds)}/s): ${JSON.stringify([...statuses])}`);
+    expect([...statuses.keys()]).toEqual([303]);
+    const { context, page } = await signIn('bob', `/deployments/${ns.name}/airflow`);
+    expect(await page.locator('.who strong').textContent()).toBe(`${OIDC_PREFIX}bob`);
+    await context.close();
+  }, 300_000);
+
+  it('ignores cookies it did not set, on every route: never a 5xx, and a signed-in person stays signed in', async () => {
+    const { context, page } = await signIn('bob', '/');
+    const session = (await context.cookies(base)).find((c) => c.name === 'apikey_console_session')!;
+    for (const cookie of foreignCookieHeaders(`${session.name}=${session.value}`)) {
+      for (const r of consoleRoutes(ns.name, 'airflow', 'observer')) {
+        const status = await statusWithCookie(base, r.method, r.path, cookie);
+        expect(status, `${r.method} ${r.path} with Cookie: ${cookie.slice(0, 80)}`).toBeLessThan(500);
+      }
+    }
+    // In the browser: another site's cookie on the same host is no reason to fail.
+    await context.addCookies([{ name: 'theme', value: '50%', url: base }, { name: 'lang', value: '%E0%A4%A', url: base }]);
+    const r = await page.goto(`${base}/deployments/${ns.name}/airflow`);
+    expect(r?.status()).toBe(200);
+    expect(await page.locator('.who strong').textContent()).toBe(`${OIDC_PREFIX}bob`);
+    await context.close();
   });
 });
 

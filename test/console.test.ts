@@ -7,7 +7,9 @@
  * with axe-core and weighed as the browser loaded it.
  */
 import { request as httpRequest } from 'node:http';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
@@ -15,7 +17,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterState, createNamespace, kubectl, serviceAccountKubeconfig, type TestNamespace } from './support/cluster.ts';
 import { launchBrowser, measureFirstLoad, pageWeight, seriousViolations } from './support/browser.ts';
-import { startConsole, type ConsoleProcess } from './support/console.ts';
+import { consoleRoutes, foreignCookieHeaders, startConsole, statusWithCookie, type ConsoleProcess } from './support/console.ts';
 import { freePort } from './cluster/controlplane.ts';
 import { runPlugin } from './support/plugin.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
@@ -68,7 +70,8 @@ async function signIn(c: ConsoleProcess): Promise<{ context: BrowserContext; pag
   const page = await context.newPage();
   page.on('request', (r) => { if (!r.url().startsWith(c.base) && !r.url().startsWith('data:')) foreign.push(r.url()); });
   await page.goto(c.signInUrl);
-  expect(page.url()).toBe(`${c.base}/`);
+  // The sign-in page moves on by itself to a clean URL.
+  await page.waitForURL(`${c.base}/`);
   return { context, page };
 }
 
@@ -167,6 +170,88 @@ describe('kubectl apikey console (local mode)', () => {
       expect(r.body).toContain('answers only requests for');
     }
     expect((await getWithHost(alice.base, `127.0.0.1:${port}`)).status).toBe(401);
+  });
+});
+
+/** Every process's command line on this host that holds `secret`: what `ps` shows any local user. */
+function commandLinesHolding(secret: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (argv.includes(secret)) found.push(`${pid}: ${argv.replace(/\0/g, ' ')}`);
+    } catch { /* gone, or not ours to read */ }
+  }
+  return found;
+}
+
+describe('local mode on a shared host', () => {
+  it('opens the browser on a private file that moves on to the sign-in URL: the one-time code is in no command line', async () => {
+    // An xdg-open that records what it was given, in place of the desktop's.
+    const bin = mkdtempSync(join(dir, 'bin-'));
+    const record = join(bin, 'argv');
+    writeFileSync(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${record}.tmp && mv ${record}.tmp ${record}\n`, { mode: 0o755 });
+    const c = await startConsole({ kubeconfig: aliceKubeconfig, open: true, env: { PATH: `${bin}:/usr/bin:/bin`, XDG_RUNTIME_DIR: undefined } });
+    consoles.push(c);
+    const code = new URL(c.signInUrl).searchParams.get('code')!;
+    await waitFor('xdg-open to be run', () => Promise.resolve(existsSync(record) || undefined), 10_000, 50);
+    const argv = readFileSync(record, 'utf8').trim().split('\n');
+    expect(argv).toHaveLength(1);
+    expect(argv[0]).toMatch(/^file:\/\//);
+    expect(argv[0]).not.toContain(code);
+    expect(commandLinesHolding(code)).toEqual([]);
+    // The file and its folder are this user's alone.
+    const file = fileURLToPath(argv[0]!);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(dirname(file)).mode & 0o777).toBe(0o700);
+    expect(statSync(file).uid).toBe(process.getuid!());
+    expect(readFileSync(file, 'utf8')).toContain(c.signInUrl);
+    // The real browser opens the file as the desktop's would, and lands signed in on a clean URL.
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(argv[0]!);
+    await page.waitForURL(`${c.base}/`);
+    expect(await page.getByText(`system:serviceaccount:${ns.name}:alice`).count()).toBe(1);
+    // The code is used: its file is gone.
+    await waitFor('the sign-in file to be deleted', () => Promise.resolve(!existsSync(dirname(file)) || undefined), 10_000, 50);
+    await context.close();
+  });
+
+  it('keeps two consoles of one host apart in one browser: the session cookie\'s name carries the port', async () => {
+    const a = await startConsole({ kubeconfig: aliceKubeconfig });
+    const v = await startConsole({ kubeconfig: viewerKubeconfig });
+    consoles.push(a, v);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(a.signInUrl);
+    await page.waitForURL(`${a.base}/`);
+    await page.goto(v.signInUrl);
+    await page.waitForURL(`${v.base}/`);
+    expect((await page.goto(`${a.base}/`))?.status()).toBe(200);
+    expect(await page.getByText(`system:serviceaccount:${ns.name}:alice`).count()).toBe(1);
+    expect((await page.goto(`${v.base}/`))?.status()).toBe(200);
+    expect(await page.getByText(`system:serviceaccount:${ns.name}:viewer`).count()).toBe(1);
+    const names = (await context.cookies(a.base)).map((c) => c.name).sort();
+    expect(names).toEqual([`apikey_console_session_${new URL(a.base).port}`, `apikey_console_session_${new URL(v.base).port}`].sort());
+    for (const c of await context.cookies(a.base)) expect(c).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    await context.close();
+  });
+
+  it('ignores cookies it did not set, on every route: never a 5xx, and the person stays signed in', async () => {
+    const c = await startConsole({ kubeconfig: aliceKubeconfig });
+    consoles.push(c);
+    const { context, page } = await signIn(c);
+    const session = (await context.cookies(c.base)).find((k) => k.name.startsWith('apikey_console_session'))!;
+    for (const cookie of foreignCookieHeaders(`${session.name}=${session.value}`)) {
+      for (const r of consoleRoutes(ns.name, 'airflow', 'observer')) {
+        const status = await statusWithCookie(c.base, r.method, r.path, cookie);
+        expect(status, `${r.method} ${r.path} with Cookie: ${cookie.slice(0, 80)}`).toBeLessThan(500);
+      }
+    }
+    await context.addCookies([{ name: 'theme', value: '50%', url: c.base }]);
+    expect((await page.goto(`${c.base}/deployments/${ns.name}/airflow`))?.status()).toBe(200);
+    expect(await page.getByText(`system:serviceaccount:${ns.name}:alice`).count()).toBe(1);
+    await context.close();
   });
 });
 

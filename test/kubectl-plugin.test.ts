@@ -588,7 +588,7 @@ describe('the in-cluster Job example', () => {
     spec: { template: { spec: {
       automountServiceAccountToken: boolean;
       securityContext: Record<string, unknown>;
-      containers: { command: string[]; args: string[]; envFrom: { secretRef: { name: string } }[]; securityContext: Record<string, unknown> }[];
+      containers: { command: string[]; args: string[]; envFrom: { secretRef: { name: string } }[]; env: { name: string; value: string }[]; securityContext: Record<string, unknown> }[];
     } } };
   }
   const job = () => parseYaml(readFileSync(JOB_EXAMPLE, 'utf8')) as JobDoc;
@@ -624,6 +624,8 @@ describe('the in-cluster Job example', () => {
     // The script as the Pod runs it, then one probe line that hands the token to this test.
     const script = `${container.args[0]}\nprintf '%s' "$TOKEN" > '${probe}'\n`;
     const env = {
+      // The container's own env (CA_FILE: curl ignores it for this test's plain-HTTP stand-in; test/serving-cert.test.ts runs it over TLS).
+      ...Object.fromEntries(container.env.map((e) => [e.name, e.value])),
       PATH: process.env.PATH!, API_KEY_ID: c.keyId, API_KEY_SECRET: c.secret, AUDIENCE: c.audience,
       // The Secret's TOKEN_URL is the in-cluster Service; no Pod runs here, so the local token server stands in.
       TOKEN_URL: tokenUrl,

@@ -5,10 +5,7 @@
  * real /bin/sh against the real token server, across a real key rotation.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import {
-  existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { clusterState, createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { projectSecret } from './support/kubelet.ts';
 import { ROOT } from './support/paths.ts';
 import { startController, startTokenServer, type RunningProcess } from './support/processes.ts';
 import {
@@ -61,7 +59,8 @@ describe('a controller watching some namespaces, with rights only there', () => 
     await createApiKey(other.name, 'theirs', { deploymentRef: { name: 'dep' } });
     await waitForReady(watched.name, 'mine');
     await sleep(2_000);
-    expect((await getApiKey(other.name, 'theirs'))?.status).toBeUndefined();
+    // Never written: the CRD's default status, which says no generation has been observed.
+    expect((await getApiKey(other.name, 'theirs'))?.status).toEqual({ observedGeneration: 0 });
     expect(await getSecret(other.name, 'theirs')).toBeUndefined();
     expect(controller.isRunning()).toBe(true);
   });
@@ -99,23 +98,6 @@ describe('manifests/examples', () => {
 const WORKER_EXAMPLE = join(ROOT, 'manifests', 'examples', 'long-running-worker.yaml');
 const JOB_EXAMPLE = join(ROOT, 'manifests', 'examples', 'job-fetch-token.yaml');
 
-/**
- * Writes a Secret's keys the way the kubelet's atomic writer updates a Secret volume: into a fresh
- * timestamped directory, made current by renaming a new `..data` symlink over the old one, with
- * each key a symlink through `..data`. A reader sees the old files or the new ones, never a mix.
- */
-function projectSecret(dir: string, data: Record<string, string>): void {
-  mkdirSync(dir, { recursive: true });
-  const version = `..${new Date().toISOString().replace(/[-:.]/g, '_')}.${randomBytes(4).toString('hex')}`;
-  mkdirSync(join(dir, version));
-  for (const [key, value] of Object.entries(data)) writeFileSync(join(dir, version, key), value, { mode: 0o440 });
-  const previous = existsSync(join(dir, '..data')) ? readlinkSync(join(dir, '..data')) : undefined;
-  symlinkSync(version, join(dir, '..data_tmp'));
-  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
-  for (const key of Object.keys(data)) if (!existsSync(join(dir, key))) symlinkSync(join('..data', key), join(dir, key));
-  if (previous) rmSync(join(dir, previous), { recursive: true, force: true });
-}
-
 interface Script { stdout: () => string; stderr: () => string; exited: Promise<number>; stop: () => void }
 
 /** Runs a manifest's shell script in a real /bin/sh with only `env` (and PATH) in its environment. */
@@ -149,13 +131,19 @@ describe('the long-running example, which reads the key from a Secret volume', (
     expect(r.code, r.stderr).toBe(0);
     const pod = (JSON.parse(r.stdout) as V1Deployment).spec?.template.spec;
     // 0440 in the YAML: kubectl reads it as octal, so the files are readable by the fsGroup only.
-    expect(pod?.volumes).toEqual([{ name: 'apikey', secret: { secretName: 'ci-deployer', defaultMode: 0o440 } }]);
+    expect(pod?.volumes).toEqual([{ name: 'apikey', secret: { secretName: 'ci-deployer', defaultMode: 0o440 } },
+      { name: 'apikey-operator-ca', configMap: { name: 'apikey-operator-ca.crt', defaultMode: 0o644 } }]);
     expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, fsGroup: 101, seccompProfile: { type: 'RuntimeDefault' } });
     expect(pod?.automountServiceAccountToken).toBe(false);
     const c = pod?.containers[0];
     expect(c?.envFrom).toBeUndefined();
     // A subPath mount is never updated by the kubelet: the whole volume is mounted.
-    expect(c?.volumeMounts).toEqual([{ name: 'apikey', mountPath: '/var/run/secrets/apikey', readOnly: true }]);
+    expect(c?.volumeMounts).toEqual([{ name: 'apikey', mountPath: '/var/run/secrets/apikey', readOnly: true },
+      { name: 'apikey-operator-ca', mountPath: '/etc/apikey-operator-ca', readOnly: true }]);
+    // The server is verified with the operator's CA bundle, never with a check turned off.
+    expect(c?.env?.find((e) => e.name === 'CA_FILE')?.value).toBe('/etc/apikey-operator-ca/ca.crt');
+    expect(c?.args?.[0]).toContain('--cacert "$CA_FILE"');
+    expect(c?.args?.[0]).not.toMatch(/--insecure|-k\b/);
     expect(c?.env?.find((e) => e.name === 'CREDENTIALS_DIR')?.value).toBe('/var/run/secrets/apikey');
     expect(c?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
   });
@@ -202,7 +190,10 @@ describe('the long-running example, which reads the key from a Secret volume', (
 
       // A container that took the key from envFrom still holds the old secret: refused now.
       const job = parseYaml(readFileSync(JOB_EXAMPLE, 'utf8')) as V1Job;
-      const stale = runScript(job.spec!.template.spec!.containers[0]!.args![0]!, {
+      const jobContainer = job.spec!.template.spec!.containers[0]!;
+      const stale = runScript(jobContainer.args![0]!, {
+        // The container's own env (CA_FILE; curl ignores it for this plain-HTTP stand-in).
+        ...Object.fromEntries((jobContainer.env ?? []).map((e) => [e.name, e.value ?? ''])),
         API_KEY_ID: before.keyId, API_KEY_SECRET: before.secret, AUDIENCE: before.audience, TOKEN_URL: tokenUrl,
       });
       expect(await stale.exited).toBe(1);

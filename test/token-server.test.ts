@@ -10,7 +10,7 @@
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiKey, ApiKeyStatus, Deployment } from '../src/api/index.ts';
-import { API_VERSION, SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE } from '../src/api/index.ts';
+import { ACCESS_TOKEN_TYPE, API_VERSION, SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE, TOKEN_EXCHANGE_GRANT } from '../src/api/index.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../src/keys/format.ts';
 import { KubeClient, KubeError } from '../src/kube/client.ts';
 import { loadKubeConfig } from '../src/kube/config.ts';
@@ -23,7 +23,7 @@ import {
   adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath, uniqueAudience,
 } from './support/resources.ts';
 import {
-  authz, clientCredentials, introspect, issued, json, post, requestToken, scrapeMetrics, type KeyCredentials,
+  authz, clientCredentials, introspect, issued, json, post, postFrom, requestToken, scrapeMetrics, type KeyCredentials,
 } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -248,7 +248,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     const k = await createKey('behind-proxy', dep);
     await issued(server, k);
     const proxied = await startTokenServer({
-      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, args: ['--trusted-proxies', '127.0.0.0/8'],
+      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, args: ['--trusted-proxies', '127.0.0.1'],
     });
     try {
       const attempt = (xff: string, secret: string) =>
@@ -266,6 +266,59 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
       expect((await post(`${server.url}/oauth/token`, json(clientCredentials(k), { 'x-forwarded-for': '198.51.100.66' }))).status).toBe(200);
     } finally {
       await proxied.stop();
+    }
+  });
+
+  it('believes X-Forwarded-For from the trusted proxy\'s own address only: a forged one from elsewhere moves no throttle and no log line', async () => {
+    const k = await createKey('forged-xff', dep);
+    await issued(server, k);
+    const proxied = await startTokenServer({
+      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, args: ['--trusted-proxies', '127.0.0.2'],
+    });
+    try {
+      const from = (local: string, xff: string | undefined, body: unknown) =>
+        postFrom(local, `${proxied.url}/oauth/token`, json(body, xff === undefined ? {} : { 'x-forwarded-for': xff })).then((r) => r.status);
+      const wrong = clientCredentials({ ...k, secret: generateSecret() });
+      // A Pod at 127.0.0.3, not the proxy, spreads its wrong secrets over forged addresses: all count as 127.0.0.3...
+      const spread: number[] = [];
+      for (let i = 0; i < 20; i++) spread.push(await from('127.0.0.3', `198.51.100.${i + 1}`, wrong));
+      expect(spread.filter((c) => c === 429).length).toBeGreaterThanOrEqual(10);
+      // ...and pins no one else: it names 127.0.0.4 in the header, whose own first mistake is an ordinary 401.
+      for (let i = 0; i < 10; i++) await from('127.0.0.3', '127.0.0.4', wrong);
+      expect(await from('127.0.0.4', undefined, wrong)).toBe(401);
+      // Through the real proxy the header is believed: a fresh forwarded client is not throttled.
+      expect(await from('127.0.0.2', '203.0.113.50', wrong)).toBe(401);
+      // Failed token exchanges are logged with their address: the log names 127.0.0.3, never the forged one.
+      const exchange = {
+        grant_type: TOKEN_EXCHANGE_GRANT, subject_token: 'not-a-kubernetes-token', subject_token_type: ACCESS_TOKEN_TYPE,
+        deployment: `${ns.name}/${dep.metadata.name}`,
+      };
+      for (let i = 0; i < 8; i++) await from('127.0.0.3', '198.51.100.99', exchange);
+      await waitFor('the throttled exchange in the log', () => Promise.resolve(/token exchange failures/.test(proxied.logs())), 10_000, 100);
+      const lines = proxied.logs().split('\n').filter((l) => l.includes('token exchange failures'));
+      expect(lines.length).toBeGreaterThan(0);
+      for (const l of lines) expect((JSON.parse(l) as { address: string }).address).toBe('127.0.0.3');
+      expect(proxied.logs()).not.toContain('198.51.100.');
+    } finally {
+      await proxied.stop();
+    }
+  });
+
+  it('refuses to start with a --trusted-proxies range broader than 16 addresses, saying what to trust instead', async () => {
+    for (const [cidr, count] of [['10.0.0.0/8', '16777216'], ['127.0.0.0/24', '256'], ['fd00::/64', '18446744073709551616']] as const) {
+      const p = startProcess('token-server', [MAIN, 'token-server', '--kubeconfig', identity.tokenServerKubeconfig, '--trusted-proxies', `127.0.0.1,${cidr}`]);
+      expect(await p.exited).toBe(2);
+      expect(p.logs()).toContain(`error: --trusted-proxies: ${cidr} is too broad: it covers ${count} addresses, and any client at one of them could forge X-Forwarded-For. ` +
+        'Trust only the proxies\' own addresses (at most 16 per entry: an IPv4 /28 or an IPv6 /124)');
+    }
+    // The chart's default, none, and the loudly named override start; the override is logged as a warning.
+    const broad = await startTokenServer({
+      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, args: ['--trusted-proxies', '127.0.0.0/8', '--insecure-broad-trusted-proxies'],
+    });
+    try {
+      expect(broad.logs()).toMatch(/"level":"warn".*--insecure-broad-trusted-proxies: X-Forwarded-For is believed from ranges wider than 16 addresses/);
+    } finally {
+      await broad.stop();
     }
   });
 

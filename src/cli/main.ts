@@ -9,11 +9,12 @@ import { allowedIssuers } from '../federation/issuers.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
-import { loadTlsFiles } from '../token-server/tls.ts';
+import { loadTlsFiles, waitForTlsFiles } from '../token-server/tls.ts';
+import { escapeTerminalLines } from './plugin/terminal.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
 import type { Pkcs11Config } from '../shared/pkcs11/token.ts';
 import {
-  CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, usage, UsageError,
+  CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, sizeFlag, TOKEN_SERVER_FLAGS, usage, UsageError,
 } from '../client/options.ts';
 
 const HELP = `Usage: apikey-operator <command> [flags]
@@ -128,6 +129,18 @@ async function main(argv: string[]): Promise<number> {
       if (!tokenServerServiceAccount !== !tokenServerTokenDir) {
         throw new UsageError('--token-server-service-account and --token-server-token-dir go together');
       }
+      const servingCertSecret = f['serving-cert-secret'] ?? '';
+      const servingCertNames = csv(f['serving-cert-dns-names']);
+      if (!servingCertSecret !== !servingCertNames.length) throw new UsageError('--serving-cert-secret and --serving-cert-dns-names go together');
+      const servingCert = servingCertSecret ? {
+        secretName: servingCertSecret,
+        dnsNames: servingCertNames,
+        validityMs: durationFlag('serving-cert-validity', f['serving-cert-validity'], 30_000),
+        caValidityMs: durationFlag('serving-ca-validity', f['serving-ca-validity'], 3600_000),
+      } : undefined;
+      if (servingCert && servingCert.validityMs * 3 > servingCert.caValidityMs) {
+        throw new UsageError('--serving-cert-validity must be at most a third of --serving-ca-validity: a serving certificate never outlives its CA');
+      }
       const pkcs11 = pkcs11Flags(f);
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runController } = await import('../controller/main.ts');
@@ -151,6 +164,7 @@ async function main(argv: string[]): Promise<number> {
         federationIssuers: federationIssuersFlag(f['federation-issuers']),
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
+        servingCert,
         pkcs11,
       });
       return 0;
@@ -165,6 +179,8 @@ async function main(argv: string[]): Promise<number> {
       if (!certFile !== !keyFile) throw new UsageError('--tls-cert-file and --tls-private-key-file go together');
       const tls = certFile ? { certFile, keyFile } : undefined;
       if (tls) {
+        // The controller (--serving-cert-secret) or cert-manager may not have written the mounted Secret yet.
+        await waitForTlsFiles(tls, (await import('../shared/log.ts')).createLogger({ level: f['log-level'], name: 'token-server' }));
         try {
           loadTlsFiles(tls);
         } catch (err) {
@@ -177,10 +193,16 @@ async function main(argv: string[]): Promise<number> {
       const pkcs11 = pkcs11Flags(f);
       let trustedProxies: TrustedProxies;
       try {
-        trustedProxies = new TrustedProxies(csv(f['trusted-proxies']));
+        trustedProxies = new TrustedProxies(csv(f['trusted-proxies']), { allowBroad: f['insecure-broad-trusted-proxies'] === 'true' });
       } catch (err) {
         throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
       }
+      const auditPath = f['audit-log-path'] ?? '';
+      const auditLog = auditPath ? {
+        path: auditPath,
+        maxSizeBytes: sizeFlag('audit-log-maxsize', f['audit-log-maxsize']),
+        maxBackups: intFlag('audit-log-maxbackup', f['audit-log-maxbackup'], 0, 100_000),
+      } : undefined;
       // In sidecar mode the controller writes this container's token a moment after the pod starts.
       await waitForInClusterToken({ kubeconfig: f.kubeconfig });
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
@@ -201,6 +223,7 @@ async function main(argv: string[]): Promise<number> {
         tls,
         federationIssuers,
         federationCaPem,
+        auditLog,
         pkcs11,
       });
       return 0;
@@ -248,11 +271,12 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
+    // An error can quote the cluster or a kubeconfig: escaped, as everything the plugin prints.
     if (err instanceof UsageError || err instanceof ConfigError) {
-      console.error(`error: ${err.message}`);
+      console.error(`error: ${escapeTerminalLines(err.message)}`);
       process.exitCode = 2;
     } else {
-      console.error(`error: ${(err as Error).message}`);
+      console.error(`error: ${escapeTerminalLines((err as Error).message)}`);
       process.exitCode = 1;
     }
   },

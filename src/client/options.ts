@@ -64,6 +64,10 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   flag('leader-elect-renew-deadline', 'how long the leader keeps trying to renew before it gives up', '10s'),
   flag('leader-elect-retry-period', 'how often candidates try to acquire, and the leader renews', '2s'),
   flag('token-server-service-account', "sidecar mode: the token server's own ServiceAccount, whose token this controller requests (TokenRequest) and writes to --token-server-token-dir; default: none", ''),
+  flag('serving-cert-secret', "make the token server's serving certificate: the kubernetes.io/tls Secret (operator namespace) to write it to, signed by a CA of this controller's own (Secret apikey-operator-ca), whose bundle is published as the ConfigMap apikey-operator-ca.crt in every watched namespace; default: none (cert-manager's or your own certificate, or plain HTTP)", ''),
+  flag('serving-cert-dns-names', 'with --serving-cert-secret: comma-separated DNS names (or IP addresses) of the certificate, the token Service\'s', ''),
+  flag('serving-cert-validity', 'with --serving-cert-secret: lifetime of the serving certificate; renewed when a third of it is left', '720h'),
+  flag('serving-ca-validity', 'with --serving-cert-secret: lifetime of the CA; a new one joins the bundle when a third of it is left', '87600h'),
   flag('token-server-token-dir', "sidecar mode: the in-memory folder the token-server container mounts as its ServiceAccount folder (token, ca.crt, namespace)", ''),
 ];
 
@@ -76,9 +80,13 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('metrics-port', 'port of /metrics, on the same --host (0: off)', '9090'),
   flag('host', 'address to listen on', '0.0.0.0'),
   flag('issuer', 'the issuer URL: the iss of every token and the base of the discovery documents; default http://localhost:<port>, set it in production', ''),
-  flag('trusted-proxies', 'comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the per-client failure limit); default: none', ''),
+  flag('trusted-proxies', 'comma-separated addresses or CIDRs of the reverse proxies (ingress controllers) in front of the token server, whose X-Forwarded-For names the client (for the per-client failure limits); at most 16 addresses each (IPv4 /28, IPv6 /124): only the proxies\' own addresses; default: none', ''),
+  flag('insecure-broad-trusted-proxies', 'accept --trusted-proxies ranges wider than 16 addresses (a pod network): every client in them can forge X-Forwarded-For, so only when a NetworkPolicy lets nothing but the proxies reach the token server', 'false', 'boolean'),
   flag('token-review-audiences', "comma-separated audiences a subject token must be bound to for token exchange (the TokenReview's spec.audiences); default: none, the apiserver's own, so any token the cluster accepts (kubectl credentials, OIDC) is accepted", ''),
   flag('federation-ca-file', 'PEM file of CA certificates trusted, besides the system\'s, for the TLS of the --federation-issuers (a private issuer); default: the system\'s only', ''),
+  flag('audit-log-path', 'the audit log: one JSON line per token issued or refused; - for stdout (beside the application log, told apart by "kind":"TokenRequest"), else a file, rotated by size; default: off', ''),
+  flag('audit-log-maxsize', 'rotate the audit log file before it passes this size: megabytes (as kube-apiserver), or a quantity such as 512Ki or 1Gi; 0: never', '100'),
+  flag('audit-log-maxbackup', 'rotated audit log files kept, oldest deleted first; 0: all', '10'),
   flag('user-token-ttl', "lifetime of temporary user tokens (token exchange with a Kubernetes identity); at most 24h, and never above a Deployment's maxTokenTTL", '1h'),
 ];
 
@@ -148,6 +156,16 @@ export function parseFlags(argv: string[], flags: FlagSpec[]): Record<string, st
 
 export function csv(s: string | undefined): string[] {
   return (s ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1024 * 1024, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 };
+
+/** A size: a whole number of megabytes (kube-apiserver's --audit-log-maxsize), or with a Ki, Mi or Gi suffix; at most 1Ti. */
+export function sizeFlag(name: string, s: string | undefined): number {
+  const m = /^(\d{1,7})(Ki|Mi|Gi)?$/.exec(s ?? '');
+  const bytes = m ? Number(m[1]) * SIZE_UNITS[m[2] ?? '']! : NaN;
+  if (!(bytes <= 1024 ** 4)) throw new UsageError(`--${name} must be a whole number of megabytes, or a size such as 512Ki, 100Mi or 1Gi (at most 1Ti)`);
+  return bytes;
 }
 
 export function intFlag(name: string, s: string | undefined, min: number, max: number): number {

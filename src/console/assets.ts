@@ -83,6 +83,10 @@ export const SCRIPT = `
     navigator.clipboard.writeText(el.textContent.trim()).then(function () { say('Copied.'); }, function () { say('Could not copy.'); });
   });
 
+  // Sign-out at the identity provider: a form the page submits at once (its button does without script).
+  var away = document.querySelector('form[data-auto-submit]');
+  if (away) away.submit();
+
   // Delete: the button is enabled once the key's name is typed (the server checks it again).
   var confirm = document.querySelector('input[data-confirm]');
   if (confirm) {

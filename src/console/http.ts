@@ -1,8 +1,10 @@
 /**
  * The console's HTTP plumbing: the security headers of every answer, the
- * session cookie, and reading a form body of bounded size.
+ * session cookie, redirects that never leave the console, reading cookies
+ * that anyone may have set, and reading a form body of bounded size.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { localTarget } from './redirects.ts';
 
 export const CSP = [
   "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "connect-src 'self'",
@@ -35,19 +37,47 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
   send(res, status, 'application/json', JSON.stringify(value), { 'cache-control': 'no-store' });
 }
 
-/** 303: after a POST the browser GETs the new location, so a reload never repeats the POST. */
+/**
+ * 303 to a page of the console (see redirects.ts: a target of another origin
+ * becomes `/`). After a POST the browser GETs the new location, so a reload
+ * never repeats the POST.
+ */
 export function redirect(res: ServerResponse, location: string): void {
+  redirectTo(res, localTarget(location));
+}
+
+/** 303 to another site: only for a URL the console made itself from its configuration (the identity provider's). */
+export function redirectAway(res: ServerResponse, url: URL): void {
+  redirectTo(res, url.href);
+}
+
+function redirectTo(res: ServerResponse, location: string): void {
   res.statusCode = 303;
   res.setHeader('location', location);
   res.setHeader('cache-control', 'no-store');
   res.end();
 }
 
+/** The console's own cookie values are base64url; a value of anything else is no value of the console's. */
+const COOKIE_VALUE = /^[A-Za-z0-9_-]{1,4096}$/;
+
+/**
+ * The cookies of a request that the console could have set: name to value,
+ * the first of a name winning (RFC 6265 sends the most specific first). The
+ * header is shared with every other server of the host (cookies ignore
+ * ports), so anything else in it (`theme=50%`, a quoted value, no `=`) is
+ * skipped, never an error; nothing is decoded.
+ */
 export function cookies(req: IncomingMessage): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of (req.headers.cookie ?? '').split(';')) {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  const header = req.headers.cookie;
+  if (typeof header !== 'string') return out;
+  for (const part of header.split(';')) {
     const i = part.indexOf('=');
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    if (i <= 0) continue;
+    const name = part.slice(0, i).trim();
+    const value = part.slice(i + 1).trim();
+    if (name !== '' && !(name in out) && COOKIE_VALUE.test(value)) out[name] = value;
   }
   return out;
 }
@@ -56,6 +86,19 @@ export function sessionCookie(name: string, value: string, opts: { secure: boole
   return [
     `${name}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${opts.maxAgeSeconds}`, ...(opts.secure ? ['Secure'] : []),
   ].join('; ');
+}
+
+/**
+ * The request's target as a URL on a stand-in origin (only its path and query
+ * are used), or undefined when no URL can be made of it: a request line may
+ * carry an absolute URL such as `http://[`, which the URL parser refuses.
+ */
+export function requestUrl(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://console.invalid');
+  } catch {
+    return undefined;
+  }
 }
 
 export class BodyTooLarge extends Error {}

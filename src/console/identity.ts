@@ -55,6 +55,8 @@ export interface SignIn {
   credentials(session: ConsoleSession): PersonCredentials | undefined;
   /** A check of every request before anything else (local mode: the Host header); a refusal is answered as given. */
   admit?(req: IncomingMessage): { status: number; message: string } | undefined;
+  /** The session cookie's name, when not SESSION_COOKIE (local mode: with the port, so consoles on one host keep apart). */
+  sessionCookieName?(): string;
   /** Called when a person signs out (after the session is gone), e.g. to tell the identity provider. */
   signedOut?(session: ConsoleSession, res: ServerResponse, tools: SignInTools): boolean | Promise<boolean>;
 }

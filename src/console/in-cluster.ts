@@ -4,25 +4,42 @@
  * with their own ID token as the bearer token. The console's ServiceAccount
  * plays no part: it needs no RBAC at all.
  *
- * The sign-in's state, nonce and PKCE verifier wait in a short-lived pending
- * session of their own, named by a SameSite=Lax cookie scoped to the callback
- * path: the provider's redirect back is a cross-site navigation, on which the
- * browser withholds the SameSite=Strict session cookie. For the same reason
- * the callback answers with a page that moves on by itself (a same-site
- * navigation) instead of a redirect, so that the new Strict session cookie is
- * sent with the first page. Sign-out moves on to the provider's end-session
- * endpoint the same way, since a form's redirect to another site is stopped by
- * the console's Content-Security-Policy (form-action 'self').
+ * A sign-in in progress keeps nothing on the server: its state, nonce, PKCE
+ * verifier and the page to return to travel sealed (sealed.ts: encrypted and
+ * authenticated, with an expiry) in a cookie scoped to the callback path.
+ * Anyone can start sign-ins, before any check of who they are; since a
+ * started sign-in takes no memory and no slot, no number of them, from one
+ * address or from many, can keep anyone else from signing in (a flood is an
+ * ordinary load of cheap requests). Only a completed sign-in makes a session,
+ * and the store bounds those per person and in all (sessions.ts). The cookie
+ * is SameSite=Lax: the provider's redirect back is a cross-site navigation,
+ * on which the browser withholds the SameSite=Strict session cookie. For the
+ * same reason the callback answers with a page that moves on by itself (a
+ * same-site navigation) instead of a redirect, so that the new Strict session
+ * cookie is sent with the first page; where it moves on to is always a page of
+ * the console (redirects.ts).
+ *
+ * Sign-out ends the console's session, then ends the provider's with
+ * RP-Initiated Logout 1.0, naming the console by its client_id and never
+ * sending the ID token: the ID token is a live Kubernetes credential, and a
+ * URL (id_token_hint in a query) is kept in the browser's history and in the
+ * provider's access logs (oidc.ts says why the form is a GET). The page
+ * allows that one form action to the provider's end-session endpoint in its
+ * Content-Security-Policy, and the console's own script submits it (the
+ * button does, without script).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { KubeClient, KubeError, selfSubjectReview } from '../kube/client.ts';
 import type { Logger } from '../shared/log.ts';
 import { html } from './html.ts';
-import { cookies, sendHtml } from './http.ts';
+import { cookies, CSP, redirectAway, sendHtml } from './http.ts';
 import type { BearerToken, PersonCredentials, SignIn, SignInRoute, SignInTools } from './identity.ts';
 import { bearerKubeConfig, CALLBACK_PATH, type InClusterSettings } from './in-cluster-options.ts';
-import { localPath, OidcRelyingParty, SignInError, type PendingSignIn } from './oidc.ts';
+import { OidcRelyingParty, SignInError, type PendingSignIn, type SignOutForm } from './oidc.ts';
 import { messagePage } from './pages/messages.ts';
+import { movingOn } from './pages/moving-on.ts';
+import { localTarget } from './redirects.ts';
+import { Sealer } from './sealed.ts';
 import type { ConsoleSession } from './sessions.ts';
 
 export const SIGN_IN_PATH = '/auth/sign-in';
@@ -31,12 +48,14 @@ export const SIGNED_OUT_PATH = '/auth/signed-out';
 export const PENDING_COOKIE = 'apikey_console_signin';
 /** How long a person has to sign in at the provider. */
 const PENDING_TTL_MS = 10 * 60_000;
+/** The purpose a pending sign-in is sealed for (sealed.ts). */
+const PENDING_PURPOSE = 'apikey-console oidc pending sign-in v1';
 /**
- * Sign-ins are started by anyone who opens the console, before any check of who
- * they are: past this many sessions the console starts no more, so that a
- * flood of sign-in requests cannot fill its memory.
+ * States of completed sign-ins remembered until their cookie expires, so that
+ * a callback is answered once (the provider also takes a code once). One per
+ * completed callback; past this many the oldest is forgotten.
  */
-export const MAX_SESSIONS = 50_000;
+const MAX_USED_STATES = 50_000;
 
 /** What a signed-in session keeps: the ID token, server-side only. */
 interface OidcSessionData extends Record<string, unknown> {
@@ -54,20 +73,32 @@ export interface InClusterSignInOptions {
   log?: Logger;
   /** For tests: the relying party to use instead of one made from the settings. */
   relyingParty?: OidcRelyingParty;
-  /** Live sessions (signed in or signing in) past which no sign-in starts; default MAX_SESSIONS. */
-  maxSessions?: number;
+}
+
+/** A pending sign-in as opened from its cookie: sealed by this console, so only its shape is checked. */
+function pendingOf(v: unknown): PendingSignIn | undefined {
+  const p = v as Partial<PendingSignIn> | undefined;
+  return p && typeof p.state === 'string' && typeof p.nonce === 'string' && typeof p.codeVerifier === 'string' && typeof p.returnTo === 'string'
+    ? { state: p.state, nonce: p.nonce, codeVerifier: p.codeVerifier, returnTo: p.returnTo } : undefined;
 }
 
 /**
- * A page that moves on to `next` by itself (and with a link, for a browser
- * that does not): a navigation the page makes, not a redirect of the request.
+ * The page after sign-out: a form that sends the console's client_id (never
+ * the ID token) to the provider's end-session endpoint. The console's own
+ * script submits it at once; the button does the same without script. The
+ * page's CSP lets its forms go to that one endpoint's origin, no further.
  */
-function movingOn(res: ServerResponse, heading: string, linkText: string, next: string): void {
+function signOutAtProvider(res: ServerResponse, form: SignOutForm): void {
+  res.setHeader('content-security-policy', CSP.replace("form-action 'self'", `form-action 'self' ${new URL(form.action).origin}`));
   sendHtml(res, 200, '<!doctype html>\n' + html`<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="0;url=${next}">
-<title>${heading} · apikey-operator console</title>
+<title>Signed out of the console · apikey-operator console</title>
 <link rel="stylesheet" href="/static/console.css">
-</head><body><main id="main"><h1>${heading}</h1><p><a class="button" href="${next}">${linkText}</a></p></main></body></html>`.text);
+<script src="/static/console.js" defer></script>
+</head><body><main id="main"><h1>Signed out of the console</h1>
+<form method="get" action="${form.action}" data-auto-submit>
+${form.fields.map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">
+`)}<button class="button" type="submit">Sign out at the identity provider too</button>
+</form></main></body></html>`.text);
 }
 
 export class InClusterSignIn implements SignIn {
@@ -77,7 +108,10 @@ export class InClusterSignIn implements SignIn {
   private readonly rp: OidcRelyingParty;
   private readonly defaultNamespace: string | undefined;
   private readonly log: Logger | undefined;
-  private readonly maxSessions: number;
+  /** Seals pending sign-ins into their cookie; a new key each start, so a restart forgets them. */
+  private readonly sealer = new Sealer();
+  /** state -> when its pending sign-in would have expired (insertion order: oldest first). */
+  private readonly usedStates = new Map<string, number>();
   /** One client per signed-in session, so its connections are reused; gone with the session. */
   private readonly people = new WeakMap<ConsoleSession, PersonCredentials>();
 
@@ -86,7 +120,6 @@ export class InClusterSignIn implements SignIn {
     this.rp = o.relyingParty ?? new OidcRelyingParty(o.settings.oidc);
     this.defaultNamespace = o.defaultNamespace;
     this.log = o.log;
-    this.maxSessions = o.maxSessions ?? MAX_SESSIONS;
     this.routes = [
       { method: 'GET', path: SIGN_IN_PATH, handle: (req, res, url, tools) => this.begin(req, res, url, tools) },
       { method: 'GET', path: CALLBACK_PATH, handle: (req, res, url, tools) => this.complete(req, res, url, tools) },
@@ -117,13 +150,10 @@ export class InClusterSignIn implements SignIn {
     return person;
   }
 
-  async signedOut(session: ConsoleSession, res: ServerResponse, _tools: SignInTools): Promise<boolean> {
-    const data = session.signedIn?.data;
-    if (!isOidcData(data)) return false;
-    const url = await this.rp.signOutUrl(data.idToken, `${this.settings.publicUrl}${SIGNED_OUT_PATH}`);
-    if (!url) return false;
-    // Not a redirect: the console's CSP (form-action 'self') stops a form's redirect to another site.
-    movingOn(res, 'Signed out of the console', 'Sign out at the identity provider too', url);
+  async signedOut(_session: ConsoleSession, res: ServerResponse, _tools: SignInTools): Promise<boolean> {
+    const form = await this.rp.signOutForm(`${this.settings.publicUrl}${SIGNED_OUT_PATH}`);
+    if (!form) return false;
+    signOutAtProvider(res, form);
     return true;
   }
 
@@ -139,54 +169,48 @@ export class InClusterSignIn implements SignIn {
   }
 
   private async begin(_req: IncomingMessage, res: ServerResponse, url: URL, tools: SignInTools): Promise<void> {
-    // Creating a session first forgets the expired ones, so the count is of live sessions.
-    const pending = tools.sessions.create();
-    if (tools.sessions.size > this.maxSessions) {
-      tools.sessions.destroy(pending.id);
-      res.setHeader('retry-after', '60');
-      tools.page(res, 503, 'Sign-in unavailable', messagePage('Sign-in unavailable', 'Too many sign-ins are in progress. Try again in a minute.', false));
-      return;
-    }
-    pending.expiresAt = Math.min(pending.expiresAt, Date.now() + PENDING_TTL_MS);
     let started: Awaited<ReturnType<OidcRelyingParty['beginSignIn']>>;
     try {
-      started = await this.rp.beginSignIn(localPath(url.searchParams.get('next')));
+      started = await this.rp.beginSignIn(localTarget(url.searchParams.get('next')));
     } catch (err) {
-      tools.sessions.destroy(pending.id);
       this.failed(res, tools, err);
       return;
     }
-    pending.pending.oidc = started.pending;
-    res.setHeader('set-cookie', this.pendingCookie(pending.id, PENDING_TTL_MS / 1000));
-    tools.redirect(res, started.authorizationUrl);
+    res.setHeader('set-cookie', this.pendingCookie(this.sealer.seal(PENDING_PURPOSE, started.pending, PENDING_TTL_MS), PENDING_TTL_MS / 1000));
+    redirectAway(res, new URL(started.authorizationUrl));
   }
 
   private async complete(req: IncomingMessage, res: ServerResponse, url: URL, tools: SignInTools): Promise<void> {
-    const waiting = tools.sessions.get(cookies(req)[PENDING_COOKIE]);
-    // A sign-in completes once: its pending session goes whatever happens next.
-    if (waiting) tools.sessions.destroy(waiting.id);
-    const pending = waiting?.pending.oidc as PendingSignIn | undefined;
+    // A sign-in completes once: its cookie goes whatever happens next (and the provider takes a code once).
+    res.setHeader('set-cookie', this.pendingCookie('', 0));
+    const pending = this.takeOnce(pendingOf(this.sealer.open(PENDING_PURPOSE, cookies(req)[PENDING_COOKIE])));
     let person: Awaited<ReturnType<OidcRelyingParty['completeSignIn']>>;
+    let name: string;
     try {
       person = await this.rp.completeSignIn(url.search, pending);
+      name = await this.kubernetesName(person.idToken) ?? person.subject;
     } catch (err) {
-      res.setHeader('set-cookie', this.pendingCookie('', 0));
       this.failed(res, tools, err);
       return;
     }
     const data: OidcSessionData = { idToken: person.idToken };
-    let name: string;
-    try {
-      name = await this.kubernetesName(person.idToken) ?? person.subject;
-    } catch (err) {
-      res.setHeader('set-cookie', this.pendingCookie('', 0));
-      this.failed(res, tools, err);
-      return;
-    }
     const session = tools.sessions.signIn(tools.sessionOf(req), name, data, person.expiresAt);
+    const cleared = headerValues(res.getHeader('set-cookie'));
     tools.setSessionCookie(res, session);
-    res.setHeader('set-cookie', [...headerValues(res.getHeader('set-cookie')), this.pendingCookie('', 0)]);
-    movingOn(res, 'Signed in', 'Continue to the console', localPath(pending?.returnTo));
+    res.setHeader('set-cookie', [...headerValues(res.getHeader('set-cookie')), ...cleared]);
+    movingOn(res, 'Signed in', 'Continue to the console', pending!.returnTo);
+  }
+
+  /** `pending` the first time its state is seen here, else undefined. */
+  private takeOnce(pending: PendingSignIn | undefined): PendingSignIn | undefined {
+    if (!pending || this.usedStates.has(pending.state)) return undefined;
+    const now = Date.now();
+    for (const [state, until] of this.usedStates) {
+      if (until > now && this.usedStates.size < MAX_USED_STATES) break;
+      this.usedStates.delete(state);
+    }
+    this.usedStates.set(pending.state, now + PENDING_TTL_MS);
+    return pending;
   }
 
   /**

@@ -5,6 +5,17 @@
  * cookie; a second use of the URL does nothing. Every request must name
  * exactly the address it serves in its Host header, so that a web page whose
  * DNS name is re-pointed at 127.0.0.1 (DNS rebinding) cannot drive it.
+ *
+ * What this mode assumes of the host (docs/guides/console.md says it to
+ * people): whoever can read the code before it is used (it is printed on the
+ * person's own terminal, and handed to the browser in a private file, never
+ * in a command line: main.ts) can sign in once; the browser sends the session
+ * cookie to every server on 127.0.0.1 whatever its port (cookies ignore
+ * ports, and on http a cookie cannot be `Secure`, so neither can it be
+ * `__Host-`), so a local server of someone else that the person's browser
+ * visits could read it and, since any local user can connect to the port, use
+ * it. The cookie's name carries the port, so two consoles on one host never
+ * overwrite each other's sessions.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tokenEndpoint } from '../client/oauth.ts';
@@ -14,8 +25,9 @@ import type { KubeConfig } from '../kube/kubeconfig.ts';
 import { html } from './html.ts';
 import type { BearerToken, PersonCredentials, SignIn, SignInRoute, SignInTools } from './identity.ts';
 import { messagePage } from './pages/messages.ts';
+import { movingOn } from './pages/moving-on.ts';
 import { PersonApi } from './person-api.ts';
-import { randomId, sameToken, type ConsoleSession } from './sessions.ts';
+import { randomId, sameToken, SESSION_COOKIE, type ConsoleSession } from './sessions.ts';
 
 export const SIGN_IN_PATH = '/sign-in';
 
@@ -55,6 +67,10 @@ export class LocalSignIn implements SignIn {
   private code: string | undefined = randomId();
   /** host:port the console serves, set once it listens. */
   private origin: string | undefined;
+  private port: number | undefined;
+  private codeTaken!: () => void;
+  /** Resolves once the one-time code has been used (main.ts then deletes the file that held it for the browser). */
+  readonly codeUsed = new Promise<void>((resolve) => { this.codeTaken = resolve; });
 
   constructor(opts: LocalSignInOptions) {
     this.kc = opts.kc;
@@ -66,6 +82,12 @@ export class LocalSignIn implements SignIn {
   /** Called once the server listens: the only Host accepted from then on. */
   listening(host: string, port: number): void {
     this.origin = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.port = port;
+  }
+
+  /** With the port: the browser sends one host's cookies to every port of it, and two consoles must not share a name. */
+  sessionCookieName(): string {
+    return `${SESSION_COOKIE}_${this.port ?? 0}`;
   }
 
   /** The URL to print: it signs in once. */
@@ -91,12 +113,14 @@ export class LocalSignIn implements SignIn {
       return;
     }
     this.code = undefined;
+    this.codeTaken();
     const user = await new PersonApi(this.client).whoAmI();
     const name = user ?? this.kc.getCurrentUser()?.name ?? this.kc.getCurrentContext();
     const session = tools.sessions.signIn(tools.sessionOf(req), name, {});
     tools.setSessionCookie(res, session);
-    // A clean URL: the code does not stay in the address bar or the history.
-    tools.redirect(res, '/');
+    // A clean URL: the code does not stay in the address bar or the history. A page that moves on, not
+    // a redirect: opened from the sign-in file (file://), a redirect would arrive without the Strict cookie.
+    movingOn(res, 'Signed in', 'Continue to the console', '/');
   }
 
   signInRequired(_req: IncomingMessage, res: ServerResponse, _url: URL, tools: SignInTools): void {

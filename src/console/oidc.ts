@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import * as client from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { localTarget } from './redirects.ts';
 
 export interface OidcSettings {
   /** The issuer URL, exactly as in the ID tokens' `iss` (and in the API server's authentication configuration). */
@@ -32,8 +33,18 @@ export interface PendingSignIn {
   state: string;
   nonce: string;
   codeVerifier: string;
-  /** The console page to show after sign-in (a local path). */
+  /** The console page to show after sign-in (a path of the console, redirects.ts). */
   returnTo: string;
+}
+
+/**
+ * RP-Initiated Logout 1.0 as a form the browser submits with GET: where to
+ * (without a query), and its fields (the endpoint's own query parameters
+ * first, then the console's client_id and where to come back; never the ID token).
+ */
+export interface SignOutForm {
+  action: string;
+  fields: [name: string, value: string][];
 }
 
 export interface SignedInPerson {
@@ -54,12 +65,6 @@ export class SignInError extends Error {
     super(message);
     this.status = status;
   }
-}
-
-/** `path` if it is a path of this site (not //host or a URL), else `/`: sign-in never redirects elsewhere. */
-export function localPath(path: string | null | undefined): string {
-  if (!path || !path.startsWith('/') || path.startsWith('//') || path.startsWith('/\\')) return '/';
-  return path;
 }
 
 export class OidcRelyingParty {
@@ -93,7 +98,7 @@ export class OidcRelyingParty {
   async beginSignIn(returnTo: string): Promise<{ authorizationUrl: string; pending: PendingSignIn }> {
     const config = await this.configuration();
     const pending: PendingSignIn = {
-      state: client.randomState(), nonce: client.randomNonce(), codeVerifier: client.randomPKCECodeVerifier(), returnTo: localPath(returnTo),
+      state: client.randomState(), nonce: client.randomNonce(), codeVerifier: client.randomPKCECodeVerifier(), returnTo: localTarget(returnTo),
     };
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: this.settings.redirectUri,
@@ -136,18 +141,38 @@ export class OidcRelyingParty {
   }
 
   /**
-   * Where to send the browser to end the session at the provider too (RP-initiated
-   * logout), or undefined when the provider offers none.
+   * How to end the session at the provider too (RP-Initiated Logout 1.0), or
+   * undefined when the provider offers no end-session endpoint. The console
+   * names itself by its client_id, which the specification allows in place of
+   * id_token_hint: the ID token is a live Kubernetes credential and never
+   * leaves the console, so nothing of the person's is in the URL. The request
+   * is a GET (a top-level navigation), not a POST: a provider's session
+   * cookie is commonly SameSite=Lax, which a browser sends with a cross-site
+   * GET navigation but not with a cross-site POST, so a POST could not end
+   * the provider's session (oidc-provider accepts only GET by default for
+   * that reason); with client_id alone the query holds nothing secret.
    */
-  async signOutUrl(idToken: string, postLogoutRedirectUri: string): Promise<string | undefined> {
+  async signOutForm(postLogoutRedirectUri: string): Promise<SignOutForm | undefined> {
     let config: client.Configuration;
     try {
       config = await this.configuration();
     } catch {
       return undefined;
     }
-    if (!config.serverMetadata().end_session_endpoint) return undefined;
-    return client.buildEndSessionUrl(config, { id_token_hint: idToken, post_logout_redirect_uri: postLogoutRedirectUri }).href;
+    const endpoint = config.serverMetadata().end_session_endpoint;
+    if (typeof endpoint !== 'string') return undefined;
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      return undefined;
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+    const fields: SignOutForm['fields'] = [...url.searchParams].filter(([k]) => k !== 'client_id' && k !== 'post_logout_redirect_uri');
+    fields.push(['client_id', this.settings.clientId], ['post_logout_redirect_uri', postLogoutRedirectUri]);
+    url.search = '';
+    url.hash = '';
+    return { action: url.href, fields };
   }
 
   async close(): Promise<void> {

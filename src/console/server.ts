@@ -15,7 +15,7 @@ import type { Logger } from '../shared/log.ts';
 import { SCRIPT, STYLE } from './assets.ts';
 import type { Html } from './html.ts';
 import {
-  BodyTooLarge, cookies, readForm, redirect, securityHeaders, send, sendHtml, sendJson, sessionCookie,
+  BodyTooLarge, cookies, readForm, redirect, requestUrl, securityHeaders, send, sendHtml, sendJson, sessionCookie,
 } from './http.ts';
 import type { PersonCredentials, SignIn, SignInTools } from './identity.ts';
 import { waitForNewKey, rotateKey } from './key-actions.ts';
@@ -87,13 +87,14 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
   const page = (res: ServerResponse, status: number, frame: Omit<Frame, 'mode'>, body: Html) =>
     sendHtml(res, status, layout({ ...frame, mode: signIn.mode }, body));
 
+  const cookieName = (): string => signIn.sessionCookieName?.() ?? SESSION_COOKIE;
   const tools: SignInTools = {
     sessions,
-    sessionOf: (req) => sessions.get(cookies(req)[SESSION_COOKIE]),
-    setSessionCookie: (res, s) => res.setHeader('set-cookie', sessionCookie(SESSION_COOKIE, s.id, {
+    sessionOf: (req) => sessions.get(cookies(req)[cookieName()]),
+    setSessionCookie: (res, s) => res.setHeader('set-cookie', sessionCookie(cookieName(), s.id, {
       secure: opts.secureCookies ?? false, maxAgeSeconds: Math.max(1, Math.floor((s.expiresAt - Date.now()) / 1000)),
     })),
-    clearSessionCookie: (res) => res.setHeader('set-cookie', sessionCookie(SESSION_COOKIE, '', { secure: opts.secureCookies ?? false, maxAgeSeconds: 0 })),
+    clearSessionCookie: (res) => res.setHeader('set-cookie', sessionCookie(cookieName(), '', { secure: opts.secureCookies ?? false, maxAgeSeconds: 0 })),
     redirect,
     page: (res, status, title, body) => page(res, status, { title }, body),
   };
@@ -341,14 +342,17 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
     return undefined;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, url: URL | undefined): Promise<void> {
     securityHeaders(res);
     const refusal = signIn.admit?.(req);
     if (refusal) {
       send(res, refusal.status, 'text/plain; charset=utf-8', `${refusal.message}\n`);
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://console.invalid');
+    if (!url) {
+      send(res, 400, 'text/plain; charset=utf-8', 'The request\'s target is not a URL.\n');
+      return;
+    }
     if (req.method === 'GET' && url.pathname === '/static/console.css') {
       send(res, 200, 'text/css; charset=utf-8', STYLE, { 'cache-control': 'public, max-age=3600' });
       return;
@@ -395,15 +399,16 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
 
   const server = createServer((req, res) => {
     const started = performance.now();
-    handle(req, res).catch((err: unknown) => {
-      log?.error({ err, path: new URL(req.url ?? '/', 'http://x').pathname }, 'console request failed');
+    const url = requestUrl(req);
+    handle(req, res, url).catch((err: unknown) => {
+      log?.error({ err, path: url?.pathname }, 'console request failed');
       if (res.headersSent) { res.destroy(); return; }
       const status = err instanceof BodyTooLarge ? 413 : 500;
       sendHtml(res, status, layout({ title: 'Error', mode: signIn.mode },
         messagePage('Something went wrong', status === 413 ? 'The form was too large.' : 'The console could not answer this request; see its log.')));
     }).finally(() => {
       // Only the path: a query may hold a one-time sign-in code.
-      log?.debug({ method: req.method, path: new URL(req.url ?? '/', 'http://x').pathname, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'console request');
+      log?.debug({ method: req.method, path: url?.pathname, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'console request');
     });
   });
   return { server, sessions };

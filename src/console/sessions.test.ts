@@ -53,4 +53,20 @@ describe('sessions', () => {
   ])('compares CSRF tokens: %s', (_, a, b, same) => {
     expect(sameToken(a, b)).toBe(same);
   });
+
+  it('bounds one person\'s sessions: a new one ends that person\'s oldest, and nobody else\'s', () => {
+    const store = new SessionStore({ ttlMs: 3_600_000, maxPerPerson: 2, maxSessions: 100 });
+    const bob = store.signIn(undefined, 'bob', {});
+    const a1 = store.signIn(undefined, 'alice', {});
+    const a2 = store.signIn(undefined, 'alice', {});
+    const a3 = store.signIn(undefined, 'alice', {});
+    expect([a1, a2, a3, bob].map((s) => store.get(s.id) !== undefined)).toEqual([false, true, true, true]);
+  });
+
+  it('bounds sessions in all: a new one ends the oldest of anyone\'s, never refusing the new', () => {
+    const store = new SessionStore({ ttlMs: 3_600_000, maxPerPerson: 5, maxSessions: 3 });
+    const made = ['a', 'b', 'c', 'd'].map((n) => store.signIn(undefined, n, {}));
+    expect(store.size).toBe(3);
+    expect(made.map((s) => store.get(s.id) !== undefined)).toEqual([false, true, true, true]);
+  });
 });

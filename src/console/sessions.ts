@@ -3,10 +3,21 @@
  * SameSite=Strict cookie; what the session knows (who signed in, the CSRF
  * token, a secret waiting for its one view) stays in this process's memory
  * and is gone when the session expires or the console stops.
+ *
+ * Only a completed sign-in makes a session (a sign-in in progress keeps
+ * nothing here: in-cluster.ts), and the store is bounded two ways: at most
+ * MAX_SESSIONS_PER_PERSON per signed-in name, a new one ending that person's
+ * oldest, so no one person can crowd out the others; and at most MAX_SESSIONS
+ * in all, a new one ending the oldest of anyone's. Neither bound ever refuses
+ * a sign-in.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 
 export const SESSION_COOKIE = 'apikey_console_session';
+/** Sessions in all, past which a new one ends the oldest. */
+export const MAX_SESSIONS = 20_000;
+/** Sessions of one signed-in name (browsers, devices), past which a new one ends that person's oldest. */
+export const MAX_SESSIONS_PER_PERSON = 16;
 /** How long a new secret waits for its one view (the redirect after Create API Key follows at once). */
 export const REVEAL_TTL_MS = 5 * 60_000;
 
@@ -53,14 +64,20 @@ export class SessionStore {
   private readonly sessions = new Map<string, ConsoleSession>();
   private readonly ttlMs: number;
   private readonly now: () => number;
+  private readonly maxSessions: number;
+  private readonly maxPerPerson: number;
 
-  constructor(opts: { ttlMs: number; now?: () => number }) {
+  constructor(opts: { ttlMs: number; now?: () => number; maxSessions?: number; maxPerPerson?: number }) {
     this.ttlMs = opts.ttlMs;
     this.now = opts.now ?? Date.now;
+    this.maxSessions = opts.maxSessions ?? MAX_SESSIONS;
+    this.maxPerPerson = opts.maxPerPerson ?? MAX_SESSIONS_PER_PERSON;
   }
 
+  /** A new session; at the bound, the oldest session (the first in the map's insertion order) ends. */
   create(): ConsoleSession {
     this.sweep();
+    while (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
     const s: ConsoleSession = {
       id: randomId(), csrf: randomId(), expiresAt: this.now() + this.ttlMs, pending: {}, reveals: new Map(),
     };
@@ -83,6 +100,8 @@ export class SessionStore {
   /** Sign-in gives a session a new id (no session fixation) and ends it at `expiresAt` at the latest. */
   signIn(old: ConsoleSession | undefined, displayName: string, data: Record<string, unknown>, expiresAt?: number): ConsoleSession {
     if (old) this.sessions.delete(old.id);
+    const theirs = [...this.sessions.values()].filter((x) => x.signedIn?.displayName === displayName);
+    for (let i = 0; i <= theirs.length - this.maxPerPerson; i++) this.sessions.delete(theirs[i]!.id);
     const s = this.create();
     s.signedIn = { displayName, data };
     if (expiresAt !== undefined) s.expiresAt = Math.min(s.expiresAt, expiresAt);

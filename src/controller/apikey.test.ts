@@ -29,6 +29,11 @@ const ID = generateKeyId();
 const SECRET = generateSecret();
 const OLD_SECRET = generateSecret();
 const ready = { type: 'Ready', status: 'True', reason: 'SecretReady', message: 'The credentials Secret is up to date', observedGeneration: 1, lastTransitionTime: at(-HOUR) } as const;
+/** A status's conditions as the controller writes them: Ready, and Reconciling and Stalled as its reason's class says. */
+const conditions = (r: { type: 'Ready'; status: 'True' | 'False' | 'Unknown'; reason: string; message: string; observedGeneration: number;
+  lastTransitionTime: string }) => [r,
+  { ...r, type: 'Reconciling', status: r.reason === 'Issuing' ? 'True' as const : 'False' as const },
+  { ...r, type: 'Stalled', status: r.status === 'False' ? 'True' as const : 'False' as const }];
 
 interface KeyOpts {
   owner?: string | null;
@@ -57,7 +62,7 @@ function apiKey(o: KeyOpts = {}): ApiKey {
 /** A Ready key's status, whose Secret holds `SECRET`. */
 const readyStatus = (extra: Partial<ApiKeyStatus> = {}): ApiKeyStatus => ({
   observedGeneration: 1, keyId: ID, secretName: 'ci', secretHash: hashSecret(SECRET),
-  lastRotationTime: at(-2 * HOUR), conditions: [ready], ...extra,
+  lastRotationTime: at(-2 * HOUR), conditions: conditions(ready), ...extra,
 });
 
 /** The Secret of a key, as this controller writes it. */
@@ -69,8 +74,8 @@ const other = (created: string): ApiKey => ({
   metadata: { name: 'thief', namespace: 'other-ns', uid: '44444444-0000-4000-8000-000000000004', creationTimestamp: created as unknown as Date },
 });
 /** The status of a new key that found a foreign Secret of its name. */
-const conflicted: ApiKeyStatus = { observedGeneration: 1, secretName: 'ci', conditions: [{ ...ready, status: 'False', reason: 'SecretConflict',
-  message: 'Secret ci exists and is not controlled by this ApiKey; it was left untouched' }] };
+const conflicted: ApiKeyStatus = { observedGeneration: 1, secretName: 'ci', conditions: conditions({ ...ready, status: 'False', reason: 'SecretConflict',
+  message: 'Secret ci exists and is not controlled by this ApiKey; it was left untouched' }) };
 /** A key's Secret as its create made it with a template label `team`, which the template no longer lists. */
 const createdWithLabel: SecretObject = (() => {
   const s = secretOf(apiKey({ spec: { secretTemplate: { labels: { team: 'data' } } } }));
@@ -164,7 +169,7 @@ const cases: Record<string, Case> = {
     check: (r) => expect(r.notes[0]).toContain('does not exist in namespace team-a'),
   },
   'writes nothing when the missing Deployment is already reported': {
-    key: apiKey({ owner: null, status: { observedGeneration: 1, secretName: 'ci', conditions: [{ ...ready, status: 'False', reason: 'DeploymentNotFound', message: 'Deployment airflow (apikeys.dev) does not exist in namespace team-a' }] } }),
+    key: apiKey({ owner: null, status: { observedGeneration: 1, secretName: 'ci', conditions: conditions({ ...ready, status: 'False', reason: 'DeploymentNotFound', message: 'Deployment airflow (apikeys.dev) does not exist in namespace team-a' }) } }),
     writes: [],
   },
   'never adopts a key into a Deployment re-created under the same name': {
@@ -256,7 +261,7 @@ const cases: Record<string, Case> = {
   },
   'finishes the creation of a key whose creating pass stopped after its status write, same key id, no warning': {
     key: apiKey({ status: { keyId: ID, secretHash: hashSecret(generateSecret()), secretName: 'ci', observedGeneration: 1,
-      conditions: [{ ...ready, status: 'Unknown', reason: 'Issuing', message: 'Writing the credentials Secret' }] } }),
+      conditions: conditions({ ...ready, status: 'Unknown', reason: 'Issuing', message: 'Writing the credentials Secret' }) } }),
     dep: deployment(),
     writes: ['status Ready=Unknown Issuing', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {

@@ -62,7 +62,7 @@ import type { ProcessResult } from '../kube/controller.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
 import { parseDuration } from '../shared/duration.ts';
-import { getCondition, sameStatus, setCondition, type Condition } from './conditions.ts';
+import { getCondition, sameStatus, setReadyConditions, type ReadyState } from './conditions.ts';
 import { Reason } from './reasons.ts';
 import { createdMetadataLeft, isControlledBy, secretUpToDate } from './secret.ts';
 
@@ -166,7 +166,7 @@ function rotationScheduled(st: KeyState): boolean {
   return !st.expired && everyMs !== undefined && !Number.isNaN(since) && since + everyMs <= st.now.getTime();
 }
 
-type Ready = Pick<Condition, 'status' | 'reason' | 'message'>;
+type Ready = ReadyState;
 
 /** Between a first creation's status write and its Secret write. */
 const ISSUING: Ready = { status: 'Unknown', reason: Reason.Issuing, message: 'Writing the credentials Secret' };
@@ -387,8 +387,9 @@ export class ApiKeyReconciler {
   }
 
   /**
-   * Writes the status when it differs from what is stored; emits an event
-   * when the Ready condition's reason changes into a failure.
+   * Writes the status when it differs from what is stored, with the kstatus
+   * conditions that `ready` implies (conditions.ts); emits an event when the
+   * Ready condition's reason changes into a failure.
    */
   private async writeStatus(ak: ApiKey, base: ApiKeyStatus | undefined, now: Date, ready: Ready): Promise<ApiKey> {
     const status: ApiKeyStatus = { ...ownedStatus(base) };
@@ -396,9 +397,7 @@ export class ApiKeyReconciler {
     status.secretName = secretNameOf(ak);
     if (ak.spec.expiresAt) status.expiresAt = ak.spec.expiresAt; else delete status.expiresAt;
     const before = getCondition(ak.status?.conditions, 'Ready');
-    status.conditions = setCondition(ak.status?.conditions, {
-      type: 'Ready', ...ready, observedGeneration: ak.metadata.generation,
-    }, now);
+    status.conditions = setReadyConditions(ak.status?.conditions, ready, ak.metadata.generation, now);
     if (sameStatus(status, ownedStatus(ak.status))) return ak;
     const updated = await this.writes.applyStatus(ak, status);
     if (before?.reason !== ready.reason && ready.status === 'False') {

@@ -11,6 +11,8 @@ import type { Cache } from '../kube/manager.ts';
 import { Informer } from '../kube/informer.ts';
 import { keepAll, withOwnMetadataFields, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
 import type { Logger } from '../shared/log.ts';
+import type { ConfigMapObject, NamespaceObject } from './ca-bundle.ts';
+import { CA_BUNDLE_CONFIGMAP } from './serving-cert.ts';
 
 export const BY_DEPLOYMENT = 'deployment';
 export const BY_KEY_ID = 'keyId';
@@ -21,6 +23,8 @@ export interface CacheOptions {
   namespaces: string[];
   operatorNamespace: string;
   log: Logger;
+  /** The operator makes the serving certificate: cache the CA bundle ConfigMaps (and, watching all namespaces, the namespaces). */
+  servingCert?: boolean;
 }
 
 export class Caches {
@@ -30,6 +34,12 @@ export class Caches {
   readonly secrets: Informer<SecretObject>;
   readonly signingSecret: Informer<SecretObject>;
   readonly operatorNamespace: string;
+  /** The CA bundle ConfigMaps of the watched namespaces (only that name). */
+  readonly caBundles: Informer<ConfigMapObject> | undefined;
+  /** Every namespace, when all are watched and the operator makes the serving certificate. */
+  readonly namespaces: Informer<NamespaceObject> | undefined;
+  /** Watched namespaces; empty means all. */
+  readonly watched: string[];
 
   constructor(client: KubeClient, opts: CacheOptions) {
     const { log } = opts;
@@ -52,6 +62,13 @@ export class Caches {
       apiPrefix: core, plural: 'secrets', namespaces: [opts.operatorNamespace],
       fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log,
     });
+    this.watched = opts.namespaces;
+    this.caBundles = opts.servingCert ? new Informer<ConfigMapObject>(client, {
+      apiPrefix: core, plural: 'configmaps', namespaces, fieldSelector: `metadata.name=${CA_BUNDLE_CONFIGMAP}`, log,
+    }) : undefined;
+    this.namespaces = opts.servingCert && !namespaces
+      ? new Informer<NamespaceObject>(client, { apiPrefix: core, plural: 'namespaces', log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) })
+      : undefined;
     this.apiKeys.addIndex(BY_DEPLOYMENT, (ak) => [`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`]);
     this.deployments.addIndex(BY_AUDIENCE, (dep) => dep.spec.audiences ?? []);
     this.federatedCredentials.addIndex(BY_DEPLOYMENT, (fc) => [`${fc.metadata.namespace}/${fc.spec.deploymentRef.name}`]);
@@ -59,7 +76,8 @@ export class Caches {
   }
 
   get all(): Cache[] {
-    return [this.apiKeys, this.deployments, this.federatedCredentials, this.secrets, this.signingSecret];
+    return [this.apiKeys, this.deployments, this.federatedCredentials, this.secrets, this.signingSecret,
+      ...(this.caBundles ? [this.caBundles] : []), ...(this.namespaces ? [this.namespaces] : [])];
   }
 
   /** The ApiKeys that name the Deployment `namespace/name`. */
@@ -80,6 +98,18 @@ export class Caches {
   /** The ApiKeys whose status claims `keyId`. */
   apiKeysWithKeyId(keyId: string): ApiKey[] {
     return this.apiKeys.byIndex(BY_KEY_ID, keyId);
+  }
+
+  /** The namespaces the CA bundle goes to: the watched ones, else every one not being deleted. */
+  bundleNamespaces(): string[] {
+    if (!this.namespaces) return this.watched;
+    return this.namespaces.list().filter((n) => n.status?.phase !== 'Terminating').map((n) => n.metadata!.name!);
+  }
+
+  namespaceActive(name: string): boolean {
+    if (!this.namespaces) return this.watched.includes(name);
+    const ns = this.namespaces.get(undefined, name);
+    return ns !== undefined && ns.status?.phase !== 'Terminating' && !ns.metadata?.deletionTimestamp;
   }
 
   signingKeys(): SecretObject | undefined {

@@ -24,11 +24,14 @@ import { reconcileDeployment } from './deployment.ts';
 import { FederatedCredentialReconciler } from './federated-credential.ts';
 import { Reason } from './reasons.ts';
 import { reconcileSigningKeys } from './signing.ts';
+import { reconcileCaBundle, type ConfigMapObject } from './ca-bundle.ts';
+import { CA_BUNDLE_CONFIGMAP, reconcileServingCert, type ServingCertPolicy } from './serving-cert.ts';
 import { apiKeyWrites, deploymentStatusWrite, federatedCredentialWrites, type WriteHooks } from './writes.ts';
 
 /** How long a Deployment's key count waits for more of a burst. */
 const COUNT_BATCH_MS = 1000;
 const SIGNING_KEYS_KEY = 'signing-keys';
+const SERVING_CERT_KEY = 'serving-cert';
 
 export interface ControllerDeps {
   client: KubeClient;
@@ -41,6 +44,8 @@ export interface ControllerDeps {
   /** --federation-issuers: a FederatedCredential of any other issuer is IssuerNotAllowed. */
   federationIssuers: ReadonlySet<string>;
   signingPolicy: RotationPolicy;
+  /** The operator makes the token server's serving certificate and publishes its CA bundle (serving-cert.ts); off when undefined. */
+  servingCert?: ServingCertPolicy;
   /** Where new signing keys are made (the Secret, or a PKCS#11 token); default: the Secret. */
   keySource?: KeyGenerator;
   /** Runs before every write (production: refuse unless leading). */
@@ -53,6 +58,9 @@ export interface OperatorControllers {
   deployments: Controller;
   federatedCredentials: Controller;
   signingKeys: Controller;
+  /** With a serving certificate policy: the certificate, and the CA bundle ConfigMap of each namespace. */
+  servingCert: Controller | undefined;
+  caBundles: Controller | undefined;
   all: Controller[];
   /** Enqueues every object in the caches (on becoming leader, and at each resync). */
   enqueueAll: () => void;
@@ -132,6 +140,8 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
     }),
   } });
 
+  const { servingCert, caBundles, enqueueTls } = tlsControllers(deps, common);
+
   const enqueueApiKey = (ak: ApiKey) => apiKeys.enqueue(objectKey(ak));
   const countKeysOf = (ak: ApiKey) => deployments.enqueueAfter(`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`, COUNT_BATCH_MS);
   // The other claimants of a key id a key takes or lets go of (KeyIdConflict comes and goes with it).
@@ -182,13 +192,60 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   caches.signingSecret.on('delete', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
 
   return {
-    apiKeys, deployments, federatedCredentials, signingKeys,
-    all: [apiKeys, deployments, federatedCredentials, signingKeys],
+    apiKeys, deployments, federatedCredentials, signingKeys, servingCert, caBundles,
+    all: [apiKeys, deployments, federatedCredentials, signingKeys, ...(servingCert && caBundles ? [servingCert, caBundles] : [])],
     enqueueAll: () => {
       signingKeys.enqueue(SIGNING_KEYS_KEY);
+      enqueueTls();
       for (const d of caches.deployments.list()) deployments.enqueue(objectKey(d));
       for (const ak of caches.apiKeys.list()) enqueueApiKey(ak);
       for (const fc of caches.federatedCredentials.list()) enqueueFederated(fc);
+    },
+  };
+}
+
+/**
+ * The serving certificate (one key) and the CA bundle ConfigMaps (a key per
+ * namespace): a changed bundle, a ConfigMap changed or deleted by hand and a
+ * new namespace each put the namespaces concerned on the queue.
+ */
+function tlsControllers(deps: ControllerDeps, common: { log: Logger; observe?: OutcomeObserver }) {
+  const { client, caches, log } = deps;
+  const policy = deps.servingCert;
+  if (!policy || !caches.caBundles) return { servingCert: undefined, caBundles: undefined, enqueueTls: () => undefined };
+  let bundle: string | undefined;
+  const caBundles = new Controller({ ...common, name: 'CABundle', workers: 1, processor: {
+    process: async (namespace) => {
+      const requeueAfterMs = await reconcileCaBundle({
+        client, bundle: () => bundle, beforeWrite: deps.beforeWrite,
+        cached: (ns) => caches.caBundles!.get(ns, CA_BUNDLE_CONFIGMAP),
+        namespaceActive: (ns) => caches.namespaceActive(ns),
+      }, namespace);
+      return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+    },
+  } });
+  const enqueueBundles = () => { for (const ns of caches.bundleNamespaces()) caBundles.enqueue(ns); };
+  const servingCert = new Controller({ ...common, name: 'ServingCertificate', workers: 1, processor: {
+    process: async () => ({
+      requeueAfterMs: await reconcileServingCert({
+        client, namespace: caches.operatorNamespace, policy, log, beforeWrite: deps.beforeWrite,
+        onBundle: (b) => {
+          if (b === bundle) return;
+          bundle = b;
+          enqueueBundles();
+        },
+      }),
+    }),
+  } });
+  const onConfigMap = (cm: ConfigMapObject) => { if (cm.metadata?.namespace) caBundles.enqueue(cm.metadata.namespace); };
+  caches.caBundles.on('update', onConfigMap);
+  caches.caBundles.on('delete', onConfigMap);
+  caches.namespaces?.on('add', (ns) => caBundles.enqueue(ns.metadata!.name!));
+  return {
+    servingCert, caBundles,
+    enqueueTls: () => {
+      servingCert.enqueue(SERVING_CERT_KEY);
+      enqueueBundles();
     },
   };
 }

@@ -11,13 +11,16 @@
  * names the audience, never the owner (which may be in a namespace the
  * reader cannot see). The token server applies the same rule, so a
  * namespace can never mint tokens for another team's audience.
+ *
+ * Every reason but Ready needs a person (another audience, a fixed spec, the
+ * operator's --audiences): the status says `Stalled` with it too (conditions.ts).
  */
 import { audiencesClaimedByOthers } from '../api/claims.ts';
 import type { Deployment } from '../api/index.ts';
 import { DEFAULT_TOKEN_TTL } from '../api/index.ts';
 import type { EventType } from '../kube/events.ts';
 import { parseDuration } from '../shared/duration.ts';
-import { getCondition, sameStatus, setCondition, type Condition } from './conditions.ts';
+import { getCondition, sameStatus, setReadyConditions, type ReadyState } from './conditions.ts';
 import { Reason } from './reasons.ts';
 
 export type DeploymentStatus = NonNullable<Deployment['status']>;
@@ -40,19 +43,18 @@ export async function reconcileDeployment(deps: DeploymentDeps, namespace: strin
   const audiences = dep.spec.audiences?.length ? dep.spec.audiences : deps.defaultAudiences;
   const ttlOk = parseDuration(dep.spec.maxTokenTTL ?? DEFAULT_TOKEN_TTL) !== undefined;
   const taken = audiencesClaimedByOthers(dep, (aud) => deps.deploymentsWithAudience(aud), deps.defaultAudiences);
-  const ready: Omit<Condition, 'lastTransitionTime'> = { type: 'Ready', observedGeneration: dep.metadata.generation, ...(
-    audiences.length === 0
-      ? { status: 'False', reason: Reason.NoAudiences, message: 'No spec.audiences and the operator has no default audiences (--audiences)' }
-      : !ttlOk
-        ? { status: 'False', reason: Reason.InvalidSpec, message: 'spec.maxTokenTTL is not a duration' }
-        : taken.length
-          ? { status: 'False', reason: Reason.AudienceConflict,
-            message: `Audience ${taken.join(', ')} belongs to another Deployment, which claimed it first; no token is issued for it here` }
-          : { status: 'True', reason: Reason.DeploymentReady, message: `Keys may ask tokens for ${audiences.join(', ')}` }) } as const;
+  const ready: ReadyState = audiences.length === 0
+    ? { status: 'False', reason: Reason.NoAudiences, message: 'No spec.audiences and the operator has no default audiences (--audiences)' }
+    : !ttlOk
+      ? { status: 'False', reason: Reason.InvalidSpec, message: 'spec.maxTokenTTL is not a duration' }
+      : taken.length
+        ? { status: 'False', reason: Reason.AudienceConflict,
+          message: `Audience ${taken.join(', ')} belongs to another Deployment, which claimed it first; no token is issued for it here` }
+        : { status: 'True', reason: Reason.DeploymentReady, message: `Keys may ask tokens for ${audiences.join(', ')}` };
   const status: DeploymentStatus = {
     observedGeneration: dep.metadata.generation,
     apiKeys: deps.apiKeyCount(namespace, name),
-    conditions: setCondition(dep.status?.conditions, ready, now),
+    conditions: setReadyConditions(dep.status?.conditions, ready, dep.metadata.generation, now),
   };
   if (sameStatus(dep.status ?? {}, status)) return;
   const before = getCondition(dep.status?.conditions, 'Ready');

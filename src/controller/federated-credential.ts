@@ -13,6 +13,9 @@
  *   compiler's;
  * - else `Ready`.
  *
+ * Each reason but Ready is one a person must act on: the status says
+ * `Stalled` with it too (conditions.ts).
+ *
  * `decideFederatedCredential` is pure (a table of cases in its test);
  * `reconcile` reads the caches, decides, and calls one write.
  */
@@ -20,11 +23,11 @@ import type { Deployment, FederatedCredential } from '../api/index.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { compileClaimsExpression } from '../federation/claims-expression.ts';
 import type { EventType } from '../kube/events.ts';
-import { getCondition, sameStatus, setCondition, type Condition } from './conditions.ts';
+import { getCondition, sameStatus, setReadyConditions, type ReadyState } from './conditions.ts';
 import { Reason } from './reasons.ts';
 
 export type FederatedCredentialStatus = NonNullable<FederatedCredential['status']>;
-type Ready = Pick<Condition, 'status' | 'reason' | 'message'>;
+type Ready = ReadyState;
 
 export interface FederatedCredentialReads {
   federatedCredential(namespace: string, name: string): FederatedCredential | undefined;
@@ -109,7 +112,7 @@ export class FederatedCredentialReconciler {
     const { lastUsedAt: _ignored, ...owned } = fc.status ?? {};
     const status: FederatedCredentialStatus = {
       observedGeneration: fc.metadata.generation,
-      conditions: setCondition(fc.status?.conditions, { type: 'Ready', ...ready, observedGeneration: fc.metadata.generation }, this.clock()),
+      conditions: setReadyConditions(fc.status?.conditions, ready, fc.metadata.generation, this.clock()),
     };
     if (sameStatus(status, owned)) return;
     const before = getCondition(fc.status?.conditions, 'Ready');

@@ -21,6 +21,7 @@ import { operatorControllers } from './controllers.ts';
 import { startHealthServer } from './health.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { clusterCaPem, TokenServerIdentity } from './token-server-identity.ts';
+import type { ServingCertPolicy } from './serving-cert.ts';
 
 export interface ControllerOptions {
   kc: KubeConfigLike;
@@ -43,6 +44,8 @@ export interface ControllerOptions {
   federationIssuers?: string[];
   /** Sidecar mode: write the token server's own ServiceAccount token into `dir` (token-server-identity.ts). */
   tokenServerIdentity?: { serviceAccount: string; dir: string };
+  /** Make the token server's serving certificate and publish its CA bundle (serving-cert.ts, ca-bundle.ts). */
+  servingCert?: ServingCertPolicy;
   /** Generate the signing keys in this PKCS#11 token instead of the Secret. */
   pkcs11?: Pkcs11Config;
 }
@@ -66,7 +69,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   token?.start();
   const keySource = token ? new Pkcs11KeySource(token) : new SecretKeySource();
 
-  const caches = new Caches(client, { namespaces: opts.namespaces, operatorNamespace: opts.operatorNamespace, log });
+  const caches = new Caches(client, { namespaces: opts.namespaces, operatorNamespace: opts.operatorNamespace, log, servingCert: !!opts.servingCert });
   const controllers = operatorControllers({
     client, caches, log,
     recorder: new EventRecorder(client, REPORTER, identity, log),
@@ -74,6 +77,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     tokenUrl: opts.tokenUrl,
     defaultAudiences: opts.audiences,
     federationIssuers: new Set(opts.federationIssuers ?? []),
+    servingCert: opts.servingCert,
     signingPolicy: {
       ...DEFAULT_ROTATION, algorithm: opts.signingAlgorithm,
       rotateEveryMs: opts.signingKeyRotationMs, publishLeadMs: opts.signingKeyPublishLeadMs,

@@ -1,5 +1,18 @@
-/** Condition reasons and event reasons: named constants, as users grep for them. */
-export const Reason = {
+/**
+ * Condition reasons and event reasons: named constants, as users grep for them.
+ *
+ * A reason the Ready condition can carry goes in `ReadyReason` and has a class
+ * in conditions.ts (`REASON_CLASS`: ready, progressing or stalled), which is
+ * what sets the kstatus conditions Reconciling and Stalled beside Ready; the
+ * compiler refuses a Ready condition with a reason that has no class. A reason
+ * of another condition (a warning that leaves the object usable) is classified
+ * `ready` there too: it never makes Reconciling or Stalled True. A reason that
+ * only ever names an event goes in `EventReason`. src/controller/conditions.test.ts
+ * fails on a reason that is in neither.
+ */
+
+/** The reasons of the Ready condition, of every kind. */
+export const ReadyReason = {
   Ready: 'SecretReady',
   Issuing: 'Issuing',
   DeploymentNotFound: 'DeploymentNotFound',
@@ -7,16 +20,24 @@ export const Reason = {
   KeyIdConflict: 'KeyIdConflict',
   AudienceConflict: 'AudienceConflict',
   Expired: 'Expired',
-  Created: 'Created',
-  Rotated: 'Rotated',
-  SecretRecreated: 'SecretRecreated',
-  SecretModified: 'SecretModified',
   DeploymentReady: 'Ready',
   NoAudiences: 'NoAudiences',
   InvalidSpec: 'InvalidSpec',
   IssuerNotAllowed: 'IssuerNotAllowed',
   InvalidExpression: 'InvalidExpression',
   FederationReady: 'Ready',
+} as const;
+
+/** Reasons that only events carry, never a condition. */
+export const EventReason = {
+  Created: 'Created',
+  Rotated: 'Rotated',
+  SecretRecreated: 'SecretRecreated',
+  SecretModified: 'SecretModified',
   SigningKeysRotated: 'SigningKeysRotated',
   SigningKeysInvalid: 'SigningKeysInvalid',
 } as const;
+
+export const Reason = { ...ReadyReason, ...EventReason } as const;
+
+export type ReadyReasonValue = (typeof ReadyReason)[keyof typeof ReadyReason];

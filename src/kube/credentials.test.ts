@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpMethod, KubeConfig as ClientNodeKubeConfig, RequestContext } from '@kubernetes/client-node';
@@ -98,5 +98,65 @@ describe('client-node', () => {
       apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: ['-e', `console.log(${JSON.stringify(JSON.stringify(credential))})`],
     } }));
     expect((await creds.authenticate(CLUSTER.server)).headers.Authorization).toBe('Bearer from-exec');
+  });
+});
+
+describe('auth providers, as kubectl (1.26 and later) accepts them', () => {
+  const marker = join(dir, 'auth-provider-ran');
+  const fromFile = (user: object): KubeConfig => {
+    const path = join(dir, `kubeconfig-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(path, JSON.stringify({
+      clusters: [{ name: 'c', cluster: { server: CLUSTER.server, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user }, { name: 'fine', user: { token: 't' } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }, { name: 'ok', context: { cluster: 'c', user: 'fine' } }],
+      'current-context': 'x',
+    }));
+    const kc = new KubeConfig();
+    kc.loadFromFile(path);
+    return kc;
+  };
+  const shell = { 'cmd-path': '/bin/sh', 'cmd-args': `-c "touch ${marker}"`, 'token-key': '{.token}' };
+
+  it.each([
+    ['gcp', /The gcp auth plugin has been removed\.\nPlease use the "gke-gcloud-auth-plugin"/],
+    ['azure', /The azure auth plugin has been removed\.\nPlease use the https:\/\/github.com\/Azure\/kubelogin/],
+    ['exec', /no Auth Provider found for name "exec"/],
+    [TOKEN_FILE_PROVIDER, /no Auth Provider found for name "tokenFile"/],
+    ['whatever', /no Auth Provider found for name "whatever"/],
+  ])('refuses the %s auth provider with kubectl\'s words, and runs nothing', async (name, message) => {
+    const kc = fromFile({ 'auth-provider': { name, config: { ...shell, tokenFile: tokenFile, exec: { command: '/bin/sh', args: ['-c', `touch ${marker}`] } } } });
+    expect(() => credentialsOf(kc)).toThrow(message);
+    expect(() => credentialsOf(kc)).toThrow(/^the kubeconfig's user "u" cannot be used: /);
+    // Another context of the same file is usable, as in kubectl.
+    kc.setCurrentContext('ok');
+    expect((await credentialsOf(kc).authenticate(CLUSTER.server)).headers.Authorization).toBe('Bearer t');
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('refuses a gcp provider handed over in client-node\'s own KubeConfig too', () => {
+    const theirs = new ClientNodeKubeConfig();
+    theirs.loadFromOptions({
+      clusters: [{ name: 'c', server: CLUSTER.server, skipTLSVerify: true }],
+      users: [{ name: 'u', authProvider: { name: 'gcp', config: shell } }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+    });
+    expect(() => credentialsOf(theirs)).toThrow(/The gcp auth plugin has been removed/);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('keeps an oidc provider with only the keys kubectl reads: an exec hidden in its config never runs', async () => {
+    const idToken = `e30.${Buffer.from(JSON.stringify({ exp: Math.floor(Date.now() / 1000) + 3600 })).toString('base64url')}.x`;
+    const kc = fromFile({ 'auth-provider': { name: 'oidc', config: {
+      'id-token': idToken, 'idp-issuer-url': 'https://issuer.example', 'client-id': 'k',
+      exec: { apiVersion: 'client.authentication.k8s.io/v1', command: '/bin/sh', args: ['-c', `touch ${marker}`] }, 'cmd-path': '/bin/sh',
+    } } });
+    expect(kc.getCurrentUser()?.authProvider).toEqual({ name: 'oidc', config: { 'id-token': idToken, 'idp-issuer-url': 'https://issuer.example', 'client-id': 'k' } });
+    expect((await credentialsOf(kc).authenticate(CLUSTER.server)).headers.Authorization).toBe(`Bearer ${idToken}`);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('refuses exec and auth-provider together', () => {
+    const kc = fromFile({ exec: { command: 'x' }, 'auth-provider': { name: 'oidc', config: {} } });
+    expect(() => credentialsOf(kc)).toThrow(/exec and auth-provider cannot be used in combination/);
   });
 });

@@ -6,14 +6,15 @@
  * read again every minute as the kubelet rotates a ServiceAccount token, or
  * a user name and password).
  *
- * Exec plugins, auth providers (OIDC, cloud) and proxies are rare for an
- * operator and need much code, so they are left to client-node, loaded only
- * when a kubeconfig asks for one of them: importing it costs a process about
- * 85 MB of resident memory.
+ * Exec plugins, the OIDC auth provider and proxies are rare for an operator
+ * and need much code, so they are left to client-node, loaded only when a
+ * kubeconfig asks for one of them: importing it costs a process about 85 MB
+ * of resident memory. Only what kubectl accepts reaches it (checkUsable): its
+ * gcp and azure auth providers, which kubectl removed, run a shell command.
  */
 import { readFileSync } from 'node:fs';
 import { Agent, type Dispatcher } from 'undici';
-import { TOKEN_FILE_PROVIDER, type Cluster, type User } from './kubeconfig.ts';
+import { authProviderRefusal, oidcConfigOf, TOKEN_FILE_PROVIDER, type Cluster, type User } from './kubeconfig.ts';
 
 /** What a KubeClient needs of a kubeconfig: ours, or client-node's. */
 export interface KubeConfigLike {
@@ -130,7 +131,13 @@ class ClientNodeCredentials implements Credentials {
   private load() {
     this.loaded ??= import('@kubernetes/client-node').then((lib) => {
       const kc = new lib.KubeConfig();
-      const user = this.user ?? { name: 'user' };
+      // credentialsOf checked that the auth provider, if any, is oidc or the token file; each keeps only its own keys.
+      const given = this.user ?? { name: 'user' };
+      const p = given.authProvider;
+      const user = !p ? given : {
+        ...given,
+        authProvider: p.name === 'oidc' ? { name: 'oidc', config: oidcConfigOf(p.config) } : { name: p.name, config: { tokenFile: p.config?.tokenFile ?? '' } },
+      };
       kc.loadFromOptions({
         clusters: [{ ...this.cluster, skipTLSVerify: !!this.cluster.skipTLSVerify }],
         users: [user as import('@kubernetes/client-node').User],
@@ -151,10 +158,24 @@ class ClientNodeCredentials implements Credentials {
   }
 }
 
+/**
+ * Throws kubectl's refusal for a user kubectl would not use: an auth provider
+ * other than oidc (gcp and azure run a shell command in client-node) or the
+ * in-cluster token file. A KubeConfig of ours has already refused them when it
+ * parsed the file (`refused`); client-node's has not, so the name is checked too.
+ */
+export function checkUsable(user: User | null): void {
+  if (!user) return;
+  const name = user.authProvider?.name;
+  const refusal = user.refused ?? (name === undefined || name === TOKEN_FILE_PROVIDER ? undefined : authProviderRefusal(name));
+  if (refusal) throw new Error(`the kubeconfig's user ${JSON.stringify(user.name)} cannot be used: ${refusal}`);
+}
+
 /** The credentials of `kc`'s current cluster and user. */
 export function credentialsOf(kc: KubeConfigLike): Credentials {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const user = kc.getCurrentUser();
+  checkUsable(user);
   return needsClientNode(cluster, user) ? new ClientNodeCredentials(cluster, user) : new StaticCredentials(cluster, user);
 }

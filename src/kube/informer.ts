@@ -10,6 +10,8 @@
  * object deleted and re-created under the same name (uid), the same
  * selectors for list and watch, one loop per watched namespace, secondary
  * indexes, and a sync flag for /readyz that only a successful list sets.
+ * With `health`, every list and watch tells whether the apiserver still
+ * accepts the credential (a 401 or 403 is a fault, not a partition).
  *
  * Handlers receive the cached object itself: never mutate it (copy first).
  */
@@ -17,6 +19,7 @@ import type { KubeObject } from './types.ts';
 import { Backoff } from './backoff.ts';
 import { KubeClient, KubeError } from './client.ts';
 import type { Logger } from '../shared/log.ts';
+import type { CredentialHealth } from './credential-health.ts';
 
 export type Handler<T> = (obj: T, old?: T) => void;
 
@@ -75,6 +78,8 @@ export interface InformerOptions<T> {
    * many objects (keep.ts). Handlers and readers see the result.
    */
   keep?: (obj: T) => T;
+  /** Told how each list and watch request was answered, for readiness when the credential is refused (credential-health.ts). */
+  health?: CredentialHealth;
 }
 
 /** How one watch request ended (other than by an exception). */
@@ -184,6 +189,7 @@ export class Informer<T extends KubeObject> {
     let resourceVersion = '';
     const scope = ns ?? '';
     const log = this.opts.log.child({ resource: this.opts.plural, namespace: ns ?? '*' });
+    const source = `${this.opts.plural}/${ns ?? '*'}`;
     while (!this.stopped) {
       // Every restart waits a backoff step, whatever ended the watch: a server
       // or proxy that ends watches at once must not get a tight loop.
@@ -192,6 +198,7 @@ export class Informer<T extends KubeObject> {
       try {
         if (!resourceVersion) {
           resourceVersion = await this.relist(ns);
+          this.opts.health?.report(source);
           if (!this.syncedScopes.has(scope)) {
             this.syncedScopes.add(scope);
             if (this.hasSynced()) for (const w of this.syncWaiters.splice(0)) w();
@@ -210,6 +217,7 @@ export class Informer<T extends KubeObject> {
           resourceVersion = '';
         } else {
           problem = { err, message: (err as Error).message };
+          this.opts.health?.report(source, err);
         }
       }
       if (this.stopped) break;
@@ -269,6 +277,7 @@ export class Informer<T extends KubeObject> {
         resourceVersion, allowWatchBookmarks: true, timeoutSeconds,
         labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector,
       }, controller.signal);
+      this.opts.health?.report(`${this.opts.plural}/${ns ?? '*'}`);
       const decoder = new TextDecoder();
       let pending = '';
       read: for await (const chunk of body) {

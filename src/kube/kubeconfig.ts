@@ -37,6 +37,13 @@ export interface AuthProvider {
 
 export interface User {
   readonly name: string;
+  /**
+   * Why this user cannot be used, as kubectl would say it (an auth provider
+   * kubectl refuses); set by parseKubeconfig, thrown by credentialsOf when the
+   * user is used, so that a kubeconfig with such a user in an unused context
+   * still loads, as in kubectl.
+   */
+  readonly refused?: string;
   readonly token?: string;
   readonly certData?: string | null;
   readonly certFile?: string | null;
@@ -61,6 +68,51 @@ export interface KubeConfigOptions {
   users: User[];
   contexts: Context[];
   currentContext: string;
+}
+
+/**
+ * The auth providers of a kubeconfig, as kubectl (client-go 1.26 and later)
+ * accepts them: `oidc` only, which refreshes its ID token over HTTPS and runs
+ * nothing. kubectl removed `gcp` and `azure` (client-node's versions build a
+ * shell command from `cmd-path`/`cmd-args` and run it) and has no other; a
+ * command to run is written as `exec:`, kubectl's credential plugins, where
+ * people who vet a kubeconfig look for it. Only the keys kubectl's oidc
+ * provider reads are kept: client-node would run `config.exec` of any provider.
+ */
+export const OIDC_CONFIG_KEYS = [
+  'client-id', 'client-secret', 'id-token', 'refresh-token', 'idp-issuer-url',
+  'idp-certificate-authority', 'idp-certificate-authority-data', 'extra-scopes',
+] as const;
+
+/** kubectl's own words for the providers it removed (client-go plugin/pkg/client/auth/{gcp,azure}). */
+export const REMOVED_AUTH_PROVIDERS: Readonly<Record<string, string>> = {
+  gcp: 'The gcp auth plugin has been removed.\nPlease use the "gke-gcloud-auth-plugin" kubectl/client-go credential plugin instead.\n' +
+    'See https://cloud.google.com/blog/products/containers-kubernetes/kubectl-auth-changes-in-gke for further details',
+  azure: 'The azure auth plugin has been removed.\nPlease use the https://github.com/Azure/kubelogin kubectl/client-go credential plugin instead.\n' +
+    'See https://kubernetes.io/docs/reference/access-authn-authz/authentication/#client-go-credential-plugins for further details',
+};
+
+/** Why kubectl refuses the auth provider `name`; undefined for oidc. */
+export function authProviderRefusal(name: string): string | undefined {
+  if (name === 'oidc') return undefined;
+  return REMOVED_AUTH_PROVIDERS[name] ?? `no Auth Provider found for name ${JSON.stringify(name)}`;
+}
+
+/** A kubeconfig user's `auth-provider`: kept (oidc, its own keys only) or refused, with kubectl's reason. */
+function authProviderOf(raw: Raw, hasExec: boolean): Pick<User, 'authProvider' | 'refused'> {
+  const name = typeof raw.name === 'string' ? raw.name : '';
+  const refusal = authProviderRefusal(name);
+  if (refusal) return { refused: refusal };
+  if (hasExec) return { refused: 'exec and auth-provider cannot be used in combination: keep one of them' };
+  return { authProvider: { name, config: oidcConfigOf(raw.config) } };
+}
+
+/** The keys kubectl's oidc provider reads, and nothing else (client-node runs a `config.exec` of any provider). */
+export function oidcConfigOf(config: unknown): Record<string, string> {
+  const all = record(config);
+  const kept: Record<string, string> = {};
+  for (const k of OIDC_CONFIG_KEYS) if (typeof all[k] === 'string') kept[k] = all[k];
+  return kept;
 }
 
 /** Where a pod's ServiceAccount files are, under an optional root (tests point it at a folder). */
@@ -107,7 +159,7 @@ export function parseKubeconfig(text: string, root: string): KubeConfigOptions {
       keyData: str(u['client-key-data']), keyFile: absolute(root, str(u['client-key'])),
       username: str(u.username), password: str(u.password), impersonateUser: str(u.as),
       exec: u.exec ? u.exec as unknown as ExecConfig : undefined,
-      authProvider: u['auth-provider'] ? u['auth-provider'] as unknown as AuthProvider : undefined,
+      ...(u['auth-provider'] ? authProviderOf(record(u['auth-provider']), !!u.exec) : {}),
     };
   });
   const contexts = named(doc.contexts, 'context').map(({ name, body: c }, i): Context => {

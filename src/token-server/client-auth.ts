@@ -61,6 +61,8 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
   }
 
   if (!isKeyId(id)) throw new InvalidClient('client_id is not an API key id (ak_ followed by 26 characters)', 'malformed_client_id', viaBasic);
+  // A well-formed key id is public: the audit record may name it (never anything else the client sent).
+  req.audit.keyId = id;
   if (!isWellFormedSecret(secret)) {
     throw new InvalidClient('client_secret is not a well-formed API key secret (its checksum does not match)', 'malformed_secret', viaBasic);
   }
@@ -77,6 +79,7 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
     throw new InvalidClient('client authentication failed', key ? 'wrong_secret' : 'unknown_key', viaBasic);
   }
 
+  req.audit.deployment = key.deployment;
   const deployment = ctx.store.deployment(key.deployment);
   const refusal = keyRefusal(key, deployment, req.nowMs);
   if (refusal) {

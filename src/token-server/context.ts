@@ -1,5 +1,6 @@
 /** What every endpoint of the token server shares: configuration, caches, limiter, metrics. */
 import type { Logger } from '../shared/log.ts';
+import type { AuditNotes, TokenAudit } from './audit.ts';
 import type { LastUsedRecorder } from './last-used.ts';
 import type { TokenServerMetrics } from './metrics.ts';
 import type { TrustedProxies } from './proxies.ts';
@@ -26,6 +27,8 @@ export interface ServerContext {
   federation: IssuerKeys;
   /** Reverse proxies whose X-Forwarded-For names the client (--trusted-proxies). */
   proxies: TrustedProxies;
+  /** The audit log of token requests (--audit-log-path); none when off. */
+  audit: TokenAudit | undefined;
   /** Lifetime of temporary user tokens (--user-token-ttl), before the Deployment's and the 24h ceilings. */
   userTokenTtlMs: number;
 }
@@ -37,4 +40,6 @@ export interface RequestInfo {
   /** The client address the rate limiter counts (see ratelimit.ts clientAddress). */
   address: string;
   nowMs: number;
+  /** What the grant established so far, for the audit record (audit.ts): never a credential. */
+  audit: AuditNotes;
 }

@@ -5,6 +5,7 @@
  * (memory-key-store.ts) with the same objects, so the endpoints cannot tell
  * the difference.
  */
+import type { Refusal } from '../kube/credential-health.ts';
 import type { FederatedEntry } from './federated.ts';
 import type { DeploymentEntry, KeyEntry } from './keys.ts';
 import type { SigningKeys } from './signing.ts';
@@ -21,6 +22,12 @@ export interface KeyStore {
   readonly signing: SigningKeys;
   /** Every cache has listed once. */
   synced(): boolean;
+  /**
+   * Set while the Kubernetes API refuses this program's credential (401 or
+   * 403): the caches are no longer refreshed, so a key deleted meanwhile would
+   * still be found. The server is then not ready and refuses to serve.
+   */
+  credentialRefused(): Refusal | undefined;
   /** Object counts by resource, for the metrics. */
   sizes(): Record<string, number>;
   stop(): Promise<void>;

@@ -6,11 +6,14 @@
  * Secret this program can read: RBAC gives it that resourceName and no
  * other). Each watch event recomputes the affected entries, so a refusal
  * (key deleted or not Ready, Deployment gone) applies from the next request.
+ * When the apiserver refuses this program's credential (401/403), the caches
+ * are no longer refreshed: `credentialRefused` says so (credential-health.ts).
  */
 import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
 import { APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
 import { audiencesClaimedByOthers, firstClaimant } from '../api/claims.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
+import { CredentialHealth, type Refusal } from '../kube/credential-health.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
 import { keepAll, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
 import type { Logger } from '../shared/log.ts';
@@ -31,6 +34,8 @@ export interface KubeKeyStoreOptions {
   /** The shared default audiences (--audiences), which no Deployment can claim. */
   defaultAudiences: readonly string[];
   log: Logger;
+  /** How often the credential is checked besides the informers' own requests (credential-health.ts). */
+  credentialProbeIntervalMs?: number;
 }
 
 /** Whether an update changes what a Deployment claims: its audiences, its identity, or its deletion. */
@@ -51,25 +56,32 @@ export class KubeKeyStore implements KeyStore {
   private readonly secretInformer: Informer<SecretObject>;
   private readonly log: Logger;
   private readonly defaultAudiences: readonly string[];
+  private readonly health: CredentialHealth;
 
   constructor(client: KubeClient, opts: KubeKeyStoreOptions) {
     this.log = opts.log;
     this.defaultAudiences = opts.defaultAudiences;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
     const crd = paths.groupVersion(GROUP, VERSION);
+    // The probe reads at most one ApiKey where this program may list them: RBAC and credential in one request.
+    this.health = new CredentialHealth({
+      log: opts.log,
+      probe: { client, path: paths.collection(GROUP, VERSION, APIKEYS, namespaces?.[0]), intervalMs: opts.credentialProbeIntervalMs },
+    });
+    const health = this.health;
     // Field owners are most of a small object's size, kubectl apply's copy as large as the rest, and the token server reads neither.
     this.apiKeyInformer = new Informer<ApiKey>(client, {
-      apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log, health, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
     this.deploymentInformer = new Informer<Deployment>(client, {
-      apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, health, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
     this.federatedInformer = new Informer<FederatedCredential>(client, {
-      apiPrefix: crd, plural: FEDERATED_CREDENTIALS, namespaces, log: opts.log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: FEDERATED_CREDENTIALS, namespaces, log: opts.log, health, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
     this.secretInformer = new Informer<SecretObject>(client, {
       apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
-      fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log,
+      fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log, health,
     });
 
     this.apiKeyInformer.addIndex(KEY_ID_INDEX, (ak) => (ak.status?.keyId ? [ak.status.keyId] : []));
@@ -117,10 +129,15 @@ export class KubeKeyStore implements KeyStore {
 
   start(): void {
     for (const i of this.informers()) i.start();
+    this.health.start();
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.informers().map((i) => i.stop()));
+    await Promise.all([...this.informers().map((i) => i.stop()), this.health.stop()]);
+  }
+
+  credentialRefused(): Refusal | undefined {
+    return this.health.refused();
   }
 
   private informers() {

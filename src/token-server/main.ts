@@ -33,6 +33,8 @@ import { loadTlsFiles, TlsReloader } from './tls.ts';
 import { Pkcs11KeySource } from '../shared/pkcs11/source.ts';
 import { Pkcs11Token } from '../shared/pkcs11/token.ts';
 import type { SigningKeySource, SourceHealth } from '../shared/signing-source.ts';
+import { TokenAudit } from './audit.ts';
+import { AuditWriter } from './audit-writer.ts';
 
 export type { TokenServerOptions } from './options.ts';
 
@@ -52,6 +54,8 @@ export interface TokenServerDeps {
   reviewer?: SubjectReviewer;
   /** The federation issuers' keys; default: discovered over HTTPS for opts.federationIssuers. */
   federation?: IssuerKeys;
+  /** Bytes of audit records queued before new ones are dropped (audit-writer.ts). */
+  auditMaxQueuedBytes?: number;
   /** A source for the keys not held in the Secret; default: the PKCS#11 token of opts.pkcs11, if any. */
   remoteSigner?: SigningKeySource;
 }
@@ -119,9 +123,10 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
   let signer: ReturnType<typeof watchRemoteSigner> | undefined;
+  // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition).
   const ready = () => {
     const now = Date.now();
-    return store.synced() && store.signing.active(now) !== undefined && (signer?.ready(now) ?? true);
+    return store.synced() && store.signing.active(now) !== undefined && !store.credentialRefused() && (signer?.ready(now) ?? true);
   };
   const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
   let token: Pkcs11Token | undefined;
@@ -145,6 +150,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     issuers: allowedIssuers(opts.federationIssuers ?? []), caPem: opts.federationCaPem, log,
     observe: (document, result) => metrics.federationFetch(document, result),
   });
+  const audit = opts.auditLog && await openAudit(opts, metrics, log, deps.auditMaxQueuedBytes);
   const lastUsed = new LastUsedRecorder({ client, log, onWrite: (ok) => metrics.lastUsedWrite(ok ? 'ok' : 'error') });
   lastUsed.start();
   const ctx: ServerContext = {
@@ -160,6 +166,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     federation,
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
+    audit,
   };
   const tls = opts.tls && loadTlsFiles(opts.tls);
   const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined || federation.enabled }), ready, tls });
@@ -178,7 +185,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     reloader?.stop();
     signer?.stop();
     token?.stop();
-    await Promise.all([store.stop(), lastUsed.stop()]);
+    await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
@@ -189,6 +196,16 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     pkcs11: opts.pkcs11 ? { module: opts.pkcs11.modulePath, token: opts.pkcs11.tokenLabel ?? `serial ${opts.pkcs11.tokenSerial}`, sessions: opts.pkcs11.sessions } : 'off',
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
+  if (!tls) {
+    log.warn({ port }, 'PLAIN HTTP: the token endpoint serves without TLS, so client secrets and tokens cross the network in clear text '
+      + '(RFC 6749 2.3.1 and 3.2 require TLS); serve HTTPS with --tls-cert-file and --tls-private-key-file');
+  }
+  if (audit) log.info({ auditLog: opts.auditLog }, 'audit log of token requests on');
+  if (ctx.proxies.broad) {
+    log.warn({ trustedProxies: ctx.proxies.size },
+      '--insecure-broad-trusted-proxies: X-Forwarded-For is believed from ranges wider than 16 addresses; any client in them can forge its address. ' +
+      'Only safe if a NetworkPolicy lets nothing but the proxies reach the token server');
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -208,7 +225,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         await closed;
         clearTimeout(timer);
         reloader?.stop();
-        await Promise.all([store.stop(), lastUsed.stop()]);
+        // The in-flight requests are done: their audit records are queued, and written before the process ends.
+        await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
         signer?.stop();
         token?.stop();
         log.info('token server stopped');
@@ -216,6 +234,13 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
       return closing;
     },
   };
+}
+
+/** Opens the audit log's stream; its records are counted in the metrics, written or dropped. */
+async function openAudit(opts: TokenServerOptions, metrics: TokenServerMetrics, log: Logger, maxQueuedBytes: number | undefined): Promise<TokenAudit> {
+  const writer = new AuditWriter({ ...opts.auditLog!, maxQueuedBytes, log, observe: (result, n) => metrics.auditRecords(result, n) });
+  await writer.init();
+  return new TokenAudit(writer);
 }
 
 /** The `token-server` command: serves until SIGTERM or SIGINT, then stops gracefully and resolves. */

@@ -73,6 +73,11 @@ export class MemoryKeyStore implements KeyStore {
     return true;
   }
 
+  /** Never: there is no apiserver. */
+  credentialRefused(): undefined {
+    return undefined;
+  }
+
   sizes(): Record<string, number> {
     return { apikeys: this.keys.size, deployments: this.deployments.size, federatedcredentials: this.federated.size, signing_keys: this.signing.size };
   }

@@ -39,6 +39,7 @@ export class TokenServerMetrics {
   private readonly lastUsed: Counter<'result'>;
   private readonly reviews: Counter<'review' | 'outcome'>;
   private readonly federationFetches: Counter<'document' | 'result'>;
+  private readonly audit: Counter<'result'>;
   private readonly observers = new Map<string, Observer>();
   private readonly issuedBy = new Map<string, Incrementer>();
   private readonly failuresBy = new Map<string, Incrementer>();
@@ -72,6 +73,11 @@ export class TokenServerMetrics {
       help: 'Token exchange reviews (review: token = TokenReview, access = SubjectAccessReview), by outcome; cached: answered from the short-lived cache',
       labelNames: ['review', 'outcome'], registers,
     });
+    this.audit = new Counter({
+      name: 'apikey_operator_audit_records_total',
+      help: 'Audit records of token requests, by result: written, or dropped because the audit log could not keep up or failed',
+      labelNames: ['result'], registers,
+    });
     this.federationFetches = new Counter({
       name: 'apikey_operator_federation_issuer_fetches_total',
       help: 'Fetches of the allowed federation issuers\' documents (document: discovery or jwks), by result', labelNames: ['document', 'result'], registers,
@@ -85,7 +91,7 @@ export class TokenServerMetrics {
       collect() { this.set(gauges.rateLimitEntries()); },
     });
     new Gauge({
-      name: 'apikey_operator_token_server_ready', help: '1 when caches are synced and a signing key is active', registers,
+      name: 'apikey_operator_token_server_ready', help: '1 when caches are synced, a signing key is active and the Kubernetes API accepts the credential', registers,
       collect() { this.set(gauges.ready() ? 1 : 0); },
     });
   }
@@ -94,6 +100,10 @@ export class TokenServerMetrics {
     instrumentKubeRequests(client, this.registry);
   }
 
+
+  auditRecords(result: 'written' | 'dropped', count: number): void {
+    this.audit.inc({ result }, count);
+  }
 
   tokenIssued(grantType: string): void {
     bound(this.issuedBy, grantType, () => this.issued.labels({ grant_type: grantType })).inc();

@@ -3,6 +3,16 @@ import type { Pkcs11Config } from '../shared/pkcs11/token.ts';
 import type { TrustedProxies } from './proxies.ts';
 import type { TlsFiles } from './tls.ts';
 
+/** --audit-log-*: where the audit records go (audit-writer.ts). */
+export interface AuditLogOptions {
+  /** `-` for stdout, else a file. */
+  path: string;
+  /** Rotate before the file passes this many bytes; 0: never. */
+  maxSizeBytes: number;
+  /** Rotated files kept; 0: all. */
+  maxBackups: number;
+}
+
 export interface TokenServerOptions {
   kc: KubeConfigLike;
   port: number;
@@ -29,6 +39,8 @@ export interface TokenServerOptions {
   federationCaPem?: string;
   /** Serve HTTPS with this certificate and key, reloaded when the files change. */
   tls?: TlsFiles;
+  /** The audit log of token requests; none when undefined. */
+  auditLog?: AuditLogOptions;
   /** Sign with keys held in this PKCS#11 token (the keys the signing-keys Secret records by label). */
   pkcs11?: Pkcs11Config;
 }

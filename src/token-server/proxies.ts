@@ -6,16 +6,36 @@
  * --trusted-proxies, a request whose peer is a trusted proxy is counted under
  * the rightmost address of X-Forwarded-For that is not itself a trusted proxy
  * (the first hop a trusted proxy saw). Nothing else is ever trusted.
+ *
+ * Trust is narrow by construction: whoever may connect from a trusted address
+ * can forge X-Forwarded-For, and so pin another client's address into the
+ * failure limits, spread its own failures over forged addresses, and write
+ * any address into the logs. A range wider than MAX_TRUSTED_ADDRESSES (a
+ * pod network such as 10.0.0.0/8, where every Pod would be a "proxy") is
+ * refused, unless the loudly named `allowBroad` (--insecure-broad-trusted-proxies)
+ * says that something else (a NetworkPolicy) lets only the proxies reach the
+ * token server.
  */
 import { BlockList, isIP } from 'node:net';
 import { unmapIPv4 } from './ratelimit.ts';
 
+/** The most addresses one entry of --trusted-proxies may cover: an IPv4 /28, an IPv6 /124. */
+export const MAX_TRUSTED_ADDRESSES = 16;
+const MAX_HOST_BITS = Math.log2(MAX_TRUSTED_ADDRESSES);
+
+export interface TrustedProxiesOptions {
+  /** Accept ranges wider than MAX_TRUSTED_ADDRESSES: only when nothing but the proxies can reach the server. */
+  allowBroad?: boolean;
+}
+
 export class TrustedProxies {
   private readonly list = new BlockList();
   readonly size: number;
+  /** A range wider than MAX_TRUSTED_ADDRESSES is trusted (only with allowBroad): the startup log warns. */
+  readonly broad: boolean = false;
 
-  /** Throws a clear error for anything that is not an address or a CIDR. */
-  constructor(cidrs: readonly string[]) {
+  /** Throws a clear error for anything that is not an address or a CIDR, and for a range that is too broad. */
+  constructor(cidrs: readonly string[], opts: TrustedProxiesOptions = {}) {
     for (const c of cidrs) {
       const [addr = '', bits] = c.split('/');
       const family = isIP(addr);
@@ -24,10 +44,19 @@ export class TrustedProxies {
       if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) {
         throw new Error(`not an IP address or CIDR: ${JSON.stringify(c)}`);
       }
+      if (max - prefix > MAX_HOST_BITS && !opts.allowBroad) {
+        throw new Error(
+          `${c} is too broad: it covers ${(2n ** BigInt(max - prefix)).toString()} addresses, and any client at one of them could forge ` +
+          `X-Forwarded-For. Trust only the proxies' own addresses (at most ${MAX_TRUSTED_ADDRESSES} per entry: an IPv4 /${32 - MAX_HOST_BITS} ` +
+          `or an IPv6 /${128 - MAX_HOST_BITS}), or, if a NetworkPolicy lets nothing but the proxies reach the token server, ` +
+          'pass --insecure-broad-trusted-proxies');
+      }
       this.list.addSubnet(addr, prefix, family === 4 ? 'ipv4' : 'ipv6');
+      if (max - prefix > MAX_HOST_BITS) this.broad = true;
     }
     this.size = cidrs.length;
   }
+
 
   private trusted(addr: string): boolean {
     const bare = unmapIPv4(addr);

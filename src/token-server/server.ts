@@ -17,10 +17,11 @@ import type { Grant, TokenResult } from './grants/index.ts';
 import { introspect } from './introspect.ts';
 import type { Route } from './metrics.ts';
 import {
-  InvalidRequest, MethodNotAllowed, OAuthError, SERVER_ERROR_BODY, UnsupportedGrantType,
+  InvalidRequest, MethodNotAllowed, OAuthError, SERVER_ERROR_BODY, TemporarilyUnavailable, UnsupportedGrantType,
 } from './oauth-errors.ts';
 import { bodyFormat, parseBody, single, type Params } from './params.ts';
-import { clientAddress } from './ratelimit.ts';
+import { clientAddress, unmapIPv4 } from './ratelimit.ts';
+import type { AuditNotes, AuditParty } from './audit.ts';
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024;
 const JSON_TYPE = 'application/json';
@@ -29,7 +30,7 @@ const EMPTY = Buffer.alloc(0);
 export interface HttpServerOptions {
   ctx: ServerContext;
   grants: ReadonlyMap<string, Grant>;
-  /** Caches synced and a signing key active. */
+  /** Caches synced, a signing key active, and the Kubernetes API accepting the credential. */
   ready(): boolean;
   bodyLimit?: number;
   /** Serve HTTPS with these (tls.ts's loadTlsFiles); plain HTTP without. */
@@ -90,23 +91,39 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     }
   }
 
+  /** Who sent a request, for the audit log: the client through the trusted proxies, and its User-Agent. */
+  function auditParty(req: IncomingMessage): AuditParty {
+    return {
+      clientAddress: unmapIPv4(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for']) ?? '?'),
+      userAgent: req.headers['user-agent'],
+    };
+  }
+
+  /** fail(), and for the token path a refusal in the audit log with what the grant had established. */
+  function refuse(req: IncomingMessage, res: ServerResponse, route: Route, start: number, err: unknown, notes: AuditNotes = {}): void {
+    fail(res, route, start, err);
+    if (route === 'token') ctx.audit?.refused(auditParty(req), notes, err, Date.now());
+  }
+
   const tokenHeaders = { 'cache-control': 'no-store', pragma: 'no-cache' };
   const tokenRepeatable = new Set([...grants.values()].flatMap((g) => g.repeatable));
   const noneRepeatable = new Set<string>();
 
-  const token: PostHandler = (_req, res, info, params, start) => {
+  const token: PostHandler = (req, res, info, params, start) => {
     const grantType = single(params, 'grant_type');
     if (grantType === undefined) throw new InvalidRequest('the parameter grant_type is required', 'missing_parameter');
     const grant = grants.get(grantType);
     if (!grant) {
       throw new UnsupportedGrantType(`grant_type must be one of: ${[...grants.keys()].join(', ')}`);
     }
+    info.audit.grantType = grant.type;
     const done = (r: TokenResult) => {
       metrics.tokenIssued(grant.type);
       send(res, 'token', start, 200, r.body, tokenHeaders);
+      ctx.audit?.issued(auditParty(req), info.audit, r.claims, Date.now());
     };
     const result = grant.handle(ctx, info, params);
-    if (result instanceof Promise) result.then(done, (err: unknown) => fail(res, 'token', start, err));
+    if (result instanceof Promise) result.then(done, (err: unknown) => refuse(req, res, 'token', start, err, info.audit));
     else done(result);
   };
 
@@ -118,19 +135,19 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
   function post(req: IncomingMessage, res: ServerResponse, route: Route, start: number, handler: PostHandler,
     repeatable: ReadonlySet<string>): void {
     if (req.method !== 'POST') {
-      fail(res, route, start, new MethodNotAllowed(`use POST for ${route === 'token' ? PATHS.token : PATHS.introspect}`, ['POST']));
+      refuse(req, res, route, start, new MethodNotAllowed(`use POST for ${route === 'token' ? PATHS.token : PATHS.introspect}`, ['POST']));
       return;
     }
     const format = bodyFormat(req.headers['content-type']);
     if (!format) {
-      fail(res, route, start, req.headers['content-type'] === undefined
+      refuse(req, res, route, start, req.headers['content-type'] === undefined
         ? new InvalidRequest('a Content-Type of application/x-www-form-urlencoded or application/json is required', 'unsupported_media_type')
         : new InvalidRequest('the Content-Type must be application/x-www-form-urlencoded or application/json', 'unsupported_media_type', 415));
       return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
-      tooLarge(res, route, start);
+      tooLarge(req, res, route, start);
       return;
     }
     let first: Buffer | undefined;
@@ -142,7 +159,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
       size += c.length;
       if (size > limit) {
         over = true;
-        tooLarge(res, route, start);
+        tooLarge(req, res, route, start);
         return;
       }
       if (!first) first = c;
@@ -151,25 +168,26 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     req.on('end', () => {
       if (over) return;
       const body = chunks ? Buffer.concat(chunks) : (first ?? EMPTY);
+      const info: RequestInfo = {
+        authorization: req.headers.authorization,
+        address: clientAddress(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])),
+        nowMs: Date.now(),
+        audit: {},
+      };
       try {
         const params = parseBody(body, format);
         if (format === 'form') refuseRepeated(params, repeatable);
-        const info: RequestInfo = {
-          authorization: req.headers.authorization,
-          address: clientAddress(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])),
-          nowMs: Date.now(),
-        };
         handler(req, res, info, params, start);
       } catch (err) {
-        fail(res, route, start, err);
+        refuse(req, res, route, start, err, info.audit);
       }
     });
   }
 
-  function tooLarge(res: ServerResponse, route: Route, start: number): void {
+  function tooLarge(req: IncomingMessage, res: ServerResponse, route: Route, start: number): void {
     // Stop reading: the connection closes after this answer.
     if (!res.headersSent) res.setHeader('connection', 'close');
-    fail(res, route, start, new InvalidRequest(`the request body is larger than ${limit} bytes`, 'body_too_large', 413));
+    refuse(req, res, route, start, new InvalidRequest(`the request body is larger than ${limit} bytes`, 'body_too_large', 413));
   }
 
   /** False (after a 405) for a method other than GET or HEAD. */
@@ -185,6 +203,21 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     send(res, route, start, a.status, a.body, a.headers, a.contentType);
   }
 
+  /**
+   * While the Kubernetes API refuses this program's credential the caches are
+   * not refreshed, and a key or Deployment deleted meanwhile would still be
+   * honoured: the endpoints that judge keys and tokens answer 503 (RFC 6749
+   * temporarily_unavailable) instead, as /readyz does. The JWKS and discovery
+   * documents stay served: verifiers need them for the tokens already issued.
+   */
+  function refusedCredential(req: IncomingMessage, res: ServerResponse, route: Route, start: number): boolean {
+    if (!ctx.store.credentialRefused()) return false;
+    req.resume();
+    fail(res, route, start, new TemporarilyUnavailable(
+      'the token server cannot refresh its view of Kubernetes (the Kubernetes API refuses its credential); retry later'));
+    return true;
+  }
+
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const start = performance.now();
     const url = req.url ?? '/';
@@ -193,9 +226,11 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     try {
       switch (path) {
         case PATHS.token:
+          if (refusedCredential(req, res, 'token', start)) return;
           post(req, res, 'token', start, token, tokenRepeatable);
           return;
         case PATHS.introspect:
+          if (refusedCredential(req, res, 'introspect', start)) return;
           post(req, res, 'introspect', start, introspection, noneRepeatable);
           return;
         case PATHS.jwks:
@@ -219,6 +254,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
         }
         default:
           if (path === PATHS.authz || path.startsWith(`${PATHS.authz}/`)) {
+            if (refusedCredential(req, res, 'authz', start)) return;
             // Forward-auth: any method (Envoy forwards the original one); the body is never read.
             req.resume();
             const a = authorize(ctx, req.headers.authorization, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), Date.now());
@@ -228,7 +264,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
           send(res, 'other', start, 404, '{"error":"not_found"}');
       }
     } catch (err) {
-      fail(res, 'other', start, err);
+      refuse(req, res, path === PATHS.token ? 'token' : 'other', start, err);
     }
   }
 
@@ -237,7 +273,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     // Refuse an oversized body before the client sends it.
     if (Number(req.headers['content-length'] ?? 0) > limit) {
-      tooLarge(res, 'other', performance.now());
+      tooLarge(req, res, (req.url ?? '').split('?')[0] === PATHS.token ? 'token' : 'other', performance.now());
       return;
     }
     res.writeContinue();

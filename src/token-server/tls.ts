@@ -7,7 +7,8 @@
  * volume swaps a symlink, which inotify-based watches miss. A pair that does
  * not load (half-written, mismatched) is logged and the previous one kept.
  */
-import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from '../shared/log.ts';
 
@@ -35,6 +36,18 @@ export function loadTlsFiles(files: TlsFiles): SecureContextOptions {
     throw new Error(`the TLS certificate ${files.certFile} and key ${files.keyFile} do not make a usable pair (not PEM, or the key does not match)`);
   }
   return options;
+}
+
+/**
+ * Resolves once both files exist: a Secret volume marked optional is empty
+ * until its Secret is made (the controller's --serving-cert-secret, or
+ * cert-manager), and the kubelet fills it a moment later. Says so every 10 s.
+ */
+export async function waitForTlsFiles(files: TlsFiles, log: Logger, intervalMs = 1000): Promise<void> {
+  for (let waited = 0; !(existsSync(files.certFile) && existsSync(files.keyFile)); waited += intervalMs) {
+    if (waited % 10_000 === 0) log.warn({ certFile: files.certFile, keyFile: files.keyFile }, 'waiting for the TLS certificate and key to appear');
+    await sleep(intervalMs);
+  }
 }
 
 /**

@@ -6,11 +6,13 @@
  *
  * The control plane (etcd, kube-apiserver, kube-controller-manager, kubectl,
  * helm) is what every integration test needs; the node (kubelet, kube-proxy,
- * kube-scheduler, containerd, CoreDNS) is built only for `cluster:up --node`.
+ * kube-scheduler, containerd, CoreDNS) is built only for `cluster:up --node`;
+ * the kstatus tool (the status library GitOps tools wait with) only for the
+ * tests that ask it (test/gitops-status.test.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +22,8 @@ export const ETCD_VERSION = '3.6.16';
 export const HELM_VERSION = '4.3.1';
 export const CONTAINERD_VERSION = '2.2.9';
 export const COREDNS_VERSION = '1.15.0';
+/** sigs.k8s.io/cli-utils, whose pkg/kstatus Flux, kpt and cli-utils' appliers compute readiness with. */
+export const CLI_UTILS_VERSION = '0.37.2';
 
 const binsDir = join(dirname(fileURLToPath(import.meta.url)), 'bins');
 
@@ -113,6 +117,15 @@ export const NODE_MODULES: BinaryModule[] = [
   },
 ];
 
+/** A small program around the real kstatus library (test/cluster/bins/kstatus/main.go). */
+export const KSTATUS_MODULE: BinaryModule = {
+  name: 'kstatus',
+  version: CLI_UTILS_VERSION,
+  dir: join(binsDir, 'kstatus'),
+  packages: { '.': 'kstatus' },
+  ldflags: '-s -w',
+};
+
 /** The machine's cache for the test cluster: binaries here, images beside them. */
 export function cacheBase(): string {
   return process.env.APIKEY_OPERATOR_CACHE
@@ -173,6 +186,12 @@ export function nodeBinaryPaths(): NodeBinaries {
     ctr: join(containerd, 'ctr'),
     coredns: join(coredns, 'coredns'),
   };
+}
+
+/** Builds the kstatus program when it is not in the cache yet (seconds on a warm Go cache); its path. */
+export async function ensureKstatus(log: (line: string) => void = stderrLine): Promise<string> {
+  await ensureBuilt([KSTATUS_MODULE], { what: 'the kstatus tool', coldTime: 'about a minute', command: 'npm run cluster:build -- --kstatus' }, log);
+  return join(moduleCacheDir(KSTATUS_MODULE), 'kstatus');
 }
 
 function isBuilt(m: BinaryModule): boolean {
@@ -236,7 +255,68 @@ async function ensureBuilt(modules: BinaryModule[], { what, coldTime, command }:
   log(`Building ${what} with ${go}. The binaries are cached in ${cacheRoot()}; ` +
     `the first build takes ${coldTime} on 2 cores, later runs reuse it.`);
   for (const m of todo) {
-    await buildModule(m, log);
+    await buildOnce(m, log);
+  }
+}
+
+/**
+ * Builds a module unless another process is building it already, in which case it waits for that
+ * build: several test runs started at once on a cold cache (a developer's parallel worktrees) would
+ * otherwise each compile the same ~2,000 packages. The lock is a directory made atomically beside the
+ * cache entry, holding the builder's pid; a lock whose process is gone is stale and taken over.
+ */
+async function buildOnce(m: BinaryModule, log: (line: string) => void): Promise<void> {
+  const lock = `${moduleCacheDir(m)}.lock`;
+  let told = false;
+  for (;;) {
+    if (isBuilt(m)) return;
+    try {
+      mkdirSync(lock);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(readText(join(lock, 'pid')));
+      // No pid a minute after the lock was made: its maker died between the two steps.
+      if (holder > 0 ? !pidAlive(holder) : Date.now() - mtimeMs(lock) > 60_000) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (!told) log(`[${m.name} ${m.version}] another process (pid ${holder || '?'}) is building it; waiting for that build`);
+      told = true;
+      await new Promise((r) => setTimeout(r, 2_000));
+      continue;
+    }
+    try {
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      if (!isBuilt(m)) await buildModule(m, log);
+      return;
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function mtimeMs(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

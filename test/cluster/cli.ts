@@ -1,23 +1,25 @@
 /**
- * npm run cluster:build [-- --node]          (builds and caches the binaries)
+ * npm run cluster:build [-- --node] [--kstatus]   (builds and caches the binaries)
  * npm run cluster:up -- --dir DIR [--node]   (returns once ready; DIR/kubeconfig is admin)
  * npm run cluster:down -- --dir DIR          (stops every process that `up` started, and removes the node)
  *
- * --node adds one real worker node (root only): see node/node.ts.
+ * --node adds one real worker node (root only): see node/node.ts. --kstatus builds the kstatus
+ * tool of test/gitops-status.test.ts ahead of time (that test builds it on first use otherwise).
  */
 import { parseArgs } from 'node:util';
-import { ensureBinaries, ensureNodeBinaries, MissingToolchainError } from './binaries.ts';
+import { ensureBinaries, ensureKstatus, ensureNodeBinaries, MissingToolchainError } from './binaries.ts';
 import { down, up } from './controlplane.ts';
 import { NodeClusterRunningError } from './node/lock.ts';
 import { NodeRequirementsError } from './node/requirements.ts';
 
 const [command, ...rest] = process.argv.slice(2);
-const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, node: { type: 'boolean' } }, strict: true });
+const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, node: { type: 'boolean' }, kstatus: { type: 'boolean' } }, strict: true });
 
 async function main(): Promise<void> {
   switch (command) {
     case 'build': {
-      const b = { ...await ensureBinaries(), ...values.node ? await ensureNodeBinaries() : {} };
+      const b = { ...await ensureBinaries(), ...values.node ? await ensureNodeBinaries() : {},
+        ...values.kstatus ? { kstatus: await ensureKstatus() } : {} };
       console.log(JSON.stringify(b, null, 2));
       return;
     }
@@ -34,7 +36,7 @@ async function main(): Promise<void> {
       return;
     }
     default:
-      throw new Error('usage: cli.ts build [--node] | up --dir DIR [--node] | down --dir DIR');
+      throw new Error('usage: cli.ts build [--node] [--kstatus] | up --dir DIR [--node] | down --dir DIR');
   }
 }
 

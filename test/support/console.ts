@@ -3,6 +3,7 @@
  * `apikey-operator console`) as a process with their kubeconfig, and the
  * sign-in URL it prints on a line of its own on stdout.
  */
+import { request as httpRequest } from 'node:http';
 import { MAIN, PLUGIN, startProcess, type RunningProcess } from './processes.ts';
 import { waitFor } from './wait.ts';
 
@@ -41,4 +42,51 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleProcess
     await p.kill();
     throw err;
   }
+}
+
+/** Every route of the console in both modes, with names that exist in `ns` where a route takes them. */
+export function consoleRoutes(ns: string, deployment: string, key: string): { method: string; path: string }[] {
+  const d = `/deployments/${ns}/${deployment}`;
+  return [
+    ...['/', '/?namespace=default', '/token', d, `${d}/keys/new`, `${d}/keys/${key}/delete`, `/api/deployments/${ns}/${deployment}/keys`,
+      '/revealed/AAAAAAAAAAAAAAAAAAAAAA', '/static/console.css', '/static/console.js', '/healthz', '/no/such/page',
+      '/sign-in?code=x', '/auth/sign-in?next=/token', '/auth/callback?code=x&state=y', '/auth/signed-out']
+      .map((path) => ({ method: 'GET', path })),
+    ...['/sign-out', '/token', `${d}/keys`, `${d}/keys/${key}/rotate`, `${d}/keys/${key}/delete`, '/auth/sign-in']
+      .map((path) => ({ method: 'POST', path })),
+    { method: 'PUT', path: '/' },
+    { method: 'DELETE', path: d },
+  ];
+}
+
+/**
+ * Cookie headers the console did not set: what other servers of the host,
+ * scripts of other sites on the same domain, or an attacker's client send.
+ * `session` is a real session cookie (name=value) to add to some of them.
+ */
+export function foreignCookieHeaders(session?: string): string[] {
+  const headers = [
+    'theme=50%', 'a=%E0%A4%A', '=x', 'novalue', ';;;', 'apikey_console_session=%',
+    'apikey_console_session="quoted"', 'apikey_console_signin=%zz', `apikey_console_signin=${'A'.repeat(3000)}`,
+    `x=${'%'.repeat(4000)}`, 'constructor=1; __proto__=2; toString=3; hasOwnProperty=4',
+    `${Array.from({ length: 500 }, (_, i) => `c${i}=v%${i}`).join('; ')}`,
+  ];
+  return session ? [...headers, ...headers.map((h) => `${h}; ${session}`), ...headers.map((h) => `${session}; ${h}`)] : headers;
+}
+
+/** The status of `method path` with `cookie`, sent as is (fetch would not send some of them). */
+export function statusWithCookie(base: string, method: string, path: string, cookie: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body = method === 'GET' ? undefined : 'csrf=x&name=y&confirm=z';
+    // A connection of its own for each request: nothing of one answer can reach the next.
+    const req = httpRequest(`${base}${path}`, {
+      method, agent: false,
+      headers: { cookie, connection: 'close', ...body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) } : {} },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

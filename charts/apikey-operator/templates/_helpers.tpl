@@ -134,6 +134,20 @@ cluster reach it; else the token Service.
 {{- .Values.tokenURL | default (printf "%s/oauth/token" (include "apikey-operator.inClusterTokenBase" .)) }}
 {{- end }}
 
+{{/* "true" when the operator makes the token server's certificate: TLS on, neither cert-manager nor a Secret of the user's. */}}
+{{- define "apikey-operator.tlsGenerated" -}}
+{{- $tls := .Values.tokenServer.tls }}
+{{- if and $tls.enabled (not $tls.certManager.enabled) (not $tls.secretName) }}true{{ end }}
+{{- end }}
+
+{{/* The DNS names of the token server's certificate: the token Service's, and the ingress host. */}}
+{{- define "apikey-operator.tokenDNSNames" -}}
+{{- $svc := include "apikey-operator.tokenServiceName" . }}
+{{- $names := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
+{{- with .Values.tokenServer.ingress.host }}{{ $names = append $names . }}{{ end }}
+{{- join "," $names }}
+{{- end }}
+
 {{/* The TLS Secret the token server serves. */}}
 {{- define "apikey-operator.tokenTLSSecret" -}}
 {{- .Values.tokenServer.tls.secretName | default (printf "%s-token-tls" (include "apikey-operator.fullname" .)) }}
@@ -254,6 +268,16 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
     {{- with .Values.tokenServer.trustedProxies }}
     - --trusted-proxies={{ join "," . }}
     {{- end }}
+    {{- with .Values.tokenServer.auditLog }}
+    {{- if .enabled }}
+    - --audit-log-path={{ .path }}
+    - --audit-log-maxsize={{ .maxSize }}
+    - --audit-log-maxbackup={{ .maxBackup }}
+    {{- end }}
+    {{- end }}
+    {{- if .Values.tokenServer.insecureBroadTrustedProxies }}
+    - --insecure-broad-trusted-proxies=true
+    {{- end }}
     {{- if .Values.tokenServer.tls.enabled }}
     - --tls-cert-file=/etc/apikey-operator/tls/tls.crt
     - --tls-private-key-file=/etc/apikey-operator/tls/tls.key
@@ -302,6 +326,17 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
       scheme: {{ include "apikey-operator.tokenScheme" . | upper }}
     periodSeconds: 5
     failureThreshold: 2
+  {{- if .Values.tokenServer.tls.enabled }}
+  # Until its certificate is in the mounted Secret (the kubelet fills a new Secret's volume within
+  # a minute or two of its creation), the token server waits without listening.
+  startupProbe:
+    httpGet:
+      path: /healthz
+      port: http
+      scheme: HTTPS
+    periodSeconds: 5
+    failureThreshold: 60
+  {{- end }}
   # A Pod asked to stop keeps answering for 5 s before the token server gets SIGTERM: the time
   # kube-proxy (and ingress controllers) take to stop sending it new connections. Without it a
   # rollout or a deleted Pod refuses a few token requests even with two replicas.
@@ -387,6 +422,10 @@ volumes:
   - name: token-tls
     secret:
       secretName: {{ include "apikey-operator.tokenTLSSecret" . }}
+      {{- if include "apikey-operator.tlsGenerated" . }}
+      # The controller makes it after the Pod starts: the token server waits for it.
+      optional: true
+      {{- end }}
   {{- end }}
   {{- if and .Values.federation.caBundle (or $sidecarPod (eq $.component "token-server")) }}
   # CAs the token server trusts for the federation issuers' TLS (federation.caBundle).

@@ -69,3 +69,10 @@ describe('shell completion (cobra __complete protocol)', () => {
     expect(formatCompletion({ candidates: [], directive: 1 })).toBe(':1\n');
   });
 });
+
+describe('formatCompletion', () => {
+  it('leaves out a candidate with a control character, which the shell would print or run', () => {
+    expect(formatCompletion({ candidates: ['prod', 'evil\x1b]0;x\x07', 'a\nb', 'café'], directive: DIRECTIVE.noFileComp }))
+      .toBe(`prod\ncafé\n:${DIRECTIVE.noFileComp}\n`);
+  });
+});

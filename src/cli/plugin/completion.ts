@@ -11,6 +11,7 @@
 import { CONNECTION_FLAGS, flagsOf, LIST_FLAGS, type CommandDef, type FlagDef } from './command.ts';
 import { COMMANDS } from './index.ts';
 import type { ConnectionFlags } from './session.ts';
+import { escapeTerminal } from './terminal.ts';
 
 /** cobra's ShellCompDirective bits. */
 export const DIRECTIVE = { default: 0, error: 1, noSpace: 2, noFileComp: 4 } as const;
@@ -134,7 +135,14 @@ export async function complete(words: string[], names: (c: ConnectionFlags) => N
   return { candidates: startingWith(toComplete, keys.filter((k) => !s.positionals.includes(k))), directive: DIRECTIVE.noFileComp };
 }
 
-/** cobra's answer: the candidates, one a line, then `:<directive>`. */
+/**
+ * cobra's answer: the candidates, one a line, then `:<directive>`. A
+ * candidate holding a control character (a context name from a kubeconfig;
+ * Kubernetes names cannot) is left out: the shell would print it or put it on
+ * the command line, and an escaped one would complete to a wrong name.
+ */
 export function formatCompletion(c: Completion): string {
-  return [...c.candidates, `:${c.directive}`].join('\n') + '\n';
+  // A tab separates a candidate from its description (cobra's protocol).
+  const inert = (x: string) => x.split('\t').every((part) => escapeTerminal(part) === part);
+  return [...c.candidates.filter(inert), `:${c.directive}`].join('\n') + '\n';
 }

@@ -20,6 +20,7 @@ import { versionCommand } from './commands/version.ts';
 import { EXIT_FAILURE, EXIT_USAGE, oneLine, PluginError, PluginUsageError } from '../../client/errors.ts';
 import { outputFormat } from './output.ts';
 import type { Session } from './session.ts';
+import { escapeTerminal, text, textErr } from './terminal.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
   createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, versionCommand,
@@ -67,16 +68,16 @@ async function dispatch(argv: string[]): Promise<number> {
   if (word === undefined || word === 'help') {
     const topic = word === 'help' ? splitCommand(rest).word : undefined;
     const cmd = COMMANDS.find((c) => c.name === topic);
-    if (cmd) { process.stdout.write(renderHelp(cmd)); return 0; }
+    if (cmd) { text(renderHelp(cmd)); return 0; }
     if (topic !== undefined) throw new PluginUsageError(`unknown command "${topic}"; run: kubectl apikey --help`);
     const asked = word === 'help' || rest.includes('-h') || rest.includes('--help');
-    (asked ? process.stdout : process.stderr).write(pluginHelp());
+    text(pluginHelp(), asked ? process.stdout : process.stderr);
     return asked ? 0 : EXIT_USAGE;
   }
   const cmd = COMMANDS.find((c) => c.name === word);
   if (!cmd) throw new PluginUsageError(`unknown command "${word}"; the commands are ${COMMANDS.map((c) => c.name).join(', ')} (see: kubectl apikey --help)`);
   const { positionals, values } = parseCommandLine(cmd, rest);
-  if (values.help) { process.stdout.write(renderHelp(cmd)); return 0; }
+  if (values.help) { text(renderHelp(cmd)); return 0; }
   const output = outputFormat(stringFlag(values, 'output'), cmd.output);
   let session: Session | undefined;
   const inv: Invocation = {
@@ -105,12 +106,12 @@ export async function runPlugin(argv: string[]): Promise<number> {
     return await dispatch(argv);
   } catch (err) {
     if (err instanceof PluginError) {
-      process.stderr.write(`error: ${err.message}\n`);
+      textErr(`error: ${escapeTerminal(err.message)}\n`);
       return err.exitCode;
     }
     // Not expected: still one line, never a stack trace (APIKEY_OPERATOR_DEBUG=1 shows it).
-    if (process.env.APIKEY_OPERATOR_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
-    process.stderr.write(`error: ${oneLine((err as Error).message ?? String(err))}\n`);
+    if (process.env.APIKEY_OPERATOR_DEBUG) textErr(`${(err as Error).stack}\n`);
+    textErr(`error: ${escapeTerminal(oneLine((err as Error).message ?? String(err)))}\n`);
     return EXIT_FAILURE;
   }
 }

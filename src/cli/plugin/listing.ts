@@ -6,6 +6,7 @@
  */
 import type { Invocation } from './command.ts';
 import { asList, formatNames, formatObjectTable, formatStructured, withoutManagedFields } from './output.ts';
+import { data, text, textErr } from './terminal.ts';
 
 export interface Columns<T> {
   headers: string[];
@@ -32,20 +33,20 @@ export function printListing<T extends Listed & { metadata: { managedFields?: un
 ): void {
   const format = inv.output;
   if (format === 'name') {
-    process.stdout.write(formatNames(resource, items));
+    data(formatNames(resource, items));
     return;
   }
   if (format !== 'table' && format !== 'wide') {
-    process.stdout.write(formatStructured(asList(items.map(withoutManagedFields)), format));
+    data(formatStructured(asList(items.map(withoutManagedFields)), format));
     return;
   }
   if (items.length === 0) {
-    process.stderr.write(`${empty}\n`);
+    textErr(`${empty}\n`);
     return;
   }
   const now = Date.now();
   const wide = format === 'wide';
   const headers = wide ? [...columns.headers, ...columns.wideHeaders] : columns.headers;
   const row = (item: T) => (wide ? [...columns.row(item, now), ...columns.wideRow(item, now)] : columns.row(item, now));
-  process.stdout.write(formatObjectTable(items, headers, row, inv.allNamespaces, inv.values.headers !== false));
+  text(formatObjectTable(items, headers, row, inv.allNamespaces, inv.values.headers !== false));
 }

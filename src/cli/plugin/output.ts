@@ -8,6 +8,7 @@
 import { stringify } from 'yaml';
 import { PluginUsageError } from '../../client/errors.ts';
 import { parseJsonPath, renderJsonPath } from './jsonpath.ts';
+import { escapeTerminal } from './terminal.ts';
 
 /** The value of -o; `jsonpath=TEMPLATE` carries its template. */
 export type OutputFormat = 'table' | 'json' | 'yaml' | 'name' | 'wide' | `jsonpath=${string}`;
@@ -41,8 +42,13 @@ export function formatNames(resource: string, items: { metadata: { name?: string
   return items.map((i) => `${resource}/${i.metadata.name ?? ''}\n`).join('');
 }
 
-/** A kubectl-style table; without its header line for --no-headers (`headers` still sets the widths' minimum). */
-export function formatTable(headers: string[], rows: string[][], showHeaders = true): string {
+/**
+ * A kubectl-style table; without its header line for --no-headers (`headers`
+ * still sets the widths' minimum). Every cell is escaped (terminal.ts): a
+ * value from the cluster can neither drive the terminal nor start a line.
+ */
+export function formatTable(headers: string[], cells: string[][], showHeaders = true): string {
+  const rows = cells.map((r) => r.map(escapeTerminal));
   const widths = headers.map((h, i) => Math.max(showHeaders ? h.length : 0, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd();
   return [...(showHeaders ? [line(headers)] : []), ...rows.map(line)].join('\n') + '\n';

@@ -5,13 +5,14 @@
 import { SECRET_KEYS } from '../../api/index.ts';
 import type { StoredCredentials } from './resources.ts';
 import type { Session } from './session.ts';
+import { text } from './terminal.ts';
 
 export const ONLY_TIME_WARNING =
   'WARNING: this is the only time the secret is shown. Store it now (for instance in your CI\'s secret store).';
 
 export function printCredentials(s: Session, name: string, c: StoredCredentials): void {
   const ns = s.namespace;
-  process.stdout.write([
+  text([
     `  ${SECRET_KEYS.id}:      ${c.keyId}`,
     `  ${SECRET_KEYS.secret}:  ${c.secret}`,
     '',

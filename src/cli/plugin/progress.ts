@@ -5,6 +5,8 @@
  * result (`$(kubectl apikey token ci)` stays clean). Its timer never keeps
  * the process alive.
  */
+import { escapeTerminal } from './terminal.ts';
+
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 export interface Progress {
@@ -21,7 +23,8 @@ export interface ProgressStream {
 
 export function startProgress(text: string, stream: ProgressStream = process.stderr): Progress {
   const started = Date.now();
-  let current = text;
+  // The text may name cluster objects: escaped (terminal.ts), as everything the plugin prints.
+  let current = escapeTerminal(text);
   let stopped = false;
   const tty = stream.isTTY === true;
   let frame = 0;
@@ -33,7 +36,8 @@ export function startProgress(text: string, stream: ProgressStream = process.std
   const timer = setInterval(() => { if (tty) render(); else stream.write('.'); }, tty ? 100 : 1000);
   timer.unref();
   return {
-    update(next: string) {
+    update(text: string) {
+      const next = escapeTerminal(text);
       if (stopped || next === current) return;
       current = next;
       if (tty) render(); else stream.write(`\n${current} `);
@@ -43,7 +47,7 @@ export function startProgress(text: string, stream: ProgressStream = process.std
       stopped = true;
       clearInterval(timer);
       stream.write(tty ? '\r\x1b[K' : '\n');
-      if (message) stream.write(`${message}\n`);
+      if (message) stream.write(`${escapeTerminal(message)}\n`);
     },
   };
 }

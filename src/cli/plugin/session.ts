@@ -11,7 +11,7 @@ import { APIKEYS, credentialsOf, DEPLOYMENTS, GROUP, reportedSecretNameOf, VERSI
 import { isNotFound, KubeClient, paths, type KubeList } from '../../kube/client.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig } from '../../kube/config.ts';
 import { secretMatchesHash } from '../../keys/format.ts';
-import { kubeFailure, PluginError, PluginUsageError, type ClusterInfo, type KubeAction } from '../../client/errors.ts';
+import { kubeFailure, oneLine, PluginError, PluginUsageError, type ClusterInfo, type KubeAction } from '../../client/errors.ts';
 import { APIKEY_RESOURCE, DEPLOYMENT_RESOURCE, type StoredCredentials } from './resources.ts';
 
 export interface ConnectionFlags {
@@ -42,7 +42,12 @@ export class Session {
       throw new PluginError(`cannot load the kubeconfig: ${(err as Error).message}`);
     }
     this.kc = kc;
-    this.client = new KubeClient(kc);
+    try {
+      // Refuses, before anything runs, a user kubectl would refuse (a gcp or azure auth provider).
+      this.client = new KubeClient(kc);
+    } catch (err) {
+      throw new PluginError(`cannot use the kubeconfig's context "${kc.getCurrentContext()}": ${oneLine((err as Error).message)}`);
+    }
     const context = kc.getContextObject(kc.getCurrentContext());
     this.namespace = flags.namespace || context?.namespace || defaultNamespace(kc);
     this.cluster = { server: kc.getCurrentCluster()!.server, context: kc.getCurrentContext() };

@@ -41,10 +41,10 @@ export const clientCredentials: Grant = {
     if (typeof body !== 'string') {
       return body.then((b) => {
         ctx.lastUsed.touch(key, req.nowMs);
-        return { body: b };
+        return { body: b, claims };
       });
     }
     ctx.lastUsed.touch(key, req.nowMs);
-    return { body };
+    return { body, claims };
   },
 };

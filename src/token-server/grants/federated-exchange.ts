@@ -88,6 +88,7 @@ async function authenticate(ctx: ServerContext, req: RequestInfo, subjectToken: 
   } catch (err) {
     if (!(err instanceof FederatedTokenRefused)) throw err;
     ctx.log.debug({ deployment: `${ref.namespace}/${ref.name}`, why: err.why, address: req.address }, 'federated token exchange refused');
+    req.audit.detail = err.why;
     if (blockedMs > 0) throw new SlowDown(Math.max(1, Math.ceil(blockedMs / 1000)), 'too many failed token exchanges from this address');
     const delayMs = ctx.exchangeLimiter.failure(EXCHANGE_FAILURES, req.address, req.nowMs);
     if (delayMs > 0) ctx.log.info({ address: req.address, blockedMs: delayMs }, 'token exchange failures: this address is throttled for a while');
@@ -97,7 +98,13 @@ async function authenticate(ctx: ServerContext, req: RequestInfo, subjectToken: 
 
 export async function federatedExchange(ctx: ServerContext, req: RequestInfo, params: Params, subjectToken: string,
   ref: { namespace: string; name: string }): Promise<TokenResult> {
+  req.audit.deployment = `${ref.namespace}/${ref.name}`;
+  const claimed = unverifiedIssuer(subjectToken);
+  // Only an issuer of --federation-issuers is named: anything else is whatever the client wrote.
+  if (claimed !== undefined && ctx.federation.allows(claimed)) req.audit.federatedIssuer = claimed;
   const { dep, fc, issuer, subject } = await authenticate(ctx, req, subjectToken, ref);
+  req.audit.subject = subject;
+  req.audit.federatedCredential = `${fc.namespace}/${fc.name}`;
   const audiences = resolveAudiences(params, dep, ctx.defaultAudiences);
   const scope = resolveScope(params, fc.permissions, fc.permissionSet, fc.scope, "this FederatedCredential's permissions");
   const nowMs = Date.now();
@@ -123,5 +130,5 @@ export async function federatedExchange(ctx: ServerContext, req: RequestInfo, pa
   // An audit line: which credential let which external subject in. Never a token.
   ctx.log.info({ federatedCredential: `${fc.namespace}/${fc.name}`, issuer, subject, deployment: fc.deployment, scope, jti: claims.jti, exp: claims.exp },
     'federated token issued');
-  return { body };
+  return { body, claims };
 }

@@ -151,6 +151,8 @@ async function reviewSubject(ctx: ServerContext, reviewer: SubjectReviewer, req:
   try {
     const user = await reviewer.authenticate(subjectToken, asker);
     if (!user) throw new InvalidGrant('the subject_token was not accepted by Kubernetes (invalid, expired or revoked)');
+    // Vouched for by the apiserver: the audit record may name them.
+    req.audit.subject = user.username;
     // A user name shaped like a key id would pass for an API key at a resource server that looks only at `sub`.
     if (isKeyId(user.username)) throw new InvalidGrant('this Kubernetes user name has the form of an API key id and cannot be exchanged');
     // eslint-disable-next-line no-control-regex
@@ -202,6 +204,7 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
   const reviewer = ctx.reviewer;
   if (!reviewer) throw new TemporarilyUnavailable('token exchange needs the Kubernetes API, which this token server has not');
 
+  req.audit.deployment = `${ref.namespace}/${ref.name}`;
   const { user, granted } = await reviewSubject(ctx, reviewer, req, subjectToken, ref);
 
   const key = `${ref.namespace}/${ref.name}`;
@@ -236,7 +239,7 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
   const body = await tokenResponse(signingKey, claims, { issued_token_type: issuedType });
   // An audit line: who got what. Never the subject token or the issued one.
   ctx.log.info({ user: user.username, deployment: key, scope, jti: claims.jti, exp: claims.exp }, 'temporary user token issued');
-  return { body };
+  return { body, claims };
 }
 
 export const tokenExchange: Grant = {

@@ -5,10 +5,13 @@
  */
 import type { RequestInfo, ServerContext } from '../context.ts';
 import type { Params } from '../params.ts';
+import type { AccessTokenClaims } from '../access-token.ts';
 
 export interface TokenResult {
   /** The JSON body of the 200 response. */
   body: string;
+  /** The claims of the token in `body`, for the audit record. */
+  claims: AccessTokenClaims;
 }
 
 export interface Grant {

@@ -14,6 +14,7 @@ import { ONLY_TIME_WARNING, printCredentials } from '../print-credentials.ts';
 import { pollUntil, startProgress } from '../progress.ts';
 import { APIKEY_KIND_NAME, APIKEY_RESOURCE, readyOf, type StoredCredentials } from '../resources.ts';
 import type { Session } from '../session.ts';
+import { data, text, textErr } from '../terminal.ts';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 /** Ready=False reasons that waiting does not fix. */
@@ -64,9 +65,9 @@ function specFrom(inv: Invocation): ApiKeySpec {
 function printManifest(inv: Invocation, name: string, spec: ApiKeySpec): number {
   const namespace = stringFlag(inv.values, 'namespace');
   const manifest: ApiKey = { apiVersion: API_VERSION, kind: 'ApiKey', metadata: { name, ...(namespace ? { namespace } : {}) }, spec };
-  if (inv.output === 'table') process.stdout.write(`${APIKEY_KIND_NAME}/${name} created (dry run)\n`);
-  else if (inv.output === 'name') process.stdout.write(`${APIKEY_KIND_NAME}/${name}\n`);
-  else process.stdout.write(formatStructured(manifest, inv.output));
+  if (inv.output === 'table') text(`${APIKEY_KIND_NAME}/${name} created (dry run)\n`);
+  else if (inv.output === 'name') data(`${APIKEY_KIND_NAME}/${name}\n`);
+  else data(formatStructured(manifest, inv.output));
   return 0;
 }
 
@@ -103,11 +104,11 @@ async function create(inv: Invocation): Promise<number> {
 
   const creds = await waitForCredentials(s, name, timeout);
   if (inv.output === 'table') {
-    process.stdout.write(`ApiKey "${name}" created in namespace "${s.namespace}" for Deployment "${dep.metadata.name}".\n\n`);
+    text(`ApiKey "${name}" created in namespace "${s.namespace}" for Deployment "${dep.metadata.name}".\n\n`);
     printCredentials(s, name, creds);
   } else {
-    process.stderr.write(`${ONLY_TIME_WARNING}\n`);
-    process.stdout.write(formatStructured(creds, inv.output));
+    textErr(`${ONLY_TIME_WARNING}\n`);
+    data(formatStructured(creds, inv.output));
   }
   return 0;
 }

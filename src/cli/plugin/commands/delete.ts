@@ -13,11 +13,12 @@ import type { CommandDef, Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../../../client/errors.ts';
 import { APIKEY_RESOURCE } from '../resources.ts';
 import type { Session } from '../session.ts';
+import { escapeTerminalLines, text, textErr } from '../terminal.ts';
 
 async function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await rl.question(question);
+    const answer = await rl.question(escapeTerminalLines(question));
     return /^(y|yes)$/i.test(answer.trim());
   } finally {
     rl.close();
@@ -80,7 +81,7 @@ async function del(inv: Invocation): Promise<number> {
   const s = await inv.session();
   const keys = await keysToDelete(s, names, all);
   if (keys.length === 0) {
-    process.stderr.write(`No ApiKeys found in namespace ${s.namespace}.\n`);
+    textErr(`No ApiKeys found in namespace ${s.namespace}.\n`);
     return 0;
   }
   if (!yes && !(await confirm(question(s, keys)))) {
@@ -88,7 +89,7 @@ async function del(inv: Invocation): Promise<number> {
   }
   for (const ak of keys) {
     await deleteKey(s, ak);
-    process.stdout.write(`apikey.apikeys.dev "${ak.metadata.name}" deleted; its Secret "${reportedSecretNameOf(ak)}" is removed by the garbage collector\n`);
+    text(`apikey.apikeys.dev "${ak.metadata.name}" deleted; its Secret "${reportedSecretNameOf(ak)}" is removed by the garbage collector\n`);
   }
   return 0;
 }

@@ -10,6 +10,7 @@ import type { CommandDef, Invocation } from '../command.ts';
 import { PluginError } from '../../../client/errors.ts';
 import { age, formatStructured, formatTable, timeAndDistance, withoutManagedFields } from '../output.ts';
 import type { Session } from '../session.ts';
+import { data, escapeTerminal, text } from '../terminal.ts';
 
 interface EventObject {
   type?: string;
@@ -63,7 +64,7 @@ function rotationText(ak: ApiKey): string {
 function describeText(ak: ApiKey, ev: { events?: KeyEvent[]; unavailable?: string }): string {
   const now = Date.now();
   const st = ak.status ?? {};
-  const field = (k: string, v: string) => `${`${k}:`.padEnd(30)}${v}`;
+  const field = (k: string, v: string) => `${`${k}:`.padEnd(30)}${escapeTerminal(v)}`;
   const lines = [
     field('Name', ak.metadata.name ?? ''),
     field('Namespace', ak.metadata.namespace ?? ''),
@@ -88,7 +89,7 @@ function describeText(ak: ApiKey, ev: { events?: KeyEvent[]; unavailable?: strin
       c.type, c.status, c.reason, age(c.lastTransitionTime, now), c.message,
     ])).trimEnd().split('\n').map((l) => `  ${l}`).join('\n'));
   lines.push('Events:');
-  if (ev.unavailable) lines.push(`  <cannot be shown: ${ev.unavailable}>`);
+  if (ev.unavailable) lines.push(`  <cannot be shown: ${escapeTerminal(ev.unavailable)}>`);
   else if (!ev.events?.length) lines.push('  <none>');
   else {
     lines.push(formatTable(['TYPE', 'REASON', 'AGE', 'FROM', 'MESSAGE'], ev.events.map((e) => [
@@ -103,8 +104,8 @@ async function describe(inv: Invocation): Promise<number> {
   const name = inv.positionals[0]!;
   const ak = await s.getApiKey(name);
   const ev = await eventsOf(s, name);
-  if (inv.output === 'table') process.stdout.write(describeText(ak, ev));
-  else process.stdout.write(formatStructured({ apiKey: withoutManagedFields(ak), events: ev.events ?? [] }, inv.output));
+  if (inv.output === 'table') text(describeText(ak, ev));
+  else data(formatStructured({ apiKey: withoutManagedFields(ak), events: ev.events ?? [] }, inv.output));
   return 0;
 }
 

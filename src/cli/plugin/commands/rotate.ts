@@ -13,6 +13,7 @@ import { ONLY_TIME_WARNING, printCredentials } from '../print-credentials.ts';
 import { pollUntil, startProgress } from '../progress.ts';
 import { APIKEY_RESOURCE, readyOf, type StoredCredentials } from '../resources.ts';
 import type { Session } from '../session.ts';
+import { data, text, textErr } from '../terminal.ts';
 
 /**
  * Waits until the status answers `value` (status.rotateAnnotation), then
@@ -61,7 +62,7 @@ async function rotate(inv: Invocation): Promise<number> {
   await s.call({ verb: 'patch', resource: APIKEY_RESOURCE, namespace: s.namespace, name },
     (c) => c.mergePatch<ApiKey>(s.apiKeyPath(name), { metadata: { annotations: { [ROTATE_ANNOTATION]: value } } }));
   if (!wait) {
-    process.stdout.write(`Rotation of ApiKey "${name}" requested (${ROTATE_ANNOTATION}=${value}); see: kubectl apikey describe ${name} -n ${s.namespace}\n`);
+    text(`Rotation of ApiKey "${name}" requested (${ROTATE_ANNOTATION}=${value}); see: kubectl apikey describe ${name} -n ${s.namespace}\n`);
     return 0;
   }
   const ak = await waitForRotation(s, name, value, current.status?.secretHash, timeout);
@@ -72,15 +73,15 @@ async function rotate(inv: Invocation): Promise<number> {
   }
   const st = ak.status ?? {};
   if (inv.output !== 'table') {
-    if (creds) process.stderr.write(`${ONLY_TIME_WARNING}\n`);
-    process.stdout.write(formatStructured({
+    if (creds) textErr(`${ONLY_TIME_WARNING}\n`);
+    data(formatStructured({
       name, keyId: st.keyId, lastRotationTime: st.lastRotationTime, previousSecretValidUntil: st.previousSecretValidUntil,
       secretName: st.secretName, ...(creds ? { secret: creds.secret } : {}),
     }, inv.output));
     return 0;
   }
   const until = st.previousSecretValidUntil;
-  process.stdout.write([
+  text([
     `ApiKey "${name}" rotated at ${st.lastRotationTime} (key id ${st.keyId} is unchanged).`,
     until && Date.parse(until) > Date.now()
       ? `The previous secret keeps working until ${timeAndDistance(until)}: update everything that uses it before then.`

@@ -17,6 +17,7 @@ import {
 } from '../../../client/oauth.ts';
 import { readyOf } from '../resources.ts';
 import type { Session } from '../session.ts';
+import { data, text } from '../terminal.ts';
 
 /** `--scope deploy,read` and `--scope "deploy read"` both become OAuth's space-separated scope. */
 function scopeOf(inv: Invocation): string | undefined {
@@ -25,8 +26,8 @@ function scopeOf(inv: Invocation): string | undefined {
 }
 
 function print(inv: Invocation, res: TokenResponse): number {
-  if (inv.output === 'table') process.stdout.write(`${res.access_token}\n`);
-  else process.stdout.write(formatStructured(res, inv.output));
+  if (inv.output === 'table') text(`${res.access_token}\n`);
+  else data(formatStructured(res, inv.output));
   return 0;
 }
 

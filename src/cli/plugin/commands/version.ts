@@ -5,6 +5,7 @@
  */
 import type { CommandDef, Invocation } from '../command.ts';
 import { formatStructured } from '../output.ts';
+import { data, text } from '../terminal.ts';
 
 /** The package's version; a unit test keeps it equal to package.json's (a single executable has no package.json to read). */
 export const PLUGIN_VERSION = '0.1.0';
@@ -24,7 +25,8 @@ export function versionInfo(version = PLUGIN_VERSION): { clientVersion: Record<s
 }
 
 function version(inv: Invocation): Promise<number> {
-  process.stdout.write(inv.output === 'table' ? `Client Version: v${PLUGIN_VERSION}\n` : formatStructured(versionInfo(), inv.output));
+  if (inv.output === 'table') text(`Client Version: v${PLUGIN_VERSION}\n`);
+  else data(formatStructured(versionInfo(), inv.output));
   return Promise.resolve(0);
 }
 
