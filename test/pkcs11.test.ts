@@ -154,14 +154,19 @@ describe('signing keys in a PKCS#11 token (SoftHSM), on the real control plane',
   });
 
   it('turns not ready and answers 503 temporarily_unavailable while the token is removed, with a log line and a metric, and recovers', async () => {
+    // Ready with the PKCS#11 key first (a new active key is not ready until the 2 s probe has seen it).
+    await waitForHttp(`${server.url}/readyz`, server, 15_000);
     hsm.remove();
     try {
       await waitFor('not ready', async () => (await fetch(`${server.url}/readyz`)).status === 503, 15_000, 100);
-      const r = await requestToken(server, ci);
+      const r = await waitFor('a refusal', async () => {
+        const a = await requestToken(server, ci);
+        return a.status !== 200 && a;
+      }, 15_000, 100);
       expect(r.status).toBe(503);
       expect(r.body.error).toBe('temporarily_unavailable');
       expect(r.headers.get('retry-after')).toMatch(/^\d+$/);
-      expect(server.logs()).toMatch(/PKCS#11 token unavailable \(key_missing\)/);
+      await waitFor('the log line', () => Promise.resolve(/PKCS#11 token unavailable \(key_missing\)/.test(server.logs())), 10_000, 100);
       expect(await scrapeMetrics(server)).toMatch(/^apikey_operator_pkcs11_errors_total\{operation="(probe|sign)",problem="key_missing"\} [1-9]/m);
     } finally {
       hsm.restore();
