@@ -32,7 +32,7 @@ import { createTokenHttpServer } from './server.ts';
 import { loadTlsFiles, TlsReloader } from './tls.ts';
 import { Pkcs11KeySource } from '../shared/pkcs11/source.ts';
 import { Pkcs11Token } from '../shared/pkcs11/token.ts';
-import type { SigningKeySource, SourceHealth } from '../shared/signing-source.ts';
+import type { SigningKeySource } from '../shared/signing-source.ts';
 import { TokenAudit } from './audit.ts';
 import { AuditWriter } from './audit-writer.ts';
 
@@ -66,28 +66,35 @@ const SIGNER_PROBE_MS = 2000;
 /**
  * Whether the remote source can sign with the active key, refreshed every
  * SIGNER_PROBE_MS (readiness must answer without waiting for the module).
+ * The keys published ahead are probed too, so that a rotation finds its new
+ * key already checked and readiness does not blink at the activation.
  */
 function watchRemoteSigner(store: KeyStore, source: SigningKeySource) {
-  /** The last probe's answer, and for which key. */
-  let last: SourceHealth & { kid?: string } = { up: false, problem: 'session_lost' };
+  /** kid -> whether the last probe found the source able to sign with it. */
+  let usable = new Map<string, boolean>();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const probe = async () => {
-    const record = store.signing.activeRecordAt(Date.now());
-    try {
-      last = record?.pkcs11 ? { ...await source.health(record), kid: record.kid } : { up: true };
-    } catch {
-      last = { up: false, problem: 'error', kid: record?.kid };
+    const now = Date.now();
+    const active = store.signing.activeRecordAt(now);
+    const records = [...active ? [active] : [], ...store.signing.pendingRecords(now)].filter((r) => r.pkcs11);
+    const next = new Map<string, boolean>();
+    for (const r of records) {
+      try {
+        next.set(r.kid, (await source.health(r)).up);
+      } catch {
+        next.set(r.kid, false);
+      }
     }
+    usable = next;
     if (!stopped) timer = setTimeout(() => void probe(), SIGNER_PROBE_MS).unref();
   };
   void probe();
   return {
-    /** False while the active key is remote and its source cannot sign. */
+    /** False while the active key is remote and its source cannot sign with it. */
     ready(nowMs: number): boolean {
       const record = store.signing.activeRecordAt(nowMs);
-      // Only a probe of this very key counts: a new active key is not ready until probed.
-      return !record?.pkcs11 || (last.up && last.kid === record.kid);
+      return !record?.pkcs11 || usable.get(record.kid) === true;
     },
     stop() {
       stopped = true;

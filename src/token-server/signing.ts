@@ -91,6 +91,11 @@ export class SigningKeys {
     return this.current;
   }
 
+  /** The keys published but not yet signing: a readiness probe checks them before they activate. */
+  pendingRecords(nowMs: number): SigningKeyRecord[] {
+    return (this.set?.keys ?? []).filter((k) => Date.parse(k.activateAt) > nowMs);
+  }
+
   /** The record of the key that signs at `nowMs` (what a readiness probe asks the remote source about). */
   activeRecordAt(nowMs: number): SigningKeyRecord | undefined {
     if (nowMs >= this.recomputeAt) this.recompute(nowMs);
