@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { jwtVerify, importJWK, SignJWT } from 'jose';
 import {
   activeKey, DEFAULT_ROTATION, nextTransition, parseSigningKeySet, planSigningKeys, privateKeyOf, publishedKeys,
-  type RotationPolicy,
+  SECRET_KEYS, type KeyGenerator, type RotationPolicy,
 } from './signing-keys.ts';
 
 const H = 3600_000;
@@ -71,5 +71,48 @@ describe('signing key rotation plan', () => {
     ['an unknown algorithm', JSON.stringify({ version: 1, keys: [{ kid: 'k', alg: 'HS256', privateJwk: {}, publicJwk: {}, activateAt: new Date().toISOString() }] })],
   ])('refuses a malformed key set: %s', (_n, json) => {
     expect(() => parseSigningKeySet(json)).toThrow();
+  });
+});
+
+describe('keys held in a PKCS#11 token', () => {
+  const token: KeyGenerator = {
+    kind: 'pkcs11',
+    async generate(alg) {
+      // A stand-in for the token: a real key pair whose private half is dropped, as the token keeps it.
+      const m = await SECRET_KEYS.generate(alg);
+      return { kid: m.kid, alg, publicJwk: m.publicJwk, pkcs11: { label: `apikey-operator-${m.kid.slice(0, 8)}`, id: '0a0b' } };
+    },
+  };
+
+  it('rolls over to the configured source like a new algorithm: published ahead, the old key kept until its tokens expire', async () => {
+    const t0 = Date.now();
+    const s0 = await planSigningKeys(undefined, policy, t0);
+    const s1 = await planSigningKeys(s0, policy, t0 + H, token);
+    expect(s1.keys).toHaveLength(2);
+    const [old, next] = s1.keys;
+    expect(next!.pkcs11).toBeDefined();
+    expect(next!.privateJwk).toBeUndefined();
+    expect(Date.parse(next!.activateAt)).toBe(t0 + 2 * H);
+    expect(old).toMatchObject({ retireAt: next!.activateAt, expireAt: new Date(t0 + 2 * H + 24 * H).toISOString() });
+    expect(activeKey(s1, t0 + H)!.kid).toBe(old!.kid);
+    expect(activeKey(s1, t0 + 2 * H)!.kid).toBe(next!.kid);
+    // Nothing more to do until the next rotation; and back to the Secret the same way.
+    expect(await planSigningKeys(s1, policy, t0 + 3 * H, token)).toBe(s1);
+    const s2 = await planSigningKeys(s1, policy, t0 + 3 * H);
+    expect(s2.keys.at(-1)!.privateJwk).toBeDefined();
+    expect(s2.keys.find((k) => k.kid === next!.kid)!.retireAt).toBe(s2.keys.at(-1)!.activateAt);
+    expect(parseSigningKeySet(JSON.stringify(s2))).toEqual(s2);
+  });
+
+  it.each([
+    ['both a private JWK and a PKCS#11 location', { privateJwk: { kty: 'EC' }, pkcs11: { label: 'l', id: '0a' } }],
+    ['neither', {}],
+    ['a label with a control character', { pkcs11: { label: 'a\nb', id: '0a' } }],
+    ['an id that is not hex', { pkcs11: { label: 'l', id: 'xyz' } }],
+    ['an odd-length id', { pkcs11: { label: 'l', id: 'abc' } }],
+    ['a location that is not an object', { pkcs11: 'l' }],
+  ])('refuses a key with %s', (_what, where) => {
+    const json = JSON.stringify({ version: 1, keys: [{ kid: 'k', alg: 'ES256', publicJwk: { kty: 'EC' }, activateAt: new Date().toISOString(), ...where }] });
+    expect(() => parseSigningKeySet(json)).toThrow(/signing keys: key k/);
   });
 });
