@@ -69,3 +69,23 @@ ensure_go() {
     return 1
   fi
 }
+
+# Debian's promtool and Prometheus server, when either is missing: the alert rules' tests
+# (test/prometheus-rules.test.ts, test/prometheus.e2e.test.ts) run them, each test starting its own
+# server on a loopback port. The package's own service must not start (it would listen on :9090 on
+# every interface): a policy-rc.d that refuses every start is in place for the install, unless the
+# machine already has one.
+ensure_prometheus() {
+  if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+    return 0
+  fi
+  local policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d} ours= rc=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# ci: no service starts while packages install\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    ours=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt_install --no-install-recommends prometheus || rc=$?
+  if [ -n "$ours" ]; then rm -f "$policy"; fi
+  return "$rc"
+}

@@ -39,7 +39,6 @@ const FORBIDDEN: [string, string, string][] = [
 const EXCEPTIONS: { from: string; to: string; why: string }[] = [
   { from: 'cli/main.ts', to: 'console/', why: '`apikey-operator console` starts the console' },
   { from: 'cli/plugin/commands/console.ts', to: 'console/', why: '`kubectl apikey console` starts the console' },
-  { from: 'console/', to: 'controller/conditions.ts', why: 'the console reads Ready conditions as the controller writes them (to move to the foundation)' },
 ];
 
 /** Folders outside src/ that only tests may import. */

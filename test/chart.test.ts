@@ -181,6 +181,7 @@ const CASES: [string, ChartCase][] = [
     expect(flag(ctl, 'signing-algorithm')).toBe('ES256');
     expect(flag(ctl, 'signing-key-rotation')).toBe('720h');
     expect(flag(ctl, 'leader-elect')).toBe('true');
+    expect(flag(ctl, 'expiry-warnings')).toBe('720h,168h,24h');
     expect(flag(ctl, 'workers')).toBe('4');
     expect(pod?.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux' });
     expect(pod?.topologySpreadConstraints).toBeUndefined();
@@ -284,7 +285,37 @@ const CASES: [string, ChartCase][] = [
       expect(scraped).toEqual([`${F}-controller-metrics`, `${F}-token-metrics`]);
       const tokenPorts = findObject<V1Service>(o, 'Service', `${F}-token`).spec?.ports?.map((p) => p.name);
       expect(tokenPorts).toEqual(['http']);
+      // The ApiKey metrics' namespace label names the keys' namespace, not the scraped pod's.
+      expect((sm.spec.endpoints[0] as { honorLabels?: boolean }).honorLabels).toBe(true);
     },
+  }],
+  ['a PrometheusRule whose spec is files/prometheus-rules.yaml, the file promtool tests', {
+    values: { prometheusRule: { enabled: true, labels: { release: 'prometheus' } } },
+    check: (o) => {
+      const rule = findObject<{ metadata: KubeObject['metadata']; spec: unknown }>(o, 'PrometheusRule', F);
+      expect(rule.metadata.namespace).toBe(NS);
+      expect(rule.metadata.labels?.release).toBe('prometheus');
+      expect(rule.spec).toEqual(parseYaml(readFileSync(join(CHART_DIR, 'files', 'prometheus-rules.yaml'), 'utf8')));
+      expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, PrometheusRule: 1 });
+    },
+  }],
+  ['a Grafana dashboard ConfigMap for the sidecar, holding files/grafana-dashboard.json', {
+    values: { grafanaDashboard: { enabled: true, annotations: { grafana_folder: 'Platform' } } },
+    check: (o) => {
+      const cm = findObject<{ metadata: KubeObject['metadata'] & { annotations?: Record<string, string> }; data: Record<string, string> }>(o, 'ConfigMap', `${F}-dashboard`);
+      expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
+      expect(cm.metadata.annotations).toEqual({ grafana_folder: 'Platform' });
+      expect(Object.keys(cm.data)).toEqual(['apikey-operator.json']);
+      expect(JSON.parse(cm.data['apikey-operator.json']!)).toEqual(JSON.parse(readFileSync(join(CHART_DIR, 'files', 'grafana-dashboard.json'), 'utf8')));
+    },
+  }],
+  ['expiry warnings of its own, or none', {
+    values: { controller: { expiryWarnings: ['336h', '48h'] } },
+    check: (o) => expect(flag(container(o, `${F}-controller`, 'controller'), 'expiry-warnings')).toBe('336h,48h'),
+  }],
+  ['no expiry warnings', {
+    values: { controller: { expiryWarnings: [] } },
+    check: (o) => expect(flag(container(o, `${F}-controller`, 'controller'), 'expiry-warnings')).toBe(''),
   }],
   ['NetworkPolicies that admit CI jobs to the token port, and Prometheus to the metrics ports', {
     values: { tokenServer: { mode: 'deployment' }, networkPolicy: {
@@ -818,6 +849,9 @@ describe('the Helm chart', () => {
     ['a common label that would replace one of the chart\'s own', { global: { commonLabels: { 'app.kubernetes.io/name': 'x' } } },
       "invalid propertyName 'app.kubernetes.io/name'"],
     ['an extra argument that is not a string', { controller: { extraArgs: [3] } }, '/controller/extraArgs/0'],
+    ['an expiry warning in days, which the controller does not parse', { controller: { expiryWarnings: ['30d'] } }, '/controller/expiryWarnings/0'],
+    ['a PrometheusRule setting that is not a boolean', { prometheusRule: { enabled: 'yes' } }, '/prometheusRule/enabled'],
+    ['a dashboard label that is not a string', { grafanaDashboard: { labels: { grafana_dashboard: 1 } } }, '/grafanaDashboard/labels/grafana_dashboard'],
     ['an extra environment variable without a name', { tokenServer: { extraEnv: [{ value: 'x' }] } }, '/tokenServer/extraEnv/0'],
     ['a volume mount without a path', { volumeMounts: [{ name: 'ca' }] }, '/volumeMounts/0'],
     ['a topology spread constraint without a topology key', { topologySpreadConstraints: [{ maxSkew: 1, whenUnsatisfiable: 'DoNotSchedule' }] }, '/topologySpreadConstraints/0'],

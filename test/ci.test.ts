@@ -146,3 +146,48 @@ describe('.ci/run\'s Go', () => {
     expect(r.stdout).not.toContain('go: ');
   });
 });
+
+/**
+ * Runs ensure_prometheus of .ci/lib.sh with a PATH of stand-ins only: apt-get (which records its
+ * calls and whether policy-rc.d was there to keep the package's service from starting), and promtool
+ * or prometheus when the machine is to have them.
+ */
+function ensurePrometheus(has: ('promtool' | 'prometheus')[]): Promise<{ code: number; stderr: string; apt: string; policyLeft: boolean }> {
+  const dir = mkdtempSync(join(tmp, 'prometheus-'));
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  const aptLog = join(dir, 'apt.log');
+  const policy = join(dir, 'policy-rc.d');
+  writeFileSync(aptLog, '');
+  writeFileSync(join(bin, 'apt-get'), `#!/bin/sh\necho "apt-get $* (policy-rc.d: $('${policy}'; echo $?))" >> '${aptLog}'\n`);
+  for (const p of has) writeFileSync(join(bin, p), '#!/bin/sh\n');
+  for (const f of ['apt-get', ...has]) chmodSync(join(bin, f), 0o755);
+  // chmod and rm from the system, and nothing else of it: this machine has the real promtool in /usr/bin.
+  for (const f of ['chmod', 'rm']) {
+    writeFileSync(join(bin, f), `#!/bin/sh\nexec /usr/bin/${f} "$@"\n`);
+    chmodSync(join(bin, f), 0o755);
+  }
+  const script = '. .ci/lib.sh; set -e; ensure_prometheus';
+  return new Promise((resolve) => {
+    execFile('/bin/bash', ['--norc', '--noprofile', '-c', script], { cwd: ROOT, env: { PATH: bin, HOME: dir, POLICY_RC_D: policy }, encoding: 'utf8' }, (err, _stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stderr, apt: readFileSync(aptLog, 'utf8').trim(), policyLeft: existsSync(policy) });
+    });
+  });
+}
+
+describe('.ci/run\'s Prometheus', () => {
+  it('installs nothing when promtool and prometheus are there', async () => {
+    const r = await ensurePrometheus(['promtool', 'prometheus']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.apt).toBe('');
+  });
+
+  it.each([[[]], [['promtool' as const]]])('installs Debian\'s prometheus with its service kept from starting when the machine has %j', async (has) => {
+    const r = await ensurePrometheus(has);
+    expect(r.code, r.stderr).toBe(0);
+    // policy-rc.d answered 101 (no service starts) during the install, and is gone after it.
+    expect(r.apt).toBe('apt-get update -qq (policy-rc.d: 101)\napt-get install -y -qq --no-install-recommends prometheus (policy-rc.d: 101)');
+    expect(r.policyLeft).toBe(false);
+  });
+});

@@ -23,7 +23,7 @@ import { runPlugin } from './support/plugin.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { logDir, recordSecret, startController, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import {
-  adminClient, createApiKey, createDeployment, getApiKey, getSecret, uniqueAudience, waitForReady,
+  adminClient, apiKeyPath, createApiKey, createDeployment, getApiKey, getSecret, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import { requestToken } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
@@ -514,6 +514,38 @@ describe('people with fewer rights', () => {
     expect(await page.getByText('signs in with a client certificate, not a bearer token').count()).toBe(1);
     expect(await page.getByText('This page needs token-based credentials').count()).toBe(1);
     expect(await page.getByRole('button', { name: 'Get token' }).isDisabled()).toBe(true);
+    await context.close();
+  });
+});
+
+describe('keys near or past their expiry', () => {
+  it('marks a key the controller says expires soon, and an expired one, and the mark arrives without a reload', async () => {
+    const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+    const day = 86_400_000;
+    // The controller runs with the default thresholds: 30, 7 and 1 days before spec.expiresAt.
+    await createApiKey(ns.name, 'expires-soon', { deploymentRef: { name: 'airflow' }, expiresAt: rfc3339(Date.now() + 3 * day) });
+    await createApiKey(ns.name, 'expires-later', { deploymentRef: { name: 'airflow' }, expiresAt: rfc3339(Date.now() + 60 * day) });
+    await createApiKey(ns.name, 'expired', { deploymentRef: { name: 'airflow' }, expiresAt: rfc3339(Date.now() + 3000) });
+    await waitForReady(ns.name, 'expires-soon');
+    await waitForReady(ns.name, 'expires-later');
+    await waitFor('expired', async () => (await getApiKey(ns.name, 'expired'))?.status?.conditions?.some((c) => c.reason === 'Expired') || undefined, 20_000);
+
+    const c = await startConsole({ kubeconfig: viewerKubeconfig });
+    consoles.push(c);
+    const { context, page } = await signIn(c);
+    await page.goto(`${c.base}/deployments/${ns.name}/airflow`);
+    await checkPage(page, 'deployment-expiring-keys');
+    const expires = (key: string) => page.locator(`tr[data-key="${key}"] [data-field=expires]`);
+    await expect(expires('expires-soon').locator('.badge.warn').textContent()).resolves.toBe('Expires soon');
+    expect(await expires('expires-soon').locator('.badge.warn').getAttribute('title')).toMatch(/less than 168h from now/);
+    await expect(expires('expired').locator('.badge.bad').textContent()).resolves.toBe('Expired');
+    expect(await expires('expires-later').locator('.badge').count()).toBe(0);
+    expect(await expires('expires-later').locator('time').count()).toBe(1);
+    expect(await expires('observer').textContent()).toBe('never');
+
+    // Moved within a threshold: the controller warns, and the page's polling shows it.
+    await adminClient().mergePatch(apiKeyPath(ns.name, 'expires-later'), { spec: { expiresAt: rfc3339(Date.now() + 2 * day) } });
+    await expires('expires-later').locator('.badge.warn').waitFor({ timeout: 30_000 });
     await context.close();
   });
 });

@@ -25,7 +25,11 @@ let controller: RunningProcess;
 beforeAll(async () => {
   ns = await createNamespace('ctl');
   identity = await installOperatorIdentity();
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
+  // Expiry warnings in seconds, so that a key crosses both within a test; the default resync (10h)
+  // means only the controller's own requeue at each threshold can bring them.
+  controller = await startController({
+    kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace, args: ['--expiry-warnings', '20s,10s'],
+  });
 });
 
 afterAll(async () => {
@@ -319,6 +323,68 @@ describe('expiry', () => {
   });
 });
 
+describe('expiry warnings', () => {
+  const expiringOf = (a: Awaited<ReturnType<typeof getApiKey>>) => a?.status?.conditions?.find((c) => c.type === 'Expiring');
+
+  it('says Expiring=True with a Warning event at each threshold, on time, while Ready stays True until the key expires', async () => {
+    const expiresAt = new Date(Math.ceil((Date.now() + 30_000) / 1000) * 1000);
+    const at = expiresAt.toISOString().replace(/\.\d+Z$/, 'Z');
+    await createApiKey(ns.name, 'warned', { deploymentRef: { name: 'airflow' }, expiresAt: at });
+    const ready = await waitForReady(ns.name, 'warned');
+    expect(expiringOf(ready)).toMatchObject({ status: 'False', reason: 'ExpiryNotNear', message: `The key expires at ${at}` });
+
+    const first = await waitFor('first warning', async () => {
+      const a = await getApiKey(ns.name, 'warned');
+      return expiringOf(a)?.status === 'True' ? a : undefined;
+    }, 25_000, 100);
+    // Not before the threshold: 20 s before expiry (the clock of this machine is the controller's).
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt.getTime() - 20_000);
+    expect(expiringOf(first)).toMatchObject({ reason: 'ExpiresSoon', message: expect.stringContaining('less than 20s from now') as unknown });
+    expect(readyOf(first)).toMatchObject({ status: 'True', reason: 'SecretReady' });
+
+    const second = await waitFor('second warning', async () => {
+      const a = await getApiKey(ns.name, 'warned');
+      return expiringOf(a)?.message.includes('less than 10s') ? a : undefined;
+    }, 15_000, 100);
+    expect(Date.now()).toBeGreaterThanOrEqual(expiresAt.getTime() - 10_000);
+    expect(readyOf(second)?.status).toBe('True');
+
+    const expired = await waitFor('Expired', async () => {
+      const a = await getApiKey(ns.name, 'warned');
+      return readyOf(a)?.reason === 'Expired' ? a : undefined;
+    }, 15_000, 100);
+    expect(expiringOf(expired)).toMatchObject({ status: 'False', reason: 'Expired' });
+
+    // One event per threshold (the apiserver lists events by name, in no order of time).
+    const warnings = (await eventsFor(ns.name, 'warned')).filter((e) => e.reason === 'ExpiresSoon');
+    expect(warnings.map((e) => [e.type, e.note]).sort()).toEqual([
+      ['Warning', `The key expires at ${at}, less than 10s from now; give its users a new key, or move spec.expiresAt`],
+      ['Warning', `The key expires at ${at}, less than 20s from now; give its users a new key, or move spec.expiresAt`],
+    ]);
+  }, 90_000);
+
+  it('drops the condition when spec.expiresAt is removed, with no further warning', async () => {
+    const at = new Date(Date.now() + 15_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    await createApiKey(ns.name, 'unexpired', { deploymentRef: { name: 'airflow' }, expiresAt: at });
+    await waitFor('warned', async () => expiringOf(await getApiKey(ns.name, 'unexpired'))?.status === 'True' || undefined, 20_000);
+    await adminClient().mergePatch(apiKeyPath(ns.name, 'unexpired'), { spec: { expiresAt: null } });
+    const cleared = await waitFor('cleared', async () => {
+      const a = await getApiKey(ns.name, 'unexpired');
+      return a && !expiringOf(a) && !a.status?.expiresAt ? a : undefined;
+    }, 20_000);
+    expect(readyOf(cleared)?.status).toBe('True');
+    expect((await eventsFor(ns.name, 'unexpired')).filter((e) => e.reason === 'ExpiresSoon')).toHaveLength(1);
+  });
+
+  it('refuses an --expiry-warnings value that is not a list of durations', async () => {
+    const r = await startController({
+      kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace, args: ['--expiry-warnings', '7d'], waitReady: false,
+    });
+    expect(await r.exited).toBe(2);
+    expect(r.logs()).toContain('--expiry-warnings: "7d" is not a positive duration');
+  });
+});
+
 describe('the signing keys', () => {
   it('are generated on first start in the operator namespace', async () => {
     const s = (await getSecret(identity.namespace, 'apikey-operator-signing-keys'))!;
@@ -336,7 +402,10 @@ describe('the controller ServiceAccount', () => {
     ['patch', 'apikeys.apikeys.dev/status', 'yes'],
     ['create', 'apikeys.apikeys.dev', 'no'],
     ['delete', 'deployments.apikeys.dev', 'no'],
-    ['create', 'configmaps', 'no'],
+    // ConfigMaps: only the CA bundle it publishes (a create cannot be limited to a name in RBAC).
+    ['update', 'configmaps/apikey-operator-ca.crt', 'yes'],
+    ['update', 'configmaps/kube-root-ca.crt', 'no'],
+    ['get', 'configmaps/some-app-config', 'no'],
     ['create', 'pods', 'no'],
     ['delete', 'namespaces', 'no'],
   ])('may %s %s: %s', async (verb, resource, answer) => {

@@ -159,9 +159,10 @@ describe('kubectl apikey list and deployments', () => {
     const table = await plugin(['list']);
     expect(table.code, table.stderr).toBe(0);
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^NAME\s+DEPLOYMENT\s+KEY ID\s+PERMISSIONS\s+READY\s+LAST USED\s+AGE$/);
-    expect(table.stdout).toMatch(new RegExp(`^ci\\s+airflow\\s+${c.keyId}\\s+deploy\\s+True\\s+\\S+\\s+\\d+[smhd]`, 'm'));
-    expect(table.stdout).toMatch(/^reader\s+airflow\s+ak_\w+\s+read\s+True/m);
+    expect(lines[0]).toMatch(/^NAME\s+DEPLOYMENT\s+KEY ID\s+PERMISSIONS\s+READY\s+EXPIRES\s+LAST USED\s+AGE$/);
+    expect(table.stdout).toMatch(new RegExp(`^ci\\s+airflow\\s+${c.keyId}\\s+deploy\\s+True\\s+<never>\\s+\\S+\\s+\\d+[smhd]`, 'm'));
+    // It expires in 720h, within the controller's default first warning (30 days): Expiring=True.
+    expect(table.stdout).toMatch(/^reader\s+airflow\s+ak_\w+\s+read\s+True\s+in 29d\S* \(soon\)\s+/m);
     expect(table.stdout).toMatch(/^taken\s+airflow\s+<pending>\s+deploy\s+False \(SecretConflict\)/m);
 
     const json = await plugin(['list', '-o', 'json']);

@@ -168,6 +168,40 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     expect(await refusedWithin(k, Date.now())).toBeLessThan(1000);
   }, 90_000);
 
+  it('tells a client with the right secret of an expired key when it expired; a wrong secret learns what an unknown key learns', async () => {
+    const d = await createDeployment(ns.name, 'expiring', { audiences: [uniqueAudience('expiring')] });
+    const expiresAt = new Date(Math.ceil((Date.now() + 2000) / 1000) * 1000);
+    const k = await createKey('expiring', d, { expiresAt: metaTime(expiresAt) });
+    await issued(server, k);
+    const expiredCount = async () => Number(new RegExp(
+      `^apikey_operator_token_expired_key_refusals_total\\{namespace="${ns.name}",deployment="expiring"\\} (\\d+)$`, 'm',
+    ).exec(await scrapeMetrics(server))?.[1] ?? 0);
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt.getTime() - Date.now() + 50)));
+
+    const right = await requestToken(server, k);
+    expect(right.status).toBe(401);
+    expect(right.body).toEqual({ error: 'invalid_client', error_description: `the API key expired at ${expiresAt.toISOString()}` });
+    expect(await expiredCount()).toBe(1);
+
+    // A wrong secret of the expired key and any secret of a key id nobody has: the same answer, byte for byte.
+    const wrong = await requestToken(server, { ...k, secret: generateSecret() });
+    const unknown = await requestToken(server, { ...k, keyId: generateKeyId(), secret: generateSecret() });
+    for (const r of [wrong, unknown]) {
+      expect(r.status).toBe(401);
+      expect(r.text).toBe('{"error":"invalid_client","error_description":"client authentication failed"}');
+      expect(r.text).not.toMatch(/expire/i);
+    }
+    expect([...wrong.headers].filter(([h]) => h !== 'date')).toEqual([...unknown.headers].filter(([h]) => h !== 'date'));
+    // Over HTTP Basic too.
+    const basicRight = await post(`${server.url}/oauth/token`, {
+      headers: { authorization: `Basic ${Buffer.from(`${k.keyId}:${k.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    expect(basicRight.body.error_description).toBe(`the API key expired at ${expiresAt.toISOString()}`);
+    // Only the clients that proved the secret are counted.
+    expect(await expiredCount()).toBe(2);
+  });
+
   it('refuses a key whose ownerReference names an earlier Deployment of the same name', async () => {
     const recreatedAudience = uniqueAudience('recreated');
     const d = await createDeployment(ns.name, 'recreated', { audiences: [recreatedAudience] });

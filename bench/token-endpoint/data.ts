@@ -3,6 +3,7 @@
  * ApiKeys shaped as the controller leaves them, their clients' credentials,
  * and one ES256 signing key.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { ApiKey, Deployment } from '../../src/api/index.ts';
 import { DEFAULT_ROTATION, planSigningKeys, type SigningKeySet } from '../../src/shared/signing-keys.ts';
@@ -42,4 +43,20 @@ export function readData(file: string): BenchData {
 /** Every contender prints this line once it listens. */
 export function announce(port: number): void {
   process.stdout.write(`READY ${port}\n`);
+}
+
+/** Starts a server script pinned to CPU 0 (taskset -c 0); resolves once it announced its port. */
+export function startPinnedServer(script: string, args: string[]): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn('taskset', ['-c', '0', process.execPath, script, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' },
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\d+)/.exec(out);
+      if (m) resolve({ child, port: Number(m[1]) });
+    });
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}: ${out}`)));
+  });
 }

@@ -16,14 +16,14 @@
  * softhsm2): the table's "of the limit" column and the PKCS#11 line below it
  * give its ratio to the in-process signer.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon, { type Request, type Result } from 'autocannon';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { AUDIENCE, ISSUER, makeData, writeData, type BenchData } from './data.ts';
+import { AUDIENCE, ISSUER, makeData, startPinnedServer, writeData, type BenchData } from './data.ts';
 
 const { values } = parseArgs({
   options: {
@@ -68,18 +68,7 @@ function requests(data: BenchData, format: 'json' | 'form'): Request[] {
 }
 
 function startServer(file: string, dataFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn('taskset', ['-c', '0', process.execPath, join(import.meta.dirname, 'servers', file), dataFile], {
-    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' },
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /READY (\d+)/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]) });
-    });
-    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}: ${out}`)));
-  });
+  return startPinnedServer(join(import.meta.dirname, 'servers', file), [dataFile]);
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {

@@ -10,6 +10,10 @@ export const ROTATE_ANNOTATION = 'apikeys.dev/rotate';
 export const SIGNING_KEYS_SECRET = 'apikey-operator-signing-keys';
 export const SIGNING_KEYS_SECRET_TYPE = 'apikeys.dev/signing-keys';
 export const LEASE_NAME = 'apikey-operator-controller';
+/** The ApiKey condition that warns ahead of spec.expiresAt (controller/expiry.ts). */
+export const EXPIRING_CONDITION = 'Expiring';
+/** The controller's --expiry-warnings default: 30 days, 7 days and 1 day before spec.expiresAt. */
+export const DEFAULT_EXPIRY_WARNINGS = '720h,168h,24h';
 
 export const PERMISSIONS = ['deploy', 'read'] as const;
 export type Permission = (typeof PERMISSIONS)[number];

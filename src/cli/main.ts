@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
 import { allowedIssuers } from '../federation/issuers.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
+import { parseExpiryWarnings } from '../controller/expiry.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
 import { loadTlsFiles, waitForTlsFiles } from '../token-server/tls.ts';
@@ -35,6 +36,15 @@ function durationFlag(name: string, v: string | undefined, minMs = 1): number {
   const ms = parseDuration(v);
   if (ms === undefined || ms < minMs) throw new UsageError(`--${name} must be a duration such as 720h, 90m or 30s`);
   return ms;
+}
+
+/** --expiry-warnings: durations before spec.expiresAt (controller/expiry.ts). */
+function expiryWarningsFlag(v: string | undefined): number[] {
+  try {
+    return parseExpiryWarnings(v ?? '');
+  } catch (err) {
+    throw new UsageError(`--expiry-warnings: ${(err as Error).message}`);
+  }
 }
 
 /** --user-token-ttl: a duration from 1s to 24h (the ceiling of every token this server issues). */
@@ -157,6 +167,7 @@ async function main(argv: string[]): Promise<number> {
         healthPort: intFlag('health-port', f['health-port'], 0, 65535),
         leaderElect: f['leader-elect'] !== 'false',
         resyncMs: durationFlag('resync', f.resync, 60_000),
+        expiryWarningsMs: expiryWarningsFlag(f['expiry-warnings']),
         leaseDurationMs: durationFlag('leader-elect-lease-duration', f['leader-elect-lease-duration'], 1000),
         renewDeadlineMs: durationFlag('leader-elect-renew-deadline', f['leader-elect-renew-deadline'], 1000),
         retryPeriodMs: durationFlag('leader-elect-retry-period', f['leader-elect-retry-period'], 1000),

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, TOKEN_SERVER_FLAGS, UsageError } from './options.ts';
+import { CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, sizeFlag, TOKEN_SERVER_FLAGS, UsageError } from './options.ts';
 
 afterEach(() => {
   delete process.env.APIKEY_OPERATOR_WORKERS;
@@ -45,5 +45,15 @@ describe('program flags', () => {
     const shared = CONSOLE_FLAGS.filter((f) => others.has(f.env)).map((f) => f.env);
     // The kubeconfig, the log level, and the token URL (as people reach it, as the plugin reads it).
     expect(shared.sort()).toEqual(['APIKEY_OPERATOR_LOG_LEVEL', 'APIKEY_OPERATOR_TOKEN_URL', 'KUBECONFIG']);
+  });
+});
+
+describe('--audit-log-maxsize', () => {
+  it('takes megabytes as kube-apiserver does, or a Ki/Mi/Gi size', () => {
+    expect(sizeFlag('audit-log-maxsize', '100')).toBe(100 * 1024 * 1024);
+    expect(sizeFlag('audit-log-maxsize', '0')).toBe(0);
+    expect(sizeFlag('audit-log-maxsize', '16Ki')).toBe(16 * 1024);
+    expect(sizeFlag('audit-log-maxsize', '1Gi')).toBe(1024 ** 3);
+    for (const bad of ['', '-1', '1.5', '10MB', '1e3', '9999999Gi']) expect(() => sizeFlag('audit-log-maxsize', bad)).toThrow(UsageError);
   });
 });

@@ -6,6 +6,7 @@
  * (npm run docs:generate).
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_EXPIRY_WARNINGS } from '../api/names.ts';
 
 export interface FlagSpec {
   name: string;
@@ -60,6 +61,7 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   flag('health-port', 'port of /healthz, /readyz and /metrics (0: off)', '8081'),
   flag('leader-elect', 'elect a leader on a Lease so that only one replica writes', 'true', 'boolean'),
   flag('resync', 'how often every object is reconciled again', '10h'),
+  flag('expiry-warnings', 'comma-separated durations before an ApiKey\'s spec.expiresAt at which it becomes Expiring=True and gets a Warning event (empty: none)', DEFAULT_EXPIRY_WARNINGS),
   flag('leader-elect-lease-duration', 'how long a lease is held without renewal before others may take it', '15s'),
   flag('leader-elect-renew-deadline', 'how long the leader keeps trying to renew before it gives up', '10s'),
   flag('leader-elect-retry-period', 'how often candidates try to acquire, and the leader renews', '2s'),

@@ -37,7 +37,7 @@ th{font-weight:600;color:var(--muted);white-space:nowrap}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 pre{background:#f3f4f6;border:1px solid var(--line);border-radius:6px;padding:.75rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 .badge{display:inline-block;border-radius:999px;padding:0 .55rem;font-size:.85rem;font-weight:600;white-space:nowrap}
-.badge.ok{background:var(--ok-bg);color:var(--ok)}.badge.bad{background:var(--bad-bg);color:var(--bad)}.badge.unknown{background:#eaeef2;color:var(--muted)}
+.badge.ok{background:var(--ok-bg);color:var(--ok)}.badge.bad{background:var(--bad-bg);color:var(--bad)}.badge.unknown{background:#eaeef2;color:var(--muted)}.badge.warn{background:var(--warn-bg);color:var(--warn)}
 button,.button{font:inherit;display:inline-block;border:1px solid var(--line);background:var(--card);color:var(--fg);border-radius:6px;padding:.35rem .8rem;cursor:pointer;text-decoration:none}
 button.primary{background:var(--accent);border-color:var(--accent);color:var(--accent-fg)}
 button.danger{background:var(--bad);border-color:var(--bad);color:#fff}

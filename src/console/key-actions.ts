@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiKey } from '../api/index.ts';
 import { ROTATE_ANNOTATION } from '../api/index.ts';
-import { getCondition } from '../controller/conditions.ts';
+import { getCondition } from '../api/conditions.ts';
 import type { KeyCredentials, PersonApi } from './person-api.ts';
 import { Refusal, refusalOf } from './refusals.ts';
 

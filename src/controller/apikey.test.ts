@@ -9,6 +9,7 @@ import { credentialsSecret, readCredential, type ApiKey, type Deployment, type S
 import { generateKeyId, generateSecret, hashSecret, secretMatchesHash } from '../keys/format.ts';
 import { KubeError } from '../kube/client.ts';
 import { ApiKeyReconciler, decideAction, type ApiKeyStatus, type ApiKeyWrites, type ReconcileResult } from './apikey.ts';
+import { expiringCondition, parseExpiryWarnings } from './expiry.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 const NS = 'team-a';
@@ -64,6 +65,12 @@ const readyStatus = (extra: Partial<ApiKeyStatus> = {}): ApiKeyStatus => ({
   observedGeneration: 1, keyId: ID, secretName: 'ci', secretHash: hashSecret(SECRET),
   lastRotationTime: at(-2 * HOUR), conditions: conditions(ready), ...extra,
 });
+
+const DAY = 24 * HOUR;
+/** A Ready key's status with the Expiring condition the controller writes for `expiresAt` at NOW. */
+const warnedStatus = (expiresAt: string): ApiKeyStatus => readyStatus({ expiresAt, conditions: [...conditions(ready), {
+  type: 'Expiring', ...expiringCondition(expiresAt, NOW, parseExpiryWarnings('720h,168h,24h'))!, observedGeneration: 1, lastTransitionTime: at(-HOUR),
+}] });
 
 /** The Secret of a key, as this controller writes it. */
 const secretOf = (ak: ApiKey, keyId = ID, secret = SECRET): SecretObject =>
@@ -344,12 +351,44 @@ const cases: Record<string, Case> = {
     check: (r) => {
       expect(r.statuses[0]!.rotateAnnotation).toBe('r9');
       expect(r.statuses[0]!.secretHash).toBe(hashSecret(SECRET));
+      expect(r.statuses[0]!.conditions!.find((c) => c.type === 'Expiring')).toMatchObject({ status: 'False', reason: 'Expired' });
     },
   },
   'writes nothing for a key that is as it should be, and comes back at its expiry': {
-    key: apiKey({ status: readyStatus({ expiresAt: at(2 * HOUR) }), spec: { expiresAt: at(2 * HOUR) } }),
+    key: apiKey({ status: warnedStatus(at(2 * HOUR)), spec: { expiresAt: at(2 * HOUR) } }),
     dep: deployment(), cached: secretOf(apiKey({ spec: { expiresAt: at(2 * HOUR) } })),
     writes: [], requeueAfterMs: 2 * HOUR + 50,
+  },
+  'says a key far from expiry is not expiring, with no event, and comes back at the first threshold (30 days before)': {
+    key: apiKey({ status: readyStatus(), spec: { expiresAt: at(40 * DAY) } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady'], requeueAfterMs: 10 * DAY + 50,
+    check: (r) => expect(r.statuses[0]!.conditions!.find((c) => c.type === 'Expiring'))
+      .toMatchObject({ status: 'False', reason: 'ExpiryNotNear', message: `The key expires at ${at(40 * DAY)}` }),
+  },
+  'warns once a key is within a threshold: Expiring=True, Ready stays True, a Warning event, and back at the next threshold': {
+    key: apiKey({ status: readyStatus(), spec: { expiresAt: at(5 * DAY) } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'event Warning ExpiresSoon'], requeueAfterMs: 4 * DAY + 50,
+    check: (r) => {
+      expect(r.statuses[0]!.conditions!.find((c) => c.type === 'Expiring')).toMatchObject({ status: 'True', reason: 'ExpiresSoon' });
+      expect(r.notes[0]).toBe(`The key expires at ${at(5 * DAY)}, less than 168h from now; give its users a new key, or move spec.expiresAt`);
+    },
+  },
+  'warns nothing twice: a key already warned at its threshold writes nothing and comes back at the next one': {
+    key: apiKey({ status: warnedStatus(at(5 * DAY)), spec: { expiresAt: at(5 * DAY) } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: [], requeueAfterMs: 4 * DAY + 50,
+  },
+  'warns again when the key crosses the next threshold': {
+    key: apiKey({ status: warnedStatus(at(5 * DAY)), spec: { expiresAt: at(20 * HOUR) } }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'event Warning ExpiresSoon'], requeueAfterMs: 20 * HOUR + 50,
+    check: (r) => expect(r.notes[0]).toContain('less than 24h from now'),
+  },
+  'drops the Expiring condition when spec.expiresAt is removed': {
+    key: apiKey({ status: warnedStatus(at(5 * DAY)) }), dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady'],
+    check: (r) => {
+      expect(r.statuses[0]!.conditions!.map((c) => c.type)).toEqual(['Ready', 'Reconciling', 'Stalled']);
+      expect(r.statuses[0]!.expiresAt).toBeUndefined();
+    },
   },
   'repairs drift in the Secret (a template label) with no new secret': {
     key: apiKey({ status: readyStatus(), spec: { secretTemplate: { labels: { team: 'data' } } } }),

@@ -62,7 +62,8 @@ import type { ProcessResult } from '../kube/controller.ts';
 import type { EventType } from '../kube/events.ts';
 import { metaTime } from '../kube/types.ts';
 import { parseDuration } from '../shared/duration.ts';
-import { getCondition, sameStatus, setReadyConditions, type ReadyState } from './conditions.ts';
+import { getCondition, sameStatus, setCondition, setReadyConditions, type ReadyState } from './conditions.ts';
+import { DEFAULT_EXPIRY_WARNINGS, EXPIRING, expiringCondition, nextThreshold, parseExpiryWarnings } from './expiry.ts';
 import { Reason } from './reasons.ts';
 import { createdMetadataLeft, isControlledBy, secretUpToDate } from './secret.ts';
 
@@ -95,7 +96,11 @@ export interface ApiKeyWrites {
 export interface ApiKeyConfig {
   tokenUrl: string;
   defaultAudiences: string[];
+  /** --expiry-warnings in ms, largest first (expiry.ts); default 30, 7 and 1 days. */
+  expiryWarningsMs?: readonly number[];
 }
+
+const DEFAULT_EXPIRY_WARNINGS_MS = parseExpiryWarnings(DEFAULT_EXPIRY_WARNINGS);
 
 /** Come back after `requeueAfterMs` (rotation, expiry, end of grace). */
 export type ReconcileResult = ProcessResult;
@@ -187,12 +192,14 @@ export class ApiKeyReconciler {
   private readonly writes: ApiKeyWrites;
   private readonly cfg: ApiKeyConfig;
   private readonly clock: () => Date;
+  private readonly warningsMs: readonly number[];
 
   constructor(reads: ApiKeyReads, writes: ApiKeyWrites, cfg: ApiKeyConfig, clock: () => Date = () => new Date()) {
     this.reads = reads;
     this.writes = writes;
     this.cfg = cfg;
     this.clock = clock;
+    this.warningsMs = cfg.expiryWarningsMs ?? DEFAULT_EXPIRY_WARNINGS_MS;
   }
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
@@ -388,8 +395,9 @@ export class ApiKeyReconciler {
 
   /**
    * Writes the status when it differs from what is stored, with the kstatus
-   * conditions that `ready` implies (conditions.ts); emits an event when the
-   * Ready condition's reason changes into a failure.
+   * conditions that `ready` implies (conditions.ts) and the Expiring condition
+   * (expiry.ts); emits an event when the Ready condition's reason changes into
+   * a failure, and one when the key reaches an expiry warning threshold.
    */
   private async writeStatus(ak: ApiKey, base: ApiKeyStatus | undefined, now: Date, ready: Ready): Promise<ApiKey> {
     const status: ApiKeyStatus = { ...ownedStatus(base) };
@@ -397,21 +405,33 @@ export class ApiKeyReconciler {
     status.secretName = secretNameOf(ak);
     if (ak.spec.expiresAt) status.expiresAt = ak.spec.expiresAt; else delete status.expiresAt;
     const before = getCondition(ak.status?.conditions, 'Ready');
-    status.conditions = setReadyConditions(ak.status?.conditions, ready, ak.metadata.generation, now);
+    const expiringBefore = getCondition(ak.status?.conditions, EXPIRING);
+    const expiring = expiringCondition(ak.spec.expiresAt, now, this.warningsMs);
+    let conditions = setReadyConditions(ak.status?.conditions, ready, ak.metadata.generation, now);
+    conditions = expiring
+      ? setCondition(conditions, { type: EXPIRING, ...expiring, observedGeneration: ak.metadata.generation }, now)
+      : conditions.filter((c) => c.type !== EXPIRING);
+    status.conditions = conditions;
     if (sameStatus(status, ownedStatus(ak.status))) return ak;
     const updated = await this.writes.applyStatus(ak, status);
     if (before?.reason !== ready.reason && ready.status === 'False') {
       this.writes.event(updated, 'Warning', ready.reason, 'Reconcile', ready.message);
     }
+    if (expiring?.status === 'True' && expiringBefore?.message !== expiring.message) {
+      this.writes.event(updated, 'Warning', expiring.reason, 'WarnExpiry', expiring.message);
+    }
     return updated;
   }
 
-  /** When to look at the key again: the end of a grace period, expiry, or the next scheduled rotation. */
+  /** When to look at the key again: the end of a grace period, the next expiry threshold, expiry, or the next scheduled rotation. */
   private nextVisit(ak: ApiKey, now: Date): ReconcileResult {
     const times: number[] = [];
     const s = ak.status ?? {};
     if (s.previousSecretValidUntil) times.push(Date.parse(s.previousSecretValidUntil));
-    if (ak.spec.expiresAt) times.push(Date.parse(ak.spec.expiresAt));
+    if (ak.spec.expiresAt) {
+      const expiresAtMs = Date.parse(ak.spec.expiresAt);
+      times.push(expiresAtMs, nextThreshold(expiresAtMs, now.getTime(), this.warningsMs) ?? NaN);
+    }
     const everyMs = parseDuration(ak.spec.rotation?.every);
     if (everyMs !== undefined) {
       times.push(Date.parse(s.lastRotationTime ?? (ak.metadata.creationTimestamp as unknown as string)) + everyMs);

@@ -1,16 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { REASON_CLASS, RECONCILING, setCondition, setReadyConditions, STALLED, type Condition, type ReadyState } from './conditions.ts';
-import { EventReason, Reason, ReadyReason, type ReadyReasonValue } from './reasons.ts';
+import { EventReason, ExpiringReason, Reason, ReadyReason, type ReadyReasonValue } from './reasons.ts';
 
 const T0 = new Date('2026-06-01T12:00:00Z');
 const T1 = new Date('2026-06-01T13:00:00Z');
 const byType = (list: Condition[]) => Object.fromEntries(list.map((c) => [c.type, c]));
 
 describe('every reason', () => {
-  it.each(Object.entries(Reason))('%s (%s) is a classified Ready reason or an event-only reason', (key, value) => {
+  it.each(Object.entries(Reason))('%s (%s) is a classified Ready reason, an Expiring reason or an event-only reason', (key, value) => {
     const isReady = key in ReadyReason;
     const isEvent = key in EventReason;
-    expect(isReady !== isEvent).toBe(true);
+    const isExpiring = key in ExpiringReason;
+    expect([isReady, isEvent, isExpiring].filter(Boolean)).toHaveLength(1);
     if (isReady) expect(['ready', 'progressing', 'stalled']).toContain(REASON_CLASS[value as ReadyReasonValue]);
     else expect(Object.keys(REASON_CLASS)).not.toContain(value);
   });

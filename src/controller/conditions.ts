@@ -25,16 +25,10 @@
  * them; they are never both True.
  */
 import { metaTime } from '../kube/types.ts';
+import type { Condition } from '../api/conditions.ts';
 import type { ReadyReasonValue } from './reasons.ts';
 
-export interface Condition {
-  type: string;
-  status: 'True' | 'False' | 'Unknown';
-  observedGeneration?: number;
-  lastTransitionTime: string;
-  reason: string;
-  message: string;
-}
+export { getCondition, type Condition } from '../api/conditions.ts';
 
 /** What a Ready reason tells a tool that waits: done, still working, or waiting for a person. */
 export type ReasonClass = 'ready' | 'progressing' | 'stalled';
@@ -96,10 +90,6 @@ export function setCondition(
     lastTransitionTime: old && old.status === next.status ? old.lastTransitionTime : metaTime(now),
   };
   return old ? list.map((c) => (c === old ? cond : c)) : [...list, cond];
-}
-
-export function getCondition(list: Condition[] | undefined, type: string): Condition | undefined {
-  return list?.find((c) => c.type === type);
 }
 
 /** True when two statuses hold the same values, whatever their key order (undefined counts as absent). */

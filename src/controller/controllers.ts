@@ -40,6 +40,8 @@ export interface ControllerDeps {
   log: Logger;
   workers: number;
   tokenUrl: string;
+  /** --expiry-warnings in ms (expiry.ts); default 30, 7 and 1 days. */
+  expiryWarningsMs?: readonly number[];
   defaultAudiences: string[];
   /** --federation-issuers: a FederatedCredential of any other issuer is IssuerNotAllowed. */
   federationIssuers: ReadonlySet<string>;
@@ -90,7 +92,7 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   }, apiKeyWrites(client, recorder, {
     beforeWrite: deps.beforeWrite,
     onApiKeyWritten: (before, after) => superseded.record(before, after),
-  }), { tokenUrl: deps.tokenUrl, defaultAudiences: deps.defaultAudiences });
+  }), { tokenUrl: deps.tokenUrl, defaultAudiences: deps.defaultAudiences, expiryWarningsMs: deps.expiryWarningsMs });
 
   const apiKeys = new Controller({ ...common, name: 'ApiKey', workers: deps.workers, processor: {
     process: async (key) => {

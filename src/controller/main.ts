@@ -39,6 +39,8 @@ export interface ControllerOptions {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   resyncMs: number;
+  /** --expiry-warnings, in ms (expiry.ts). */
+  expiryWarningsMs?: number[];
   logLevel: string;
   /** --federation-issuers: the external issuers FederatedCredentials may trust. */
   federationIssuers?: string[];
@@ -75,6 +77,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     recorder: new EventRecorder(client, REPORTER, identity, log),
     workers: opts.workers,
     tokenUrl: opts.tokenUrl,
+    expiryWarningsMs: opts.expiryWarningsMs,
     defaultAudiences: opts.audiences,
     federationIssuers: new Set(opts.federationIssuers ?? []),
     servingCert: opts.servingCert,

@@ -1,12 +1,17 @@
 /**
  * The controller's Prometheus metrics, served on the health port. Labels are
- * bounded (kind, result, method, code, resource): never a name or a key id.
+ * bounded (kind, result, method, code, resource, state): never a key's name
+ * or id. The ApiKey gauges (key-states.ts) are labelled by namespace and
+ * Deployment, so their series grow with Deployments, not with keys; they are
+ * computed from the caches at scrape time, on every replica (an alert takes
+ * the max over replicas).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KubeClient } from '../kube/client.ts';
 import type { Controller, OutcomeObserver } from '../kube/controller.ts';
 import { instrumentKubeRequests } from '../kube/request-metrics.ts';
 import type { Caches } from './caches.ts';
+import { KEY_STATES, keysByDeployment } from './key-states.ts';
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -53,6 +58,34 @@ export class ControllerMetrics {
         this.set({ resource: 'deployments' }, caches.deployments.size);
         this.set({ resource: 'federatedcredentials' }, caches.federatedCredentials.size);
         this.set({ resource: 'secrets' }, caches.secrets.size);
+      },
+    });
+    // One pass over the cached keys serves both gauges of a scrape.
+    let last = { atMs: -Infinity, keys: [] as ReturnType<typeof keysByDeployment> };
+    const byDeploymentNow = () => {
+      const now = Date.now();
+      if (now - last.atMs > 1000) last = { atMs: now, keys: keysByDeployment(caches.apiKeys.list(), now) };
+      return last.keys;
+    };
+    new Gauge({
+      name: 'apikey_operator_apikeys', help: 'ApiKeys by namespace, Deployment and state (ready, expiring, expired, conflict, not_ready)',
+      labelNames: ['namespace', 'deployment', 'state'], registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const d of byDeploymentNow()) {
+          for (const state of KEY_STATES) this.set({ namespace: d.namespace, deployment: d.deployment, state }, d.counts[state]);
+        }
+      },
+    });
+    new Gauge({
+      name: 'apikey_operator_apikey_soonest_expiry_timestamp_seconds',
+      help: 'The earliest spec.expiresAt among the ApiKeys of a Deployment that have not expired yet, in Unix seconds',
+      labelNames: ['namespace', 'deployment'], registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const d of byDeploymentNow()) {
+          if (d.soonestExpiryMs !== undefined) this.set({ namespace: d.namespace, deployment: d.deployment }, d.soonestExpiryMs / 1000);
+        }
       },
     });
   }

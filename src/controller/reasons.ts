@@ -5,10 +5,10 @@
  * in conditions.ts (`REASON_CLASS`: ready, progressing or stalled), which is
  * what sets the kstatus conditions Reconciling and Stalled beside Ready; the
  * compiler refuses a Ready condition with a reason that has no class. A reason
- * of another condition (a warning that leaves the object usable) is classified
- * `ready` there too: it never makes Reconciling or Stalled True. A reason that
- * only ever names an event goes in `EventReason`. src/controller/conditions.test.ts
- * fails on a reason that is in neither.
+ * of another condition (a warning that leaves the object usable, `ExpiringReason`)
+ * has no class: it never makes Reconciling or Stalled True. A reason that only
+ * ever names an event goes in `EventReason`. src/controller/conditions.test.ts
+ * fails on a reason that is in none of them.
  */
 
 /** The reasons of the Ready condition, of every kind. */
@@ -28,6 +28,16 @@ export const ReadyReason = {
   FederationReady: 'Ready',
 } as const;
 
+/**
+ * The reasons of the Expiring condition of an ApiKey with spec.expiresAt (expiry.ts): a warning that
+ * leaves the key usable, so it has no kstatus class (Reconciling and Stalled follow Ready alone).
+ * ExpiresSoon also names the Warning event at each threshold; Expired is Ready's own reason.
+ */
+export const ExpiringReason = {
+  ExpiresSoon: 'ExpiresSoon',
+  ExpiryNotNear: 'ExpiryNotNear',
+} as const;
+
 /** Reasons that only events carry, never a condition. */
 export const EventReason = {
   Created: 'Created',
@@ -38,6 +48,6 @@ export const EventReason = {
   SigningKeysInvalid: 'SigningKeysInvalid',
 } as const;
 
-export const Reason = { ...ReadyReason, ...EventReason } as const;
+export const Reason = { ...ReadyReason, ...ExpiringReason, ...EventReason } as const;
 
 export type ReadyReasonValue = (typeof ReadyReason)[keyof typeof ReadyReason];

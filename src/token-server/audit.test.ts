@@ -2,7 +2,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sizeFlag, UsageError } from '../client/options.ts';
 import { createLogger } from '../shared/log.ts';
 import { accessTokenClaims } from './access-token.ts';
 import { asciiJson, TokenAudit, USER_AGENT_MAX } from './audit.ts';
@@ -109,15 +108,5 @@ describe('the audit stream', () => {
   it('refuses a path it cannot open with a clear error', () => {
     expect(() => new AuditWriter({ path: join(dir, 'missing', 'audit.log'), maxSizeBytes: 0, maxBackups: 0, log }))
       .toThrow(/cannot open the audit log .*missing.*ENOENT/);
-  });
-});
-
-describe('--audit-log-maxsize', () => {
-  it('takes megabytes as kube-apiserver does, or a Ki/Mi/Gi size', () => {
-    expect(sizeFlag('audit-log-maxsize', '100')).toBe(100 * 1024 * 1024);
-    expect(sizeFlag('audit-log-maxsize', '0')).toBe(0);
-    expect(sizeFlag('audit-log-maxsize', '16Ki')).toBe(16 * 1024);
-    expect(sizeFlag('audit-log-maxsize', '1Gi')).toBe(1024 ** 3);
-    for (const bad of ['', '-1', '1.5', '10MB', '1e3', '9999999Gi']) expect(() => sizeFlag('audit-log-maxsize', bad)).toThrow(UsageError);
   });
 });

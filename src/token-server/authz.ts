@@ -11,6 +11,12 @@
  * (which every Deployment without audiences of its own has), gets 400: a
  * token of any Deployment would otherwise pass. Any method and any path
  * below /authz/ are accepted, since Envoy forwards the original ones.
+ *
+ * Each of `deployment`, `audience` and `permission` may appear once: a
+ * repeated one is 400, so a client whose query a proxy forwards cannot
+ * append its own `&permission=read` or `&deployment=` and have either copy
+ * win. The identity headers are encoded with identityHeader(), so that two
+ * different subjects never give the same header value.
  */
 import { isPermission, PERMISSIONS } from '../api/index.ts';
 import type { ServerContext } from './context.ts';
@@ -44,7 +50,13 @@ function protectedTargetProblem(ctx: ServerContext, deployment: string | null, a
   return undefined;
 }
 
+/** The parameters /authz reads; each may appear at most once. */
+const SINGLE_PARAMETERS = ['deployment', 'audience', 'permission'] as const;
+
 export function authorize(ctx: ServerContext, authorization: string | undefined, query: URLSearchParams, nowMs: number): AuthzAnswer {
+  for (const name of SINGLE_PARAMETERS) {
+    if (query.getAll(name).length > 1) return badRequest(ctx, `the parameter ${name} must not be included more than once`);
+  }
   const permission = query.get('permission') ?? 'deploy';
   if (!isPermission(permission)) return badRequest(ctx, `unknown permission; known: ${PERMISSIONS.join(', ')}`);
   const audience = query.get('audience');
@@ -79,20 +91,45 @@ export function authorize(ctx: ServerContext, authorization: string | undefined,
   return {
     status: 200,
     headers: {
-      'x-auth-subject': headerSafe(claims.sub),
-      'x-auth-deployment': claims.deployment,
+      'x-auth-subject': identityHeader(claims.sub),
+      'x-auth-deployment': identityHeader(claims.deployment),
       'x-auth-scope': [...permissions].join(' '),
     },
     body: '{"allowed":true}',
   };
 }
 
+/** Characters an identity header carries as they are: visible ASCII but `%`. */
+const VERBATIM = /^[\x21-\x24\x26-\x7e]*$/;
+
 /**
- * A subject as a header value: key ids and most Kubernetes user names are
- * printable ASCII and go as they are; a user name with other characters (an
- * OIDC name in another script) is percent-encoded as UTF-8 (RFC 3986), since
- * a header cannot carry it as it is.
+ * An identity (a subject, a Deployment) as a header value, one-to-one: every
+ * visible ASCII character but `%` goes as it is, and every other character
+ * (space, `%`, control characters, anything beyond ASCII) is percent-encoded
+ * as its UTF-8 bytes (RFC 3986 2.1), so `decodeURIComponent` gives the
+ * identity back. Key ids, ServiceAccount names and most user names are
+ * unchanged. Since `%` itself is encoded, `a%41` and `aA` stay apart, and a
+ * space is encoded so that a proxy trimming a header value cannot merge
+ * " alice" with "alice". A lone UTF-16 surrogate (JSON allows one) is
+ * encoded as its own three bytes, never as U+FFFD, so it too stays apart.
  */
-export function headerSafe(subject: string): string {
-  return /^[\x20-\x7e]*$/.test(subject) ? subject : encodeURIComponent(subject);
+export function identityHeader(identity: string): string {
+  if (VERBATIM.test(identity)) return identity;
+  let out = '';
+  for (const ch of identity) {
+    if (VERBATIM.test(ch)) {
+      out += ch;
+      continue;
+    }
+    for (const byte of utf8(ch.codePointAt(0)!)) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The UTF-8 bytes of a code point, a lone surrogate included (as its three-byte form). */
+function utf8(cp: number): number[] {
+  if (cp < 0x80) return [cp];
+  if (cp < 0x800) return [0xc0 | (cp >> 6), 0x80 | (cp & 0x3f)];
+  if (cp < 0x10000) return [0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
+  return [0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f)];
 }

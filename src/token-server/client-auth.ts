@@ -83,6 +83,8 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
   const deployment = ctx.store.deployment(key.deployment);
   const refusal = keyRefusal(key, deployment, req.nowMs);
   if (refusal) {
+    // Only a client that proved the secret is counted here, so no guesser can grow the series.
+    if (refusal.reason === 'key_expired') ctx.metrics.expiredKeyRefused(key.namespace, key.deployment.slice(key.namespace.length + 1));
     // Expired or being deleted: the credentials themselves are no longer valid.
     if (refusal.reason === 'key_expired' || refusal.reason === 'key_deleting') throw new InvalidClient(refusal.message, refusal.reason, viaBasic);
     throw new UnauthorizedClient(refusal.message, refusal.reason);

@@ -4,6 +4,7 @@ import { API_VERSION } from '../api/index.ts';
 import { deploymentObject } from './fixtures.ts';
 import { byCreation, federatedCredentialStands, federatedEntry, federatedMatch } from './federated.ts';
 import { deploymentEntry } from './keys.ts';
+import { celBudget, compileClaimsExpression } from '../federation/claims-expression.ts';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const SERVER = 'https://apikeys.example.com';
@@ -59,7 +60,21 @@ describe('matching an external token', () => {
     ['claims alone', { subject: undefined, claims: "claims.ref == 'refs/heads/main'" }, { ...github, sub: 'anything' }, true],
     ['not when the claims fail on a missing claim', { subject: undefined, claims: "claims.environment == 'prod'" }, github, false],
   ])('%s', (_what, spec, claims, matches) => {
-    expect(federatedMatch(federatedEntry(credential(spec)), claims, SERVER)).toBe(matches);
+    expect(federatedMatch(federatedEntry(credential(spec)), claims, SERVER, celBudget())).toBe(matches);
+  });
+
+  it('shares one runtime budget between the credentials one request tries: a spent budget matches nothing more', () => {
+    const costly = "[0,1,2,3,4,5,6,7,8,9].all(a, [0,1,2,3,4,5,6,7,8,9].all(b, a == b || a != b)) && claims.ref == 'refs/heads/release'";
+    const first = federatedEntry(credential({ claims: costly }));
+    const cheap = federatedEntry(credential({ claims: "claims.ref == 'refs/heads/main'" }));
+    const one = compileClaimsExpression(costly);
+    expect(one.ok && one.cost).toBeGreaterThan(100);
+    const budget = celBudget(100);
+    expect(federatedMatch(first, github, SERVER, budget)).toBe(false);
+    expect(budget.remaining).toBeLessThan(0);
+    // Alone, the cheap credential matches; after the costly one spent the request's budget, it does not.
+    expect(federatedMatch(cheap, github, SERVER, celBudget(100))).toBe(true);
+    expect(federatedMatch(cheap, github, SERVER, budget)).toBe(false);
   });
 
   it('tries the oldest credential first, then by uid', () => {

@@ -7,7 +7,7 @@
 import type { FederatedCredential } from '../api/index.ts';
 import { DEFAULT_FEDERATED_TOKEN_TTL, FEDERATED_CLIENT_PREFIX, MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
-import { compileClaimsExpression, type ClaimsExpression } from '../federation/claims-expression.ts';
+import { compileClaimsExpression, type CelBudget, type ClaimsExpression } from '../federation/claims-expression.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { credentialFingerprint, type DeploymentEntry } from './keys.ts';
 
@@ -78,14 +78,19 @@ export function federatedCredentialStands(fc: FederatedEntry, dep: DeploymentEnt
     && (fc.claims === undefined || fc.claims.ok) && (fc.subject !== undefined || fc.claims !== undefined);
 }
 
-/** Whether the verified external claims match the credential: audience, subject, expression. */
-export function federatedMatch(fc: FederatedEntry, claims: Readonly<Record<string, unknown>>, defaultAudience: string): boolean {
+/**
+ * Whether the verified external claims match the credential: audience,
+ * subject, expression. The expression spends from `budget`, which one
+ * request shares between every credential it tries (claims-expression.ts).
+ */
+export function federatedMatch(fc: FederatedEntry, claims: Readonly<Record<string, unknown>>, defaultAudience: string,
+  budget: CelBudget): boolean {
   const want = fc.audience ?? defaultAudience;
   const aud = claims.aud;
   const audOk = typeof aud === 'string' ? aud === want : Array.isArray(aud) && aud.includes(want);
   if (!audOk) return false;
   if (fc.subject !== undefined && claims.sub !== fc.subject) return false;
-  if (fc.claims !== undefined && !(fc.claims.ok && fc.claims.matches(claims))) return false;
+  if (fc.claims !== undefined && !(fc.claims.ok && fc.claims.matches(claims, budget))) return false;
   return true;
 }
 

@@ -19,6 +19,13 @@
  *
  * The issuer's TLS certificate is checked against Node's CAs plus, for an
  * issuer with a private CA, the PEM bundle of --federation-ca-file.
+ *
+ * What an issuer sends is bounded before it is parsed: a discovery document
+ * or a JWKS larger than MAX_DOCUMENT_BYTES is refused as soon as its
+ * Content-Length or its bytes say so (the rest is never read), and a JWKS
+ * with more than MAX_JWKS_KEYS keys is refused whole. An unknown `kid`, which
+ * anyone holding a token of an allowed issuer can send, refetches at most
+ * once per cooldown.
  */
 import { rootCertificates } from 'node:tls';
 import {
@@ -43,7 +50,10 @@ const DISCOVERY_RETRY_MS = 10_000;
 const FETCH_TIMEOUT_MS = 5000;
 /** An unknown kid refetches the issuer's keys at most this often (jose's cooldown). */
 const JWKS_COOLDOWN_MS = 30_000;
-const MAX_DOCUMENT_BYTES = 256 * 1024;
+/** The largest discovery document or JWKS read: real ones are a few KiB; parsing this much takes well under a millisecond. */
+export const MAX_DOCUMENT_BYTES = 64 * 1024;
+/** The most keys a JWKS may hold (real issuers publish two to four, during a rotation). */
+export const MAX_JWKS_KEYS = 64;
 
 export type FetchKind = 'discovery' | 'jwks';
 
@@ -166,13 +176,22 @@ export class IssuerKeys {
       const jwksUri = new URL(doc.jwks_uri);
       const fetchImpl = this.fetchImpl;
       const observe = this.opts.observe;
+      const log = this.opts.log;
       const counted: FetchImplementation = async (u, init) => {
         try {
           const r = await fetchImpl(u, init);
-          observe?.('jwks', r.status === 200 ? 'ok' : 'error');
-          return r;
+          if (r.status !== 200) {
+            await r.body?.cancel();
+            observe?.('jwks', 'error');
+            return r;
+          }
+          const jwks = checkedJwks(await boundedText(r, u));
+          observe?.('jwks', 'ok');
+          // jose reads the key set from this response: the bytes already read and checked.
+          return new Response(jwks, { status: 200, headers: { 'content-type': 'application/json' } });
         } catch (err) {
           observe?.('jwks', 'error');
+          log.warn({ issuer, why: err instanceof Error ? err.message : String(err) }, 'federation issuer JWKS refused');
           throw err;
         }
       };
@@ -200,11 +219,46 @@ export class IssuerKeys {
     const r = await this.fetchImpl(url, {
       method: 'GET', redirect: 'manual', headers: new Headers({ accept: 'application/json' }), signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
     });
-    if (r.status !== 200) throw new Error(`${url} answered ${r.status}`);
-    const text = await r.text();
-    if (text.length > MAX_DOCUMENT_BYTES) throw new Error(`${url} is larger than ${MAX_DOCUMENT_BYTES} bytes`);
-    const doc = JSON.parse(text) as unknown;
+    if (r.status !== 200) {
+      await r.body?.cancel();
+      throw new Error(`${url} answered ${r.status}`);
+    }
+    const doc = JSON.parse(await boundedText(r, url)) as unknown;
     if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${url} is not a JSON object`);
     return doc as Record<string, unknown>;
   }
+}
+
+/** A response's body as text, refused (and the rest left unread) past MAX_DOCUMENT_BYTES. */
+export async function boundedText(r: { headers: Headers; body: ReadableStream<Uint8Array> | null }, url: string): Promise<string> {
+  const tooLarge = () => new Error(`${url} is larger than ${MAX_DOCUMENT_BYTES} bytes`);
+  const declared = Number(r.headers.get('content-length') ?? 0);
+  if (declared > MAX_DOCUMENT_BYTES) {
+    await r.body?.cancel();
+    throw tooLarge();
+  }
+  if (!r.body) return '';
+  const reader = r.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_DOCUMENT_BYTES) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The JWKS text when it is a JSON object with a `keys` list of at most MAX_JWKS_KEYS keys; throws otherwise. */
+export function checkedJwks(text: string): string {
+  const doc = JSON.parse(text) as unknown;
+  const keys = doc && typeof doc === 'object' && !Array.isArray(doc) ? (doc as { keys?: unknown }).keys : undefined;
+  if (!Array.isArray(keys)) throw new Error('the JWKS has no keys list');
+  if (keys.length > MAX_JWKS_KEYS) throw new Error(`the JWKS holds ${keys.length} keys, more than ${MAX_JWKS_KEYS}`);
+  return text;
 }

@@ -1,7 +1,10 @@
 /**
  * Prometheus metrics of the token server, in a registry of its own. Every
  * label has a small fixed set of values (route, status code, grant type,
- * failure reason, review outcome): never a key id, a secret, a token or a namespace.
+ * failure reason, review outcome): never a key id, a secret or a token. The
+ * one exception, the refusals of expired keys, is labelled by namespace and
+ * Deployment (never by key), counts only clients that presented the right
+ * secret, and holds at most MAX_EXPIRED_SERIES pairs.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { KubeClient } from '../kube/client.ts';
@@ -26,6 +29,9 @@ function bound<C>(cache: Map<string, C>, key: string, make: () => C): C {
   return c;
 }
 
+/** Beyond this many (namespace, Deployment) pairs, expired-key refusals are counted under `_other`. */
+export const MAX_EXPIRED_SERIES = 2000;
+
 type Observer = { observe(v: number): void };
 type Incrementer = { inc(): void };
 
@@ -43,6 +49,8 @@ export class TokenServerMetrics {
   private readonly observers = new Map<string, Observer>();
   private readonly issuedBy = new Map<string, Incrementer>();
   private readonly failuresBy = new Map<string, Incrementer>();
+  private readonly expiredRefusals: Counter<'namespace' | 'deployment'>;
+  private readonly expiredBy = new Map<string, Incrementer>();
 
   constructor(gauges: { sizes(): Record<string, number>; rateLimitEntries(): number; ready(): boolean }, defaultMetrics = true) {
     const registers = [this.registry];
@@ -58,6 +66,11 @@ export class TokenServerMetrics {
       name: 'apikey_operator_token_server_request_duration_seconds', help: 'Request latency by route and HTTP status',
       labelNames: ['route', 'code'], registers,
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    });
+    this.expiredRefusals = new Counter({
+      name: 'apikey_operator_token_expired_key_refusals_total',
+      help: 'Requests refused because the API key had expired, though they presented its right secret: a client still using a dead key; by namespace and Deployment',
+      labelNames: ['namespace', 'deployment'], registers,
     });
     this.introspections = new Counter({
       name: 'apikey_operator_token_introspections_total', help: 'Introspection answers, by active', labelNames: ['active'], registers,
@@ -111,6 +124,16 @@ export class TokenServerMetrics {
 
   failure(reason: FailureReason): void {
     bound(this.failuresBy, reason, () => this.failures.labels({ reason })).inc();
+  }
+
+  /** A client presented the right secret of an expired key of this Deployment. */
+  expiredKeyRefused(namespace: string, deployment: string): void {
+    let id = `${namespace}/${deployment}`;
+    if (!this.expiredBy.has(id) && this.expiredBy.size >= MAX_EXPIRED_SERIES) {
+      id = '_other/_other';
+      [namespace, deployment] = ['_other', '_other'];
+    }
+    bound(this.expiredBy, id, () => this.expiredRefusals.labels({ namespace, deployment })).inc();
   }
 
   introspection(active: boolean): void {

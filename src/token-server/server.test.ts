@@ -5,6 +5,7 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import fc from 'fast-check';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiKey } from '../api/index.ts';
@@ -12,7 +13,9 @@ import { generateSecret, hashSecret } from '../keys/format.ts';
 import { createLogger } from '../shared/log.ts';
 import { DEFAULT_ROTATION, planSigningKeys, type SigningKeySet } from '../shared/signing-keys.ts';
 import { apiKeyFixture, deploymentObject, type KeyFixture } from './fixtures.ts';
+import { identityHeader } from './authz.ts';
 import { startTokenServer, type RunningTokenServer } from './main.ts';
+import { MAX_HEADER_BYTES } from './server.ts';
 import { MemoryKeyStore } from './memory-key-store.ts';
 
 const ISSUER = 'http://issuer.test';
@@ -250,6 +253,34 @@ describe('malformed requests', () => {
     expect((await fetch(`${w.url}/healthz`)).status).toBe(200);
   });
 
+  /** The raw answer of the server to `request`, read until it closes or answers. */
+  async function raw(request: string): Promise<string> {
+    const { connect } = await import('node:net');
+    return new Promise<string>((resolve) => {
+      const s = connect(w.server.port, '127.0.0.1', () => s.write(request));
+      let data = '';
+      s.on('data', (d: Buffer) => { data += d.toString(); if (/\r\n\r\n/.test(data)) s.end(); });
+      s.on('error', () => resolve(data));
+      s.on('close', () => resolve(data));
+    });
+  }
+
+  it.each<[string, string]>([
+    ['a header larger than 16 KiB', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`],
+    ['an /authz query larger than 16 KiB', `GET /authz?deployment=team-a/airflow&pad=${'a'.repeat(MAX_HEADER_BYTES)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+    ['a bearer token larger than 16 KiB', `GET /authz?deployment=team-a/airflow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'a'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`],
+    ['thousands of small headers', `GET /healthz HTTP/1.1\r\nHost: x\r\n${'X: y\r\n'.repeat(4000)}\r\n`],
+  ])('answers %s with 431 and stays up', async (_what, request) => {
+    expect(await raw(request)).toMatch(/^HTTP\/1\.1 431/);
+    expect((await fetch(`${w.url}/healthz`)).status).toBe(200);
+  });
+
+  it('answers /authz with a query of thousands of parameters just under the header limit without a 5xx', async () => {
+    const query = `deployment=team-a/airflow&${Array.from({ length: 1500 }, (_, i) => `p${i}=1`).join('&')}`;
+    const r = await fetch(`${w.url}/authz?${query}`, { headers: { authorization: `Bearer ${await getToken()}` } });
+    expect(r.status).toBe(200);
+  });
+
   it('survives clients that hang up in the middle of a body', async () => {
     const { connect } = await import('node:net');
     for (let i = 0; i < 20; i++) {
@@ -459,6 +490,58 @@ describe('GET /authz (forward-auth)', () => {
     const body = await r.json() as { error: string; error_description: string };
     expect(body.error).toBe('invalid_request');
     expect(body.error_description).toContain(says);
+  });
+
+  it.each([
+    ['a permission a client appended behind the proxy', 'deployment=team-a/airflow&permission=deploy&permission=read'],
+    ['the same permission twice', 'deployment=team-a/airflow&permission=read&permission=read'],
+    ['a second Deployment', 'deployment=team-a/airflow&deployment=team-b/airflow'],
+    ['a second audience', `audience=${encodeURIComponent(AUDIENCE)}&audience=${encodeURIComponent('https://second.example')}`],
+    ['a repeated name that is percent-encoded', 'deployment=team-a/airflow&permission=deploy&%70ermission=read'],
+  ])('answers 400 to %s, whichever copy would have won', async (_what, query) => {
+    const r = await fetch(`${w.url}/authz?${query}`, { headers: { authorization: `Bearer ${await getToken()}` } });
+    expect(r.status).toBe(400);
+    const body = await r.json() as { error: string; error_description: string };
+    expect(body).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/must not be included more than once/) as unknown });
+    expect(r.headers.get('x-auth-subject')).toBeNull();
+  });
+});
+
+describe('identity headers', () => {
+  it.each<[string, string]>([
+    ['an API key id', 'ak_01jd0000000000000000000000'],
+    ['a ServiceAccount', 'system:serviceaccount:team-a:deployer'],
+    ['a GitHub Actions subject', 'repo:acme/airflow-dags:ref:refs/heads/main'],
+  ])('leave %s as it is', (_what, subject) => {
+    expect(identityHeader(subject)).toBe(subject);
+  });
+
+  it.each<[string, string, string]>([
+    ['a percent sign', 'a%41', 'a%2541'],
+    ['a space', 'alice smith', 'alice%20smith'],
+    ['a name in another script', 'oidc:渡辺', 'oidc:%E6%B8%A1%E8%BE%BA'],
+    ['a control character', 'a\r\nX-Injected: 1', 'a%0D%0AX-Injected:%201'],
+    ['a lone surrogate, not as U+FFFD', 'a\ud800', 'a%ED%A0%80'],
+  ])('percent-encode %s', (_what, subject, header) => {
+    expect(identityHeader(subject)).toBe(header);
+  });
+
+  it('never give two different subjects the same header value (the encoding is one-to-one)', () => {
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }), (a, b) => {
+      fc.pre(a !== b);
+      expect(identityHeader(a)).not.toBe(identityHeader(b));
+    }), { numRuns: 2000 });
+    // The pairs the old encoding merged: a subject that looks encoded and the one it encodes.
+    expect(identityHeader('a%41')).not.toBe(identityHeader('aA'));
+    expect(identityHeader('%E6%B8%A1')).not.toBe(identityHeader('渡'));
+  });
+
+  it('give the subject back with decodeURIComponent, and are always a valid header value', () => {
+    fc.assert(fc.property(fc.string({ unit: 'grapheme', maxLength: 60 }), (subject) => {
+      const header = identityHeader(subject);
+      expect(header).toMatch(/^[\x21-\x7e]*$/);
+      expect(decodeURIComponent(header)).toBe(subject);
+    }), { numRuns: 2000 });
   });
 });
 

@@ -24,6 +24,12 @@ import { clientAddress, unmapIPv4 } from './ratelimit.ts';
 import type { AuditNotes, AuditParty } from './audit.ts';
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024;
+/**
+ * The request line and headers together (the /authz query and the bearer
+ * token are in them): set here rather than left to Node's default, which a
+ * NODE_OPTIONS --max-http-header-size could raise. Larger is 431.
+ */
+export const MAX_HEADER_BYTES = 16 * 1024;
 const JSON_TYPE = 'application/json';
 const EMPTY = Buffer.alloc(0);
 
@@ -268,7 +274,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     }
   }
 
-  const timeouts = { requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 };
+  const timeouts = { requestTimeout: 30_000, headersTimeout: 20_000, keepAliveTimeout: 5_000, maxHeaderSize: MAX_HEADER_BYTES };
   const server = opts.tls ? createHttpsServer({ ...timeouts, ...opts.tls }, handle) : createServer(timeouts, handle);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     // Refuse an oversized body before the client sends it.

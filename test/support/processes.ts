@@ -46,10 +46,13 @@ const live = new Set<ChildProcess>();
 // A safety net: whatever a failed test left running dies with its worker.
 process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
 
-export function startProcess(name: string, args: string[], env: Record<string, string | undefined> = {}): RunningProcess {
+/** Runs `command` (this Node by default) with `args`; its output goes to a log file the teardown scans. */
+export function startProcess(
+  name: string, args: string[], env: Record<string, string | undefined> = {}, command = process.execPath,
+): RunningProcess {
   const logFile = join(logDir(), `${name}-${process.pid}-${++counter}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, args, {
+  const child = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, APIKEY_OPERATOR_LOG_LEVEL: 'debug', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

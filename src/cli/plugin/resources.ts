@@ -5,7 +5,7 @@
  */
 import type { ApiKey, Credentials, Deployment } from '../../api/index.ts';
 import { APIKEYS, DEPLOYMENTS, GROUP } from '../../api/index.ts';
-import { getCondition, type Condition } from '../../controller/conditions.ts';
+import { getCondition, type Condition } from '../../api/conditions.ts';
 
 /** Resources as kubectl writes them, for messages and `kubectl auth can-i`. */
 export const APIKEY_RESOURCE = `${APIKEYS}.${GROUP}`;

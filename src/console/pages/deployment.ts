@@ -5,7 +5,7 @@
  */
 import type { ApiKey, Deployment } from '../../api/index.ts';
 import { attr, html, Html } from '../html.ts';
-import { readyBadge } from './badges.ts';
+import { expiryBadge, readyBadge } from './badges.ts';
 import { deploymentHref } from './deployments.ts';
 import { errorNotice, when } from './layout.ts';
 
@@ -36,6 +36,7 @@ export function liveCells(k: ApiKey): Record<string, string> {
     lastUsed: when(k.status?.lastUsedAt).text,
     lastRotation: when(k.status?.lastRotationTime).text,
     keyId: html`<code>${k.status?.keyId ?? '—'}</code>`.text,
+    expires: expiryBadge(k).text,
   };
 }
 
@@ -68,7 +69,7 @@ ${cell('keyId', c.keyId!)}
 ${cell('ready', c.ready!)}
 ${cell('lastUsed', c.lastUsed!)}
 ${cell('lastRotation', c.lastRotation!)}
-<td>${when(k.spec.expiresAt, 'never')}</td>
+${cell('expires', c.expires!)}
 <td>${editMenu(ns, dep, k, v)}</td>
 </tr>`;
   });

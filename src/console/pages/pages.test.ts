@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiKey, Deployment } from '../../api/index.ts';
+import { expiryBadge } from './badges.ts';
 import { deploymentPage } from './deployment.ts';
 import { curlFor, revealPage } from './reveal.ts';
 import type { Reveal } from '../sessions.ts';
@@ -34,5 +35,21 @@ describe('the pages', () => {
     expect(page).not.toContain('<script>x');
     expect(page).toContain('&lt;script&gt;x&lt;/script&gt;');
     expect(page).toMatch(/<button type="submit" class="primary" disabled>Add API Key<\/button>/);
+  });
+});
+
+describe('the expiry cell', () => {
+  const NOW = Date.parse('2026-06-01T00:00:00Z');
+  const key = (expiresAt?: string, expiring?: { message: string }): ApiKey => ({
+    metadata: { name: 'ci', namespace: 'team-a' }, spec: { deploymentRef: { name: 'airflow' }, expiresAt },
+    status: expiring ? { conditions: [{ type: 'Expiring', status: 'True', reason: 'ExpiresSoon', message: expiring.message, lastTransitionTime: '2026-05-30T00:00:00Z' }] } : undefined,
+  }) as ApiKey;
+
+  it('says never, the time, Expires soon (with the condition\'s message, escaped) or Expired', () => {
+    expect(expiryBadge(key(), NOW).text).toBe('<span class="muted">never</span>');
+    expect(expiryBadge(key('2026-07-01T00:00:00Z'), NOW).text).toBe('<time datetime="2026-07-01T00:00:00.000Z">2026-07-01 00:00:00 UTC</time>');
+    expect(expiryBadge(key('2026-06-02T00:00:00Z', { message: 'less than 24h "<b>"' }), NOW).text)
+      .toBe('<span class="badge warn" title="less than 24h &quot;&lt;b&gt;&quot;">Expires soon</span> <time datetime="2026-06-02T00:00:00.000Z">2026-06-02 00:00:00 UTC</time>');
+    expect(expiryBadge(key('2026-06-01T00:00:00Z'), NOW).text).toMatch(/^<span class="badge bad">Expired<\/span> <time/);
   });
 });

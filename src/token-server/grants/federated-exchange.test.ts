@@ -16,6 +16,7 @@ import { IssuerKeys } from '../issuer-keys.ts';
 import { startTokenServer, type RunningTokenServer } from '../main.ts';
 import { MemoryKeyStore } from '../memory-key-store.ts';
 import { FEDERATED_REFUSAL } from './federated-exchange.ts';
+import { MAX_EXTERNAL_TOKEN_BYTES } from '../../federation/claims-expression.ts';
 
 const ISSUER = 'http://token-server.test';
 const GITHUB = 'https://token.actions.githubusercontent.com';
@@ -89,6 +90,16 @@ const introspect = (token: string) => post('/oauth/introspect', { token }, {
 });
 
 describe('the federated token exchange', () => {
+  it('refuses a subject token longer than 12 KiB before decoding it, though it would match', async () => {
+    const fits = await mint(githubClaims({ pad: 'x'.repeat(6000) }));
+    const over = await mint(githubClaims({ pad: 'x'.repeat(9300) }));
+    expect(over.length).toBeGreaterThan(MAX_EXTERNAL_TOKEN_BYTES);
+    expect((await exchange(fits)).status).toBe(200);
+    const r = await exchange(over);
+    expect(r.status).toBe(400);
+    expect(r.body).toEqual({ error: 'invalid_grant', error_description: FEDERATED_REFUSAL });
+  });
+
   it('issues the RFC 9068 token of the Deployment through the matching credential', async () => {
     const r = await exchange();
     expect(r.status, r.text).toBe(200);

@@ -9,7 +9,8 @@
  *
  * The checks, cheapest first, each failure the same refusal:
  *
- *   1. the claimed `iss` is an allowed issuer (otherwise nothing is fetched);
+ *   1. the token is at most MAX_EXTERNAL_TOKEN_BYTES long and its claimed
+ *      `iss` is an allowed issuer (otherwise nothing is fetched);
  *   2. the Deployment exists and has a FederatedCredential for that issuer,
  *      owned by this very Deployment (so a credential in another namespace,
  *      which names a Deployment of its own namespace, is never a candidate);
@@ -17,7 +18,8 @@
  *      algorithm, `iss` exactly, `exp`, `nbf` and a maximum age
  *      (issuer-keys.ts);
  *   4. the first candidate, oldest first, whose audience, subject and CEL
- *      expression all match.
+ *      expression all match; the expressions of all candidates share one
+ *      runtime budget per request (claims-expression.ts).
  *
  * Any failure is one invalid_grant that does not say which check failed, so
  * a caller cannot probe which repositories or branches a Deployment trusts;
@@ -33,6 +35,7 @@
  * 24h; its permissions the credential's, narrowed by `scope`.
  */
 import { ACCESS_TOKEN_TYPE, FEDERATED_CREDENTIALS } from '../../api/index.ts';
+import { celBudget, MAX_EXTERNAL_TOKEN_BYTES } from '../../federation/claims-expression.ts';
 import { isKeyId } from '../../keys/format.ts';
 import { accessTokenClaims, tokenResponse } from '../access-token.ts';
 import type { RequestInfo, ServerContext } from '../context.ts';
@@ -64,6 +67,7 @@ function usableSubject(sub: unknown): sub is string {
 
 /** The credential that trusts the verified `claims`, or a refusal. */
 async function matchingCredential(ctx: ServerContext, subjectToken: string, ref: { namespace: string; name: string }) {
+  if (subjectToken.length > MAX_EXTERNAL_TOKEN_BYTES) throw refused(`longer than ${MAX_EXTERNAL_TOKEN_BYTES} bytes`);
   const issuer = unverifiedIssuer(subjectToken);
   if (issuer === undefined) throw refused('not a JWT with an iss');
   if (!ctx.federation.allows(issuer)) throw refused('issuer not in --federation-issuers');
@@ -73,7 +77,9 @@ async function matchingCredential(ctx: ServerContext, subjectToken: string, ref:
     .filter((fc) => fc.issuer === issuer && federatedCredentialStands(fc, dep));
   if (!dep || candidates.length === 0) throw refused('no FederatedCredential of this Deployment for this issuer');
   const claims = await ctx.federation.verify(issuer, subjectToken);
-  const fc = candidates.find((c) => federatedMatch(c, claims, ctx.issuer));
+  // One budget for the whole request, however many credentials the Deployment has.
+  const budget = celBudget();
+  const fc = candidates.find((c) => federatedMatch(c, claims, ctx.issuer, budget));
   if (!fc) throw refused('no FederatedCredential matches the audience, subject and claims');
   const subject = claims.sub;
   if (!usableSubject(subject)) throw refused('the external subject cannot be a token subject here');
