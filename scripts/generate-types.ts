@@ -70,13 +70,12 @@ function crdTypes(file: string): string {
   const props = schema.properties ?? {};
   const out: string[] = [];
   out.push(`${doc(props.spec ?? {}, '')}export interface ${kind}Spec ${tsType(props.spec ?? {}, '')}\n`);
-  out.push(`export interface ${kind}Status ${tsType(props.status ?? {}, '')}\n`);
+  if (props.status) out.push(`export interface ${kind}Status ${tsType(props.status, '')}\n`);
   out.push(`${doc(schema, '')}export interface ${kind} {
   apiVersion: '${crd.spec.group}/${version.name}';
   kind: '${kind}';
   metadata: V1ObjectMeta;
-  spec: ${kind}Spec;
-  status?: ${kind}Status;
+  spec: ${kind}Spec;${props.status ? `\n  status?: ${kind}Status;` : ''}
 }\n`);
   return out.join('\n');
 }
@@ -89,6 +88,7 @@ export function generate(): string {
     crdTypes('apikeys.dev_deployments.yaml'),
     crdTypes('apikeys.dev_apikeys.yaml'),
     crdTypes('apikeys.dev_federatedcredentials.yaml'),
+    crdTypes('apikeys.dev_audienceclaims.yaml'),
   ].join('\n');
 }
 

@@ -155,7 +155,7 @@ async function main(): Promise<void> {
     const ctx = (await exec('kubectl', ['--kubeconfig', kubeconfig, 'config', 'current-context']).catch(() => ({ stdout: '?' }))).stdout.trim();
     step(`Using the existing cluster of ${kubeconfig} (context ${ctx})`);
     say('This will install there:');
-    say('  - the CRDs deployments.apikeys.dev, apikeys.apikeys.dev and federatedcredentials.apikeys.dev (from crds/)');
+    say('  - the CRDs deployments.apikeys.dev, apikeys.apikeys.dev, federatedcredentials.apikeys.dev and audienceclaims.apikeys.dev (from crds/)');
     say(`  - namespace ${OPERATOR_NS} with the chart's ServiceAccounts, ClusterRoles, Roles and bindings`);
     say('  - the chart\'s ValidatingAdmissionPolicies and their bindings (cluster-wide)');
     say(`  - the example Deployment airflow-prod and ApiKey ci-deployer in namespace ${EXAMPLE_NS} (manifests/examples/)`);

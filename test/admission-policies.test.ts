@@ -293,3 +293,62 @@ describe('the token server', () => {
     expect(ak.spec.permissions).toEqual(['deploy']);
   });
 });
+
+describe('a status', () => {
+  let wildcard: KubeClient;
+  const statusRefusal = (kind: string, name: string, who: string) =>
+    `ValidatingAdmissionPolicy '${identity.release}-apikey-operator-status-writes' with binding ` +
+    `'${identity.release}-apikey-operator-status-writes' denied request: only the apikey-operator (its controller and token server) ` +
+    `may write the status of ${kind} ${ns.name}/${name}, not ${who}`;
+
+  beforeAll(async () => {
+    // A tenant given every verb on every resource of the group in its namespace (a wildcard role, as
+    // some clusters hand out), status subresources included.
+    for (const args of [
+      ['create', 'role', 'everything', '-n', ns.name, '--verb=*', '--resource=apikeys.apikeys.dev,apikeys.apikeys.dev/status,'
+        + 'deployments.apikeys.dev,deployments.apikeys.dev/status,federatedcredentials.apikeys.dev,federatedcredentials.apikeys.dev/status'],
+      ['create', 'serviceaccount', 'wildcard', '-n', ns.name],
+      ['create', 'rolebinding', 'wildcard-everything', '-n', ns.name, '--role=everything', `--serviceaccount=${ns.name}:wildcard`],
+    ]) {
+      const r = await kubectl(args);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    wildcard = new KubeClient(loadKubeConfig({ kubeconfig: await serviceAccountKubeconfig(ns.name, 'wildcard', dir) }));
+    await createApiKey(ns.name, 'target', { deploymentRef: { name: 'airflow' } });
+    await waitForReady(ns.name, 'target');
+  });
+
+  it('of an ApiKey is refused to anyone but the operator: a wildcard role cannot plant a secret with a grace period of its own', async () => {
+    const before = (await getApiKey(ns.name, 'target'))!.status!;
+    const forged = { previousSecretHash: 'sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', previousSecretValidUntil: '2099-01-01T00:00:00Z' };
+    const who = `system:serviceaccount:${ns.name}:wildcard`;
+    // RBAC allows it (the role is in force once the apiserver answers with the policy rather than RBAC).
+    await waitFor('the policy answering, not RBAC', async () =>
+      (await refusal(wildcard.mergePatch(`${apiKeyPath(ns.name, 'target')}/status`, { status: forged })))?.includes(statusRefusal('ApiKey', 'target', who)),
+    10_000, 100);
+    expect(await refusal(wildcard.replace(`${apiKeyPath(ns.name, 'target')}/status`,
+      { ...(await getApiKey(ns.name, 'target'))!, status: { ...before, ...forged } }))).toContain(statusRefusal('ApiKey', 'target', who));
+    expect((await getApiKey(ns.name, 'target'))!.status).toEqual(before);
+    // Everything else the role allows still works: the policy is about the status alone.
+    expect(await refusal(wildcard.mergePatch(apiKeyPath(ns.name, 'target'), { metadata: { labels: { touched: 'yes' } } }))).toBeUndefined();
+  });
+
+  it('of a Deployment or a FederatedCredential is refused likewise: a wildcard role cannot mark one Ready', async () => {
+    await createFederatedCredential(ns.name, 'status-ci', { deploymentRef: { name: 'airflow' }, issuer: 'https://ci.example.test', subject: 'x' });
+    const who = `system:serviceaccount:${ns.name}:wildcard`;
+    const ready = { conditions: [{ type: 'Ready', status: 'True', reason: 'Forged', message: 'by hand', lastTransitionTime: '2026-01-01T00:00:00Z' }] };
+    expect(await refusal(wildcard.mergePatch(`/apis/apikeys.dev/v1alpha1/namespaces/${ns.name}/deployments/airflow/status`, { status: ready })))
+      .toContain(statusRefusal('Deployment', 'airflow', who));
+    expect(await refusal(wildcard.mergePatch(`${federatedCredentialPath(ns.name, 'status-ci')}/status`, { status: ready })))
+      .toContain(statusRefusal('FederatedCredential', 'status-ci', who));
+    expect(readyOf(await getFederatedCredential(ns.name, 'status-ci'))?.reason).not.toBe('Forged');
+  });
+
+  it('is still written by the operator\'s controller, and lastUsedAt by its token server', async () => {
+    // The controller's status writes go through: a new key becomes Ready (waitForReady above), and so does this one.
+    await createApiKey(ns.name, 'after-policy', { deploymentRef: { name: 'airflow' } });
+    expect(readyOf(await waitForReady(ns.name, 'after-policy'))?.status).toBe('True');
+    const at = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+    expect(await refusal(tokenServer.mergePatch(`${apiKeyPath(ns.name, 'after-policy')}/status`, { status: { lastUsedAt: at } }))).toBeUndefined();
+  });
+});

@@ -21,7 +21,7 @@ import { parseManifests } from './support/helm.ts';
 import { run, type Run } from './support/run.ts';
 import { waitFor } from './support/wait.ts';
 
-const CRDS = ['apikeys.apikeys.dev', 'deployments.apikeys.dev', 'federatedcredentials.apikeys.dev'];
+const CRDS = ['apikeys.apikeys.dev', 'audienceclaims.apikeys.dev', 'deployments.apikeys.dev', 'federatedcredentials.apikeys.dev'];
 const KEEP = 'helm.sh/resource-policy';
 
 const tmp = mkdtempSync(join(tmpdir(), 'chart-crds-'));
@@ -113,7 +113,7 @@ describe('the packaged chart and its CRDs', () => {
     expect(chart.maintainers.map((m) => m.name)).toEqual(['apikey-operator maintainers']);
     expect(chart.keywords.length).toBeGreaterThan(3);
     // The archive carries the copies of crds/ byte for byte.
-    for (const n of ['apikeys.dev_apikeys.yaml', 'apikeys.dev_deployments.yaml', 'apikeys.dev_federatedcredentials.yaml']) {
+    for (const n of ['apikeys.dev_apikeys.yaml', 'apikeys.dev_audienceclaims.yaml', 'apikeys.dev_deployments.yaml', 'apikeys.dev_federatedcredentials.yaml']) {
       expect(readFileSync(join(CHART_CRDS_DIR, n), 'utf8')).toBe(readFileSync(join(CRDS_DIR, n), 'utf8'));
     }
   });

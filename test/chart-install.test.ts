@@ -22,7 +22,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'chart-install-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const RESTRICTED = 'pod-security.kubernetes.io/enforce=restricted';
-const CRDS = ['deployments.apikeys.dev', 'apikeys.apikeys.dev', 'federatedcredentials.apikeys.dev'].map((n) => `customresourcedefinition.apiextensions.k8s.io/${n}`);
+const CRDS = ['deployments.apikeys.dev', 'apikeys.apikeys.dev', 'federatedcredentials.apikeys.dev', 'audienceclaims.apikeys.dev'].map((n) => `customresourcedefinition.apiextensions.k8s.io/${n}`);
 
 /** `kubectl get -f` of the objects in `file`: the names of those that exist. */
 async function existing(file: string): Promise<string[]> {

@@ -93,6 +93,10 @@ const TOKEN_SERVER: Row[] = [
   ['cannot record events', 'create events.events.k8s.io', 'other', false],
   ['cannot read Pods', 'get pods', 'operator', false],
   ['cannot list ConfigMaps', 'list configmaps', 'all', false],
+  ['watches the AudienceClaims of its namespace', 'watch audienceclaims.apikeys.dev', 'operator', true],
+  ['cannot create AudienceClaims', 'create audienceclaims.apikeys.dev', 'operator', false],
+  ['cannot delete AudienceClaims', 'delete audienceclaims.apikeys.dev', 'operator', false],
+  ['cannot list AudienceClaims elsewhere', 'list audienceclaims.apikeys.dev', 'other', false],
 ];
 
 const CONTROLLER: Row[] = [
@@ -127,6 +131,10 @@ const CONTROLLER: Row[] = [
   ['cannot create TokenReviews (the token server does)', 'create tokenreviews.authentication.k8s.io', 'cluster', false],
   ['cannot bind ClusterRoles', 'bind clusterroles.rbac.authorization.k8s.io', 'cluster', false],
   ['cannot change RBAC', 'update clusterroles.rbac.authorization.k8s.io', 'cluster', false],
+  ['claims audiences in its namespace', 'create audienceclaims.apikeys.dev', 'operator', true],
+  ['releases audience claims in its namespace', 'delete audienceclaims.apikeys.dev', 'operator', true],
+  ['cannot change an audience claim (claims are immutable)', 'update audienceclaims.apikeys.dev', 'operator', false],
+  ['cannot claim audiences in another namespace', 'create audienceclaims.apikeys.dev', 'other', false],
 ];
 
 /**
@@ -154,6 +162,8 @@ const SIDECAR_TOKEN_SERVER: Row[] = [
   ['cannot create Secrets', 'create secrets', 'other', false],
   ['cannot take the leader-election Lease', `update leases.coordination.k8s.io/${LEASE}`, 'operator', false],
   ['cannot request ServiceAccount tokens', 'create serviceaccounts --subresource=token', 'operator', false],
+  ['watches the AudienceClaims of its namespace', 'watch audienceclaims.apikeys.dev', 'operator', true],
+  ['cannot create AudienceClaims', 'create audienceclaims.apikeys.dev', 'operator', false],
 ];
 
 const WATCHING_CONTROLLER: Row[] = [
@@ -167,6 +177,7 @@ const WATCHING_CONTROLLER: Row[] = [
   ['rotates the signing-keys Secret', `update secrets/${SIGNING_KEYS}`, 'operator', true],
   ['cannot read other Secrets of its own namespace', 'get secrets/ci-credentials', 'operator', false],
   ['renews the leader-election Lease', `update leases.coordination.k8s.io/${LEASE}`, 'operator', true],
+  ['claims audiences in its own namespace', 'create audienceclaims.apikeys.dev', 'operator', true],
 ];
 
 const WATCHING_TOKEN_SERVER: Row[] = [

@@ -608,6 +608,17 @@ const CASES: [string, ChartCase][] = [
       // The sidecar runs as its own ServiceAccount, so its policy applies in sidecar mode too.
       expect(policyOf(o, `${F}-token-server-writes`).policy.spec?.matchConditions).toEqual([
         { name: 'token-server', expression: `request.userInfo.username == 'system:serviceaccount:${NS}:${TOKEN_SA}'` }]);
+      // Statuses: the operator's two accounts alone, wherever the release watches.
+      const status = policyOf(o, `${F}-status-writes`);
+      expect(status.policy.spec?.matchConstraints?.resourceRules?.[0]?.resources)
+        .toEqual(['apikeys/status', 'deployments/status', 'federatedcredentials/status']);
+      expect(status.policy.spec?.matchConditions?.[0]?.expression).toContain(`'system:serviceaccount:${NS}:${TOKEN_SA}'`);
+      expect(status.binding.spec?.matchResources).toBeUndefined();
+      // AudienceClaims: the controller alone, in the release's namespace, where they live.
+      const claims = policyOf(o, `${F}-audience-claims`);
+      expect(claims.policy.spec?.matchConstraints?.resourceRules?.[0]?.resources).toEqual(['audienceclaims', 'audienceclaims/*']);
+      expect(claims.binding.spec?.matchResources?.namespaceSelector?.matchExpressions).toEqual([
+        { key: 'kubernetes.io/metadata.name', operator: 'In', values: [NS] }]);
     },
   }],
   ['the token server\'s admission policy, which names its own ServiceAccount', {
@@ -919,7 +930,7 @@ describe('the copies of other sources', () => {
 
   it('ships byte-identical copies of crds/ as the chart CRDs', () => {
     expect(readdirSync(CHART_CRDS_DIR).sort()).toEqual(crdFileNames());
-    expect(crdFileNames()).toHaveLength(3);
+    expect(crdFileNames()).toHaveLength(4);
     for (const f of crdFileNames()) {
       expect(readFileSync(join(CHART_CRDS_DIR, f), 'utf8'), f).toBe(readFileSync(join(CRDS_DIR, f), 'utf8'));
     }

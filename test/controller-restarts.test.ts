@@ -5,15 +5,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiKey, SecretObject } from '../src/api/index.ts';
+import type { ApiKey, AudienceClaim, SecretObject } from '../src/api/index.ts';
 import { isRunning, startApiserver, stopProcess, writeState } from './cluster/controlplane.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
 import { clusterState, createNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, type RunningProcess } from './support/processes.ts';
 import {
-  adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, eventsFor, getApiKey, getSecret, readyOf, secretPath,
-  waitForReady,
+  adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey, getDeployment, getSecret,
+  readyOf, secretPath, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -198,4 +198,50 @@ describe('two controller replicas', () => {
     // B's next try (every 1 s) finds the lease released.
     expect(Date.now() - t0).toBeLessThan(8_000);
   }, 60_000);
+});
+
+describe('audience claims across restarts and fail-over', () => {
+  const claimsPath = () => `/apis/apikeys.dev/v1alpha1/namespaces/${identity.namespace}/audienceclaims`;
+  const holderOf = async (audience: string) =>
+    (await adminClient().list<AudienceClaim>(claimsPath())).items.find((c) => c.spec.audience === audience)?.spec.holder.name;
+  const reasonOf = async (ns: string, name: string) => readyOf(await getDeployment(ns, name))?.reason;
+
+  it('keep the holder by the time of its claim after a restart and after the leader dies; with no claim yet (an upgrade), the earlier rule\'s holder gets it', async () => {
+    const ns = await createNamespace('claims');
+    try {
+      const X = uniqueAudience('restart');
+      // An older Deployment, and a younger one that claims X first.
+      await createDeployment(ns.name, 'older', { audiences: [uniqueAudience('older-own')] });
+      await sleep(1100);
+      await createDeployment(ns.name, 'younger', { audiences: [X] });
+      const a = await controller();
+      await waitFor('younger holds X', async () => await holderOf(X) === 'younger', 20_000, 100);
+      await adminClient().mergePatch(deploymentPath(ns.name, 'older'), { spec: { audiences: [X] } });
+      await waitFor('older AudienceConflict', async () => await reasonOf(ns.name, 'older') === 'AudienceConflict', 20_000, 100);
+
+      // A second replica; the leader dies; the new leader decides the same from the claims alone.
+      const b = await controller();
+      await a.kill();
+      await waitFor('B leads', () => Promise.resolve(/became leader/.test(b.logs())), 30_000);
+      await adminClient().mergePatch(deploymentPath(ns.name, 'older'), { spec: { description: 'nudge' } });
+      await sleep(2000);
+      expect(await holderOf(X)).toBe('younger');
+      expect(await reasonOf(ns.name, 'older')).toBe('AudienceConflict');
+      expect(await reasonOf(ns.name, 'younger')).toBe('Ready');
+      await b.stop();
+
+      // An installation from before claims: no claim at all. The restarted controller claims each
+      // audience for the first created of its listers, the Deployment the old rule served.
+      const Y = uniqueAudience('upgrade');
+      await createDeployment(ns.name, 'was-holder', { audiences: [Y] });
+      await sleep(1100);
+      await createDeployment(ns.name, 'was-conflicted', { audiences: [Y] });
+      const c = await controller();
+      await waitFor('was-holder holds Y', async () => await holderOf(Y) === 'was-holder', 20_000, 100);
+      await waitFor('was-conflicted AudienceConflict', async () => await reasonOf(ns.name, 'was-conflicted') === 'AudienceConflict', 20_000, 100);
+      expect(c.logs()).not.toMatch(/"level":"(error|fatal)"/);
+    } finally {
+      await ns.cleanup();
+    }
+  }, 120_000);
 });

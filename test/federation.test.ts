@@ -306,6 +306,34 @@ describe('a federated token', () => {
     expect(decodeJwt(token).client_id).toBe(`federated:${ns.name}/fc-deleted-ci`);
   });
 
+  it('issued to a feature branch goes inactive at once when its FederatedCredential is narrowed to main', async () => {
+    const name = 'narrowed';
+    await createDeployment(ns.name, name, { audiences: [uniqueAudience(name)] });
+    const feature = 'repo:acme/airflow-dags:ref:refs/heads/feature-x';
+    await createFederatedCredential(ns.name, `${name}-ci`, {
+      deploymentRef: { name }, issuer: github.url, subject: feature, permissions: ['deploy', 'read'],
+    });
+    await fcReady(ns.name, `${name}-ci`, 'Ready');
+    const featureToken = () => mainToken({ sub: feature, ref: 'refs/heads/feature-x' });
+    const token = await exchanged(featureToken, { deployment: `${ns.name}/${name}` });
+    expect((await authz(server, token, 'deploy')).status).toBe(200);
+    expect((await introspect(server, token, observer)).active).toBe(true);
+    await adminClient().mergePatch(federatedCredentialPath(ns.name, `${name}-ci`), { spec: { subject: MAIN_SUBJECT } });
+    await waitFor('the feature branch\'s token inactive', async () => (await authz(server, token, 'deploy')).status === 401, 5000, 10);
+    expect(await introspect(server, token, observer)).toEqual({ active: false });
+    expect((await exchange(await featureToken(), { deployment: `${ns.name}/${name}` }, newAddress())).status).toBe(400);
+    // main, which the credential now trusts, gets a token, which is live.
+    const mainOnly = await exchanged(() => mainToken(), { deployment: `${ns.name}/${name}` });
+    expect((await authz(server, mainOnly, 'deploy')).status).toBe(200);
+    // Narrowing the permissions ends it in turn; a change of the description does not.
+    await adminClient().mergePatch(federatedCredentialPath(ns.name, `${name}-ci`), { spec: { description: 'main only' } });
+    await sleep(500);
+    expect((await authz(server, mainOnly, 'deploy')).status).toBe(200);
+    await adminClient().mergePatch(federatedCredentialPath(ns.name, `${name}-ci`), { spec: { permissions: ['read'] } });
+    await waitFor('the token inactive once the permissions are narrowed', async () => (await authz(server, mainOnly, 'read')).status === 401, 5000, 10);
+    expect(await introspect(server, mainOnly, observer)).toEqual({ active: false });
+  });
+
   it('goes inactive at once, and no new one is issued, when its Deployment is deleted; the credential goes with it', async () => {
     const { token } = await shortLived('dep-deleted');
     await adminClient().delete(deploymentPath(ns.name, 'dep-deleted'));

@@ -4,16 +4,16 @@
  * attacker would, against the controller running with the chart's identity.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credentialsSecret } from '../src/api/index.ts';
+import { credentialsSecret, type AudienceClaim } from '../src/api/index.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bearerTokenKubeconfig } from './cluster/controlplane.ts';
 import { adminKubeConfig, clusterState, createNamespace, kubectl, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
-import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { startController, startTokenServer, type RunningProcess } from './support/processes.ts';
-import { authz, issued, requestToken, type KeyCredentials } from './support/token-client.ts';
+import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { recordSecret, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
+import { authz, form, introspect, issued, post, requestToken, type KeyCredentials } from './support/token-client.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey, getDeployment,
   getSecret, readyOf, secretPath, uniqueAudience, waitForReady,
@@ -119,6 +119,106 @@ describe('a custom audience', () => {
   });
 });
 
+describe('a custom audience, first come first served by the time of the claim', () => {
+  const X = uniqueAudience('payments');
+  const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+  const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+  const userToken = (subjectToken: string, deployment: string, audience: string) => post(`${server.url}/oauth/token`, form({
+    grant_type: EXCHANGE, subject_token: subjectToken, subject_token_type: ACCESS_TOKEN, deployment, audience,
+  }));
+  const byAudience = (t: string, audience: string) =>
+    fetch(`${server.url}/authz?audience=${encodeURIComponent(audience)}`, { headers: { authorization: `Bearer ${t}` } });
+
+  it('cannot be taken by an older Deployment of another team, by client_credentials or token exchange; the holder is never disturbed', async () => {
+    // Team A's Deployment is the older one, by far.
+    await createDeployment(evil.name, 'old', { audiences: [uniqueAudience('evil-own')] });
+    await createApiKey(evil.name, 'old-ci', { deploymentRef: { name: 'old' } });
+    await nextSecond();
+    // Team B claims X and uses it.
+    await createDeployment(victim.name, 'payments', { audiences: [X] });
+    await deploymentReady(victim.name, 'payments', 'Ready');
+    await createApiKey(victim.name, 'payments-ci', { deploymentRef: { name: 'payments' } });
+    const owner = await keyOf(victim.name, 'payments-ci', X);
+    const ownerToken = await issued(server, owner);
+
+    // Team A adds X to its older Deployment.
+    const thiefKey = await keyOf(evil.name, 'old-ci', X);
+    await adminClient().mergePatch(deploymentPath(evil.name, 'old'), { spec: { audiences: [...(await getDeployment(evil.name, 'old'))!.spec.audiences!, X] } });
+    const d = await deploymentReady(evil.name, 'old', 'AudienceConflict');
+    expect(readyOf(d)?.message).toContain(X);
+    expect(readyOf(d)?.message).not.toContain(victim.name);
+    // client_credentials: refused.
+    const refused = await requestToken(server, thiefKey);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_target');
+    // Token exchange, by a person of team A with every token right on its Deployment: refused.
+    await bindTokenRequester(identity, evil.name, evil.name, 'team-a-deployer', 'deployment-token-requester', 'old');
+    const person = await serviceAccountToken(evil.name, 'team-a-deployer');
+    recordSecret(person);
+    const exchanged = await userToken(person, `${evil.name}/old`, X);
+    expect(exchanged.status, exchanged.text).toBe(400);
+    expect(exchanged.body.error).toBe('invalid_target');
+    // It still gets its own audience by exchange, and that token is no good at X.
+    const own = await userToken(person, `${evil.name}/old`, (await getDeployment(evil.name, 'old'))!.spec.audiences![0]!);
+    expect(own.status, own.text).toBe(200);
+    recordSecret(own.body.access_token as string);
+    expect((await byAudience(own.body.access_token as string, X)).status).toBe(403);
+    // The holder is undisturbed: Ready, its live token still passes, and new tokens are issued.
+    await nextSecond();
+    expect(readyOf(await getDeployment(victim.name, 'payments'))?.reason).toBe('Ready');
+    expect((await byAudience(ownerToken, X)).status).toBe(200);
+    expect((await authz(server, ownerToken, 'deploy', `${victim.name}/payments`)).status).toBe(200);
+    expect((await requestToken(server, owner)).status).toBe(200);
+    // The claim is an object the apiserver holds, naming team B's Deployment.
+    const claims = await adminClient().get<{ items: AudienceClaim[] }>(`/apis/apikeys.dev/v1alpha1/namespaces/${identity.namespace}/audienceclaims`);
+    expect(claims.items.filter((c) => c.spec.audience === X).map((c) => c.spec.holder))
+      .toEqual([{ namespace: victim.name, name: 'payments', uid: (await getDeployment(victim.name, 'payments'))!.metadata.uid }]);
+  });
+
+  it('ends the tokens its Deployment minted for it once the Deployment stops listing it, at /authz and introspection at once', async () => {
+    const [Y, Z] = [uniqueAudience('dropped'), uniqueAudience('kept')];
+    await createDeployment(victim.name, 'two', { audiences: [Y, Z] });
+    await deploymentReady(victim.name, 'two', 'Ready');
+    await createApiKey(victim.name, 'two-ci', { deploymentRef: { name: 'two' } });
+    const key = await keyOf(victim.name, 'two-ci', Y);
+    const forY = await issued(server, key);
+    const forZ = await issued(server, { ...key, audience: Z });
+    const observer = await keyOf(victim.name, 'two-ci', Z);
+    expect((await byAudience(forY, Y)).status).toBe(200);
+    expect((await introspect(server, forY, observer)).active).toBe(true);
+    await adminClient().mergePatch(deploymentPath(victim.name, 'two'), { spec: { audiences: [Z] } });
+    const t0 = Date.now();
+    await waitFor('the token for the dropped audience inactive', async () => (await byAudience(forY, Y)).status === 401, 5000, 10);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await introspect(server, forY, observer)).toEqual({ active: false });
+    expect((await authz(server, forY, 'deploy')).status).toBe(401);
+    // The token for the audience it still holds lives on.
+    expect((await byAudience(forZ, Z)).status).toBe(200);
+    // The controller releases the claim, so the audience is free for whoever lists it next.
+    await waitFor('the claim of the dropped audience released', async () => {
+      const claims = await adminClient().get<{ items: AudienceClaim[] }>(`/apis/apikeys.dev/v1alpha1/namespaces/${identity.namespace}/audienceclaims`);
+      return !claims.items.some((c) => c.spec.audience === Y);
+    }, 10_000, 100);
+  });
+
+  it('passes, once released, to a Deployment that lists it next, and the earlier holder\'s tokens for it are dead', async () => {
+    const W = uniqueAudience('handover');
+    await createDeployment(victim.name, 'first', { audiences: [W] });
+    await deploymentReady(victim.name, 'first', 'Ready');
+    await createApiKey(victim.name, 'first-ci', { deploymentRef: { name: 'first' } });
+    const firstToken = await issued(server, await keyOf(victim.name, 'first-ci', W));
+    await createDeployment(evil.name, 'second', { audiences: [W] });
+    await deploymentReady(evil.name, 'second', 'AudienceConflict');
+    await adminClient().mergePatch(deploymentPath(victim.name, 'first'), { spec: { audiences: [uniqueAudience('first-other')] } });
+    await deploymentReady(evil.name, 'second', 'Ready');
+    expect((await byAudience(firstToken, W)).status).toBe(401);
+    // And the first cannot take it back by listing it again: the second holds it now.
+    await adminClient().mergePatch(deploymentPath(victim.name, 'first'), { spec: { audiences: [W] } });
+    await deploymentReady(victim.name, 'first', 'AudienceConflict');
+    expect(readyOf(await getDeployment(evil.name, 'second'))?.reason).toBe('Ready');
+  });
+});
+
 describe('a Secret planted before a key\'s first pass', () => {
   it('cannot make the key adopt another key\'s id: it is replaced with new credentials, SecretModified', async () => {
     await createDeployment(victim.name, 'airflow');
@@ -190,7 +290,9 @@ describe('the token server in the chart\'s sidecar mode', () => {
   let writer: RunningProcess | undefined;
   let sidecarServer: (RunningProcess & { url: string }) | undefined;
   beforeAll(async () => {
-    sidecar = await installOperatorIdentity({ tokenServerMode: 'sidecar' });
+    // A second release beside the first, both watching every namespace (which a real cluster never runs):
+    // without its policies, whose status-writes policy would refuse the first release's controller.
+    sidecar = await installOperatorIdentity({ tokenServerMode: 'sidecar', admissionPolicy: { enabled: false } });
     root = mkdtempSync(join(tmpdir(), 'sidecar-pod-'));
   });
   afterAll(async () => {

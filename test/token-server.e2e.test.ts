@@ -18,7 +18,8 @@ import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import {
-  adminClient, apiKeyPath, createApiKey, createDeployment, type Credentials, credentialsOf, deploymentPath, getApiKey, getSecret, readyOf, secretPath, uniqueAudience, waitForReady,
+  adminClient, apiKeyPath, createApiKey, createDeployment, type Credentials, credentialsOf, deploymentPath, eventsFor, getApiKey, getSecret, readyOf, secretPath,
+  uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import {
   authz, basic, clientCredentials, exchangeReviews, form, introspect, issued, json, post, requestToken, scrapeMetrics, type Answer,
@@ -318,6 +319,52 @@ describe('brute force', () => {
     const metrics = await scrapeMetrics(a);
     expect(metrics).toMatch(/apikey_operator_token_failures_total\{reason="rate_limited"\} \d{3}/);
     expect(metrics).not.toContain(victim.keyId);
+  });
+});
+
+describe('a malformed or deleted signing-keys Secret', () => {
+  type Stored = { metadata: { resourceVersion: string }; data: Record<string, string> };
+  const path = () => secretPath(identity.namespace, SIGNING_KEYS_SECRET);
+  const kidsOf = (s: Stored) => parseSigningKeySet(Buffer.from(s.data[SIGNING_KEYS_DATA_KEY]!, 'base64').toString('utf8')).keys.map((k) => k.kid);
+  const jwksKids = async (s: TokenServerProcess) =>
+    ((await (await fetch(`${s.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string; d?: string; k?: string }[] }).keys;
+  const readKids = async () => {
+    try { return kidsOf(await adminClient().get<Stored>(path())); } catch { return undefined; }
+  };
+
+  /** Tokens keep coming with the good keys, a token from before stays live, and the JWKS never changes. */
+  async function keepsServing(kids: string[], before: string): Promise<void> {
+    for (const s of [a, b]) {
+      const t = await issued(s, ci);
+      expect(kids).toContain(decodeProtectedHeader(t).kid);
+      expect((await jwksKids(s)).map((k) => k.kid).sort()).toEqual([...kids].sort());
+      expect((await introspect(s, before, ci)).active).toBe(true);
+    }
+  }
+
+  it('costs no key: the token servers keep serving with the good keys, and the controller writes them back, with a Warning', async () => {
+    const good = await adminClient().get<Stored>(path());
+    const kids = kidsOf(good);
+    const before = await issued(a, ci);
+    // A key set whose kid is no thumbprint and whose public JWK is a symmetric secret.
+    const forged = { version: 1, keys: [{ kid: 'forged', alg: 'ES256', privateJwk: { kty: 'oct', k: 'c2VjcmV0' },
+      publicJwk: { kty: 'oct', k: 'c2VjcmV0', kid: 'forged' }, createdAt: new Date().toISOString(), activateAt: new Date().toISOString() }] };
+    await adminClient().replace(path(), { ...good, data: { [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(forged)).toString('base64') } });
+    await keepsServing(kids, before);
+    await waitFor('the good keys written back', async () => (await readKids())?.join() === kids.join(), 10_000, 50);
+    const warning = await waitFor('a SigningKeysInvalid Warning', async () =>
+      (await eventsFor(identity.namespace, SIGNING_KEYS_SECRET)).find((e) => e.reason === 'SigningKeysInvalid' && e.note.includes('restored')));
+    expect(warning.type).toBe('Warning');
+    expect(warning.note).toContain('kid is not an RFC 7638');
+    await keepsServing(kids, before);
+    for (const s of [a, b]) for (const k of await jwksKids(s)) expect(k.d ?? k.k).toBeUndefined();
+
+    // Deleted: the same keys come back, and nothing in between signed with another.
+    await adminClient().delete(path());
+    await keepsServing(kids, before);
+    await waitFor('the Secret written again with the same keys', async () => (await readKids())?.join() === kids.join(), 10_000, 50);
+    await keepsServing(kids, before);
+    expect(controller.logs()).toContain('was deleted; restored the');
   });
 });
 

@@ -20,7 +20,7 @@ import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { MAIN, recordSecret, startProcess, startTokenServer, type TokenServerProcess } from './support/processes.ts';
 import {
-  adminClient, apiKeyPath, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath, uniqueAudience,
+  adminClient, apiKeyPath, claimAudiences, createDeployment, deploymentPath, getApiKey, getDeployment, secretPath, uniqueAudience,
 } from './support/resources.ts';
 import {
   authz, clientCredentials, introspect, issued, json, post, postFrom, requestToken, scrapeMetrics, type KeyCredentials,
@@ -84,6 +84,8 @@ beforeAll(async () => {
   keys = await planSigningKeys(undefined, DEFAULT_ROTATION);
   await writeSigningKeys(keys);
   dep = await createDeployment(ns.name, 'airflow', { audiences: [AUDIENCE] });
+  // No controller runs here: the test claims the custom audiences in its place.
+  await claimAudiences(identity.namespace, dep);
   observer = await createKey('observer', dep);
   server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
 });
@@ -146,6 +148,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     ['the secret is rotated with no grace period', (k) => patchStatus(k.name, { secretHash: hashSecret(generateSecret()) })],
   ])('stops issuing within a second and introspection says active:false when %s', async (what, change) => {
     const d = await createDeployment(ns.name, `d-${what.length}-${Date.now() % 100000}`, { audiences: [uniqueAudience('d')] });
+    await claimAudiences(identity.namespace, d);
     const k = await createKey(`k-${what.length}-${Date.now() % 100000}`, d);
     const peer = await createKey(`p-${what.length}-${Date.now() % 100000}`, dep);
     const token = await issued(server, k);
@@ -205,6 +208,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
   it('refuses a key whose ownerReference names an earlier Deployment of the same name', async () => {
     const recreatedAudience = uniqueAudience('recreated');
     const d = await createDeployment(ns.name, 'recreated', { audiences: [recreatedAudience] });
+    await claimAudiences(identity.namespace, d);
     const k = await createKey('orphan', d);
     await issued(server, k);
     await adminClient().request('DELETE', deploymentPath(ns.name, 'recreated'), { body: { propagationPolicy: 'Orphan' } });
@@ -242,6 +246,26 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     expect((await requestToken(server, k)).body.error).toBe('invalid_client');
     expect(await introspect(server, oldToken, observer)).toEqual({ active: false });
     expect((await requestToken(server, newKey)).status).toBe(200);
+  });
+
+  it('caps a previous secret\'s grace by the key\'s rotation.gracePeriod: a forged previousSecretValidUntil far ahead is not honoured', async () => {
+    const k = await createKey('forged-grace', dep, { rotation: { gracePeriod: '8s' } });
+    await issued(server, k);
+    const fresh = generateSecret();
+    recordSecret(fresh);
+    const rotated = new Date(Math.floor(Date.now() / 1000) * 1000);
+    await patchStatus(k.name, {
+      secretHash: hashSecret(fresh), previousSecretHash: hashSecret(k.secret), previousSecretValidUntil: '2099-01-01T00:00:00Z',
+      lastRotationTime: metaTime(rotated),
+    });
+    await issued(server, { ...k, secret: fresh });
+    // Within the 8 s the old secret still works, and its token ends with the grace, not in 2099.
+    const during = await requestToken(server, k);
+    expect(during.status).toBe(200);
+    expect(decodeJwt(during.body.access_token as string).exp).toBeLessThanOrEqual(rotated.getTime() / 1000 + 8);
+    await new Promise((r) => setTimeout(r, rotated.getTime() + 8000 - Date.now() + 100));
+    expect((await requestToken(server, k)).body.error).toBe('invalid_client');
+    expect((await requestToken(server, { ...k, secret: fresh })).status).toBe(200);
   });
 
   it('records status.lastUsedAt in the background, as an update of the field manager apikey-operator, at most once a minute', async () => {

@@ -77,8 +77,10 @@ describe('the CRD schemas', () => {
     expect(undescribed(schema, '')).toEqual(['.spec.a', '.spec.m{}', '.spec.m{}.b', '.status.conditions[]', '.status.conditions[].reason']);
   });
 
-  it('describe conditions the same way in every kind (one definition, three copies)', () => {
-    const conditions = cases.map(([, s]) => JSON.stringify(s.properties?.status?.properties?.conditions));
+  it('describe conditions the same way in every kind that has them (one definition, three copies)', () => {
+    const withConditions = cases.filter(([, s]) => s.properties?.status?.properties?.conditions);
+    expect(withConditions.length).toBeGreaterThanOrEqual(9);
+    const conditions = withConditions.map(([, s]) => JSON.stringify(s.properties?.status?.properties?.conditions));
     expect(new Set(conditions).size).toBe(1);
   });
 });

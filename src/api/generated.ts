@@ -175,3 +175,26 @@ export interface FederatedCredential {
   spec: FederatedCredentialSpec;
   status?: FederatedCredentialStatus;
 }
+
+/** The audience and its holder. Immutable. */
+export interface AudienceClaimSpec {
+  /** The custom audience that is held, exactly as the Deployment lists it in spec.audiences. */
+  audience: string;
+  /** The Deployment (apikeys.dev) that holds the audience. */
+  holder: {
+    /** The namespace of the holding Deployment. */
+    namespace: string;
+    /** The name of the holding Deployment. */
+    name: string;
+    /** The uid of the holding Deployment, so a Deployment re-created under the same name holds nothing. */
+    uid: string;
+  };
+}
+
+/** Which Deployment holds a custom audience, written by the operator's controller alone, in the operator's own namespace, one object per audience (its name is derived from the audience). Creating it is the claim: the apiserver refuses a second object of the same name, so the first Deployment to claim an audience holds it, whatever its age, until it stops listing the audience or is deleted, when the controller deletes the claim. */
+export interface AudienceClaim {
+  apiVersion: 'apikeys.dev/v1alpha1';
+  kind: 'AudienceClaim';
+  metadata: V1ObjectMeta;
+  spec: AudienceClaimSpec;
+}

@@ -5,6 +5,7 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const DEPLOYMENTS = 'deployments';
 export const APIKEYS = 'apikeys';
 export const FEDERATED_CREDENTIALS = 'federatedcredentials';
+export const AUDIENCE_CLAIMS = 'audienceclaims';
 export const FIELD_MANAGER = 'apikey-operator';
 export const ROTATE_ANNOTATION = 'apikeys.dev/rotate';
 export const SIGNING_KEYS_SECRET = 'apikey-operator-signing-keys';

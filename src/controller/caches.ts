@@ -1,11 +1,12 @@
 /**
  * The controller's informer caches: ApiKeys and FederatedCredentials
  * (indexed by their Deployment), Deployments, the credentials Secrets this controller manages (selected by
- * label, so a cluster's other Secrets are never cached), and the
- * signing-keys Secret in the operator's namespace.
+ * label, so a cluster's other Secrets are never cached), and, in the
+ * operator's namespace, the signing-keys Secret and the AudienceClaims.
  */
-import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
-import { APIKEY_LABEL, APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import type { ApiKey, AudienceClaim, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { audienceClaimName } from '../api/claims.ts';
+import { APIKEY_LABEL, APIKEYS, AUDIENCE_CLAIMS, DEPLOYMENTS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import type { Cache } from '../kube/manager.ts';
 import { Informer } from '../kube/informer.ts';
@@ -33,6 +34,7 @@ export class Caches {
   readonly federatedCredentials: Informer<FederatedCredential>;
   readonly secrets: Informer<SecretObject>;
   readonly signingSecret: Informer<SecretObject>;
+  readonly audienceClaims: Informer<AudienceClaim>;
   readonly operatorNamespace: string;
   /** The CA bundle ConfigMaps of the watched namespaces (only that name). */
   readonly caBundles: Informer<ConfigMapObject> | undefined;
@@ -69,6 +71,9 @@ export class Caches {
     this.namespaces = opts.servingCert && !namespaces
       ? new Informer<NamespaceObject>(client, { apiPrefix: core, plural: 'namespaces', log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) })
       : undefined;
+    this.audienceClaims = new Informer<AudienceClaim>(client, {
+      apiPrefix: crds, plural: AUDIENCE_CLAIMS, namespaces: [opts.operatorNamespace], log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+    });
     this.apiKeys.addIndex(BY_DEPLOYMENT, (ak) => [`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`]);
     this.deployments.addIndex(BY_AUDIENCE, (dep) => dep.spec.audiences ?? []);
     this.federatedCredentials.addIndex(BY_DEPLOYMENT, (fc) => [`${fc.metadata.namespace}/${fc.spec.deploymentRef.name}`]);
@@ -76,7 +81,7 @@ export class Caches {
   }
 
   get all(): Cache[] {
-    return [this.apiKeys, this.deployments, this.federatedCredentials, this.secrets, this.signingSecret,
+    return [this.apiKeys, this.deployments, this.federatedCredentials, this.secrets, this.signingSecret, this.audienceClaims,
       ...(this.caBundles ? [this.caBundles] : []), ...(this.namespaces ? [this.namespaces] : [])];
   }
 
@@ -110,6 +115,11 @@ export class Caches {
     if (!this.namespaces) return this.watched.includes(name);
     const ns = this.namespaces.get(undefined, name);
     return ns !== undefined && ns.status?.phase !== 'Terminating' && !ns.metadata?.deletionTimestamp;
+  }
+
+  /** The AudienceClaim of `audience`, if any (api/claims.ts). */
+  audienceClaim(audience: string): AudienceClaim | undefined {
+    return this.audienceClaims.get(this.operatorNamespace, audienceClaimName(audience));
   }
 
   signingKeys(): SecretObject | undefined {

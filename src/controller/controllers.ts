@@ -1,16 +1,20 @@
 /**
- * The four controllers of the operator, each with its own work queue of
- * `namespace/name` keys (one key, `signing-keys`, for the signing keys), and
- * the informer handlers that feed them. Handlers only enqueue keys; the
+ * The five controllers of the operator, each with its own work queue of
+ * `namespace/name` keys (one key, `signing-keys`, for the signing keys;
+ * AudienceClaims by name, all in the operator's namespace), and the informer
+ * handlers that feed them. Handlers only enqueue keys; the
  * controllers re-read the objects from the caches.
  *
  * - ApiKey: ownerReference, credentials Secret, status (apikey.ts).
  * - Deployment: its status, which counts its keys (deployment.ts). Counts
  *   are batched: a burst of new keys costs one status write, not one per key.
  * - FederatedCredential: ownerReference and status (federated-credential.ts).
+ * - AudienceClaim: releases a claim whose holder no longer stands (api/claims.ts);
+ *   the Deployment reconcile makes the claims.
  * - SigningKeys: the signing-keys Secret and its rotation (signing.ts).
  */
-import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import type { ApiKey, AudienceClaim, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { audienceClaimName, claimStands } from '../api/claims.ts';
 import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import { Controller, type OutcomeObserver } from '../kube/controller.ts';
 import type { EventRecorder } from '../kube/events.ts';
@@ -23,10 +27,10 @@ import type { Caches } from './caches.ts';
 import { reconcileDeployment } from './deployment.ts';
 import { FederatedCredentialReconciler } from './federated-credential.ts';
 import { Reason } from './reasons.ts';
-import { reconcileSigningKeys } from './signing.ts';
+import { reconcileSigningKeys, SigningKeyMemory } from './signing.ts';
 import { reconcileCaBundle, type ConfigMapObject } from './ca-bundle.ts';
 import { CA_BUNDLE_CONFIGMAP, reconcileServingCert, type ServingCertPolicy } from './serving-cert.ts';
-import { apiKeyWrites, deploymentStatusWrite, federatedCredentialWrites, type WriteHooks } from './writes.ts';
+import { apiKeyWrites, audienceClaimWrites, deploymentStatusWrite, federatedCredentialWrites, type WriteHooks } from './writes.ts';
 
 /** How long a Deployment's key count waits for more of a burst. */
 const COUNT_BATCH_MS = 1000;
@@ -63,9 +67,12 @@ export interface OperatorControllers {
   /** With a serving certificate policy: the certificate, and the CA bundle ConfigMap of each namespace. */
   servingCert: Controller | undefined;
   caBundles: Controller | undefined;
+  audienceClaims: Controller;
   all: Controller[];
   /** Enqueues every object in the caches (on becoming leader, and at each resync). */
   enqueueAll: () => void;
+  /** Why the signing-keys Secret is unusable, while it is (SigningKeyMemory). */
+  signingKeysProblem: () => string | undefined;
 }
 
 const splitKey = (key: string) => key.split('/') as [string, string];
@@ -103,6 +110,20 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   } });
 
   const applyDeploymentStatus = deploymentStatusWrite(client, { beforeWrite: deps.beforeWrite });
+  const claimWrites = audienceClaimWrites(client, caches.operatorNamespace, { beforeWrite: deps.beforeWrite });
+  // Released when its holder no longer stands; the claim's delete event wakes the Deployments waiting for it.
+  const audienceClaims = new Controller({ ...common, name: 'AudienceClaim', workers: 1, processor: {
+    process: async (name) => {
+      const claim = caches.audienceClaims.get(caches.operatorNamespace, name);
+      if (!claim?.spec?.holder) return {};
+      const h = claim.spec.holder;
+      if (!claimStands(claim, caches.deployments.get(h.namespace, h.name))) {
+        await claimWrites.release(claim);
+        log.info({ audience: claim.spec.audience, holder: `${h.namespace}/${h.name}` }, 'released an audience its holder no longer lists');
+      }
+      return {};
+    },
+  } });
   const deployments = new Controller({ ...common, name: 'Deployment', workers: deps.workers, processor: {
     process: async (key) => {
       const [namespace, name] = splitKey(key);
@@ -110,6 +131,9 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
         deployment: (n, nm) => caches.deployments.get(n, nm),
         apiKeyCount: (n, nm) => caches.apiKeysOf(n, nm).filter((ak) => !ak.metadata.deletionTimestamp).length,
         deploymentsWithAudience: (aud) => caches.deploymentsWithAudience(aud),
+        audienceClaim: (aud) => caches.audienceClaim(aud),
+        claimAudience: (aud, dep) => claimWrites.claim(aud, dep),
+        releaseLater: (claimName) => audienceClaims.enqueue(claimName),
         applyStatus: applyDeploymentStatus,
         event: (dep, type, reason, action, note) => recorder.emit(dep, type, reason, action, note),
         defaultAudiences: deps.defaultAudiences,
@@ -130,12 +154,14 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
     },
   } });
 
+  const signingMemory = new SigningKeyMemory();
   const signingKeys = new Controller({ ...common, name: 'SigningKeys', workers: 1, processor: {
     process: async () => ({
       requeueAfterMs: await reconcileSigningKeys({
         client, namespace: caches.operatorNamespace, policy: deps.signingPolicy, source: deps.keySource, log,
         beforeWrite: deps.beforeWrite,
         cached: () => caches.signingKeys(),
+        memory: signingMemory,
         onRotated: (note, s) => recorder.emit(s, 'Normal', Reason.SigningKeysRotated, 'RotateSigningKeys', note),
         onInvalid: (note, s) => recorder.emit(s, 'Warning', Reason.SigningKeysInvalid, 'RotateSigningKeys', note),
       }),
@@ -170,6 +196,8 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   // claimants of its audiences (AudienceConflict); its status only to itself.
   const onDeploymentChanged = (dep: Deployment, old?: Deployment) => {
     deployments.enqueue(objectKey(dep));
+    // The claims of the audiences it listed: released if it let go of them or is gone.
+    for (const aud of new Set([...dep.spec.audiences ?? [], ...old?.spec.audiences ?? []])) audienceClaims.enqueue(audienceClaimName(aud));
     for (const ak of caches.apiKeysOf(dep.metadata.namespace, dep.metadata.name!)) enqueueApiKey(ak);
     for (const fc of caches.federatedCredentialsOf(dep.metadata.namespace, dep.metadata.name!)) enqueueFederated(fc);
     for (const aud of new Set([...dep.spec.audiences ?? [], ...old?.spec.audiences ?? []])) {
@@ -178,7 +206,8 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   };
   caches.deployments.on('add', (dep) => onDeploymentChanged(dep));
   caches.deployments.on('update', (dep, old) => {
-    if (dep.metadata.generation !== old?.metadata.generation || dep.metadata.uid !== old?.metadata.uid) onDeploymentChanged(dep, old);
+    if (dep.metadata.generation !== old?.metadata.generation || dep.metadata.uid !== old?.metadata.uid
+      || !dep.metadata.deletionTimestamp !== !old?.metadata.deletionTimestamp) onDeploymentChanged(dep, old);
     else deployments.enqueue(objectKey(dep));
   });
   caches.deployments.on('delete', (dep) => onDeploymentChanged(dep));
@@ -190,15 +219,28 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   };
   caches.secrets.on('update', onSecret);
   caches.secrets.on('delete', onSecret);
-  caches.signingSecret.on('update', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
+  // A claim made or released: every Deployment listing its audience (the holder goes Ready, the others
+  // AudienceConflict; after a release, the next holder claims it). A new claim is checked at once too.
+  const onClaim = (c: AudienceClaim) => {
+    if (c.metadata.name) audienceClaims.enqueue(c.metadata.name);
+    if (typeof c.spec?.audience !== 'string') return;
+    for (const d of caches.deploymentsWithAudience(c.spec.audience)) deployments.enqueue(objectKey(d));
+  };
+  caches.audienceClaims.on('add', onClaim);
+  caches.audienceClaims.on('update', onClaim);
+  caches.audienceClaims.on('delete', onClaim);
+  caches.signingSecret.on('add', (s) => signingMemory.observe(s));
+  caches.signingSecret.on('update', (s) => { signingMemory.observe(s); signingKeys.enqueue(SIGNING_KEYS_KEY); });
   caches.signingSecret.on('delete', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
 
   return {
-    apiKeys, deployments, federatedCredentials, signingKeys, servingCert, caBundles,
-    all: [apiKeys, deployments, federatedCredentials, signingKeys, ...(servingCert && caBundles ? [servingCert, caBundles] : [])],
+    apiKeys, deployments, federatedCredentials, signingKeys, servingCert, caBundles, audienceClaims,
+    signingKeysProblem: () => signingMemory.problem,
+    all: [apiKeys, deployments, federatedCredentials, signingKeys, audienceClaims, ...(servingCert && caBundles ? [servingCert, caBundles] : [])],
     enqueueAll: () => {
       signingKeys.enqueue(SIGNING_KEYS_KEY);
       enqueueTls();
+      for (const c of caches.audienceClaims.list()) if (c.metadata.name) audienceClaims.enqueue(c.metadata.name);
       for (const d of caches.deployments.list()) deployments.enqueue(objectKey(d));
       for (const ak of caches.apiKeys.list()) enqueueApiKey(ak);
       for (const fc of caches.federatedCredentials.list()) enqueueFederated(fc);

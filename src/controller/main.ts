@@ -89,7 +89,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     beforeWrite: elector && (() => elector.assertLeading()),
     observe: metrics.observeReconcile,
   });
-  metrics.watch(controllers.all, caches);
+  metrics.watch(controllers.all, caches, controllers.signingKeysProblem);
 
   const health = opts.healthPort > 0 ? await startHealthServer(opts.healthPort, {
     registry: metrics.registry,

@@ -46,7 +46,13 @@ export class ControllerMetrics {
   }
 
   /** Gauges read at scrape time: queue depth and cache sizes. */
-  watch(controllers: Controller[], caches: Caches): void {
+  watch(controllers: Controller[], caches: Caches, signingKeysProblem: () => string | undefined = () => undefined): void {
+    new Gauge({
+      name: 'apikey_operator_signing_keys_invalid',
+      help: '1 while the signing-keys Secret is malformed or deleted (the good keys are kept, and restored when the controller has them)',
+      registers: [this.registry],
+      collect() { this.set(signingKeysProblem() ? 1 : 0); },
+    });
     new Gauge({
       name: 'apikey_operator_workqueue_depth', help: 'Keys waiting', registers: [this.registry],
       collect() { this.set(controllers.reduce((n, c) => n + c.queue.length, 0)); },
@@ -58,6 +64,7 @@ export class ControllerMetrics {
         this.set({ resource: 'deployments' }, caches.deployments.size);
         this.set({ resource: 'federatedcredentials' }, caches.federatedCredentials.size);
         this.set({ resource: 'secrets' }, caches.secrets.size);
+        this.set({ resource: 'audienceclaims' }, caches.audienceClaims.size);
       },
     });
     // One pass over the cached keys serves both gauges of a scrape.

@@ -5,6 +5,17 @@
  * source the new key pair is made in the token first; if the write then
  * fails (a lost race, the apiserver away) the pair stays in the token unused
  * and the next attempt makes another: the Secret is the one list of keys.
+ *
+ * A malformed or deleted Secret never costs the live keys: every replica
+ * remembers the last good key set it saw (`SigningKeyMemory`, fed by the
+ * informer whether it leads or not), and the leader writes that set back
+ * (planned on as usual), so no key is dropped and no new key signs without
+ * its publish lead. A malformed Secret with no good set in memory (the
+ * controller started after it was broken) is left alone: the token servers
+ * keep serving with the keys they hold, and a person must repair or delete
+ * it. Both cases are a Warning event on the Secret, an error in the log and
+ * the gauge apikey_operator_signing_keys_invalid; a deleted Secret with
+ * nothing in memory is a first start.
  */
 import { MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE, type SecretObject } from '../api/index.ts';
 import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
@@ -13,6 +24,31 @@ import {
   type SigningKeySet,
 } from '../shared/signing-keys.ts';
 import type { Logger } from '../shared/log.ts';
+
+/** The last good key set this replica saw, and whether the Secret in the API is unusable now. */
+export class SigningKeyMemory {
+  private good: SigningKeySet | undefined;
+  /** Why the Secret in the API is not a usable key set, while it is not (malformed, or deleted and not yet restored). */
+  problem: string | undefined;
+
+  /** Records a Secret seen by the informer: remembered when it parses; never throws. */
+  observe(secret: SecretObject): void {
+    try {
+      const set = signingKeySetOf(secret);
+      if (set && set.keys.length) this.good = set;
+    } catch {
+      // The reconcile reports it.
+    }
+  }
+
+  remember(set: SigningKeySet): void {
+    this.good = set;
+  }
+
+  get lastGood(): SigningKeySet | undefined {
+    return this.good;
+  }
+}
 
 export interface SigningDeps {
   client: KubeClient;
@@ -26,7 +62,11 @@ export interface SigningDeps {
   beforeWrite?(): void;
   onRotated(note: string, secret: SecretObject): void;
   onInvalid(note: string, secret: SecretObject): void;
+  memory: SigningKeyMemory;
 }
+
+/** How soon to look again at a malformed Secret that cannot be restored. */
+const BROKEN_RETRY_MS = 30_000;
 
 /** Returns ms until the plan should be looked at again. */
 export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()): Promise<number> {
@@ -40,15 +80,36 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
       if (!isNotFound(err)) throw err;
     }
   }
+  const { memory, log } = deps;
   let current: SigningKeySet | undefined;
+  let restored: string | undefined;
   if (secret) {
     try {
       current = signingKeySetOf(secret);
+      if (!current?.keys.length && memory.lastGood) throw new Error(`no keys in ${SIGNING_KEYS_DATA_KEY}`);
     } catch (err) {
-      deps.onInvalid(`Secret ${SIGNING_KEYS_SECRET} held malformed signing keys (${(err as Error).message}); generated new ones`, secret);
+      // The message names kids at most, never key material (parseSigningKeySet).
+      const why = (err as Error).message;
+      memory.problem = `malformed: ${why}`;
+      if (!memory.lastGood) {
+        log.error({ why }, `the signing keys Secret ${SIGNING_KEYS_SECRET} is malformed and this controller has no good copy; `
+          + 'changing nothing (token servers keep their keys): repair or delete it');
+        deps.onInvalid(`Secret ${SIGNING_KEYS_SECRET} holds malformed signing keys (${why}); no good copy to restore, so nothing was changed: `
+          + 'token servers keep the keys they hold. Repair or delete the Secret', secret);
+        return BROKEN_RETRY_MS;
+      }
+      current = memory.lastGood;
+      restored = `Secret ${SIGNING_KEYS_SECRET} held malformed signing keys (${why}); restored the ${current.keys.length} good keys the controller had`;
     }
+  } else if (memory.lastGood) {
+    memory.problem = 'deleted';
+    current = memory.lastGood;
+    restored = `Secret ${SIGNING_KEYS_SECRET} was deleted; restored the ${current.keys.length} good keys the controller had`;
   }
-  const next = await planSigningKeys(current, deps.policy, now, deps.source);
+  if (restored) log.error({ keys: describeSigningKeys(current!) }, restored);
+  const planned = await planSigningKeys(current, deps.policy, now, deps.source);
+  // Restoring writes even when the plan changes nothing.
+  const next = restored && planned === current ? { ...planned } : planned;
   if (next !== current) {
     const body: SecretObject = {
       apiVersion: 'v1', kind: 'Secret',
@@ -66,8 +127,14 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
       ? await deps.client.replace<SecretObject>(path, body)
       : await deps.client.create<SecretObject>(collection, body);
     const kids = next.keys.map((k) => `${k.kid.slice(0, 8)}(${k.alg}, signs from ${k.activateAt})`).join(', ');
+    memory.remember(next);
+    memory.problem = undefined;
     deps.log.info({ keys: describeSigningKeys(next) }, 'signing keys updated');
-    deps.onRotated(`Signing keys are now: ${kids}`, written);
+    if (restored) deps.onInvalid(restored, written);
+    else deps.onRotated(`Signing keys are now: ${kids}`, written);
+  } else {
+    memory.remember(next);
+    memory.problem = undefined;
   }
   const { rotateEveryMs, publishLeadMs } = deps.policy;
   const newest = Math.max(...next.keys.map((k) => Date.parse(k.activateAt)));

@@ -11,9 +11,10 @@
  * A `beforeWrite` hook runs before each write: production refuses writes from
  * a replica that does not lead; the crash-safety test stops dead there.
  */
-import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
-import { API_VERSION, APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
-import { paths, type KubeClient } from '../kube/client.ts';
+import type { ApiKey, AudienceClaim, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { audienceClaimName } from '../api/claims.ts';
+import { API_VERSION, APIKEYS, AUDIENCE_CLAIMS, DEPLOYMENTS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
+import { isAlreadyExists, isConflict, isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { ApiKeyStatus, ApiKeyWrites } from './apikey.ts';
 import type { DeploymentStatus } from './deployment.ts';
@@ -107,5 +108,51 @@ export function deploymentStatusWrite(client: KubeClient, hooks: WriteHooks = {}
   return (dep, status) => {
     hooks.beforeWrite?.();
     return applyStatus(client, DEPLOYMENTS, 'Deployment', dep, status);
+  };
+}
+
+export interface AudienceClaimWrites {
+  /**
+   * Claims `audience` for `dep` by creating its AudienceClaim in the operator's namespace: the claim,
+   * or undefined when one exists already (the apiserver refuses a second object of the name).
+   */
+  claim(audience: string, dep: Deployment): Promise<AudienceClaim | undefined>;
+  /**
+   * Releases a claim: deletes it, with the uid and resourceVersion it was judged on as preconditions,
+   * so a newer claim of the same audience is never deleted by a stale decision. Gone already or
+   * changed since: nothing to do (its events bring a fresh decision).
+   */
+  release(claim: AudienceClaim): Promise<void>;
+}
+
+/** The writes of the AudienceClaims (api/claims.ts): a create to claim, a delete to release; claims are immutable. */
+export function audienceClaimWrites(client: KubeClient, namespace: string, hooks: WriteHooks = {}): AudienceClaimWrites {
+  return {
+    async claim(audience, dep) {
+      hooks.beforeWrite?.();
+      const body: AudienceClaim = {
+        apiVersion: API_VERSION, kind: 'AudienceClaim',
+        metadata: { name: audienceClaimName(audience), namespace },
+        spec: { audience, holder: { namespace: dep.metadata.namespace!, name: dep.metadata.name!, uid: dep.metadata.uid! } },
+      };
+      try {
+        return await client.create<AudienceClaim>(paths.collection(GROUP, VERSION, AUDIENCE_CLAIMS, namespace), body, { fieldManager: FIELD_MANAGER });
+      } catch (err) {
+        if (isAlreadyExists(err)) return undefined;
+        throw err;
+      }
+    },
+    async release(claim) {
+      hooks.beforeWrite?.();
+      try {
+        await client.delete(paths.object(GROUP, VERSION, AUDIENCE_CLAIMS, namespace, claim.metadata.name!), {
+          apiVersion: 'v1', kind: 'DeleteOptions',
+          preconditions: { uid: claim.metadata.uid, resourceVersion: claim.metadata.resourceVersion },
+        });
+      } catch (err) {
+        if (isNotFound(err) || isConflict(err)) return;
+        throw err;
+      }
+    },
   };
 }

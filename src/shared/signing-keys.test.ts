@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { jwtVerify, importJWK, SignJWT } from 'jose';
 import {
-  activeKey, DEFAULT_ROTATION, nextTransition, parseSigningKeySet, planSigningKeys, privateKeyOf, publishedKeys,
+  activeKey, DEFAULT_ROTATION, jwkThumbprint, nextTransition, parseSigningKeySet, planSigningKeys, privateKeyOf, publicJwkOf, publishedKeys,
   SECRET_KEYS, type KeyGenerator, type RotationPolicy,
 } from './signing-keys.ts';
 
@@ -104,15 +104,88 @@ describe('keys held in a PKCS#11 token', () => {
     expect(parseSigningKeySet(JSON.stringify(s2))).toEqual(s2);
   });
 
-  it.each([
-    ['both a private JWK and a PKCS#11 location', { privateJwk: { kty: 'EC' }, pkcs11: { label: 'l', id: '0a' } }],
-    ['neither', {}],
-    ['a label with a control character', { pkcs11: { label: 'a\nb', id: '0a' } }],
-    ['an id that is not hex', { pkcs11: { label: 'l', id: 'xyz' } }],
-    ['an odd-length id', { pkcs11: { label: 'l', id: 'abc' } }],
-    ['a location that is not an object', { pkcs11: 'l' }],
-  ])('refuses a key with %s', (_what, where) => {
-    const json = JSON.stringify({ version: 1, keys: [{ kid: 'k', alg: 'ES256', publicJwk: { kty: 'EC' }, activateAt: new Date().toISOString(), ...where }] });
-    expect(() => parseSigningKeySet(json)).toThrow(/signing keys: key k/);
+  it.each<[string, (k: Record<string, unknown>, other: Record<string, unknown>) => Record<string, unknown>, RegExp]>([
+    ['both a private JWK and a PKCS#11 location', (k, other) => ({ ...k, privateJwk: other.privateJwk }), /exactly one of privateJwk and pkcs11/],
+    ['neither', ({ pkcs11: _, ...k }) => k, /exactly one of privateJwk and pkcs11/],
+    ['a label with a control character', (k) => ({ ...k, pkcs11: { label: 'a\nb', id: '0a' } }), /malformed pkcs11 location/],
+    ['an empty label', (k) => ({ ...k, pkcs11: { label: '', id: '0a' } }), /malformed pkcs11 location/],
+    ['an id that is not hex', (k) => ({ ...k, pkcs11: { label: 'l', id: 'xyz' } }), /malformed pkcs11 location/],
+    ['an odd-length id', (k) => ({ ...k, pkcs11: { label: 'l', id: 'abc' } }), /malformed pkcs11 location/],
+    ['an uppercase id', (k) => ({ ...k, pkcs11: { label: 'l', id: '0A' } }), /malformed pkcs11 location/],
+    ['a location that is not an object', (k) => ({ ...k, pkcs11: 'l' }), /malformed pkcs11 location/],
+    ['a location with more than label and id', (k, other) => ({ ...k, pkcs11: { label: 'l', id: '0a', d: (other.privateJwk as { d: string }).d } }), /malformed pkcs11 location/],
+    ['a private member beside the location', (k, other) => ({ ...k, d: (other.privateJwk as { d: string }).d }), /holds private key material/],
+    ['a private member in the public JWK', (k, other) => ({ ...k, publicJwk: { ...k.publicJwk as object, d: (other.privateJwk as { d: string }).d } }), /members a public ES256 key has not \(d\)/],
+    ['a kid that is not the thumbprint', (k) => ({ ...k, kid: 'A'.repeat(43), publicJwk: { ...k.publicJwk as object, kid: 'A'.repeat(43) } }), /thumbprint/],
+    ['an RSA or HMAC algorithm', (k) => ({ ...k, alg: 'HS256' }), /alg must be one of ES256, EdDSA/],
+    ['no activation time', (k) => ({ ...k, activateAt: 'soon' }), /RFC 3339/],
+  ])('refuses a PKCS#11 key with %s, saying which key without any key material', async (_what, change, message) => {
+    const set = await planSigningKeys(undefined, policy, Date.now(), token);
+    expect(parseSigningKeySet(JSON.stringify(set))).toEqual(set);
+    const other = (await planSigningKeys(undefined, policy, Date.now())).keys[0] as unknown as Record<string, unknown>;
+    const text = JSON.stringify({ ...set, keys: set.keys.map((k) => change(k as unknown as Record<string, unknown>, other)) });
+    let error = '';
+    try { parseSigningKeySet(text); } catch (e) { error = (e as Error).message; }
+    expect(error).toMatch(/^signing keys: key [\w-]+: /);
+    expect(error).toMatch(message);
+    expect(error).not.toContain((other.privateJwk as { d: string }).d);
+  });
+});
+
+describe('a signing key set read from the Secret', () => {
+  const json = (o: unknown) => JSON.stringify(o);
+  async function goodSet() {
+    return planSigningKeys(undefined, policy, Date.now());
+  }
+  const withKey = (set: Awaited<ReturnType<typeof goodSet>>, change: (k: Record<string, unknown>) => Record<string, unknown>) =>
+    json({ ...set, keys: set.keys.map((k) => change(k as unknown as Record<string, unknown>)) });
+
+  it('accepts what the controller writes, ES256 and EdDSA', async () => {
+    for (const algorithm of ['ES256', 'EdDSA'] as const) {
+      const set = await planSigningKeys(undefined, { ...policy, algorithm }, Date.now());
+      expect(parseSigningKeySet(json(set)).keys[0]!.kid).toBe(set.keys[0]!.kid);
+      expect(jwkThumbprint(algorithm, set.keys[0]!.publicJwk)).toBe(set.keys[0]!.kid);
+    }
+  });
+
+  it.each<[string, (k: Record<string, unknown>, other: Record<string, unknown>) => Record<string, unknown>, RegExp]>([
+    ['a kid that is not the thumbprint', (k) => ({ ...k, kid: 'A'.repeat(43), publicJwk: { ...k.publicJwk as object, kid: 'A'.repeat(43) } }), /thumbprint/],
+    ['a kid of another shape', (k) => ({ ...k, kid: 'key-1' }), /thumbprint/],
+    ['an oct key', (k) => ({ ...k, publicJwk: { kty: 'oct', k: 'c2VjcmV0', kid: k.kid, alg: 'ES256' } }), /kty EC/],
+    ['a private member in the public JWK', (k) => ({ ...k, publicJwk: { ...k.publicJwk as object, d: (k.privateJwk as { d: string }).d } }), /members a public ES256 key has not \(d\)/],
+    ['an RSA or HMAC algorithm', (k) => ({ ...k, alg: 'HS256' }), /alg must be one of ES256, EdDSA/],
+    ['a private key of another pair', (k, other) => ({ ...k, privateJwk: other.privateJwk }), /not the same key/],
+    ['a private key whose d belongs to another pair', (k, other) => ({ ...k, privateJwk: { ...k.privateJwk as object, d: (other.privateJwk as { d: string }).d } }), /does not belong/],
+    ['a private key that is no key', (k) => ({ ...k, privateJwk: { ...k.privateJwk as object, d: 'AAAA' } }), /not a valid key|does not belong/],
+    ['no activation time', (k) => ({ ...k, activateAt: 'soon' }), /RFC 3339/],
+    ['a bad expiry time', (k) => ({ ...k, expireAt: 'never' }), /expireAt/],
+  ])('refuses %s, saying which key without any key material', async (_what, change, message) => {
+    const set = await goodSet();
+    const other = (await goodSet()).keys[0] as unknown as Record<string, unknown>;
+    const text = withKey(set, (k) => change(k, other));
+    let error = '';
+    try { parseSigningKeySet(text); } catch (e) { error = (e as Error).message; }
+    expect(error).toMatch(message);
+    const priv = set.keys[0]!.privateJwk as { d: string };
+    expect(error).not.toContain(priv.d);
+    expect(error).not.toContain((other.privateJwk as { d: string }).d);
+  });
+
+  it('refuses a kid twice, too many keys, and JSON that does not parse, without quoting it', async () => {
+    const set = await goodSet();
+    expect(() => parseSigningKeySet(json({ ...set, keys: [set.keys[0], set.keys[0]] }))).toThrow(/appears twice/);
+    expect(() => parseSigningKeySet(json({ ...set, keys: Array.from({ length: 17 }, () => set.keys[0]) }))).toThrow(/at most 16/);
+    const broken = `${json(set).slice(0, -5)}`;
+    let error = '';
+    try { parseSigningKeySet(broken); } catch (e) { error = (e as Error).message; }
+    expect(error).toBe('signing keys: not valid JSON');
+    expect(() => parseSigningKeySet('null')).toThrow(/expected/);
+  });
+
+  it('publishes only the public members, kid, alg and use', async () => {
+    const set = await goodSet();
+    const k = set.keys[0]!;
+    const published = publicJwkOf({ ...k, publicJwk: { ...k.publicJwk, x5u: 'https://evil.example', ext: true } });
+    expect(Object.keys(published).sort()).toEqual(['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y']);
   });
 });

@@ -20,7 +20,7 @@
  * old key kept until its tokens have expired; so a switch either way never
  * fails a verification.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { SecretObject } from '../api/index.ts';
 
@@ -117,25 +117,124 @@ Promise<SigningKeyRecord> {
   return { ...material, createdAt: iso(nowMs), activateAt: iso(activateAtMs) };
 }
 
+/** At most this many keys in a set: a rotation holds two or three. */
+export const MAX_SIGNING_KEYS = 16;
+
+/** The JWK members of each algorithm's public key (RFC 7638 section 3.2: the thumbprint's input, in order). */
+const PUBLIC_MEMBERS: Record<SigningAlgorithm, { kty: string; crv: string; members: readonly string[] }> = {
+  ES256: { kty: 'EC', crv: 'P-256', members: ['crv', 'kty', 'x', 'y'] },
+  EdDSA: { kty: 'OKP', crv: 'Ed25519', members: ['crv', 'kty', 'x'] },
+};
+/** What a published JWK may hold besides its key members. */
+const PUBLIC_METADATA = ['kid', 'alg', 'use'] as const;
+/** The private members of a JWK of any key type (RFC 7518 section 6): none may appear outside privateJwk. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
 const PKCS11_LABEL = /^[\x20-\x7e]{1,128}$/;
 const PKCS11_ID = /^(?:[0-9a-f]{2}){1,64}$/;
 
-/** Parses and checks the Secret's `keys.json`; throws a clear error for anything malformed. */
-export function parseSigningKeySet(json: string): SigningKeySet {
-  const v = JSON.parse(json) as Partial<SigningKeySet>;
-  if (v.version !== 1 || !Array.isArray(v.keys)) throw new Error('signing keys: expected {"version":1,"keys":[...]}');
-  for (const k of v.keys) {
-    if (typeof k.kid !== 'string' || !SIGNING_ALGORITHMS.includes(k.alg) || !k.publicJwk
-      || Number.isNaN(ms(k.activateAt))) {
-      throw new Error(`signing keys: malformed key ${typeof k.kid === 'string' ? k.kid : '?'}`);
-    }
-    if (!k.privateJwk === !k.pkcs11) throw new Error(`signing keys: key ${k.kid} must have exactly one of privateJwk and pkcs11`);
-    if (k.pkcs11 && (typeof k.pkcs11 !== 'object' || typeof k.pkcs11.label !== 'string' || !PKCS11_LABEL.test(k.pkcs11.label)
-      || typeof k.pkcs11.id !== 'string' || !PKCS11_ID.test(k.pkcs11.id))) {
-      throw new Error(`signing keys: key ${k.kid} has a malformed pkcs11 location`);
-    }
-    if ('d' in k.publicJwk) throw new Error(`signing keys: public JWK of ${k.kid} holds a private member`);
+/** RFC 7638 thumbprint (SHA-256, base64url) of a public JWK of `alg`. */
+export function jwkThumbprint(alg: SigningAlgorithm, jwk: JWK): string {
+  const { members } = PUBLIC_MEMBERS[alg];
+  const canonical = `{${members.map((m) => `${JSON.stringify(m)}:${JSON.stringify((jwk as Record<string, unknown>)[m])}`).join(',')}}`;
+  return createHash('sha256').update(canonical, 'utf8').digest('base64url');
+}
+
+/** The public JWK as published: the key members of its algorithm, kid, alg and use, nothing else (never a private member). */
+export function publicJwkOf(k: Pick<SigningKeyRecord, 'kid' | 'alg' | 'publicJwk'>): JWK {
+  const src = k.publicJwk as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const m of PUBLIC_MEMBERS[k.alg].members) out[m] = src[m];
+  return { ...out, kid: k.kid, alg: k.alg, use: 'sig' };
+}
+
+const PAIR_PROBE = Buffer.from('apikeys.dev/signing-key-pair-check');
+
+const isTime = (v: unknown) => typeof v === 'string' && !Number.isNaN(Date.parse(v));
+const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** A record whose private half is in a PKCS#11 token: a well-formed location, and no private key material anywhere. */
+function checkPkcs11Record(k: Partial<SigningKeyRecord>, bad: (why: string) => never): void {
+  const loc = k.pkcs11 as unknown;
+  if (!isObject(loc) || Object.keys(loc).some((m) => m !== 'label' && m !== 'id')
+    || typeof loc.label !== 'string' || !PKCS11_LABEL.test(loc.label) || typeof loc.id !== 'string' || !PKCS11_ID.test(loc.id)) {
+    bad('malformed pkcs11 location (label: 1-128 printable ASCII characters, id: lowercase hex, nothing else)');
   }
+  if (PRIVATE_MEMBERS.some((m) => m in k)) bad('a pkcs11 key holds private key material');
+}
+
+/** A record whose private half is in the Secret: a private key of the same curve that signs what publicJwk verifies. */
+function checkPrivateJwk(alg: SigningAlgorithm, pub: Record<string, unknown>, priv: unknown, bad: (why: string) => never): void {
+  const want = PUBLIC_MEMBERS[alg];
+  if (!isObject(priv)) bad('privateJwk must be a JWK object');
+  if (priv.kty !== want.kty || priv.crv !== want.crv || typeof priv.d !== 'string') bad(`privateJwk must be a private ${want.kty} ${want.crv} key`);
+  if (want.members.some((m) => priv[m] !== pub[m])) bad('privateJwk and publicJwk are not the same key');
+  // Importing a JWK does not check that d belongs to x (and y): a signature made with the private key
+  // must verify with the public key.
+  let pairs = false;
+  try {
+    const digest = alg === 'ES256' ? 'sha256' : null;
+    const signature = sign(digest, PAIR_PROBE, createPrivateKey({ key: priv, format: 'jwk' }));
+    pairs = verify(digest, PAIR_PROBE, createPublicKey({ key: pub, format: 'jwk' }), signature);
+  } catch {
+    bad('privateJwk or publicJwk is not a valid key');
+  }
+  if (!pairs) bad('privateJwk does not belong to publicJwk');
+}
+
+/**
+ * Throws a clear error (naming the kid, which is public, never key material) when one record is not a usable
+ * signing key. Every record: an allowed algorithm, a public JWK of it with public members only, the kid its
+ * RFC 7638 thumbprint, valid times, and exactly one of privateJwk (checked as the pair of publicJwk) and pkcs11
+ * (a well-formed location, no private member anywhere).
+ */
+function checkSigningKey(k: Partial<SigningKeyRecord>, i: number): void {
+  const name = typeof k.kid === 'string' && /^[\w-]{1,64}$/.test(k.kid) ? k.kid : `#${i}`;
+  const bad = (why: string): never => { throw new Error(`signing keys: key ${name}: ${why}`); };
+  if (typeof k.kid !== 'string' || !/^[\w-]{43}$/.test(k.kid)) bad('kid is not an RFC 7638 SHA-256 thumbprint');
+  if (!SIGNING_ALGORITHMS.includes(k.alg!)) bad(`alg must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
+  const alg = k.alg!;
+  const want = PUBLIC_MEMBERS[alg];
+  const pub = k.publicJwk as unknown;
+  if (!isObject(pub)) bad('publicJwk must be a JWK object');
+  const p = pub as Record<string, unknown>;
+  if (p.kty !== want.kty || p.crv !== want.crv) bad(`publicJwk must be kty ${want.kty}, crv ${want.crv} for ${alg}`);
+  const extra = Object.keys(p).filter((m) => !want.members.includes(m) && !(PUBLIC_METADATA as readonly string[]).includes(m));
+  if (extra.length) bad(`publicJwk holds members a public ${alg} key has not (${extra.join(', ')})`);
+  if (want.members.some((m) => typeof p[m] !== 'string')) bad(`publicJwk lacks ${want.members.join(', ')}`);
+  if ((p.kid ?? k.kid) !== k.kid || (p.alg ?? alg) !== alg || (p.use ?? 'sig') !== 'sig') bad('publicJwk names another kid, alg or use');
+  if (jwkThumbprint(alg, p) !== k.kid) bad('kid is not the RFC 7638 thumbprint of publicJwk');
+  if ((k.privateJwk === undefined) === (k.pkcs11 === undefined)) bad('must have exactly one of privateJwk and pkcs11');
+  if (k.pkcs11 !== undefined) checkPkcs11Record(k, bad);
+  else checkPrivateJwk(alg, p, k.privateJwk, bad);
+  if (!isTime(k.createdAt) || !isTime(k.activateAt)) bad('createdAt and activateAt must be RFC 3339 times');
+  if (k.retireAt !== undefined && !isTime(k.retireAt)) bad('retireAt must be an RFC 3339 time');
+  if (k.expireAt !== undefined && !isTime(k.expireAt)) bad('expireAt must be an RFC 3339 time');
+}
+
+/**
+ * Parses and checks the Secret's `keys.json` in full; throws a clear error for anything malformed, and
+ * never one that quotes the document (it holds private keys). Each key's kid is the RFC 7638 thumbprint
+ * of its public JWK, of an allowed asymmetric algorithm (ES256, EdDSA: never `oct`, never RSA), the public
+ * part holds no private member, the private half is either in the Secret (and pairs with the public part)
+ * or in a PKCS#11 token (and no private member is anywhere in the record), and kids are unique.
+ */
+export function parseSigningKeySet(json: string): SigningKeySet {
+  let v: Partial<SigningKeySet> | null;
+  try {
+    v = JSON.parse(json) as Partial<SigningKeySet> | null;
+  } catch {
+    throw new Error('signing keys: not valid JSON');
+  }
+  if (!v || typeof v !== 'object' || v.version !== 1 || !Array.isArray(v.keys)) throw new Error('signing keys: expected {"version":1,"keys":[...]}');
+  if (v.keys.length > MAX_SIGNING_KEYS) throw new Error(`signing keys: ${v.keys.length} keys, at most ${MAX_SIGNING_KEYS}`);
+  const kids = new Set<string>();
+  v.keys.forEach((k, i) => {
+    if (!k || typeof k !== 'object') throw new Error(`signing keys: key #${i} is not an object`);
+    checkSigningKey(k, i);
+    if (kids.has(k.kid)) throw new Error(`signing keys: kid ${k.kid} appears twice`);
+    kids.add(k.kid);
+  });
   return v as SigningKeySet;
 }
 

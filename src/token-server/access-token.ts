@@ -15,7 +15,7 @@
  * - for federated tokens (RFC 8693 exchange of an external OIDC token; sub:
  *   the external subject, client_id: `federated:<namespace>/<name>` of the
  *   FederatedCredential) `federated_issuer`, the external issuer, with
- *   `deployment_uid` and `cred_fp` (a one-way mark of the credential's uid),
+ *   `deployment_uid` and `cred_fp` (a one-way mark of the credential's uid and trust-relevant spec),
  *   so that it dies with its credential or its Deployment.
  */
 import { randomUUID } from 'node:crypto';

@@ -35,6 +35,33 @@ describe('a FederatedCredential entry', () => {
     expect(federatedEntry(credential({}, { uid: 'fc-2' })).fingerprint).not.toBe(e.fingerprint);
   });
 
+  it.each<[string, Partial<FederatedCredentialSpec>]>([
+    ['another issuer', { issuer: 'https://gitlab.example.com' }],
+    ['an audience set', { audience: 'https://other.example' }],
+    ['another subject', { subject: 'repo:acme/airflow-dags:ref:refs/heads/feature-x' }],
+    ['no subject', { subject: undefined, claims: "claims.ref == 'refs/heads/main'" }],
+    ['a claims expression added', { claims: "claims.ref == 'refs/heads/main'" }],
+    ['more permissions', { permissions: ['deploy', 'read'] }],
+    ['fewer permissions', { permissions: ['read'] }],
+  ])('marks its tokens anew when its spec trusts or grants otherwise: %s', (_what, change) => {
+    const before = federatedEntry(credential()).fingerprint;
+    expect(federatedEntry(credential(change)).fingerprint).not.toBe(before);
+  });
+
+  it.each<[string, Partial<FederatedCredentialSpec>]>([
+    ['its description', { description: 'new words' }],
+    ['its token TTL', { tokenTTL: '5m' }],
+    ['the order or repetition of its permissions', { permissions: ['deploy', 'deploy'] }],
+  ])('keeps the mark of its tokens when only %s changes', (_what, change) => {
+    expect(federatedEntry(credential(change)).fingerprint).toBe(federatedEntry(credential()).fingerprint);
+  });
+
+  it('cannot be given the same mark by moving text between fields', () => {
+    const a = federatedEntry(credential({ subject: 'a b', claims: 'c' })).fingerprint;
+    const b = federatedEntry(credential({ subject: 'a', claims: 'b c' })).fingerprint;
+    expect(a).not.toBe(b);
+  });
+
   it.each<[string, FederatedCredential, boolean]>([
     ['stands for its own Deployment', credential(), true],
     ['does not stand without an ownerReference (the controller has not seen it)', credential({}, { ownerReferences: [] }), false],

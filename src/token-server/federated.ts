@@ -34,7 +34,12 @@ export interface FederatedEntry {
   permissionSet: ReadonlySet<string>;
   scope: string;
   tokenTtlMs: number;
-  /** `cred_fp` of its tokens: a one-way mark of its uid, so a re-created credential of the same name is another. */
+  /**
+   * `cred_fp` of its tokens: a one-way mark of its uid and of everything in its spec that decides whom it
+   * trusts and what it grants (issuer, audience, subject, claims, permissions), so a re-created credential
+   * of the same name is another, and a credential whose trust changed no longer stands behind what it
+   * issued before (federatedFingerprint).
+   */
   fingerprint: string;
   lastUsedAtMs: number;
 }
@@ -67,9 +72,20 @@ export function federatedEntry(fc: FederatedCredential): FederatedEntry {
     permissionSet: new Set(permissions),
     scope: permissions.join(' '),
     tokenTtlMs: Math.min(parseDuration(fc.spec.tokenTTL ?? DEFAULT_FEDERATED_TOKEN_TTL) ?? 3600_000, DAY_MS),
-    fingerprint: credentialFingerprint(`federated ${uid}`),
+    fingerprint: federatedFingerprint(uid, fc.spec, permissions),
     lastUsedAtMs: time(fc.status?.lastUsedAt, 0),
   };
+}
+
+/**
+ * The mark of a credential's identity and trust-relevant spec. Any change of issuer, audience, subject,
+ * claims or the set of permissions changes it, so tokens issued under the old spec are no longer live at
+ * introspection and /authz; a change of anything else (description, tokenTTL, labels) keeps it. The
+ * fields are JSON-encoded as one array, so no two different specs give the same input.
+ */
+export function federatedFingerprint(uid: string, spec: FederatedCredential['spec'], permissions: readonly string[]): string {
+  const trust = [spec.issuer, spec.audience || '', spec.subject || '', spec.claims || '', [...permissions].sort()];
+  return credentialFingerprint(`federated ${uid} ${JSON.stringify(trust)}`);
 }
 
 /** Whether the credential can grant tokens of `dep` now: not being deleted, owned by this very Deployment. */

@@ -37,7 +37,7 @@ export function apiKeyFixture(deployment: Deployment, name: string, opts: {
   const apiKey: ApiKey = {
     apiVersion: API_VERSION, kind: 'ApiKey',
     metadata: {
-      namespace: deployment.metadata.namespace, name, uid: randomUUID(), resourceVersion: '1',
+      namespace: deployment.metadata.namespace, name, uid: randomUUID(), resourceVersion: '1', creationTimestamp: new Date(),
       ownerReferences: opts.owned === false ? undefined : [{
         apiVersion: API_VERSION, kind: 'Deployment', name: deployment.metadata.name!, uid: deployment.metadata.uid!,
       }],

@@ -72,9 +72,33 @@ describe('checking a presented secret', () => {
 
   it('matches the previous secret during its grace period, and not after it', () => {
     const old = 'aks_previous-secret';
-    const { key } = pair({ key: { status: { previousSecretHash: hashSecret(old), previousSecretValidUntil: new Date(NOW + 1000).toISOString() } } });
+    const { key } = pair({ key: { status: { previousSecretHash: hashSecret(old), previousSecretValidUntil: new Date(NOW + 1000).toISOString(),
+      lastRotationTime: new Date(NOW).toISOString() } } });
     expect(matchSecret(key, secretDigest(old), NOW)).toBe('previous');
     expect(matchSecret(key, secretDigest(old), NOW + 1000)).toBeUndefined();
+  });
+
+  it('caps the previous secret\'s grace by the last rotation plus the key\'s own gracePeriod, whatever the status says', () => {
+    const old = 'aks_previous-secret';
+    const rotated = new Date(NOW - 10 * 60_000).toISOString();
+    const forged = { previousSecretHash: hashSecret(old), previousSecretValidUntil: '2099-01-01T00:00:00Z', lastRotationTime: rotated };
+    // The default gracePeriod, 1h: 50 minutes left, not 69 years.
+    const { key } = pair({ key: { status: forged } });
+    expect(key.previousValidUntilMs).toBe(NOW + 50 * 60_000);
+    expect(matchSecret(key, secretDigest(old), NOW + 49 * 60_000)).toBe('previous');
+    expect(matchSecret(key, secretDigest(old), NOW + 51 * 60_000)).toBeUndefined();
+    // A gracePeriod of 0s: no grace at all.
+    expect(pair({ key: { spec: { rotation: { gracePeriod: '0s' } }, status: forged } }).key.previousValidUntilMs).toBe(NOW - 10 * 60_000);
+    // An earlier end in the status stands.
+    const early = { ...forged, previousSecretValidUntil: new Date(NOW + 60_000).toISOString() };
+    expect(pair({ key: { status: early } }).key.previousValidUntilMs).toBe(NOW + 60_000);
+  });
+
+  it('without a lastRotationTime, counts the grace from the key\'s creation', () => {
+    const forged = { previousSecretHash: hashSecret('aks_previous-secret'), previousSecretValidUntil: '2099-01-01T00:00:00Z' };
+    const { key, fixture } = pair({ key: { status: forged } });
+    const created = new Date(fixture.apiKey.metadata.creationTimestamp!).getTime();
+    expect(key.previousValidUntilMs).toBe(created + H);
   });
 
   it('gives each secret its own fingerprint, and none of the secret itself', () => {

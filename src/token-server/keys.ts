@@ -7,7 +7,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ApiKey, Deployment } from '../api/index.ts';
-import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
+import { DEFAULT_GRACE_PERIOD, MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { hashDigest, isKeyId } from '../keys/format.ts';
 import { parseDuration } from '../shared/duration.ts';
@@ -52,11 +52,12 @@ export interface DeploymentEntry {
   /** spec.audiences; undefined or empty means the server's default audiences. */
   audiences: readonly string[] | undefined;
   /**
-   * Custom audiences of spec.audiences that another Deployment claimed first
-   * (api/claims.ts): no token is issued for them here, and no token of this
-   * Deployment that names one is live.
+   * Custom audiences of spec.audiences that this Deployment does not hold: no
+   * AudienceClaim names it (another Deployment holds them, or the controller
+   * has not claimed them yet; api/claims.ts). No token is issued for them
+   * here, and no token of this Deployment that names one is live.
    */
-  audiencesTaken: ReadonlySet<string>;
+  audiencesNotHeld: ReadonlySet<string>;
   maxTokenTtlMs: number;
 }
 
@@ -75,6 +76,22 @@ const time = (s: string | undefined, none: number) => {
 export function credentialFingerprint(secretHash: string | undefined): string {
   if (!secretHash) return '';
   return createHash('sha256').update(`apikeys.dev/cred-fp\n${secretHash}`).digest('base64url').slice(0, 16);
+}
+
+/**
+ * Until when the previous secret is accepted: status.previousSecretValidUntil, but never past the last
+ * rotation (status.lastRotationTime, else the key's creation) plus the key's own spec.rotation.gracePeriod.
+ * The controller writes both in one status write, so for its own writes the cap changes nothing; a status
+ * written by anyone else (admission refuses it, but a cluster may run without the chart's policies)
+ * cannot keep an old secret alive longer than the key's owner asked for.
+ */
+export function previousSecretGraceEnd(ak: ApiKey): number {
+  const s = ak.status;
+  const graceMs = parseDuration(ak.spec.rotation?.gracePeriod ?? DEFAULT_GRACE_PERIOD) ?? 0;
+  const created = ak.metadata.creationTimestamp;
+  const rotatedMs = s?.lastRotationTime ? time(s.lastRotationTime, Number.NaN) : created ? new Date(created).getTime() : Number.NaN;
+  if (Number.isNaN(rotatedMs)) return 0;
+  return Math.min(time(s?.previousSecretValidUntil, 0), rotatedMs + graceMs);
 }
 
 /** The entry of an ApiKey that has a key id, or undefined when the controller has not given it one yet. */
@@ -106,19 +123,19 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
     currentFp: credentialFingerprint(s?.secretHash),
     previous,
     previousFp: previous ? credentialFingerprint(s?.previousSecretHash) : '',
-    previousValidUntilMs: previous ? time(s?.previousSecretValidUntil, 0) : 0,
+    previousValidUntilMs: previous ? previousSecretGraceEnd(ak) : 0,
     lastUsedAtMs: time(s?.lastUsedAt, 0),
   };
 }
 
-export function deploymentEntry(d: Deployment, audiencesTaken: readonly string[] = []): DeploymentEntry {
+export function deploymentEntry(d: Deployment, audiencesNotHeld: readonly string[] = []): DeploymentEntry {
   return {
     namespace: d.metadata.namespace ?? '',
     name: d.metadata.name ?? '',
     uid: d.metadata.uid ?? '',
     deleting: !!d.metadata.deletionTimestamp,
     audiences: d.spec?.audiences?.length ? d.spec.audiences : undefined,
-    audiencesTaken: new Set(audiencesTaken),
+    audiencesNotHeld: new Set(audiencesNotHeld),
     maxTokenTtlMs: Math.min(parseDuration(d.spec?.maxTokenTTL) ?? DAY_MS, DAY_MS),
   };
 }

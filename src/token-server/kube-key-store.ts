@@ -1,7 +1,7 @@
 /**
  * The KeyStore of a running token server: watches on ApiKeys (indexed by
  * status.keyId), Deployments, FederatedCredentials (indexed by their
- * Deployment), and the one signing-keys Secret in the
+ * Deployment), the AudienceClaims and the one signing-keys Secret in the
  * operator's namespace, read with a field selector on its name (the only
  * Secret this program can read: RBAC gives it that resourceName and no
  * other). Each watch event recomputes the affected entries, so a refusal
@@ -9,9 +9,9 @@
  * When the apiserver refuses this program's credential (401/403), the caches
  * are no longer refreshed: `credentialRefused` says so (credential-health.ts).
  */
-import type { ApiKey, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
-import { APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
-import { audiencesClaimedByOthers, firstClaimant } from '../api/claims.ts';
+import type { ApiKey, AudienceClaim, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { APIKEYS, AUDIENCE_CLAIMS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import { audienceClaimName, audiencesNotHeld, firstClaimant } from '../api/claims.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import { CredentialHealth, type Refusal } from '../kube/credential-health.ts';
 import { Informer, objectKey } from '../kube/informer.ts';
@@ -54,6 +54,9 @@ export class KubeKeyStore implements KeyStore {
   /** By `namespace/name`, with the CEL expression compiled once per watch event. */
   private readonly federated = new Map<string, FederatedEntry>();
   private readonly secretInformer: Informer<SecretObject>;
+  /** The AudienceClaims of the operator's namespace: who holds each custom audience (api/claims.ts). */
+  private readonly claimInformer: Informer<AudienceClaim>;
+  private readonly operatorNamespace: string;
   private readonly log: Logger;
   private readonly defaultAudiences: readonly string[];
   private readonly health: CredentialHealth;
@@ -61,6 +64,7 @@ export class KubeKeyStore implements KeyStore {
   constructor(client: KubeClient, opts: KubeKeyStoreOptions) {
     this.log = opts.log;
     this.defaultAudiences = opts.defaultAudiences;
+    this.operatorNamespace = opts.operatorNamespace;
     const namespaces = opts.namespaces.length ? opts.namespaces : undefined;
     const crd = paths.groupVersion(GROUP, VERSION);
     // The probe reads at most one ApiKey where this program may list them: RBAC and credential in one request.
@@ -82,6 +86,10 @@ export class KubeKeyStore implements KeyStore {
     this.secretInformer = new Informer<SecretObject>(client, {
       apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
       fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log, health,
+    });
+    this.claimInformer = new Informer<AudienceClaim>(client, {
+      apiPrefix: crd, plural: AUDIENCE_CLAIMS, namespaces: [opts.operatorNamespace], log: opts.log,
+      keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
 
     this.apiKeyInformer.addIndex(KEY_ID_INDEX, (ak) => (ak.status?.keyId ? [ak.status.keyId] : []));
@@ -112,6 +120,13 @@ export class KubeKeyStore implements KeyStore {
       this.refreshClaimants(d.spec?.audiences ?? []);
     });
 
+    // A claim made or released changes what every Deployment listing its audience holds.
+    const onClaim = (c: AudienceClaim, old?: AudienceClaim) =>
+      this.refreshClaimants([c.spec?.audience, old?.spec?.audience].filter((a): a is string => typeof a === 'string'));
+    this.claimInformer.on('add', onClaim);
+    this.claimInformer.on('update', onClaim);
+    this.claimInformer.on('delete', onClaim);
+
     this.federatedInformer.addIndex(DEPLOYMENT_INDEX, (fc) => [`${fc.metadata.namespace}/${fc.spec.deploymentRef.name}`]);
     const onFederated = (fc: FederatedCredential) => this.federated.set(objectKey(fc), federatedEntry(fc));
     this.federatedInformer.on('add', onFederated);
@@ -121,9 +136,11 @@ export class KubeKeyStore implements KeyStore {
     const onSecret = (s: SecretObject) => this.loadSigningKeys(s);
     this.secretInformer.on('add', onSecret);
     this.secretInformer.on('update', onSecret);
+    // A deleted Secret costs no key: the last good ones sign and verify until the controller writes
+    // the Secret again (it restores the keys it had), so no live token dies and no key signs unpublished.
     this.secretInformer.on('delete', () => {
-      this.log.warn(`the signing keys Secret ${SIGNING_KEYS_SECRET} was deleted; not signing until the controller writes a new one`);
-      this.signing.update(undefined);
+      this.signing.problem = 'deleted';
+      this.log.error({ keys: this.signing.size }, `the signing keys Secret ${SIGNING_KEYS_SECRET} was deleted; keeping the keys in memory`);
     });
   }
 
@@ -141,7 +158,7 @@ export class KubeKeyStore implements KeyStore {
   }
 
   private informers() {
-    return [this.apiKeyInformer, this.deploymentInformer, this.federatedInformer, this.secretInformer] as const;
+    return [this.apiKeyInformer, this.deploymentInformer, this.federatedInformer, this.secretInformer, this.claimInformer] as const;
   }
 
   /**
@@ -174,10 +191,10 @@ export class KubeKeyStore implements KeyStore {
     }
   }
 
-  /** Recomputes a Deployment's entry, with the custom audiences another Deployment claimed first. */
+  /** Recomputes a Deployment's entry, with the custom audiences it does not hold. */
   private refreshDeployment(d: Deployment): void {
-    const taken = audiencesClaimedByOthers(d, (aud) => this.deploymentInformer.byIndex(AUDIENCE_INDEX, aud), this.defaultAudiences);
-    this.deployments.set(objectKey(d), deploymentEntry(d, taken));
+    const notHeld = audiencesNotHeld(d, (aud) => this.claimInformer.get(this.operatorNamespace, audienceClaimName(aud)), this.defaultAudiences);
+    this.deployments.set(objectKey(d), deploymentEntry(d, notHeld));
   }
 
   private loadSigningKeys(s: SecretObject): void {
@@ -190,7 +207,8 @@ export class KubeKeyStore implements KeyStore {
       // Keep signing with the last good keys; the controller replaces a malformed Secret. V8's
       // SyntaxError quotes the JSON it failed on, which would be private keys: never log it.
       const why = err instanceof SyntaxError ? 'not valid JSON' : (err as Error).message;
-      this.log.error({ why }, `the signing keys Secret ${SIGNING_KEYS_SECRET} is malformed; keeping the previous keys`);
+      this.signing.problem = `malformed: ${why}`;
+      this.log.error({ why, keys: this.signing.size }, `the signing keys Secret ${SIGNING_KEYS_SECRET} is malformed; keeping the previous keys`);
     }
   }
 
@@ -228,6 +246,7 @@ export class KubeKeyStore implements KeyStore {
       apikeys: this.apiKeyInformer.size,
       deployments: this.deploymentInformer.size,
       federatedcredentials: this.federatedInformer.size,
+      audienceclaims: this.claimInformer.size,
       key_ids: this.keys.size,
       signing_keys: this.signing.size,
     };

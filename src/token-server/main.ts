@@ -135,7 +135,9 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     const now = Date.now();
     return store.synced() && store.signing.active(now) !== undefined && !store.credentialRefused() && (signer?.ready(now) ?? true);
   };
-  const metrics = new TokenServerMetrics({ sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready }, deps.defaultMetrics ?? true);
+  const metrics = new TokenServerMetrics({
+    sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready, signingKeysProblem: () => store.signing.problem,
+  }, deps.defaultMetrics ?? true);
   let token: Pkcs11Token | undefined;
   let remote = deps.remoteSigner;
   if (!remote && opts.pkcs11) {

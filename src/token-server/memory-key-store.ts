@@ -51,9 +51,9 @@ export class MemoryKeyStore implements KeyStore {
     this.keys.delete(keyId);
   }
 
-  /** `audiencesTaken`: audiences of `d` another Deployment claimed first (KubeKeyStore works them out from its watch). */
-  putDeployment(d: Deployment, audiencesTaken: readonly string[] = []): void {
-    const e = deploymentEntry(d, audiencesTaken);
+  /** `audiencesNotHeld`: custom audiences of `d` that no AudienceClaim gives it (KubeKeyStore works them out from its watch). */
+  putDeployment(d: Deployment, audiencesNotHeld: readonly string[] = []): void {
+    const e = deploymentEntry(d, audiencesNotHeld);
     this.deployments.set(`${e.namespace}/${e.name}`, e);
   }
 

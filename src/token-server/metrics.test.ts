@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_EXPIRED_SERIES, TokenServerMetrics } from './metrics.ts';
 
-const metrics = () => new TokenServerMetrics({ sizes: () => ({}), rateLimitEntries: () => 0, ready: () => true }, false);
+const metrics = () => new TokenServerMetrics({ sizes: () => ({}), rateLimitEntries: () => 0, ready: () => true, signingKeysProblem: () => undefined }, false);
 
 describe('the refusals of expired keys', () => {
   it('are counted by namespace and Deployment', async () => {

@@ -52,7 +52,9 @@ export class TokenServerMetrics {
   private readonly expiredRefusals: Counter<'namespace' | 'deployment'>;
   private readonly expiredBy = new Map<string, Incrementer>();
 
-  constructor(gauges: { sizes(): Record<string, number>; rateLimitEntries(): number; ready(): boolean }, defaultMetrics = true) {
+  constructor(gauges: {
+    sizes(): Record<string, number>; rateLimitEntries(): number; ready(): boolean; signingKeysProblem(): string | undefined;
+  }, defaultMetrics = true) {
     const registers = [this.registry];
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'apikey_operator_token_server_' });
     this.issued = new Counter({
@@ -102,6 +104,12 @@ export class TokenServerMetrics {
     new Gauge({
       name: 'apikey_operator_token_server_rate_limit_entries', help: '(key id, address) pairs with recorded client authentication failures, plus addresses with failed token exchanges', registers,
       collect() { this.set(gauges.rateLimitEntries()); },
+    });
+    new Gauge({
+      name: 'apikey_operator_signing_keys_invalid',
+      help: '1 while the signing-keys Secret is malformed or deleted and this token server keeps its last good keys',
+      registers,
+      collect() { this.set(gauges.signingKeysProblem() ? 1 : 0); },
     });
     new Gauge({
       name: 'apikey_operator_token_server_ready', help: '1 when caches are synced, a signing key is active and the Kubernetes API accepts the credential', registers,

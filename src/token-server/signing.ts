@@ -11,9 +11,14 @@
  * verifies and is published, and `active` says there is no key to sign
  * with (the server is then not ready). A remote failure becomes
  * `temporarily_unavailable` (503, Retry-After), never a 500.
+ *
+ * An update is all or nothing: every key is imported before anything is
+ * replaced, so a key that fails to import leaves the previous set in use.
+ * The JWKS holds only the public members of each key (publicJwkOf), whatever
+ * the Secret's publicJwk carries.
  */
 import {
-  activeKey, nextTransition, publishedKeys, type SigningKeyRecord, type SigningKeySet,
+  activeKey, nextTransition, publicJwkOf, publishedKeys, type SigningKeyRecord, type SigningKeySet,
 } from '../shared/signing-keys.ts';
 import type { SigningKeySource } from '../shared/signing-source.ts';
 import { canSign, jwtKey, type JwtKey, type RemoteSigner } from './jwt.ts';
@@ -42,23 +47,32 @@ export class SigningKeys {
   /** When `current`/`published` must be computed again. */
   private recomputeAt = Infinity;
 
+  /**
+   * Why the keys in use are not those of the Secret in the API (malformed, or deleted), while they are
+   * not: the last good keys are kept meanwhile (the gauge apikey_operator_signing_keys_invalid).
+   */
+  problem: string | undefined;
+
   /** Signs the keys that are not in the Secret (the PKCS#11 source); set before the first update. */
   useRemote(source: SigningKeySource): void {
     this.remote = source;
     this.imported = new Map();
+    const { problem } = this;
     this.update(this.set);
+    this.problem = problem;
   }
 
-  /** Replaces the key set (undefined when the Secret is gone). */
+  /** Replaces the key set, all or nothing: throws, changing nothing, when a key cannot be imported. */
   update(set: SigningKeySet | undefined, nowMs = Date.now()): void {
-    this.set = set;
     const next = new Map<string, JwtKey>();
     const remote = this.remote;
     for (const record of set?.keys ?? []) {
       next.set(record.kid, this.imported.get(record.kid)
         ?? jwtKey(record, remote?.holds(record) ? remoteSigner(remote, record) : undefined));
     }
+    this.set = set;
     this.imported = next;
+    this.problem = undefined;
     this.recompute(nowMs);
   }
 
@@ -81,7 +95,7 @@ export class SigningKeys {
       const k = this.imported.get(r.kid);
       return k ? [[r.kid, k] as const] : [];
     }));
-    this.jwksJson = JSON.stringify({ keys: live.map((r) => r.publicJwk) });
+    this.jwksJson = JSON.stringify({ keys: live.map(publicJwkOf) });
     this.recomputeAt = nextTransition(set, nowMs) ?? Infinity;
   }
 

@@ -12,12 +12,16 @@
  *   (`deployment_uid`). The user's Kubernetes credential and RBAC are checked
  *   when the token is issued, not again: such tokens are short-lived instead;
  * - a federated token (client_id `federated:<namespace>/<name>`): its
- *   FederatedCredential still exists (the same object, by `cred_fp`), is not
+ *   FederatedCredential still exists (the same object with the same issuer,
+ *   audience, subject, claims and permissions, by `cred_fp`), is not
  *   being deleted, still trusts an issuer the server allows, and its
  *   Deployment is the one it was issued for (`deployment_uid`) and still
  *   exists;
- * - every way, none of its audiences is one that another Deployment claimed
- *   first (api/claims.ts).
+ * - every way, its Deployment would issue it every audience it names now:
+ *   each is one the Deployment allows (its spec.audiences, else the server's
+ *   default audiences), and each custom one is held by that very Deployment
+ *   (its AudienceClaim names it, api/claims.ts). Removing an audience from a
+ *   Deployment, or the audience passing to another, ends such tokens at once.
  */
 import { isKeyId } from '../keys/format.ts';
 import { FEDERATED_CLIENT_PREFIX, isPermission } from '../api/index.ts';
@@ -43,12 +47,13 @@ export interface LiveToken {
 export type TokenVerdict =
   | { live: true; token: LiveToken }
   | { live: false; why: 'malformed' | 'signature' | 'issuer' | 'expired' | 'key_gone' | 'key_refused' | 'secret_rotated' | 'deployment_gone'
-    | 'audience_taken' | 'credential_gone' };
+    | 'audience_not_held' | 'credential_gone' };
 
-/** A token that names an audience its Deployment lost to an earlier claimant is not live. */
-function namesTakenAudience(c: AccessTokenClaims, dep: DeploymentEntry): boolean {
-  if (dep.audiencesTaken.size === 0) return false;
-  return typeof c.aud === 'string' ? dep.audiencesTaken.has(c.aud) : c.aud.some((a) => dep.audiencesTaken.has(a));
+/** Whether the token names an audience its Deployment no longer allows or does not hold: then it is not live. */
+function namesAudienceNotHeld(c: AccessTokenClaims, dep: DeploymentEntry, defaults: readonly string[]): boolean {
+  const allowed = dep.audiences ?? defaults;
+  const stands = (a: string) => allowed.includes(a) && !dep.audiencesNotHeld.has(a);
+  return typeof c.aud === 'string' ? !stands(c.aud) : !c.aud.every(stands);
 }
 
 function isClaims(c: Record<string, unknown>): c is Record<string, unknown> & AccessTokenClaims {
@@ -80,7 +85,7 @@ export function tokenVerdict(ctx: ServerContext, token: string, nowMs: number): 
   const secretStands = typeof fp === 'string' && fp !== ''
     && (fp === key.currentFp || (fp === key.previousFp && key.previousValidUntilMs > nowMs));
   if (!secretStands) return { live: false, why: 'secret_rotated' };
-  if (namesTakenAudience(c, deployment!)) return { live: false, why: 'audience_taken' };
+  if (namesAudienceNotHeld(c, deployment!, ctx.defaultAudiences)) return { live: false, why: 'audience_not_held' };
   const permissions = new Set(c.scope.split(' ').filter((p) => key.permissionSet.has(p)));
   return { live: true, token: { claims: c, key, deployment: deployment!, permissions } };
 }
@@ -90,7 +95,7 @@ function userTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenVerdic
   if (c.sub === '' || isKeyId(c.sub) || typeof c.deployment_uid !== 'string' || c.deployment_uid === '') return { live: false, why: 'malformed' };
   const deployment = ctx.store.deployment(c.deployment);
   if (!deployment || deployment.deleting || deployment.uid !== c.deployment_uid) return { live: false, why: 'deployment_gone' };
-  if (namesTakenAudience(c, deployment)) return { live: false, why: 'audience_taken' };
+  if (namesAudienceNotHeld(c, deployment, ctx.defaultAudiences)) return { live: false, why: 'audience_not_held' };
   const permissions = new Set(c.scope.split(' ').filter(isPermission));
   return { live: true, token: { claims: c, key: undefined, deployment, permissions } };
 }
@@ -104,7 +109,7 @@ function federatedTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenV
     || !ctx.federation.allows(fc.issuer)) return { live: false, why: 'credential_gone' };
   const deployment = ctx.store.deployment(c.deployment);
   if (!federatedCredentialStands(fc, deployment) || deployment.uid !== c.deployment_uid) return { live: false, why: 'deployment_gone' };
-  if (namesTakenAudience(c, deployment)) return { live: false, why: 'audience_taken' };
+  if (namesAudienceNotHeld(c, deployment, ctx.defaultAudiences)) return { live: false, why: 'audience_not_held' };
   const permissions = new Set(c.scope.split(' ').filter((p) => fc.permissionSet.has(p)));
   return { live: true, token: { claims: c, key: undefined, federated: fc, deployment, permissions } };
 }

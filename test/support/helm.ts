@@ -49,8 +49,8 @@ export function objectsOfKind<T = KubeObject>(objects: KubeObject[], kind: strin
 
 /** What the chart renders with its default values, by kind. */
 export const DEFAULT_KINDS: Readonly<Record<string, number>> = {
-  CustomResourceDefinition: 3, ServiceAccount: 2, ClusterRole: 8, ClusterRoleBinding: 4, Role: 2, RoleBinding: 2, Service: 3, Deployment: 1,
-  ValidatingAdmissionPolicy: 2, ValidatingAdmissionPolicyBinding: 2,
+  CustomResourceDefinition: 4, ServiceAccount: 2, ClusterRole: 8, ClusterRoleBinding: 4, Role: 2, RoleBinding: 2, Service: 3, Deployment: 1,
+  ValidatingAdmissionPolicy: 4, ValidatingAdmissionPolicyBinding: 4,
 };
 
 /**

@@ -30,7 +30,7 @@ export interface OperatorIdentity {
  * RBAC for an operator installed there, and returns kubeconfigs for its accounts.
  */
 export async function installOperatorIdentity(
-  values: { watchNamespaces?: string[]; tokenServerMode?: 'sidecar' | 'deployment' } = {},
+  values: { watchNamespaces?: string[]; tokenServerMode?: 'sidecar' | 'deployment'; admissionPolicy?: { enabled: boolean } } = {},
 ): Promise<OperatorIdentity> {
   const ns = await createNamespace('op');
   const namespace = ns.name;

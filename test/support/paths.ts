@@ -6,4 +6,5 @@ export const CRD_FILES = [
   join(ROOT, 'crds', 'apikeys.dev_deployments.yaml'),
   join(ROOT, 'crds', 'apikeys.dev_apikeys.yaml'),
   join(ROOT, 'crds', 'apikeys.dev_federatedcredentials.yaml'),
+  join(ROOT, 'crds', 'apikeys.dev_audienceclaims.yaml'),
 ];

@@ -36,7 +36,7 @@ export async function exportedMetricNames(): Promise<Set<string>> {
   controller.instrument(noClient);
   const emptyInformer = { size: 0, list: () => [] };
   controller.watch([], { apiKeys: emptyInformer, deployments: emptyInformer, federatedCredentials: emptyInformer, secrets: emptyInformer } as unknown as Caches);
-  const tokenServer = new TokenServerMetrics({ sizes: () => ({}), rateLimitEntries: () => 0, ready: () => true });
+  const tokenServer = new TokenServerMetrics({ sizes: () => ({}), rateLimitEntries: () => 0, ready: () => true, signingKeysProblem: () => undefined });
   tokenServer.instrument(noClient);
   const names = new Set<string>();
   for (const registry of [controller.registry, tokenServer.registry] as Registry[]) {

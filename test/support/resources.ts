@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ApiKey, ApiKeySpec, Deployment, DeploymentSpec, FederatedCredential, FederatedCredentialSpec } from '../../src/api/index.ts';
 import { API_VERSION, DEPLOYMENTS, GROUP, readCredential, VERSION, SECRET_KEYS, type Credentials, type SecretObject } from '../../src/api/index.ts';
+import { audienceClaimName } from '../../src/api/claims.ts';
 import { isNotFound, KubeClient, paths } from '../../src/kube/client.ts';
 import { adminKubeConfig } from './cluster.ts';
 import { recordSecret } from './processes.ts';
@@ -47,6 +48,19 @@ export function createDeployment(ns: string, name: string, spec: DeploymentSpec 
   return adminClient().create<Deployment>(deploymentPath(ns), {
     apiVersion: API_VERSION, kind: 'Deployment', metadata: { name }, spec,
   });
+}
+
+/**
+ * Claims the custom audiences of `dep` the way the controller does (an AudienceClaim each in the
+ * operator's namespace, src/api/claims.ts), for tests that run the token server without a controller.
+ */
+export async function claimAudiences(operatorNamespace: string, dep: Deployment): Promise<void> {
+  for (const audience of dep.spec.audiences ?? []) {
+    await adminClient().create(`/apis/${API_VERSION}/namespaces/${operatorNamespace}/audienceclaims`, {
+      apiVersion: API_VERSION, kind: 'AudienceClaim', metadata: { name: audienceClaimName(audience) },
+      spec: { audience, holder: { namespace: dep.metadata.namespace, name: dep.metadata.name, uid: dep.metadata.uid } },
+    });
+  }
 }
 
 export function createApiKey(ns: string, name: string, spec: ApiKeySpec, annotations?: Record<string, string>): Promise<ApiKey> {

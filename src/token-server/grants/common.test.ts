@@ -5,7 +5,7 @@ import type { Params } from '../params.ts';
 import { resolveAudiences, resolveScope } from './common.ts';
 
 const dep = (audiences?: string[], taken: string[] = []): DeploymentEntry => ({
-  namespace: 'ns', name: 'd', uid: 'u', deleting: false, audiences, audiencesTaken: new Set(taken), maxTokenTtlMs: 1,
+  namespace: 'ns', name: 'd', uid: 'u', deleting: false, audiences, audiencesNotHeld: new Set(taken), maxTokenTtlMs: 1,
 });
 const DEFAULTS = ['https://default.example'];
 
@@ -39,11 +39,11 @@ describe('the audience of a token', () => {
     ['when asked for', { audience: 'a' }],
     ['as a resource', { resource: ['b', 'a'] }],
     ['when it is the Deployment\'s first, asked for by default', {}],
-  ])('refuses an audience another Deployment claimed first, %s, saying so without naming it', (_what, params) => {
+  ])('refuses a custom audience the Deployment does not hold, %s, saying so without naming it', (_what, params) => {
     let message = '';
     try { resolveAudiences(params, dep(['a', 'b'], ['a']), DEFAULTS); } catch (e) { message = (e as OAuthError).message; }
     expect(errorOf(() => resolveAudiences(params, dep(['a', 'b'], ['a']), DEFAULTS))).toBe('invalid_target');
-    expect(message).toContain('belongs to another Deployment');
+    expect(message).toContain('another Deployment claimed it first');
   });
 
   it('is invalid_target when neither the Deployment nor the server has an audience', () => {

@@ -9,8 +9,9 @@ import { multi, single, type Params } from '../params.ts';
 
 /**
  * The audiences asked for, each checked against those the Deployment allows
- * (its spec.audiences, else the server's defaults) and refused when another
- * Deployment claimed it first; none asked: the first allowed one.
+ * (its spec.audiences, else the server's defaults) and refused when it is a
+ * custom audience the Deployment does not hold (api/claims.ts); none asked:
+ * the first allowed one.
  */
 export function resolveAudiences(params: Params, dep: DeploymentEntry, defaults: readonly string[]): readonly string[] {
   const allowed = dep.audiences ?? defaults;
@@ -26,8 +27,9 @@ export function resolveAudiences(params: Params, dep: DeploymentEntry, defaults:
     if (!allowed.includes(a)) {
       throw new InvalidTarget(`the audience ${JSON.stringify(truncate(a))} is not one the Deployment ${dep.namespace}/${dep.name} allows`);
     }
-    if (dep.audiencesTaken.has(a)) {
-      throw new InvalidTarget(`the audience ${JSON.stringify(truncate(a))} belongs to another Deployment, which claimed it first`);
+    if (dep.audiencesNotHeld.has(a)) {
+      throw new InvalidTarget(`the audience ${JSON.stringify(truncate(a))} is not held by the Deployment ${dep.namespace}/${dep.name}: `
+        + 'another Deployment claimed it first, or the operator has not claimed it yet');
     }
   }
   return asked.length === 1 ? asked : [...new Set(asked)];
