@@ -3,7 +3,9 @@
 # `apikey-operator token-server`. Build: docker build -t apikey-operator:0.1.0 .
 
 # Production dependencies only. The `node` devDependency (a Node.js binary from npm) is a dev
-# dependency, so --omit=dev never fetches it; no production dependency needs an install script.
+# dependency, so --omit=dev never fetches it; no production dependency needs an install script, except
+# the optional PKCS#11 addon (pkcs11js), which this image does not build yet: a program started here
+# with --pkcs11-module reports module_missing (docs/operations/hsm.md).
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./

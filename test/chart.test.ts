@@ -349,6 +349,51 @@ const CASES: [string, ChartCase][] = [
     const ctl = container(o, `${F}-controller`, 'controller');
     expect([flag(ctl, 'signing-algorithm'), flag(ctl, 'signing-key-rotation')]).toEqual(['EdDSA', '168h']);
   } }],
+  ...(['sidecar', 'deployment'] as const).map((mode): [string, ChartCase] => [`signing keys in a PKCS#11 token, token server as a ${mode}`, {
+    values: { tokenServer: { mode }, signing: { pkcs11: {
+      enabled: true, module: '/usr/lib/softhsm/libsofthsm2.so', tokenLabel: 'apikey-operator', pinSecret: { name: 'hsm-pin', key: 'user-pin' },
+      volumes: [{ name: 'softhsm', persistentVolumeClaim: { claimName: 'softhsm-tokens' } }],
+      volumeMounts: [{ name: 'softhsm', mountPath: '/var/lib/softhsm/tokens' }],
+      env: [{ name: 'SOFTHSM2_CONF', value: '/var/lib/softhsm/tokens/softhsm2.conf' }],
+    } } },
+    check: (o) => {
+      const pods = [[`${F}-controller`, 'controller'], [mode === 'sidecar' ? `${F}-controller` : `${F}-token-server`, 'token-server']] as const;
+      for (const [deployment, name] of pods) {
+        const c = container(o, deployment, name);
+        expect([flag(c, 'pkcs11-module'), flag(c, 'pkcs11-token-label'), flag(c, 'pkcs11-token-serial'), flag(c, 'pkcs11-pin-file'),
+          flag(c, 'pkcs11-key-label-prefix'), flag(c, 'pkcs11-sessions')])
+          .toEqual(['/usr/lib/softhsm/libsofthsm2.so', 'apikey-operator', undefined, '/etc/apikey-operator/pkcs11/pin', 'apikey-operator-', '4']);
+        // The PIN is a mounted file: in no argument and no environment variable.
+        expect(c.env?.map((e) => e.name)).toContain('SOFTHSM2_CONF');
+        expect(JSON.stringify(c.env)).not.toMatch(/hsm-pin|user-pin|PIN/);
+        expect(c.volumeMounts).toEqual(expect.arrayContaining([
+          { name: 'pkcs11-pin', mountPath: '/etc/apikey-operator/pkcs11', readOnly: true },
+          { name: 'softhsm', mountPath: '/var/lib/softhsm/tokens' },
+        ]));
+        const volumes = findObject<V1Deployment>(o, 'Deployment', deployment).spec?.template.spec?.volumes ?? [];
+        expect(volumes).toEqual(expect.arrayContaining([
+          { name: 'pkcs11-pin', secret: { secretName: 'hsm-pin', defaultMode: 0o440, items: [{ key: 'user-pin', path: 'pin' }] } },
+          { name: 'softhsm', persistentVolumeClaim: { claimName: 'softhsm-tokens' } },
+        ]));
+      }
+    },
+  }]),
+  ['a switch back from a PKCS#11 token: the token servers keep it, the controller makes keys in the Secret', {
+    values: { signing: { pkcs11: { enabled: true, generateKeys: false, module: '/m.so', tokenLabel: 't', pinSecret: { name: 'p', key: 'pin' } } } },
+    check: (o) => {
+      expect(flag(container(o, `${F}-controller`, 'controller'), 'pkcs11-module')).toBeUndefined();
+      expect(flag(container(o, `${F}-controller`, 'token-server'), 'pkcs11-module')).toBe('/m.so');
+    },
+  }],
+  ['signing keys in a PKCS#11 token chosen by serial', {
+    values: { signing: { pkcs11: { enabled: true, module: '/opt/cloudhsm/lib/libcloudhsm_pkcs11.so', tokenSerial: '0123456789', pinSecret: { name: 'p', key: 'pin' } } } },
+    check: (o) => {
+      for (const name of ['controller', 'token-server']) {
+        const c = container(o, `${F}-controller`, name);
+        expect([flag(c, 'pkcs11-token-serial'), flag(c, 'pkcs11-token-label')]).toEqual(['0123456789', undefined]);
+      }
+    },
+  }],
   ['trusted proxies for the token server', { values: { tokenServer: { trustedProxies: ['192.0.2.10', 'fd00::10/124'] } }, check: (o) => {
     expect(flag(container(o, `${F}-controller`, 'token-server'), 'trusted-proxies')).toBe('192.0.2.10,fd00::10/124');
     expect(flag(container(o, `${F}-controller`, 'token-server'), 'insecure-broad-trusted-proxies')).toBeUndefined();
@@ -794,6 +839,13 @@ describe('the Helm chart', () => {
     ['an unsupported signing algorithm', { signing: { algorithm: 'RS256' } }, '/signing/algorithm'],
     ['an unknown log level', { logLevel: 'verbose' }, '/logLevel'],
     ['a rotation period in days, which the programs do not parse', { signing: { rotation: '30d' } }, '/signing/rotation'],
+    ['PKCS#11 signing without a module', { signing: { pkcs11: { enabled: true, tokenLabel: 't', pinSecret: { name: 'p', key: 'pin' } } } },
+      'signing.pkcs11.module must be the path of the PKCS#11 library'],
+    ['PKCS#11 signing with both a token label and a serial', { signing: { pkcs11: { enabled: true, module: '/m.so', tokenLabel: 't', tokenSerial: '1',
+      pinSecret: { name: 'p', key: 'pin' } } } }, 'signing.pkcs11 needs exactly one of tokenLabel and tokenSerial'],
+    ['PKCS#11 signing without the PIN\'s Secret', { signing: { pkcs11: { enabled: true, module: '/m.so', tokenLabel: 't' } } },
+      'signing.pkcs11.pinSecret.name must name the Secret holding the PIN'],
+    ['a PKCS#11 key label prefix with a space', { signing: { pkcs11: { keyLabelPrefix: 'a b' } } }, '/signing/pkcs11/keyLabelPrefix'],
     ['a value the chart does not have', { tokenServer: { replicaCount: 3 } }, 'replicaCount'],
     ['zero controller replicas', { controller: { replicas: 0 } }, '/controller/replicas'],
     ['an issuer that is not an http(s) URL', { issuerURL: 'auth.example.com' }, '/issuerURL'],

@@ -173,6 +173,7 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
 
   it('tells a client with the right secret of an expired key when it expired; a wrong secret learns what an unknown key learns', async () => {
     const d = await createDeployment(ns.name, 'expiring', { audiences: [uniqueAudience('expiring')] });
+    await claimAudiences(identity.namespace, d);
     const expiresAt = new Date(Math.ceil((Date.now() + 2000) / 1000) * 1000);
     const k = await createKey('expiring', d, { expiresAt: metaTime(expiresAt) });
     await issued(server, k);

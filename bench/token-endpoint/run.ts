@@ -11,7 +11,10 @@
  * for several rounds, and each one's best round is reported (with the
  * median), so that a burst of other work on a shared machine does not decide
  * the comparison. Results go to stdout as a Markdown table (paste into
- * README.md) and as JSON.
+ * docs/development/benchmarks.md) and as JSON. One contender signs through
+ * PKCS#11 with a SoftHSM token of its own (servers/ours-pkcs11.ts; needs
+ * softhsm2): the table's "of the limit" column and the PKCS#11 line below it
+ * give its ratio to the in-process signer.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,7 +22,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon, { type Request, type Result } from 'autocannon';
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { AUDIENCE, ISSUER, makeData, startPinnedServer, writeData, type BenchData } from './data.ts';
 
 const { values } = parseArgs({
@@ -40,12 +43,15 @@ interface Contender {
   name: string;
   file: string;
   body: 'json' | 'form';
+  /** Verify its tokens against its own /.well-known/jwks.json (its key is not the shared data's). */
+  ownJwks?: boolean;
 }
 
 const CONTENDERS: Contender[] = [
   { name: 'limit: bare node:http, lookup + SHA-256 + one ES256 signature', file: 'limit.ts', body: 'json' },
   { name: 'apikey-operator token server (JSON body, the seed\'s request)', file: 'ours.ts', body: 'json' },
   { name: 'apikey-operator token server (form body)', file: 'ours.ts', body: 'form' },
+  { name: 'apikey-operator token server, ES256 key in SoftHSM through PKCS#11 (JSON body)', file: 'ours-pkcs11.ts', body: 'json', ownJwks: true },
   { name: 'oidc-provider 9, client credentials, JWT access tokens (form body)', file: 'oidc-provider.ts', body: 'form' },
 ];
 
@@ -75,11 +81,14 @@ async function stopServer(child: ChildProcess): Promise<void> {
 }
 
 /** One real request, its token verified, so that every contender is measured doing the real thing. */
-async function check(url: string, req: Request, data: BenchData): Promise<void> {
+async function check(url: string, req: Request, data: BenchData, ownJwks = false): Promise<void> {
   const r = await fetch(url + req.path!, { method: 'POST', headers: req.headers, body: req.body });
   const body = await r.json() as { access_token?: string };
   if (r.status !== 200 || !body.access_token) throw new Error(`${url}: ${r.status} ${JSON.stringify(body)}`);
-  const { payload, protectedHeader } = await jwtVerify(body.access_token, createLocalJWKSet({ keys: [data.signingKeys.keys[0]!.publicJwk] }), {
+  const jwks = ownJwks
+    ? await (await fetch(`${url}/.well-known/jwks.json`)).json() as JSONWebKeySet
+    : { keys: [data.signingKeys.keys[0]!.publicJwk] };
+  const { payload, protectedHeader } = await jwtVerify(body.access_token, createLocalJWKSet(jwks), {
     issuer: ISSUER, audience: AUDIENCE,
   });
   if (protectedHeader.alg !== 'ES256' || payload.exp! - payload.iat! !== 86400) throw new Error(`${url}: unexpected token ${JSON.stringify(payload)}`);
@@ -115,7 +124,7 @@ async function main(): Promise<void> {
         try {
           const url = `http://127.0.0.1:${port}`;
           const reqs = requests(data, c.body);
-          await check(url, reqs[0]!, data);
+          await check(url, reqs[0]!, data, c.ownJwks);
           await load(url, reqs, WARMUP);
           const cpu0 = cpuMicros(child.pid!);
           const r = await load(url, reqs, DURATION);
@@ -148,6 +157,12 @@ async function main(): Promise<void> {
     const cpu = cpuMedian(CONTENDERS.find((c) => c.name === r.name)!);
     console.log(`| ${r.name} | ${r.best.rps} | ${r.best.p50} | ${r.best.p99} | ${(r.best.rps / limit).toFixed(2)} | ${r.median.rps} | ` +
       `${cpu.toFixed(0)} | ${(limitCpu / cpu).toFixed(2)} | ${r.all.reduce((n, x) => n + x.failed, 0)} |`);
+  }
+  const inProcess = rows.find((r) => r.name.startsWith('apikey-operator token server (JSON'));
+  const pkcs11 = rows.find((r) => r.name.includes('PKCS#11'));
+  if (inProcess && pkcs11) {
+    console.log(`\nPKCS#11 (SoftHSM) / in-process signing, best rounds: ${(pkcs11.best.rps / inProcess.best.rps).toFixed(2)} ` +
+      `(${pkcs11.best.rps} / ${inProcess.best.rps} tokens/s); p99 ${pkcs11.best.p99} ms vs ${inProcess.best.p99} ms`);
   }
   console.log(`\n${JSON.stringify({ node: process.version, cpu: cpus()[0]?.model, rows })}`);
 }

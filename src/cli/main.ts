@@ -13,6 +13,7 @@ import { TrustedProxies } from '../token-server/proxies.ts';
 import { loadTlsFiles, waitForTlsFiles } from '../token-server/tls.ts';
 import { escapeTerminalLines } from './plugin/terminal.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
+import type { Pkcs11Config } from '../shared/pkcs11/token.ts';
 import {
   CONSOLE_FLAGS, CONTROLLER_FLAGS, csv, intFlag, parseFlags, sizeFlag, TOKEN_SERVER_FLAGS, usage, UsageError,
 } from '../client/options.ts';
@@ -102,6 +103,29 @@ function federationCaFile(path: string | undefined): string | undefined {
   return pem;
 }
 
+const PKCS11_LABEL_PREFIX = /^[\x21-\x7e]{1,64}$/;
+
+/** The --pkcs11-* flags, or undefined without --pkcs11-module (keys in the Secret). */
+function pkcs11Flags(f: Record<string, string | undefined>): Pkcs11Config | undefined {
+  const modulePath = f['pkcs11-module'] ?? '';
+  const tokenLabel = f['pkcs11-token-label'] ?? '';
+  const tokenSerial = f['pkcs11-token-serial'] ?? '';
+  const pinFile = f['pkcs11-pin-file'] ?? '';
+  if (!modulePath) {
+    if (tokenLabel || tokenSerial || pinFile) throw new UsageError('--pkcs11-token-label, --pkcs11-token-serial and --pkcs11-pin-file need --pkcs11-module');
+    return undefined;
+  }
+  if (!tokenLabel === !tokenSerial) throw new UsageError('--pkcs11-module needs exactly one of --pkcs11-token-label and --pkcs11-token-serial');
+  if (!pinFile) throw new UsageError('--pkcs11-module needs --pkcs11-pin-file (the PIN is never a flag value)');
+  const labelPrefix = f['pkcs11-key-label-prefix'] ?? '';
+  if (!PKCS11_LABEL_PREFIX.test(labelPrefix)) throw new UsageError('--pkcs11-key-label-prefix must be 1 to 64 printable ASCII characters, no spaces');
+  return {
+    modulePath, pinFile, labelPrefix,
+    ...tokenLabel ? { tokenLabel } : { tokenSerial },
+    sessions: intFlag('pkcs11-sessions', f['pkcs11-sessions'], 1, 256),
+  };
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -127,6 +151,7 @@ async function main(argv: string[]): Promise<number> {
       if (servingCert && servingCert.validityMs * 3 > servingCert.caValidityMs) {
         throw new UsageError('--serving-cert-validity must be at most a third of --serving-ca-validity: a serving certificate never outlives its CA');
       }
+      const pkcs11 = pkcs11Flags(f);
       const kc = loadKubeConfig({ kubeconfig: f.kubeconfig });
       const { runController } = await import('../controller/main.ts');
       await runController({
@@ -151,6 +176,7 @@ async function main(argv: string[]): Promise<number> {
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
         servingCert,
+        pkcs11,
       });
       return 0;
     }
@@ -175,6 +201,7 @@ async function main(argv: string[]): Promise<number> {
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
       const federationIssuers = federationIssuersFlag(f['federation-issuers']);
       const federationCaPem = federationCaFile(f['federation-ca-file']);
+      const pkcs11 = pkcs11Flags(f);
       let trustedProxies: TrustedProxies;
       try {
         trustedProxies = new TrustedProxies(csv(f['trusted-proxies']), { allowBroad: f['insecure-broad-trusted-proxies'] === 'true' });
@@ -208,6 +235,7 @@ async function main(argv: string[]): Promise<number> {
         federationIssuers,
         federationCaPem,
         auditLog,
+        pkcs11,
       });
       return 0;
     }

@@ -40,8 +40,19 @@ export const COMMON_FLAGS: FlagSpec[] = [
   flag('federation-issuers', 'comma-separated https issuer URLs, exactly as in their tokens\' iss, whose OIDC tokens FederatedCredentials may trust (keyless CI); give both programs the same list; default: none, federation off', ''),
 ];
 
+/** Signing keys held in a PKCS#11 token (docs/operations/hsm.md); both programs take the same values. */
+export const PKCS11_FLAGS: FlagSpec[] = [
+  flag('pkcs11-module', 'path of a PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so): generate (controller) and sign with (token server) keys that never leave its token; default: keys in the signing-keys Secret', ''),
+  flag('pkcs11-token-label', 'the PKCS#11 token, by its label (or --pkcs11-token-serial)', ''),
+  flag('pkcs11-token-serial', 'the PKCS#11 token, by its serial number (or --pkcs11-token-label)', ''),
+  flag('pkcs11-pin-file', 'file holding the PKCS#11 user PIN (mount it from a Secret); read at each login, never logged', ''),
+  flag('pkcs11-key-label-prefix', 'CKA_LABEL prefix of the signing keys the controller creates in the token', 'apikey-operator-'),
+  flag('pkcs11-sessions', 'PKCS#11 sessions in the pool: signatures made at once', '4'),
+];
+
 export const CONTROLLER_FLAGS: FlagSpec[] = [
   ...COMMON_FLAGS,
+  ...PKCS11_FLAGS,
   flag('workers', 'number of concurrent reconcile workers', '4'),
   flag('token-url', 'the token endpoint URL as seen in-cluster, written to each credentials Secret', 'http://apikey-operator-token.apikey-operator.svc:8080/oauth/token'),
   flag('signing-algorithm', 'ES256 or EdDSA', 'ES256'),
@@ -64,6 +75,7 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
 
 export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   ...COMMON_FLAGS,
+  ...PKCS11_FLAGS,
   flag('tls-cert-file', 'PEM certificate (chain) to serve HTTPS with, TLS 1.2 or later; read again when it changes (cert-manager renewals); default: plain HTTP', ''),
   flag('tls-private-key-file', 'PEM private key of --tls-cert-file', ''),
   flag('port', 'port of the token endpoint, the JWKS, discovery, introspection, /authz, /healthz and /readyz', '8080'),

@@ -21,7 +21,7 @@ import type { EventRecorder } from '../kube/events.ts';
 import { objectKey } from '../kube/informer.ts';
 import { SupersededVersions } from '../kube/superseded.ts';
 import type { Logger } from '../shared/log.ts';
-import type { RotationPolicy } from '../shared/signing-keys.ts';
+import type { KeyGenerator, RotationPolicy } from '../shared/signing-keys.ts';
 import { ApiKeyReconciler } from './apikey.ts';
 import type { Caches } from './caches.ts';
 import { reconcileDeployment } from './deployment.ts';
@@ -52,6 +52,8 @@ export interface ControllerDeps {
   signingPolicy: RotationPolicy;
   /** The operator makes the token server's serving certificate and publishes its CA bundle (serving-cert.ts); off when undefined. */
   servingCert?: ServingCertPolicy;
+  /** Where new signing keys are made (the Secret, or a PKCS#11 token); default: the Secret. */
+  keySource?: KeyGenerator;
   /** Runs before every write (production: refuse unless leading). */
   beforeWrite?: WriteHooks['beforeWrite'];
   observe?: OutcomeObserver;
@@ -156,7 +158,7 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   const signingKeys = new Controller({ ...common, name: 'SigningKeys', workers: 1, processor: {
     process: async () => ({
       requeueAfterMs: await reconcileSigningKeys({
-        client, namespace: caches.operatorNamespace, policy: deps.signingPolicy, log,
+        client, namespace: caches.operatorNamespace, policy: deps.signingPolicy, source: deps.keySource, log,
         beforeWrite: deps.beforeWrite,
         cached: () => caches.signingKeys(),
         memory: signingMemory,

@@ -13,6 +13,9 @@ import { LeaderElector, leaderIdentity } from '../kube/leader.ts';
 import { runManager } from '../kube/manager.ts';
 import { createLogger } from '../shared/log.ts';
 import { DEFAULT_ROTATION, type SigningAlgorithm } from '../shared/signing-keys.ts';
+import { Pkcs11KeySource } from '../shared/pkcs11/source.ts';
+import { Pkcs11Token, type Pkcs11Config } from '../shared/pkcs11/token.ts';
+import { SecretKeySource } from '../shared/signing-source.ts';
 import { Caches } from './caches.ts';
 import { operatorControllers } from './controllers.ts';
 import { startHealthServer } from './health.ts';
@@ -45,6 +48,8 @@ export interface ControllerOptions {
   tokenServerIdentity?: { serviceAccount: string; dir: string };
   /** Make the token server's serving certificate and publish its CA bundle (serving-cert.ts, ca-bundle.ts). */
   servingCert?: ServingCertPolicy;
+  /** Generate the signing keys in this PKCS#11 token instead of the Secret. */
+  pkcs11?: Pkcs11Config;
 }
 
 /** Events name this controller as their reporter. */
@@ -61,6 +66,11 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     leaseDurationMs: opts.leaseDurationMs, renewDeadlineMs: opts.renewDeadlineMs, retryPeriodMs: opts.retryPeriodMs,
   }) : undefined;
 
+  // The PKCS#11 token, when configured: connected at start, re-connected on its own after a failure.
+  const token = opts.pkcs11 && new Pkcs11Token({ ...opts.pkcs11, readWrite: true, log, registry: metrics.registry });
+  token?.start();
+  const keySource = token ? new Pkcs11KeySource(token) : new SecretKeySource();
+
   const caches = new Caches(client, { namespaces: opts.namespaces, operatorNamespace: opts.operatorNamespace, log, servingCert: !!opts.servingCert });
   const controllers = operatorControllers({
     client, caches, log,
@@ -75,6 +85,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       ...DEFAULT_ROTATION, algorithm: opts.signingAlgorithm,
       rotateEveryMs: opts.signingKeyRotationMs, publishLeadMs: opts.signingKeyPublishLeadMs,
     },
+    keySource,
     beforeWrite: elector && (() => elector.assertLeading()),
     observe: metrics.observeReconcile,
   });
@@ -98,4 +109,5 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     elector, log, health, onLeading: (leading) => metrics.setLeading(leading),
   });
   identityWriter?.stop();
+  token?.stop();
 }

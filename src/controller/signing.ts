@@ -1,7 +1,10 @@
 /**
  * The signing keys Secret: created on first start, rotated on schedule (see
  * src/shared/signing-keys.ts for the plan). Written with the resourceVersion
- * it was read at, so two writers can never both succeed.
+ * it was read at, so two writers can never both succeed. With a PKCS#11
+ * source the new key pair is made in the token first; if the write then
+ * fails (a lost race, the apiserver away) the pair stays in the token unused
+ * and the next attempt makes another: the Secret is the one list of keys.
  *
  * A malformed or deleted Secret never costs the live keys: every replica
  * remembers the last good key set it saw (`SigningKeyMemory`, fed by the
@@ -17,7 +20,8 @@
 import { MANAGED_BY, MANAGED_BY_LABEL, SIGNING_KEYS_SECRET, SIGNING_KEYS_SECRET_TYPE, type SecretObject } from '../api/index.ts';
 import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import {
-  describeSigningKeys, nextTransition, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type RotationPolicy, type SigningKeySet,
+  describeSigningKeys, nextTransition, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type KeyGenerator, type RotationPolicy,
+  type SigningKeySet,
 } from '../shared/signing-keys.ts';
 import type { Logger } from '../shared/log.ts';
 
@@ -51,6 +55,8 @@ export interface SigningDeps {
   namespace: string;
   cached(): SecretObject | undefined;
   policy: RotationPolicy;
+  /** Where new keys are made; default: the Secret (in-process keys). */
+  source?: KeyGenerator;
   log: Logger;
   /** Runs before the write; a throw refuses it (NotLeaderError when this replica does not lead). */
   beforeWrite?(): void;
@@ -101,7 +107,7 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
     restored = `Secret ${SIGNING_KEYS_SECRET} was deleted; restored the ${current.keys.length} good keys the controller had`;
   }
   if (restored) log.error({ keys: describeSigningKeys(current!) }, restored);
-  const planned = await planSigningKeys(current, deps.policy, now);
+  const planned = await planSigningKeys(current, deps.policy, now, deps.source);
   // Restoring writes even when the plan changes nothing.
   const next = restored && planned === current ? { ...planned } : planned;
   if (next !== current) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { jwtVerify, importJWK, SignJWT } from 'jose';
 import {
   activeKey, DEFAULT_ROTATION, jwkThumbprint, nextTransition, parseSigningKeySet, planSigningKeys, privateKeyOf, publicJwkOf, publishedKeys,
-  type RotationPolicy,
+  SECRET_KEYS, type KeyGenerator, type RotationPolicy,
 } from './signing-keys.ts';
 
 const H = 3600_000;
@@ -71,6 +71,64 @@ describe('signing key rotation plan', () => {
     ['an unknown algorithm', JSON.stringify({ version: 1, keys: [{ kid: 'k', alg: 'HS256', privateJwk: {}, publicJwk: {}, activateAt: new Date().toISOString() }] })],
   ])('refuses a malformed key set: %s', (_n, json) => {
     expect(() => parseSigningKeySet(json)).toThrow();
+  });
+});
+
+describe('keys held in a PKCS#11 token', () => {
+  const token: KeyGenerator = {
+    kind: 'pkcs11',
+    async generate(alg) {
+      // A stand-in for the token: a real key pair whose private half is dropped, as the token keeps it.
+      const m = await SECRET_KEYS.generate(alg);
+      return { kid: m.kid, alg, publicJwk: m.publicJwk, pkcs11: { label: `apikey-operator-${m.kid.slice(0, 8)}`, id: '0a0b' } };
+    },
+  };
+
+  it('rolls over to the configured source like a new algorithm: published ahead, the old key kept until its tokens expire', async () => {
+    const t0 = Date.now();
+    const s0 = await planSigningKeys(undefined, policy, t0);
+    const s1 = await planSigningKeys(s0, policy, t0 + H, token);
+    expect(s1.keys).toHaveLength(2);
+    const [old, next] = s1.keys;
+    expect(next!.pkcs11).toBeDefined();
+    expect(next!.privateJwk).toBeUndefined();
+    expect(Date.parse(next!.activateAt)).toBe(t0 + 2 * H);
+    expect(old).toMatchObject({ retireAt: next!.activateAt, expireAt: new Date(t0 + 2 * H + 24 * H).toISOString() });
+    expect(activeKey(s1, t0 + H)!.kid).toBe(old!.kid);
+    expect(activeKey(s1, t0 + 2 * H)!.kid).toBe(next!.kid);
+    // Nothing more to do until the next rotation; and back to the Secret the same way.
+    expect(await planSigningKeys(s1, policy, t0 + 3 * H, token)).toBe(s1);
+    const s2 = await planSigningKeys(s1, policy, t0 + 3 * H);
+    expect(s2.keys.at(-1)!.privateJwk).toBeDefined();
+    expect(s2.keys.find((k) => k.kid === next!.kid)!.retireAt).toBe(s2.keys.at(-1)!.activateAt);
+    expect(parseSigningKeySet(JSON.stringify(s2))).toEqual(s2);
+  });
+
+  it.each<[string, (k: Record<string, unknown>, other: Record<string, unknown>) => Record<string, unknown>, RegExp]>([
+    ['both a private JWK and a PKCS#11 location', (k, other) => ({ ...k, privateJwk: other.privateJwk }), /exactly one of privateJwk and pkcs11/],
+    ['neither', ({ pkcs11: _, ...k }) => k, /exactly one of privateJwk and pkcs11/],
+    ['a label with a control character', (k) => ({ ...k, pkcs11: { label: 'a\nb', id: '0a' } }), /malformed pkcs11 location/],
+    ['an empty label', (k) => ({ ...k, pkcs11: { label: '', id: '0a' } }), /malformed pkcs11 location/],
+    ['an id that is not hex', (k) => ({ ...k, pkcs11: { label: 'l', id: 'xyz' } }), /malformed pkcs11 location/],
+    ['an odd-length id', (k) => ({ ...k, pkcs11: { label: 'l', id: 'abc' } }), /malformed pkcs11 location/],
+    ['an uppercase id', (k) => ({ ...k, pkcs11: { label: 'l', id: '0A' } }), /malformed pkcs11 location/],
+    ['a location that is not an object', (k) => ({ ...k, pkcs11: 'l' }), /malformed pkcs11 location/],
+    ['a location with more than label and id', (k, other) => ({ ...k, pkcs11: { label: 'l', id: '0a', d: (other.privateJwk as { d: string }).d } }), /malformed pkcs11 location/],
+    ['a private member beside the location', (k, other) => ({ ...k, d: (other.privateJwk as { d: string }).d }), /holds private key material/],
+    ['a private member in the public JWK', (k, other) => ({ ...k, publicJwk: { ...k.publicJwk as object, d: (other.privateJwk as { d: string }).d } }), /members a public ES256 key has not \(d\)/],
+    ['a kid that is not the thumbprint', (k) => ({ ...k, kid: 'A'.repeat(43), publicJwk: { ...k.publicJwk as object, kid: 'A'.repeat(43) } }), /thumbprint/],
+    ['an RSA or HMAC algorithm', (k) => ({ ...k, alg: 'HS256' }), /alg must be one of ES256, EdDSA/],
+    ['no activation time', (k) => ({ ...k, activateAt: 'soon' }), /RFC 3339/],
+  ])('refuses a PKCS#11 key with %s, saying which key without any key material', async (_what, change, message) => {
+    const set = await planSigningKeys(undefined, policy, Date.now(), token);
+    expect(parseSigningKeySet(JSON.stringify(set))).toEqual(set);
+    const other = (await planSigningKeys(undefined, policy, Date.now())).keys[0] as unknown as Record<string, unknown>;
+    const text = JSON.stringify({ ...set, keys: set.keys.map((k) => change(k as unknown as Record<string, unknown>, other)) });
+    let error = '';
+    try { parseSigningKeySet(text); } catch (e) { error = (e as Error).message; }
+    expect(error).toMatch(/^signing keys: key [\w-]+: /);
+    expect(error).toMatch(message);
+    expect(error).not.toContain((other.privateJwk as { d: string }).d);
   });
 });
 

@@ -79,9 +79,16 @@ export function accessTokenClaims(input: IssueInput): AccessTokenClaims {
   return claims;
 }
 
-/** Signs the token and builds the JSON of a successful token response. */
-export function tokenResponse(key: JwtKey, claims: AccessTokenClaims, extra?: Record<string, string>): string {
+/**
+ * Signs the token and builds the JSON of a successful token response:
+ * synchronously for a key held in the Secret, a promise for one in a token.
+ */
+export function tokenResponse(key: JwtKey, claims: AccessTokenClaims, extra?: Record<string, string>): string | Promise<string> {
   const token = signJwt(key, claims);
+  return typeof token === 'string' ? responseBody(token, claims, extra) : token.then((t) => responseBody(t, claims, extra));
+}
+
+function responseBody(token: string, claims: AccessTokenClaims, extra?: Record<string, string>): string {
   // The token is base64url and '.', the scope a list of permission names: no escaping needed.
   let body = `{"access_token":"${token}","token_type":"Bearer","expires_in":${claims.exp - claims.iat},"scope":${JSON.stringify(claims.scope)}`;
   if (extra) for (const [k, v] of Object.entries(extra)) body += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;

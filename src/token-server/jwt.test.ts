@@ -20,7 +20,7 @@ const input = {
 describe('access tokens (RFC 9068)', () => {
   it.each<SigningAlgorithm>(['ES256', 'EdDSA'])('signed with %s, verify with jose against the published JWK', async (alg) => {
     const { key, record } = await keyPair(alg);
-    const body = JSON.parse(tokenResponse(key, accessTokenClaims(input))) as Record<string, unknown>;
+    const body = JSON.parse(tokenResponse(key, accessTokenClaims(input)) as string) as Record<string, unknown>;
     expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 86400, scope: 'deploy' });
     const { payload, protectedHeader } = await jwtVerify(body.access_token as string, createLocalJWKSet({ keys: [record.publicJwk] }), {
       issuer: input.issuer, audience: 'https://api.example', typ: 'at+jwt', algorithms: [alg],
@@ -45,7 +45,7 @@ describe('access tokens (RFC 9068)', () => {
 describe('verifying our own tokens', () => {
   it('returns the claims of a token signed with the key its kid names', async () => {
     const { key } = await keyPair('ES256');
-    const token = signJwt(key, { a: 1 });
+    const token = signJwt(key, { a: 1 }) as string;
     expect(verifyJwt(token, (kid) => (kid === key.kid ? key : undefined))?.claims).toEqual({ a: 1 });
   });
 
@@ -58,19 +58,19 @@ describe('verifying our own tokens', () => {
     ['garbage', () => 'not a jwt'],
   ])('refuses %s', async (_what, mangle) => {
     const { key } = await keyPair('ES256');
-    const token = mangle(signJwt(key, { a: 1 }));
+    const token = mangle(await signJwt(key, { a: 1 }));
     expect(verifyJwt(token, () => key)).toBeUndefined();
   });
 
   it('refuses a token whose kid is not published', async () => {
     const { key } = await keyPair('ES256');
-    expect(verifyJwt(signJwt(key, { a: 1 }), () => undefined)).toBeUndefined();
+    expect(verifyJwt(await signJwt(key, { a: 1 }), () => undefined)).toBeUndefined();
   });
 
   it('refuses a token signed by another key under the same kid', async () => {
     const a = await keyPair('ES256');
     const b = await keyPair('ES256');
-    expect(verifyJwt(signJwt(a.key, { a: 1 }), () => ({ ...b.key, kid: a.key.kid }))).toBeUndefined();
+    expect(verifyJwt(await signJwt(a.key, { a: 1 }), () => ({ ...b.key, kid: a.key.kid }))).toBeUndefined();
   });
 });
 

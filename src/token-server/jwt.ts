@@ -12,6 +12,9 @@ import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import type { SigningAlgorithm, SigningKeyRecord } from '../shared/signing-keys.ts';
 import { privateKeyOf } from '../shared/signing-keys.ts';
 
+/** Signs a JWS signing input elsewhere (a PKCS#11 token): the JOSE-form signature. */
+export type RemoteSigner = (input: Buffer) => Promise<Buffer>;
+
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 
 /** A signing key ready for the hot path. */
@@ -20,7 +23,10 @@ export interface JwtKey {
   alg: SigningAlgorithm;
   /** base64url of the JOSE header, with the trailing '.'. */
   headerPrefix: string;
-  privateKey: KeyObject;
+  /** The private key, for keys held in the signing-keys Secret... */
+  privateKey?: KeyObject;
+  /** ...or the signer of a key that never leaves its token. A key with neither only verifies. */
+  remote?: RemoteSigner;
   publicKey: KeyObject;
 }
 
@@ -29,24 +35,35 @@ function headerPrefixOf(alg: SigningAlgorithm, kid: string): string {
   return `${Buffer.from(JSON.stringify({ alg, typ: ACCESS_TOKEN_TYP, kid })).toString('base64url')}.`;
 }
 
-/** Imports a signing-keys record once: header encoded, keys parsed. */
-export function jwtKey(record: SigningKeyRecord): JwtKey {
+/**
+ * Imports a signing-keys record once: header encoded, keys parsed; `remote`
+ * signs for a record whose private half is not in the Secret.
+ */
+export function jwtKey(record: SigningKeyRecord, remote?: RemoteSigner): JwtKey {
   return {
     kid: record.kid,
     alg: record.alg,
     headerPrefix: headerPrefixOf(record.alg, record.kid),
-    privateKey: privateKeyOf(record),
+    privateKey: record.privateJwk ? privateKeyOf(record) : undefined,
+    remote: record.privateJwk ? undefined : remote,
     publicKey: createPublicKey({ key: record.publicJwk, format: 'jwk' }),
   };
 }
 
+/** Whether a key can sign at all here. */
+export const canSign = (key: JwtKey): boolean => !!key.privateKey || !!key.remote;
+
 const digestOf = (alg: SigningAlgorithm) => (alg === 'ES256' ? 'sha256' : null);
 
-/** Signs a JWT whose claims are `payload`. */
-export function signJwt(key: JwtKey, payload: object): string {
+/** Signs a JWT whose claims are `payload`: synchronously in process, asynchronously through a remote signer. */
+export function signJwt(key: JwtKey, payload: object): string | Promise<string> {
   const input = key.headerPrefix + Buffer.from(JSON.stringify(payload)).toString('base64url');
-  const signature = sign(digestOf(key.alg), Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
-  return `${input}.${signature.toString('base64url')}`;
+  if (key.privateKey) {
+    const signature = sign(digestOf(key.alg), Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+    return `${input}.${signature.toString('base64url')}`;
+  }
+  if (!key.remote) throw new Error(`signing key ${key.kid} cannot sign here`);
+  return key.remote(Buffer.from(input)).then((signature) => `${input}.${signature.toString('base64url')}`);
 }
 
 export interface VerifiedJwt {

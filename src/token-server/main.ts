@@ -30,6 +30,9 @@ import { EXCHANGE_LIMITS, FailureLimiter, type FailureLimiterOptions } from './r
 import { KubeReviewer, type SubjectReviewer } from './reviews.ts';
 import { createTokenHttpServer } from './server.ts';
 import { loadTlsFiles, TlsReloader } from './tls.ts';
+import { Pkcs11KeySource } from '../shared/pkcs11/source.ts';
+import { Pkcs11Token } from '../shared/pkcs11/token.ts';
+import type { SigningKeySource } from '../shared/signing-source.ts';
 import { TokenAudit } from './audit.ts';
 import { AuditWriter } from './audit-writer.ts';
 
@@ -53,6 +56,51 @@ export interface TokenServerDeps {
   federation?: IssuerKeys;
   /** Bytes of audit records queued before new ones are dropped (audit-writer.ts). */
   auditMaxQueuedBytes?: number;
+  /** A source for the keys not held in the Secret; default: the PKCS#11 token of opts.pkcs11, if any. */
+  remoteSigner?: SigningKeySource;
+}
+
+/** How often the token server asks its PKCS#11 token whether it still holds the active key. */
+const SIGNER_PROBE_MS = 2000;
+
+/**
+ * Whether the remote source can sign with the active key, refreshed every
+ * SIGNER_PROBE_MS (readiness must answer without waiting for the module).
+ * The keys published ahead are probed too, so that a rotation finds its new
+ * key already checked and readiness does not blink at the activation.
+ */
+function watchRemoteSigner(store: KeyStore, source: SigningKeySource) {
+  /** kid -> whether the last probe found the source able to sign with it. */
+  let usable = new Map<string, boolean>();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const probe = async () => {
+    const now = Date.now();
+    const active = store.signing.activeRecordAt(now);
+    const records = [...active ? [active] : [], ...store.signing.pendingRecords(now)].filter((r) => r.pkcs11);
+    const next = new Map<string, boolean>();
+    for (const r of records) {
+      try {
+        next.set(r.kid, (await source.health(r)).up);
+      } catch {
+        next.set(r.kid, false);
+      }
+    }
+    usable = next;
+    if (!stopped) timer = setTimeout(() => void probe(), SIGNER_PROBE_MS).unref();
+  };
+  void probe();
+  return {
+    /** False while the active key is remote and its source cannot sign with it. */
+    ready(nowMs: number): boolean {
+      const record = store.signing.activeRecordAt(nowMs);
+      return !record?.pkcs11 || usable.get(record.kid) === true;
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 export interface RunningTokenServer {
@@ -81,11 +129,26 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   }
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
+  let signer: ReturnType<typeof watchRemoteSigner> | undefined;
   // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition).
-  const ready = () => store.synced() && store.signing.active(Date.now()) !== undefined && !store.credentialRefused();
+  const ready = () => {
+    const now = Date.now();
+    return store.synced() && store.signing.active(now) !== undefined && !store.credentialRefused() && (signer?.ready(now) ?? true);
+  };
   const metrics = new TokenServerMetrics({
     sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready, signingKeysProblem: () => store.signing.problem,
   }, deps.defaultMetrics ?? true);
+  let token: Pkcs11Token | undefined;
+  let remote = deps.remoteSigner;
+  if (!remote && opts.pkcs11) {
+    token = new Pkcs11Token({ ...opts.pkcs11, log, registry: metrics.registry });
+    token.start();
+    remote = new Pkcs11KeySource(token);
+  }
+  if (remote) {
+    store.signing.useRemote(remote);
+    signer = watchRemoteSigner(store, remote);
+  }
   if (client) metrics.instrument(client);
   const reviewer = deps.reviewer ?? (client
     ? new KubeReviewer({
@@ -129,6 +192,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   } catch (err) {
     for (const s of listening) s.close();
     reloader?.stop();
+    signer?.stop();
+    token?.stop();
     await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
     throw err;
   }
@@ -137,6 +202,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   log.info({ port, metricsPort, host: opts.host, tls: !!tls, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
     federationIssuers: opts.federationIssuers?.length ? opts.federationIssuers : 'none (federation off)',
+    pkcs11: opts.pkcs11 ? { module: opts.pkcs11.modulePath, token: opts.pkcs11.tokenLabel ?? `serial ${opts.pkcs11.tokenSerial}`, sessions: opts.pkcs11.sessions } : 'off',
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
   if (!tls) {
@@ -170,6 +236,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         reloader?.stop();
         // The in-flight requests are done: their audit records are queued, and written before the process ends.
         await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
+        signer?.stop();
+        token?.stop();
         log.info('token server stopped');
       })();
       return closing;

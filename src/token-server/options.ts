@@ -1,4 +1,5 @@
 import type { KubeConfigLike } from '../kube/credentials.ts';
+import type { Pkcs11Config } from '../shared/pkcs11/token.ts';
 import type { TrustedProxies } from './proxies.ts';
 import type { TlsFiles } from './tls.ts';
 
@@ -40,4 +41,6 @@ export interface TokenServerOptions {
   tls?: TlsFiles;
   /** The audit log of token requests; none when undefined. */
   auditLog?: AuditLogOptions;
+  /** Sign with keys held in this PKCS#11 token (the keys the signing-keys Secret records by label). */
+  pkcs11?: Pkcs11Config;
 }

@@ -16,7 +16,7 @@ const keys = new Map(data.apiKeys.map((k) => [k.status!.keyId!, {
   deployment: `${k.metadata.namespace}/${k.spec.deploymentRef.name}`,
 }]));
 const record = data.signingKeys.keys[0]!;
-const privateKey = createPrivateKey({ key: record.privateJwk, format: 'jwk' });
+const privateKey = createPrivateKey({ key: record.privateJwk!, format: 'jwk' });
 const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'at+jwt', kid: record.kid })).toString('base64url');
 
 const server = createServer((req, res) => {

@@ -14,7 +14,7 @@ const provider = new Provider(ISSUER, {
     token_endpoint_auth_method: 'client_secret_post', scope: 'deploy',
     id_token_signed_response_alg: 'ES256',
   })),
-  jwks: { keys: [data.signingKeys.keys[0]!.privateJwk] },
+  jwks: { keys: [data.signingKeys.keys[0]!.privateJwk!] },
   scopes: ['deploy'],
   cookies: { keys: ['bench-cookie-key'] },
   routes: { token: '/oauth/token' },

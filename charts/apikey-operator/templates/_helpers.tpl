@@ -204,6 +204,50 @@ subjects:
       fieldPath: metadata.namespace
 {{- end }}
 
+{{/*
+The --pkcs11-* flags of both programs when signing.pkcs11.enabled (docs/operations/hsm.md); the PIN is
+a file mounted from signing.pkcs11.pinSecret, never a flag value or an environment variable.
+*/}}
+{{- define "apikey-operator.pkcs11Args" -}}
+{{- with .Values.signing.pkcs11 }}
+{{- if .enabled }}
+{{- if not .module }}{{ fail "signing.pkcs11.module must be the path of the PKCS#11 library in the containers" }}{{ end }}
+{{- if eq (empty .tokenLabel) (empty .tokenSerial) }}{{ fail "signing.pkcs11 needs exactly one of tokenLabel and tokenSerial" }}{{ end }}
+{{- if not .pinSecret.name }}{{ fail "signing.pkcs11.pinSecret.name must name the Secret holding the PIN" }}{{ end }}
+- --pkcs11-module={{ .module }}
+{{- if .tokenLabel }}
+- --pkcs11-token-label={{ .tokenLabel }}
+{{- else }}
+- --pkcs11-token-serial={{ .tokenSerial }}
+{{- end }}
+- --pkcs11-pin-file=/etc/apikey-operator/pkcs11/pin
+- --pkcs11-key-label-prefix={{ .keyLabelPrefix }}
+- --pkcs11-sessions={{ .sessions }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The PIN file and the module's volumes, in the controller and token-server containers. */}}
+{{- define "apikey-operator.pkcs11Mounts" -}}
+{{- if .Values.signing.pkcs11.enabled }}
+- name: pkcs11-pin
+  mountPath: /etc/apikey-operator/pkcs11
+  readOnly: true
+{{- with .Values.signing.pkcs11.volumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Environment variables the PKCS#11 module reads. */}}
+{{- define "apikey-operator.pkcs11Env" -}}
+{{- if .Values.signing.pkcs11.enabled }}
+{{- with .Values.signing.pkcs11.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The token-server container: the sidecar of the controller pod, or its own Deployment's. */}}
 {{- define "apikey-operator.tokenServerContainer" -}}
 - name: token-server
@@ -249,11 +293,17 @@ subjects:
     {{- if .Values.federation.caBundle }}
     - --federation-ca-file=/etc/apikey-operator/federation-ca/ca.crt
     {{- end }}
+    {{- with include "apikey-operator.pkcs11Args" . }}
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- with .Values.tokenServer.extraArgs }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
   env:
     {{- include "apikey-operator.podEnv" . | nindent 4 }}
+    {{- with include "apikey-operator.pkcs11Env" . }}
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- with .Values.tokenServer.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -316,6 +366,9 @@ subjects:
     - name: federation-ca
       mountPath: /etc/apikey-operator/federation-ca
       readOnly: true
+    {{- end }}
+    {{- with include "apikey-operator.pkcs11Mounts" . }}
+    {{- . | nindent 4 }}
     {{- end }}
 {{- end }}
 
@@ -381,6 +434,19 @@ volumes:
   - name: federation-ca
     configMap:
       name: {{ include "apikey-operator.fullname" . }}-federation-ca
+  {{- end }}
+  {{- if and .Values.signing.pkcs11.enabled (ne $.component "console") }}
+  # The PKCS#11 user PIN (signing.pkcs11.pinSecret), a file only the two programs read.
+  - name: pkcs11-pin
+    secret:
+      secretName: {{ .Values.signing.pkcs11.pinSecret.name }}
+      defaultMode: 288 # 0440: the user and the pod's fsGroup may read it
+      items:
+        - key: {{ .Values.signing.pkcs11.pinSecret.key }}
+          path: pin
+  {{- with .Values.signing.pkcs11.volumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
   {{- end }}
   {{- if $sidecarPod }}
   # The controller container's own ServiceAccount token, as the kubelet would automount it.

@@ -1,7 +1,8 @@
 /**
  * RFC 6749 4.4, client credentials: an API key (id and secret) becomes an
  * access token for its Deployment. Synchronous from the parsed body to the
- * signed token: two Map lookups, one SHA-256, one signature.
+ * signed token: two Map lookups, one SHA-256, one signature; asynchronous
+ * only when the signature is made by a PKCS#11 token.
  */
 import type { RequestInfo, ServerContext } from '../context.ts';
 import { accessTokenClaims, tokenResponse } from '../access-token.ts';
@@ -17,7 +18,7 @@ export const CLIENT_CREDENTIALS = 'client_credentials';
 export const clientCredentials: Grant = {
   type: CLIENT_CREDENTIALS,
   repeatable: ['resource'],
-  handle(ctx: ServerContext, req: RequestInfo, params: Params): TokenResult {
+  handle(ctx: ServerContext, req: RequestInfo, params: Params): TokenResult | Promise<TokenResult> {
     const signingKey = ctx.store.signing.active(req.nowMs);
     if (!signingKey) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
     const { key, deployment, match } = authenticateClient(ctx, req, params);
@@ -37,6 +38,12 @@ export const clientCredentials: Grant = {
       credentialFingerprint: match === 'current' ? key.currentFp : key.previousFp,
     });
     const body = tokenResponse(signingKey, claims);
+    if (typeof body !== 'string') {
+      return body.then((b) => {
+        ctx.lastUsed.touch(key, req.nowMs);
+        return { body: b, claims };
+      });
+    }
     ctx.lastUsed.touch(key, req.nowMs);
     return { body, claims };
   },

@@ -131,7 +131,7 @@ export async function federatedExchange(ctx: ServerContext, req: RequestInfo, pa
     federatedIssuer: issuer,
   });
   const issuedType = single(params, 'requested_token_type') ?? ACCESS_TOKEN_TYPE;
-  const body = tokenResponse(signingKey, claims, { issued_token_type: issuedType });
+  const body = await tokenResponse(signingKey, claims, { issued_token_type: issuedType });
   ctx.lastUsed.touch(fc, nowMs, FEDERATED_CREDENTIALS);
   // An audit line: which credential let which external subject in. Never a token.
   ctx.log.info({ federatedCredential: `${fc.namespace}/${fc.name}`, issuer, subject, deployment: fc.deployment, scope, jti: claims.jti, exp: claims.exp },

@@ -236,7 +236,7 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
     deploymentUid: dep.uid,
   });
   const issuedType = single(params, 'requested_token_type') ?? ACCESS_TOKEN_TYPE;
-  const body = tokenResponse(signingKey, claims, { issued_token_type: issuedType });
+  const body = await tokenResponse(signingKey, claims, { issued_token_type: issuedType });
   // An audit line: who got what. Never the subject token or the issued one.
   ctx.log.info({ user: user.username, deployment: key, scope, jti: claims.jti, exp: claims.exp }, 'temporary user token issued');
   return { body, claims };
