@@ -123,8 +123,10 @@ function meterEvaluator(): void {
   const ev = evaluator;
   ev.run = function run(ast: ASTNode, ctx: unknown): unknown {
     const node = ast as unknown as { op: string; evaluate(e: unknown, a: unknown, c: unknown): unknown };
-    // A constant costs nothing, as in cel-go and in the estimate.
-    if (node.op === 'value') return node.evaluate(ev, ast, ctx);
+    // A constant costs nothing, as in cel-go and in the estimate; nor does a conditional or a logical
+    // operator itself (cel-go prices them at their operands only, and so does the estimate): the
+    // operands it evaluates are metered on their own.
+    if (FREE.has(node.op)) return node.evaluate(ev, ast, ctx);
     spend(1);
     const value = node.evaluate(ev, ast, ctx);
     // A node that makes a new string or list pays a tenth of its size; one that only reads a value does not.
@@ -132,6 +134,8 @@ function meterEvaluator(): void {
     return value;
   };
 }
+/** Nodes the estimate gives no cost of their own (cel-cost.ts). */
+const FREE = new Set(['value', '?:', '&&', '||']);
 /** Nodes whose string or list result is newly made: concatenation, literals, function results. */
 const MAKES = new Set(['+', 'list', 'call', 'rcall']);
 meterEvaluator();
