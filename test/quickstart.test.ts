@@ -88,7 +88,7 @@ describe('npm start --kubeconfig (an existing cluster)', () => {
       .then(() => undefined, (e: unknown) => e as { code: number; stdout: string });
     expect(r?.code).toBe(1);
     expect(r?.stdout).toContain('This will install there:');
-    expect(r?.stdout).toContain('the CRDs deployments.apikeys.dev, apikeys.apikeys.dev and federatedcredentials.apikeys.dev');
+    expect(r?.stdout).toContain('the CRDs deployments.apikeys.dev, apikeys.apikeys.dev, federatedcredentials.apikeys.dev and audienceclaims.apikeys.dev');
     expect(r?.stdout).toContain('Not a terminal: pass --yes to go ahead.');
     expect((await kubectl(['get', 'namespace', 'apikey-operator'], { kubeconfig: admin })).code).not.toBe(0);
     expect((await kubectl(['get', 'crd', 'apikeys.apikeys.dev'], { kubeconfig: admin })).code).not.toBe(0);

@@ -35,7 +35,7 @@ export async function exportedMetricNames(): Promise<Set<string>> {
   const controller = new ControllerMetrics();
   controller.instrument(noClient);
   const emptyInformer = { size: 0, list: () => [] };
-  controller.watch([], { apiKeys: emptyInformer, deployments: emptyInformer, federatedCredentials: emptyInformer, secrets: emptyInformer } as unknown as Caches);
+  controller.watch([], { apiKeys: emptyInformer, deployments: emptyInformer, federatedCredentials: emptyInformer, secrets: emptyInformer, audienceClaims: emptyInformer } as unknown as Caches);
   const tokenServer = new TokenServerMetrics({ sizes: () => ({}), rateLimitEntries: () => 0, ready: () => true, signingKeysProblem: () => undefined });
   tokenServer.instrument(noClient);
   const names = new Set<string>();
