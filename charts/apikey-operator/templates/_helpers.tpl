@@ -339,13 +339,14 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
     periodSeconds: 5
     failureThreshold: 60
   {{- end }}
-  # A Pod asked to stop keeps answering for 5 s before the token server gets SIGTERM: the time
+  # A Pod asked to stop keeps answering for 10 s before the token server gets SIGTERM: the time
   # kube-proxy (and ingress controllers) take to stop sending it new connections. Without it a
-  # rollout or a deleted Pod refuses a few token requests even with two replicas.
+  # rollout or a deleted Pod refuses a few token requests even with two replicas; 5 s was not always
+  # enough on a loaded node (a request to a deleted Pod timed out once in a full run).
   lifecycle:
     preStop:
       exec:
-        command: [sleep, "5"]
+        command: [sleep, "10"]
   resources:
     {{- toYaml .Values.tokenServer.resources | nindent 4 }}
   securityContext:
