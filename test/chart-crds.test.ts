@@ -96,7 +96,7 @@ describe('the packaged chart and its CRDs', () => {
   it('packages into an archive with the chart\'s metadata, the CRDs, the schema and the README', async () => {
     const r = await helm(['package', CHART_DIR, '--destination', tmp]);
     expect(r.code, r.stderr).toBe(0);
-    archive = join(tmp, 'apikey-operator-0.1.0.tgz');
+    archive = join(tmp, 'apikey-operator-0.2.0.tgz');
     expect(r.stdout).toContain(archive);
     const files = execFileSync('tar', ['tzf', archive], { encoding: 'utf8' }).split('\n');
     expect(files).toEqual(expect.arrayContaining([

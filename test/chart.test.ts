@@ -90,8 +90,8 @@ function expectServiceSelects(objects: KubeObject[], service: string, deployment
 /** The labels the chart puts on every object of release `release`. */
 function chartLabels(release: string): Record<string, string> {
   return {
-    'helm.sh/chart': 'apikey-operator-0.1.0', 'app.kubernetes.io/name': 'apikey-operator', 'app.kubernetes.io/instance': release,
-    'app.kubernetes.io/version': '0.1.0', 'app.kubernetes.io/managed-by': 'Helm', 'app.kubernetes.io/part-of': 'apikey-operator',
+    'helm.sh/chart': 'apikey-operator-0.2.0', 'app.kubernetes.io/name': 'apikey-operator', 'app.kubernetes.io/instance': release,
+    'app.kubernetes.io/version': '0.2.0', 'app.kubernetes.io/managed-by': 'Helm', 'app.kubernetes.io/part-of': 'apikey-operator',
   };
 }
 

@@ -253,9 +253,9 @@ describe('delete of several keys and --all', () => {
 describe('kubectl apikey version', () => {
   it("prints the plugin's version, and kubectl version's structure with -o json and -o yaml", async () => {
     const text = await plugin(['version'], { namespace: false });
-    expect(text.stdout).toBe('Client Version: v0.1.0\n');
+    expect(text.stdout).toBe('Client Version: v0.2.0\n');
     const json = JSON.parse((await plugin(['version', '-o', 'json'], { namespace: false })).stdout) as { clientVersion: Record<string, string> };
-    expect(json.clientVersion).toMatchObject({ major: '0', minor: '1', gitVersion: 'v0.1.0' });
+    expect(json.clientVersion).toMatchObject({ major: '0', minor: '2', gitVersion: 'v0.2.0' });
     expect(json.clientVersion.platform).toMatch(/^linux\/\w+$/);
     const yaml = parseYaml((await plugin(['version', '-o', 'yaml'], { namespace: false })).stdout) as typeof json;
     expect(yaml).toEqual(json);
@@ -328,7 +328,7 @@ describe('the single executable (npm run build:plugin-sea)', () => {
     mkdirSync(empty, { recursive: true });
     const env = { PATH: empty, HOME: dir };
     const version = await run(exe, ['version'], { env });
-    expect(version.stdout, version.stderr).toBe('Client Version: v0.1.0\n');
+    expect(version.stdout, version.stderr).toBe('Client Version: v0.2.0\n');
     const list = await run(exe, ['list', '--kubeconfig', clusterState().kubeconfig, '-n', ns.name], { env });
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toMatch(/^NAME\s+DEPLOYMENT\s+KEY ID/);

@@ -8,7 +8,7 @@ import { formatStructured } from '../output.ts';
 import { data, text } from '../terminal.ts';
 
 /** The package's version; a unit test keeps it equal to package.json's (a single executable has no package.json to read). */
-export const PLUGIN_VERSION = '0.1.0';
+export const PLUGIN_VERSION = '0.2.0';
 
 /** Node's architecture names in Go's, as kubectl's platform field writes them (linux/amd64). */
 const GO_ARCH: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
