@@ -1,0 +1,186 @@
+/**
+ * Network allow-lists (spec.allowedNetworks of ApiKeys, FederatedCredentials
+ * and Deployments): CIDRs compiled once, when a watch event changes the
+ * object, into a structure a request checks with no parsing of the list and
+ * no allocation beyond the client address itself.
+ *
+ * The compiled form: per address family, one Set of network numbers per
+ * prefix length in use, so a check is at most one mask and one Set lookup per
+ * distinct prefix length of the list (33 for IPv4, 129 for IPv6 at worst;
+ * a list has at most MAX_ALLOWED_NETWORKS entries, so in practice a few).
+ * IPv4 networks are numbers; IPv6 networks are the address's 128 bits as a
+ * bigint (one BigInt per request, only for IPv6 clients).
+ *
+ * Invariants the token server relies on:
+ * - undefined or an empty list allows every address (the field is optional);
+ * - an IPv4-mapped IPv6 client address (::ffff:a.b.c.d, in either notation)
+ *   is matched as the IPv4 address it carries, against IPv4 networks only;
+ * - a list entry that does not parse (the CRD validates each entry, so only
+ *   an object written around the apiserver's validation could hold one)
+ *   matches nothing: a malformed allow-list fails closed, it never opens up;
+ * - a client address that does not parse matches nothing.
+ */
+import { isIP } from 'node:net';
+
+/** The most entries one allowedNetworks list may hold (the CRD's maxItems). */
+export const MAX_ALLOWED_NETWORKS = 64;
+
+/** A parsed client address: IPv4 as a 32-bit number, IPv6 as a 128-bit bigint. */
+export type ParsedAddress = { family: 4; v4: number } | { family: 6; v6: bigint };
+
+interface Family<N> {
+  /** Prefix lengths in use, longest first (the most specific rule is the one reported). */
+  prefixes: number[];
+  /** Per prefix length: network number -> the rule's text. */
+  nets: Map<number, Map<N, string>>;
+}
+
+export class NetworkList {
+  /** The entries as written, in order. */
+  readonly cidrs: readonly string[];
+  /** Entries that are not CIDRs (they match nothing). */
+  readonly invalid: readonly string[];
+  private readonly v4: Family<number> = { prefixes: [], nets: new Map() };
+  private readonly v6: Family<bigint> = { prefixes: [], nets: new Map() };
+
+  private constructor(cidrs: readonly string[]) {
+    this.cidrs = cidrs;
+    const invalid: string[] = [];
+    for (const c of cidrs) {
+      const parsed = parseCidr(c);
+      if (!parsed) {
+        invalid.push(c);
+        continue;
+      }
+      if (parsed.family === 4) add(this.v4, parsed.prefix, maskV4(parsed.v4, parsed.prefix), c);
+      else add(this.v6, parsed.prefix, maskV6(parsed.v6, parsed.prefix), c);
+    }
+    this.invalid = invalid;
+    this.v4.prefixes.sort((a, b) => b - a);
+    this.v6.prefixes.sort((a, b) => b - a);
+  }
+
+  /** The compiled list, or undefined for an absent or empty one (anywhere). */
+  static compile(cidrs: readonly string[] | undefined): NetworkList | undefined {
+    return cidrs && cidrs.length > 0 ? new NetworkList([...cidrs]) : undefined;
+  }
+
+  /** The entry that contains `addr` (the longest prefix), or undefined when none does. */
+  match(addr: ParsedAddress | undefined): string | undefined {
+    if (!addr) return undefined;
+    if (addr.family === 4) {
+      for (const p of this.v4.prefixes) {
+        const hit = this.v4.nets.get(p)!.get(maskV4(addr.v4, p));
+        if (hit !== undefined) return hit;
+      }
+      return undefined;
+    }
+    for (const p of this.v6.prefixes) {
+      const hit = this.v6.nets.get(p)!.get(maskV6(addr.v6, p));
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+}
+
+function add<N>(f: Family<N>, prefix: number, net: N, text: string): void {
+  let m = f.nets.get(prefix);
+  if (!m) {
+    m = new Map();
+    f.nets.set(prefix, m);
+    f.prefixes.push(prefix);
+  }
+  if (!m.has(net)) m.set(net, text);
+}
+
+function maskV4(v: number, prefix: number): number {
+  return prefix === 0 ? 0 : (v & (0xffffffff << (32 - prefix))) >>> 0;
+}
+
+const ALL128 = (1n << 128n) - 1n;
+function maskV6(v: bigint, prefix: number): bigint {
+  return v & (ALL128 ^ ((1n << BigInt(128 - prefix)) - 1n));
+}
+
+function parseV4(s: string): number | undefined {
+  if (isIP(s) !== 4) return undefined;
+  const p = s.split('.');
+  return ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
+}
+
+/** The 128 bits of an IPv6 address (zone id dropped), or undefined. */
+function parseV6(s: string): bigint | undefined {
+  const bare = s.includes('%') ? s.slice(0, s.indexOf('%')) : s;
+  if (isIP(bare) !== 6) return undefined;
+  let text = bare;
+  // A dotted IPv4 tail (::ffff:1.2.3.4, ::1.2.3.4) is two groups.
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const v4 = parseV4(tail);
+    if (v4 === undefined) return undefined;
+    text = `${text.slice(0, lastColon + 1)}${(v4 >>> 16).toString(16)}:${(v4 & 0xffff).toString(16)}`;
+  }
+  const [head = '', rest] = text.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = rest === undefined || rest === '' ? [] : rest.split(':');
+  const groups = rest === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  if (groups.length !== 8) return undefined;
+  let v = 0n;
+  for (const g of groups) v = (v << 16n) | BigInt(Number.parseInt(g, 16));
+  return v;
+}
+
+/** The upper 96 bits of an IPv4-mapped IPv6 address (::ffff:0:0/96). */
+const MAPPED_PREFIX = 0xffffn;
+
+/**
+ * A client address (the TCP peer, or the hop --trusted-proxies picked from
+ * X-Forwarded-For), parsed once per request; an IPv4-mapped IPv6 address
+ * becomes the IPv4 address it carries. Undefined for anything else.
+ */
+export function parseAddress(s: string | undefined): ParsedAddress | undefined {
+  if (!s) return undefined;
+  const v4 = parseV4(s);
+  if (v4 !== undefined) return { family: 4, v4 };
+  const v6 = parseV6(s);
+  if (v6 === undefined) return undefined;
+  if (v6 >> 32n === MAPPED_PREFIX) return { family: 4, v4: Number(v6 & 0xffffffffn) };
+  return { family: 6, v6 };
+}
+
+/** A CIDR `address/prefix` with a decimal prefix length in range, or undefined. */
+export function parseCidr(c: string): { family: 4; v4: number; prefix: number } | { family: 6; v6: bigint; prefix: number } | undefined {
+  const slash = c.indexOf('/');
+  if (slash === -1) return undefined;
+  const bits = c.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bits)) return undefined;
+  const prefix = Number(bits);
+  const addr = c.slice(0, slash);
+  if (addr.includes('%')) return undefined;
+  const v4 = parseV4(addr);
+  if (v4 !== undefined) return prefix <= 32 ? { family: 4, v4, prefix } : undefined;
+  const v6 = parseV6(addr);
+  return v6 !== undefined && prefix <= 128 ? { family: 6, v6, prefix } : undefined;
+}
+
+/** Which list refused a client: the key's or credential's own, or its Deployment's. */
+export type NetworkRefusal = 'credential' | 'deployment';
+
+/** What the two lists of a request said: the rules that let it in, or which list refused it. */
+export type NetworkVerdict =
+  | { allowed: true; credentialRule: string | undefined; deploymentRule: string | undefined }
+  | { allowed: false; refusedBy: NetworkRefusal };
+
+/**
+ * A key or credential may be used from what both it and its Deployment
+ * allow: the intersection of the two lists, each absent one being anywhere.
+ */
+export function checkNetworks(addr: ParsedAddress | undefined, own: NetworkList | undefined,
+  deployment: NetworkList | undefined): NetworkVerdict {
+  const credentialRule = own ? own.match(addr) : undefined;
+  if (own && credentialRule === undefined) return { allowed: false, refusedBy: 'credential' };
+  const deploymentRule = deployment ? deployment.match(addr) : undefined;
+  if (deployment && deploymentRule === undefined) return { allowed: false, refusedBy: 'deployment' };
+  return { allowed: true, credentialRule, deploymentRule };
+}
