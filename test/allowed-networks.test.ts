@@ -22,6 +22,7 @@ import {
   adminClient, apiKeyPath, createApiKey, createDeployment, createFederatedCredential, credentialsOf, getSecret, uniqueAudience, waitForReady,
   type Credentials,
 } from './support/resources.ts';
+import { runPlugin } from './support/plugin.ts';
 import { basic, form, json, postFrom, scrapeMetrics, type Answer } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -257,6 +258,47 @@ describe('the network refusals metric and the audit log', () => {
   });
 });
 
+describe('the plugin and allowedNetworks', () => {
+  const plugin = (args: string[]) => runPlugin(args, { namespace: ns.name });
+
+  it('creates a key with --allowed-networks, shows the list in describe, and replaces or lifts it with set-networks', async () => {
+    const created = await plugin(['create', 'from-plugin', '--deployment', 'open', '--allowed-networks', '127.0.0.13/32, 2001:db8::/48', '-o', 'json']);
+    expect(created.code, created.stderr).toBe(0);
+    const creds = JSON.parse(created.stdout) as { keyId: string; secret: string };
+    recordSecret(creds.secret);
+    keys['from-plugin'] = { ...creds, audience: OPEN_AUDIENCE } as Credentials & { audience: string };
+    await waitFor('the plugin\'s key at the token server', async () => (await token('from-plugin', '127.0.0.13')).status === 200, 15_000, 200);
+    expect((await token('from-plugin', '127.0.0.14')).status).toBe(401);
+
+    const described = await plugin(['describe', 'from-plugin']);
+    expect(described.stdout).toMatch(/^Allowed networks:\s+127\.0\.0\.13\/32, 2001:db8::\/48$/m);
+    const yaml = await plugin(['describe', 'from-plugin', '-o', 'json']);
+    expect((JSON.parse(yaml.stdout) as { apiKey: { spec: { allowedNetworks: string[] } } }).apiKey.spec.allowedNetworks).toEqual(['127.0.0.13/32', '2001:db8::/48']);
+
+    const set = await plugin(['set-networks', 'from-plugin', '127.0.0.14/32']);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain('may now be used only from 127.0.0.14/32');
+    await waitFor('the new list at the token server', async () => (await token('from-plugin', '127.0.0.14')).status === 200, 15_000, 200);
+    expect((await token('from-plugin', '127.0.0.13')).status).toBe(401);
+
+    const lifted = await plugin(['set-networks', 'from-plugin', '--anywhere', '-o', 'json']);
+    expect(JSON.parse(lifted.stdout)).toEqual({ name: 'from-plugin', namespace: ns.name, allowedNetworks: [] });
+    expect((await plugin(['describe', 'from-plugin'])).stdout).toMatch(/^Allowed networks:\s+anywhere its Deployment allows$/m);
+    await waitFor('no list at the token server', async () => (await token('from-plugin', '127.0.0.15')).status === 200, 15_000, 200);
+  });
+
+  it.each<[string[], RegExp]>([
+    [['create', 'bad', '--deployment', 'open', '--allowed-networks', '10.1.2.3/16'], /--allowed-networks: 10\.1\.2\.3\/16 is not in canonical form: write 10\.1\.0\.0\/16/],
+    [['set-networks', 'patched', 'office-lan'], /set-networks: "office-lan" is not a CIDR/],
+    [['set-networks', 'patched'], /needs the CIDRs the key may be used from/],
+    [['set-networks', 'patched', '10.0.0.0/8', '--anywhere'], /not both/],
+  ])('refuses %j before asking the cluster, saying what to write', async (args, message) => {
+    const r = await plugin(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+});
+
 describe('the apiserver validation of allowedNetworks', () => {
   it.each<[string, string, RegExp]>([
     ['not a CIDR', 'office-lan', /must be a CIDR such as 10\.20\.0\.0\/16/],
@@ -288,7 +330,7 @@ describe('the apiserver validation of allowedNetworks', () => {
     expect(over.stderr).toMatch(/must have at most 64 items/);
     const ok = await kubectl(['apply', '-n', ns.name, '-f', '-'], {
       input: JSON.stringify({ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'fine' },
-        spec: { allowedNetworks: [...many.slice(0, 62), '2001:db8::/48', '0.0.0.0/0'] } }),
+        spec: { allowedNetworks: [...many.slice(0, 61), '2001:db8::/48', '2001:db8:0:0:1::/127', '0.0.0.0/0'] } }),
     });
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);

@@ -9,7 +9,7 @@
 import { BlockList } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkNetworks, MAX_ALLOWED_NETWORKS, NetworkList, parseAddress, parseCidr } from './networks.ts';
+import { canonicalCidr, checkAllowedNetworks, checkNetworks, MAX_ALLOWED_NETWORKS, NetworkList, parseAddress, parseCidr } from './networks.ts';
 
 const v4Text = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 const v6Text = (v: bigint) => Array.from({ length: 8 }, (_, i) => ((v >> BigInt(16 * (7 - i))) & 0xffffn).toString(16)).join(':');
@@ -104,5 +104,39 @@ describe('the network allow-list matcher', () => {
     expect(checkNetworks(parseAddress('192.0.2.1'), undefined, undefined)).toEqual({ allowed: true, credentialRule: undefined, deploymentRule: undefined });
     expect(NetworkList.compile([])).toBeUndefined();
     expect(checkNetworks(parseAddress('::1'), undefined, dep)).toEqual({ allowed: true, credentialRule: undefined, deploymentRule: '::1/128' });
+  });
+});
+
+describe('the canonical form of a CIDR', () => {
+  it.each([
+    ['10.1.2.3/16', '10.1.0.0/16'],
+    ['10.0.0.0/8', '10.0.0.0/8'],
+    ['2001:DB8:0:0::/64', '2001:db8::/64'],
+    ['2001:db8:0:1:0:0:0:0/64', '2001:db8:0:1::/64'],
+    ['2001:0:0:1:0:0:0:1/128', '2001:0:0:1::1/128'],
+    ['2001:db8:1:2:3:4:5:6/128', '2001:db8:1:2:3:4:5:6/128'],
+    ['::/0', '::/0'],
+    ['fe80::1/10', 'fe80::/10'],
+    ['2001:db8::1:0:0:1/127', '2001:db8:0:0:1::/127'],
+    ['1:0:0:1:0:0:1:0/128', '1::1:0:0:1:0/128'],
+  ])('of %s is %s', (cidr, canonical) => {
+    expect(canonicalCidr(cidr)).toBe(canonical);
+  });
+
+  it('agrees with the parser for any CIDR: it is a fixed point, and the same network', () => {
+    fc.assert(fc.property(cidr, (c) => {
+      const canonical = canonicalCidr(c.text)!;
+      expect(canonicalCidr(canonical)).toBe(canonical);
+      const list = NetworkList.compile([canonical])!;
+      expect(list.match(parseAddress(c.addr))).toBe(canonical);
+    }), { numRuns: 2000 });
+  });
+
+  it('checks a typed list and says what to write instead', () => {
+    expect(checkAllowedNetworks(['10.0.0.0/8', '2001:db8::/48'])).toEqual(['10.0.0.0/8', '2001:db8::/48']);
+    expect(() => checkAllowedNetworks(['10.1.2.3/16'])).toThrow('10.1.2.3/16 is not in canonical form: write 10.1.0.0/16');
+    expect(() => checkAllowedNetworks(['office'])).toThrow(/"office" is not a CIDR/);
+    expect(() => checkAllowedNetworks(['10.0.0.0/8', '10.0.0.0/8'])).toThrow(/listed twice/);
+    expect(() => checkAllowedNetworks(Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`))).toThrow(/at most 64/);
   });
 });

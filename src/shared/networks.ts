@@ -184,3 +184,57 @@ export function checkNetworks(addr: ParsedAddress | undefined, own: NetworkList 
   if (deployment && deploymentRule === undefined) return { allowed: false, refusedBy: 'deployment' };
   return { allowed: true, credentialRule, deploymentRule };
 }
+
+function formatV6(v: bigint): string {
+  const groups = Array.from({ length: 8 }, (_, i) => Number((v >> BigInt(16 * (7 - i))) & 0xffffn));
+  // RFC 5952: the longest run of two or more zero groups (the first of equals) becomes ::.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best === -1) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/**
+ * The canonical text of a CIDR, as the CRD's rule computes it (the apiserver's
+ * `string(cidr(self).masked())`): host bits zero, IPv6 in lower case and
+ * shortest form. Undefined when `c` is no CIDR. The console and the plugin use
+ * it to say what to write instead, before the apiserver refuses the object.
+ */
+export function canonicalCidr(c: string): string | undefined {
+  const p = parseCidr(c);
+  if (!p) return undefined;
+  if (p.family === 4) {
+    const v = maskV4(p.v4, p.prefix);
+    return `${[v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.')}/${p.prefix}`;
+  }
+  return `${formatV6(maskV6(p.v6, p.prefix))}/${p.prefix}`;
+}
+
+/**
+ * Checks a list typed by a person (the console's form, the plugin's flags):
+ * each entry a CIDR in canonical form, at most MAX_ALLOWED_NETWORKS, no
+ * repeats. Returns the list, or throws an Error whose message says what to
+ * write instead.
+ */
+export function checkAllowedNetworks(entries: readonly string[]): string[] {
+  if (entries.length > MAX_ALLOWED_NETWORKS) throw new Error(`at most ${MAX_ALLOWED_NETWORKS} networks (got ${entries.length})`);
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const canonical = canonicalCidr(e);
+    if (canonical === undefined) {
+      throw new Error(`${JSON.stringify(e.slice(0, 64))} is not a CIDR: write an address, a slash and a prefix length, such as 10.20.0.0/16, 192.0.2.7/32 or 2001:db8::/48`);
+    }
+    if (canonical !== e) throw new Error(`${e} is not in canonical form: write ${canonical}`);
+    if (seen.has(e)) throw new Error(`${e} is listed twice`);
+    seen.add(e);
+  }
+  return [...entries];
+}

@@ -15,6 +15,7 @@ import { deploymentsCommand } from './commands/deployments.ts';
 import { describeCommand } from './commands/describe.ts';
 import { listCommand } from './commands/list.ts';
 import { rotateCommand } from './commands/rotate.ts';
+import { setNetworksCommand } from './commands/set-networks.ts';
 import { tokenCommand } from './commands/token.ts';
 import { versionCommand } from './commands/version.ts';
 import { EXIT_FAILURE, EXIT_USAGE, oneLine, PluginError, PluginUsageError } from '../../client/errors.ts';
@@ -23,7 +24,7 @@ import type { Session } from './session.ts';
 import { escapeTerminal, text, textErr } from './terminal.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
-  createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, versionCommand,
+  createCommand, listCommand, describeCommand, rotateCommand, setNetworksCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, versionCommand,
 ];
 
 export function pluginHelp(): string {
