@@ -10,15 +10,16 @@
  * clear error.
  */
 import { request } from 'node:https';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { audienceClaimName } from '../src/api/claims.ts';
 import { CRDS_DIR } from '../scripts/render-manifests.ts';
-import { down, up, type ClusterState } from './cluster/controlplane.ts';
+import { bearerTokenKubeconfig, down, up, type ClusterState } from './cluster/controlplane.ts';
 import { kubectl as sharedKubectl } from './support/cluster.ts';
+import { renderChart } from './support/helm.ts';
 import { runPlugin } from './support/plugin.ts';
 import { startController, type RunningProcess } from './support/processes.ts';
 import { waitFor } from './support/wait.ts';
@@ -211,6 +212,35 @@ describe('moving a cluster from apikeys.dev/v1alpha1 to v1', () => {
     const claim = await get('v1', 'audienceclaims', audienceClaimName(AUDIENCE), OP_NS);
     expect(claim.metadata.uid).toBe(claimBefore.metadata.uid);
     expect(claim.spec).toStrictEqual(claimBefore.spec);
+  });
+
+  it("with the chart's admission policies, a cluster-admin outside system:masters is stopped at AudienceClaims, by --dry-run already", async () => {
+    const policies = (await renderChart('apikey-operator', OP_NS))
+      .filter((o) => o.kind === 'ValidatingAdmissionPolicy' || o.kind === 'ValidatingAdmissionPolicyBinding');
+    expect(policies.length).toBeGreaterThanOrEqual(8);
+    let r = await kubectl(['apply', '-f', '-'], policies.map((o) => JSON.stringify(o)).join('\n'));
+    expect(r.code, r.stderr).toBe(0);
+    expect((await kubectl(['create', 'serviceaccount', 'platform-admin', '-n', OP_NS])).code).toBe(0);
+    r = await kubectl(['create', 'clusterrolebinding', 'platform-admin', '--clusterrole', 'cluster-admin', `--serviceaccount=${OP_NS}:platform-admin`]);
+    expect(r.code, r.stderr).toBe(0);
+    const token = await kubectl(['create', 'token', 'platform-admin', '-n', OP_NS]);
+    expect(token.code, token.stderr).toBe(0);
+    const kubeconfig = join(tmp, 'platform-admin.kubeconfig');
+    writeFileSync(kubeconfig, bearerTokenKubeconfig({
+      cluster: { server: cluster.server, 'certificate-authority': join(cluster.dir, 'pki', 'ca.crt') },
+      token: token.stdout.trim(), user: 'platform-admin', namespace: OP_NS,
+    }), { mode: 0o600 });
+    // The policies take a moment to load; until then the dry run passes.
+    const refused = await waitFor('the AudienceClaims policy to refuse the dry run', async () => {
+      const m = await migrate(['--dry-run'], kubeconfig);
+      return m.code === 1 && m;
+    }, 30_000, 500);
+    expect(refused.stderr).toBe(
+      `error: forbidden: cannot update audienceclaims.apikeys.dev "${audienceClaimName(AUDIENCE)}" in namespace "${OP_NS}": ` +
+      `only the apikey-operator's controller may write AudienceClaims, which say who holds a custom audience; not system:serviceaccount:${OP_NS}:platform-admin; ` +
+      'the stored versions of audienceclaims.apikeys.dev were left as they are: run kubectl apikey migrate again once this is fixed\n');
+    // The three other kinds passed RBAC and admission (dry run: nothing written).
+    for (const plural of ['deployments', 'apikeys', 'federatedcredentials']) expect(refused.stdout).toContain(`${plural}.${GROUP}: would rewrite`);
   });
 
   it('--dry-run reports what it would migrate and changes nothing', async () => {
