@@ -7,11 +7,8 @@
  * crds/; the chart's files/crds/ and manifests/install/01-crds.yaml are the copies that
  * scripts/render-manifests.ts writes, and are checked too.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { CRD_PLACES, CRD_SOURCES, crdsIn } from '../../test/support/crd-files.ts';
 import { GROUP, VERSION } from './names.ts';
 
 interface Version {
@@ -30,23 +27,14 @@ interface Crd {
   spec: { group: string; names: { kind: string }; conversion?: { strategy: string }; versions: Version[] };
 }
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const yamlFiles = (dir: string) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.yaml')).map((f) => join(dir, f));
-const sources = [...yamlFiles('crds'), ...yamlFiles('charts/apikey-operator/files/crds'), 'manifests/install/01-crds.yaml'];
-
-function crdsIn(file: string): Crd[] {
-  return parseAllDocuments(readFileSync(join(root, file), 'utf8')).map((d) => d.toJS() as Crd | null)
-    .filter((c): c is Crd => c?.kind === 'CustomResourceDefinition');
-}
-
-const cases = sources.flatMap((file) => crdsIn(file).map((crd) => [`${file}: ${crd.metadata.name}`, crd] as const));
+const cases = CRD_SOURCES.flatMap((file) => crdsIn<Crd>(file).map((crd) => [`${file}: ${crd.metadata.name}`, crd] as const));
 const KINDS = ['ApiKey', 'AudienceClaim', 'Deployment', 'FederatedCredential'];
 
 describe('the CRDs API versions', () => {
   it('are read from crds/, the chart and manifests/install, every kind in each', () => {
     expect(VERSION).toBe('v1');
-    for (const group of [yamlFiles('crds'), yamlFiles('charts/apikey-operator/files/crds'), ['manifests/install/01-crds.yaml']]) {
-      expect(group.flatMap(crdsIn).map((c) => c.spec.names.kind).sort()).toEqual(KINDS);
+    for (const group of Object.values(CRD_PLACES)) {
+      expect(group.flatMap((f) => crdsIn<Crd>(f)).map((c) => c.spec.names.kind).sort()).toEqual(KINDS);
     }
   });
 
