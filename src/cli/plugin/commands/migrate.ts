@@ -23,7 +23,7 @@
  * each (so a refusal shows up now, not halfway through), and persists nothing.
  * A second run finds `storedVersions` already `["v1"]` and writes nothing.
  */
-import { AUDIENCE_CLAIMS, APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, VERSION } from '../../../api/index.ts';
+import { API_VERSION, AUDIENCE_CLAIMS, APIKEYS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, VERSION } from '../../../api/index.ts';
 import { PluginError } from '../../../client/errors.ts';
 import type { CommandDef, Invocation } from '../command.ts';
 import type { Session } from '../session.ts';
@@ -91,7 +91,7 @@ async function rewriteAll(s: Session, crd: Crd, dryRun: boolean): Promise<Counts
     for (const item of page.items) {
       const { name, namespace } = item.metadata;
       const path = `/apis/${GROUP}/${VERSION}/${namespace ? `namespaces/${encodeURIComponent(namespace)}/` : ''}${plural}/${encodeURIComponent(name)}`;
-      const body = { ...item, apiVersion: `${GROUP}/${VERSION}`, kind };
+      const body = { ...item, apiVersion: API_VERSION, kind };
       try {
         await s.call({ verb: 'update', resource, namespace, name },
           async (c) => {
@@ -134,7 +134,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 async function migrate(inv: Invocation): Promise<number> {
   const dryRun = inv.values['dry-run'] === true;
   const s = await inv.session();
-  const target = `${GROUP}/${VERSION}`;
+  const target = API_VERSION;
   text(`${dryRun ? 'Dry run (nothing is written): checking' : 'Checking'} the apikeys.dev CRDs of the cluster at ${s.cluster.server} (context "${s.cluster.context}")\n`);
   const crds: Crd[] = [];
   for (const p of MIGRATED_PLURALS) crds.push(await readCrd(s, p));
