@@ -12,8 +12,8 @@
  *    again (a no-op: no new resourceVersion, no watch event). Invariants: an object deleted since
  *    the list (404) needs nothing; one changed since the list (409 Conflict) was written after the
  *    storage version became v1, so it is stored as v1 already. An unreachable apiserver, 429 and
- *    5xx are retried (3 attempts, 1 s apart); any other refusal stops the migration, before any
- *    `storedVersions` is touched.
+ *    5xx are retried (3 attempts, 1 s apart); any other refusal stops the migration, before this
+ *    CRD's `storedVersions` is touched. An expired continue token (410) restarts the list.
  * 3. The CRD is read again; if its storage version changed or `storedVersions` gained a version
  *    other than v1 meanwhile, something wrote objects in another version and the command fails
  *    (run it again once the CRDs are stable). Otherwise `status.storedVersions` is set to `["v1"]`
@@ -85,9 +85,19 @@ async function rewriteAll(s: Session, crd: Crd, dryRun: boolean): Promise<Counts
   const collection = `/apis/${GROUP}/${VERSION}/${plural}`;
   const counts: Counts = { rewritten: 0, deleted: 0, changed: 0 };
   let cont: string | undefined;
+  let restarts = 0;
   do {
-    const page = await s.call({ verb: 'list', resource },
-      (c) => withRetries(() => c.get<{ items: StoredObject[]; metadata: { continue?: string } }>(collection, { limit: PAGE_SIZE, continue: cont })));
+    const page = await s.call({ verb: 'list', resource }, async (c) => {
+      try {
+        return await withRetries(() => c.get<{ items: StoredObject[]; metadata: { continue?: string } }>(collection, { limit: PAGE_SIZE, continue: cont }));
+      } catch (err) {
+        // A continue token outlives etcd's compaction only so long (410 Expired): list again from the
+        // start; what was rewritten already is stored as v1, and writing it again is a no-op.
+        if (statusOf(err) !== 410 || cont === undefined || ++restarts > ATTEMPTS) throw err;
+        cont = undefined;
+        return c.get<{ items: StoredObject[]; metadata: { continue?: string } }>(collection, { limit: PAGE_SIZE });
+      }
+    });
     for (const item of page.items) {
       const { name, namespace } = item.metadata;
       const path = `/apis/${GROUP}/${VERSION}/${namespace ? `namespaces/${encodeURIComponent(namespace)}/` : ''}${plural}/${encodeURIComponent(name)}`;
