@@ -314,7 +314,7 @@ describe('the apiserver validation of allowedNetworks', () => {
       ['FederatedCredential', { deploymentRef: { name: 'open' }, issuer: github.url, subject: SUBJECT }],
     ] as const) {
       const r = await kubectl(['apply', '-n', ns.name, '-f', '-'], {
-        input: JSON.stringify({ apiVersion: 'apikeys.dev/v1alpha1', kind, metadata: { name: 'refused' }, spec: { ...spec, allowedNetworks: [cidr] } }),
+        input: JSON.stringify({ apiVersion: 'apikeys.dev/v1', kind, metadata: { name: 'refused' }, spec: { ...spec, allowedNetworks: [cidr] } }),
       });
       expect(r.code, kind).not.toBe(0);
       expect(r.stderr).toContain('spec.allowedNetworks[0]');
@@ -325,11 +325,11 @@ describe('the apiserver validation of allowedNetworks', () => {
   it('refuses more than 64 networks and accepts IPv4 and IPv6 networks in canonical form', async () => {
     const many = Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`);
     const over = await kubectl(['apply', '-n', ns.name, '-f', '-'], {
-      input: JSON.stringify({ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'many' }, spec: { allowedNetworks: many } }),
+      input: JSON.stringify({ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', metadata: { name: 'many' }, spec: { allowedNetworks: many } }),
     });
     expect(over.stderr).toMatch(/must have at most 64 items/);
     const ok = await kubectl(['apply', '-n', ns.name, '-f', '-'], {
-      input: JSON.stringify({ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'fine' },
+      input: JSON.stringify({ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', metadata: { name: 'fine' },
         spec: { allowedNetworks: [...many.slice(0, 61), '2001:db8::/48', '2001:db8:0:0:1::/127', '0.0.0.0/0'] } }),
     });
     expect(ok.stderr).toBe('');
