@@ -91,7 +91,7 @@ describe('the network allow-list matcher', () => {
     expect(list.match(parseAddress('10.0.0.1'))).toBe('10.0.0.0/08');
     expect(NetworkList.compile(['10.0.0.0/8'])!.match(parseAddress('not an address'))).toBeUndefined();
     expect(parseAddress(undefined)).toBeUndefined();
-    expect(parseAddress('fe80::1%eth0')).toEqual({ family: 6, v6: (0xfe80n << 112n) | 1n });
+    expect(parseAddress('fe80::1%eth0')).toEqual({ family: 6, v6: [0xfe800000, 0, 0, 1] });
   });
 
   it('allows what both the credential and its Deployment allow, and says which list refused', () => {

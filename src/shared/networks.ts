@@ -4,12 +4,10 @@
  * object, into a structure a request checks with no parsing of the list and
  * no allocation beyond the client address itself.
  *
- * The compiled form: per address family, one Set of network numbers per
- * prefix length in use, so a check is at most one mask and one Set lookup per
- * distinct prefix length of the list (33 for IPv4, 129 for IPv6 at worst;
- * a list has at most MAX_ALLOWED_NETWORKS entries, so in practice a few).
- * IPv4 networks are numbers; IPv6 networks are the address's 128 bits as a
- * bigint (one BigInt per request, only for IPv6 clients).
+ * The compiled form: per address family, the entries as (network, mask)
+ * pairs, longest prefix first, so a check is one AND and one compare per
+ * entry (four of each for IPv6, on 32-bit words: no BigInt), at most
+ * MAX_ALLOWED_NETWORKS entries, and the first hit is the most specific rule.
  *
  * Invariants the token server relies on:
  * - undefined or an empty list allows every address (the field is optional);
@@ -25,23 +23,18 @@ import { isIP } from 'node:net';
 /** The most entries one allowedNetworks list may hold (the CRD's maxItems). */
 export const MAX_ALLOWED_NETWORKS = 64;
 
-/** A parsed client address: IPv4 as a 32-bit number, IPv6 as a 128-bit bigint. */
-export type ParsedAddress = { family: 4; v4: number } | { family: 6; v6: bigint };
+/** A parsed client address: IPv4 as a 32-bit number, IPv6 as four 32-bit words, most significant first. */
+export type ParsedAddress = { family: 4; v4: number } | { family: 6; v6: readonly number[] };
 
-interface Family<N> {
-  /** Prefix lengths in use, longest first (the most specific rule is the one reported). */
-  prefixes: number[];
-  /** Per prefix length: network number -> the rule's text. */
-  nets: Map<number, Map<N, string>>;
-}
+interface Rule<N> { net: N; mask: N; prefix: number; text: string }
 
 export class NetworkList {
   /** The entries as written, in order. */
   readonly cidrs: readonly string[];
   /** Entries that are not CIDRs (they match nothing). */
   readonly invalid: readonly string[];
-  private readonly v4: Family<number> = { prefixes: [], nets: new Map() };
-  private readonly v6: Family<bigint> = { prefixes: [], nets: new Map() };
+  private readonly v4: Rule<number>[] = [];
+  private readonly v6: Rule<number[]>[] = [];
 
   private constructor(cidrs: readonly string[]) {
     this.cidrs = cidrs;
@@ -50,14 +43,17 @@ export class NetworkList {
       const parsed = parseCidr(c);
       if (!parsed) {
         invalid.push(c);
-        continue;
+      } else if (parsed.family === 4) {
+        const mask = maskV4(parsed.prefix);
+        this.v4.push({ net: (parsed.v4 & mask) >>> 0, mask, prefix: parsed.prefix, text: c });
+      } else {
+        const mask = maskV6(parsed.prefix);
+        this.v6.push({ net: parsed.v6.map((w, i) => (w & mask[i]!) >>> 0), mask, prefix: parsed.prefix, text: c });
       }
-      if (parsed.family === 4) add(this.v4, parsed.prefix, maskV4(parsed.v4, parsed.prefix), c);
-      else add(this.v6, parsed.prefix, maskV6(parsed.v6, parsed.prefix), c);
     }
     this.invalid = invalid;
-    this.v4.prefixes.sort((a, b) => b - a);
-    this.v6.prefixes.sort((a, b) => b - a);
+    this.v4.sort((a, b) => b.prefix - a.prefix);
+    this.v6.sort((a, b) => b.prefix - a.prefix);
   }
 
   /** The compiled list, or undefined for an absent or empty one (anywhere). */
@@ -69,37 +65,26 @@ export class NetworkList {
   match(addr: ParsedAddress | undefined): string | undefined {
     if (!addr) return undefined;
     if (addr.family === 4) {
-      for (const p of this.v4.prefixes) {
-        const hit = this.v4.nets.get(p)!.get(maskV4(addr.v4, p));
-        if (hit !== undefined) return hit;
-      }
+      const a = addr.v4;
+      for (const r of this.v4) if (((a & r.mask) >>> 0) === r.net) return r.text;
       return undefined;
     }
-    for (const p of this.v6.prefixes) {
-      const hit = this.v6.nets.get(p)!.get(maskV6(addr.v6, p));
-      if (hit !== undefined) return hit;
+    const [a0, a1, a2, a3] = addr.v6 as [number, number, number, number];
+    for (const { net, mask, text } of this.v6) {
+      if (((a0 & mask[0]!) >>> 0) === net[0] && ((a1 & mask[1]!) >>> 0) === net[1]
+        && ((a2 & mask[2]!) >>> 0) === net[2] && ((a3 & mask[3]!) >>> 0) === net[3]) return text;
     }
     return undefined;
   }
 }
 
-function add<N>(f: Family<N>, prefix: number, net: N, text: string): void {
-  let m = f.nets.get(prefix);
-  if (!m) {
-    m = new Map();
-    f.nets.set(prefix, m);
-    f.prefixes.push(prefix);
-  }
-  if (!m.has(net)) m.set(net, text);
+function maskV4(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
 }
 
-function maskV4(v: number, prefix: number): number {
-  return prefix === 0 ? 0 : (v & (0xffffffff << (32 - prefix))) >>> 0;
-}
-
-const ALL128 = (1n << 128n) - 1n;
-function maskV6(v: bigint, prefix: number): bigint {
-  return v & (ALL128 ^ ((1n << BigInt(128 - prefix)) - 1n));
+/** The four 32-bit words of an IPv6 mask of `prefix` bits. */
+function maskV6(prefix: number): number[] {
+  return [0, 1, 2, 3].map((i) => maskV4(Math.max(0, Math.min(32, prefix - 32 * i))));
 }
 
 function parseV4(s: string): number | undefined {
@@ -108,8 +93,8 @@ function parseV4(s: string): number | undefined {
   return ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
 }
 
-/** The 128 bits of an IPv6 address (zone id dropped), or undefined. */
-function parseV6(s: string): bigint | undefined {
+/** The four 32-bit words of an IPv6 address (zone id dropped), or undefined. */
+function parseV6(s: string): number[] | undefined {
   const bare = s.includes('%') ? s.slice(0, s.indexOf('%')) : s;
   if (isIP(bare) !== 6) return undefined;
   let text = bare;
@@ -126,13 +111,10 @@ function parseV6(s: string): bigint | undefined {
   const right = rest === undefined || rest === '' ? [] : rest.split(':');
   const groups = rest === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
   if (groups.length !== 8) return undefined;
-  let v = 0n;
-  for (const g of groups) v = (v << 16n) | BigInt(Number.parseInt(g, 16));
-  return v;
+  const g = groups.map((x) => Number.parseInt(x, 16));
+  return [0, 1, 2, 3].map((i) => ((g[2 * i]! << 16) | g[2 * i + 1]!) >>> 0);
 }
 
-/** The upper 96 bits of an IPv4-mapped IPv6 address (::ffff:0:0/96). */
-const MAPPED_PREFIX = 0xffffn;
 
 /**
  * A client address (the TCP peer, or the hop --trusted-proxies picked from
@@ -145,12 +127,13 @@ export function parseAddress(s: string | undefined): ParsedAddress | undefined {
   if (v4 !== undefined) return { family: 4, v4 };
   const v6 = parseV6(s);
   if (v6 === undefined) return undefined;
-  if (v6 >> 32n === MAPPED_PREFIX) return { family: 4, v4: Number(v6 & 0xffffffffn) };
+  // ::ffff:0:0/96, IPv4-mapped: the IPv4 address it carries.
+  if (v6[0] === 0 && v6[1] === 0 && v6[2] === 0xffff) return { family: 4, v4: v6[3]! };
   return { family: 6, v6 };
 }
 
 /** A CIDR `address/prefix` with a decimal prefix length in range, or undefined. */
-export function parseCidr(c: string): { family: 4; v4: number; prefix: number } | { family: 6; v6: bigint; prefix: number } | undefined {
+export function parseCidr(c: string): { family: 4; v4: number; prefix: number } | { family: 6; v6: number[]; prefix: number } | undefined {
   const slash = c.indexOf('/');
   if (slash === -1) return undefined;
   const bits = c.slice(slash + 1);
@@ -185,8 +168,8 @@ export function checkNetworks(addr: ParsedAddress | undefined, own: NetworkList 
   return { allowed: true, credentialRule, deploymentRule };
 }
 
-function formatV6(v: bigint): string {
-  const groups = Array.from({ length: 8 }, (_, i) => Number((v >> BigInt(16 * (7 - i))) & 0xffffn));
+function formatV6(words: readonly number[]): string {
+  const groups = words.flatMap((w) => [w >>> 16, w & 0xffff]);
   // RFC 5952: the longest run of two or more zero groups (the first of equals) becomes ::.
   let best = -1;
   let bestLen = 1;
@@ -212,10 +195,11 @@ export function canonicalCidr(c: string): string | undefined {
   const p = parseCidr(c);
   if (!p) return undefined;
   if (p.family === 4) {
-    const v = maskV4(p.v4, p.prefix);
+    const v = (p.v4 & maskV4(p.prefix)) >>> 0;
     return `${[v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.')}/${p.prefix}`;
   }
-  return `${formatV6(maskV6(p.v6, p.prefix))}/${p.prefix}`;
+  const mask = maskV6(p.prefix);
+  return `${formatV6(p.v6.map((w, i) => (w & mask[i]!) >>> 0))}/${p.prefix}`;
 }
 
 /**
