@@ -261,7 +261,7 @@ describe('the network refusals metric and the audit log', () => {
 describe('the plugin and allowedNetworks', () => {
   const plugin = (args: string[]) => runPlugin(args, { namespace: ns.name });
 
-  it('creates a key with --allowed-networks, shows the list in describe, and replaces or lifts it with set-networks', async () => {
+  it('creates a key with --allowed-networks, shows the list in describe, list -o wide and kubectl get -o wide, and replaces or lifts it with set-networks', async () => {
     const created = await plugin(['create', 'from-plugin', '--deployment', 'open', '--allowed-networks', '127.0.0.13/32, 2001:db8::/48', '-o', 'json']);
     expect(created.code, created.stderr).toBe(0);
     const creds = JSON.parse(created.stdout) as { keyId: string; secret: string };
@@ -274,6 +274,13 @@ describe('the plugin and allowedNetworks', () => {
     expect(described.stdout).toMatch(/^Allowed networks:\s+127\.0\.0\.13\/32, 2001:db8::\/48$/m);
     const yaml = await plugin(['describe', 'from-plugin', '-o', 'json']);
     expect((JSON.parse(yaml.stdout) as { apiKey: { spec: { allowedNetworks: string[] } } }).apiKey.spec.allowedNetworks).toEqual(['127.0.0.13/32', '2001:db8::/48']);
+
+    const listed = await plugin(['list', '-o', 'wide']);
+    expect(listed.stdout).toMatch(/^from-plugin\s.*\s127\.0\.0\.13\/32,2001:db8::\/48\s*$/m);
+    expect(listed.stdout).toMatch(/^anywhere\s.*\s<anywhere>\s*$/m);
+    const got = await kubectl(['get', 'apikey', 'from-plugin', '-n', ns.name, '-o', 'wide']);
+    expect(got.stdout.split('\n')[0]).toMatch(/\sNETWORKS\s/);
+    expect(got.stdout).toContain('["127.0.0.13/32","2001:db8::/48"]');
 
     const set = await plugin(['set-networks', 'from-plugin', '127.0.0.14/32']);
     expect(set.code, set.stderr).toBe(0);
