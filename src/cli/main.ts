@@ -10,6 +10,7 @@ import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } 
 import { parseExpiryWarnings } from '../controller/expiry.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
+import { MIN_MAX_STALENESS_MS } from '../token-server/staleness.ts';
 import { loadTlsFiles, waitForTlsFiles } from '../token-server/tls.ts';
 import { escapeTerminalLines } from './plugin/terminal.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
@@ -77,6 +78,17 @@ async function runInClusterConsole(f: Record<string, string | undefined>, port: 
   } finally {
     await signIn.close();
   }
+}
+
+/** --max-cache-staleness: empty for off, else a duration of at least MIN_MAX_STALENESS_MS. */
+function maxCacheStaleness(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new UsageError('--max-cache-staleness must be a duration such as 30s or 2m, or empty for no bound');
+  if (ms < MIN_MAX_STALENESS_MS) {
+    throw new UsageError(`--max-cache-staleness must be at least ${MIN_MAX_STALENESS_MS / 1000}s: the caches must hear from the Kubernetes API several times within it`);
+  }
+  return ms;
 }
 
 /** --federation-issuers: https URLs, each exactly as its tokens' iss. */
@@ -199,6 +211,7 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
+      const maxCacheStalenessMs = maxCacheStaleness(f['max-cache-staleness']);
       const federationIssuers = federationIssuersFlag(f['federation-issuers']);
       const federationCaPem = federationCaFile(f['federation-ca-file']);
       const pkcs11 = pkcs11Flags(f);
@@ -229,6 +242,7 @@ async function main(argv: string[]): Promise<number> {
         namespaces: csv(f.namespaces),
         logLevel: f['log-level']!,
         userTokenTtlMs,
+        maxCacheStalenessMs,
         trustedProxies,
         tokenReviewAudiences: csv(f['token-review-audiences']),
         tls,

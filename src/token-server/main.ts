@@ -34,6 +34,7 @@ import { Pkcs11KeySource } from '../shared/pkcs11/source.ts';
 import { Pkcs11Token } from '../shared/pkcs11/token.ts';
 import type { SigningKeySource } from '../shared/signing-source.ts';
 import { TokenAudit } from './audit.ts';
+import { StalenessGuard } from './staleness.ts';
 import { AuditWriter } from './audit-writer.ts';
 
 export type { TokenServerOptions } from './options.ts';
@@ -122,21 +123,27 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     client = new KubeClient(opts.kc);
     const kube = new KubeKeyStore(client, {
       operatorNamespace: opts.operatorNamespace, namespaces: opts.namespaces, defaultAudiences: opts.audiences, log,
+      maxStalenessMs: opts.maxCacheStalenessMs,
     });
     kube.start();
     void kube.waitForSync().then(() => log.info('caches synced'));
     store = kube;
   }
+  const staleness = new StalenessGuard({ boundMs: opts.maxCacheStalenessMs, lastHeard: () => store.lastHeard(), log });
+  staleness.start();
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
   let signer: ReturnType<typeof watchRemoteSigner> | undefined;
-  // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition).
+  // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition);
+  // nor, with --max-cache-staleness, while a cache has heard nothing for longer than that (a partition, by choice).
   const ready = () => {
     const now = Date.now();
-    return store.synced() && store.signing.active(now) !== undefined && !store.credentialRefused() && (signer?.ready(now) ?? true);
+    return store.synced() && store.signing.active(now) !== undefined && !store.credentialRefused() && (signer?.ready(now) ?? true)
+      && !staleness.stale(now);
   };
   const metrics = new TokenServerMetrics({
     sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready, signingKeysProblem: () => store.signing.problem,
+    cacheAges: () => staleness.ages(), maxCacheStalenessMs: opts.maxCacheStalenessMs,
   }, deps.defaultMetrics ?? true);
   let token: Pkcs11Token | undefined;
   let remote = deps.remoteSigner;
@@ -173,6 +180,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     log,
     reviewer,
     federation,
+    staleness,
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
     audit,
@@ -193,6 +201,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     for (const s of listening) s.close();
     reloader?.stop();
     signer?.stop();
+    staleness.stop();
     token?.stop();
     await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
     throw err;
@@ -203,7 +212,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
     federationIssuers: opts.federationIssuers?.length ? opts.federationIssuers : 'none (federation off)',
     pkcs11: opts.pkcs11 ? { module: opts.pkcs11.modulePath, token: opts.pkcs11.tokenLabel ?? `serial ${opts.pkcs11.tokenSerial}`, sessions: opts.pkcs11.sessions } : 'off',
-    userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
+    userTokenTtlSeconds: ctx.userTokenTtlMs / 1000,
+    maxCacheStalenessSeconds: opts.maxCacheStalenessMs === undefined ? 'off' : opts.maxCacheStalenessMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
   if (!tls) {
     log.warn({ port }, 'PLAIN HTTP: the token endpoint serves without TLS, so client secrets and tokens cross the network in clear text '
@@ -237,6 +247,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         // The in-flight requests are done: their audit records are queued, and written before the process ends.
         await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
         signer?.stop();
+        staleness.stop();
         token?.stop();
         log.info('token server stopped');
       })();

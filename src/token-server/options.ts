@@ -41,6 +41,11 @@ export interface TokenServerOptions {
   tls?: TlsFiles;
   /** The audit log of token requests; none when undefined. */
   auditLog?: AuditLogOptions;
+  /**
+   * --max-cache-staleness: past this long without hearing from the Kubernetes
+   * API, refuse to judge keys and tokens (staleness.ts); undefined: no bound.
+   */
+  maxCacheStalenessMs?: number;
   /** Sign with keys held in this PKCS#11 token (the keys the signing-keys Secret records by label). */
   pkcs11?: Pkcs11Config;
 }

@@ -259,6 +259,9 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
     - --metrics-port={{ .Values.tokenServer.metricsPort }}
     - --issuer={{ include "apikey-operator.issuerURL" . }}
     - --user-token-ttl={{ .Values.tokenServer.userTokenTTL }}
+    {{- with .Values.tokenServer.maxCacheStaleness }}
+    - --max-cache-staleness={{ . }}
+    {{- end }}
     - --operator-namespace={{ .Release.Namespace }}
     - --log-level={{ .Values.logLevel }}
     {{- with .Values.watchNamespaces }}
