@@ -150,6 +150,7 @@ const CASES: [string, ChartCase][] = [
     const ts = container(o, `${F}-controller`, 'token-server');
     expect(ctl.args?.[0]).toBe('controller');
     expect(ts.args?.[0]).toBe('token-server');
+    expect(flag(ts, 'max-cache-staleness')).toBeUndefined(); // no bound unless asked for
     // TLS by default, with the operator's own certificate for the token Service's names.
     expect(flag(ctl, 'token-url')).toBe(`https://${F}-token.${NS}.svc:8080/oauth/token`);
     expect(flag(ts, 'issuer')).toBe(`https://${F}-token.${NS}.svc:8080`);
@@ -407,6 +408,10 @@ const CASES: [string, ChartCase][] = [
   ['TokenReview audiences for the token server', { values: { tokenServer: { tokenReviewAudiences: ['apikeys.dev/token-server', 'b'] } }, check: (o) => {
     expect(flag(container(o, `${F}-controller`, 'token-server'), 'token-review-audiences')).toBe('apikeys.dev/token-server,b');
     expect(flag(container(o, `${F}-controller`, 'controller'), 'token-review-audiences')).toBeUndefined();
+  } }],
+  ['a bound on the token server\'s cache staleness, off by default', { values: { tokenServer: { maxCacheStaleness: '30s' } }, check: (o) => {
+    expect(flag(container(o, `${F}-controller`, 'token-server'), 'max-cache-staleness')).toBe('30s');
+    expect(flag(container(o, `${F}-controller`, 'controller'), 'max-cache-staleness')).toBeUndefined();
   } }],
   ['debug logging', { values: { logLevel: 'debug' }, check: (o) => {
     expect(containersOf(o).map((c) => flag(c, 'log-level'))).toEqual(['debug', 'debug']);
@@ -860,6 +865,7 @@ describe('the Helm chart', () => {
     ['a common label that would replace one of the chart\'s own', { global: { commonLabels: { 'app.kubernetes.io/name': 'x' } } },
       "invalid propertyName 'app.kubernetes.io/name'"],
     ['an extra argument that is not a string', { controller: { extraArgs: [3] } }, '/controller/extraArgs/0'],
+    ['a cache staleness bound in days, which the token server does not parse', { tokenServer: { maxCacheStaleness: '1d' } }, '/tokenServer/maxCacheStaleness'],
     ['an expiry warning in days, which the controller does not parse', { controller: { expiryWarnings: ['30d'] } }, '/controller/expiryWarnings/0'],
     ['a PrometheusRule setting that is not a boolean', { prometheusRule: { enabled: 'yes' } }, '/prometheusRule/enabled'],
     ['a dashboard label that is not a string', { grafanaDashboard: { labels: { grafana_dashboard: 1 } } }, '/grafanaDashboard/labels/grafana_dashboard'],
