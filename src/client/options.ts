@@ -38,6 +38,7 @@ export const COMMON_FLAGS: FlagSpec[] = [
   flag('audiences', 'comma-separated default audiences for Deployments that set none', 'apikeys.dev'),
   flag('log-level', 'trace, debug, info, warn, error', 'info'),
   flag('federation-issuers', 'comma-separated https issuer URLs, exactly as in their tokens\' iss, whose OIDC tokens FederatedCredentials may trust (keyless CI); give both programs the same list; default: none, federation off', ''),
+  flag('federation-issuer-jwks', 'comma-separated ISSUER=FILE pairs: private issuers (https URLs, exactly as in their tokens\' iss) whose JWKS is given in FILE (a mounted Secret or ConfigMap key) instead of discovered; the token server never contacts them and reads FILE again when it changes (rotation: list the old and new keys); the controller reads only the issuers; give both programs the same list; default: none', ''),
 ];
 
 /** Signing keys held in a PKCS#11 token (docs/operations/hsm.md); both programs take the same values. */

@@ -18,6 +18,7 @@ import type { ServerContext } from './context.ts';
 import { normalizeIssuer } from './discovery.ts';
 import { grantRegistry } from './grants/index.ts';
 import { IssuerKeys } from './issuer-keys.ts';
+import { JwksFiles } from './issuer-jwks-files.ts';
 import { allowedIssuers } from '../federation/issuers.ts';
 import type { KeyStore } from './key-store.ts';
 import { KubeKeyStore } from './kube-key-store.ts';
@@ -162,8 +163,11 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
       client, log, observe: (review, outcome) => metrics.review(review, outcome), audiences: opts.tokenReviewAudiences,
     })
     : undefined);
+  const jwksFiles = !deps.federation && opts.federationIssuerJwks?.size
+    ? new JwksFiles({ files: opts.federationIssuerJwks, log, observe: (result) => metrics.federationFetch('jwks_file', result) }) : undefined;
+  jwksFiles?.start();
   const federation = deps.federation ?? new IssuerKeys({
-    issuers: allowedIssuers(opts.federationIssuers ?? []), caPem: opts.federationCaPem, log,
+    issuers: allowedIssuers(opts.federationIssuers ?? []), files: jwksFiles, caPem: opts.federationCaPem, log,
     observe: (document, result) => metrics.federationFetch(document, result),
   });
   const audit = opts.auditLog && await openAudit(opts, metrics, log, deps.auditMaxQueuedBytes);
@@ -200,6 +204,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   } catch (err) {
     for (const s of listening) s.close();
     reloader?.stop();
+    jwksFiles?.stop();
     signer?.stop();
     staleness.stop();
     token?.stop();
@@ -210,7 +215,8 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const metricsPort = metricsServer ? (metricsServer.address() as AddressInfo).port : undefined;
   log.info({ port, metricsPort, host: opts.host, tls: !!tls, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
-    federationIssuers: opts.federationIssuers?.length ? opts.federationIssuers : 'none (federation off)',
+    federationIssuers: opts.federationIssuers?.length || opts.federationIssuerJwks?.size ? opts.federationIssuers : 'none (federation off)',
+    privateFederationIssuers: opts.federationIssuerJwks?.size ? [...opts.federationIssuerJwks.keys()] : undefined,
     pkcs11: opts.pkcs11 ? { module: opts.pkcs11.modulePath, token: opts.pkcs11.tokenLabel ?? `serial ${opts.pkcs11.tokenSerial}`, sessions: opts.pkcs11.sessions } : 'off',
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000,
     maxCacheStalenessSeconds: opts.maxCacheStalenessMs === undefined ? 'off' : opts.maxCacheStalenessMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
@@ -244,6 +250,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         await closed;
         clearTimeout(timer);
         reloader?.stop();
+        jwksFiles?.stop();
         // The in-flight requests are done: their audit records are queued, and written before the process ends.
         await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
         signer?.stop();

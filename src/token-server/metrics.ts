@@ -99,7 +99,8 @@ export class TokenServerMetrics {
     });
     this.federationFetches = new Counter({
       name: 'apikey_operator_federation_issuer_fetches_total',
-      help: 'Fetches of the allowed federation issuers\' documents (document: discovery or jwks), by result', labelNames: ['document', 'result'], registers,
+      help: 'Fetches of the allowed federation issuers\' documents (document: discovery or jwks), and loads of the private issuers\' JWKS files (jwks_file), by result',
+      labelNames: ['document', 'result'], registers,
     });
     new Gauge({
       name: 'apikey_operator_token_server_cached_objects', help: 'Objects in the token server caches', labelNames: ['resource'], registers,
@@ -172,7 +173,7 @@ export class TokenServerMetrics {
     this.lastUsed.inc({ result });
   }
 
-  federationFetch(document: 'discovery' | 'jwks', result: 'ok' | 'error'): void {
+  federationFetch(document: 'discovery' | 'jwks' | 'jwks_file', result: 'ok' | 'error'): void {
     this.federationFetches.inc({ document, result });
   }
 

@@ -35,6 +35,8 @@ export interface TokenServerOptions {
   tokenReviewAudiences?: string[];
   /** External issuers whose tokens FederatedCredentials may trust (--federation-issuers); none: federation off. */
   federationIssuers?: string[];
+  /** Private issuers (--federation-issuer-jwks): issuer -> the file of its JWKS; never contacted. */
+  federationIssuerJwks?: ReadonlyMap<string, string>;
   /** PEM bundle of further CAs trusted for the federation issuers' TLS (--federation-ca-file's content). */
   federationCaPem?: string;
   /** Serve HTTPS with this certificate and key, reloaded when the files change. */
