@@ -182,7 +182,7 @@ describe('a private issuer: another cluster\'s ServiceAccount tokens, trusted th
 
   it('keeps the previous keys when the file is changed to something malformed, and says so in its log; it does not crash', async () => {
     writeJwks('{"keys": [ {"kty": "EC", "d": "this-is-no-place-for-a-private-key"');
-    await waitFor('the refusal logged', async () => server.logs().includes('the changed JWKS file of a private federation issuer does not load'), 15_000, 200);
+    await waitFor('the refusal logged', () => Promise.resolve(server.logs().includes('the changed JWKS file of a private federation issuer does not load')), 15_000, 200);
     expect(server.logs()).toContain(`"why":"${jwksFile}: not valid JSON"`);
     expect(server.logs()).not.toContain('this-is-no-place-for-a-private-key');
     expect(server.isRunning()).toBe(true);
