@@ -20,6 +20,7 @@
  *
  * Handlers receive the cached object itself: never mutate it (copy first).
  */
+import { performance } from 'node:perf_hooks';
 import type { KubeObject } from './types.ts';
 import { Backoff } from './backoff.ts';
 import { KubeClient, KubeError } from './client.ts';
@@ -131,7 +132,7 @@ export class Informer<T extends KubeObject> {
   private stopped = false;
   private loops: Promise<void>[] = [];
   private syncWaiters: (() => void)[] = [];
-  /** By scope ('' for all namespaces): wall time the apiserver last answered a list or watch of it, or sent an event. */
+  /** By scope ('' for all namespaces): when (performance.now(), monotonic ms) the apiserver last answered a list or watch of it, or sent an event. */
   private readonly heard = new Map<string, number>();
   lastError: string | undefined;
 
@@ -184,9 +185,10 @@ export class Informer<T extends KubeObject> {
   }
 
   /**
-   * Wall time (ms) since which every watched scope has heard from the
-   * apiserver: the oldest of the scopes' last contacts; 0 until each scope
-   * has been heard from once.
+   * Since when (performance.now(): monotonic, so a step of the wall clock
+   * neither trips nor hides staleness) every watched scope has heard from
+   * the apiserver: the oldest of the scopes' last contacts; 0 until each
+   * scope has been heard from once.
    */
   lastHeard(): number {
     let oldest = Infinity;
@@ -195,7 +197,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private hear(ns: string | undefined): void {
-    this.heard.set(ns ?? '', Date.now());
+    this.heard.set(ns ?? '', performance.now());
   }
 
   waitForSync(): Promise<void> {

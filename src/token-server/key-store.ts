@@ -29,7 +29,7 @@ export interface KeyStore {
    */
   credentialRefused(): Refusal | undefined;
   /**
-   * Wall time (ms) each cache last heard from the Kubernetes API, by cache
+   * When (performance.now(), monotonic ms) each cache last heard from the Kubernetes API, by cache
    * name (0: not yet); empty for a store that watches nothing. For
    * --max-cache-staleness (staleness.ts).
    */

@@ -140,7 +140,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const ready = () => {
     const now = Date.now();
     return store.synced() && store.signing.active(now) !== undefined && !store.credentialRefused() && (signer?.ready(now) ?? true)
-      && !staleness.stale(now);
+      && !staleness.stale();
   };
   const metrics = new TokenServerMetrics({
     sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready, signingKeysProblem: () => store.signing.problem,

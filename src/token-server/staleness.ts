@@ -21,6 +21,7 @@
  *
  * The ages are exported whatever the setting, for monitoring.
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../shared/log.ts';
 
 /** --max-cache-staleness's smallest value: a third of it still covers a watch round trip on a loaded apiserver. */
@@ -42,10 +43,10 @@ export interface StaleCache {
 export interface StalenessGuardOptions {
   /** The bound in milliseconds; undefined: off, never stale. */
   boundMs: number | undefined;
-  /** Wall time (ms) each cache last heard from the apiserver; 0: not yet. */
+  /** When (performance.now(), monotonic ms) each cache last heard from the apiserver; 0: not yet. */
   lastHeard(): Record<string, number>;
   log: Logger;
-  /** Wall clock; tests move it. */
+  /** The monotonic clock of lastHeard (performance.now()); tests move it. */
   now?: () => number;
 }
 
@@ -61,11 +62,11 @@ export class StalenessGuard {
   constructor(opts: StalenessGuardOptions) {
     this.opts = opts;
     this.boundMs = opts.boundMs;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
     this.startedMs = this.now();
   }
 
-  /** Milliseconds since each cache last heard from the apiserver. */
+  /** Milliseconds since each cache last heard from the apiserver; `nowMs` on the monotonic clock. */
   ages(nowMs = this.now()): StaleCache[] {
     return Object.entries(this.opts.lastHeard()).map(([cache, at]) => ({ cache, ageMs: Math.max(0, nowMs - (at || this.startedMs)) }));
   }
