@@ -175,9 +175,11 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     req.on('end', () => {
       if (over) return;
       const body = chunks ? Buffer.concat(chunks) : (first ?? EMPTY);
+      const client = ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for']);
       const info: RequestInfo = {
         authorization: req.headers.authorization,
-        address: clientAddress(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])),
+        address: clientAddress(client),
+        clientIp: client,
         nowMs: Date.now(),
         audit: {},
       };

@@ -16,6 +16,7 @@ import { describeCommand } from './commands/describe.ts';
 import { listCommand } from './commands/list.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { rotateCommand } from './commands/rotate.ts';
+import { setNetworksCommand } from './commands/set-networks.ts';
 import { tokenCommand } from './commands/token.ts';
 import { versionCommand } from './commands/version.ts';
 import { EXIT_FAILURE, EXIT_USAGE, oneLine, PluginError, PluginUsageError } from '../../client/errors.ts';
@@ -24,7 +25,7 @@ import type { Session } from './session.ts';
 import { escapeTerminal, text, textErr } from './terminal.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
-  createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, migrateCommand, versionCommand,
+  createCommand, listCommand, describeCommand, rotateCommand, setNetworksCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, migrateCommand, versionCommand,
 ];
 
 export function pluginHelp(): string {
