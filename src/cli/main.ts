@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
 import { allowedIssuers } from '../federation/issuers.ts';
+import { MAX_SESSION_KEYS, type SessionKeyPolicy } from '../shared/session-keys.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseExpiryWarnings } from '../controller/expiry.ts';
 import { parseDuration } from '../shared/duration.ts';
@@ -86,6 +87,21 @@ async function runInClusterConsole(f: Record<string, string | undefined>, port: 
     await signIn.close();
     await sessions?.stop();
   }
+}
+
+/** --console-sessions and its durations: the session keys' policy (shared/session-keys.ts), or undefined when off. */
+function consoleSessionsFlags(f: Record<string, string | undefined>): SessionKeyPolicy | undefined {
+  if (f['console-sessions'] !== 'true') return undefined;
+  const policy = {
+    lifetimeMs: durationFlag('console-session-lifetime', f['console-session-lifetime'], 60_000),
+    rotateEveryMs: durationFlag('console-session-key-rotation', f['console-session-key-rotation'], 60_000),
+    publishLeadMs: durationFlag('console-session-key-publish-lead', f['console-session-key-publish-lead'], 0),
+  };
+  // The Secret holds every key that may still open a session: one per rotation within the lifetime and the lead, and the new one.
+  if (Math.ceil((policy.lifetimeMs + policy.publishLeadMs) / policy.rotateEveryMs) + 1 > MAX_SESSION_KEYS) {
+    throw new UsageError(`--console-session-key-rotation is too short for --console-session-lifetime: at most ${MAX_SESSION_KEYS} keys may be live at once`);
+  }
+  return policy;
 }
 
 /** --federation-issuers: https URLs, each exactly as its tokens' iss. */
@@ -185,11 +201,7 @@ async function main(argv: string[]): Promise<number> {
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
         servingCert,
-        consoleSessions: f['console-sessions'] === 'true' ? {
-          lifetimeMs: durationFlag('console-session-lifetime', f['console-session-lifetime'], 60_000),
-          rotateEveryMs: durationFlag('console-session-key-rotation', f['console-session-key-rotation'], 60_000),
-          publishLeadMs: durationFlag('console-session-key-publish-lead', f['console-session-key-publish-lead'], 0),
-        } : undefined,
+        consoleSessions: consoleSessionsFlags(f),
         pkcs11,
       });
       return 0;
