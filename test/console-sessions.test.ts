@@ -84,18 +84,22 @@ async function startReplica(i: number): Promise<void> {
 
 /**
  * Each request goes to the other replica than the one before; the OIDC
- * callback goes to the other replica than the one that began that sign-in
- * (matched by nothing but order: one sign-in at a time here).
+ * callback goes to the other replica than the one that began that sign-in,
+ * and the page of a new secret to the other replica than the POST that made
+ * it (matched by nothing but order: one at a time here).
  */
 function startProxy(port: number): Promise<Server> {
   let next = 0;
   let signInReplica = 0;
+  let postReplica = 0;
   const server = createServer((req, res) => {
     const path = req.url ?? '/';
     let replica = next;
     next = 1 - next;
     if (path.startsWith('/auth/sign-in')) signInReplica = replica;
     if (path.startsWith('/auth/callback')) replica = 1 - signInReplica;
+    if (req.method === 'POST') postReplica = replica;
+    if (path.startsWith('/revealed/')) replica = 1 - postReplica;
     served.push({ method: req.method ?? '', path: path.split('?')[0]!, replica });
     const upstream = httpRequest({ host: '127.0.0.1', port: replicas[replica]!.port, method: req.method, path, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
@@ -176,6 +180,10 @@ beforeAll(async () => {
   for (const person of ['alice', 'bob', 'carol']) {
     expect((await kubectl(['create', 'rolebinding', `${person}-view`, '-n', ns.name, `--clusterrole=${view}`, `--user=${OIDC_PREFIX}${person}`])).code).toBe(0);
   }
+  // alice may also create keys and read their Secrets.
+  expect((await kubectl(['create', 'rolebinding', 'alice-edit', '-n', ns.name, `--clusterrole=${identity.release}-apikey-operator-edit`, `--user=${OIDC_PREFIX}alice`])).code).toBe(0);
+  expect((await kubectl(['create', 'role', 'secret-reader', '-n', ns.name, '--verb=get', '--resource=secrets'])).code).toBe(0);
+  expect((await kubectl(['create', 'rolebinding', 'alice-secrets', '-n', ns.name, '--role=secret-reader', `--user=${OIDC_PREFIX}alice`])).code).toBe(0);
 
   dir = mkdtempSync(join(tmpdir(), 'console-sessions-'));
   keysFile = join(dir, 'keys.json');
@@ -244,6 +252,25 @@ describe('console sessions shared by replicas and kept across restarts', () => {
     expect(size).toBeLessThan(4000);
     // Sealed: nothing of the ID token (a JWT) or the person's name can be read from it.
     expect(cookie.value).not.toMatch(/eyJ|alice/);
+  });
+
+  it('creates a key on one replica and shows its secret once on the other: the secret waits in the sealed cookie, and a reload on either replica says it is gone', async () => {
+    const { page } = alice;
+    await page.goto(`${base}/deployments/${ns.name}/airflow`);
+    await page.getByRole('button', { name: 'Add API Key' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('across-replicas');
+    served.length = 0;
+    await page.getByRole('button', { name: 'Create API Key' }).click();
+    await page.waitForURL(/\/revealed\//);
+    const secret = (await page.locator('#key-secret').textContent())!.trim();
+    recordSecret(secret);
+    expect(secret).toMatch(/^aks_/);
+    const post = served.find((s) => s.method === 'POST')!;
+    const shown = served.find((s) => s.path.startsWith('/revealed/'))!;
+    expect(shown.replica).toBe(1 - post.replica);
+    // Shown once: the answer sealed the session again without it.
+    const cookie = `${SESSION_COOKIE}=${(await sessionOf(alice.context)).value}`;
+    for (const i of [0, 1]) expect((await get(replicas[i]!.base, new URL(page.url()).pathname, cookie)).status).toBe(410);
   });
 
   it('keeps alice signed in when both console processes are killed and new ones started: she goes on without signing in again', async () => {
@@ -328,6 +355,32 @@ describe('console sessions shared by replicas and kept across restarts', () => {
     expect((await sessionOf(context)).value.slice(0, 8)).not.toBe(oldKey);
     await context.close();
   }, 150_000);
+
+  it('is not ready, and says it is starting, while it has no session key: never a 5xx other than that 503, never a crash', async () => {
+    const port = await freePort();
+    const state = clusterState();
+    const p = startProcess('console-without-keys', [
+      MAIN, 'console', '--oidc-issuer-url', provider.issuer, '--oidc-client-id', CLIENT_ID, '--oidc-ca-file', provider.caFile,
+      '--public-url', base, '--host', '127.0.0.1', '--port', String(port), '--apiserver-url', state.server,
+      '--apiserver-ca-file', join(state.dir, 'pki', 'ca.crt'), '--session-keys-file', join(dir, 'no-such-file.json'),
+      '--kubeconfig', identity.consoleKubeconfig!, '--sign-outs-namespace', identity.namespace,
+    ], { KUBERNETES_SERVICE_HOST: undefined, APIKEY_OPERATOR_OIDC_CLIENT_SECRET: CLIENT_SECRET });
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/healthz`, p);
+      const ready = await get(`http://127.0.0.1:${port}`, '/readyz', '');
+      expect(ready.status).toBe(503);
+      expect(ready.body).toMatch(/no session key/);
+      const good = `${SESSION_COOKIE}=${(await sessionOf(alice.context)).value}`;
+      for (const path of ['/', '/auth/sign-in', `/deployments/${ns.name}/airflow`]) {
+        const r = await get(`http://127.0.0.1:${port}`, path, good);
+        expect(r.status).toBe(503);
+        expect(r.body).toContain('The console is starting');
+      }
+      expect(p.child.exitCode).toBeNull();
+    } finally {
+      await p.stop();
+    }
+  });
 
   it('refuses tampered, truncated, oversized, foreign-key and garbage session cookies on every route of both replicas: a redirect to sign in or a plain refusal, never a 5xx', async () => {
     const good = (await sessionOf(alice.context)).value;
