@@ -184,6 +184,8 @@ beforeAll(async () => {
   expect((await kubectl(['create', 'rolebinding', 'alice-edit', '-n', ns.name, `--clusterrole=${identity.release}-apikey-operator-edit`, `--user=${OIDC_PREFIX}alice`])).code).toBe(0);
   expect((await kubectl(['create', 'role', 'secret-reader', '-n', ns.name, '--verb=get', '--resource=secrets'])).code).toBe(0);
   expect((await kubectl(['create', 'rolebinding', 'alice-secrets', '-n', ns.name, '--role=secret-reader', `--user=${OIDC_PREFIX}alice`])).code).toBe(0);
+  expect((await kubectl(['create', 'rolebinding', 'alice-token', '-n', ns.name, `--clusterrole=${identity.release}-apikey-operator-deployment-token-requester`,
+    `--user=${OIDC_PREFIX}alice`])).code).toBe(0);
 
   dir = mkdtempSync(join(tmpdir(), 'console-sessions-'));
   keysFile = join(dir, 'keys.json');
@@ -261,7 +263,9 @@ describe('console sessions shared by replicas and kept across restarts', () => {
     await page.getByLabel('Name', { exact: true }).fill('across-replicas');
     served.length = 0;
     await page.getByRole('button', { name: 'Create API Key' }).click();
-    await page.waitForURL(/\/revealed\//);
+    await page.waitForURL(/\/revealed\//, { timeout: 90_000 }).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\n${page.url()}\n${(await page.locator('main').textContent())?.slice(0, 500)}`);
+    });
     const secret = (await page.locator('#key-secret').textContent())!.trim();
     recordSecret(secret);
     expect(secret).toMatch(/^aks_/);
@@ -383,7 +387,9 @@ describe('console sessions shared by replicas and kept across restarts', () => {
   });
 
   it('refuses tampered, truncated, oversized, foreign-key and garbage session cookies on every route of both replicas: a redirect to sign in or a plain refusal, never a 5xx', async () => {
-    const good = (await sessionOf(alice.context)).value;
+    // A session of its own: an earlier test retired a key that alice's may have been sealed with.
+    const { context } = await signIn('alice');
+    const good = (await sessionOf(context)).value;
     const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
     const bad = [
       flip(good, 3), flip(good, 20), flip(good, Math.floor(good.length / 2)), flip(good, good.length - 1),
@@ -395,12 +401,15 @@ describe('console sessions shared by replicas and kept across restarts', () => {
         for (const route of consoleRoutes(ns.name, 'airflow', 'nothing').filter((r) => r.method === 'GET')) {
           const r = await get(replicas[i]!.base, route.path, `${SESSION_COOKIE}=${value}`);
           expect(r.status, `${route.path} with ${value.slice(0, 30)}`).toBeLessThan(500);
-          if (route.path === '/' || route.path.startsWith('/deployments/')) expect(r.location, route.path).toMatch(/^\/auth\/sign-in\?next=/);
+          if (route.path === '/' || route.path.startsWith('/deployments/')) {
+            expect(`${r.status} ${r.location}`, `${route.path} with ${value.slice(0, 30)}`).toMatch(/^303 \/auth\/sign-in\?next=/);
+          }
         }
       }
     }
     // And the good one still works on both.
     expect(await liveOn(0, `${SESSION_COOKIE}=${good}`)).toBe(true);
     expect(await liveOn(1, `${SESSION_COOKIE}=${good}`)).toBe(true);
+    await context.close();
   });
 });

@@ -10,8 +10,8 @@
  * bound into the additional data too. It opens wherever the keyring still
  * has its key: with the shared keys file, on every replica and after a
  * restart; with a process's own key, only in that process. Anything else
- * (another key's, a retired key's, a changed byte, a truncation, garbage,
- * an expired value) opens to undefined, never an error.
+ * (another key's, a retired key's, a changed character, a truncation,
+ * garbage, an expired value) opens to undefined, never an error.
  *
  * This is what lets a sign-in in progress cost the console no memory at all:
  * anyone may start as many as they like, and none takes anything from anyone
@@ -66,8 +66,10 @@ export class Sealer {
     const keyId = sealed.slice(0, KEY_ID_LENGTH);
     const key = this.keyring.opening(keyId);
     if (!key) return undefined;
-    const raw = Buffer.from(sealed.slice(KEY_ID_LENGTH), 'base64url');
-    if (raw.length <= IV_BYTES + TAG_BYTES) return undefined;
+    const body = sealed.slice(KEY_ID_LENGTH);
+    const raw = Buffer.from(body, 'base64url');
+    // Only the one encoding this sealer writes: a spare bit or a stray character set is another value.
+    if (raw.length <= IV_BYTES + TAG_BYTES || raw.toString('base64url') !== body) return undefined;
     let plain: string;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, IV_BYTES), { authTagLength: TAG_BYTES });
