@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from './cluster/controlplane.ts';
 import { launchBrowser } from './support/browser.ts';
 import { clusterState, createNamespace, kubectl, type TestNamespace } from './support/cluster.ts';
-import { consoleRoutes } from './support/console.ts';
+import { consoleRoutes, signInWithOidc } from './support/console.ts';
 import { OIDC_PREFIX, trustIssuer } from './support/oidc-issuer.ts';
 import { startOidcProvider, type TestOidcProvider } from './support/oidc-provider.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
@@ -111,23 +111,8 @@ function startProxy(port: number): Promise<Server> {
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
 
-/** Hosts a test browser may reach: loopback only (the provider's pages ask for web fonts). */
-async function loopbackOnly(context: BrowserContext): Promise<void> {
-  await context.route('**/*', (route) => new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort('blockedbyclient'));
-}
-
 /** Signs `person` in through the proxy, starting at `path`. */
-async function signIn(person: string, path = '/'): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  await loopbackOnly(context);
-  const page = await context.newPage();
-  await page.goto(`${base}${path}`);
-  expect(page.url().startsWith(`${provider.issuer}/interaction/`), page.url()).toBe(true);
-  await page.getByLabel('User name').fill(person);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${base}${path}`);
-  return { context, page };
-}
+const signIn = (person: string, path = '/') => signInWithOidc(browser, base, provider.issuer, person, path);
 
 const sessionOf = async (context: BrowserContext) => (await context.cookies(base)).find((c) => c.name === SESSION_COOKIE)!;
 
