@@ -2,7 +2,7 @@
  * In-cluster mode: people sign in with OpenID Connect at the identity provider
  * the API server trusts, and every Kubernetes call of their session is made
  * with their own ID token as the bearer token. The console's ServiceAccount
- * plays no part: it needs no RBAC at all.
+ * plays no part in that: its only right is its sign-out list (sign-outs.ts).
  *
  * A sign-in in progress keeps nothing on the server: its state, nonce, PKCE
  * verifier and the page to return to travel sealed (sealed.ts: encrypted and
