@@ -761,27 +761,39 @@ const CASES: [string, ChartCase][] = [
     expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ClusterRole: 4 });
   } }],
   ['the console in in-cluster mode, with an Ingress and a CA for its identity provider', { values: CONSOLE_VALUES, check: (o) => {
-    expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ServiceAccount: 3, Deployment: 2, Service: 4, Ingress: 1 });
+    expect(kindCounts(o)).toEqual({ ...DEFAULT_KINDS, ServiceAccount: 3, Deployment: 2, Service: 4, Ingress: 1, Role: 3, RoleBinding: 3 });
     const d = findObject<V1Deployment>(o, 'Deployment', `${F}-console`);
     const pod = d.spec?.template.spec;
     expect(pod?.serviceAccountName).toBe(CONSOLE_SA);
     expect(findObject<V1ServiceAccount>(o, 'ServiceAccount', CONSOLE_SA).metadata?.annotations).toEqual({ 'iam.example.com/role': 'console' });
-    // No rights, and no token: every call is made with the signed-in person's ID token.
-    expect(subjectsOfServiceAccount(o, CONSOLE_SA)).toEqual([]);
+    // One right of its own: its sign-out list, a ConfigMap named in the rule; every other call is made with
+    // the signed-in person's ID token. Its token is mounted where a ServiceAccount's would be, with the CA.
+    expect(subjectsOfServiceAccount(o, CONSOLE_SA)).toEqual([`${F}-console`]);
+    expect(findObject<{ rules: object[] }>(o, 'Role', `${F}-console`).rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['apikey-operator-console-sign-outs'], verbs: ['get', 'list', 'watch', 'patch'] }]);
     expect(pod?.automountServiceAccountToken).toBe(false);
-    expect(pod?.volumes?.find((v) => v.name === 'kube-root-ca')?.projected?.sources).toEqual(
-      [{ configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } }]);
+    expect(pod?.volumes?.find((v) => v.name === 'kube-root-ca')?.projected?.sources).toEqual([
+      { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+      { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+      { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } }]);
+    // The session keys the controller keeps (it makes the Secret after install: optional until then).
+    expect(pod?.volumes?.find((v) => v.name === 'session-keys')?.secret).toEqual({ secretName: 'apikey-operator-console-session-keys', optional: true });
+    const ctl = container(o, `${F}-controller`, 'controller');
+    expect(['console-sessions', 'console-session-lifetime', 'console-session-key-rotation'].map((n) => flag(ctl, n))).toEqual(['true', '8h', '24h']);
     expect(pod?.volumes?.find((v) => v.name === 'oidc-client-secret')?.secret).toEqual(
       { secretName: 'console-oidc', items: [{ key: 'secret', path: 'client-secret' }] });
     expect(pod?.volumes?.find((v) => v.name === 'oidc-ca')?.configMap).toEqual({ name: 'idp-ca', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
     const c = container(o, `${F}-console`, 'console');
     expect(c.args?.[0]).toBe('console');
     expect(Object.fromEntries(['host', 'port', 'public-url', 'oidc-issuer-url', 'oidc-client-id', 'oidc-client-secret-file', 'oidc-ca-file',
-      'oidc-scopes', 'token-url', 'namespace', 'log-level'].map((n) => [n, flag(c, n)]))).toEqual({
+      'oidc-scopes', 'token-url', 'namespace', 'log-level', 'session-keys-file', 'session-lifetime', 'session-idle-timeout', 'sign-outs-configmap',
+    ].map((n) => [n, flag(c, n)]))).toEqual({
       host: '0.0.0.0', port: '8080', 'public-url': 'https://console.example.com', 'oidc-issuer-url': 'https://idp.example.com/realms/k8s',
       'oidc-client-id': 'apikey-console', 'oidc-client-secret-file': '/etc/apikey-operator/oidc/client-secret',
       'oidc-ca-file': '/etc/apikey-operator/oidc-ca/ca.crt', 'oidc-scopes': 'openid,email,groups',
       'token-url': `https://${F}-token.${NS}.svc:8080/oauth/token`, namespace: 'team-a', 'log-level': 'info',
+      'session-keys-file': '/etc/apikey-operator/session-keys/keys.json', 'session-lifetime': '8h', 'session-idle-timeout': '1h',
+      'sign-outs-configmap': 'apikey-operator-console-sign-outs',
     });
     // The client secret is a mounted file, never an argument or an environment variable.
     expect(JSON.stringify([c.args, c.env])).not.toContain('console-oidc');
@@ -791,6 +803,7 @@ const CASES: [string, ChartCase][] = [
       { name: 'tmp', mountPath: '/tmp' },
       { name: 'kube-root-ca', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
       { name: 'oidc-client-secret', mountPath: '/etc/apikey-operator/oidc', readOnly: true },
+      { name: 'session-keys', mountPath: '/etc/apikey-operator/session-keys', readOnly: true },
       { name: 'oidc-ca', mountPath: '/etc/apikey-operator/oidc-ca', readOnly: true },
     ]);
     expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '256Mi' } });
@@ -837,7 +850,7 @@ function expectHardened(objects: KubeObject[]): void {
   for (const { deployment } of templates) {
     const pod = deployment.spec?.template.spec;
     // A pod with one identity mounts it; the sidecar pod mounts each container's own (see the default case);
-    // the console's mounts none, since it acts only with people's ID tokens.
+    // the console's mounts its own through a projected volume (it uses it for its sign-out list only).
     const sidecarPod = (pod?.containers.length ?? 0) > 1;
     const console = pod?.containers[0]?.name === 'console';
     expect(pod?.automountServiceAccountToken).toBe(!sidecarPod && !console);
@@ -851,8 +864,7 @@ function expectHardened(objects: KubeObject[]): void {
       expect(typeof c.resources?.limits?.memory, c.name).toBe('string');
       const ports = (c.ports ?? []).map((p) => p.name);
       expect(c.livenessProbe?.httpGet?.path).toBe('/healthz');
-      // The console is ready once it serves: it reaches its identity provider at each sign-in.
-      expect(c.readinessProbe?.httpGet?.path).toBe(c.name === 'console' ? '/healthz' : '/readyz');
+      expect(c.readinessProbe?.httpGet?.path).toBe('/readyz');
       expect(ports).toContain(c.livenessProbe?.httpGet?.port);
       expect(ports).toContain(c.readinessProbe?.httpGet?.port);
     }

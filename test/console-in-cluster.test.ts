@@ -21,7 +21,7 @@ import { clusterState, createNamespace, kubectl, type TestNamespace } from './su
 import { OIDC_PREFIX, trustIssuer } from './support/oidc-issuer.ts';
 import { startOidcProvider, type TestOidcProvider } from './support/oidc-provider.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { consoleRoutes, foreignCookieHeaders, statusWithCookie } from './support/console.ts';
+import { consoleRoutes, foreignCookieHeaders, loopbackOnly, signInWithOidc, statusWithCookie } from './support/console.ts';
 import {
   MAIN, recordSecret, startController, startProcess, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess,
 } from './support/processes.ts';
@@ -63,23 +63,8 @@ async function allowed(user: string, groups: string[], attrs: Record<string, str
   }, 10_000, 50);
 }
 
-/**
- * Opens `path` in a fresh browser context and signs `person` in on the
- * provider's page. The browser does not know the test CA (the console, which
- * talks to the provider server-side, does, and verifies it).
- */
-async function signIn(person: string, path = '/'): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  // The provider's own pages (its logout confirmation) ask for web fonts: nothing may leave the machine.
-  await loopbackOnly(context);
-  const page = await context.newPage();
-  await page.goto(`${base}${path}`);
-  expect(page.url().startsWith(`${provider.issuer}/interaction/`), page.url()).toBe(true);
-  await page.getByLabel('User name').fill(person);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${base}${path}`);
-  return { context, page };
-}
+/** Signs `person` in at the console, starting at `path`. */
+const signIn = (person: string, path = '/') => signInWithOidc(browser, base, provider.issuer, person, path);
 
 beforeAll(async () => {
   const port = await freePort();
@@ -240,18 +225,6 @@ describe('the console in in-cluster mode, signed in with OpenID Connect', () => 
     expect(page.url().startsWith(`${provider.issuer}/interaction/`)).toBe(true);
   });
 });
-
-/** Hosts a test browser may reach: the console and the provider, both on loopback. Anything else is aborted, so no packet leaves the machine. */
-async function loopbackOnly(context: BrowserContext): Promise<string[]> {
-  const elsewhere: string[] = [];
-  await context.route('**/*', (route) => {
-    const u = new URL(route.request().url());
-    if (u.hostname === '127.0.0.1') return route.continue();
-    elsewhere.push(route.request().url());
-    return route.abort('blockedbyclient');
-  });
-  return elsewhere;
-}
 
 describe('sign-in as an attacker would try it', () => {
   /**

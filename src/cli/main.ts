@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
 import { allowedIssuers, privateIssuers } from '../federation/issuers.ts';
+import { MAX_SESSION_KEYS, type SessionKeyPolicy } from '../shared/session-keys.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseExpiryWarnings } from '../controller/expiry.ts';
 import { parseDuration } from '../shared/duration.ts';
@@ -59,25 +60,34 @@ function userTokenTtl(v: string | undefined): number {
 /**
  * `apikey-operator console` in in-cluster mode: people sign in with OpenID
  * Connect and every Kubernetes call is made with their ID token; the
- * console's own identity (its ServiceAccount, any kubeconfig) is never used.
+ * console's own identity (its ServiceAccount, any kubeconfig) is used for
+ * one thing only, with shared sessions: reading and patching the sign-out
+ * list (console/sign-outs.ts).
  */
 async function runInClusterConsole(f: Record<string, string | undefined>, port: number): Promise<void> {
-  const { inClusterSettings } = await import('../console/in-cluster-options.ts');
+  const { inClusterSettings, sessionLifetimeOf, sharedSessionSettings } = await import('../console/in-cluster-options.ts');
   const { InClusterSignIn } = await import('../console/in-cluster.ts');
   const { consoleTokenUrl } = await import('../console/local.ts');
   const { runConsole } = await import('../console/main.ts');
   const { createLogger } = await import('../shared/log.ts');
   const settings = inClusterSettings(f);
   const log = createLogger({ level: f['log-level'], name: 'apikey-operator-console' });
-  const signIn = new InClusterSignIn({ settings, log, ...f.namespace ? { defaultNamespace: f.namespace } : {} });
-  log.info({ issuer: settings.oidc.issuerUrl, clientId: settings.oidc.clientId, publicUrl: settings.publicUrl, apiserver: settings.apiserver.server },
-    'console in in-cluster mode: people sign in with OpenID Connect');
+  const lifetimeMs = sessionLifetimeOf(f);
+  const shared = sharedSessionSettings(f);
+  const { startSharedSessions } = await import('../console/shared-sessions.ts');
+  const sessions = shared && startSharedSessions(shared, { lifetimeMs, log, kc: loadKubeConfig({ kubeconfig: f.kubeconfig }) });
+  const signIn = new InClusterSignIn({ settings, log, ...f.namespace ? { defaultNamespace: f.namespace } : {}, ...sessions ? { sealer: sessions.sealer } : {} });
+  log.info({ issuer: settings.oidc.issuerUrl, clientId: settings.oidc.clientId, publicUrl: settings.publicUrl, apiserver: settings.apiserver.server,
+    sessions: shared ? 'sealed in cookies with the shared keys' : 'in this process\'s memory' },
+  'console in in-cluster mode: people sign in with OpenID Connect');
   try {
     await runConsole({
       signIn, host: f.host!, port, tokenUrl: consoleTokenUrl(f['token-url']), open: false, log, secureCookies: settings.secureCookies,
+      sessionTtlMs: lifetimeMs, ...sessions ? { sessions: sessions.store } : {},
     });
   } finally {
     await signIn.close();
+    await sessions?.stop();
   }
 }
 
@@ -90,6 +100,21 @@ function maxCacheStaleness(v: string | undefined): number | undefined {
     throw new UsageError(`--max-cache-staleness must be at least ${MIN_MAX_STALENESS_MS / 1000}s: the caches must hear from the Kubernetes API several times within it`);
   }
   return ms;
+}
+
+/** --console-sessions and its durations: the session keys' policy (shared/session-keys.ts), or undefined when off. */
+function consoleSessionsFlags(f: Record<string, string | undefined>): SessionKeyPolicy | undefined {
+  if (f['console-sessions'] !== 'true') return undefined;
+  const policy = {
+    lifetimeMs: durationFlag('console-session-lifetime', f['console-session-lifetime'], 60_000),
+    rotateEveryMs: durationFlag('console-session-key-rotation', f['console-session-key-rotation'], 60_000),
+    publishLeadMs: durationFlag('console-session-key-publish-lead', f['console-session-key-publish-lead'], 0),
+  };
+  // The Secret holds every key that may still open a session: one per rotation within the lifetime and the lead, and the new one.
+  if (Math.ceil((policy.lifetimeMs + policy.publishLeadMs) / policy.rotateEveryMs) + 1 > MAX_SESSION_KEYS) {
+    throw new UsageError(`--console-session-key-rotation is too short for --console-session-lifetime: at most ${MAX_SESSION_KEYS} keys may be live at once`);
+  }
+  return policy;
 }
 
 /** --federation-issuers: https URLs, each exactly as its tokens' iss. */
@@ -211,6 +236,7 @@ async function main(argv: string[]): Promise<number> {
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
         servingCert,
+        consoleSessions: consoleSessionsFlags(f),
         pkcs11,
       });
       return 0;

@@ -71,6 +71,10 @@ export const CONTROLLER_FLAGS: FlagSpec[] = [
   flag('serving-cert-dns-names', 'with --serving-cert-secret: comma-separated DNS names (or IP addresses) of the certificate, the token Service\'s', ''),
   flag('serving-cert-validity', 'with --serving-cert-secret: lifetime of the serving certificate; renewed when a third of it is left', '720h'),
   flag('serving-ca-validity', 'with --serving-cert-secret: lifetime of the CA; a new one joins the bundle when a third of it is left', '87600h'),
+  flag('console-sessions', 'make and rotate the in-cluster console\'s session keys (Secret apikey-operator-console-session-keys) and its sign-outs ConfigMap (apikey-operator-console-sign-outs) in the operator namespace', 'false', 'boolean'),
+  flag('console-session-lifetime', 'with --console-sessions: the longest a console session lives; a retired key opened sessions at most this long', '8h'),
+  flag('console-session-key-rotation', 'with --console-sessions: how long a console session key seals before a new one takes over', '24h'),
+  flag('console-session-key-publish-lead', 'with --console-sessions: how long a new console session key is in the Secret (so in every console\'s mounted copy) before it seals', '10m'),
   flag('token-server-token-dir', "sidecar mode: the in-memory folder the token-server container mounts as its ServiceAccount folder (token, ca.crt, namespace)", ''),
 ];
 
@@ -107,6 +111,11 @@ export const IN_CLUSTER_CONSOLE_FLAGS: FlagSpec[] = [
   flag('public-url', 'in-cluster mode: the URL people open the console at (e.g. https://console.example.com); the redirect URI registered at the issuer is this URL + /auth/callback', ''),
   flag('apiserver-url', 'in-cluster mode: the API server to call with the signed-in person\'s ID token; default: https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT', ''),
   flag('apiserver-ca-file', `in-cluster mode: the API server's CA; default: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, ''),
+  flag('session-keys-file', 'in-cluster mode: the mounted session keys file (key keys.json of the Secret apikey-operator-console-session-keys, made by the controller with --console-sessions); sessions then live sealed in their cookies, so they survive restarts and any replica serves them; default: none (sessions in this process\'s memory)', ''),
+  flag('session-lifetime', 'in-cluster mode: the longest a session lives (never past the ID token\'s expiry)', '8h'),
+  flag('session-idle-timeout', 'in-cluster mode, with --session-keys-file: a session with no request for this long is over', '1h'),
+  flag('sign-outs-configmap', "in-cluster mode, with --session-keys-file: the ConfigMap (in --sign-outs-namespace) listing signed-out sessions, which every replica watches; the console's own ServiceAccount (or --kubeconfig) reads and patches it", 'apikey-operator-console-sign-outs'),
+  flag('sign-outs-namespace', "in-cluster mode, with --session-keys-file: the namespace of --sign-outs-configmap; default: the console Pod's own", ''),
 ];
 
 /** A console flag whose variable is its own (APIKEY_OPERATOR_CONSOLE_PORT), apart from the token server's --port and the operator's namespace. */

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KubeClient } from '../kube/client.ts';
 import type { Html } from './html.ts';
-import type { ConsoleSession, SessionStore } from './sessions.ts';
+import type { ConsoleSession, Sessions } from './sessions.ts';
 
 /** The person's own bearer token, for the token exchange of /token, or why there is none. */
 export type BearerToken = { token: string } | { unavailable: string };
@@ -26,7 +26,7 @@ export interface PersonCredentials {
 
 /** What the console lends a strategy's routes. */
 export interface SignInTools {
-  sessions: SessionStore;
+  sessions: Sessions;
   /** The session of this request's cookie, if live. */
   sessionOf(req: IncomingMessage): ConsoleSession | undefined;
   /** Sets the session cookie (HttpOnly, SameSite=Strict, Secure behind TLS). */

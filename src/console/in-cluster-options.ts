@@ -6,6 +6,7 @@
  * (where `ps` would show it), and is never logged.
  */
 import { readFileSync } from 'node:fs';
+import { parseDuration } from '../shared/duration.ts';
 import { KubeConfig } from '../kube/kubeconfig.ts';
 import { CLIENT_SECRET_ENV, csv, UsageError } from '../client/options.ts';
 import type { OidcSettings } from './oidc.ts';
@@ -115,4 +116,31 @@ export function bearerKubeConfig(apiserver: Apiserver, token: string): KubeConfi
     currentContext: 'person',
   });
   return kc;
+}
+
+/** Sessions sealed in their cookies with the shared keys (sealed-sessions.ts), and where sign-outs are listed. */
+export interface SharedSessionSettings {
+  keysFile: string;
+  idleMs: number;
+  signOuts: { name: string; namespace: string | undefined };
+}
+
+/** --session-lifetime, in ms. */
+export function sessionLifetimeOf(f: Record<string, string | undefined>): number {
+  return durationOf(f, 'session-lifetime', '8h');
+}
+
+function durationOf(f: Record<string, string | undefined>, name: string, fallback: string): number {
+  const ms = parseDuration(f[name] || fallback);
+  if (ms === undefined || ms < 60_000) throw new UsageError(`--${name} must be a duration of a minute or more, such as 8h or 30m`);
+  return ms;
+}
+
+/** The shared-session settings, when --session-keys-file is given; undefined otherwise (sessions in memory). */
+export function sharedSessionSettings(f: Record<string, string | undefined>): SharedSessionSettings | undefined {
+  const keysFile = f['session-keys-file'];
+  if (!keysFile) return undefined;
+  const name = f['sign-outs-configmap'];
+  if (!name || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) throw new UsageError('--sign-outs-configmap must be a ConfigMap name');
+  return { keysFile, idleMs: durationOf(f, 'session-idle-timeout', '1h'), signOuts: { name, namespace: f['sign-outs-namespace'] || undefined } };
 }

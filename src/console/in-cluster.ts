@@ -2,16 +2,21 @@
  * In-cluster mode: people sign in with OpenID Connect at the identity provider
  * the API server trusts, and every Kubernetes call of their session is made
  * with their own ID token as the bearer token. The console's ServiceAccount
- * plays no part: it needs no RBAC at all.
+ * plays no part in that: its only right is its sign-out list (sign-outs.ts).
  *
  * A sign-in in progress keeps nothing on the server: its state, nonce, PKCE
  * verifier and the page to return to travel sealed (sealed.ts: encrypted and
  * authenticated, with an expiry) in a cookie scoped to the callback path.
+ * With the shared session keys (keyring.ts), the callback may land on any
+ * replica, or on a console restarted since the sign-in began. Each replica
+ * answers a callback's state once; a callback replayed to another replica
+ * fails at the provider, which takes an authorization code once.
  * Anyone can start sign-ins, before any check of who they are; since a
  * started sign-in takes no memory and no slot, no number of them, from one
  * address or from many, can keep anyone else from signing in (a flood is an
  * ordinary load of cheap requests). Only a completed sign-in makes a session,
- * and the store bounds those per person and in all (sessions.ts). The cookie
+ * and the store bounds those per person and in all (sessions.ts), or they
+ * live sealed in their cookies (sealed-sessions.ts). The cookie
  * is SameSite=Lax: the provider's redirect back is a cross-site navigation,
  * on which the browser withholds the SameSite=Strict session cookie. For the
  * same reason the callback answers with a page that moves on by itself (a
@@ -40,6 +45,7 @@ import { messagePage } from './pages/messages.ts';
 import { movingOn } from './pages/moving-on.ts';
 import { localTarget } from './redirects.ts';
 import { Sealer } from './sealed.ts';
+import { SessionTooLarge } from './sealed-sessions.ts';
 import type { ConsoleSession } from './sessions.ts';
 
 export const SIGN_IN_PATH = '/auth/sign-in';
@@ -56,6 +62,8 @@ const PENDING_PURPOSE = 'apikey-console oidc pending sign-in v1';
  * completed callback; past this many the oldest is forgotten.
  */
 const MAX_USED_STATES = 50_000;
+/** Kubernetes clients kept for reuse of their connections, one per ID token; past this many the oldest goes. */
+const MAX_PEOPLE = 1000;
 
 /** What a signed-in session keeps: the ID token, server-side only. */
 interface OidcSessionData extends Record<string, unknown> {
@@ -73,6 +81,8 @@ export interface InClusterSignInOptions {
   log?: Logger;
   /** For tests: the relying party to use instead of one made from the settings. */
   relyingParty?: OidcRelyingParty;
+  /** Seals pending sign-ins; default: a key of this process's own (a restart or another replica cannot open them). */
+  sealer?: Sealer;
 }
 
 /** A pending sign-in as opened from its cookie: sealed by this console, so only its shape is checked. */
@@ -108,16 +118,17 @@ export class InClusterSignIn implements SignIn {
   private readonly rp: OidcRelyingParty;
   private readonly defaultNamespace: string | undefined;
   private readonly log: Logger | undefined;
-  /** Seals pending sign-ins into their cookie; a new key each start, so a restart forgets them. */
-  private readonly sealer = new Sealer();
+  /** Seals pending sign-ins into their cookie: with the shared keys, or a key of this process's own. */
+  private readonly sealer: Sealer;
   /** state -> when its pending sign-in would have expired (insertion order: oldest first). */
   private readonly usedStates = new Map<string, number>();
-  /** One client per signed-in session, so its connections are reused; gone with the session. */
-  private readonly people = new WeakMap<ConsoleSession, PersonCredentials>();
+  /** One client per ID token (a session's, whichever store holds it), so its connections are reused; the oldest goes first. */
+  private readonly people = new Map<string, PersonCredentials>();
 
   constructor(o: InClusterSignInOptions) {
     this.settings = o.settings;
     this.rp = o.relyingParty ?? new OidcRelyingParty(o.settings.oidc);
+    this.sealer = o.sealer ?? new Sealer();
     this.defaultNamespace = o.defaultNamespace;
     this.log = o.log;
     this.routes = [
@@ -136,21 +147,24 @@ export class InClusterSignIn implements SignIn {
   credentials(session: ConsoleSession): PersonCredentials | undefined {
     const data = session.signedIn?.data;
     if (!session.signedIn || !isOidcData(data)) return undefined;
-    let person = this.people.get(session);
-    if (!person) {
-      const idToken = data.idToken;
+    const idToken = data.idToken;
+    let person = this.people.get(idToken);
+    if (!person || person.displayName !== session.signedIn.displayName) {
       person = {
         displayName: session.signedIn.displayName,
         client: new KubeClient(bearerKubeConfig(this.settings.apiserver, idToken)),
         bearerToken: (): Promise<BearerToken> => Promise.resolve({ token: idToken }),
         ...this.defaultNamespace ? { defaultNamespace: this.defaultNamespace } : {},
       };
-      this.people.set(session, person);
+      this.people.set(idToken, person);
+      if (this.people.size > MAX_PEOPLE) this.people.delete(this.people.keys().next().value!);
     }
     return person;
   }
 
-  async signedOut(_session: ConsoleSession, res: ServerResponse, _tools: SignInTools): Promise<boolean> {
+  async signedOut(session: ConsoleSession, res: ServerResponse, _tools: SignInTools): Promise<boolean> {
+    const data = session.signedIn?.data;
+    if (isOidcData(data)) this.people.delete(data.idToken);
     const form = await this.rp.signOutForm(`${this.settings.publicUrl}${SIGNED_OUT_PATH}`);
     if (!form) return false;
     signOutAtProvider(res, form);
@@ -194,7 +208,13 @@ export class InClusterSignIn implements SignIn {
       return;
     }
     const data: OidcSessionData = { idToken: person.idToken };
-    const session = tools.sessions.signIn(tools.sessionOf(req), name, data, person.expiresAt);
+    let session: ConsoleSession;
+    try {
+      session = tools.sessions.signIn(tools.sessionOf(req), name, data, person.expiresAt);
+    } catch (err) {
+      this.failed(res, tools, err instanceof SessionTooLarge ? new SignInError(err.message) : err);
+      return;
+    }
     const cleared = headerValues(res.getHeader('set-cookie'));
     tools.setSessionCookie(res, session);
     res.setHeader('set-cookie', [...headerValues(res.getHeader('set-cookie')), ...cleared]);

@@ -23,6 +23,7 @@ import type { Logger } from '../shared/log.ts';
 import { html } from './html.ts';
 import type { SignIn } from './identity.ts';
 import { createConsoleServer } from './server.ts';
+import type { Sessions } from './sessions.ts';
 
 export interface RunConsoleOptions {
   signIn: SignIn & { listening?(host: string, port: number): void; signInUrl?(): string; codeUsed?: Promise<void> };
@@ -32,6 +33,8 @@ export interface RunConsoleOptions {
   open: boolean;
   log?: Logger;
   secureCookies?: boolean;
+  sessionTtlMs?: number;
+  sessions?: Sessions;
   /** Resolves when the console should stop; default: SIGINT or SIGTERM. */
   until?: Promise<unknown>;
 }
@@ -71,7 +74,9 @@ export function signInFile(url: string): { fileUrl: string; remove: () => void }
 }
 
 export async function runConsole(o: RunConsoleOptions): Promise<void> {
-  const { server } = createConsoleServer({ signIn: o.signIn, tokenUrl: o.tokenUrl, log: o.log, secureCookies: o.secureCookies });
+  const { server } = createConsoleServer({
+    signIn: o.signIn, tokenUrl: o.tokenUrl, log: o.log, secureCookies: o.secureCookies, sessionTtlMs: o.sessionTtlMs, ...o.sessions ? { sessions: o.sessions } : {},
+  });
   server.listen(o.port, o.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;

@@ -123,9 +123,8 @@ describe('Sealer: what the browser keeps for the console', () => {
     }), { numRuns: 3000 });
     fc.assert(fc.property(fc.nat(sealed.length - 1), fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'), (i, c) => {
       const changed = `${sealed.slice(0, i)}${c}${sealed.slice(i + 1)}`;
-      // Base64url's last character carries spare bits: changing only those leaves the same bytes.
-      if (Buffer.from(changed, 'base64url').equals(Buffer.from(sealed, 'base64url'))) return;
-      expect(sealer.open('p', changed)).toBeUndefined();
+      // Even a change of the last character's spare bits alone (the same bytes) is refused: only the sealer's own encoding opens.
+      if (changed !== sealed) expect(sealer.open('p', changed)).toBeUndefined();
     }), { numRuns: 2000 });
     expect(sealer.open('another purpose', sealed)).toBeUndefined();
     expect(new Sealer().open('p', sealed)).toBeUndefined();

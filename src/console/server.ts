@@ -31,7 +31,7 @@ import { revealGonePage, revealPage } from './pages/reveal.ts';
 import { tokenPage } from './pages/token.ts';
 import { PersonApi } from './person-api.ts';
 import { Refusal, refusalOf } from './refusals.ts';
-import { sameToken, SESSION_COOKIE, SessionStore, type ConsoleSession, type Reveal } from './sessions.ts';
+import { sameToken, SESSION_COOKIE, SessionStore, type ConsoleSession, type Reveal, type Sessions } from './sessions.ts';
 
 export interface ConsoleOptions {
   signIn: SignIn;
@@ -44,6 +44,8 @@ export interface ConsoleOptions {
   /** Mark the session cookie Secure (served over TLS, directly or behind a proxy). */
   secureCookies?: boolean;
   sessionTtlMs?: number;
+  /** Where sessions live; default: this process's memory (sessions.ts). In-cluster mode with shared keys: their cookies (sealed-sessions.ts). */
+  sessions?: Sessions;
   /** How often a Deployment page asks for fresh key status. */
   pollMs?: number;
   /** How long Create API Key and Rotate wait for the operator. */
@@ -53,7 +55,7 @@ export interface ConsoleOptions {
 
 export interface ConsoleServer {
   server: Server;
-  sessions: SessionStore;
+  sessions: Sessions;
 }
 
 /** A DNS-1123 name, as every namespace and object name is; anything else in a path is a 404. */
@@ -77,11 +79,13 @@ interface Ctx {
   person: PersonCredentials;
   api: PersonApi;
   form?: URLSearchParams;
+  /** The session ended with this request: its cookie is cleared, not sealed again. */
+  signedOut?: boolean;
 }
 
 export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
   const ttl = opts.sessionTtlMs ?? 8 * 3600_000;
-  const sessions = new SessionStore({ ttlMs: ttl });
+  const sessions: Sessions = opts.sessions ?? new SessionStore({ ttlMs: ttl });
   const pollMs = opts.pollMs ?? 3000;
   const waitMs = opts.waitTimeoutMs ?? 60_000;
   const { signIn, log } = opts;
@@ -93,7 +97,7 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
   const tools: SignInTools = {
     sessions,
     sessionOf: (req) => sessions.get(cookies(req)[cookieName()]),
-    setSessionCookie: (res, s) => res.setHeader('set-cookie', sessionCookie(cookieName(), s.id, {
+    setSessionCookie: (res, s) => res.setHeader('set-cookie', sessionCookie(cookieName(), sessions.cookieValue(s), {
       secure: opts.secureCookies ?? false, maxAgeSeconds: Math.max(1, Math.floor((s.expiresAt - Date.now()) / 1000)),
     })),
     clearSessionCookie: (res) => res.setHeader('set-cookie', sessionCookie(cookieName(), '', { secure: opts.secureCookies ?? false, maxAgeSeconds: 0 })),
@@ -108,6 +112,20 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
   };
   const refusalPage = (c: Ctx, r: Refusal, title = 'Not possible') =>
     page(c.res, r.status, frameOf(c, title), messagePage(title, r.message));
+
+  /**
+   * A session that lives in its cookie goes out with every answer, sealed
+   * again as the answer leaves it (its idle time, a flash message shown or
+   * set, a secret held or taken): just before the headers are written,
+   * whichever way the answer ends (a page, a redirect, JSON).
+   */
+  function carrySession(c: Ctx): void {
+    const writeHead = c.res.writeHead.bind(c.res) as (...args: unknown[]) => ServerResponse;
+    c.res.writeHead = ((...args: unknown[]) => {
+      if (!c.signedOut) tools.setSessionCookie(c.res, c.session);
+      return writeHead(...args);
+    });
+  }
 
   // -- Deployments ------------------------------------------------------------------------------
 
@@ -350,7 +368,15 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
     } else if (req.method === 'POST') {
       if (p === '/token') return tokenRoute(c);
       if (p === '/sign-out') {
-        sessions.destroy(c.session.id);
+        try {
+          await sessions.end(c.session);
+        } catch (err) {
+          log?.warn({ err: (err as Error).message }, 'console sign-out could not be recorded');
+          page(c.res, 503, frameOf(c, 'Not signed out'), messagePage('Not signed out',
+            'Your sign-out could not be recorded, so your session still works. Try again in a moment.'));
+          return;
+        }
+        c.signedOut = true;
         tools.clearSessionCookie(c.res);
         if (signIn.signedOut && await signIn.signedOut(c.session, c.res, tools)) return;
         page(c.res, 200, { title: 'Signed out' }, messagePage('Signed out', 'You are signed out of the console.', false));
@@ -400,6 +426,15 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
       send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
       return;
     }
+    const unavailable = sessions.unavailable();
+    if (req.method === 'GET' && url.pathname === '/readyz') {
+      send(res, unavailable ? 503 : 200, 'text/plain; charset=utf-8', unavailable ? `not ready: ${unavailable}\n` : 'ok\n');
+      return;
+    }
+    if (unavailable) {
+      page(res, 503, { title: 'Starting' }, messagePage('The console is starting', `${unavailable} Try again in a moment.`));
+      return;
+    }
     const route = signIn.routes.find((r) => r.method === req.method && r.path === url.pathname);
     if (route) {
       await route.handle(req, res, url, tools);
@@ -408,7 +443,7 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
     const session = tools.sessionOf(req);
     const person = session?.signedIn ? signIn.credentials(session) : undefined;
     if (!session || !person) {
-      if (session?.signedIn) sessions.destroy(session.id);
+      if (session?.signedIn) sessions.drop(session);
       if (url.pathname.startsWith('/api/')) {
         sendJson(res, 401, { error: 'not signed in' });
         return;
@@ -418,6 +453,7 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
       return;
     }
     const c: Ctx = { req, res, url, session, person, api: new PersonApi(person.client) };
+    if (sessions.inCookie) carrySession(c);
     if (req.method === 'POST') {
       c.form = await readForm(req);
       const why = csrfRefusal(req, c.form, session);

@@ -1,4 +1,9 @@
 /**
+ * Sessions, in one of two stores behind the `Sessions` interface: this
+ * module's server-side store (local mode, and in-cluster mode without shared
+ * session keys), and the sealed store of sealed-sessions.ts (in-cluster mode
+ * with the chart's shared keys: restarts and replicas).
+ *
  * Server-side sessions: the browser holds only a random id in an HttpOnly,
  * SameSite=Strict cookie; what the session knows (who signed in, the CSRF
  * token, a secret waiting for its one view) stays in this process's memory
@@ -51,7 +56,44 @@ export interface ConsoleSession {
   flash?: string;
 }
 
+/** What the console's server asks of a session store. */
+export interface Sessions {
+  /** The live session of a cookie value, if any. */
+  get(cookieValue: string | undefined): ConsoleSession | undefined;
+  /** Sign-in gives a session a new id (no session fixation) and ends it at `expiresAt` at the latest. */
+  signIn(old: ConsoleSession | undefined, displayName: string, data: Record<string, unknown>, expiresAt?: number): ConsoleSession;
+  /** Sign-out: the session is over everywhere once this resolves; a rejection means it goes on (say so). */
+  end(s: ConsoleSession): Promise<void>;
+  /** Forgets a session whose credentials can no longer be used (a cookie-held one simply goes with its cookie). */
+  drop(s: ConsoleSession): void;
+  hold(s: ConsoleSession, reveal: Reveal): string;
+  take(s: ConsoleSession, id: string): Reveal | undefined;
+  /** The session cookie's value: the id (server-side), or the whole session sealed (in the cookie). */
+  cookieValue(s: ConsoleSession): string;
+  /** True when the session lives in its cookie: every answer then carries it again (idle time, flash, reveals). */
+  readonly inCookie: boolean;
+  /** Why no session can be opened or made now (e.g. no session key yet), or undefined. */
+  unavailable(): string | undefined;
+  /** Sessions this process holds in memory (none when they live in their cookies). */
+  readonly size: number;
+}
+
 export const randomId = (bytes = 32): string => randomBytes(bytes).toString('base64url');
+
+/** Holds a secret for one view within REVEAL_TTL_MS; the id goes in the URL of that view. */
+export function holdReveal(s: ConsoleSession, reveal: Reveal, now: number): string {
+  for (const [id, r] of s.reveals) if (r.until <= now) s.reveals.delete(id);
+  const id = randomId(16);
+  s.reveals.set(id, { reveal, until: now + REVEAL_TTL_MS });
+  return id;
+}
+
+/** The secret, once: taking it forgets it; one not taken in time is gone too. */
+export function takeReveal(s: ConsoleSession, id: string, now: number): Reveal | undefined {
+  const r = s.reveals.get(id);
+  s.reveals.delete(id);
+  return r && r.until > now ? r.reveal : undefined;
+}
 
 export function sameToken(a: string | undefined, b: string): boolean {
   if (typeof a !== 'string') return false;
@@ -60,7 +102,8 @@ export function sameToken(a: string | undefined, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export class SessionStore {
+export class SessionStore implements Sessions {
+  readonly inCookie = false;
   private readonly sessions = new Map<string, ConsoleSession>();
   private readonly ttlMs: number;
   private readonly now: () => number;
@@ -112,20 +155,29 @@ export class SessionStore {
     this.sessions.delete(id);
   }
 
-  /** Holds a secret for one view within REVEAL_TTL_MS; the id goes in the URL of that view. */
-  hold(s: ConsoleSession, reveal: Reveal): string {
-    const now = this.now();
-    for (const [id, r] of s.reveals) if (r.until <= now) s.reveals.delete(id);
-    const id = randomId(16);
-    s.reveals.set(id, { reveal, until: now + REVEAL_TTL_MS });
-    return id;
+  end(s: ConsoleSession): Promise<void> {
+    this.destroy(s.id);
+    return Promise.resolve();
   }
 
-  /** The secret, once: taking it forgets it; one not taken in time is gone too. */
+  drop(s: ConsoleSession): void {
+    this.destroy(s.id);
+  }
+
+  cookieValue(s: ConsoleSession): string {
+    return s.id;
+  }
+
+  unavailable(): undefined {
+    return undefined;
+  }
+
+  hold(s: ConsoleSession, reveal: Reveal): string {
+    return holdReveal(s, reveal, this.now());
+  }
+
   take(s: ConsoleSession, id: string): Reveal | undefined {
-    const r = s.reveals.get(id);
-    s.reveals.delete(id);
-    return r && r.until > this.now() ? r.reveal : undefined;
+    return takeReveal(s, id, this.now());
   }
 
   get size(): number {

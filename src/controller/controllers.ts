@@ -30,12 +30,15 @@ import { Reason } from './reasons.ts';
 import { reconcileSigningKeys, SigningKeyMemory } from './signing.ts';
 import { reconcileCaBundle, type ConfigMapObject } from './ca-bundle.ts';
 import { CA_BUNDLE_CONFIGMAP, reconcileServingCert, type ServingCertPolicy } from './serving-cert.ts';
+import { reconcileSessionKeys } from './session-keys.ts';
+import type { SessionKeyPolicy } from '../shared/session-keys.ts';
 import { apiKeyWrites, audienceClaimWrites, deploymentStatusWrite, federatedCredentialWrites, type WriteHooks } from './writes.ts';
 
 /** How long a Deployment's key count waits for more of a burst. */
 const COUNT_BATCH_MS = 1000;
 const SIGNING_KEYS_KEY = 'signing-keys';
 const SERVING_CERT_KEY = 'serving-cert';
+const SESSION_KEYS_KEY = 'console-session-keys';
 
 export interface ControllerDeps {
   client: KubeClient;
@@ -52,6 +55,8 @@ export interface ControllerDeps {
   signingPolicy: RotationPolicy;
   /** The operator makes the token server's serving certificate and publishes its CA bundle (serving-cert.ts); off when undefined. */
   servingCert?: ServingCertPolicy;
+  /** The in-cluster console's session keys Secret and sign-outs ConfigMap (session-keys.ts); off when undefined. */
+  consoleSessions?: SessionKeyPolicy;
   /** Where new signing keys are made (the Secret, or a PKCS#11 token); default: the Secret. */
   keySource?: KeyGenerator;
   /** Runs before every write (production: refuse unless leading). */
@@ -67,6 +72,8 @@ export interface OperatorControllers {
   /** With a serving certificate policy: the certificate, and the CA bundle ConfigMap of each namespace. */
   servingCert: Controller | undefined;
   caBundles: Controller | undefined;
+  /** With a console session policy: the console's session keys and sign-outs ConfigMap. */
+  consoleSessions: Controller | undefined;
   audienceClaims: Controller;
   all: Controller[];
   /** Enqueues every object in the caches (on becoming leader, and at each resync). */
@@ -169,6 +176,12 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   } });
 
   const { servingCert, caBundles, enqueueTls } = tlsControllers(deps, common);
+  const sessionPolicy = deps.consoleSessions;
+  const consoleSessions = sessionPolicy && new Controller({ ...common, name: 'ConsoleSessionKeys', workers: 1, processor: {
+    process: async () => ({
+      requeueAfterMs: await reconcileSessionKeys({ client, namespace: caches.operatorNamespace, policy: sessionPolicy, log, beforeWrite: deps.beforeWrite }),
+    }),
+  } });
 
   const enqueueApiKey = (ak: ApiKey) => apiKeys.enqueue(objectKey(ak));
   const countKeysOf = (ak: ApiKey) => deployments.enqueueAfter(`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`, COUNT_BATCH_MS);
@@ -234,12 +247,14 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   caches.signingSecret.on('delete', () => signingKeys.enqueue(SIGNING_KEYS_KEY));
 
   return {
-    apiKeys, deployments, federatedCredentials, signingKeys, servingCert, caBundles, audienceClaims,
+    apiKeys, deployments, federatedCredentials, signingKeys, servingCert, caBundles, consoleSessions, audienceClaims,
     signingKeysProblem: () => signingMemory.problem,
-    all: [apiKeys, deployments, federatedCredentials, signingKeys, audienceClaims, ...(servingCert && caBundles ? [servingCert, caBundles] : [])],
+    all: [apiKeys, deployments, federatedCredentials, signingKeys, audienceClaims, ...(servingCert && caBundles ? [servingCert, caBundles] : []),
+      ...consoleSessions ? [consoleSessions] : []],
     enqueueAll: () => {
       signingKeys.enqueue(SIGNING_KEYS_KEY);
       enqueueTls();
+      consoleSessions?.enqueue(SESSION_KEYS_KEY);
       for (const c of caches.audienceClaims.list()) if (c.metadata.name) audienceClaims.enqueue(c.metadata.name);
       for (const d of caches.deployments.list()) deployments.enqueue(objectKey(d));
       for (const ak of caches.apiKeys.list()) enqueueApiKey(ak);

@@ -22,6 +22,7 @@ import { startHealthServer } from './health.ts';
 import { ControllerMetrics } from './metrics.ts';
 import { clusterCaPem, TokenServerIdentity } from './token-server-identity.ts';
 import type { ServingCertPolicy } from './serving-cert.ts';
+import type { SessionKeyPolicy } from '../shared/session-keys.ts';
 
 export interface ControllerOptions {
   kc: KubeConfigLike;
@@ -48,6 +49,8 @@ export interface ControllerOptions {
   tokenServerIdentity?: { serviceAccount: string; dir: string };
   /** Make the token server's serving certificate and publish its CA bundle (serving-cert.ts, ca-bundle.ts). */
   servingCert?: ServingCertPolicy;
+  /** Make and rotate the in-cluster console's session keys (session-keys.ts). */
+  consoleSessions?: SessionKeyPolicy;
   /** Generate the signing keys in this PKCS#11 token instead of the Secret. */
   pkcs11?: Pkcs11Config;
 }
@@ -81,6 +84,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     defaultAudiences: opts.audiences,
     federationIssuers: new Set(opts.federationIssuers ?? []),
     servingCert: opts.servingCert,
+    consoleSessions: opts.consoleSessions,
     signingPolicy: {
       ...DEFAULT_ROTATION, algorithm: opts.signingAlgorithm,
       rotateEveryMs: opts.signingKeyRotationMs, publishLeadMs: opts.signingKeyPublishLeadMs,

@@ -4,6 +4,8 @@
  * sign-in URL it prints on a line of its own on stdout.
  */
 import { request as httpRequest } from 'node:http';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { MAIN, PLUGIN, startProcess, type RunningProcess } from './processes.ts';
 import { waitFor } from './wait.ts';
 
@@ -89,4 +91,34 @@ export function statusWithCookie(base: string, method: string, path: string, coo
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** Hosts a test browser may reach: loopback only (the provider's pages ask for web fonts). Returns what was refused, so nothing leaves the machine. */
+export async function loopbackOnly(context: BrowserContext): Promise<string[]> {
+  const elsewhere: string[] = [];
+  await context.route('**/*', (route) => {
+    const u = new URL(route.request().url());
+    if (u.hostname === '127.0.0.1') return route.continue();
+    elsewhere.push(route.request().url());
+    return route.abort('blockedbyclient');
+  });
+  return elsewhere;
+}
+
+/**
+ * Opens `path` of an in-cluster console at `base` in a fresh browser context
+ * and signs `person` in on the OIDC provider's page (issuer `issuer`). The
+ * browser does not know the test CA (the console, which talks to the
+ * provider server-side, does, and verifies it).
+ */
+export async function signInWithOidc(browser: Browser, base: string, issuer: string, person: string, path = '/'): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  await loopbackOnly(context);
+  const page = await context.newPage();
+  await page.goto(`${base}${path}`);
+  expect(page.url().startsWith(`${issuer}/interaction/`), page.url()).toBe(true);
+  await page.getByLabel('User name').fill(person);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${base}${path}`);
+  return { context, page };
 }

@@ -22,6 +22,8 @@ export interface OperatorIdentity {
   tokenServerKubeconfig: string;
   controllerServiceAccount: string;
   tokenServerServiceAccount: string;
+  /** With `console` values: a kubeconfig of the console's ServiceAccount (its chart RBAC: the sign-out list only). */
+  consoleKubeconfig?: string;
   cleanup(): Promise<void>;
 }
 
@@ -30,7 +32,9 @@ export interface OperatorIdentity {
  * RBAC for an operator installed there, and returns kubeconfigs for its accounts.
  */
 export async function installOperatorIdentity(
-  values: { watchNamespaces?: string[]; tokenServerMode?: 'sidecar' | 'deployment'; admissionPolicy?: { enabled: boolean } } = {},
+  values: {
+    watchNamespaces?: string[]; tokenServerMode?: 'sidecar' | 'deployment'; admissionPolicy?: { enabled: boolean }; console?: Record<string, unknown>;
+  } = {},
 ): Promise<OperatorIdentity> {
   const ns = await createNamespace('op');
   const namespace = ns.name;
@@ -60,8 +64,11 @@ export async function installOperatorIdentity(
     }
     const controllerKubeconfig = await serviceAccountKubeconfig(namespace, controllerServiceAccount, dir);
     const tokenServerKubeconfig = await serviceAccountKubeconfig(namespace, tokenServerServiceAccount, dir);
+    const consoleServiceAccount = values.console ? sas.find((n) => n.endsWith('-console')) : undefined;
+    const consoleKubeconfig = consoleServiceAccount && await serviceAccountKubeconfig(namespace, consoleServiceAccount, dir);
     return {
       release, namespace, controllerKubeconfig, tokenServerKubeconfig, controllerServiceAccount, tokenServerServiceAccount, cleanup,
+      ...consoleKubeconfig ? { consoleKubeconfig } : {},
     };
   } catch (err) {
     // Nothing of a half-made identity outlives the failure.

@@ -490,15 +490,30 @@ volumes:
       sizeLimit: 1Mi
   {{- end }}
   {{- if eq $.component "console" }}
-  # The cluster's CA only (where a ServiceAccount's ca.crt would be), to verify the API server.
+  # Where a ServiceAccount's files would be: the cluster's CA, to verify the API server, and the
+  # console's own token, used only to read and patch its sign-out list (one ConfigMap).
   - name: kube-root-ca
     projected:
       sources:
+        - serviceAccountToken:
+            path: token
+            expirationSeconds: 3607
         - configMap:
             name: kube-root-ca.crt
             items:
               - key: ca.crt
                 path: ca.crt
+        - downwardAPI:
+            items:
+              - path: namespace
+                fieldRef:
+                  fieldPath: metadata.namespace
+  # The session keys every replica seals and opens cookies with; the controller makes the Secret
+  # (and rotates its keys) after install, so the console waits for it (readiness: /readyz).
+  - name: session-keys
+    secret:
+      secretName: apikey-operator-console-session-keys
+      optional: true
   - name: oidc-client-secret
     secret:
       secretName: {{ .Values.console.oidc.clientSecret.existingSecret }}
