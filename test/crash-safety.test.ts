@@ -8,10 +8,12 @@
  * a key that is not Ready; afterwards no secret that ever verified has
  * changed, and one that never did has been replaced.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiKey } from '../src/api/index.ts';
 import { ApiKeyReconciler, type ApiKeyReads } from '../src/controller/apikey.ts';
 import { isConflict } from '../src/kube/client.ts';
+import { sealerOf } from '../src/controller/seal.ts';
 import { apiKeyWrites } from '../src/controller/writes.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
 import { createNamespace } from './support/cluster.ts';
@@ -21,6 +23,9 @@ import {
 } from './support/resources.ts';
 
 class Crash extends Error {}
+
+const sealer = sealerOf(new Map([['20260101T000000Z', randomBytes(32)]]));
+const seals = { get: () => Promise.resolve(sealer) };
 
 let ns: Awaited<ReturnType<typeof createNamespace>>;
 beforeAll(async () => {
@@ -49,7 +54,7 @@ async function pass(name: string, crashAfter = Infinity, stale?: ApiKey): Promis
   const count = () => { if (++writes > crashAfter) throw new Crash(`crash before write ${writes}`); };
   // The controller's own writes, stopped dead before the (crashAfter+1)-th.
   const w = apiKeyWrites(adminClient(), { emit() { /* events are not state */ } }, { beforeWrite: count });
-  const r = new ApiKeyReconciler({ ...reads, apiKey: () => ak, deployment: () => dep }, w, { tokenUrl: 'http://t', defaultAudiences: ['aud'] });
+  const r = new ApiKeyReconciler({ ...reads, apiKey: () => ak, deployment: () => dep }, w, { tokenUrl: 'http://t', defaultAudiences: ['aud'], seals });
   try {
     await r.reconcile(ns.name, name);
   } catch (err) {
