@@ -24,6 +24,8 @@ import {
 
 class Crash extends Error {}
 
+const PLANTED = 'aks_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM';
+
 const sealer = sealerOf(new Map([['20260101T000000Z', randomBytes(32)]]));
 const seals = { get: () => Promise.resolve(sealer) };
 
@@ -107,8 +109,12 @@ describe('a crash between any two writes', () => {
     const st = (await getApiKey(ns.name, name))!.status!;
     expect(secretMatchesHash(final!, st.secretHash)).toBe(true);
     if (atCrash) expect(final).toBe(atCrash);
-    // A secret that never verified (the Secret's create landed, its status did not) is not adopted.
-    if (atCrashSecret && !atCrash) expect(final).not.toBe(credentialsOf(atCrashSecret).secret);
+    // A Secret no status named yet (the Secret's create landed, its status did not) is taken as it is: its seal
+    // proves the controller wrote it for this key (invariant 5); the key id is the one the owner patch wrote.
+    if (atCrashSecret && !atCrash) {
+      expect(final).toBe(credentialsOf(atCrashSecret).secret);
+      expect(st.keyId).toBe((await getApiKey(ns.name, name))!.metadata.annotations!['apikeys.dev/key-id']);
+    }
     if (atCrashStatus?.keyId) expect(st.keyId).toBe(atCrashStatus.keyId);
   });
 
@@ -119,18 +125,30 @@ describe('a crash between any two writes', () => {
     expect(await secretVerifies('create-count')).toBeDefined();
   });
 
-  it('of a first creation, at the Secret\'s create, leaves a Secret no status names, which the next pass replaces', async () => {
+  it('of a first creation, at the Secret\'s create, leaves a sealed Secret no status names, which the next pass takes with one status write', async () => {
     await createApiKey(ns.name, 'create-unvouched', { deploymentRef: { name: 'dep' } });
     expect(await pass('create-unvouched', 2)).toBe(3);
     expect(await secretVerifies('create-unvouched')).toBeUndefined();
-    const planted = credentialsOf((await getSecret(ns.name, 'create-unvouched'))!).secret;
-    expect(unvouched.has(planted)).toBe(true);
-    // The next pass's create finds our Secret (these passes have no cache), which it then replaces on the
-    // status-first path: the status (Issuing, a new hash), the Secret, Ready.
-    expect(await pass('create-unvouched')).toBe(4);
-    const final = (await secretVerifies('create-unvouched'))!;
-    expect(final).not.toBe(planted);
+    const left = credentialsOf((await getSecret(ns.name, 'create-unvouched'))!).secret;
+    expect(unvouched.has(left)).toBe(true);
+    // The next pass reads the Secret live (the key carries its key-id annotation and no status) and finds it
+    // sealed by the controller for this key, key id and secret: the status names it and says Ready.
+    expect(await pass('create-unvouched')).toBe(1);
+    expect(await secretVerifies('create-unvouched')).toBe(left);
     expect(readyOf(await getApiKey(ns.name, 'create-unvouched'))?.status).toBe('True');
+  });
+
+  it('of a first creation, at the Secret\'s create, leaves a Secret that a later hand edit unseals: the next pass replaces it', async () => {
+    await createApiKey(ns.name, 'create-edited', { deploymentRef: { name: 'dep' } });
+    expect(await pass('create-edited', 2)).toBe(3);
+    const left = credentialsOf((await getSecret(ns.name, 'create-edited'))!).secret;
+    // Someone who may write Secrets puts a secret of their own into it, keeping the seal and the ownerReference.
+    await adminClient().mergePatch(secretPath(ns.name, 'create-edited'), { data: { API_KEY_SECRET: Buffer.from(PLANTED).toString('base64') } });
+    // Not taken: replaced on the status-first path (status Issuing with a new hash, the Secret, Ready).
+    expect(await pass('create-edited')).toBe(3);
+    const final = (await secretVerifies('create-edited'))!;
+    expect([left, PLANTED]).not.toContain(final);
+    expect(readyOf(await getApiKey(ns.name, 'create-edited'))?.status).toBe('True');
   });
 
   it('of a first creation is never undone by a pass that decided on the key as it was before it', async () => {

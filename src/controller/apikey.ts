@@ -17,7 +17,9 @@
  *    pass, exactly one Secret per ApiKey, consistent with its status, and no
  *    secret that ever verified changed without a rotation. (A Secret whose
  *    secret never verified, left by a crash between a new key's Secret
- *    create and its status write, is replaced, with a Warning event.)
+ *    create and its status write, is taken as it is when its seal proves the
+ *    controller wrote it for this key, key id and secret (invariant 5), and
+ *    replaced, with a Warning event, otherwise.)
  *
  * 3. A Secret is taken as this key's only when its secret hashes to the
  *    key's own `status.secretHash` (or to the previous hash, in grace), or,
@@ -97,11 +99,12 @@
  * - Ready=True still means the Secret is there: the status that says so is
  *   the write after the Secret's create.
  * - A crash between the two leaves a Secret whose secret verifies nowhere
- *   (no status names it, the key is not Ready); a client that read it holds
- *   nothing that ever worked. The next pass finds it (cache, or the create's
- *   AlreadyExists) and, by invariant 3, replaces it on the status-first path
- *   with a Warning: it cannot tell its own interrupted create from a Secret
- *   planted with the key's ownerReference, and need not.
+ *   (no status names it, the key is not Ready). The next pass reads it live
+ *   (the key carries the key-id annotation and no status) and, its seal
+ *   proving it the controller's own for this key, names it in one status
+ *   write, as the interrupted pass would have; a Secret planted with the
+ *   key's ownerReference, or edited since, has no valid seal and is replaced
+ *   on the status-first path with a Warning (invariant 3).
  *
  * The status stays a server-side apply though a JSON merge patch with a
  * resourceVersion precondition costs the apiserver less: the apply's field
