@@ -64,6 +64,18 @@ async function known(ns: string, name: string, audience: string): Promise<Known>
   return { name, ...creds, token: await issued(server, creds) };
 }
 
+/** A namespace with one Deployment `app` and one key `ci`, backed up and then emptied. */
+async function oneKeyBackedUp(prefix: string): Promise<{ ns: string; k: Known; saved: Backup }> {
+  const ns = await namespace(prefix);
+  const aud = uniqueAudience(prefix);
+  await createDeployment(ns, 'app', { audiences: [aud] });
+  await createApiKey(ns, 'ci', { deploymentRef: { name: 'app' } });
+  const k = await known(ns, 'ci', aud);
+  const saved = await backup(ns);
+  await wipe(ns);
+  return { ns, k, saved };
+}
+
 const KEYS_PER_DEPLOYMENT = 10;
 
 /**
@@ -169,13 +181,7 @@ describe('a restore from backup', () => {
   });
 
   it('with ownerReferences kept, naming the old uids, loses the keys to the garbage collector, never to new credentials', async () => {
-    const ns = await namespace('restore-oldrefs');
-    const aud = uniqueAudience('restore-oldrefs');
-    await createDeployment(ns, 'dep', { audiences: [aud] });
-    await createApiKey(ns, 'ci', { deploymentRef: { name: 'dep' } });
-    const k = await known(ns, 'ci', aud);
-    const saved = await backup(ns);
-    await wipe(ns);
+    const { ns, k, saved } = await oneKeyBackedUp('restore-oldrefs');
     await restore(saved, { order: ['secrets', 'deployments', 'apikeys'], ownerReferences: 'old' });
     // Kubernetes deletes an object whose owners' uids are gone, whatever any controller does: a restore must
     // drop ownerReferences (Velero's default). The controller takes no part: it neither adopts nor re-keys.
@@ -191,13 +197,7 @@ describe('a restore from backup', () => {
   });
 
   it('waits, Restoring, for a Secret that is not restored, and the old secret opens nothing meanwhile', async () => {
-    const ns = await namespace('restore-nosecret');
-    const aud = uniqueAudience('restore-nosecret');
-    await createDeployment(ns, 'dep', { audiences: [aud] });
-    await createApiKey(ns, 'ci', { deploymentRef: { name: 'dep' } });
-    const k = await known(ns, 'ci', aud);
-    const saved = await backup(ns);
-    await wipe(ns);
+    const { ns, k, saved } = await oneKeyBackedUp('restore-nosecret');
     await restore(saved, { order: ['deployments', 'apikeys'] });
     const waiting = await waitFor('Restoring', async () => {
       const ak = await getApiKey(ns, 'ci');
@@ -307,13 +307,7 @@ describe('an attacker, while a victim is restored', () => {
   });
 
   it('gives a key id restored into two namespaces to the one it was sealed for, whichever is restored first', async () => {
-    const ns = await namespace('restore-src');
-    const aud = uniqueAudience('restore-twice');
-    await createDeployment(ns, 'app', { audiences: [aud] });
-    await createApiKey(ns, 'ci', { deploymentRef: { name: 'app' } });
-    const k = await known(ns, 'ci', aud);
-    const b = await backup(ns);
-    await wipe(ns);
+    const { ns, k, saved: b } = await oneKeyBackedUp('restore-src');
     // The copy (Velero's --namespace-mappings) is restored first, and is older: it still gets nothing.
     const other = await namespace('restore-copy');
     await restore(b, { order: ['secrets', 'deployments', 'apikeys'], namespace: other });
