@@ -364,7 +364,7 @@ describe('a restore into a fresh cluster', () => {
     const t0 = Date.now();
     await restore(tenants, { order: ['secrets', 'deployments', 'apikeys'], client });
     await waitFor('every key Ready in the fresh cluster with its old id', async () => {
-      const all = await Promise.all(keys.map((k) => client.get<ApiKey>(`/apis/apikeys.dev/v1alpha1/namespaces/${ns}/apikeys/${k.name}`)));
+      const all = await Promise.all(keys.map((k) => client.get<ApiKey>(apiKeyPath(ns, k.name))));
       return all.every((ak, i) => readyOf(ak)?.status === 'True' && ak.status?.keyId === keys[i]!.keyId);
     }, 120_000, 100);
     measured[`fresh cluster, ${keys.length} keys: from the restore's start`] = [Date.now() - t0];
