@@ -8,10 +8,12 @@
  * a key that is not Ready; afterwards no secret that ever verified has
  * changed, and one that never did has been replaced.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiKey } from '../src/api/index.ts';
 import { ApiKeyReconciler, type ApiKeyReads } from '../src/controller/apikey.ts';
 import { isConflict } from '../src/kube/client.ts';
+import { sealerOf } from '../src/controller/seal.ts';
 import { apiKeyWrites } from '../src/controller/writes.ts';
 import { secretMatchesHash } from '../src/keys/format.ts';
 import { createNamespace } from './support/cluster.ts';
@@ -21,6 +23,11 @@ import {
 } from './support/resources.ts';
 
 class Crash extends Error {}
+
+const PLANTED = 'aks_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM';
+
+const sealer = sealerOf(new Map([['20260101T000000Z', randomBytes(32)]]));
+const seals = { get: () => Promise.resolve(sealer) };
 
 let ns: Awaited<ReturnType<typeof createNamespace>>;
 beforeAll(async () => {
@@ -49,7 +56,7 @@ async function pass(name: string, crashAfter = Infinity, stale?: ApiKey): Promis
   const count = () => { if (++writes > crashAfter) throw new Crash(`crash before write ${writes}`); };
   // The controller's own writes, stopped dead before the (crashAfter+1)-th.
   const w = apiKeyWrites(adminClient(), { emit() { /* events are not state */ } }, { beforeWrite: count });
-  const r = new ApiKeyReconciler({ ...reads, apiKey: () => ak, deployment: () => dep }, w, { tokenUrl: 'http://t', defaultAudiences: ['aud'] });
+  const r = new ApiKeyReconciler({ ...reads, apiKey: () => ak, deployment: () => dep }, w, { tokenUrl: 'http://t', defaultAudiences: ['aud'], seals });
   try {
     await r.reconcile(ns.name, name);
   } catch (err) {
@@ -102,8 +109,12 @@ describe('a crash between any two writes', () => {
     const st = (await getApiKey(ns.name, name))!.status!;
     expect(secretMatchesHash(final!, st.secretHash)).toBe(true);
     if (atCrash) expect(final).toBe(atCrash);
-    // A secret that never verified (the Secret's create landed, its status did not) is not adopted.
-    if (atCrashSecret && !atCrash) expect(final).not.toBe(credentialsOf(atCrashSecret).secret);
+    // A Secret no status named yet (the Secret's create landed, its status did not) is taken as it is: its seal
+    // proves the controller wrote it for this key (invariant 5); the key id is the one the owner patch wrote.
+    if (atCrashSecret && !atCrash) {
+      expect(final).toBe(credentialsOf(atCrashSecret).secret);
+      expect(st.keyId).toBe((await getApiKey(ns.name, name))!.metadata.annotations!['apikeys.dev/key-id']);
+    }
     if (atCrashStatus?.keyId) expect(st.keyId).toBe(atCrashStatus.keyId);
   });
 
@@ -114,18 +125,30 @@ describe('a crash between any two writes', () => {
     expect(await secretVerifies('create-count')).toBeDefined();
   });
 
-  it('of a first creation, at the Secret\'s create, leaves a Secret no status names, which the next pass replaces', async () => {
+  it('of a first creation, at the Secret\'s create, leaves a sealed Secret no status names, which the next pass takes with one status write', async () => {
     await createApiKey(ns.name, 'create-unvouched', { deploymentRef: { name: 'dep' } });
     expect(await pass('create-unvouched', 2)).toBe(3);
     expect(await secretVerifies('create-unvouched')).toBeUndefined();
-    const planted = credentialsOf((await getSecret(ns.name, 'create-unvouched'))!).secret;
-    expect(unvouched.has(planted)).toBe(true);
-    // The next pass's create finds our Secret (these passes have no cache), which it then replaces on the
-    // status-first path: the status (Issuing, a new hash), the Secret, Ready.
-    expect(await pass('create-unvouched')).toBe(4);
-    const final = (await secretVerifies('create-unvouched'))!;
-    expect(final).not.toBe(planted);
+    const left = credentialsOf((await getSecret(ns.name, 'create-unvouched'))!).secret;
+    expect(unvouched.has(left)).toBe(true);
+    // The next pass reads the Secret live (the key carries its key-id annotation and no status) and finds it
+    // sealed by the controller for this key, key id and secret: the status names it and says Ready.
+    expect(await pass('create-unvouched')).toBe(1);
+    expect(await secretVerifies('create-unvouched')).toBe(left);
     expect(readyOf(await getApiKey(ns.name, 'create-unvouched'))?.status).toBe('True');
+  });
+
+  it('of a first creation, at the Secret\'s create, leaves a Secret that a later hand edit unseals: the next pass replaces it', async () => {
+    await createApiKey(ns.name, 'create-edited', { deploymentRef: { name: 'dep' } });
+    expect(await pass('create-edited', 2)).toBe(3);
+    const left = credentialsOf((await getSecret(ns.name, 'create-edited'))!).secret;
+    // Someone who may write Secrets puts a secret of their own into it, keeping the seal and the ownerReference.
+    await adminClient().mergePatch(secretPath(ns.name, 'create-edited'), { data: { API_KEY_SECRET: Buffer.from(PLANTED).toString('base64') } });
+    // Not taken: replaced on the status-first path (status Issuing with a new hash, the Secret, Ready).
+    expect(await pass('create-edited')).toBe(3);
+    const final = (await secretVerifies('create-edited'))!;
+    expect([left, PLANTED]).not.toContain(final);
+    expect(readyOf(await getApiKey(ns.name, 'create-edited'))?.status).toBe('True');
   });
 
   it('of a first creation is never undone by a pass that decided on the key as it was before it', async () => {

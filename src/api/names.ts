@@ -10,6 +10,13 @@ export const FIELD_MANAGER = 'apikey-operator';
 export const ROTATE_ANNOTATION = 'apikeys.dev/rotate';
 export const SIGNING_KEYS_SECRET = 'apikey-operator-signing-keys';
 export const SIGNING_KEYS_SECRET_TYPE = 'apikeys.dev/signing-keys';
+/** The operator's seal keys (controller/seal.ts): the controller's alone; a backup must include it. */
+export const SEAL_KEY_SECRET = 'apikey-operator-seal-key';
+export const SEAL_KEY_SECRET_TYPE = 'apikeys.dev/seal-key';
+/** On a credentials Secret: the controller's seal over namespace, ApiKey name, key id and secret hash. */
+export const SEAL_ANNOTATION = 'apikeys.dev/seal';
+/** On an ApiKey: the key id the controller issued it, which survives a backup and restore (status does not). */
+export const KEY_ID_ANNOTATION = 'apikeys.dev/key-id';
 export const LEASE_NAME = 'apikey-operator-controller';
 /** The ApiKey condition that warns ahead of spec.expiresAt (controller/expiry.ts). */
 export const EXPIRING_CONDITION = 'Expiring';

@@ -62,10 +62,7 @@ export function credentialsSecret(ak: ApiKey, c: Credentials): SecretObject & { 
       namespace: ak.metadata.namespace,
       labels: { ...tpl.labels, [MANAGED_BY_LABEL]: MANAGED_BY, [APIKEY_LABEL]: ak.metadata.name! },
       annotations: { ...tpl.annotations },
-      ownerReferences: [{
-        apiVersion: API_VERSION, kind: 'ApiKey', name: ak.metadata.name!, uid: ak.metadata.uid!,
-        controller: true, blockOwnerDeletion: true,
-      }],
+      ownerReferences: [credentialsOwnerRef(ak)],
     },
     type: SECRET_TYPE,
     data: {
@@ -75,6 +72,11 @@ export function credentialsSecret(ak: ApiKey, c: Credentials): SecretObject & { 
       [SECRET_KEYS.audience]: b64(c.audience),
     },
   };
+}
+
+/** The controller reference of an ApiKey's credentials Secret. */
+export function credentialsOwnerRef(ak: ApiKey) {
+  return { apiVersion: API_VERSION, kind: 'ApiKey', name: ak.metadata.name!, uid: ak.metadata.uid!, controller: true, blockOwnerDeletion: true };
 }
 
 /** One decoded value of a Secret; undefined when the key is absent. */

@@ -5,11 +5,12 @@
  * list of writes the reconcile makes, and what they must hold.
  */
 import { describe, expect, it } from 'vitest';
-import { credentialsSecret, readCredential, type ApiKey, type Deployment, type SecretObject } from '../api/index.ts';
+import { credentialsOwnerRef, credentialsSecret, readCredential, type ApiKey, type Deployment, type SecretObject } from '../api/index.ts';
 import { generateKeyId, generateSecret, hashSecret, secretMatchesHash } from '../keys/format.ts';
 import { KubeError } from '../kube/client.ts';
 import { ApiKeyReconciler, decideAction, type ApiKeyStatus, type ApiKeyWrites, type ReconcileResult } from './apikey.ts';
 import { expiringCondition, parseExpiryWarnings } from './expiry.ts';
+import { sealerOf } from './seal.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 const NS = 'team-a';
@@ -41,6 +42,8 @@ interface KeyOpts {
   status?: ApiKeyStatus;
   spec?: Partial<ApiKey['spec']>;
   annotation?: string;
+  /** The key-id annotation; default: the status's key id. */
+  keyIdAnnotation?: string;
   deleting?: boolean;
 }
 
@@ -50,7 +53,10 @@ function apiKey(o: KeyOpts = {}): ApiKey {
     metadata: {
       name: 'ci', namespace: NS, uid: KEY_UID, generation: 1, resourceVersion: '100',
       creationTimestamp: at(-24 * HOUR) as unknown as Date,
-      annotations: o.annotation === undefined ? undefined : { 'apikeys.dev/rotate': o.annotation },
+      annotations: o.annotation === undefined && !(o.keyIdAnnotation ?? o.status?.keyId) ? undefined : {
+        ...o.annotation === undefined ? {} : { 'apikeys.dev/rotate': o.annotation },
+        ...(o.keyIdAnnotation ?? o.status?.keyId) ? { 'apikeys.dev/key-id': (o.keyIdAnnotation ?? o.status?.keyId)! } : {},
+      },
       ownerReferences: o.owner === null ? undefined
         : [{ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: 'airflow', uid: o.owner ?? DEP_UID }],
       deletionTimestamp: o.deleting ? NOW : undefined,
@@ -72,9 +78,17 @@ const warnedStatus = (expiresAt: string): ApiKeyStatus => readyStatus({ expiresA
   type: 'Expiring', ...expiringCondition(expiresAt, NOW, parseExpiryWarnings('720h,168h,24h'))!, observedGeneration: 1, lastTransitionTime: at(-HOUR),
 }] });
 
-/** The Secret of a key, as this controller writes it. */
-const secretOf = (ak: ApiKey, keyId = ID, secret = SECRET): SecretObject =>
-  credentialsSecret(ak, { keyId, secret, tokenUrl: TOKEN_URL, audience: 'https://airflow.example.com' });
+/** The seal keys of these tests. */
+const SEALER = sealerOf(new Map([['20260101T000000Z', Buffer.alloc(32, 7)]]));
+const seals = { get: () => Promise.resolve(SEALER) };
+
+/** The Secret of a key, as this controller writes it (sealed). */
+const secretOf = (ak: ApiKey, keyId = ID, secret = SECRET): SecretObject => {
+  const s = credentialsSecret(ak, { keyId, secret, tokenUrl: TOKEN_URL, audience: 'https://airflow.example.com' });
+  s.metadata.annotations = { ...s.metadata.annotations,
+    'apikeys.dev/seal': SEALER.seal({ namespace: NS, name: ak.metadata.name!, keyId, secretHash: hashSecret(secret) }) };
+  return s;
+};
 /** An ApiKey of another namespace whose status claims the key id `ID`, created at `created`. */
 const other = (created: string): ApiKey => ({
   ...apiKey({ status: readyStatus() }),
@@ -106,6 +120,7 @@ interface Case {
   seen?: string[];
   check?: (r: Recorded) => void;
   requeueAfterMs?: number;
+  restoreWaitMs?: number;
 }
 
 interface Recorded {
@@ -113,18 +128,34 @@ interface Recorded {
   secrets: SecretObject[];
   notes: string[];
   result: ReconcileResult;
+  /** The key ids written into the key-id annotation (undefined: an owner patch without one). */
+  keyIdAnnotations: (string | undefined)[];
+  adopted: SecretObject[];
 }
 
 async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
   const writes: string[] = c.seen ?? [];
-  const rec: Recorded = { statuses: [], secrets: [], notes: [], result: {} };
+  const rec: Recorded = { statuses: [], secrets: [], notes: [], result: {}, keyIdAnnotations: [], adopted: [] };
   let rv = 100;
   const live = c.live === undefined ? c.cached : (c.live ?? undefined);
   const w: ApiKeyWrites = {
-    setOwner(ak, dep) {
-      writes.push('setOwner');
+    setOwner(ak, dep, keyId) {
+      writes.push(keyId === undefined ? 'setOwner' : 'setOwner+keyId');
+      rec.keyIdAnnotations.push(keyId);
       return Promise.resolve({ ...ak, metadata: { ...ak.metadata, resourceVersion: String(++rv),
+        annotations: keyId === undefined ? ak.metadata.annotations : { ...ak.metadata.annotations, 'apikeys.dev/key-id': keyId },
         ownerReferences: [{ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }] } });
+    },
+    setKeyIdAnnotation(ak, keyId) {
+      writes.push('keyId annotation');
+      rec.keyIdAnnotations.push(keyId);
+      return Promise.resolve({ ...ak, metadata: { ...ak.metadata, resourceVersion: String(++rv),
+        annotations: { ...ak.metadata.annotations, 'apikeys.dev/key-id': keyId } } });
+    },
+    adoptSecret(s, ak) {
+      writes.push('adopt secret');
+      rec.adopted.push({ ...s, metadata: { ...s.metadata, ownerReferences: [credentialsOwnerRef(ak)] } });
+      return Promise.resolve(s);
     },
     applyStatus(ak, status) {
       const r = status.conditions?.find((x) => x.type === 'Ready');
@@ -159,7 +190,7 @@ async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
     apiKeysWithKeyId: (keyId) => [c.key, ...(c.sameKeyId ?? [])].filter((k): k is ApiKey => k?.status?.keyId === keyId),
     cachedSecret: () => c.cached,
     liveSecret: () => Promise.resolve(live),
-  }, w, { tokenUrl: TOKEN_URL, defaultAudiences: ['default-aud'] }, () => NOW);
+  }, w, { tokenUrl: TOKEN_URL, defaultAudiences: ['default-aud'], seals, restoreWaitMs: c.restoreWaitMs }, () => NOW);
   rec.result = await r.reconcile(NS, 'ci');
   return { writes, rec };
 }
@@ -197,9 +228,13 @@ const cases: Record<string, Case> = {
   },
   'creates credentials for a new key in four requests: ownerReference, the Secret\'s create, one status (Ready), the event': {
     key: apiKey({ owner: null }), dep: deployment(),
-    writes: ['setOwner', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    writes: ['setOwner+keyId', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
     check: (r) => {
       expect(r.statuses).toHaveLength(1);
+      // The key id is on the object from the owner patch on, and the Secret is sealed in its create.
+      expect(r.keyIdAnnotations).toEqual([r.statuses[0]!.keyId]);
+      expect(SEALER.verify(r.secrets[0]!.metadata!.annotations!['apikeys.dev/seal'],
+        { namespace: NS, name: 'ci', keyId: r.statuses[0]!.keyId!, secretHash: r.statuses[0]!.secretHash! })).toBe(true);
       const s = r.secrets[0]!;
       expect(secretMatchesHash(secretIn(s), r.statuses[0]!.secretHash)).toBe(true);
       expect(r.statuses[0]!.keyId).toBe(idIn(s));
@@ -421,12 +456,119 @@ const cases: Record<string, Case> = {
     writes: [], requeueAfterMs: HOUR + 50,
   },
   'follows a new generation in observedGeneration': {
-    key: { ...apiKey({ status: readyStatus() }), metadata: { ...apiKey().metadata, generation: 2 } },
+    key: { ...apiKey({ status: readyStatus() }), metadata: { ...apiKey({ status: readyStatus() }).metadata, generation: 2 } },
     dep: deployment(), cached: secretOf(apiKey()),
     writes: ['status Ready=True SecretReady'],
     check: (r) => expect(r.statuses[0]!.observedGeneration).toBe(2),
   },
+
+  // Restore from a backup (invariant 5): the ApiKey and its Secret come back without status, uids new,
+  // ownerReferences dropped or naming the old uids.
+  'takes back a restored Secret sealed for it: Restoring, owner, the Secret\'s controller reference, Ready with the old id and hash': {
+    key: restoredKey(), dep: deployment(), cached: restoredSecret(),
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'adopt secret', 'status Ready=True SecretReady', 'event Normal Restored'],
+    check: (r) => {
+      const s = r.statuses.at(-1)!;
+      expect(s.keyId).toBe(ID);
+      expect(s.secretHash).toBe(hashSecret(SECRET));
+      expect(s.previousSecretHash).toBeUndefined();
+      expect(r.keyIdAnnotations).toEqual([undefined]);
+      expect(r.adopted[0]!.metadata!.ownerReferences).toEqual([credentialsOwnerRef(apiKey())]);
+      expect(r.secrets).toEqual([]);
+    },
+  },
+  'takes back a restored Secret whose controller reference names the key\'s old uid': {
+    key: restoredKey(), dep: deployment(), cached: restoredSecret({ ownerUid: 'old-uid' }),
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'adopt secret', 'status Ready=True SecretReady', 'event Normal Restored'],
+  },
+  'takes back its Secret without rotating for a rotate annotation restored with it': {
+    key: restoredKey({ annotation: 'v3' }), dep: deployment(), cached: restoredSecret(),
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'adopt secret', 'status Ready=True SecretReady', 'event Normal Restored'],
+    check: (r) => {
+      expect(r.statuses.at(-1)!.rotateAnnotation).toBe('v3');
+      expect(r.statuses.at(-1)!.secretHash).toBe(hashSecret(SECRET));
+    },
+  },
+  'waits for a restored key\'s Secret, saying so, and comes back when the wait ends': {
+    key: restoredKey(), dep: deployment(),
+    writes: ['status Ready=Unknown Restoring', 'setOwner'],
+    requeueAfterMs: 10 * 60_000 + 50,
+    check: (r) => expect(r.statuses[0]!.conditions!.find((c) => c.type === 'Ready')!.message).toContain(ID),
+  },
+  'gives up waiting for a restored key\'s Secret after the wait: new credentials under a new key id, with a Warning': {
+    key: restoredKey({ owner: DEP_UID, restoringSince: at(-11 * 60_000) }), dep: deployment(),
+    writes: ['event Warning NotRestored', 'create secret', 'status Ready=True SecretReady', 'event Normal Created'],
+    check: (r) => {
+      expect(r.statuses[0]!.keyId).not.toBe(ID);
+      expect(idIn(r.secrets[0]!)).toBe(r.statuses[0]!.keyId);
+    },
+  },
+  'does not take a restored Secret sealed for another ApiKey of the namespace (a copy renamed)': {
+    key: restoredKey(), dep: deployment(), cached: restoredSecret({ sealedFor: 'deploy' }),
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+    check: (r) => expect(r.statuses.at(-1)!.keyId).toBeUndefined(),
+  },
+  'does not take a restored Secret sealed for the same name in another namespace': {
+    key: restoredKey(), dep: deployment(), cached: restoredSecret({ sealedIn: 'team-b' }),
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+  },
+  'does not take a Secret whose seal was copied onto another secret': {
+    key: restoredKey(), dep: deployment(), cached: restoredSecret({ secret: OLD_SECRET }),
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+  },
+  'does not take a Secret with a seal by a key it does not hold': {
+    key: restoredKey(), dep: deployment(), cached: restoredSecret({ sealer: sealerOf(new Map([['20260101T000000Z', Buffer.alloc(32, 9)]])) }),
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+  },
+  'does not take a sealed Secret whose key id is not the one the ApiKey was issued': {
+    key: restoredKey({ keyIdAnnotation: generateKeyId() }), dep: deployment(), cached: restoredSecret(),
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+  },
+  'does not take a sealed Secret controlled by another kind of object': {
+    key: restoredKey(), dep: deployment(),
+    cached: { ...restoredSecret(), metadata: { ...restoredSecret().metadata, ownerReferences: [
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 'ci', uid: 'x', controller: true }] } },
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+  },
+  'leaves a key id another ApiKey claims to it: a sealed Secret with that id is not taken': {
+    key: restoredKey(), dep: deployment(), cached: restoredSecret(), sameKeyId: [other('2026-01-01T00:00:00Z')],
+    writes: ['status Ready=Unknown Restoring', 'setOwner', 'status Ready=False SecretConflict', 'event Warning SecretConflict'],
+  },
+  'replaces a planted Secret that names the restored key as its controller and does not verify, under a new key id': {
+    key: restoredKey({ owner: DEP_UID, restoringSince: at(-60_000) }), dep: deployment(),
+    cached: secretOf(apiKey(), ID, OLD_SECRET), live: { ...secretOf(apiKey(), ID, OLD_SECRET), metadata: { ...secretOf(apiKey(), ID, OLD_SECRET).metadata,
+      annotations: restoredSecret().metadata!.annotations } },
+    writes: ['status Ready=Unknown Issuing', 'secret', 'status Ready=True SecretReady', 'event Warning SecretModified'],
+    check: (r) => {
+      expect(r.statuses.at(-1)!.keyId).not.toBe(ID);
+      expect(secretIn(r.secrets[0]!)).not.toBe(OLD_SECRET);
+    },
+  },
+  'seals the Secret of a key made before seals, and writes its key id onto it, once': {
+    key: apiKey({ status: readyStatus(), keyIdAnnotation: '' }), dep: deployment(),
+    cached: credentialsSecret(apiKey(), { keyId: ID, secret: SECRET, tokenUrl: TOKEN_URL, audience: 'https://airflow.example.com' }),
+    writes: ['keyId annotation', 'secret'],
+    check: (r) => {
+      expect(r.keyIdAnnotations).toEqual([ID]);
+      expect(r.secrets[0]!.metadata!.annotations!['apikeys.dev/seal']).toBe(secretOf(apiKey()).metadata!.annotations!['apikeys.dev/seal']);
+    },
+  },
 };
+
+/** An ApiKey as a backup tool restores it: the key-id annotation, no status (or Restoring since `restoringSince`), no ownerReference. */
+function restoredKey(o: { annotation?: string; keyIdAnnotation?: string; owner?: string; restoringSince?: string } = {}): ApiKey {
+  const status = o.restoringSince === undefined ? undefined : { observedGeneration: 1, secretName: 'ci', conditions: conditions({
+    type: 'Ready', status: 'Unknown', reason: 'Restoring', message: 'waiting', observedGeneration: 1, lastTransitionTime: o.restoringSince }) };
+  return apiKey({ owner: o.owner ?? null, annotation: o.annotation, keyIdAnnotation: o.keyIdAnnotation ?? ID, status });
+}
+
+/** The key's sealed Secret as a backup tool restores it: no ownerReference (or one naming `ownerUid`). */
+function restoredSecret(o: { ownerUid?: string; sealedFor?: string; sealedIn?: string; secret?: string; sealer?: typeof SEALER } = {}): SecretObject {
+  const s = secretOf(apiKey(), ID, o.secret ?? SECRET);
+  const seal = (o.sealer ?? SEALER).seal({ namespace: o.sealedIn ?? NS, name: o.sealedFor ?? 'ci', keyId: ID, secretHash: hashSecret(SECRET) });
+  return { ...s, metadata: { ...s.metadata, annotations: { ...s.metadata!.annotations, 'apikeys.dev/seal': seal },
+    ownerReferences: o.ownerUid === undefined ? undefined : [{ ...credentialsOwnerRef(apiKey()), uid: o.ownerUid }] } };
+}
 
 describe('ApiKey reconcile', () => {
   it.each(Object.entries(cases))('%s', async (_name, c) => {
@@ -465,7 +607,7 @@ describe('a failed create of the Secret', () => {
     } } as unknown as ApiKeyWrites;
     const key = apiKey();
     const r = new ApiKeyReconciler({ apiKey: () => key, deployment: () => deployment(), apiKeysWithKeyId: () => [],
-      cachedSecret: () => undefined, liveSecret: () => Promise.resolve(undefined) }, w, { tokenUrl: TOKEN_URL, defaultAudiences: [] }, () => NOW);
+      cachedSecret: () => undefined, liveSecret: () => Promise.resolve(undefined) }, w, { tokenUrl: TOKEN_URL, defaultAudiences: [], seals }, () => NOW);
     await expect(r.reconcile(NS, 'ci')).rejects.toBe(refused);
     expect(statuses).toHaveLength(1);
     const s = statuses[0]!;
@@ -479,7 +621,7 @@ describe('a failed create of the Secret', () => {
 });
 
 describe('decideAction', () => {
-  const base = { ak: apiKey(), dep: deployment(), now: NOW, secretName: 'ci', annotation: undefined, expired: false };
+  const base = { ak: apiKey(), dep: deployment(), now: NOW, secretName: 'ci', annotation: undefined, expired: false, sealer: SEALER };
   const stored = { keyId: ID, value: SECRET, hash: hashSecret(SECRET) };
   it.each([
     ['createCredentials', { secret: undefined, stored: {}, status: {} }],

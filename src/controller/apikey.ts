@@ -17,20 +17,59 @@
  *    pass, exactly one Secret per ApiKey, consistent with its status, and no
  *    secret that ever verified changed without a rotation. (A Secret whose
  *    secret never verified, left by a crash between a new key's Secret
- *    create and its status write, is replaced, with a Warning event.)
+ *    create and its status write, is taken as it is when its seal proves the
+ *    controller wrote it for this key, key id and secret (invariant 5), and
+ *    replaced, with a Warning event, otherwise.)
  *
  * 3. A Secret is taken as this key's only when its secret hashes to the
- *    key's own `status.secretHash` (or to the previous hash, in grace).
- *    Being controlled by the ApiKey proves nothing: anyone who may create
- *    Secrets in the namespace can set that ownerReference, and key ids are
- *    public, so a Secret planted before the key's first pass could otherwise
- *    make the key adopt another key's id. Anything else gets new credentials.
+ *    key's own `status.secretHash` (or to the previous hash, in grace), or,
+ *    for a key whose status names no key id, when it is the key's own sealed
+ *    Secret from before a restore (invariant 5). Being controlled by the
+ *    ApiKey proves nothing: anyone who may create Secrets in the namespace
+ *    can set that ownerReference, and key ids are public, so a Secret planted
+ *    before the key's first pass could otherwise make the key adopt another
+ *    key's id. Anything else gets new credentials.
  *
  * 4. A key id belongs to one ApiKey: if two ever claim the same id (a
  *    restored backup, a status written by hand), the first claimant
  *    (api/claims.ts) keeps it and the other is `Ready=False` with reason
  *    `KeyIdConflict`; the token server, deciding with the same rule, never
  *    refuses the first because of the second.
+ *
+ * 5. A restore from a backup keeps every key's id and secret, and gives
+ *    nobody a key id or secret that was not theirs. A backup tool restores
+ *    objects without status, with new uids, and with ownerReferences dropped
+ *    (Velero's default); so two things the controller writes outside the
+ *    status carry a key across: the key-id annotation on the ApiKey
+ *    (`apikeys.dev/key-id`, set in the ownerReference patch of a new key:
+ *    no extra request) and the seal on its Secret (`apikeys.dev/seal`, an
+ *    HMAC under the operator's seal key over namespace, ApiKey name, key id
+ *    and secret hash, set in the Secret's create or apply: seal.ts). A key
+ *    whose status names no key id takes a Secret as its own only when the
+ *    seal verifies for its namespace and name and for the key id and secret
+ *    the Secret holds, that key id is the one its annotation names, the
+ *    Secret is controlled by no other object (none, or an earlier incarnation
+ *    of the same ApiKey), and no other ApiKey claims the id. That is as strong
+ *    as invariant 3: only this controller can seal, and a seal made for one
+ *    (namespace, name, key id, secret) verifies for nothing else, so a
+ *    planted Secret, a sealed Secret copied under another name or into
+ *    another namespace, or a seal moved onto another secret is never taken
+ *    (it is handled as in invariant 3); the secret taken is the very one the
+ *    key had, which is no new power for whoever can read the Secret; and
+ *    since exactly one ApiKey (its namespace and name) can take a given
+ *    sealed Secret, and none takes an id another ApiKey claims, invariant 4
+ *    holds unchanged. A restored key (the annotation, no status, no
+ *    ownerReference) first says Ready=Unknown (Restoring) and waits, a
+ *    bounded time (RESTORE_WAIT_MS), for its Secret, which a backup tool may
+ *    restore after it; the status is written first so that a pass stopped
+ *    anywhere later still waits. Past the wait it gets new credentials, as a
+ *    new key, under a new key id (the annotation is never a source of key
+ *    ids: a tenant can write it). What a restore does not bring back: the
+ *    previous secret of a rotation in grace (the Secret holds only the
+ *    current one), and the time of the last rotation (a schedule counts from
+ *    the restore). A Ready key whose Secret is not sealed with the newest
+ *    seal key, or whose annotation is missing (keys made before seals), gets
+ *    both on its next pass.
  *
  * So every new secret of a key that already has one (rotation, a Secret
  * deleted or altered by hand) writes the status first (key id, new hash; on
@@ -45,7 +84,8 @@
  * A new key (no key id in its status, no Secret seen) is the one exception,
  * and the common case: its Secret is created first, then one status write
  * names its key id and hash and says Ready=True. Four requests per new key:
- * the ownerReference patch, the Secret's create, the status, the event (a
+ * the ownerReference patch (which also writes the key-id annotation), the
+ * Secret's create (sealed), the status, the event (a
  * status-first sequence needs a fifth, Ready=Unknown (Issuing) before the
  * Secret and Ready=True after it, since Ready must never come before the
  * Secret). It is as safe, for three reasons:
@@ -59,11 +99,12 @@
  * - Ready=True still means the Secret is there: the status that says so is
  *   the write after the Secret's create.
  * - A crash between the two leaves a Secret whose secret verifies nowhere
- *   (no status names it, the key is not Ready); a client that read it holds
- *   nothing that ever worked. The next pass finds it (cache, or the create's
- *   AlreadyExists) and, by invariant 3, replaces it on the status-first path
- *   with a Warning: it cannot tell its own interrupted create from a Secret
- *   planted with the key's ownerReference, and need not.
+ *   (no status names it, the key is not Ready). The next pass reads it live
+ *   (the key carries the key-id annotation and no status) and, its seal
+ *   proving it the controller's own for this key, names it in one status
+ *   write, as the interrupted pass would have; a Secret planted with the
+ *   key's ownerReference, or edited since, has no valid seal and is replaced
+ *   on the status-first path with a Warning (invariant 3).
  *
  * The status stays a server-side apply though a JSON merge patch with a
  * resourceVersion precondition costs the apiserver less: the apply's field
@@ -85,7 +126,9 @@
  * vouching for a Secret the cache has not seen yet.
  */
 import type { ApiKey, Deployment, SecretObject } from '../api/index.ts';
-import { credentialsSecret, DEFAULT_GRACE_PERIOD, readCredential, ROTATE_ANNOTATION, SECRET_KEYS, secretNameOf } from '../api/index.ts';
+import {
+  credentialsSecret, DEFAULT_GRACE_PERIOD, KEY_ID_ANNOTATION, readCredential, ROTATE_ANNOTATION, SEAL_ANNOTATION, SECRET_KEYS, secretNameOf,
+} from '../api/index.ts';
 import { firstClaimant } from '../api/claims.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
@@ -97,6 +140,7 @@ import { parseDuration } from '../shared/duration.ts';
 import { getCondition, sameStatus, setCondition, setReadyConditions, type ReadyState } from './conditions.ts';
 import { DEFAULT_EXPIRY_WARNINGS, EXPIRING, expiringCondition, nextThreshold, parseExpiryWarnings } from './expiry.ts';
 import { Reason } from './reasons.ts';
+import type { Sealer } from './seal.ts';
 import { createdMetadataLeft, isControlledBy, secretUpToDate } from './secret.ts';
 
 export type ApiKeyStatus = NonNullable<ApiKey['status']>;
@@ -115,7 +159,12 @@ export interface ApiKeyReads {
 
 /** Every write a reconcile makes. Each returns the object the apiserver answered with. */
 export interface ApiKeyWrites {
-  setOwner(ak: ApiKey, deployment: Deployment): Promise<ApiKey>;
+  /** Sets the ownerReference to the Deployment and, with `keyId`, the key-id annotation in the same patch. */
+  setOwner(ak: ApiKey, deployment: Deployment, keyId?: string): Promise<ApiKey>;
+  /** Sets the key-id annotation (KEY_ID_ANNOTATION) to the key id the status names. */
+  setKeyIdAnnotation(ak: ApiKey, keyId: string): Promise<ApiKey>;
+  /** Makes a restored Secret this key's: its controller reference names the key's uid (invariant 5). */
+  adoptSecret(secret: SecretObject, ak: ApiKey): Promise<SecretObject>;
   applyStatus(ak: ApiKey, status: ApiKeyStatus): Promise<ApiKey>;
   applySecret(secret: SecretObject): Promise<SecretObject>;
   /** Creates the Secret; fails with AlreadyExists when a Secret of that name exists, whoever it belongs to. */
@@ -130,7 +179,14 @@ export interface ApiKeyConfig {
   defaultAudiences: string[];
   /** --expiry-warnings in ms, largest first (expiry.ts); default 30, 7 and 1 days. */
   expiryWarningsMs?: readonly number[];
+  /** The seal keys (seal.ts). */
+  seals: { get(): Promise<Sealer> };
+  /** How long a restored key waits for its Secret to be restored too; default RESTORE_WAIT_MS. */
+  restoreWaitMs?: number;
 }
+
+/** How long a restored key waits for its Secret (a backup tool restores a namespace in seconds to minutes). */
+export const RESTORE_WAIT_MS = 10 * 60_000;
 
 const DEFAULT_EXPIRY_WARNINGS_MS = parseExpiryWarnings(DEFAULT_EXPIRY_WARNINGS);
 
@@ -175,15 +231,21 @@ export interface KeyState {
   /** The value of the rotate annotation, if any. */
   annotation: string | undefined;
   expired: boolean;
+  sealer: Sealer;
+  /** The key id this pass generated and wrote into the key-id annotation, for a new key's credentials. */
+  newKeyId?: string;
+  /** The Secret is this key's own from before a restore (invariant 5), to be taken back. */
+  adoptable?: boolean;
 }
 
 /** The one thing a key needs now; each is a method of ApiKeyReconciler. */
 export type Action =
-  | 'createCredentials' | 'replaceDeletedSecret' | 'replaceModifiedSecret' | 'completeRotation' | 'rotate' | 'convergeStatus';
+  | 'adoptSecret' | 'createCredentials' | 'replaceDeletedSecret' | 'replaceModifiedSecret' | 'completeRotation' | 'rotate' | 'convergeStatus';
 
 /** Decides what a key needs, from what a pass saw; pure. */
 export function decideAction(st: KeyState): Action {
   const { status, stored } = st;
+  if (!status.keyId && st.adoptable) return 'adoptSecret';
   if (!status.keyId || !status.secretHash) return 'createCredentials';
   if (!st.secret) return issuing(st.ak) ? 'createCredentials' : 'replaceDeletedSecret';
   if (stored.hash !== status.secretHash) {
@@ -211,6 +273,21 @@ const ISSUING: Ready = { status: 'Unknown', reason: Reason.Issuing, message: 'Wr
 /** True while the key's first credentials are being written (the pass that began it may have stopped). */
 function issuing(ak: ApiKey): boolean {
   return getCondition(ak.status?.conditions, 'Ready')?.reason === Reason.Issuing;
+}
+
+/** A restored key (no status, a key id issued before) waits for its Secret. */
+function restoringCondition(ak: ApiKey): Ready {
+  return { status: 'Unknown', reason: Reason.Restoring,
+    message: `Restored without status: waiting for Secret ${secretNameOf(ak)} with key id ${keyIdAnnotationOf(ak)} to be restored too` };
+}
+
+function keyIdAnnotationOf(ak: ApiKey): string | undefined {
+  return ak.metadata.annotations?.[KEY_ID_ANNOTATION];
+}
+
+/** A key id was issued to this object (it survived a restore) but its status names none. */
+function restoredWithoutStatus(ak: ApiKey): boolean {
+  return !ak.status?.keyId && keyIdAnnotationOf(ak) !== undefined;
 }
 
 function readyCondition(expired: boolean): Ready {
@@ -244,7 +321,17 @@ export class ApiKeyReconciler {
       await this.writeStatus(ak, ak.status, now, missing);
       return {};
     }
-    if (!deploymentOwnerRef(ak)) ak = await this.writes.setOwner(ak, dep!);
+    const sealer = await this.cfg.seals.get();
+    let newKeyId: string | undefined;
+    if (!deploymentOwnerRef(ak)) {
+      if (restoredWithoutStatus(ak) && getCondition(ak.status?.conditions, 'Ready')?.reason !== Reason.Restoring) {
+        // Said first, so that a pass stopped anywhere later still waits for the Secret.
+        ak = await this.writeStatus(ak, ak.status, now, restoringCondition(ak));
+      }
+      // A new key's id goes onto the object with its ownerReference, in one patch: it survives a restore.
+      if (!ak.status?.keyId && !restoredWithoutStatus(ak)) newKeyId = generateKeyId();
+      ak = await this.writes.setOwner(ak, dep!, newKeyId);
+    }
     if (this.keyIdTakenByAnother(ak)) {
       await this.writeStatus(ak, ak.status, now, {
         status: 'False', reason: Reason.KeyIdConflict,
@@ -252,11 +339,13 @@ export class ApiKeyReconciler {
       });
       return {};
     }
-    const st = await this.observe(ak, dep!, now);
+    const st = await this.observe(ak, dep!, now, sealer, newKeyId);
     if (!st) {
       await this.secretConflict(ak, ak.status, now);
       return {};
     }
+    const waitMs = this.restoreWaitLeft(st);
+    if (waitMs !== undefined) return { requeueAfterMs: waitMs };
     try {
       return this.nextVisit(await this[decideAction(st)](st), now);
     } catch (err) {
@@ -274,6 +363,43 @@ export class ApiKeyReconciler {
     });
   }
 
+  /**
+   * How long a restored key whose Secret is not there yet goes on waiting
+   * for it (undefined: it does not wait). Past the wait, it gets new
+   * credentials like a new key, with a Warning.
+   */
+  private restoreWaitLeft(st: KeyState): number | undefined {
+    const ready = getCondition(st.ak.status?.conditions, 'Ready');
+    if (st.secret || st.status.keyId || ready?.reason !== Reason.Restoring) return undefined;
+    const since = Date.parse(ready.lastTransitionTime);
+    const left = (Number.isNaN(since) ? 0 : since + (this.cfg.restoreWaitMs ?? RESTORE_WAIT_MS)) - st.now.getTime();
+    if (left > 0) return left + 50;
+    this.writes.event(st.ak, 'Warning', Reason.NotRestored, 'CreateSecret',
+      `Secret ${st.secretName} was not restored within ${Math.round((this.cfg.restoreWaitMs ?? RESTORE_WAIT_MS) / 1000)}s; ` +
+      `issuing new credentials (key id ${keyIdAnnotationOf(st.ak)} is not reused)`);
+    return undefined;
+  }
+
+  /**
+   * Whether `secret` is this key's own Secret from before a restore
+   * (invariant 5): its seal verifies for this namespace, this ApiKey's name,
+   * the key id in both the Secret and the key-id annotation, and the secret
+   * it holds; it is controlled by no other object (none, or an earlier
+   * incarnation of this ApiKey, or this one); it is not being deleted; and no
+   * other ApiKey claims its key id.
+   */
+  private adoptable(ak: ApiKey, secret: SecretObject, sealer: Sealer): boolean {
+    const issued = keyIdAnnotationOf(ak);
+    if (ak.status?.keyId || !issued || secret.metadata?.deletionTimestamp) return false;
+    const controller = secret.metadata?.ownerReferences?.find((r) => r.controller);
+    if (controller && !(controller.kind === 'ApiKey' && controller.name === ak.metadata.name)) return false;
+    const { keyId, hash } = storedCredentials(secret);
+    if (keyId !== issued || hash === undefined) return false;
+    const sealed = sealer.verify(secret.metadata?.annotations?.[SEAL_ANNOTATION],
+      { namespace: ak.metadata.namespace!, name: ak.metadata.name!, keyId, secretHash: hash });
+    return sealed && this.reads.apiKeysWithKeyId(keyId).every((o) => o.metadata.uid === ak.metadata.uid);
+  }
+
   /** True when an earlier ApiKey claims this key's id (invariant 4): it keeps it, this one stands down. */
   private keyIdTakenByAnother(ak: ApiKey): boolean {
     const keyId = ak.status?.keyId;
@@ -287,12 +413,27 @@ export class ApiKeyReconciler {
    * is not ours. A key that never had credentials (and is not known to
    * conflict) is decided on the cache alone: its Secret write is a create.
    */
-  private async observe(ak: ApiKey, dep: Deployment, now: Date): Promise<KeyState | undefined> {
+  private async observe(ak: ApiKey, dep: Deployment, now: Date, sealer: Sealer, newKeyId: string | undefined): Promise<KeyState | undefined> {
     const { namespace } = ak.metadata;
     const secretName = secretNameOf(ak);
-    const fresh = !ak.status?.keyId && getCondition(ak.status?.conditions, 'Ready')?.reason !== Reason.SecretConflict;
+    // A restored key's Secret may be there, not cached yet: it is read live.
+    const fresh = !ak.status?.keyId && getCondition(ak.status?.conditions, 'Ready')?.reason !== Reason.SecretConflict
+      && (newKeyId !== undefined || !restoredWithoutStatus(ak));
     let secret = this.reads.cachedSecret(namespace!, secretName)
       ?? (fresh ? undefined : await this.reads.liveSecret(namespace!, secretName));
+    const expiresAtMs = ak.spec.expiresAt ? Date.parse(ak.spec.expiresAt) : undefined;
+    const base = {
+      ak, dep, now, secretName, sealer, newKeyId,
+      annotation: ak.metadata.annotations?.[ROTATE_ANNOTATION],
+      expired: expiresAtMs !== undefined && expiresAtMs <= now.getTime(),
+    };
+    if (secret && restoredWithoutStatus(ak) && newKeyId === undefined) {
+      // Decided on the live Secret: a restore may have just replaced what the cache holds.
+      secret = (await this.reads.liveSecret(namespace!, secretName)) ?? secret;
+      if (this.adoptable(ak, secret, sealer)) {
+        return { ...base, secret, stored: storedCredentials(secret), status: { ...ownedStatus(ak.status) }, adoptable: true };
+      }
+    }
     if (secret && !isControlledBy(secret, ak.metadata.uid)) return undefined;
     const status: ApiKeyStatus = { ...ownedStatus(ak.status) };
     let stored = secret ? storedCredentials(secret) : {};
@@ -301,12 +442,28 @@ export class ApiKeyReconciler {
       secret = (await this.reads.liveSecret(namespace!, secretName)) ?? secret;
       stored = storedCredentials(secret);
     }
-    const expiresAtMs = ak.spec.expiresAt ? Date.parse(ak.spec.expiresAt) : undefined;
-    return {
-      ak, dep, now, secretName, secret, stored, status,
-      annotation: ak.metadata.annotations?.[ROTATE_ANNOTATION],
-      expired: expiresAtMs !== undefined && expiresAtMs <= now.getTime(),
-    };
+    return { ...base, secret, stored, status };
+  }
+
+  /**
+   * A restored key takes back its own Secret (invariant 5): the Secret's
+   * controller reference names this key, then one status write names the
+   * Secret's key id and hash and says Ready. Nothing else of the old status
+   * comes back: the previous secret of a rotation in grace is not in the
+   * Secret, and the rotate annotation's value is taken as seen, so the
+   * restore rotates nothing.
+   */
+  async adoptSecret(st: KeyState): Promise<ApiKey> {
+    const { status, stored } = st;
+    if (!isControlledBy(st.secret!, st.ak.metadata.uid)) await this.writes.adoptSecret(st.secret!, st.ak);
+    status.keyId = stored.keyId!;
+    status.secretHash = stored.hash!;
+    dropPreviousSecret(status);
+    if (st.annotation !== undefined) status.rotateAnnotation = st.annotation;
+    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
+    this.writes.event(ak, 'Normal', Reason.Restored, 'AdoptSecret',
+      `Took back Secret ${st.secretName}, sealed by this operator for this key, with key id ${status.keyId}`);
+    return ak;
   }
 
   /**
@@ -321,7 +478,7 @@ export class ApiKeyReconciler {
    */
   async createCredentials(st: KeyState): Promise<ApiKey> {
     const claimed = st.status.keyId !== undefined;
-    st.status.keyId ??= generateKeyId();
+    st.status.keyId ??= st.newKeyId ?? generateKeyId();
     if (st.annotation !== undefined) st.status.rotateAnnotation = st.annotation;
     let ak = st.ak;
     if (claimed || st.secret || !(await this.createFirstSecretOrSay(st))) ak = await this.writeNewSecret(st, { issuing: true });
@@ -426,6 +583,9 @@ export class ApiKeyReconciler {
   /** Steady state: fix drift in the Secret's other fields, end a finished grace period, refresh the status. */
   async convergeStatus(st: KeyState): Promise<ApiKey> {
     const { status } = st;
+    // A key made before the annotation existed, or whose id was not the one its owner patch named.
+    let ak = st.ak;
+    if (keyIdAnnotationOf(ak) !== status.keyId) ak = await this.writes.setKeyIdAnnotation(ak, status.keyId!);
     const desired = this.credentials(st, status.keyId!, st.stored.value!);
     if (!secretUpToDate(st.secret!, desired)) {
       await this.writes.applySecret(desired);
@@ -437,7 +597,7 @@ export class ApiKeyReconciler {
     }
     // An expired key is not rotated; the annotation is recorded as seen, so un-expiring it does not rotate.
     if (st.annotation !== undefined && st.expired) status.rotateAnnotation = st.annotation;
-    return this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
+    return this.writeStatus(ak, status, st.now, readyCondition(st.expired));
   }
 
   /**
@@ -469,9 +629,14 @@ export class ApiKeyReconciler {
     return ak;
   }
 
+  /** The Secret as it should be, sealed (invariant 5): the seal goes into the same write as the secret. */
   private credentials(st: KeyState, keyId: string, secret: string): SecretObject {
     const audience = st.dep.spec.audiences?.[0] ?? this.cfg.defaultAudiences[0] ?? '';
-    return credentialsSecret(st.ak, { keyId, secret, tokenUrl: this.cfg.tokenUrl, audience });
+    const desired = credentialsSecret(st.ak, { keyId, secret, tokenUrl: this.cfg.tokenUrl, audience });
+    desired.metadata.annotations = { ...desired.metadata.annotations, [SEAL_ANNOTATION]: st.sealer.seal({
+      namespace: st.ak.metadata.namespace!, name: st.ak.metadata.name!, keyId, secretHash: hashSecret(secret),
+    }) };
+    return desired;
   }
 
   /**

@@ -38,6 +38,8 @@ export const REASON_CLASS: Readonly<Record<ReadyReasonValue, ReasonClass>> = {
   SecretReady: 'ready',
   Ready: 'ready',
   Issuing: 'progressing',
+  // A restored key waiting (a bounded time) for its Secret to be restored too.
+  Restoring: 'progressing',
   // Stalled: each needs a person (create or restore the Deployment, rename or delete the Secret,
   // re-create the key, pick another audience, extend spec.expiresAt, fix the spec, allow the issuer).
   DeploymentNotFound: 'stalled',

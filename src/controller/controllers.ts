@@ -13,7 +13,7 @@
  *   the Deployment reconcile makes the claims.
  * - SigningKeys: the signing-keys Secret and its rotation (signing.ts).
  */
-import type { ApiKey, AudienceClaim, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
+import { APIKEY_LABEL, type ApiKey, type AudienceClaim, type Deployment, type FederatedCredential, type SecretObject } from '../api/index.ts';
 import { audienceClaimName, claimStands } from '../api/claims.ts';
 import { isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import { Controller, type OutcomeObserver } from '../kube/controller.ts';
@@ -27,6 +27,7 @@ import type { Caches } from './caches.ts';
 import { reconcileDeployment } from './deployment.ts';
 import { FederatedCredentialReconciler } from './federated-credential.ts';
 import { Reason } from './reasons.ts';
+import { SealKeys } from './seal.ts';
 import { reconcileSigningKeys, SigningKeyMemory } from './signing.ts';
 import { reconcileCaBundle, type ConfigMapObject } from './ca-bundle.ts';
 import { CA_BUNDLE_CONFIGMAP, reconcileServingCert, type ServingCertPolicy } from './serving-cert.ts';
@@ -106,7 +107,10 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   }, apiKeyWrites(client, recorder, {
     beforeWrite: deps.beforeWrite,
     onApiKeyWritten: (before, after) => superseded.record(before, after),
-  }), { tokenUrl: deps.tokenUrl, defaultAudiences: deps.defaultAudiences, expiryWarningsMs: deps.expiryWarningsMs });
+  }), {
+    tokenUrl: deps.tokenUrl, defaultAudiences: deps.defaultAudiences, expiryWarningsMs: deps.expiryWarningsMs,
+    seals: new SealKeys({ client, namespace: caches.operatorNamespace, beforeWrite: deps.beforeWrite }),
+  });
 
   const apiKeys = new Controller({ ...common, name: 'ApiKey', workers: deps.workers, processor: {
     process: async (key) => {
@@ -225,11 +229,13 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   });
   caches.deployments.on('delete', (dep) => onDeploymentChanged(dep));
 
-  // A credentials Secret changed or deleted by hand: its controlling ApiKey repairs it.
+  // A credentials Secret changed or deleted by hand: its controlling ApiKey repairs it. One restored
+  // from a backup (no ownerReference) wakes the ApiKey its label names, which may be waiting for it.
   const onSecret = (s: SecretObject) => {
-    const owner = s.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ApiKey');
-    if (owner) apiKeys.enqueue(`${s.metadata?.namespace}/${owner.name}`);
+    const owner = s.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'ApiKey')?.name ?? s.metadata?.labels?.[APIKEY_LABEL];
+    if (owner) apiKeys.enqueue(`${s.metadata?.namespace}/${owner}`);
   };
+  caches.secrets.on('add', onSecret);
   caches.secrets.on('update', onSecret);
   caches.secrets.on('delete', onSecret);
   // A claim made or released: every Deployment listing its audience (the holder goes Ready, the others

@@ -15,6 +15,7 @@
 export const ReadyReason = {
   Ready: 'SecretReady',
   Issuing: 'Issuing',
+  Restoring: 'Restoring',
   DeploymentNotFound: 'DeploymentNotFound',
   SecretConflict: 'SecretConflict',
   KeyIdConflict: 'KeyIdConflict',
@@ -44,6 +45,8 @@ export const EventReason = {
   Rotated: 'Rotated',
   SecretRecreated: 'SecretRecreated',
   SecretModified: 'SecretModified',
+  Restored: 'Restored',
+  NotRestored: 'NotRestored',
   SigningKeysRotated: 'SigningKeysRotated',
   SigningKeysInvalid: 'SigningKeysInvalid',
 } as const;

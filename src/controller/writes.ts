@@ -13,7 +13,9 @@
  */
 import type { ApiKey, AudienceClaim, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
 import { audienceClaimName } from '../api/claims.ts';
-import { API_VERSION, APIKEYS, AUDIENCE_CLAIMS, DEPLOYMENTS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, VERSION } from '../api/index.ts';
+import {
+  API_VERSION, APIKEYS, AUDIENCE_CLAIMS, credentialsOwnerRef, DEPLOYMENTS, FEDERATED_CREDENTIALS, FIELD_MANAGER, GROUP, KEY_ID_ANNOTATION, VERSION,
+} from '../api/index.ts';
 import { isAlreadyExists, isConflict, isNotFound, paths, type KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { ApiKeyStatus, ApiKeyWrites } from './apikey.ts';
@@ -49,12 +51,26 @@ export function apiKeyWrites(client: KubeClient, events: Pick<EventRecorder, 'em
     return updated;
   };
   return {
-    async setOwner(ak, dep) {
+    async setOwner(ak, dep, keyId) {
       before();
       const refs = [...(ak.metadata.ownerReferences ?? []),
         { apiVersion: API_VERSION, kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }];
+      const annotations = keyId === undefined ? undefined : { [KEY_ID_ANNOTATION]: keyId };
       return written(ak, await client.mergePatch<ApiKey>(objectPath(APIKEYS, ak),
-        { metadata: { resourceVersion: ak.metadata.resourceVersion, ownerReferences: refs } }));
+        { metadata: { resourceVersion: ak.metadata.resourceVersion, ownerReferences: refs, annotations } }));
+    },
+    async setKeyIdAnnotation(ak, keyId) {
+      before();
+      return written(ak, await client.mergePatch<ApiKey>(objectPath(APIKEYS, ak),
+        { metadata: { resourceVersion: ak.metadata.resourceVersion, annotations: { [KEY_ID_ANNOTATION]: keyId } } }));
+    },
+    async adoptSecret(secret, ak) {
+      before();
+      // A merge patch replaces the list: the references to the key's earlier incarnation go, any other stays.
+      const refs = (secret.metadata?.ownerReferences ?? []).filter((r) => !(r.kind === 'ApiKey' && r.name === ak.metadata.name));
+      refs.push(credentialsOwnerRef(ak));
+      return client.mergePatch<SecretObject>(secretPath(secret),
+        { metadata: { resourceVersion: secret.metadata?.resourceVersion, ownerReferences: refs } });
     },
     async applyStatus(ak, status: ApiKeyStatus) {
       before();
