@@ -236,6 +236,8 @@ async function main(argv: string[]): Promise<number> {
         federationCaPem,
         auditLog,
         pkcs11,
+        dpopRequireNonce: f['dpop-require-nonce'] === 'true',
+        dpopReplayCacheSize: intFlag('dpop-replay-cache-size', f['dpop-replay-cache-size'], 1000, 10_000_000),
       });
       return 0;
     }

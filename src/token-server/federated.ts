@@ -42,6 +42,8 @@ export interface FederatedEntry {
    */
   fingerprint: string;
   lastUsedAtMs: number;
+  /** spec.requireDPoP: its tokens must be DPoP-bound (with its Deployment's, dpop.ts). */
+  requireDpop: boolean;
 }
 
 const time = (s: string | Date | undefined, none: number) => {
@@ -74,6 +76,7 @@ export function federatedEntry(fc: FederatedCredential): FederatedEntry {
     tokenTtlMs: Math.min(parseDuration(fc.spec.tokenTTL ?? DEFAULT_FEDERATED_TOKEN_TTL) ?? 3600_000, DAY_MS),
     fingerprint: federatedFingerprint(uid, fc.spec, permissions),
     lastUsedAtMs: time(fc.status?.lastUsedAt, 0),
+    requireDpop: fc.spec.requireDPoP === true,
   };
 }
 

@@ -42,6 +42,8 @@ export interface KeyEntry {
   previousFp: string;
   previousValidUntilMs: number;
   lastUsedAtMs: number;
+  /** spec.requireDPoP: its tokens must be DPoP-bound (with its Deployment's, dpop.ts). */
+  requireDpop: boolean;
 }
 
 export interface DeploymentEntry {
@@ -59,6 +61,8 @@ export interface DeploymentEntry {
    */
   audiencesNotHeld: ReadonlySet<string>;
   maxTokenTtlMs: number;
+  /** spec.requireDPoP: every token of the Deployment must be DPoP-bound. */
+  requireDpop: boolean;
 }
 
 const time = (s: string | undefined, none: number) => {
@@ -125,6 +129,7 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
     previousFp: previous ? credentialFingerprint(s?.previousSecretHash) : '',
     previousValidUntilMs: previous ? previousSecretGraceEnd(ak) : 0,
     lastUsedAtMs: time(s?.lastUsedAt, 0),
+    requireDpop: ak.spec.requireDPoP === true,
   };
 }
 
@@ -137,6 +142,7 @@ export function deploymentEntry(d: Deployment, audiencesNotHeld: readonly string
     audiences: d.spec?.audiences?.length ? d.spec.audiences : undefined,
     audiencesNotHeld: new Set(audiencesNotHeld),
     maxTokenTtlMs: Math.min(parseDuration(d.spec?.maxTokenTTL) ?? DAY_MS, DAY_MS),
+    requireDpop: d.spec?.requireDPoP === true,
   };
 }
 

@@ -43,4 +43,8 @@ export interface TokenServerOptions {
   auditLog?: AuditLogOptions;
   /** Sign with keys held in this PKCS#11 token (the keys the signing-keys Secret records by label). */
   pkcs11?: Pkcs11Config;
+  /** Refuse DPoP proofs without a server nonce (--dpop-require-nonce). */
+  dpopRequireNonce?: boolean;
+  /** Entries of the DPoP replay cache (--dpop-replay-cache-size); default DEFAULT_REPLAY_CACHE_SIZE. */
+  dpopReplayCacheSize?: number;
 }

@@ -123,9 +123,12 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
       throw new UnsupportedGrantType(`grant_type must be one of: ${[...grants.keys()].join(', ')}`);
     }
     info.audit.grantType = grant.type;
+    // RFC 9449: a DPoP proof for this endpoint's URL (from the issuer, never the Host header) binds the token.
+    info.dpop = ctx.dpop.check(req.headersDistinct.dpop, 'POST', ctx.dpop.tokenUrl, info.nowMs);
+    const nonce = info.dpop?.nextNonce;
     const done = (r: TokenResult) => {
       metrics.tokenIssued(grant.type);
-      send(res, 'token', start, 200, r.body, tokenHeaders);
+      send(res, 'token', start, 200, r.body, nonce ? { ...tokenHeaders, 'dpop-nonce': nonce } : tokenHeaders);
       ctx.audit?.issued(auditParty(req), info.audit, r.claims, Date.now());
     };
     const result = grant.handle(ctx, info, params);
