@@ -8,6 +8,7 @@
  * Token exchange and federated exchanges with DPoP: grants/*.test.ts; the
  * real control plane: test/dpop.test.ts.
  */
+import { request as httpRequest } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
@@ -19,6 +20,7 @@ import { IAT_FUTURE_SECONDS, IAT_PAST_SECONDS } from './dpop-proof.ts';
 import { apiKeyFixture, deploymentObject, type KeyFixture } from './fixtures.ts';
 import { startTokenServer, type RunningTokenServer } from './main.ts';
 import { MemoryKeyStore } from './memory-key-store.ts';
+import { TrustedProxies } from './proxies.ts';
 
 const ISSUER = 'http://issuer.test';
 const TOKEN_URL = `${ISSUER}/oauth/token`;
@@ -42,7 +44,7 @@ afterEach(async () => { await server?.close(); server = undefined; });
 
 interface Keys { ci: KeyFixture; strict: KeyFixture; ofStrictDep: KeyFixture }
 
-async function serve(opts: { requireNonce?: boolean; replayCacheSize?: number } = {}): Promise<Keys> {
+async function serve(opts: { requireNonce?: boolean; replayCacheSize?: number; trustedProxies?: string[] } = {}): Promise<Keys> {
   const keys: Keys = {
     ci: apiKeyFixture(dep, 'ci', { spec: { permissions: ['deploy', 'read'] } }),
     strict: apiKeyFixture(dep, 'strict', { spec: { requireDPoP: true } }),
@@ -53,6 +55,7 @@ async function serve(opts: { requireNonce?: boolean; replayCacheSize?: number } 
     kc: new KubeConfig(), port: 0, host: '127.0.0.1', issuer: ISSUER, audiences: ['https://default.example'],
     operatorNamespace: 'op', namespaces: [], logLevel: 'silent',
     dpopRequireNonce: opts.requireNonce, dpopReplayCacheSize: opts.replayCacheSize,
+    trustedProxies: new TrustedProxies(opts.trustedProxies ?? ['127.0.0.1']),
   }, { store, log, defaultMetrics: false });
   base = `http://127.0.0.1:${server.port}`;
   return keys;
@@ -244,5 +247,140 @@ describe('bearer tokens of a credential that comes to require DPoP', () => {
     base = `http://127.0.0.1:${server.port}`;
     expect(await introspect(keys.strict, bearer)).toEqual({ active: false });
     expect(await introspect(keys.strict, bound)).toMatchObject({ active: true, token_type: 'DPoP' });
+  });
+});
+
+describe('/authz with DPoP-bound tokens (the proxy forwards the proof, the method and the URL)', () => {
+  const APP = 'https://app.example/api/runs';
+
+  /** What oauth4webapi sends to the protected app for `method url`: its Authorization and DPoP headers. */
+  async function clientRequest(token: string, dpop: oauth.DPoPHandle, method = 'GET', url = `${APP}?page=2`): Promise<Headers> {
+    let sent: Headers | undefined;
+    await oauth.protectedResourceRequest(token, method, new URL(url), new Headers(), null, {
+      DPoP: dpop,
+      [oauth.customFetch]: (_u: string, init: RequestInit) => { sent = new Headers(init.headers); return Promise.resolve(new Response('{}')); },
+    });
+    return sent!;
+  }
+
+  /** The proxy's question to /authz, Traefik style, about a client request to `method url`. */
+  async function authz(client: Headers, forwarded: Record<string, string> = {}, path = '/authz?deployment=team-a/airflow') {
+    const headers: Record<string, string> = {
+      'x-forwarded-method': 'GET', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example', 'x-forwarded-uri': '/api/runs?page=2', ...forwarded,
+    };
+    for (const name of ['authorization', 'dpop']) if (client.has(name)) headers[name] = client.get(name)!;
+    const r = await fetch(base + path, { headers });
+    return { status: r.status, challenge: r.headers.get('www-authenticate') ?? '', body: await r.json() as Record<string, unknown> };
+  }
+
+  async function boundToken(keys: Keys, key = keyA) {
+    const dpop = oauth.DPoP({}, key.pair);
+    return { dpop, token: (await o4wToken(keys.ci, dpop)).access_token };
+  }
+
+  it('allows a bound token with a proof of its key for the forwarded request, made by oauth4webapi', async () => {
+    const keys = await serve();
+    const { dpop, token } = await boundToken(keys);
+    const sent = await clientRequest(token, dpop);
+    expect(sent.get('authorization')).toBe(`DPoP ${token}`);
+    const r = await authz(sent);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+  });
+
+  it('reads nginx\'s X-Original-Method and X-Original-URL, and Envoy\'s own method and path below /authz/', async () => {
+    const keys = await serve();
+    const { dpop, token } = await boundToken(keys);
+    const nginx = await clientRequest(token, dpop, 'POST');
+    const r = await fetch(`${base}/authz?deployment=team-a/airflow`, {
+      headers: { authorization: nginx.get('authorization')!, dpop: nginx.get('dpop')!, 'x-original-method': 'POST', 'x-original-url': `${APP}?page=2` },
+    });
+    expect(r.status).toBe(200);
+    // Envoy's ext_authz keeps the method, prefixes the path and keeps Host, which fetch() cannot set: node:http.
+    const envoy = await clientRequest(token, dpop, 'PUT');
+    const status = await new Promise<number | undefined>((resolve, reject) => {
+      const req = httpRequest(`${base}/authz/api/runs?page=2&deployment=team-a/airflow`, {
+        method: 'PUT',
+        headers: { authorization: envoy.get('authorization')!, dpop: envoy.get('dpop')!, host: 'app.example', 'x-forwarded-proto': 'https' },
+      }, (res) => { res.resume(); resolve(res.statusCode); });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(200);
+  });
+
+  it.each<[string, (keys: Keys) => Promise<{ sent: Headers; forwarded?: Record<string, string> }>, string]>([
+    ['a replayed proof (the same jti)', async (keys) => {
+      const { dpop, token } = await boundToken(keys);
+      const sent = await clientRequest(token, dpop);
+      expect((await authz(sent)).status).toBe(200);
+      return { sent };
+    }, 'invalid_dpop_proof'],
+    ['a proof for another URL', async (keys) => {
+      const { dpop, token } = await boundToken(keys);
+      return { sent: await clientRequest(token, dpop, 'GET', 'https://app.example/api/other') };
+    }, 'invalid_dpop_proof'],
+    ['a proof for another host', async (keys) => {
+      const { dpop, token } = await boundToken(keys);
+      return { sent: await clientRequest(token, dpop), forwarded: { 'x-forwarded-host': 'evil.example' } };
+    }, 'invalid_dpop_proof'],
+    ['a proof for another method', async (keys) => {
+      const { dpop, token } = await boundToken(keys);
+      return { sent: await clientRequest(token, dpop, 'DELETE') };
+    }, 'invalid_dpop_proof'],
+    ['a token bound to key A with a proof of key B', async (keys) => {
+      const { token } = await boundToken(keys, keyA);
+      return { sent: await clientRequest(token, oauth.DPoP({}, keyB.pair)) };
+    }, 'invalid_dpop_proof'],
+    ['a proof made for another token (ath)', async (keys) => {
+      const { dpop, token } = await boundToken(keys);
+      const other = (await o4wToken(keys.ci, dpop)).access_token;
+      const sent = await clientRequest(other, dpop);
+      sent.set('authorization', `DPoP ${token}`);
+      return { sent };
+    }, 'invalid_dpop_proof'],
+    ['a stale proof', async (keys) => {
+      const { token } = await boundToken(keys);
+      const proof = await makeProof(keyA, { method: 'GET', url: APP, accessToken: token, iat: Math.floor(Date.now() / 1000) - IAT_PAST_SECONDS - 5 });
+      return { sent: new Headers({ authorization: `DPoP ${token}`, dpop: proof }) };
+    }, 'invalid_dpop_proof'],
+    ['a bound token without a proof', async (keys) => {
+      const { token } = await boundToken(keys);
+      return { sent: new Headers({ authorization: `DPoP ${token}` }) };
+    }, 'invalid_dpop_proof'],
+    ['a bound token presented as Bearer', async (keys) => {
+      const { dpop, token } = await boundToken(keys);
+      const sent = await clientRequest(token, dpop);
+      sent.set('authorization', `Bearer ${token}`);
+      return { sent };
+    }, 'invalid_token'],
+    ['a bearer token presented as DPoP', async (keys) => {
+      const token = (await o4wToken(keys.ci)).access_token;
+      const sent = await clientRequest(token, oauth.DPoP({}, keyA.pair));
+      return { sent };
+    }, 'invalid_token'],
+  ])('refuses %s (401)', async (_what, setup, error) => {
+    const keys = await serve();
+    const { sent, forwarded } = await setup(keys);
+    const r = await authz(sent, forwarded);
+    expect(r.status).toBe(401);
+    expect(r.body.error).toBe(error);
+    expect(r.challenge).toMatch(new RegExp(`^DPoP .*error="${error}"`));
+  });
+
+  it('believes the forwarded method and URL only from a proxy in --trusted-proxies', async () => {
+    const keys = await serve({ trustedProxies: ['192.0.2.1'] });
+    const { dpop, token } = await boundToken(keys);
+    const r = await authz(await clientRequest(token, dpop));
+    expect(r.status).toBe(401);
+    expect(r.body.error_description).toMatch(/--trusted-proxies/);
+  });
+
+  it('still allows bearer tokens as before, and challenges with both schemes when there is no token', async () => {
+    const keys = await serve();
+    const token = (await o4wToken(keys.ci)).access_token;
+    expect((await authz(new Headers({ authorization: `Bearer ${token}` }))).status).toBe(200);
+    const none = await authz(new Headers());
+    expect(none.status).toBe(401);
+    expect(none.challenge).toMatch(/^Bearer realm="apikey-operator", DPoP realm="apikey-operator", algs="ES256 /);
   });
 });

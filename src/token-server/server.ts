@@ -266,7 +266,9 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
             if (refusedCredential(req, res, 'authz', start)) return;
             // Forward-auth: any method (Envoy forwards the original one); the body is never read.
             req.resume();
-            const a = authorize(ctx, req.headers.authorization, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), Date.now());
+            const a = authorize(ctx, {
+              peer: req.socket.remoteAddress, method: req.method ?? 'GET', path, headers: req.headers, dpop: req.headersDistinct.dpop,
+            }, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), Date.now());
             send(res, 'authz', start, a.status, a.body, { 'cache-control': 'no-store', ...a.headers });
             return;
           }
