@@ -367,6 +367,13 @@ describe('/authz with DPoP-bound tokens (the proxy forwards the proof, the metho
     expect(r.challenge).toMatch(new RegExp(`^DPoP .*error="${error}"`));
   });
 
+  it('does not ask for a nonce at /authz, even with --dpop-require-nonce: the client holds the token endpoint\'s nonces, not the app\'s', async () => {
+    const keys = await serve({ requireNonce: true });
+    const dpop = oauth.DPoP({}, keyA.pair);
+    const t = await o4wToken(keys.ci, dpop).catch(() => o4wToken(keys.ci, dpop));
+    expect((await authz(await clientRequest(t.access_token, dpop))).status).toBe(200);
+  });
+
   it('believes the forwarded method and URL only from a proxy in --trusted-proxies', async () => {
     const keys = await serve({ trustedProxies: ['192.0.2.1'] });
     const { dpop, token } = await boundToken(keys);

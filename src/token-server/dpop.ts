@@ -52,9 +52,12 @@ export class Dpop {
   /**
    * The proof of a request (its DPoP headers as Node lists them), checked
    * against `method` and `url`; undefined when there is none. Throws
-   * InvalidDpopProof or UseDpopNonce.
+   * InvalidDpopProof or UseDpopNonce. `accessToken`: a resource request
+   * (/authz), where a nonce is checked when present but never required: the
+   * client holds the nonces of the token endpoint's origin, not the app's.
    */
   check(headers: readonly string[] | undefined, method: string, url: string, nowMs: number, accessToken?: string): CheckedProof | undefined {
+    const requireNonce = this.requireNonce && accessToken === undefined;
     if (headers === undefined || headers.length === 0) return undefined;
     if (headers.length > 1) throw new InvalidDpopProof('send exactly one DPoP header');
     const proof = headers[0]!;
@@ -62,11 +65,11 @@ export class Dpop {
     const verified = verifyProof(proof, { method, url, nowMs, accessToken });
     const current = this.nonces.current(nowMs);
     if (verified.nonce === undefined) {
-      if (this.requireNonce) throw new UseDpopNonce(current, 'this server requires a nonce in DPoP proofs: use the one in the DPoP-Nonce header');
+      if (requireNonce) throw new UseDpopNonce(current, 'this server requires a nonce in DPoP proofs: use the one in the DPoP-Nonce header');
     } else if (verified.nonce !== current && !this.nonces.valid(verified.nonce, nowMs)) {
       throw new UseDpopNonce(current, 'the DPoP proof\'s nonce is not (or no longer) valid: use the one in the DPoP-Nonce header');
     }
-    const nextNonce = verified.nonce === current || (verified.nonce === undefined && !this.requireNonce) ? undefined : current;
+    const nextNonce = verified.nonce === current || (verified.nonce === undefined && !requireNonce) ? undefined : current;
     return { ...verified, nextNonce };
   }
 
