@@ -79,6 +79,15 @@ async function runInClusterConsole(f: Record<string, string | undefined>, port: 
   }
 }
 
+/** --dpop-token-urls: http(s) URLs of the token endpoint. */
+function dpopTokenUrlsFlag(v: string | undefined): string[] {
+  const urls = csv(v);
+  for (const u of urls) {
+    if (!/^https?:\/\/[^/?#]+\/[^?#]*$/.test(u)) throw new UsageError(`--dpop-token-urls: not an http(s) URL with a path: ${JSON.stringify(u)}`);
+  }
+  return urls;
+}
+
 /** --federation-issuers: https URLs, each exactly as its tokens' iss. */
 function federationIssuersFlag(v: string | undefined): string[] {
   const issuers = csv(v);
@@ -237,6 +246,7 @@ async function main(argv: string[]): Promise<number> {
         auditLog,
         pkcs11,
         dpopRequireNonce: f['dpop-require-nonce'] === 'true',
+        dpopTokenUrls: dpopTokenUrlsFlag(f['dpop-token-urls']),
         dpopReplayCacheSize: intFlag('dpop-replay-cache-size', f['dpop-replay-cache-size'], 1000, 10_000_000),
       });
       return 0;

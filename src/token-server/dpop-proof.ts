@@ -150,6 +150,19 @@ export function normalizedUrl(url: string): string | undefined {
   }
 }
 
+/** The `htu` a proof claims, unverified: only to pick which configured URL to verify it against. */
+export function proofHtu(proof: string): string | undefined {
+  if (proof.length > MAX_PROOF_BYTES) return undefined;
+  const parts = proof.split('.');
+  if (parts.length !== 3 || !B64URL.test(parts[1]!)) return undefined;
+  try {
+    const htu = (part(parts[1]!)).htu;
+    return typeof htu === 'string' ? htu : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Verifies `proof` against the request it came with (see the module header); throws InvalidDpopProof. */
 export function verifyProof(proof: string, expect: ProofExpectation): VerifiedProof {
   if (proof.length > MAX_PROOF_BYTES) throw new InvalidDpopProof(`the DPoP proof is longer than ${MAX_PROOF_BYTES} bytes`);

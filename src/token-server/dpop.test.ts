@@ -44,7 +44,7 @@ afterEach(async () => { await server?.close(); server = undefined; });
 
 interface Keys { ci: KeyFixture; strict: KeyFixture; ofStrictDep: KeyFixture }
 
-async function serve(opts: { requireNonce?: boolean; replayCacheSize?: number; trustedProxies?: string[] } = {}): Promise<Keys> {
+async function serve(opts: { requireNonce?: boolean; replayCacheSize?: number; trustedProxies?: string[]; tokenUrls?: string[] } = {}): Promise<Keys> {
   const keys: Keys = {
     ci: apiKeyFixture(dep, 'ci', { spec: { permissions: ['deploy', 'read'] } }),
     strict: apiKeyFixture(dep, 'strict', { spec: { requireDPoP: true } }),
@@ -54,7 +54,7 @@ async function serve(opts: { requireNonce?: boolean; replayCacheSize?: number; t
   server = await startTokenServer({
     kc: new KubeConfig(), port: 0, host: '127.0.0.1', issuer: ISSUER, audiences: ['https://default.example'],
     operatorNamespace: 'op', namespaces: [], logLevel: 'silent',
-    dpopRequireNonce: opts.requireNonce, dpopReplayCacheSize: opts.replayCacheSize,
+    dpopRequireNonce: opts.requireNonce, dpopReplayCacheSize: opts.replayCacheSize, dpopTokenUrls: opts.tokenUrls,
     trustedProxies: new TrustedProxies(opts.trustedProxies ?? ['127.0.0.1']),
   }, { store, log, defaultMetrics: false });
   base = `http://127.0.0.1:${server.port}`;
@@ -167,6 +167,16 @@ describe('DPoP proofs the token endpoint refuses (invalid_dpop_proof, 400, no to
     expect(r.status).toBe(400);
     expect(r.body.error).toBe('invalid_dpop_proof');
     expect(r.body.access_token).toBeUndefined();
+  });
+
+  it('takes a proof for a URL of --dpop-token-urls (the in-cluster TOKEN_URL), and no other', async () => {
+    const inCluster = 'http://apikey-operator-token.op.svc:8080/oauth/token';
+    const keys = await serve({ tokenUrls: [inCluster] });
+    expect((await rawToken(keys.ci, await makeProof(keyA, { url: inCluster }))).status).toBe(200);
+    expect((await rawToken(keys.ci, await makeProof(keyA, { url: TOKEN_URL }))).status).toBe(200);
+    const other = await rawToken(keys.ci, await makeProof(keyA, { url: 'http://elsewhere.op.svc:8080/oauth/token' }));
+    expect(other.status).toBe(400);
+    expect(other.body.error).toBe('invalid_dpop_proof');
   });
 
   it('refuses a proof signed by another key than the one in its jwk', async () => {

@@ -18,7 +18,7 @@
 import type { ServerContext } from './context.ts';
 import { PATHS } from './discovery.ts';
 import { DpopNonces, type NonceKeySource } from './dpop-nonce.ts';
-import { MAX_PROOF_BYTES, verifyProof, type VerifiedProof } from './dpop-proof.ts';
+import { MAX_PROOF_BYTES, normalizedUrl, proofHtu, verifyProof, type VerifiedProof } from './dpop-proof.ts';
 import { ReplayCache } from './dpop-replay.ts';
 import { InvalidDpopProof, UseDpopNonce } from './oauth-errors.ts';
 
@@ -27,6 +27,11 @@ export interface DpopOptions {
   requireNonce?: boolean;
   /** Entries of the replay cache (--dpop-replay-cache-size). */
   replayCacheSize?: number;
+  /**
+   * Further URLs of the token endpoint that proofs may name (--dpop-token-urls): the in-cluster
+   * TOKEN_URL when the issuer is a public URL. Configured, never read from a request.
+   */
+  tokenUrls?: readonly string[];
 }
 
 /** A proof that passed `check`: the key to bind to, and the nonce to hand the client with the answer. */
@@ -39,14 +44,24 @@ export class Dpop {
   readonly nonces: DpopNonces;
   readonly replay: ReplayCache;
   readonly requireNonce: boolean;
-  /** The token endpoint's URL: every proof sent there names it as `htu`. */
+  /** The token endpoint's URL from the issuer: a proof sent there names it (or one of `tokenUrlAliases`) as `htu`. */
   readonly tokenUrl: string;
+  readonly tokenUrlAliases: readonly string[];
 
   constructor(issuer: string, keys: NonceKeySource, opts: DpopOptions = {}) {
     this.nonces = new DpopNonces(keys);
     this.replay = new ReplayCache(opts.replayCacheSize);
     this.requireNonce = opts.requireNonce ?? false;
     this.tokenUrl = issuer + PATHS.token;
+    this.tokenUrlAliases = opts.tokenUrls ?? [];
+  }
+
+  /** The proof of a token request: for the issuer's token URL, else for one of the configured aliases. */
+  checkTokenRequest(headers: readonly string[] | undefined, nowMs: number): CheckedProof | undefined {
+    if (this.tokenUrlAliases.length === 0 || headers?.length !== 1) return this.check(headers, 'POST', this.tokenUrl, nowMs);
+    const htu = normalizedUrl(proofHtu(headers[0]!) ?? '');
+    const alias = this.tokenUrlAliases.find((u) => normalizedUrl(u) === htu);
+    return this.check(headers, 'POST', alias ?? this.tokenUrl, nowMs);
   }
 
   /**

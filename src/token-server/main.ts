@@ -177,7 +177,9 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
     audit,
-    dpop: new Dpop(normalizeIssuer(opts.issuer), store.signing, { requireNonce: opts.dpopRequireNonce, replayCacheSize: opts.dpopReplayCacheSize }),
+    dpop: new Dpop(normalizeIssuer(opts.issuer), store.signing, {
+      requireNonce: opts.dpopRequireNonce, replayCacheSize: opts.dpopReplayCacheSize, tokenUrls: opts.dpopTokenUrls,
+    }),
   };
   metrics.watchDpopReplayCache(() => ctx.dpop.replay.size, ctx.dpop.replay.capacity);
   const tls = opts.tls && loadTlsFiles(opts.tls);

@@ -47,4 +47,6 @@ export interface TokenServerOptions {
   dpopRequireNonce?: boolean;
   /** Entries of the DPoP replay cache (--dpop-replay-cache-size); default DEFAULT_REPLAY_CACHE_SIZE. */
   dpopReplayCacheSize?: number;
+  /** Further URLs of the token endpoint that DPoP proofs may name as htu (--dpop-token-urls). */
+  dpopTokenUrls?: string[];
 }

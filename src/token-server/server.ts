@@ -124,7 +124,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     }
     info.audit.grantType = grant.type;
     // RFC 9449: a DPoP proof for this endpoint's URL (from the issuer, never the Host header) binds the token.
-    info.dpop = ctx.dpop.check(req.headersDistinct.dpop, 'POST', ctx.dpop.tokenUrl, info.nowMs);
+    info.dpop = ctx.dpop.checkTokenRequest(req.headersDistinct.dpop, info.nowMs);
     const nonce = info.dpop?.nextNonce;
     const done = (r: TokenResult) => {
       metrics.tokenIssued(grant.type);
