@@ -1,6 +1,10 @@
 // Just enough of the untyped packages the benchmark drives (oidc-provider has its own, in @types/oidc-provider).
 declare module 'autocannon' {
-  export interface Request { method?: string; path?: string; headers?: Record<string, string>; body?: string }
+  export interface Request {
+    method?: string; path?: string; headers?: Record<string, string>; body?: string;
+    /** Called before each request is sent; what it returns is sent. */
+    setupRequest?: (req: Request, context: Record<string, unknown>) => Request;
+  }
   export interface Options {
     url: string;
     connections?: number;

@@ -14,9 +14,15 @@
  * docs/development/benchmarks.md) and as JSON. One contender signs through
  * PKCS#11 with a SoftHSM token of its own (servers/ours-pkcs11.ts; needs
  * softhsm2): the table's "of the limit" column and the PKCS#11 line below it
- * give its ratio to the in-process signer.
+ * give its ratio to the in-process signer. The DPoP contender is the same
+ * server asked for DPoP-bound tokens: every request carries a proof with a
+ * jti of its own (the server refuses replays), taken from a pool made before
+ * the measurement (so the client's signing is not what is measured), of at
+ * most DPOP_POOL proofs; a request beyond the pool would be a replay, and
+ * counts as failed.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,11 +51,14 @@ interface Contender {
   body: 'json' | 'form';
   /** Verify its tokens against its own /.well-known/jwks.json (its key is not the shared data's). */
   ownJwks?: boolean;
+  /** Ask for DPoP-bound tokens: a fresh proof on every request. */
+  dpop?: boolean;
 }
 
 const CONTENDERS: Contender[] = [
   { name: 'limit: bare node:http, lookup + SHA-256 + one ES256 signature', file: 'limit.ts', body: 'json' },
   { name: 'apikey-operator token server (JSON body, the seed\'s request)', file: 'ours.ts', body: 'json' },
+  { name: 'apikey-operator token server, DPoP-bound, ES256 proofs (JSON body)', file: 'ours.ts', body: 'json', dpop: true },
   { name: 'apikey-operator token server (form body)', file: 'ours.ts', body: 'form' },
   { name: 'apikey-operator token server, ES256 key in SoftHSM through PKCS#11 (JSON body)', file: 'ours-pkcs11.ts', body: 'json', ownJwks: true },
   { name: 'oidc-provider 9, client credentials, JWT access tokens (form body)', file: 'oidc-provider.ts', body: 'form' },
@@ -67,6 +76,35 @@ function requests(data: BenchData, format: 'json' | 'form'): Request[] {
     });
 }
 
+/**
+ * The most proofs made for one measurement (warm-up and run), about 80 MB.
+ * Fewer are made when the bearer contender just before did fewer tokens a
+ * second (twice its rate for the whole measurement): the proofs must still
+ * be fresh (iat within a minute) when the last one is sent.
+ */
+const DPOP_POOL = 150_000;
+
+/** `count` DPoP proofs of one ES256 key for the token endpoint, each with its own jti, iat now. */
+function dpopProofs(count: number): string[] {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const header = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: publicKey.export({ format: 'jwk' }) })).toString('base64url');
+  const iat = Math.floor(Date.now() / 1000);
+  const prefix = randomBytes(8).toString('base64url');
+  const proofs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const payload = Buffer.from(JSON.stringify({ jti: `${prefix}-${i}`, htm: 'POST', htu: `${ISSUER}/oauth/token`, iat })).toString('base64url');
+    const input = `${header}.${payload}`;
+    proofs.push(`${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`);
+  }
+  return proofs;
+}
+
+/** The requests with a DPoP header taken in turn from `proofs`, across all connections (autocannon's setupRequest). */
+function withProofs(reqs: Request[], proofs: string[]): Request[] {
+  let next = 0;
+  return reqs.map((r) => ({ ...r, setupRequest: (req: Request) => ({ ...req, headers: { ...req.headers, dpop: proofs[next++ % proofs.length]! } }) }));
+}
+
 function startServer(file: string, dataFile: string): Promise<{ child: ChildProcess; port: number }> {
   return startPinnedServer(join(import.meta.dirname, 'servers', file), [dataFile]);
 }
@@ -81,9 +119,11 @@ async function stopServer(child: ChildProcess): Promise<void> {
 }
 
 /** One real request, its token verified, so that every contender is measured doing the real thing. */
-async function check(url: string, req: Request, data: BenchData, ownJwks = false): Promise<void> {
-  const r = await fetch(url + req.path!, { method: 'POST', headers: req.headers, body: req.body });
-  const body = await r.json() as { access_token?: string };
+async function check(url: string, req: Request, data: BenchData, ownJwks = false, dpop = false): Promise<void> {
+  const headers = dpop ? { ...req.headers, dpop: dpopProofs(1)[0]! } : req.headers;
+  const r = await fetch(url + req.path!, { method: 'POST', headers, body: req.body });
+  const body = await r.json() as { access_token?: string; token_type?: string };
+  if (dpop && body.token_type !== 'DPoP') throw new Error(`${url}: not a DPoP-bound token: ${JSON.stringify(body)}`);
   if (r.status !== 200 || !body.access_token) throw new Error(`${url}: ${r.status} ${JSON.stringify(body)}`);
   const jwks = ownJwks
     ? await (await fetch(`${url}/.well-known/jwks.json`)).json() as JSONWebKeySet
@@ -117,14 +157,17 @@ async function main(): Promise<void> {
   interface Run { rps: number; p50: number; p99: number; failed: number; cpu: number }
   const runs = new Map<Contender, Run[]>(CONTENDERS.map((c) => [c, []]));
   const load0 = loadavg()[0]!;
+  let bearerRps = 0;
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const c of CONTENDERS) {
         const { child, port } = await startServer(c.file, dataFile);
         try {
           const url = `http://127.0.0.1:${port}`;
-          const reqs = requests(data, c.body);
-          await check(url, reqs[0]!, data, c.ownJwks);
+          const plain = requests(data, c.body);
+          await check(url, plain[0]!, data, c.ownJwks, c.dpop);
+          const pool = Math.min(DPOP_POOL, Math.ceil(2 * (bearerRps || DPOP_POOL) * (WARMUP + DURATION)));
+          const reqs = c.dpop ? withProofs(plain, dpopProofs(pool)) : plain;
           await load(url, reqs, WARMUP);
           const cpu0 = cpuMicros(child.pid!);
           const r = await load(url, reqs, DURATION);
@@ -133,6 +176,7 @@ async function main(): Promise<void> {
             rps: Math.round(r['2xx'] / DURATION), p50: r.latency.p50, p99: r.latency.p99, failed: r.non2xx + r.errors + r.timeouts, cpu,
           };
           runs.get(c)!.push(run);
+          if (c.name.startsWith('apikey-operator token server (JSON')) bearerRps = run.rps;
           process.stderr.write(`round ${round}: ${c.name}: ${run.rps} tokens/s, p99 ${run.p99} ms, ${run.cpu.toFixed(0)} µs CPU/token\n`);
         } finally {
           await stopServer(child);
@@ -160,6 +204,11 @@ async function main(): Promise<void> {
   }
   const inProcess = rows.find((r) => r.name.startsWith('apikey-operator token server (JSON'));
   const pkcs11 = rows.find((r) => r.name.includes('PKCS#11'));
+  const dpop = rows.find((r) => r.name.includes('DPoP'));
+  if (inProcess && dpop) {
+    console.log(`\nDPoP-bound / bearer (JSON body), best rounds: ${(dpop.best.rps / inProcess.best.rps).toFixed(2)} ` +
+      `(${dpop.best.rps} / ${inProcess.best.rps} tokens/s); p99 ${dpop.best.p99} ms vs ${inProcess.best.p99} ms`);
+  }
   if (inProcess && pkcs11) {
     console.log(`\nPKCS#11 (SoftHSM) / in-process signing, best rounds: ${(pkcs11.best.rps / inProcess.best.rps).toFixed(2)} ` +
       `(${pkcs11.best.rps} / ${inProcess.best.rps} tokens/s); p99 ${pkcs11.best.p99} ms vs ${inProcess.best.p99} ms`);

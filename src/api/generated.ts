@@ -11,6 +11,8 @@ export interface DeploymentSpec {
   audiences?: string[];
   /** Ceiling for the lifetime of its keys' tokens, as a duration such as 24h or 90m. At most 24h. @default "24h" */
   maxTokenTTL?: string;
+  /** When true, every token of this Deployment (of its ApiKeys, FederatedCredentials and token exchanges) must be DPoP-bound (RFC 9449): a request without a DPoP proof is refused (invalid_dpop_proof), and bearer tokens issued before are no longer live at introspection and /authz. */
+  requireDPoP?: boolean;
 }
 
 export interface DeploymentStatus {
@@ -75,6 +77,8 @@ export interface ApiKeySpec {
     /** How long the previous secret keeps working after a rotation, such as 1h. 0s for none. @default "1h" */
     gracePeriod?: string;
   };
+  /** When true, its tokens must be DPoP-bound (RFC 9449): a token request without a DPoP proof is refused (invalid_dpop_proof), and a bearer token it issued before is no longer live at introspection and /authz. Its Deployment's requireDPoP requires it too. */
+  requireDPoP?: boolean;
   /** Lifetime of its tokens, a duration such as 24h; capped by the Deployment's maxTokenTTL. @default "24h" */
   tokenTTL?: string;
 }
@@ -147,6 +151,8 @@ export interface FederatedCredentialSpec {
   claims?: string;
   /** What its tokens may do; they become the token's scope. @default ["deploy"] */
   permissions?: Array<"deploy" | "read">;
+  /** When true, its tokens must be DPoP-bound (RFC 9449): an exchange without a DPoP proof is refused (invalid_dpop_proof), and a bearer token it issued before is no longer live at introspection and /authz. Its Deployment's requireDPoP requires it too. */
+  requireDPoP?: boolean;
   /** Lifetime of its tokens, a duration such as 1h; capped by the Deployment's maxTokenTTL. @default "1h" */
   tokenTTL?: string;
 }

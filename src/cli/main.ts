@@ -91,6 +91,15 @@ async function runInClusterConsole(f: Record<string, string | undefined>, port: 
   }
 }
 
+/** --dpop-token-urls: http(s) URLs of the token endpoint. */
+function dpopTokenUrlsFlag(v: string | undefined): string[] {
+  const urls = csv(v);
+  for (const u of urls) {
+    if (!/^https?:\/\/[^/?#]+\/[^?#]*$/.test(u)) throw new UsageError(`--dpop-token-urls: not an http(s) URL with a path: ${JSON.stringify(u)}`);
+  }
+  return urls;
+}
+
 /** --max-cache-staleness: empty for off, else a duration of at least MIN_MAX_STALENESS_MS. */
 function maxCacheStaleness(v: string | undefined): number | undefined {
   if (!v) return undefined;
@@ -302,6 +311,9 @@ async function main(argv: string[]): Promise<number> {
         federationCaPem,
         auditLog,
         pkcs11,
+        dpopRequireNonce: f['dpop-require-nonce'] === 'true',
+        dpopTokenUrls: dpopTokenUrlsFlag(f['dpop-token-urls']),
+        dpopReplayCacheSize: intFlag('dpop-replay-cache-size', f['dpop-replay-cache-size'], 1000, 10_000_000),
       });
       return 0;
     }

@@ -8,6 +8,7 @@
  * token.
  */
 import { PluginError, PluginUsageError } from './errors.ts';
+import type { DpopKey } from './dpop-key.ts';
 
 export const TOKEN_URL_ENV = 'APIKEY_OPERATOR_TOKEN_URL';
 
@@ -70,6 +71,8 @@ export interface TokenRequest {
   basic?: { id: string; secret: string };
   /** Added to the message when the endpoint cannot be reached. */
   unreachableHint: string;
+  /** Ask for a DPoP-bound token (RFC 9449) with proofs of this key; a use_dpop_nonce answer is retried once with the nonce. */
+  dpop?: DpopKey;
 }
 
 export async function requestToken(req: TokenRequest): Promise<TokenResponse> {
@@ -83,13 +86,22 @@ export async function requestToken(req: TokenRequest): Promise<TokenResponse> {
     const enc = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');
     headers.authorization = `Basic ${Buffer.from(`${enc(req.basic.id)}:${enc(req.basic.secret)}`).toString('base64')}`;
   }
-  let res: Response;
-  try {
-    res = await fetch(req.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000), redirect: 'error' });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = (err as Error).name === 'TimeoutError' ? 'no answer within 30s' : (cause?.code ?? cause?.message ?? (err as Error).message);
-    throw new PluginError(`cannot reach the token endpoint at ${req.url} (${why}); ${req.unreachableHint}`);
+  const send = async (nonce?: string): Promise<Response> => {
+    if (req.dpop) headers.dpop = req.dpop.proof(req.url, nonce);
+    try {
+      return await fetch(req.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000), redirect: 'error' });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = (err as Error).name === 'TimeoutError' ? 'no answer within 30s' : (cause?.code ?? cause?.message ?? (err as Error).message);
+      throw new PluginError(`cannot reach the token endpoint at ${req.url} (${why}); ${req.unreachableHint}`);
+    }
+  };
+  let res = await send();
+  const nonce = res.headers.get('dpop-nonce');
+  if (req.dpop && res.status === 400 && nonce) {
+    // RFC 9449 8: the server wants its nonce in the proof; once.
+    await res.body?.cancel();
+    res = await send(nonce);
   }
   const text = await res.text();
   let json: Record<string, unknown> | undefined;

@@ -96,6 +96,9 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('audit-log-maxbackup', 'rotated audit log files kept, oldest deleted first; 0: all', '10'),
   flag('max-cache-staleness', "the longest the token server answers from caches that have heard nothing from the Kubernetes API (no list, watch answer, event or bookmark): past it, token requests, introspection and /authz answer 503 temporarily_unavailable and /readyz fails, until the caches hear again; at least 15s (the watches are then restarted every quarter to third of it); default: off, serve through an apiserver outage", ''),
   flag('user-token-ttl', "lifetime of temporary user tokens (token exchange with a Kubernetes identity); at most 24h, and never above a Deployment's maxTokenTTL", '1h'),
+  flag('dpop-require-nonce', 'refuse DPoP proofs (RFC 9449) without a server-issued nonce: the token endpoint answers use_dpop_nonce with a DPoP-Nonce header, which DPoP clients retry with; proofs then cannot be made ahead of time', 'false', 'boolean'),
+  flag('dpop-token-urls', "comma-separated further URLs of the token endpoint that DPoP proofs may name as htu, besides --issuer + /oauth/token: the in-cluster TOKEN_URL when the issuer is a public URL", ''),
+  flag('dpop-replay-cache-size', 'DPoP proofs remembered against replay (each for about a minute); when full, new DPoP requests are answered 503 until entries expire, never accepted unchecked', '100000'),
 ];
 
 /** The environment variable that may hold the console's OIDC client secret (never a flag: ps would show it). */

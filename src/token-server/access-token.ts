@@ -16,7 +16,10 @@
  *   the external subject, client_id: `federated:<namespace>/<name>` of the
  *   FederatedCredential) `federated_issuer`, the external issuer, with
  *   `deployment_uid` and `cred_fp` (a one-way mark of the credential's uid and trust-relevant spec),
- *   so that it dies with its credential or its Deployment.
+ *   so that it dies with its credential or its Deployment;
+ * - for a token asked for with a DPoP proof (RFC 9449, any grant) `cnf`
+ *   `{jkt}`, the thumbprint of the proof's key, and token_type DPoP in the
+ *   response: it is good only with a proof of that key (dpop.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { signJwt, type JwtKey } from './jwt.ts';
@@ -42,6 +45,8 @@ export interface AccessTokenClaims {
   cred_fp?: string;
   deployment_uid?: string;
   federated_issuer?: string;
+  /** RFC 9449 6.1: the thumbprint of the key the token is bound to (DPoP). */
+  cnf?: { jkt: string };
 }
 
 export interface IssueInput {
@@ -57,6 +62,8 @@ export interface IssueInput {
   deploymentUid?: string;
   /** The external issuer of a federated token (FEDERATED_ISSUER_CLAIM). */
   federatedIssuer?: string;
+  /** The RFC 7638 thumbprint of the DPoP proof's key: the token is DPoP-bound (`cnf.jkt`). */
+  jkt?: string;
 }
 
 /** The claims of a new token; `aud` is a string when there is one audience (RFC 7519 4.1.3). */
@@ -76,6 +83,7 @@ export function accessTokenClaims(input: IssueInput): AccessTokenClaims {
   if (input.credentialFingerprint) claims.cred_fp = input.credentialFingerprint;
   if (input.deploymentUid) claims.deployment_uid = input.deploymentUid;
   if (input.federatedIssuer) claims.federated_issuer = input.federatedIssuer;
+  if (input.jkt) claims.cnf = { jkt: input.jkt };
   return claims;
 }
 
@@ -90,7 +98,7 @@ export function tokenResponse(key: JwtKey, claims: AccessTokenClaims, extra?: Re
 
 function responseBody(token: string, claims: AccessTokenClaims, extra?: Record<string, string>): string {
   // The token is base64url and '.', the scope a list of permission names: no escaping needed.
-  let body = `{"access_token":"${token}","token_type":"Bearer","expires_in":${claims.exp - claims.iat},"scope":${JSON.stringify(claims.scope)}`;
+  let body = `{"access_token":"${token}","token_type":"${claims.cnf ? 'DPoP' : 'Bearer'}","expires_in":${claims.exp - claims.iat},"scope":${JSON.stringify(claims.scope)}`;
   if (extra) for (const [k, v] of Object.entries(extra)) body += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
   return `${body}}`;
 }

@@ -12,6 +12,10 @@
  * token of any Deployment would otherwise pass. Any method and any path
  * below /authz/ are accepted, since Envoy forwards the original ones.
  *
+ * A DPoP-bound token (RFC 9449) passes only as `Authorization: DPoP` with a
+ * proof of its key for the client's own request, which the proxy forwards
+ * (authz-dpop.ts); as Bearer it is 401. An unbound token as DPoP is 401 too.
+ *
  * Each of `deployment`, `audience` and `permission` may appear once: a
  * repeated one is 400, so a client whose query a proxy forwards cannot
  * append its own `&permission=read` or `&deployment=` and have either copy
@@ -21,6 +25,7 @@
 import { isPermission, PERMISSIONS } from '../api/index.ts';
 import type { ServerContext } from './context.ts';
 import { parseBearer } from './params.ts';
+import { checkAuthzProof, dpopChallenge, type AuthzRequest } from './authz-dpop.ts';
 import { tokenVerdict } from './token-status.ts';
 
 export interface AuthzAnswer {
@@ -53,7 +58,19 @@ function protectedTargetProblem(ctx: ServerContext, deployment: string | null, a
 /** The parameters /authz reads; each may appear at most once. */
 const SINGLE_PARAMETERS = ['deployment', 'audience', 'permission'] as const;
 
-export function authorize(ctx: ServerContext, authorization: string | undefined, query: URLSearchParams, nowMs: number): AuthzAnswer {
+/** `Authorization: Bearer <token>` or `DPoP <token>` (RFC 9449 7.1), or undefined. */
+function parseAccessToken(header: string | undefined): { scheme: 'Bearer' | 'DPoP'; token: string } | undefined {
+  const bearer = parseBearer(header);
+  if (bearer) return { scheme: 'Bearer', token: bearer };
+  if (!header || header.length < 6 || header.slice(0, 5).toLowerCase() !== 'dpop ') return undefined;
+  const token = parseBearer(`Bearer ${header.slice(5)}`);
+  return token ? { scheme: 'DPoP', token } : undefined;
+}
+
+/** Both challenges (RFC 9449 7.2): this endpoint takes bearer and DPoP tokens. */
+const CHALLENGES = `Bearer ${REALM}, ${dpopChallenge()}`;
+
+export function authorize(ctx: ServerContext, request: AuthzRequest, query: URLSearchParams, nowMs: number): AuthzAnswer {
   for (const name of SINGLE_PARAMETERS) {
     if (query.getAll(name).length > 1) return badRequest(ctx, `the parameter ${name} must not be included more than once`);
   }
@@ -63,21 +80,40 @@ export function authorize(ctx: ServerContext, authorization: string | undefined,
   const deployment = query.get('deployment');
   const problem = protectedTargetProblem(ctx, deployment, audience);
   if (problem) return badRequest(ctx, problem);
-  const token = parseBearer(authorization);
-  if (!token) {
+  const presented = parseAccessToken(request.headers.authorization);
+  if (!presented) {
     ctx.metrics.authzDecision('unauthenticated');
-    return { status: 401, headers: { 'www-authenticate': `Bearer ${REALM}` }, body: '{"error":"unauthenticated"}' };
+    return { status: 401, headers: { 'www-authenticate': CHALLENGES }, body: '{"error":"unauthenticated"}' };
   }
+  const { scheme, token } = presented;
   const verdict = tokenVerdict(ctx, token, nowMs);
   if (!verdict.live) {
     ctx.metrics.authzDecision('unauthenticated');
+    const description = 'the access token is invalid, expired or revoked';
     return {
       status: 401,
-      headers: { 'www-authenticate': `Bearer ${REALM}, error="invalid_token", error_description="the access token is invalid, expired or revoked"` },
+      headers: {
+        'www-authenticate': scheme === 'DPoP' ? dpopChallenge('invalid_token', description)
+          : `Bearer ${REALM}, error="invalid_token", error_description="${description}"`,
+      },
       body: '{"error":"invalid_token"}',
     };
   }
   const { claims, permissions } = verdict.token;
+  // RFC 9449 7: a bound token only as DPoP with a proof of its key; an unbound one never as DPoP.
+  if ((scheme === 'DPoP') !== !!claims.cnf) {
+    ctx.metrics.authzDecision('unauthenticated');
+    const description = claims.cnf ? 'the access token is DPoP-bound: present it as Authorization: DPoP with a DPoP proof'
+      : 'the access token is not DPoP-bound: present it as Authorization: Bearer';
+    return { status: 401, headers: { 'www-authenticate': dpopChallenge('invalid_token', description) }, body: JSON.stringify({ error: 'invalid_token', error_description: description }) };
+  }
+  if (scheme === 'DPoP') {
+    const proof = checkAuthzProof(ctx, request, token, claims, nowMs);
+    if (!proof.ok) {
+      ctx.metrics.authzDecision('unauthenticated');
+      return { status: 401, headers: proof.headers, body: proof.body };
+    }
+  }
   const audOk = audience === null || (Array.isArray(claims.aud) ? claims.aud.includes(audience) : claims.aud === audience);
   if (!permissions.has(permission) || !audOk || (deployment !== null && deployment !== claims.deployment)) {
     ctx.metrics.authzDecision('forbidden');

@@ -8,6 +8,7 @@ import type { FailureLimiter } from './ratelimit.ts';
 import type { SubjectReviewer } from './reviews.ts';
 import type { IssuerKeys } from './issuer-keys.ts';
 import type { KeyStore } from './key-store.ts';
+import type { CheckedProof, Dpop } from './dpop.ts';
 import type { StalenessGuard } from './staleness.ts';
 
 export interface ServerContext {
@@ -34,6 +35,8 @@ export interface ServerContext {
   audit: TokenAudit | undefined;
   /** Lifetime of temporary user tokens (--user-token-ttl), before the Deployment's and the 24h ceilings. */
   userTokenTtlMs: number;
+  /** DPoP (RFC 9449): nonces, the replay cache, and the token endpoint's URL (dpop.ts). */
+  dpop: Dpop;
 }
 
 /** What a request brings beyond its parameters. */
@@ -50,4 +53,6 @@ export interface RequestInfo {
   nowMs: number;
   /** What the grant established so far, for the audit record (audit.ts): never a credential. */
   audit: AuditNotes;
+  /** The request's DPoP proof, checked but not yet recorded as used (dpop.ts); none for a bearer request. */
+  dpop?: CheckedProof;
 }

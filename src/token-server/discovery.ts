@@ -5,6 +5,7 @@
  */
 import { PERMISSIONS } from '../api/index.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../api/index.ts';
+import { DPOP_ALGORITHMS } from './dpop-proof.ts';
 
 export const PATHS = {
   token: '/oauth/token',
@@ -32,6 +33,8 @@ export function discoveryDocument(issuer: string, grantTypes: readonly string[])
     access_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: ['ES256', 'EdDSA'],
+    // RFC 9449 5.1: the token endpoint takes DPoP proofs of these algorithms.
+    dpop_signing_alg_values_supported: DPOP_ALGORITHMS,
     claims_supported: ['iss', 'sub', 'client_id', 'aud', 'iat', 'exp', 'jti', 'scope', 'deployment', 'deployment_uid'],
   });
 }

@@ -45,6 +45,8 @@ export interface FederatedEntry {
   lastUsedAtMs: number;
   /** spec.allowedNetworks, compiled; undefined: anywhere (shared/networks.ts). */
   networks?: NetworkList;
+  /** spec.requireDPoP: its tokens must be DPoP-bound (with its Deployment's, dpop.ts). */
+  requireDpop: boolean;
 }
 
 const time = (s: string | Date | undefined, none: number) => {
@@ -78,6 +80,7 @@ export function federatedEntry(fc: FederatedCredential): FederatedEntry {
     fingerprint: federatedFingerprint(uid, fc.spec, permissions),
     lastUsedAtMs: time(fc.status?.lastUsedAt, 0),
     networks: NetworkList.compile(fc.spec.allowedNetworks),
+    requireDpop: fc.spec.requireDPoP === true,
   };
 }
 

@@ -4,7 +4,8 @@
  * in its own namespace only; any other token, and every dead one, is
  * `{"active":false}` with nothing more, so the answer reveals nothing about
  * other namespaces. Temporary user tokens (token exchange) and federated tokens are
- * answered the same way as API-key tokens.
+ * answered the same way as API-key tokens. A DPoP-bound token is
+ * `token_type: DPoP` with its `cnf` (RFC 9449 6.2).
  */
 import { PERMISSIONS } from '../api/index.ts';
 import { authenticateClient } from './client-auth.ts';
@@ -35,8 +36,10 @@ export function introspect(ctx: ServerContext, req: RequestInfo, params: Params)
     exp: claims.exp,
     iat: claims.iat,
     jti: claims.jti,
-    token_type: 'Bearer',
+    // RFC 9449 6.2: a DPoP-bound token says so, with the thumbprint of its key.
+    token_type: claims.cnf ? 'DPoP' : 'Bearer',
     deployment: claims.deployment,
     ...(claims.federated_issuer ? { federated_issuer: claims.federated_issuer } : {}),
+    ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}),
   });
 }

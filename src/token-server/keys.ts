@@ -45,6 +45,8 @@ export interface KeyEntry {
   lastUsedAtMs: number;
   /** spec.allowedNetworks, compiled; undefined: anywhere (shared/networks.ts). */
   networks?: NetworkList;
+  /** spec.requireDPoP: its tokens must be DPoP-bound (with its Deployment's, dpop.ts). */
+  requireDpop: boolean;
 }
 
 export interface DeploymentEntry {
@@ -64,6 +66,8 @@ export interface DeploymentEntry {
   maxTokenTtlMs: number;
   /** spec.allowedNetworks, compiled: what its keys and FederatedCredentials are narrowed to; undefined: anywhere. */
   networks?: NetworkList;
+  /** spec.requireDPoP: every token of the Deployment must be DPoP-bound. */
+  requireDpop: boolean;
 }
 
 const time = (s: string | undefined, none: number) => {
@@ -131,6 +135,7 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
     previousValidUntilMs: previous ? previousSecretGraceEnd(ak) : 0,
     lastUsedAtMs: time(s?.lastUsedAt, 0),
     networks: NetworkList.compile(ak.spec.allowedNetworks),
+    requireDpop: ak.spec.requireDPoP === true,
   };
 }
 
@@ -144,6 +149,7 @@ export function deploymentEntry(d: Deployment, audiencesNotHeld: readonly string
     audiencesNotHeld: new Set(audiencesNotHeld),
     maxTokenTtlMs: Math.min(parseDuration(d.spec?.maxTokenTTL) ?? DAY_MS, DAY_MS),
     networks: NetworkList.compile(d.spec?.allowedNetworks),
+    requireDpop: d.spec?.requireDPoP === true,
   };
 }
 

@@ -16,6 +16,7 @@ import { KubeClient } from '../kube/client.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import type { ServerContext } from './context.ts';
 import { normalizeIssuer } from './discovery.ts';
+import { Dpop } from './dpop.ts';
 import { grantRegistry } from './grants/index.ts';
 import { IssuerKeys } from './issuer-keys.ts';
 import { JwksFiles } from './issuer-jwks-files.ts';
@@ -188,7 +189,11 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
     audit,
+    dpop: new Dpop(normalizeIssuer(opts.issuer), store.signing, {
+      requireNonce: opts.dpopRequireNonce, replayCacheSize: opts.dpopReplayCacheSize, tokenUrls: opts.dpopTokenUrls,
+    }),
   };
+  metrics.watchDpopReplayCache(() => ctx.dpop.replay.size, ctx.dpop.replay.capacity);
   const tls = opts.tls && loadTlsFiles(opts.tls);
   const server = createTokenHttpServer({ ctx, grants: grantRegistry({ tokenExchange: reviewer !== undefined || federation.enabled }), ready, tls });
   // cert-manager renews the certificate in place: serve the new one without a restart.

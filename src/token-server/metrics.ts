@@ -142,6 +142,14 @@ export class TokenServerMetrics {
       collect() { this.set(gauges.ready() ? 1 : 0); },
     });
   }
+  /** The DPoP replay cache's fill (dpop-replay.ts): at its capacity, new DPoP proofs are refused until entries expire. */
+  watchDpopReplayCache(size: () => number, capacity: number): void {
+    new Gauge({
+      name: 'apikey_operator_dpop_replay_cache_entries', help: `DPoP proofs remembered against replay (capacity ${capacity})`,
+      registers: [this.registry], collect() { this.set(size()); },
+    });
+  }
+
   /** Counts every request the client makes to the Kubernetes API, by method and status code. */
   instrument(client: KubeClient): void {
     instrumentKubeRequests(client, this.registry);

@@ -17,7 +17,8 @@ export type FailureReason =
   | 'key_expired' | 'key_deleting' | 'key_not_ready' | 'deployment_gone' | 'owner_mismatch'
   | 'invalid_scope' | 'invalid_target' | 'not_ready' | 'invalid_grant' | 'access_denied'
   | 'client_auth_not_allowed' | 'unsupported_parameter' | 'unsupported_token_type'
-  | 'kube_unavailable' | 'federated_token_refused' | 'signer_unavailable' | 'cache_stale' | 'network_refused';
+  | 'kube_unavailable' | 'federated_token_refused' | 'signer_unavailable' | 'cache_stale' | 'network_refused'
+  | 'invalid_dpop_proof' | 'dpop_replay' | 'dpop_replay_cache_full' | 'use_dpop_nonce' | 'dpop_required';
 
 export class OAuthError extends Error {
   readonly error: string;
@@ -116,6 +117,26 @@ export class InvalidScope extends OAuthError {
 export class InvalidTarget extends OAuthError {
   constructor(description: string) {
     super('invalid_target', 400, description, 'invalid_target');
+  }
+}
+
+/**
+ * RFC 9449 5 and 7.1: the DPoP proof is missing where one is required,
+ * malformed, or fails a check (dpop-proof.ts). 400 at the token endpoint;
+ * /authz answers it as a 401 DPoP challenge.
+ */
+export class InvalidDpopProof extends OAuthError {
+  constructor(description: string, reason: FailureReason = 'invalid_dpop_proof') {
+    super('invalid_dpop_proof', 400, description, reason);
+  }
+}
+
+/** RFC 9449 8: the proof needs a (fresh) server nonce; the DPoP-Nonce header carries one. */
+export class UseDpopNonce extends OAuthError {
+  readonly nonce: string;
+  constructor(nonce: string, description = 'the DPoP proof must carry the nonce of the DPoP-Nonce header') {
+    super('use_dpop_nonce', 400, description, 'use_dpop_nonce', { 'dpop-nonce': nonce });
+    this.nonce = nonce;
   }
 }
 

@@ -50,4 +50,10 @@ export interface TokenServerOptions {
   maxCacheStalenessMs?: number;
   /** Sign with keys held in this PKCS#11 token (the keys the signing-keys Secret records by label). */
   pkcs11?: Pkcs11Config;
+  /** Refuse DPoP proofs without a server nonce (--dpop-require-nonce). */
+  dpopRequireNonce?: boolean;
+  /** Entries of the DPoP replay cache (--dpop-replay-cache-size); default DEFAULT_REPLAY_CACHE_SIZE. */
+  dpopReplayCacheSize?: number;
+  /** Further URLs of the token endpoint that DPoP proofs may name as htu (--dpop-token-urls). */
+  dpopTokenUrls?: string[];
 }

@@ -1,7 +1,7 @@
 /**
  * Property-based tests (fast-check) of every parser of untrusted input in
  * the token server: token requests (JSON, form, HTTP Basic, and mixes of
- * them), external JWTs, /authz and introspection queries, and CEL claims
+ * them), DPoP proofs, external JWTs, /authz and introspection queries, and CEL claims
  * expressions within the CRD's limits. The properties, for any input: no
  * 5xx, no crash (the server answers /healthz after), a bounded time per
  * input, and the reference parser's answer where there is one
@@ -9,6 +9,7 @@
  * server over real HTTP; test/token-server-properties.test.ts runs the same
  * kind of inputs against the real process.
  */
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { KubeConfig } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
@@ -21,7 +22,8 @@ import { apiKeyFixture, deploymentObject } from './fixtures.ts';
 import { IssuerKeys } from './issuer-keys.ts';
 import { startTokenServer, type RunningTokenServer } from './main.ts';
 import { MemoryKeyStore } from './memory-key-store.ts';
-import { InvalidRequest } from './oauth-errors.ts';
+import { verifyProof } from './dpop-proof.ts';
+import { InvalidDpopProof, InvalidRequest } from './oauth-errors.ts';
 import { parseBasic, parseForm } from './params.ts';
 import type { SubjectReviewer } from './reviews.ts';
 
@@ -212,6 +214,68 @@ describe('POST /oauth/token with any input', () => {
         method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"grant_type":${open.repeat(depth)}1${close.repeat(depth)}}`,
       }));
     }), { numRuns: 40 });
+  });
+});
+
+describe('DPoP proofs with any content', () => {
+  const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+  const tokenUrl = `${ISSUER}/oauth/token`;
+  const jwk = fc.oneof(
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.record({
+      kty: fc.constantFrom('EC', 'OKP', 'RSA', 'oct', 'x'), crv: fc.constantFrom('P-256', 'P-384', 'Ed25519', 'X25519', 'x'),
+      x: fc.base64String({ maxLength: 60 }), y: fc.base64String({ maxLength: 60 }), n: fc.base64String({ maxLength: 400 }), e: fc.constantFrom('AQAB', ''),
+      d: fc.base64String({ maxLength: 40 }),
+    }, { requiredKeys: ['kty'] }),
+  );
+  const header = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.record({
+    typ: fc.constantFrom('dpop+jwt', 'JWT', 'DPOP+JWT'), alg: fc.constantFrom('ES256', 'EdDSA', 'RS256', 'PS256', 'none', 'HS256', 'x'), jwk,
+    crit: fc.array(fc.string({ maxLength: 5 }), { maxLength: 2 }),
+  }, { requiredKeys: ['typ', 'alg'] }));
+  const claims = fc.record({
+    jti: fc.oneof(fc.string({ maxLength: 200 }), fc.jsonValue({ maxDepth: 1 })), htm: fc.constantFrom('POST', 'GET', 'post', ''),
+    htu: fc.oneof(fc.constant(tokenUrl), fc.webUrl(), fc.string({ maxLength: 40 })), iat: fc.oneof(fc.integer(), fc.double(), fc.string({ maxLength: 5 })),
+    nonce: fc.oneof(fc.string({ maxLength: 40 }), fc.integer()), ath: fc.string({ maxLength: 50 }),
+  });
+  const anyProof = fc.oneof(
+    fc.tuple(header, claims, fc.base64String({ maxLength: 120 })).map(([h, c, sig]) => `${b64(h)}.${b64(c)}.${sig.replace(/=/g, '')}`),
+    fc.string({ maxLength: 200 }),
+  );
+
+  it('the verifier throws nothing but invalid_dpop_proof, for any proof-shaped or other string', () => {
+    fc.assert(fc.property(anyProof, (proof) => {
+      try {
+        verifyProof(proof, { method: 'POST', url: tokenUrl, nowMs: Date.now() });
+      } catch (err) {
+        expect(err).toBeInstanceOf(InvalidDpopProof);
+      }
+    }), { numRuns: 2000 });
+  });
+
+  it('the token endpoint answers any DPoP header, validly signed or not, with a 4xx, never a 5xx and never a token', async () => {
+    // Signed with node:crypto: jose would refuse to sign some of these claims (a non-finite iat).
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const realJwk = publicKey.export({ format: 'jwk' });
+    const signProof = (header: object, payload: unknown) => {
+      const input = `${b64(header)}.${b64(payload)}`;
+      return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    };
+    const signed = fc.tuple(claims, fc.constantFrom('dpop+jwt', 'jwt')).map(([c, typ]) => ({ c, typ }));
+    const headerValue = (v: string) => v.replace(/[^\x21-\x7e]/g, '').slice(0, 5000);
+    await fc.assert(fc.asyncProperty(fc.oneof(anyProof.map((p) => ({ raw: p })), signed), async (input) => {
+      const proof = 'raw' in input ? headerValue(input.raw)
+        : signProof({ alg: 'ES256', typ: input.typ, jwk: realJwk }, input.c);
+      const a = await send('/oauth/token', {
+        method: 'POST', body: 'grant_type=client_credentials',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded', dpop: proof,
+          authorization: `Basic ${Buffer.from(`${key.keyId}:${key.secret}`).toString('base64')}`,
+        },
+      });
+      wellBehaved(a);
+      if (proof !== '') expect(a.status, a.body).toBe(400);
+    }), { numRuns: 300 });
+    await stillUp();
   });
 });
 

@@ -58,6 +58,11 @@ export class TrustedProxies {
   }
 
 
+  /** Whether `remote` (a TCP peer) is one of the trusted proxies, whose forwarded headers are believed. */
+  trusts(remote: string): boolean {
+    return this.size > 0 && this.trusted(remote);
+  }
+
   private trusted(addr: string): boolean {
     const bare = unmapIPv4(addr);
     const family = isIP(bare);

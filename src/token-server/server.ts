@@ -124,9 +124,12 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
       throw new UnsupportedGrantType(`grant_type must be one of: ${[...grants.keys()].join(', ')}`);
     }
     info.audit.grantType = grant.type;
+    // RFC 9449: a DPoP proof for this endpoint's URL (from the issuer, never the Host header) binds the token.
+    info.dpop = ctx.dpop.checkTokenRequest(req.headersDistinct.dpop, info.nowMs);
+    const nonce = info.dpop?.nextNonce;
     const done = (r: TokenResult) => {
       metrics.tokenIssued(grant.type);
-      send(res, 'token', start, 200, r.body, tokenHeaders);
+      send(res, 'token', start, 200, r.body, nonce ? { ...tokenHeaders, 'dpop-nonce': nonce } : tokenHeaders);
       ctx.audit?.issued(auditParty(req), info.audit, r.claims, Date.now());
     };
     const result = grant.handle(ctx, info, params);
@@ -279,7 +282,9 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
             if (unavailable(req, res, 'authz', start)) return;
             // Forward-auth: any method (Envoy forwards the original one); the body is never read.
             req.resume();
-            const a = authorize(ctx, req.headers.authorization, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), Date.now());
+            const a = authorize(ctx, {
+              peer: req.socket.remoteAddress, method: req.method ?? 'GET', path, headers: req.headers, dpop: req.headersDistinct.dpop,
+            }, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), Date.now());
             send(res, 'authz', start, a.status, a.body, { 'cache-control': 'no-store', ...a.headers });
             return;
           }

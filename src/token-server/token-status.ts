@@ -21,7 +21,11 @@
  *   each is one the Deployment allows (its spec.audiences, else the server's
  *   default audiences), and each custom one is held by that very Deployment
  *   (its AudienceClaim names it, api/claims.ts). Removing an audience from a
- *   Deployment, or the audience passing to another, ends such tokens at once.
+ *   Deployment, or the audience passing to another, ends such tokens at once;
+ * - every way, a bearer token (no `cnf`) of a key, FederatedCredential or
+ *   Deployment that now requires DPoP (spec.requireDPoP) is not live: turning
+ *   the field on ends the bearer tokens issued before. A DPoP-bound token is
+ *   live here; /authz also checks the proof that must come with it.
  */
 import { isKeyId } from '../keys/format.ts';
 import { FEDERATED_CLIENT_PREFIX, isPermission } from '../api/index.ts';
@@ -47,7 +51,7 @@ export interface LiveToken {
 export type TokenVerdict =
   | { live: true; token: LiveToken }
   | { live: false; why: 'malformed' | 'signature' | 'issuer' | 'expired' | 'key_gone' | 'key_refused' | 'secret_rotated' | 'deployment_gone'
-    | 'audience_not_held' | 'credential_gone' };
+    | 'audience_not_held' | 'credential_gone' | 'dpop_required' };
 
 /** Whether the token names an audience its Deployment no longer allows or does not hold: then it is not live. */
 function namesAudienceNotHeld(c: AccessTokenClaims, dep: DeploymentEntry, defaults: readonly string[]): boolean {
@@ -60,7 +64,8 @@ function isClaims(c: Record<string, unknown>): c is Record<string, unknown> & Ac
   return typeof c.sub === 'string' && typeof c.client_id === 'string' && typeof c.iss === 'string'
     && typeof c.exp === 'number' && typeof c.iat === 'number' && typeof c.scope === 'string'
     && typeof c.deployment === 'string' && typeof c.jti === 'string'
-    && (typeof c.aud === 'string' || (Array.isArray(c.aud) && c.aud.every((a) => typeof a === 'string')));
+    && (typeof c.aud === 'string' || (Array.isArray(c.aud) && c.aud.every((a) => typeof a === 'string')))
+    && (c.cnf === undefined || (typeof c.cnf === 'object' && c.cnf !== null && typeof (c.cnf as { jkt?: unknown }).jkt === 'string'));
 }
 
 export function tokenVerdict(ctx: ServerContext, token: string, nowMs: number): TokenVerdict {
@@ -86,6 +91,7 @@ export function tokenVerdict(ctx: ServerContext, token: string, nowMs: number): 
     && (fp === key.currentFp || (fp === key.previousFp && key.previousValidUntilMs > nowMs));
   if (!secretStands) return { live: false, why: 'secret_rotated' };
   if (namesAudienceNotHeld(c, deployment!, ctx.defaultAudiences)) return { live: false, why: 'audience_not_held' };
+  if (!c.cnf && (key.requireDpop || deployment!.requireDpop)) return { live: false, why: 'dpop_required' };
   const permissions = new Set(c.scope.split(' ').filter((p) => key.permissionSet.has(p)));
   return { live: true, token: { claims: c, key, deployment: deployment!, permissions } };
 }
@@ -96,6 +102,7 @@ function userTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenVerdic
   const deployment = ctx.store.deployment(c.deployment);
   if (!deployment || deployment.deleting || deployment.uid !== c.deployment_uid) return { live: false, why: 'deployment_gone' };
   if (namesAudienceNotHeld(c, deployment, ctx.defaultAudiences)) return { live: false, why: 'audience_not_held' };
+  if (!c.cnf && deployment.requireDpop) return { live: false, why: 'dpop_required' };
   const permissions = new Set(c.scope.split(' ').filter(isPermission));
   return { live: true, token: { claims: c, key: undefined, deployment, permissions } };
 }
@@ -110,6 +117,7 @@ function federatedTokenVerdict(ctx: ServerContext, c: AccessTokenClaims): TokenV
   const deployment = ctx.store.deployment(c.deployment);
   if (!federatedCredentialStands(fc, deployment) || deployment.uid !== c.deployment_uid) return { live: false, why: 'deployment_gone' };
   if (namesAudienceNotHeld(c, deployment, ctx.defaultAudiences)) return { live: false, why: 'audience_not_held' };
+  if (!c.cnf && (fc.requireDpop || deployment.requireDpop)) return { live: false, why: 'dpop_required' };
   const permissions = new Set(c.scope.split(' ').filter((p) => fc.permissionSet.has(p)));
   return { live: true, token: { claims: c, key: undefined, federated: fc, deployment, permissions } };
 }

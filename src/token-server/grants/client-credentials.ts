@@ -7,6 +7,7 @@
 import type { RequestInfo, ServerContext } from '../context.ts';
 import { accessTokenClaims, tokenResponse } from '../access-token.ts';
 import { authenticateClient } from '../client-auth.ts';
+import { dpopBinding } from '../dpop.ts';
 import { tokenLifetimeSeconds } from '../keys.ts';
 import { InvalidClient, TemporarilyUnavailable } from '../oauth-errors.ts';
 import type { Params } from '../params.ts';
@@ -26,6 +27,7 @@ export const clientCredentials: Grant = {
     const scope = resolveScope(params, key.permissions, key.permissionSet, key.scope);
     const lifetime = tokenLifetimeSeconds(key, deployment, match, req.nowMs);
     if (lifetime <= 0) throw new InvalidClient('the API key (or the secret presented) expires now', 'key_expired');
+    const jkt = dpopBinding(ctx, req.dpop, key.requireDpop || deployment.requireDpop, req.nowMs);
     const claims = accessTokenClaims({
       issuer: ctx.issuer,
       subject: key.keyId,
@@ -36,6 +38,7 @@ export const clientCredentials: Grant = {
       lifetimeSeconds: lifetime,
       nowMs: req.nowMs,
       credentialFingerprint: match === 'current' ? key.currentFp : key.previousFp,
+      jkt,
     });
     const body = tokenResponse(signingKey, claims);
     if (typeof body !== 'string') {

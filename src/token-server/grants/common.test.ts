@@ -5,7 +5,7 @@ import type { Params } from '../params.ts';
 import { resolveAudiences, resolveScope } from './common.ts';
 
 const dep = (audiences?: string[], taken: string[] = []): DeploymentEntry => ({
-  namespace: 'ns', name: 'd', uid: 'u', deleting: false, audiences, audiencesNotHeld: new Set(taken), maxTokenTtlMs: 1,
+  namespace: 'ns', name: 'd', uid: 'u', deleting: false, audiences, audiencesNotHeld: new Set(taken), maxTokenTtlMs: 1, requireDpop: false,
 });
 const DEFAULTS = ['https://default.example'];
 

@@ -6,7 +6,9 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import * as oauth from 'oauth4webapi';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { oauthServer, proofKey } from '../../../test/support/dpop.ts';
 import type { FederatedCredential, FederatedCredentialSpec } from '../../api/index.ts';
 import { API_VERSION, TOKEN_EXCHANGE_GRANT } from '../../api/index.ts';
 import { createLogger } from '../../shared/log.ts';
@@ -152,5 +154,32 @@ describe('a federated token at introspection', () => {
     expect((await introspect(t)).body).toMatchObject({ active: true, client_id: 'federated:team-a/ci', federated_issuer: GITHUB });
     change();
     expect((await introspect(t)).body).toEqual({ active: false });
+  });
+});
+
+describe('a federated exchange with DPoP (RFC 9449), through oauth4webapi', () => {
+  const { as, options } = oauthServer(ISSUER, () => url);
+  const o4wExchange = async (dpop?: oauth.DPoPHandle) => oauth.processGenericTokenEndpointResponse(as, { client_id: 'ci' },
+    await oauth.genericTokenEndpointRequest(as, { client_id: 'ci' }, oauth.None(), TOKEN_EXCHANGE_GRANT, {
+      subject_token: await mint(), subject_token_type: JWT_TYPE, deployment: 'team-a/airflow',
+    }, { ...options, DPoP: dpop }));
+
+  it('binds the token to the proof key, and introspection shows it', async () => {
+    const dpop = oauth.DPoP({}, (await proofKey()).pair);
+    const t = await o4wExchange(dpop);
+    expect(t.token_type).toBe('dpop');
+    const jkt = await dpop.calculateThumbprint();
+    expect(decodeJwt(t.access_token)).toMatchObject({ client_id: 'federated:team-a/ci', cnf: { jkt } });
+    expect((await introspect(t.access_token)).body).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt } });
+  });
+
+  it('refuses a bearer exchange through a credential that requires DPoP, and its bearer tokens issued before', async () => {
+    const before = (await o4wExchange()).access_token;
+    store.putFederatedCredential(credential('ci', { requireDPoP: true }));
+    const r = await exchange();
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_dpop_proof');
+    expect((await introspect(before)).body).toEqual({ active: false });
+    expect((await o4wExchange(oauth.DPoP({}, (await proofKey()).pair))).token_type).toBe('dpop');
   });
 });

@@ -43,6 +43,7 @@ import { celBudget, MAX_EXTERNAL_TOKEN_BYTES } from '../../federation/claims-exp
 import { isKeyId } from '../../keys/format.ts';
 import { accessTokenClaims, tokenResponse } from '../access-token.ts';
 import type { RequestInfo, ServerContext } from '../context.ts';
+import { dpopBinding } from '../dpop.ts';
 import { federatedCredentialStands, federatedMatch } from '../federated.ts';
 import { FederatedTokenRefused, unverifiedIssuer } from '../issuer-keys.ts';
 import { tokenLifetimeSeconds } from '../keys.ts';
@@ -135,6 +136,7 @@ export async function federatedExchange(ctx: ServerContext, req: RequestInfo, pa
   const lifetimeSeconds = tokenLifetimeSeconds({ tokenTtlMs: fc.tokenTtlMs, expiresAtMs: Infinity, previousValidUntilMs: 0 }, dep, 'current', nowMs);
   const signingKey = ctx.store.signing.active(nowMs);
   if (!signingKey) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
+  const jkt = dpopBinding(ctx, req.dpop, fc.requireDpop || dep.requireDpop, nowMs);
   const claims = accessTokenClaims({
     issuer: ctx.issuer,
     subject,
@@ -147,6 +149,7 @@ export async function federatedExchange(ctx: ServerContext, req: RequestInfo, pa
     deploymentUid: dep.uid,
     credentialFingerprint: fc.fingerprint,
     federatedIssuer: issuer,
+    jkt,
   });
   const issuedType = single(params, 'requested_token_type') ?? ACCESS_TOKEN_TYPE;
   const body = await tokenResponse(signingKey, claims, { issued_token_type: issuedType });

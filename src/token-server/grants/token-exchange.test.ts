@@ -5,7 +5,9 @@
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import * as oauth from 'oauth4webapi';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { oauthServer, proofKey } from '../../../test/support/dpop.ts';
 import { createLogger } from '../../shared/log.ts';
 import { DEFAULT_ROTATION, planSigningKeys, type SigningKeySet } from '../../shared/signing-keys.ts';
 import { apiKeyFixture, deploymentObject, type KeyFixture } from '../fixtures.ts';
@@ -379,3 +381,26 @@ describe('the pieces', () => {
 function b64(o: object): string {
   return Buffer.from(JSON.stringify(o)).toString('base64url');
 }
+
+describe('token exchange with DPoP (RFC 9449), through oauth4webapi', () => {
+  const { as, options } = oauthServer(ISSUER, () => url);
+  const o4wExchange = async (dpop?: oauth.DPoPHandle, deployment = 'team-a/airflow') => oauth.processGenericTokenEndpointResponse(
+    as, { client_id: 'cli' }, await oauth.genericTokenEndpointRequest(as, { client_id: 'cli' }, oauth.None(), TOKEN_EXCHANGE, {
+      subject_token: ALICE, subject_token_type: ACCESS_TOKEN, deployment,
+    }, { ...options, DPoP: dpop }));
+
+  it('binds the user token to the proof key', async () => {
+    const dpop = oauth.DPoP({}, (await proofKey()).pair);
+    const t = await o4wExchange(dpop);
+    expect(t.token_type).toBe('dpop');
+    expect(decodeJwt(t.access_token)).toMatchObject({ client_id: 'kubernetes', cnf: { jkt: await dpop.calculateThumbprint() } });
+  });
+
+  it('refuses a bearer exchange for a Deployment that requires DPoP', async () => {
+    store.putDeployment({ ...dep, spec: { ...dep.spec, requireDPoP: true } });
+    const r = await exchange();
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_dpop_proof');
+    expect((await o4wExchange(oauth.DPoP({}, (await proofKey()).pair))).token_type).toBe('dpop');
+  });
+});

@@ -46,6 +46,7 @@ import {
 import { isKeyId } from '../../keys/format.ts';
 import { USER_CLIENT_ID, accessTokenClaims, tokenResponse } from '../access-token.ts';
 import type { RequestInfo, ServerContext } from '../context.ts';
+import { dpopBinding } from '../dpop.ts';
 import { tokenLifetimeSeconds } from '../keys.ts';
 import {
   AccessDenied, InvalidGrant, InvalidRequest, InvalidScope, InvalidTarget, SlowDown, TemporarilyUnavailable,
@@ -224,6 +225,7 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
   if (lifetimeSeconds <= 0) throw new InvalidGrant('the subject_token expires now');
   const signingKey = ctx.store.signing.active(nowMs);
   if (!signingKey) throw new TemporarilyUnavailable('the token server has no signing key yet; retry shortly');
+  const jkt = dpopBinding(ctx, req.dpop, dep.requireDpop, nowMs);
   const claims = accessTokenClaims({
     issuer: ctx.issuer,
     subject: user.username,
@@ -234,6 +236,7 @@ async function exchange(ctx: ServerContext, req: RequestInfo, params: Params): P
     lifetimeSeconds,
     nowMs,
     deploymentUid: dep.uid,
+    jkt,
   });
   const issuedType = single(params, 'requested_token_type') ?? ACCESS_TOKEN_TYPE;
   const body = await tokenResponse(signingKey, claims, { issued_token_type: issuedType });

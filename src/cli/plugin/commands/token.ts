@@ -15,6 +15,7 @@ import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../../../api/index.ts';
 import {
   PORT_FORWARD_HINT, requestToken, requireSafeTransport, TOKEN_URL_ENV, tokenEndpoint, type TokenResponse,
 } from '../../../client/oauth.ts';
+import { dpopKey, type DpopKey } from '../../../client/dpop-key.ts';
 import { readyOf } from '../resources.ts';
 import type { Session } from '../session.ts';
 import { data, text } from '../terminal.ts';
@@ -57,6 +58,7 @@ async function keyToken(inv: Invocation, name: string): Promise<number> {
     url: explicit?.url ?? tokenEndpoint(creds.tokenUrl, `TOKEN_URL in Secret "${creds.secretName}"`),
     params: { grant_type: 'client_credentials', audience: stringFlag(inv.values, 'audience') ?? creds.audience, scope: scopeOf(inv) },
     basic: { id: creds.keyId, secret: creds.secret },
+    dpop: dpopOf(inv),
     unreachableHint: explicit === undefined
       ? `that is TOKEN_URL from Secret "${creds.secretName}", the address inside the cluster, usually unreachable from outside; ${PORT_FORWARD_HINT}`
       : EXPLICIT_URL_HINT,
@@ -112,8 +114,15 @@ async function deploymentToken(inv: Invocation, deployment: string): Promise<num
       scope: scopeOf(inv),
     },
     unreachableHint: EXPLICIT_URL_HINT,
+    dpop: dpopOf(inv),
   });
   return print(inv, res);
+}
+
+/** --dpop FILE: the key the token is bound to (made in FILE if it does not exist). */
+function dpopOf(inv: Invocation): DpopKey | undefined {
+  const file = stringFlag(inv.values, 'dpop');
+  return file === undefined ? undefined : dpopKey(file);
 }
 
 async function token(inv: Invocation): Promise<number> {
@@ -143,6 +152,10 @@ export const tokenCommand: CommandDef = {
     'ClusterRole apikey-operator-deployment-token-requester). --token-url (or the variable) is required, and',
     'must be https:// or on this machine (http://localhost after a port-forward): your Kubernetes credential',
     'is sent to it, and is never sent over plain HTTP to another host.',
+    '',
+    '--dpop FILE: a DPoP-bound token (token_type DPoP, RFC 9449) for the private key in FILE, which is made',
+    'there (P-256, mode 0600) if it does not exist and never leaves this machine. Every request made with the',
+    'token needs a DPoP proof signed with that key: the token alone is useless to whoever copies it.',
   ].join('\n'),
   usage: 'token (NAME | --deployment NAME) [flags]',
   positionals: { min: 0, max: 1, names: ['NAME'] },
@@ -151,6 +164,7 @@ export const tokenCommand: CommandDef = {
     { name: 'deployment', type: 'string', value: 'NAME', help: 'a token for this Deployment with your own identity, instead of a key\'s' },
     { name: 'audience', type: 'string', value: 'AUD', help: 'the audience (default: the key\'s first one)' },
     { name: 'scope', type: 'string', value: 'SCOPE', help: 'narrow the permissions, e.g. read or "deploy read"' },
+    { name: 'dpop', type: 'string', value: 'FILE', help: 'a DPoP-bound token (RFC 9449) for the private key in FILE (a P-256 JWK, made there with mode 0600 if missing; it never leaves this machine)' },
     { name: 'token-url', type: 'string', value: 'URL', help: `the token endpoint (default: TOKEN_URL from the key's Secret) [${TOKEN_URL_ENV}]` },
   ],
   examples: [
@@ -161,6 +175,9 @@ export const tokenCommand: CommandDef = {
     '',
     '# The whole token response, with a narrower scope',
     'kubectl apikey token ci-deployer --scope read -o json',
+    '',
+    '# A DPoP-bound token: useless without proofs of the key in ~/.config/apikey/dpop.jwk',
+    'kubectl apikey token ci-deployer --dpop ~/.config/apikey/dpop.jwk -o json',
     '',
     '# A one-off token with your own identity',
     'kubectl apikey token --deployment airflow-prod --scope read',
