@@ -85,6 +85,8 @@ export function isWellFormedSecret(s: unknown): s is string {
 }
 
 const HASH_PREFIX = 'sha256:';
+/** What hashSecret returns: `sha256:` and the 43 characters of an unpadded base64url SHA-256. */
+export const SECRET_HASH_PATTERN = /^sha256:[A-Za-z0-9_-]{43}$/;
 
 /** The raw SHA-256 of a secret. */
 export function secretDigest(secret: string): Buffer {

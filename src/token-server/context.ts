@@ -8,6 +8,7 @@ import type { FailureLimiter } from './ratelimit.ts';
 import type { SubjectReviewer } from './reviews.ts';
 import type { IssuerKeys } from './issuer-keys.ts';
 import type { KeyStore } from './key-store.ts';
+import type { SecretScanning } from './secret-scanning/endpoint.ts';
 
 export interface ServerContext {
   /** `iss` of every token, without a trailing slash. */
@@ -29,6 +30,8 @@ export interface ServerContext {
   proxies: TrustedProxies;
   /** The audit log of token requests (--audit-log-path); none when off. */
   audit: TokenAudit | undefined;
+  /** The secret-scanning partner endpoint (--secret-scanning-keys-url); none when off. */
+  secretScanning?: SecretScanning;
   /** Lifetime of temporary user tokens (--user-token-ttl), before the Deployment's and the 24h ceilings. */
   userTokenTtlMs: number;
 }
