@@ -20,7 +20,7 @@ import type { Logger } from '../../shared/log.ts';
 import { boundedText } from '../issuer-keys.ts';
 
 export const KEYS_TTL_MS = 3600_000;
-export const UNKNOWN_KEY_COOLDOWN_MS = 60_000;
+export const UNKNOWN_KEY_COOLDOWN_MS = 10_000;
 /** After a failed fetch with no keys held, how long before the URL is tried again. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
 const FETCH_TIMEOUT_MS = 5_000;
