@@ -293,6 +293,12 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
     {{- if .Values.federation.caBundle }}
     - --federation-ca-file=/etc/apikey-operator/federation-ca/ca.crt
     {{- end }}
+    {{- with .Values.secretScanning.keysUrl }}
+    - --secret-scanning-keys-url={{ . }}
+    {{- end }}
+    {{- if and .Values.secretScanning.keysUrl .Values.secretScanning.caBundle }}
+    - --secret-scanning-ca-file=/etc/apikey-operator/secret-scanning-ca/ca.crt
+    {{- end }}
     {{- with include "apikey-operator.pkcs11Args" . }}
     {{- . | nindent 4 }}
     {{- end }}
@@ -368,6 +374,11 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
       mountPath: /etc/apikey-operator/federation-ca
       readOnly: true
     {{- end }}
+    {{- if and .Values.secretScanning.keysUrl .Values.secretScanning.caBundle }}
+    - name: secret-scanning-ca
+      mountPath: /etc/apikey-operator/secret-scanning-ca
+      readOnly: true
+    {{- end }}
     {{- with include "apikey-operator.pkcs11Mounts" . }}
     {{- . | nindent 4 }}
     {{- end }}
@@ -435,6 +446,12 @@ volumes:
   - name: federation-ca
     configMap:
       name: {{ include "apikey-operator.fullname" . }}-federation-ca
+  {{- end }}
+  {{- if and .Values.secretScanning.keysUrl .Values.secretScanning.caBundle (or $sidecarPod (eq $.component "token-server")) }}
+  # CAs the token server trusts for the secret-scanning partner's keys URL (secretScanning.caBundle).
+  - name: secret-scanning-ca
+    configMap:
+      name: {{ include "apikey-operator.fullname" . }}-secret-scanning-ca
   {{- end }}
   {{- if and .Values.signing.pkcs11.enabled (ne $.component "console") }}
   # The PKCS#11 user PIN (signing.pkcs11.pinSecret), a file only the two programs read.
