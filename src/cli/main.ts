@@ -27,7 +27,7 @@ Commands:
                  in a cluster with OpenID Connect sign-in (--oidc-issuer-url), as each person
   help           show this help
 
-  create, list, describe, rotate, delete, token, deployments, version
+  create, list, describe, rotate, revoke, delete, token, deployments, version
                  the kubectl plugin's commands (kubectl apikey ...): run 'apikey-operator list --help'
 
 Run 'apikey-operator <command> --help' for a command's flags.`;

@@ -439,6 +439,11 @@ const cases: Record<string, Case> = {
       expect(r.notes[0]).toContain('kubectl apikey rotate ci -n team-a');
     },
   },
+  'keeps a key Compromised when its mark is removed: the status holds the record until a rotation': {
+    key: apiKey({ status: readyStatus({ compromise: { ...LEAK, secretHash: hashSecret(SECRET) } }) }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=False Compromised', 'event Warning Compromised'],
+  },
   'ends the previous secret\'s grace at once on a report of it, the key staying Ready': {
     key: apiKey({ status: readyStatus(grace), compromised: compromiseAnnotation({ ...LEAK, secretHash: hashSecret(OLD_SECRET) }) }),
     dep: deployment(), cached: secretOf(apiKey()),
