@@ -16,7 +16,9 @@ import { generateSecret, hashSecret } from '../src/keys/format.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { runPlugin } from './support/plugin.ts';
-import { recordSecret, startController, startTokenServer, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
+import {
+  MAIN, recordSecret, startController, startProcess, startTokenServer, type RunningProcess, type TokenServerProcess,
+} from './support/processes.ts';
 import {
   createApiKey, createDeployment, credentialsOf, eventsFor, getApiKey, getSecret, readyOf, waitForReady, type Credentials,
 } from './support/resources.ts';
@@ -282,5 +284,31 @@ describe('kubectl apikey revoke', () => {
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('nosuchkey');
     expect((await requestToken(server, bystander)).status).toBe(200);
+  });
+});
+
+describe('turning the endpoint on', () => {
+  it.each([
+    [['--secret-scanning-keys-url', 'http://127.0.0.1/keys'], 'error: --secret-scanning-keys-url: must be an https URL'],
+    [['--secret-scanning-keys-url', 'not a url'], 'error: --secret-scanning-keys-url: not a URL'],
+    [['--secret-scanning-ca-file', '/dev/null'], 'error: --secret-scanning-ca-file: /dev/null holds no PEM certificate'],
+    [['--secret-scanning-keys-url', 'https://127.0.0.1/keys', '--secret-scanning-ca-file', '/nonexistent/ca.crt'],
+      'error: --secret-scanning-ca-file: cannot read /nonexistent/ca.crt (ENOENT)'],
+  ])('refuses to start the token server with %j, saying why', async (args, why) => {
+    const p = startProcess('token-server', [MAIN, 'token-server', '--kubeconfig', identity.tokenServerKubeconfig, ...args]);
+    expect(await p.exited).toBe(2);
+    expect(p.logs()).toContain(why);
+  });
+
+  it('is off without --secret-scanning-keys-url: the path is 404 and a signed report changes nothing', async () => {
+    const off = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
+    try {
+      const { body, headers } = partner.report([{ token: bystander.secret }]);
+      const r = await post(`${off.url}/secret-scanning/github`, { headers, body });
+      expect(r.status).toBe(404);
+      expect((await requestToken(off, bystander)).status).toBe(200);
+    } finally {
+      await off.stop();
+    }
   });
 });
