@@ -265,6 +265,8 @@ describe('kubectl apikey revoke', () => {
     expect(ak.status?.compromise).toMatchObject({ source: 'kubectl', reason: 'pasted into #general [2J', secretHash: hashSecret(key.secret) });
     expect((await refusedClientCredentials(key)).body.error).toBe('invalid_client');
     expect((await authz(server, token)).status).toBe(401);
+    const described = await runPlugin(['describe', 'pasted'], { namespace: ns.name });
+    expect(described.stdout).toMatch(/Compromised: +REVOKED: the current secret was reported leaked by kubectl apikey revoke at \S+ \(pasted into #general \[2J\)/);
     // Again: nothing more to do.
     const again = await runPlugin(['revoke', 'pasted'], { namespace: ns.name });
     expect(again.code, again.stderr).toBe(0);
