@@ -296,7 +296,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
           get(req, res, 'discovery', start, () => ({ status: 200, body: discovery, headers: { 'cache-control': 'public, max-age=300' } }));
           return;
         case SECRET_SCANNING_PATH:
-          if (refusedCredential(req, res, 'secret_scanning', start)) return;
+          if (unavailable(req, res, 'secret_scanning', start)) return;
           secretScanning(req, res, start);
           return;
         case '/healthz':
