@@ -481,6 +481,49 @@ describe('the seed flow in the browser, as a person with edit rights', () => {
     await checkPage(page, 'add-api-key-with-errors');
   });
 
+  it('edits a key\'s allowed networks from the Edit menu: a CIDR not in canonical form is refused with what to write, then saved', async () => {
+    await page.goto(`${console2.base}/deployments/${ns.name}/airflow`);
+    const row = page.locator('tr[data-key="observer"]');
+    expect(await row.locator('td[data-field="allowedNetworks"]').textContent()).toBe('anywhere');
+    await row.getByText('Edit').click();
+    await row.getByRole('button', { name: 'Allowed networks' }).click();
+    // A GET form: the URL ends in "?".
+    await page.waitForURL(/\/deployments\/[^/]+\/airflow\/keys\/observer\/networks\??$/);
+    await checkPage(page, 'key-networks');
+    expect(await page.getByText('Deployment airflow allows: anywhere.').count()).toBe(1);
+    const field = page.getByLabel('Allowed networks (optional)');
+    await field.fill('127.0.0.0/8\n10.1.2.3/16');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.waitForLoadState('load');
+    expect(await page.locator('#allowedNetworks-error').textContent()).toContain('10.1.2.3/16 is not in canonical form: write 10.1.0.0/16');
+    expect(await field.getAttribute('aria-invalid')).toBe('true');
+    expect((await getApiKey(ns.name, 'observer'))!.spec.allowedNetworks).toBeUndefined();
+    await checkPage(page, 'key-networks-with-errors');
+    await field.fill('127.0.0.0/8\n::1/128');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.waitForURL(`${console2.base}/deployments/${ns.name}/airflow`);
+    expect(await page.getByText('API Key observer may now be used only from 127.0.0.0/8, ::1/128').count()).toBe(1);
+    expect(await page.locator('tr[data-key="observer"] td[data-field="allowedNetworks"]').textContent()).toBe('127.0.0.0/8, ::1/128');
+    expect((await getApiKey(ns.name, 'observer'))!.spec.allowedNetworks).toEqual(['127.0.0.0/8', '::1/128']);
+    // The form shows the stored list; emptied, the key may be used from anywhere again.
+    await page.goto(`${console2.base}/deployments/${ns.name}/airflow/keys/observer/networks`);
+    expect(await field.inputValue()).toBe('127.0.0.0/8\n::1/128');
+    await field.fill('');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.waitForURL(`${console2.base}/deployments/${ns.name}/airflow`);
+    expect((await getApiKey(ns.name, 'observer'))!.spec.allowedNetworks).toBeUndefined();
+  });
+
+  it('creates a key with allowed networks from the Add API Key form', async () => {
+    await page.goto(`${console2.base}/deployments/${ns.name}/airflow/keys/new`);
+    await page.getByLabel('Name', { exact: true }).fill('office-only');
+    await page.getByLabel('Allowed networks (optional)').fill('127.0.0.0/8, 2001:db8::/48');
+    await page.getByRole('button', { name: 'Create API Key' }).click();
+    await page.waitForURL(/\/revealed\//);
+    recordSecret((await page.locator('#key-secret').textContent())!.trim());
+    expect((await getApiKey(ns.name, 'office-only'))!.spec.allowedNetworks).toEqual(['127.0.0.0/8', '2001:db8::/48']);
+  });
+
   it('gives a temporary token on /token with the person\'s own identity, which verifies against the JWKS', async () => {
     await page.goto(`${console2.base}/token`);
     await checkPage(page, 'token');

@@ -107,11 +107,11 @@ describe('output flags of list and deployments', () => {
     expect(deployments.stdout).toBe('deployment.apikeys.dev/airflow\ndeployment.apikeys.dev/billing\n');
   });
 
-  it('adds the secret, expiry time, rotation and description columns with -o wide', async () => {
+  it('adds the secret, expiry time, rotation, networks and description columns with -o wide', async () => {
     const r = await plugin(['list', '-o', 'wide']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.split('\n')[0]).toMatch(/^NAME\s+DEPLOYMENT\s+KEY ID\s+PERMISSIONS\s+READY\s+EXPIRES\s+LAST USED\s+AGE\s+SECRET\s+EXPIRES AT\s+ROTATION\s+LAST ROTATION\s+DESCRIPTION$/);
-    expect(r.stdout).toMatch(/^ci\s+airflow\s+ak_\w+\s+deploy\s+True\s+<never>\s+never\s+\S+\s+ci\s+<never>\s+every 2160h, grace 30m\s+<never>\s+GitHub Actions deploy job$/m);
+    expect(r.stdout.split('\n')[0]).toMatch(/^NAME\s+DEPLOYMENT\s+KEY ID\s+PERMISSIONS\s+READY\s+EXPIRES\s+LAST USED\s+AGE\s+SECRET\s+EXPIRES AT\s+ROTATION\s+LAST ROTATION\s+NETWORKS\s+DESCRIPTION$/);
+    expect(r.stdout).toMatch(/^ci\s+airflow\s+ak_\w+\s+deploy\s+True\s+<never>\s+never\s+\S+\s+ci\s+<never>\s+every 2160h, grace 30m\s+<never>\s+<anywhere>\s+GitHub Actions deploy job$/m);
     const d = await plugin(['deployments', '-o', 'wide']);
     expect(d.stdout).toMatch(/^airflow\s+3\s+24h\s+<default>\s+True\s+\S+\s+the Airflow of CI$/m);
   });

@@ -5,6 +5,8 @@ import type { V1ObjectMeta } from '@kubernetes/client-node';
 export interface DeploymentSpec {
   /** Free text for humans. */
   description?: string;
+  /** The client networks allowed to use its ApiKeys and FederatedCredentials, as CIDRs (IPv4 or IPv6; a single address is a /32 or a /128); each key or credential may narrow it with its own allowedNetworks. Empty or absent: anywhere. Token exchange with a Kubernetes token is governed by RBAC, not by this list. The token server takes the client address from the TCP peer, or through its --trusted-proxies from X-Forwarded-For, and refuses a request from elsewhere exactly as it refuses a wrong credential. An IPv4-mapped IPv6 client address (::ffff:192.0.2.1) matches IPv4 CIDRs. */
+  allowedNetworks?: string[];
   /** Audiences its keys may ask tokens for. Default: the operator's configured default audience list (--audiences). */
   audiences?: string[];
   /** Ceiling for the lifetime of its keys' tokens, as a duration such as 24h or 90m. At most 24h. @default "24h" */
@@ -51,6 +53,8 @@ export interface ApiKeySpec {
   };
   /** Free text for humans. */
   description?: string;
+  /** The client networks allowed to use this key, intersected with its Deployment's allowedNetworks, as CIDRs (IPv4 or IPv6; a single address is a /32 or a /128). Empty or absent: anywhere. The token server takes the client address from the TCP peer, or through its --trusted-proxies from X-Forwarded-For, and refuses a request from elsewhere exactly as it refuses a wrong credential. An IPv4-mapped IPv6 client address (::ffff:192.0.2.1) matches IPv4 CIDRs. */
+  allowedNetworks?: string[];
   /** What its tokens may do; they become the token's scope. @default ["deploy"] */
   permissions?: Array<"deploy" | "read">;
   /** The Secret the credentials are written to. Default: the ApiKey's name. Immutable. */
@@ -144,6 +148,8 @@ export interface FederatedCredentialSpec {
   };
   /** Free text for humans. */
   description?: string;
+  /** The client networks allowed to exchange tokens through this credential, intersected with its Deployment's allowedNetworks, as CIDRs (IPv4 or IPv6; a single address is a /32 or a /128). Empty or absent: anywhere. The token server takes the client address from the TCP peer, or through its --trusted-proxies from X-Forwarded-For, and refuses a request from elsewhere exactly as it refuses a wrong credential. An IPv4-mapped IPv6 client address (::ffff:192.0.2.1) matches IPv4 CIDRs. */
+  allowedNetworks?: string[];
   /** The external issuer, exactly as in its tokens' iss (https only), such as https://token.actions.githubusercontent.com. The token server trusts it only when the cluster admin lists it in --federation-issuers. */
   issuer: string;
   /** What the external token's aud must contain. Default: the token server's issuer URL. */

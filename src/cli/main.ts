@@ -319,7 +319,7 @@ async function main(argv: string[]): Promise<number> {
       });
       return 0;
     }
-    case 'create': case 'list': case 'describe': case 'rotate': case 'delete': case 'token': case 'deployments': case 'version': {
+    case 'create': case 'list': case 'describe': case 'rotate': case 'set-networks': case 'delete': case 'token': case 'deployments': case 'version': {
       // The kubectl plugin's commands: it prints its own errors and picks its exit code.
       const { runPlugin } = await import('./plugin/index.ts');
       return runPlugin(argv);

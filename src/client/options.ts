@@ -83,7 +83,7 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('metrics-port', 'port of /metrics, on the same --host (0: off)', '9090'),
   flag('host', 'address to listen on', '0.0.0.0'),
   flag('issuer', 'the issuer URL: the iss of every token and the base of the discovery documents; default http://localhost:<port>, set it in production', ''),
-  flag('trusted-proxies', 'comma-separated addresses or CIDRs of the reverse proxies (ingress controllers) in front of the token server, whose X-Forwarded-For names the client (for the per-client failure limits); at most 16 addresses each (IPv4 /28, IPv6 /124): only the proxies\' own addresses; default: none', ''),
+  flag('trusted-proxies', 'comma-separated addresses or CIDRs of the reverse proxies (ingress controllers) in front of the token server, whose X-Forwarded-For names the client (for the per-client failure limits, spec.allowedNetworks and the audit log); at most 16 addresses each (IPv4 /28, IPv6 /124): only the proxies\' own addresses; default: none', ''),
   flag('insecure-broad-trusted-proxies', 'accept --trusted-proxies ranges wider than 16 addresses (a pod network): every client in them can forge X-Forwarded-For, so only when a NetworkPolicy lets nothing but the proxies reach the token server', 'false', 'boolean'),
   flag('token-review-audiences', "comma-separated audiences a subject token must be bound to for token exchange (the TokenReview's spec.audiences); default: none, the apiserver's own, so any token the cluster accepts (kubectl credentials, OIDC) is accepted", ''),
   flag('federation-ca-file', 'PEM file of CA certificates trusted, besides the system\'s, for the TLS of the --federation-issuers (a private issuer); default: the system\'s only', ''),

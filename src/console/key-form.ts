@@ -6,8 +6,9 @@
 import type { ApiKeySpec, Permission } from '../api/index.ts';
 import { isPermission, PERMISSIONS } from '../api/index.ts';
 import { parseDuration } from '../shared/duration.ts';
+import { checkAllowedNetworks } from '../shared/networks.ts';
 
-export type KeyField = 'name' | 'description' | 'permissions' | 'expiresAt' | 'rotateEvery' | 'gracePeriod';
+export type KeyField = 'name' | 'description' | 'permissions' | 'expiresAt' | 'rotateEvery' | 'gracePeriod' | 'allowedNetworks';
 
 export interface KeyFormValues {
   name: string;
@@ -16,6 +17,8 @@ export interface KeyFormValues {
   expiresAt: string;
   rotateEvery: string;
   gracePeriod: string;
+  /** CIDRs as typed: one a line, or separated by commas or spaces; empty: anywhere. */
+  allowedNetworks: string;
 }
 
 export type FieldErrors = Partial<Record<KeyField | 'form', string>>;
@@ -28,14 +31,14 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const DURATION = /^([0-9]{1,6}h)?([0-9]{1,8}m)?([0-9]{1,10}s)?$/;
 
 export function emptyForm(): KeyFormValues {
-  return { name: '', description: '', permissions: ['deploy'], expiresAt: '', rotateEvery: '', gracePeriod: '' };
+  return { name: '', description: '', permissions: ['deploy'], expiresAt: '', rotateEvery: '', gracePeriod: '', allowedNetworks: '' };
 }
 
 export function formValues(body: URLSearchParams): KeyFormValues {
   const s = (k: string) => (body.get(k) ?? '').trim();
   return {
     name: s('name'), description: body.get('description') ?? '', permissions: body.getAll('permissions'),
-    expiresAt: s('expiresAt'), rotateEvery: s('rotateEvery'), gracePeriod: s('gracePeriod'),
+    expiresAt: s('expiresAt'), rotateEvery: s('rotateEvery'), gracePeriod: s('gracePeriod'), allowedNetworks: s('allowedNetworks'),
   };
 }
 
@@ -69,9 +72,12 @@ export function validateKeyForm(v: KeyFormValues, deployment: string, now = Date
   if (v.gracePeriod !== '' && (!DURATION.test(v.gracePeriod) || parseDuration(v.gracePeriod) === undefined)) {
     errors.gracePeriod = 'A duration such as 1h, 30m or 0s.';
   }
-  if (Object.keys(errors).length > 0) return { errors };
+  const networks = networksOf(v.allowedNetworks);
+  if ('error' in networks) errors.allowedNetworks = networks.error;
+  if (Object.keys(errors).length > 0 || 'error' in networks) return { errors };
   const spec: ApiKeySpec = { deploymentRef: { name: deployment }, permissions: permissions as Permission[] };
   if (v.description !== '') spec.description = v.description;
+  if (networks.list.length > 0) spec.allowedNetworks = networks.list;
   if (expiresAt) spec.expiresAt = expiresAt;
   if (v.rotateEvery || v.gracePeriod) {
     spec.rotation = { ...(v.rotateEvery ? { every: v.rotateEvery } : {}), ...(v.gracePeriod ? { gracePeriod: v.gracePeriod } : {}) };
@@ -79,7 +85,18 @@ export function validateKeyForm(v: KeyFormValues, deployment: string, now = Date
   return { spec, errors };
 }
 
+/** The CIDRs of the allowed-networks field (one a line, or separated by commas or spaces), checked as the CRD checks them. */
+export function networksOf(typed: string): { list: string[] } | { error: string } {
+  const entries = typed.split(/[\s,]+/).filter((e) => e !== '');
+  try {
+    return { list: checkAllowedNetworks(entries) };
+  } catch (err) {
+    return { error: `${(err as Error).message}.` };
+  }
+}
+
 const FIELD_PATHS: [RegExp, KeyField][] = [
+  [/spec\.allowedNetworks/, 'allowedNetworks'],
   [/metadata\.name/, 'name'],
   [/spec\.description/, 'description'],
   [/spec\.permissions/, 'permissions'],

@@ -74,6 +74,12 @@ export class PersonApi {
       () => this.client.mergePatch<ApiKey>(apiKeyPath(namespace, name), { metadata: { resourceVersion, annotations: { [COMPROMISED_ANNOTATION]: value } } }));
   }
 
+  /** Replaces spec.allowedNetworks (a merge patch of that field only); an empty list removes it. */
+  setAllowedNetworks(namespace: string, name: string, networks: readonly string[]): Promise<ApiKey> {
+    return attempt({ verb: 'patch', what: 'ApiKeys', namespace, name },
+      () => this.client.mergePatch<ApiKey>(apiKeyPath(namespace, name), { spec: { allowedNetworks: networks.length ? networks : null } }));
+  }
+
   deleteApiKey(namespace: string, name: string): Promise<unknown> {
     return attempt({ verb: 'delete', what: 'ApiKeys', namespace, name }, () => this.client.delete(apiKeyPath(namespace, name)));
   }

@@ -7,7 +7,7 @@
  * credentials.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Deployment } from '../api/index.ts';
+import type { ApiKey, Deployment } from '../api/index.ts';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT } from '../api/index.ts';
 import { PluginError } from '../client/errors.ts';
 import { requestToken, requireSafeTransport } from '../client/oauth.ts';
@@ -19,9 +19,10 @@ import {
 } from './http.ts';
 import type { PersonCredentials, SignIn, SignInTools } from './identity.ts';
 import { waitForNewKey, revokeKey, rotateKey } from './key-actions.ts';
-import { emptyForm, fieldOfRefusal, formValues, validateKeyForm } from './key-form.ts';
+import { emptyForm, fieldOfRefusal, formValues, networksOf, validateKeyForm, type FieldErrors } from './key-form.ts';
 import { addKeyPage } from './pages/add-key.ts';
 import { deleteKeyPage } from './pages/delete-key.ts';
+import { keyNetworksPage } from './pages/key-networks.ts';
 import { revokeKeyPage } from './pages/revoke-key.ts';
 import { deploymentPage, liveCells } from './pages/deployment.ts';
 import { deploymentHref, deploymentsPage } from './pages/deployments.ts';
@@ -65,6 +66,7 @@ const ROUTES = {
   rotate: new RegExp(`^/deployments/${NAME}/${NAME}/keys/${NAME}/rotate$`),
   delete: new RegExp(`^/deployments/${NAME}/${NAME}/keys/${NAME}/delete$`),
   revoke: new RegExp(`^/deployments/${NAME}/${NAME}/keys/${NAME}/revoke$`),
+  networks: new RegExp(`^/deployments/${NAME}/${NAME}/keys/${NAME}/networks$`),
   liveKeys: new RegExp(`^/api/deployments/${NAME}/${NAME}/keys$`),
   revealed: /^\/revealed\/([A-Za-z0-9_-]{10,64})$/,
 };
@@ -291,6 +293,37 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
     }
   }
 
+  async function networksRoute(c: Ctx, ns: string, dep: string, name: string): Promise<void> {
+    const title = `Allowed networks of ${name}`;
+    let key: ApiKey;
+    try {
+      key = await c.api.getApiKey(ns, name);
+    } catch (err) {
+      refusalPage(c, refusalOf(err, { verb: 'get', what: 'ApiKeys', namespace: ns, name }), title);
+      return;
+    }
+    const deployment = await c.api.getDeployment(ns, key.spec.deploymentRef.name).catch(() => undefined);
+    const view = { key, deployment, value: (key.spec.allowedNetworks ?? []).join('\n'), errors: {} as FieldErrors, csrf: c.session.csrf };
+    if (c.req.method !== 'POST') {
+      page(c.res, 200, frameOf(c, title, 'deployments'), keyNetworksPage(view));
+      return;
+    }
+    const typed = c.form!.get('allowedNetworks') ?? '';
+    const again = (status: number, errors: FieldErrors) => page(c.res, status, frameOf(c, title, 'deployments'), keyNetworksPage({ ...view, value: typed, errors }));
+    const networks = networksOf(typed);
+    if ('error' in networks) return again(422, { allowedNetworks: networks.error });
+    try {
+      await c.api.setAllowedNetworks(ns, name, networks.list);
+    } catch (err) {
+      const r = refusalOf(err, { verb: 'patch', what: 'ApiKeys', namespace: ns, name });
+      return again(r.status, r.invalid ? { allowedNetworks: r.message } : { form: r.message });
+    }
+    c.session.flash = networks.list.length
+      ? `API Key ${name} may now be used only from ${networks.list.join(', ')} (and what its Deployment allows).`
+      : `API Key ${name} may now be used from anywhere its Deployment allows.`;
+    redirect(c.res, deploymentHref(ns, dep));
+  }
+
   // -- /token -----------------------------------------------------------------------------------
 
   async function tokenRoute(c: Ctx): Promise<void> {
@@ -346,6 +379,7 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
       if ((m = ROUTES.newKey.exec(p))) return newKeyRoute(c, m[1]!, m[2]!);
       if ((m = ROUTES.delete.exec(p))) return deleteFormRoute(c, m[1]!, m[3]!);
       if ((m = ROUTES.revoke.exec(p))) return revokeFormRoute(c, m[1]!, m[3]!);
+      if ((m = ROUTES.networks.exec(p))) return networksRoute(c, m[1]!, m[2]!, m[3]!);
       if ((m = ROUTES.liveKeys.exec(p))) return liveKeysRoute(c, m[1]!, m[2]!);
       if ((m = ROUTES.revealed.exec(p))) return revealedRoute(c, m[1]!);
     } else if (req.method === 'POST') {
@@ -361,6 +395,7 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
       if ((m = ROUTES.rotate.exec(p))) return rotateRoute(c, m[1]!, m[2]!, m[3]!);
       if ((m = ROUTES.delete.exec(p))) return deleteRoute(c, m[1]!, m[2]!, m[3]!);
       if ((m = ROUTES.revoke.exec(p))) return revokeRoute(c, m[1]!, m[2]!, m[3]!);
+      if ((m = ROUTES.networks.exec(p))) return networksRoute(c, m[1]!, m[2]!, m[3]!);
     }
     page(c.res, 404, frameOf(c, 'Not found'), messagePage('Not found', `There is no page at ${p}.`));
   }

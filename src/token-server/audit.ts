@@ -46,6 +46,8 @@ export interface AuditNotes {
   federatedIssuer?: string;
   /** A fixed, operator-facing detail of a refusal (e.g. why a federated token did not match). */
   detail?: string;
+  /** The spec.allowedNetworks rules that let the client address in (network-check.ts), when there are lists. */
+  allowedBy?: { credential?: string; deployment?: string };
 }
 
 /** The party behind a request, for the audit record. */
@@ -71,6 +73,8 @@ export interface TokenAuditRecord {
   deployment?: string;
   federatedCredential?: string;
   federatedIssuer?: string;
+  /** The allowedNetworks rules the client address matched: the key's or credential's, and the Deployment's. */
+  allowedBy?: { credential?: string; deployment?: string };
   audience?: string[];
   scope?: string;
   jti?: string;
@@ -104,6 +108,7 @@ export class TokenAudit {
       deployment: claims.deployment,
       federatedCredential: notes.federatedCredential,
       federatedIssuer: cut(claims.federated_issuer),
+      allowedBy: notes.allowedBy,
       audience: (Array.isArray(claims.aud) ? claims.aud : [claims.aud]).map((a) => cut(a)!),
       scope: claims.scope,
       jti: claims.jti,

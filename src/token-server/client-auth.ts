@@ -6,18 +6,24 @@
  *   2. the secret must be well formed, checksum included (a typo costs no lookup);
  *   3. one SHA-256, constant-time compares with the current hash and, during
  *      its grace period, the previous one;
- *   4. a miss counts as a failure of the (key id, address) pair, and a pair
+ *   4. the client address must be in the key's and its Deployment's
+ *      spec.allowedNetworks (network-check.ts), checked only once the secret
+ *      matched and answered exactly as a wrong secret: the same error, the
+ *      same failure count, so a thief holding the secret outside the allowed
+ *      networks cannot tell it is the right one;
+ *   5. a miss counts as a failure of the (key id, address) pair, and a pair
  *      that failed too often is answered 429. The right secret is never
  *      throttled: key ids are public, so a flood of wrong secrets from a
  *      shared NAT or ingress address must not lock the key's owner out, and
  *      with 256-bit secrets throttling is there to shed load, not to stop
  *      guessing. A throttled miss still costs one hash, which is cheaper
  *      than the HTTP exchange around it;
- *   5. only then the key's state: deleted, expired, not Ready, Deployment gone
+ *   6. only then the key's state: deleted, expired, not Ready, Deployment gone
  *      or replaced. A client that proved its secret learns why it is refused.
  */
 import { isKeyId, isWellFormedSecret, secretDigest } from '../keys/format.ts';
 import type { RequestInfo, ServerContext } from './context.ts';
+import { fromAllowedNetwork } from './network-check.ts';
 import { keyRefusal, matchSecret, type DeploymentEntry, type KeyEntry, type SecretMatch } from './keys.ts';
 import {
   InvalidClient, InvalidRequest, SlowDown, UnauthorizedClient, type InvalidClientOptions,
@@ -69,18 +75,19 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
 
   const key = ctx.store.key(id);
   const match = key ? matchSecret(key, secretDigest(secret), req.nowMs) : undefined;
-  if (!key || !match) {
+  const deployment = key ? ctx.store.deployment(key.deployment) : undefined;
+  const outside = !!key && !!match && !fromAllowedNetwork(ctx, req, 'apikey', id, key.networks, deployment?.networks);
+  if (!key || !match || outside) {
     const blocked = ctx.limiter.blockedForMs(id, req.address, req.nowMs);
     if (blocked > 0) throw new SlowDown(Math.ceil(blocked / 1000));
     const blockedMs = ctx.limiter.failure(id, req.address, req.nowMs);
     if (blockedMs > 0) {
       ctx.log.info({ keyId: id, address: req.address, blockedMs }, 'client authentication failures: slowing this key id down for this address');
     }
-    throw new InvalidClient('client authentication failed', key ? 'wrong_secret' : 'unknown_key', viaBasic);
+    throw new InvalidClient('client authentication failed', !key ? 'unknown_key' : outside ? 'network_refused' : 'wrong_secret', viaBasic);
   }
 
   req.audit.deployment = key.deployment;
-  const deployment = ctx.store.deployment(key.deployment);
   const refusal = keyRefusal(key, deployment, req.nowMs);
   if (refusal) {
     // Only a client that proved the secret is counted here, so no guesser can grow the series.

@@ -45,6 +45,11 @@ export interface RequestInfo {
   authorization: string | undefined;
   /** The client address the rate limiter counts (see ratelimit.ts clientAddress). */
   address: string;
+  /**
+   * The client's own address through --trusted-proxies (proxies.ts), not
+   * aggregated: what spec.allowedNetworks are matched against (networks.ts).
+   */
+  clientIp: string | undefined;
   nowMs: number;
   /** What the grant established so far, for the audit record (audit.ts): never a credential. */
   audit: AuditNotes;

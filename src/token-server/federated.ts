@@ -9,6 +9,7 @@ import { DEFAULT_FEDERATED_TOKEN_TTL, FEDERATED_CLIENT_PREFIX, MAX_TOKEN_TTL_SEC
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { compileClaimsExpression, type CelBudget, type ClaimsExpression } from '../federation/claims-expression.ts';
 import { parseDuration } from '../shared/duration.ts';
+import { NetworkList } from '../shared/networks.ts';
 import { credentialFingerprint, type DeploymentEntry } from './keys.ts';
 
 const DAY_MS = MAX_TOKEN_TTL_SECONDS * 1000;
@@ -42,6 +43,8 @@ export interface FederatedEntry {
    */
   fingerprint: string;
   lastUsedAtMs: number;
+  /** spec.allowedNetworks, compiled; undefined: anywhere (shared/networks.ts). */
+  networks?: NetworkList;
 }
 
 const time = (s: string | Date | undefined, none: number) => {
@@ -74,6 +77,7 @@ export function federatedEntry(fc: FederatedCredential): FederatedEntry {
     tokenTtlMs: Math.min(parseDuration(fc.spec.tokenTTL ?? DEFAULT_FEDERATED_TOKEN_TTL) ?? 3600_000, DAY_MS),
     fingerprint: federatedFingerprint(uid, fc.spec, permissions),
     lastUsedAtMs: time(fc.status?.lastUsedAt, 0),
+    networks: NetworkList.compile(fc.spec.allowedNetworks),
   };
 }
 

@@ -12,6 +12,7 @@ import { reportOn } from '../api/compromise.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { hashDigest, isKeyId } from '../keys/format.ts';
 import { parseDuration } from '../shared/duration.ts';
+import { NetworkList } from '../shared/networks.ts';
 import type { FailureReason } from './oauth-errors.ts';
 
 const DAY_MS = MAX_TOKEN_TTL_SECONDS * 1000;
@@ -54,6 +55,8 @@ export interface KeyEntry {
   previousFp: string;
   previousValidUntilMs: number;
   lastUsedAtMs: number;
+  /** spec.allowedNetworks, compiled; undefined: anywhere (shared/networks.ts). */
+  networks?: NetworkList;
 }
 
 export interface DeploymentEntry {
@@ -71,6 +74,8 @@ export interface DeploymentEntry {
    */
   audiencesNotHeld: ReadonlySet<string>;
   maxTokenTtlMs: number;
+  /** spec.allowedNetworks, compiled: what its keys and FederatedCredentials are narrowed to; undefined: anywhere. */
+  networks?: NetworkList;
 }
 
 const time = (s: string | undefined, none: number) => {
@@ -143,6 +148,7 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
     previousFp: previous ? credentialFingerprint(s?.previousSecretHash) : '',
     previousValidUntilMs: previous ? previousSecretGraceEnd(ak) : 0,
     lastUsedAtMs: time(s?.lastUsedAt, 0),
+    networks: NetworkList.compile(ak.spec.allowedNetworks),
   };
 }
 
@@ -155,6 +161,7 @@ export function deploymentEntry(d: Deployment, audiencesNotHeld: readonly string
     audiences: d.spec?.audiences?.length ? d.spec.audiences : undefined,
     audiencesNotHeld: new Set(audiencesNotHeld),
     maxTokenTtlMs: Math.min(parseDuration(d.spec?.maxTokenTTL) ?? DAY_MS, DAY_MS),
+    networks: NetworkList.compile(d.spec?.allowedNetworks),
   };
 }
 

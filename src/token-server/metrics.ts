@@ -53,6 +53,7 @@ export class TokenServerMetrics {
   private readonly failuresBy = new Map<string, Incrementer>();
   private readonly expiredRefusals: Counter<'namespace' | 'deployment'>;
   private readonly expiredBy = new Map<string, Incrementer>();
+  private readonly networkRefusals: Counter<'kind' | 'list'>;
 
   constructor(gauges: {
     sizes(): Record<string, number>; rateLimitEntries(): number; ready(): boolean; signingKeysProblem(): string | undefined;
@@ -80,6 +81,14 @@ export class TokenServerMetrics {
       help: 'Requests refused because the API key had expired, though they presented its right secret: a client still using a dead key; by namespace and Deployment',
       labelNames: ['namespace', 'deployment'], registers,
     });
+    this.networkRefusals = new Counter({
+      name: 'apikey_operator_token_network_refusals_total',
+      help: 'Token requests that presented a valid API key or matched a FederatedCredential from a client address outside its allowedNetworks '
+        + '(kind: apikey or federated; list: credential or deployment, the list that refused it); answered as a wrong credential',
+      labelNames: ['kind', 'list'], registers,
+    });
+    // Every series from the start, so that an alert on its rate sees the first refusal.
+    for (const kind of ['apikey', 'federated']) for (const list of ['credential', 'deployment']) this.networkRefusals.inc({ kind, list }, 0);
     this.introspections = new Counter({
       name: 'apikey_operator_token_introspections_total', help: 'Introspection answers, by active', labelNames: ['active'], registers,
     });
@@ -178,6 +187,11 @@ export class TokenServerMetrics {
       [namespace, deployment] = ['_other', '_other'];
     }
     bound(this.expiredBy, id, () => this.expiredRefusals.labels({ namespace, deployment })).inc();
+  }
+
+  /** A valid credential from outside its allowed networks (network-check.ts): 2 x 2 series at most. */
+  networkRefused(kind: 'apikey' | 'federated', list: 'credential' | 'deployment'): void {
+    this.networkRefusals.inc({ kind, list });
   }
 
   introspection(active: boolean): void {

@@ -17,7 +17,7 @@ export type FailureReason =
   | 'key_expired' | 'key_deleting' | 'key_not_ready' | 'deployment_gone' | 'owner_mismatch'
   | 'invalid_scope' | 'invalid_target' | 'not_ready' | 'invalid_grant' | 'access_denied'
   | 'client_auth_not_allowed' | 'unsupported_parameter' | 'unsupported_token_type'
-  | 'kube_unavailable' | 'federated_token_refused' | 'signer_unavailable' | 'cache_stale' | 'key_compromised';
+  | 'kube_unavailable' | 'federated_token_refused' | 'signer_unavailable' | 'cache_stale' | 'network_refused' | 'key_compromised';
 
 export class OAuthError extends Error {
   readonly error: string;

@@ -155,9 +155,11 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
       return;
     }
     collect(req, res, route, start, limit, (body) => {
+      const client = ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for']);
       const info: RequestInfo = {
         authorization: req.headers.authorization,
-        address: clientAddress(ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for'])),
+        address: clientAddress(client),
+        clientIp: client,
         nowMs: Date.now(),
         audit: {},
       };

@@ -147,7 +147,10 @@ export async function startController(opts: ControllerOptions): Promise<RunningP
   return p;
 }
 
-export type TokenServerProcessOptions = ProgramOptions;
+export type TokenServerProcessOptions = ProgramOptions & {
+  /** The loopback address to listen on: 127.0.0.1 (default) or ::1. */
+  host?: '127.0.0.1' | '::1';
+};
 
 /** A token server process: `url` is its token port, `metricsUrl` the /metrics of its own metrics port. */
 export type TokenServerProcess = RunningProcess & { url: string; metricsUrl: string };
@@ -155,13 +158,15 @@ export type TokenServerProcess = RunningProcess & { url: string; metricsUrl: str
 export async function startTokenServer(opts: TokenServerProcessOptions): Promise<TokenServerProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const host = opts.host ?? '127.0.0.1';
+  const base = `http://${host.includes(':') ? `[${host}]` : host}`;
+  const url = `${base}:${port}`;
   const p = startProcess('token-server', [
     MAIN, 'token-server', ...connectionArgs(opts),
-    '--port', String(port), '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--issuer', url,
+    '--port', String(port), '--metrics-port', String(metricsPort), '--host', host, '--issuer', url,
     '--audiences', 'https://api.example.test', ...(opts.args ?? []),
   ], opts.env);
   p.port = port;
   if (opts.waitReady ?? true) await waitForHttp(`${url}/readyz`, p).catch(killAndThrow(p));
-  return Object.assign(p, { url, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` });
+  return Object.assign(p, { url, metricsUrl: `${base}:${metricsPort}/metrics` });
 }

@@ -17,6 +17,7 @@ import { listCommand } from './commands/list.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { revokeCommand } from './commands/revoke.ts';
 import { rotateCommand } from './commands/rotate.ts';
+import { setNetworksCommand } from './commands/set-networks.ts';
 import { tokenCommand } from './commands/token.ts';
 import { versionCommand } from './commands/version.ts';
 import { EXIT_FAILURE, EXIT_USAGE, oneLine, PluginError, PluginUsageError } from '../../client/errors.ts';
@@ -25,8 +26,8 @@ import type { Session } from './session.ts';
 import { escapeTerminal, text, textErr } from './terminal.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
-  createCommand, listCommand, describeCommand, rotateCommand, revokeCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef,
-  migrateCommand, versionCommand,
+  createCommand, listCommand, describeCommand, rotateCommand, revokeCommand, setNetworksCommand, deleteCommand, tokenCommand, deploymentsCommand,
+  consoleCommandDef, migrateCommand, versionCommand,
 ];
 
 export function pluginHelp(): string {

@@ -29,6 +29,14 @@ ${hint ? html`<p class="hint" id="${field}-hint">${hint}</p>` : ''}
 ${fieldError(field, errors)}`;
 }
 
+/** The allowed networks: a textarea of CIDRs, shared by this form and the key's Allowed networks page. */
+export function networksField(value: string, errors: FieldErrors): Html {
+  return html`<label for="allowedNetworks">Allowed networks (optional)</label>
+<textarea id="allowedNetworks" name="allowedNetworks" rows="3" spellcheck="false"${described('allowedNetworks', errors, 'allowedNetworks')}>${value}</textarea>
+<p class="hint" id="allowedNetworks-hint">CIDRs the secret is accepted from, one a line, such as 10.20.0.0/16 or 2001:db8::/48; a single address is a /32 or a /128. The key may be used from what both this list and its Deployment's allow. Empty: anywhere.</p>
+${fieldError('allowedNetworks', errors)}`;
+}
+
 export function addKeyPage(v: AddKeyView): Html {
   const { values, errors } = v;
   const base = deploymentHref(v.namespace, v.deployment);
@@ -51,6 +59,7 @@ ${fieldError('permissions', errors)}
 ${textField('expiresAt', 'Expires at (optional)', values, errors, 'A date (2030-01-31, midnight UTC) or an RFC 3339 time. Empty: never.')}
 ${textField('rotateEvery', 'Rotate every (optional)', values, errors, 'A duration such as 2160h (90 days). Empty: only when you rotate it.')}
 ${textField('gracePeriod', 'Grace period after a rotation (optional)', values, errors, 'How long the previous secret keeps working, such as 1h (the default) or 0s.')}
+${networksField(values.allowedNetworks, errors)}
 <div class="actions"><button type="submit" class="primary">Create API Key</button> <a class="button" href="${base}">Cancel</a></div>
 </form>`;
 }

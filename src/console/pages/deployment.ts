@@ -52,6 +52,8 @@ function editMenu(ns: string, dep: string, k: ApiKey, v: DeploymentView): Html {
 <button type="submit"${attr('disabled', !v.rights.rotate)}>Rotate</button></form>
 <form method="get" action="${keyHref(ns, dep, name)}/revoke">
 <button type="submit" class="danger"${attr('disabled', !v.rights.rotate)}>Revoke API Key</button></form>
+<form method="get" action="${keyHref(ns, dep, name)}/networks">
+<button type="submit"${attr('disabled', !v.rights.rotate)}>Allowed networks</button></form>
 <form method="get" action="${keyHref(ns, dep, name)}/delete">
 <button type="submit" class="danger"${attr('disabled', !v.rights.delete)}>Delete API Key</button></form>
 </div></details>`;
@@ -68,6 +70,7 @@ export function deploymentPage(v: DeploymentView): Html {
 <td>${k.spec.description ?? ''}</td>
 ${cell('keyId', c.keyId!)}
 <td>${(k.spec.permissions ?? ['deploy']).join(', ')}</td>
+<td data-field="allowedNetworks">${k.spec.allowedNetworks?.length ? k.spec.allowedNetworks.join(', ') : 'anywhere'}</td>
 ${cell('ready', c.ready!)}
 ${cell('lastUsed', c.lastUsed!)}
 ${cell('lastRotation', c.lastRotation!)}
@@ -77,7 +80,7 @@ ${cell('expires', c.expires!)}
   });
   const missing = [
     !v.rights.create && `create ApiKeys in ${ns}`,
-    !v.rights.rotate && `update ApiKeys in ${ns} (Rotate, Revoke)`,
+    !v.rights.rotate && `update ApiKeys in ${ns} (Rotate, Revoke, Allowed networks)`,
     !v.rights.delete && `delete ApiKeys in ${ns}`,
   ].filter((x): x is string => typeof x === 'string');
   return html`<p><a href="/">Deployments</a> › ${ns}</p>
@@ -87,6 +90,7 @@ ${cell('expires', c.expires!)}
 <dt>Namespace</dt><dd>${ns}</dd>
 <dt>Description</dt><dd>${d.spec.description ?? '—'}</dd>
 <dt>Audiences</dt><dd>${(d.spec.audiences ?? []).join(', ') || 'the operator\'s default'}</dd>
+<dt>Allowed networks</dt><dd>${(d.spec.allowedNetworks ?? []).join(', ') || 'anywhere'}</dd>
 <dt>Max token lifetime</dt><dd>${d.spec.maxTokenTTL ?? '24h'}</dd>
 <dt>Ready</dt><dd>${readyBadge(d)}</dd>
 </dl>
@@ -100,7 +104,7 @@ ${errorNotice(v.keysError)}
 ${v.keys.length === 0 && !v.keysError ? html`<p class="muted">No API keys yet.</p>` : ''}
 ${v.keys.length ? html`<div class="table-wrap"><table data-live="${deploymentHref(ns, dep).replace('/deployments/', '/api/deployments/')}/keys" data-interval="${v.pollMs}">
 <caption class="sr-only">API keys of ${dep}; Ready and Last used update by themselves</caption>
-<thead><tr><th scope="col">Name</th><th scope="col">Description</th><th scope="col">Key ID</th><th scope="col">Permissions</th><th scope="col">Ready</th><th scope="col">Last used</th><th scope="col">Last rotation</th><th scope="col">Expires</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+<thead><tr><th scope="col">Name</th><th scope="col">Description</th><th scope="col">Key ID</th><th scope="col">Permissions</th><th scope="col">Allowed networks</th><th scope="col">Ready</th><th scope="col">Last used</th><th scope="col">Last rotation</th><th scope="col">Expires</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
 <tbody>${rows}</tbody></table></div>` : ''}
 </section>`;
 }

@@ -19,7 +19,11 @@
  *      (issuer-keys.ts);
  *   4. the first candidate, oldest first, whose audience, subject and CEL
  *      expression all match; the expressions of all candidates share one
- *      runtime budget per request (claims-expression.ts).
+ *      runtime budget per request (claims-expression.ts);
+ *   5. of those, the first whose spec.allowedNetworks and its Deployment's
+ *      hold the client address (network-check.ts): a token that matches only
+ *      credentials that refuse the address is refused like one that matches
+ *      none.
  *
  * Any failure is one invalid_grant that does not say which check failed, so
  * a caller cannot probe which repositories or branches a Deployment trusts;
@@ -42,6 +46,8 @@ import type { RequestInfo, ServerContext } from '../context.ts';
 import { federatedCredentialStands, federatedMatch } from '../federated.ts';
 import { FederatedTokenRefused, unverifiedIssuer } from '../issuer-keys.ts';
 import { tokenLifetimeSeconds } from '../keys.ts';
+import { networkVerdict, recordNetworkVerdict } from '../network-check.ts';
+import type { NetworkVerdict } from '../../shared/networks.ts';
 import { InvalidGrant, SlowDown, TemporarilyUnavailable } from '../oauth-errors.ts';
 import { single, type Params } from '../params.ts';
 import { EXCHANGE_FAILURES } from '../ratelimit.ts';
@@ -66,7 +72,7 @@ function usableSubject(sub: unknown): sub is string {
 }
 
 /** The credential that trusts the verified `claims`, or a refusal. */
-async function matchingCredential(ctx: ServerContext, subjectToken: string, ref: { namespace: string; name: string }) {
+async function matchingCredential(ctx: ServerContext, req: RequestInfo, subjectToken: string, ref: { namespace: string; name: string }) {
   if (subjectToken.length > MAX_EXTERNAL_TOKEN_BYTES) throw refused(`longer than ${MAX_EXTERNAL_TOKEN_BYTES} bytes`);
   const issuer = unverifiedIssuer(subjectToken);
   if (issuer === undefined) throw refused('not a JWT with an iss');
@@ -79,8 +85,20 @@ async function matchingCredential(ctx: ServerContext, subjectToken: string, ref:
   const claims = await ctx.federation.verify(issuer, subjectToken);
   // One budget for the whole request, however many credentials the Deployment has.
   const budget = celBudget();
-  const fc = candidates.find((c) => federatedMatch(c, claims, ctx.issuer, budget));
+  // The first that matches and allows the client address; else the first that matched says why not.
+  let outside: { who: string; verdict: NetworkVerdict } | undefined;
+  const fc = candidates.find((c) => {
+    if (!federatedMatch(c, claims, ctx.issuer, budget)) return false;
+    const verdict = networkVerdict(req, c.networks, dep.networks);
+    if (!verdict.allowed) outside ??= { who: `${c.namespace}/${c.name}`, verdict };
+    return verdict.allowed;
+  });
+  if (!fc && outside) {
+    recordNetworkVerdict(ctx, req, 'federated', outside.who, outside.verdict);
+    throw refused(req.audit.detail ?? 'the client address is outside the allowedNetworks');
+  }
   if (!fc) throw refused('no FederatedCredential matches the audience, subject and claims');
+  recordNetworkVerdict(ctx, req, 'federated', `${fc.namespace}/${fc.name}`, networkVerdict(req, fc.networks, dep.networks));
   const subject = claims.sub;
   if (!usableSubject(subject)) throw refused('the external subject cannot be a token subject here');
   return { dep, fc, issuer, subject };
@@ -90,7 +108,7 @@ async function matchingCredential(ctx: ServerContext, subjectToken: string, ref:
 async function authenticate(ctx: ServerContext, req: RequestInfo, subjectToken: string, ref: { namespace: string; name: string }) {
   const blockedMs = ctx.exchangeLimiter.blockedForMs(EXCHANGE_FAILURES, req.address, req.nowMs);
   try {
-    return await matchingCredential(ctx, subjectToken, ref);
+    return await matchingCredential(ctx, req, subjectToken, ref);
   } catch (err) {
     if (!(err instanceof FederatedTokenRefused)) throw err;
     ctx.log.debug({ deployment: `${ref.namespace}/${ref.name}`, why: err.why, address: req.address }, 'federated token exchange refused');

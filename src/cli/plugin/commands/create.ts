@@ -10,6 +10,7 @@ import { API_VERSION, isPermission, PERMISSIONS, reportedSecretNameOf } from '..
 import { durationFlag, stringFlag, type CommandDef, type Invocation } from '../command.ts';
 import { PluginError, PluginUsageError } from '../../../client/errors.ts';
 import { formatStructured } from '../output.ts';
+import { allowedNetworksOf } from './set-networks.ts';
 import { ONLY_TIME_WARNING, printCredentials } from '../print-credentials.ts';
 import { pollUntil, startProgress } from '../progress.ts';
 import { APIKEY_KIND_NAME, APIKEY_RESOURCE, readyOf, type StoredCredentials } from '../resources.ts';
@@ -54,6 +55,8 @@ function specFrom(inv: Invocation): ApiKeySpec {
   if (every || grace) spec.rotation = { ...(every ? { every: every.text } : {}), ...(grace ? { gracePeriod: grace.text } : {}) };
   const ttl = durationFlag(v, 'token-ttl', 1000);
   if (ttl) spec.tokenTTL = ttl.text;
+  const networks = stringFlag(v, 'allowed-networks');
+  if (networks !== undefined) spec.allowedNetworks = allowedNetworksOf([networks], '--allowed-networks');
   return spec;
 }
 
@@ -168,6 +171,7 @@ export const createCommand: CommandDef = {
     { name: 'rotate-every', type: 'string', value: 'DURATION', help: 'scheduled rotation, e.g. 2160h' },
     { name: 'grace-period', type: 'string', value: 'DURATION', help: 'how long the previous secret works after a rotation (default 1h)' },
     { name: 'token-ttl', type: 'string', value: 'DURATION', help: 'lifetime of its tokens (default 24h, at most the Deployment\'s maxTokenTTL)' },
+    { name: 'allowed-networks', type: 'string', value: 'LIST', help: 'comma-separated CIDRs the key may be used from, e.g. 10.20.0.0/16,2001:db8::/48 (default: anywhere)' },
     { name: 'timeout', type: 'string', value: 'DURATION', help: 'how long to wait for the key to become Ready (default 60s)' },
   ],
   examples: [
@@ -177,6 +181,9 @@ export const createCommand: CommandDef = {
     '# A read-only key that expires in 30 days and rotates weekly, as JSON for a script',
     'kubectl apikey create dashboard --deployment airflow-prod --permissions read --expires-in 720h \\',
     '    --rotate-every 168h --grace-period 24h -o json',
+    '',
+    '# A key that works only from the CI runners\' network',
+    'kubectl apikey create ci-deployer --deployment airflow-prod --allowed-networks 10.20.0.0/16',
     '',
     '# The ApiKey manifest for a GitOps repository, without creating it',
     'kubectl apikey create ci-deployer --deployment airflow-prod --dry-run=client -o yaml > ci-deployer.yaml',

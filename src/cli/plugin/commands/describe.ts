@@ -81,6 +81,7 @@ function describeText(ak: ApiKey, ev: { events?: KeyEvent[]; unavailable?: strin
     field('Description', ak.spec.description ?? '<none>'),
     field('Key ID', st.keyId ?? '<pending>'),
     field('Permissions', (ak.spec.permissions ?? ['deploy']).join(', ')),
+    field('Allowed networks', ak.spec.allowedNetworks?.length ? ak.spec.allowedNetworks.join(', ') : 'anywhere its Deployment allows'),
     field('Secret', `${reportedSecretNameOf(ak)} (keys ${Object.values(SECRET_KEYS).join(', ')})`),
     field('Token TTL', ak.spec.tokenTTL ?? DEFAULT_TOKEN_TTL),
     field('Rotation', rotationText(ak)),

@@ -27,12 +27,13 @@ export const API_KEY_COLUMNS: Columns<ApiKey> = {
     age(ak.status?.lastUsedAt, now, 'never'),
     age(ak.metadata.creationTimestamp, now),
   ],
-  wideHeaders: ['SECRET', 'EXPIRES AT', 'ROTATION', 'LAST ROTATION', 'DESCRIPTION'],
+  wideHeaders: ['SECRET', 'EXPIRES AT', 'ROTATION', 'LAST ROTATION', 'NETWORKS', 'DESCRIPTION'],
   wideRow: (ak, now) => [
     reportedSecretNameOf(ak),
     ak.spec.expiresAt ?? '<never>',
     `${ak.spec.rotation?.every ? `every ${ak.spec.rotation.every}` : 'on request'}, grace ${ak.spec.rotation?.gracePeriod ?? DEFAULT_GRACE_PERIOD}`,
     ak.status?.lastRotationTime ? `${age(ak.status.lastRotationTime, now)} ago` : '<never>',
+    ak.spec.allowedNetworks?.length ? ak.spec.allowedNetworks.join(',') : '<anywhere>',
     ak.spec.description ?? '',
   ],
 };
