@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION, type ApiKey, type ApiKeyStatus, type FederatedCredential } from '../src/api/index.ts';
+import { COMPROMISED_ANNOTATION, compromiseAnnotation } from '../src/api/compromise.ts';
 import { KubeClient, KubeError } from '../src/kube/client.ts';
 import { loadKubeConfig } from '../src/kube/config.ts';
 import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName, type TestNamespace } from './support/cluster.ts';
@@ -269,6 +270,36 @@ describe('the token server', () => {
     expect({ ...ak.status, lastUsedAt: undefined }).toEqual({ ...stored, lastUsedAt: undefined });
   });
 
+  it('may mark an ApiKey compromised with its own credentials, and change nothing else with that mark', async () => {
+    const path = apiKeyPath(ns.name, 'marked');
+    await createApiKey(ns.name, 'marked', { deploymentRef: { name: 'airflow' } }, { team: 'data' });
+    const before = await waitForReady(ns.name, 'marked');
+    const mark = compromiseAnnotation({ secretHash: before.status!.secretHash!, reportedAt: '2026-01-01T00:00:00Z', source: 'secret-scanning' });
+    const onlyStatus = tokenServerRefusal(
+      'the token server may only update the status of an ApiKey (status.lastUsedAt) and set its annotation apikeys.dev/compromised, nothing else of it');
+    // Beside the mark: a label, another annotation changed or removed, the spec, the owner reference.
+    for (const metadata of [
+      { labels: { owned: 'yes' }, annotations: { [COMPROMISED_ANNOTATION]: mark } },
+      { annotations: { [COMPROMISED_ANNOTATION]: mark, team: 'other' } },
+      { annotations: { [COMPROMISED_ANNOTATION]: mark, team: null } },
+      { annotations: { [COMPROMISED_ANNOTATION]: mark }, ownerReferences: null },
+    ]) {
+      expect(await refusal(tokenServer.mergePatch(path, { metadata })), JSON.stringify(metadata)).toContain(onlyStatus);
+    }
+    expect(await refusal(tokenServer.mergePatch(path, { metadata: { annotations: { [COMPROMISED_ANNOTATION]: mark } }, spec: { tokenTTL: '1h' } })))
+      .toMatch(/ValidatingAdmissionPolicy '.*-(token-server-writes|apikey-permissions)' .* denied request/);
+    // The mark alone, as the secret-scanning endpoint writes it (src/token-server/secret-scanning/marker.ts).
+    expect(await refusal(tokenServer.mergePatch(path, { metadata: { uid: before.metadata.uid, annotations: { [COMPROMISED_ANNOTATION]: mark } } })))
+      .toBeUndefined();
+    // Never removed by the token server: only the key's owners rotate it away.
+    expect(await refusal(tokenServer.mergePatch(path, { metadata: { annotations: { [COMPROMISED_ANNOTATION]: null } } }))).toContain(onlyStatus);
+    const after = (await getApiKey(ns.name, 'marked'))!;
+    expect(after.metadata.annotations).toEqual({ team: 'data', [COMPROMISED_ANNOTATION]: mark });
+    expect(after.metadata.labels?.owned).toBeUndefined();
+    expect(after.spec).toEqual(before.spec);
+    expect(after.metadata.ownerReferences).toEqual(before.metadata.ownerReferences);
+  });
+
   it('may write nothing of an ApiKey itself, even when RBAC would let it', async () => {
     // A grant beyond the chart's: the policy stands behind RBAC, not instead of it.
     const role = `${identity.release}-too-much`;
@@ -279,7 +310,8 @@ describe('the token server', () => {
       const r = await kubectl(args);
       expect(r.code, r.stderr).toBe(0);
     }
-    const onlyStatus = tokenServerRefusal('the token server may only update the status of an ApiKey (status.lastUsedAt), nothing else of it');
+    const onlyStatus = tokenServerRefusal(
+      'the token server may only update the status of an ApiKey (status.lastUsedAt) and set its annotation apikeys.dev/compromised, nothing else of it');
     const path = apiKeyPath(ns.name, 'used');
     // RBAC's refusal, until the apiserver sees the binding; then the policy's.
     await waitFor('the policy refusing what RBAC allows', async () =>

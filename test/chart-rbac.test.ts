@@ -83,7 +83,7 @@ const TOKEN_SERVER: Row[] = [
   ['cannot update ApiKey status', 'update apikeys.apikeys.dev --subresource=status', 'other', false],
   ['cannot create ApiKeys', 'create apikeys.apikeys.dev', 'other', false],
   ['cannot update ApiKeys', 'update apikeys.apikeys.dev', 'other', false],
-  ['cannot patch ApiKeys', 'patch apikeys.apikeys.dev', 'other', false],
+  ['patches ApiKeys (the compromised mark alone: the token-server-writes admission policy refuses the rest)', 'patch apikeys.apikeys.dev', 'other', true],
   ['cannot delete ApiKeys', 'delete apikeys.apikeys.dev', 'other', false],
   ['cannot create Deployments', 'create deployments.apikeys.dev', 'other', false],
   ['cannot delete Deployments', 'delete deployments.apikeys.dev', 'other', false],

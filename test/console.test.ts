@@ -23,7 +23,7 @@ import { runPlugin } from './support/plugin.ts';
 import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { logDir, recordSecret, startController, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import {
-  adminClient, apiKeyPath, createApiKey, createDeployment, getApiKey, getSecret, uniqueAudience, waitForReady,
+  adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, getApiKey, getSecret, uniqueAudience, waitForReady,
 } from './support/resources.ts';
 import { requestToken } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
@@ -396,6 +396,51 @@ describe('the seed flow in the browser, as a person with edit rights', () => {
       }, 15_000, 100);
       expect(r.status).toBe(200);
     }
+  });
+
+  it('revokes from the Edit menu once the key\'s name is typed: the key issues nothing more, its tokens die, and Rotate recovers it', async () => {
+    const creds = credentialsOf((await getSecret(ns.name, 'ci-deployer'))!);
+    const key = { keyId: creds.keyId, secret: creds.secret, audience: AUDIENCE };
+    const token = await waitFor('a token of ci-deployer', async () => {
+      const a = await requestToken(server, key);
+      return a.status === 200 ? a.body.access_token as string : undefined;
+    }, 15_000, 100);
+    recordSecret(token);
+    await page.goto(`${console2.base}/deployments/${ns.name}/airflow`);
+    const url = `${console2.base}/deployments/${ns.name}/airflow/keys/ci-deployer/revoke`;
+    // A forged POST (no CSRF token) revokes nothing.
+    const forged = await page.request.post(url, { form: { confirm: 'ci-deployer' }, maxRedirects: 0 });
+    expect(forged.status()).toBe(403);
+    const row = page.locator('tr[data-key="ci-deployer"]');
+    await row.getByText('Edit').click();
+    await row.getByRole('button', { name: 'Revoke API Key' }).click();
+    await checkPage(page, 'revoke-confirmation');
+    const button = page.getByRole('button', { name: 'Revoke API Key' });
+    expect(await button.isDisabled()).toBe(true);
+    await page.getByLabel('Reason (optional)').fill('shown in a screen share');
+    await page.getByLabel(/Type the key's name/).fill('ci-deployer');
+    await button.click();
+    await page.waitForURL(`${console2.base}/deployments/${ns.name}/airflow`);
+    expect(await page.getByText('Revoked API Key ci-deployer').count()).toBe(1);
+    const ak = (await getApiKey(ns.name, 'ci-deployer'))!;
+    expect(ak.status?.compromise).toMatchObject({ source: 'console', reason: 'shown in a screen share', secretHash: ak.status?.secretHash });
+    expect((await requestToken(server, key)).status).toBe(401);
+    const r = await fetch(`${server.url}/authz?deployment=${ns.name}/airflow`, { headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(401);
+    await waitFor('the row showing Compromised', async () => (await row.textContent())?.includes('Compromised'), 15_000, 200);
+    // Rotate recovers it: a new secret that works.
+    await row.getByText('Edit').click();
+    await row.getByRole('button', { name: 'Rotate' }).click();
+    await page.waitForURL(/\/revealed\//);
+    const secret = (await page.locator('#key-secret').textContent())!.trim();
+    recordSecret(secret);
+    expect(await page.getByText('The previous secret no longer works').count()).toBe(1);
+    const fresh = await waitFor('a token with the new secret', async () => {
+      const a = await requestToken(server, { ...key, secret });
+      return a.status === 200 ? a : undefined;
+    }, 15_000, 100);
+    recordSecret(fresh.body.access_token as string);
+    expect((await requestToken(server, key)).status).toBe(401);
   });
 
   it('deletes from the Edit menu only once the key\'s name is typed, and the key and its Secret are gone', async () => {

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ARGOCD_CM_PATCH, ARGOCD_HEALTH_LUA, ARGOCD_KINDS, argocdHealthPatch } from '../scripts/render-manifests.ts';
+import { COMPROMISED_ANNOTATION, compromiseAnnotation } from '../src/api/compromise.ts';
 import type { ApiKey, Deployment, FederatedCredential } from '../src/api/index.ts';
 import { KubeError, paths } from '../src/kube/client.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
@@ -128,6 +129,14 @@ const SETUPS: Record<string, () => Promise<{ path: string; reason: string }>> = 
     await adminClient().mergePatch(`${apiKeyPath(ns.name, 'copy')}/status`, { status: { keyId: first.status!.keyId } });
     return { path: apiKeyPath(ns.name, 'copy'), reason: 'KeyIdConflict' };
   },
+  'ApiKey Compromised (its secret reported leaked)': async () => {
+    await createApiKey(ns.name, 'leaked', { deploymentRef: { name: 'airflow' } });
+    const ak = await waitForReady(ns.name, 'leaked');
+    await adminClient().mergePatch(apiKeyPath(ns.name, 'leaked'), { metadata: { annotations: { [COMPROMISED_ANNOTATION]: compromiseAnnotation({
+      secretHash: ak.status!.secretHash!, reportedAt: '2026-01-01T00:00:00Z', source: 'kubectl', reason: 'pasted into a chat',
+    }) } } });
+    return { path: apiKeyPath(ns.name, 'leaked'), reason: 'Compromised' };
+  },
   'FederatedCredential Ready': async () => {
     await createFederatedCredential(ns.name, 'ci', { deploymentRef: { name: 'airflow' }, issuer: ISSUER, subject: 'repo:acme/dags:ref:refs/heads/main' });
     return { path: federatedCredentialPath(ns.name, 'ci'), reason: 'Ready' };
@@ -159,6 +168,7 @@ const EXPECTED: [string, string, string][] = [
   ['ApiKey DeploymentNotFound (created before its Deployment)', 'Failed', 'Degraded'],
   ['ApiKey SecretConflict', 'Failed', 'Degraded'],
   ['ApiKey KeyIdConflict', 'Failed', 'Degraded'],
+  ['ApiKey Compromised (its secret reported leaked)', 'Failed', 'Degraded'],
   ['FederatedCredential Ready', 'Current', 'Healthy'],
   ['FederatedCredential InvalidExpression', 'Failed', 'Degraded'],
   ['FederatedCredential IssuerNotAllowed', 'Failed', 'Degraded'],

@@ -554,7 +554,7 @@ describe('the same commands through apikey-operator', () => {
     const r = await plugin(['list'], { program: MAIN });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ci\s+airflow/m);
-    for (const cmd of ['create', 'list', 'describe', 'rotate', 'set-networks', 'delete', 'token', 'deployments']) {
+    for (const cmd of ['create', 'list', 'describe', 'rotate', 'revoke', 'set-networks', 'delete', 'token', 'deployments']) {
       const h = await plugin([cmd, '--help'], { namespace: false });
       expect(h.code).toBe(0);
       expect(h.stdout).toContain(`kubectl apikey ${cmd}`);

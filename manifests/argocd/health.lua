@@ -6,7 +6,8 @@
 --
 --   no status, or status.observedGeneration below metadata.generation -> Progressing
 --     (the controller has not looked at the latest spec yet)
---   Stalled True      -> Degraded, with the reason and message (nothing changes until a person acts)
+--   Stalled True      -> Degraded, with the reason and message (nothing changes until a person acts:
+--                        an expired key, a conflict, a key whose secret leaked (Compromised) ...)
 --   Reconciling True  -> Progressing, with the reason and message (work under way)
 --   Ready True        -> Healthy, with the message
 --   Ready False       -> Degraded (a controller that writes no Stalled yet)

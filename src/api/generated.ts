@@ -104,6 +104,19 @@ export interface ApiKeyStatus {
   expiresAt?: string;
   /** When a token was last issued for this key; written at most once a minute. format: date-time */
   lastUsedAt?: string;
+  /** The last report that a secret of this key leaked (from secret scanning, kubectl apikey revoke or the console), as the controller accepted it from the apikeys.dev/compromised annotation. While secretHash here is status.secretHash, the key is Ready=False with reason Compromised: it issues no tokens and every token it issued is inactive. Rotating the key recovers it; this record stays, naming the old secret, so the same report replayed changes nothing. */
+  compromise?: {
+    /** sha256 + base64url of the SHA-256 of the reported secret; never the secret. */
+    secretHash: string;
+    /** When the leak was reported (RFC 3339). format: date-time */
+    reportedAt: string;
+    /** Who reported it - the secret-scanning endpoint, kubectl apikey revoke, or the console. */
+    source: "secret-scanning" | "kubectl" | "console";
+    /** Where the secret was found (the report's URL, percent-escaped and cut to 512 characters). */
+    url?: string;
+    /** The reason a person gave (kubectl apikey revoke --reason). */
+    reason?: string;
+  };
   /** What the controller last found, one condition per type: Ready (whether it can be used; False or Unknown with the reason why not), Reconciling (True while the controller is still working on it) and Stalled (True when nothing will change until a person acts; the reason and message say what to do). kstatus (Flux, kpt) and the Argo CD health checks read Reconciling and Stalled. */
   conditions?: Array<{
     /** The condition's type, such as Ready, Reconciling or Stalled; one condition of each type. */

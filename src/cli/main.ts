@@ -30,7 +30,7 @@ Commands:
                  in a cluster with OpenID Connect sign-in (--oidc-issuer-url), as each person
   help           show this help
 
-  create, list, describe, rotate, delete, token, deployments, version
+  create, list, describe, rotate, revoke, delete, token, deployments, version
                  the kubectl plugin's commands (kubectl apikey ...): run 'apikey-operator list --help'
 
 Run 'apikey-operator <command> --help' for a command's flags.`;
@@ -157,17 +157,30 @@ function checkJwksFiles(files: ReadonlyMap<string, string>): void {
   }
 }
 
-/** --federation-ca-file: a PEM bundle holding at least one certificate. */
-function federationCaFile(path: string | undefined): string | undefined {
+/** --federation-ca-file, --secret-scanning-ca-file: a PEM bundle holding at least one certificate. */
+function caFileFlag(name: string, path: string | undefined): string | undefined {
   if (!path) return undefined;
   let pem: string;
   try {
     pem = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new UsageError(`--federation-ca-file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    throw new UsageError(`--${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--federation-ca-file: ${path} holds no PEM certificate`);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--${name}: ${path} holds no PEM certificate`);
   return pem;
+}
+
+/** --secret-scanning-keys-url: an absolute https URL, or empty (off). */
+function secretScanningKeysUrl(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new UsageError('--secret-scanning-keys-url: not a URL');
+  }
+  if (u.protocol !== 'https:') throw new UsageError('--secret-scanning-keys-url: must be an https URL');
+  return u.href;
 }
 
 const PKCS11_LABEL_PREFIX = /^[\x21-\x7e]{1,64}$/;
@@ -273,7 +286,10 @@ async function main(argv: string[]): Promise<number> {
       const federationIssuers = federationIssuersFlag(f['federation-issuers']);
       const federationIssuerJwks = federationIssuerJwksFlag(f['federation-issuer-jwks'], federationIssuers);
       checkJwksFiles(federationIssuerJwks);
-      const federationCaPem = federationCaFile(f['federation-ca-file']);
+      const federationCaPem = caFileFlag('federation-ca-file', f['federation-ca-file']);
+      const secretScanningKeysUrlValue = secretScanningKeysUrl(f['secret-scanning-keys-url']);
+      const secretScanningCaPem = caFileFlag('secret-scanning-ca-file', f['secret-scanning-ca-file']);
+      if (secretScanningCaPem && !secretScanningKeysUrlValue) throw new UsageError('--secret-scanning-ca-file needs --secret-scanning-keys-url');
       const pkcs11 = pkcs11Flags(f);
       let trustedProxies: TrustedProxies;
       try {
@@ -309,6 +325,7 @@ async function main(argv: string[]): Promise<number> {
         federationIssuers,
         federationIssuerJwks,
         federationCaPem,
+        secretScanning: secretScanningKeysUrlValue ? { keysUrl: secretScanningKeysUrlValue, caPem: secretScanningCaPem } : undefined,
         auditLog,
         pkcs11,
         dpopRequireNonce: f['dpop-require-nonce'] === 'true',

@@ -91,6 +91,8 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('insecure-broad-trusted-proxies', 'accept --trusted-proxies ranges wider than 16 addresses (a pod network): every client in them can forge X-Forwarded-For, so only when a NetworkPolicy lets nothing but the proxies reach the token server', 'false', 'boolean'),
   flag('token-review-audiences', "comma-separated audiences a subject token must be bound to for token exchange (the TokenReview's spec.audiences); default: none, the apiserver's own, so any token the cluster accepts (kubectl credentials, OIDC) is accepted", ''),
   flag('federation-ca-file', 'PEM file of CA certificates trusted, besides the system\'s, for the TLS of the --federation-issuers (a private issuer); default: the system\'s only', ''),
+  flag('secret-scanning-keys-url', 'turns on POST /secret-scanning/github, GitHub\'s secret-scanning partner endpoint: the https URL of the partner\'s public keys (GitHub: https://api.github.com/meta/public_keys/secret_scanning); a reported secret of a key revokes it; default: off', ''),
+  flag('secret-scanning-ca-file', 'PEM file of CA certificates trusted, besides the system\'s, for the TLS of --secret-scanning-keys-url; default: the system\'s only', ''),
   flag('audit-log-path', 'the audit log: one JSON line per token issued or refused; - for stdout (beside the application log, told apart by "kind":"TokenRequest"), else a file, rotated by size; default: off', ''),
   flag('audit-log-maxsize', 'rotate the audit log file before it passes this size: megabytes (as kube-apiserver), or a quantity such as 512Ki or 1Gi; 0: never', '100'),
   flag('audit-log-maxbackup', 'rotated audit log files kept, oldest deleted first; 0: all', '10'),

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiKey } from '../api/index.ts';
 import { ROTATE_ANNOTATION } from '../api/index.ts';
 import { getCondition } from '../api/conditions.ts';
+import { compromiseAnnotation, MAX_REPORT_REASON } from '../api/compromise.ts';
 import type { KeyCredentials, PersonApi } from './person-api.ts';
 import { Refusal, refusalOf } from './refusals.ts';
 
@@ -62,7 +63,8 @@ export async function rotateKey(api: PersonApi, namespace: string, name: string,
   const current = await api.getApiKey(namespace, name);
   const ready = getCondition(current.status?.conditions, 'Ready');
   if (ready?.reason === 'Expired') throw new Refusal(409, `ApiKey "${name}" has expired; an expired key is not rotated.`);
-  if (ready?.status !== 'True') {
+  // A key whose secret leaked is not Ready, and rotating is how it recovers (revokeKey).
+  if (ready?.status !== 'True' && ready?.reason !== 'Compromised') {
     throw new Refusal(409, `ApiKey "${name}" is not Ready${ready ? ` (${ready.reason}: ${ready.message})` : ''}, so it cannot be rotated now.`);
   }
   let value = new Date().toISOString();
@@ -82,4 +84,33 @@ export async function rotateKey(api: PersonApi, namespace: string, name: string,
   if (got) return got;
   throw new Refusal(504, `The rotation of ApiKey "${name}" was requested, but the operator did not finish it within ${timeoutMs / 1000}s; ` +
     'it will rotate when it gets to it. The new secret will not be shown here.');
+}
+
+/**
+ * Marks the key's current secret compromised (api/compromise.ts), as `kubectl apikey revoke` does:
+ * on the version of the key that was read (a key rotated meanwhile is refused, 409), then waits
+ * until the operator says Compromised. True when it was revoked now, false when it already was.
+ */
+export async function revokeKey(api: PersonApi, namespace: string, name: string, reason: string, timeoutMs: number): Promise<boolean> {
+  if (reason.length > MAX_REPORT_REASON) throw new Refusal(422, `The reason is longer than ${MAX_REPORT_REASON} characters. Nothing was revoked.`);
+  const current = await api.getApiKey(namespace, name);
+  const secretHash = current.status?.secretHash;
+  if (!secretHash) throw new Refusal(409, `ApiKey "${name}" has no secret yet; there is nothing to revoke.`);
+  if (current.status?.compromise?.secretHash === secretHash) return false;
+  const value = compromiseAnnotation({ secretHash, reportedAt: new Date().toISOString(), source: 'console', reason: reason || undefined });
+  try {
+    await api.markCompromised(namespace, name, current.metadata.resourceVersion, value);
+  } catch (err) {
+    if (err instanceof Refusal && err.status === 409) {
+      throw new Refusal(409, `ApiKey "${name}" changed while it was being revoked (rotated?). Nothing was revoked; look at it and try again.`);
+    }
+    throw err;
+  }
+  const done = await poll(timeoutMs, async () => {
+    const ak = await api.getApiKey(namespace, name);
+    return ak.status?.compromise?.secretHash === secretHash && getCondition(ak.status.conditions, 'Ready')?.reason === 'Compromised' ? true : undefined;
+  });
+  if (done) return true;
+  throw new Refusal(504, `ApiKey "${name}" was marked compromised, but the operator did not confirm within ${timeoutMs / 1000}s; ` +
+    'the token server refuses the key already.');
 }

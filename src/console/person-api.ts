@@ -4,6 +4,7 @@
  * own rights, to show a new secret once), the writes of the seed's flow, and
  * SelfSubjectAccessReviews that decide which buttons are enabled.
  */
+import { COMPROMISED_ANNOTATION } from '../api/compromise.ts';
 import type { ApiKey, Deployment } from '../api/index.ts';
 import {
   API_VERSION, APIKEYS, credentialsOf, DEPLOYMENTS, GROUP, reportedSecretNameOf, ROTATE_ANNOTATION, VERSION, type SecretObject,
@@ -65,6 +66,12 @@ export class PersonApi {
   requestRotation(namespace: string, name: string, value: string): Promise<ApiKey> {
     return attempt({ verb: 'update', what: 'ApiKeys', namespace, name },
       () => this.client.mergePatch<ApiKey>(apiKeyPath(namespace, name), { metadata: { annotations: { [ROTATE_ANNOTATION]: value } } }));
+  }
+
+  /** The apikeys.dev/compromised annotation (api/compromise.ts), only on the version of the key that was read. */
+  markCompromised(namespace: string, name: string, resourceVersion: string | undefined, value: string): Promise<ApiKey> {
+    return attempt({ verb: 'update', what: 'ApiKeys', namespace, name },
+      () => this.client.mergePatch<ApiKey>(apiKeyPath(namespace, name), { metadata: { resourceVersion, annotations: { [COMPROMISED_ANNOTATION]: value } } }));
   }
 
   /** Replaces spec.allowedNetworks (a merge patch of that field only); an empty list removes it. */

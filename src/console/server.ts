@@ -18,11 +18,12 @@ import {
   BodyTooLarge, cookies, readForm, redirect, requestUrl, securityHeaders, send, sendHtml, sendJson, sessionCookie,
 } from './http.ts';
 import type { PersonCredentials, SignIn, SignInTools } from './identity.ts';
-import { waitForNewKey, rotateKey } from './key-actions.ts';
+import { waitForNewKey, revokeKey, rotateKey } from './key-actions.ts';
 import { emptyForm, fieldOfRefusal, formValues, networksOf, validateKeyForm, type FieldErrors } from './key-form.ts';
 import { addKeyPage } from './pages/add-key.ts';
 import { deleteKeyPage } from './pages/delete-key.ts';
 import { keyNetworksPage } from './pages/key-networks.ts';
+import { revokeKeyPage } from './pages/revoke-key.ts';
 import { deploymentPage, liveCells } from './pages/deployment.ts';
 import { deploymentHref, deploymentsPage } from './pages/deployments.ts';
 import { layout, type Frame } from './pages/layout.ts';
@@ -66,6 +67,7 @@ const ROUTES = {
   keys: new RegExp(`^/deployments/${NAME}/${NAME}/keys$`),
   rotate: new RegExp(`^/deployments/${NAME}/${NAME}/keys/${NAME}/rotate$`),
   delete: new RegExp(`^/deployments/${NAME}/${NAME}/keys/${NAME}/delete$`),
+  revoke: new RegExp(`^/deployments/${NAME}/${NAME}/keys/${NAME}/revoke$`),
   networks: new RegExp(`^/deployments/${NAME}/${NAME}/keys/${NAME}/networks$`),
   liveKeys: new RegExp(`^/api/deployments/${NAME}/${NAME}/keys$`),
   revealed: /^\/revealed\/([A-Za-z0-9_-]{10,64})$/,
@@ -234,7 +236,7 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
     page(c.res, 200, frameOf(c, r.kind === 'rotated' ? 'Key rotated' : 'Key created', 'deployments'), revealPage(r));
   }
 
-  // -- Edit: Rotate, Delete API Key -------------------------------------------------------------
+  // -- Edit: Rotate, Revoke, Delete API Key -----------------------------------------------------
 
   async function rotateRoute(c: Ctx, ns: string, dep: string, name: string): Promise<void> {
     try {
@@ -275,6 +277,38 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
     }
     c.session.flash = `Deleted API Key ${name}; its Secret goes with it.`;
     redirect(c.res, deploymentHref(ns, dep));
+  }
+
+  async function revokeFormRoute(c: Ctx, ns: string, name: string): Promise<void> {
+    try {
+      const k = await c.api.getApiKey(ns, name);
+      page(c.res, 200, frameOf(c, `Revoke ${name}`, 'deployments'), revokeKeyPage(k, c.session.csrf));
+    } catch (err) {
+      refusalPage(c, refusalOf(err, { verb: 'get', what: 'ApiKeys', namespace: ns, name }), `Revoke ${name}`);
+    }
+  }
+
+  /** Revoke API Key: the same report of a leak as `kubectl apikey revoke` (key-actions.ts revokeKey). */
+  async function revokeRoute(c: Ctx, ns: string, dep: string, name: string): Promise<void> {
+    if ((c.form!.get('confirm') ?? '').trim() !== name) {
+      try {
+        const k = await c.api.getApiKey(ns, name);
+        page(c.res, 422, frameOf(c, `Revoke ${name}`, 'deployments'),
+          revokeKeyPage(k, c.session.csrf, `Type the key's name, ${name}, exactly to revoke it. Nothing was revoked.`));
+      } catch (err) {
+        refusalPage(c, refusalOf(err, { verb: 'get', what: 'ApiKeys', namespace: ns, name }), `Revoke ${name}`);
+      }
+      return;
+    }
+    try {
+      const now = await revokeKey(c.api, ns, name, (c.form!.get('reason') ?? '').trim(), waitMs);
+      c.session.flash = now
+        ? `Revoked API Key ${name}: it issues no tokens, and its tokens stopped working. Rotate it to use it again.`
+        : `API Key ${name} was already revoked. Rotate it to use it again.`;
+      redirect(c.res, deploymentHref(ns, dep));
+    } catch (err) {
+      refusalPage(c, refusalOf(err, { verb: 'update', what: 'ApiKeys', namespace: ns, name }), `Revoke ${name}`);
+    }
   }
 
   async function networksRoute(c: Ctx, ns: string, dep: string, name: string): Promise<void> {
@@ -362,6 +396,7 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
       if ((m = ROUTES.deployment.exec(p))) return deploymentRoute(c, m[1]!, m[2]!);
       if ((m = ROUTES.newKey.exec(p))) return newKeyRoute(c, m[1]!, m[2]!);
       if ((m = ROUTES.delete.exec(p))) return deleteFormRoute(c, m[1]!, m[3]!);
+      if ((m = ROUTES.revoke.exec(p))) return revokeFormRoute(c, m[1]!, m[3]!);
       if ((m = ROUTES.networks.exec(p))) return networksRoute(c, m[1]!, m[2]!, m[3]!);
       if ((m = ROUTES.liveKeys.exec(p))) return liveKeysRoute(c, m[1]!, m[2]!);
       if ((m = ROUTES.revealed.exec(p))) return revealedRoute(c, m[1]!);
@@ -385,6 +420,7 @@ export function createConsoleServer(opts: ConsoleOptions): ConsoleServer {
       if ((m = ROUTES.keys.exec(p))) return createKeyRoute(c, m[1]!, m[2]!);
       if ((m = ROUTES.rotate.exec(p))) return rotateRoute(c, m[1]!, m[2]!, m[3]!);
       if ((m = ROUTES.delete.exec(p))) return deleteRoute(c, m[1]!, m[2]!, m[3]!);
+      if ((m = ROUTES.revoke.exec(p))) return revokeRoute(c, m[1]!, m[2]!, m[3]!);
       if ((m = ROUTES.networks.exec(p))) return networksRoute(c, m[1]!, m[2]!, m[3]!);
     }
     page(c.res, 404, frameOf(c, 'Not found'), messagePage('Not found', `There is no page at ${p}.`));

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { credentialsOwnerRef, credentialsSecret, readCredential, type ApiKey, type Deployment, type SecretObject } from '../api/index.ts';
 import { generateKeyId, generateSecret, hashSecret, secretMatchesHash } from '../keys/format.ts';
 import { KubeError } from '../kube/client.ts';
+import { COMPROMISED_ANNOTATION, compromiseAnnotation } from '../api/compromise.ts';
 import { ApiKeyReconciler, decideAction, type ApiKeyStatus, type ApiKeyWrites, type ReconcileResult } from './apikey.ts';
 import { expiringCondition, parseExpiryWarnings } from './expiry.ts';
 import { sealerOf } from './seal.ts';
@@ -44,6 +45,8 @@ interface KeyOpts {
   annotation?: string;
   /** The key-id annotation; default: the status's key id. */
   keyIdAnnotation?: string;
+  /** The apikeys.dev/compromised annotation's value. */
+  compromised?: string;
   deleting?: boolean;
 }
 
@@ -53,9 +56,10 @@ function apiKey(o: KeyOpts = {}): ApiKey {
     metadata: {
       name: 'ci', namespace: NS, uid: KEY_UID, generation: 1, resourceVersion: '100',
       creationTimestamp: at(-24 * HOUR) as unknown as Date,
-      annotations: o.annotation === undefined && !(o.keyIdAnnotation ?? o.status?.keyId) ? undefined : {
-        ...o.annotation === undefined ? {} : { 'apikeys.dev/rotate': o.annotation },
+      annotations: o.annotation === undefined && o.compromised === undefined && !(o.keyIdAnnotation ?? o.status?.keyId) ? undefined : {
+        ...(o.annotation === undefined ? {} : { 'apikeys.dev/rotate': o.annotation }),
         ...(o.keyIdAnnotation ?? o.status?.keyId) ? { 'apikeys.dev/key-id': (o.keyIdAnnotation ?? o.status?.keyId)! } : {},
+        ...(o.compromised === undefined ? {} : { [COMPROMISED_ANNOTATION]: o.compromised }),
       },
       ownerReferences: o.owner === null ? undefined
         : [{ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: 'airflow', uid: o.owner ?? DEP_UID }],
@@ -73,6 +77,8 @@ const readyStatus = (extra: Partial<ApiKeyStatus> = {}): ApiKeyStatus => ({
 });
 
 const DAY = 24 * HOUR;
+/** A leak report as secret scanning writes it, without its secret hash. */
+const LEAK = { reportedAt: '2026-06-01T11:00:00Z', source: 'secret-scanning' as const, url: 'https://github.com/acme/app/blob/0123/.env' };
 /** A Ready key's status with the Expiring condition the controller writes for `expiresAt` at NOW. */
 const warnedStatus = (expiresAt: string): ApiKeyStatus => readyStatus({ expiresAt, conditions: [...conditions(ready), {
   type: 'Expiring', ...expiringCondition(expiresAt, NOW, parseExpiryWarnings('720h,168h,24h'))!, observedGeneration: 1, lastTransitionTime: at(-HOUR),
@@ -454,6 +460,51 @@ const cases: Record<string, Case> = {
   'keeps a grace period that has not passed, and comes back when it ends': {
     key: apiKey({ status: readyStatus(grace) }), dep: deployment(), cached: secretOf(apiKey()),
     writes: [], requeueAfterMs: HOUR + 50,
+  },
+  'turns a report of the current secret into status.compromise and Ready=False Compromised, with a Warning that says where it leaked': {
+    key: apiKey({ status: readyStatus(), compromised: compromiseAnnotation({ ...LEAK, secretHash: hashSecret(SECRET) }) }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=False Compromised', 'event Warning Compromised'],
+    check: (r) => {
+      expect(r.statuses[0]!.compromise).toEqual({ ...LEAK, secretHash: hashSecret(SECRET) });
+      expect(r.statuses[0]!.conditions!.find((c) => c.type === 'Stalled')?.status).toBe('True');
+      expect(r.notes[0]).toContain(`found at ${LEAK.url}`);
+      expect(r.notes[0]).toContain('kubectl apikey rotate ci -n team-a');
+    },
+  },
+  'keeps a key Compromised when its mark is removed: the status holds the record until a rotation': {
+    key: apiKey({ status: readyStatus({ compromise: { ...LEAK, secretHash: hashSecret(SECRET) } }) }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=False Compromised', 'event Warning Compromised'],
+  },
+  'ends the previous secret\'s grace at once on a report of it, the key staying Ready': {
+    key: apiKey({ status: readyStatus(grace), compromised: compromiseAnnotation({ ...LEAK, secretHash: hashSecret(OLD_SECRET) }) }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady'],
+    check: (r) => {
+      expect(r.statuses[0]!.previousSecretHash).toBeUndefined();
+      expect(r.statuses[0]!.compromise).toBeUndefined();
+    },
+  },
+  'changes nothing on a report of a secret the key no longer has (a replay after the recovery)': {
+    key: apiKey({ status: readyStatus({ compromise: { ...LEAK, secretHash: hashSecret(OLD_SECRET) } }),
+      compromised: compromiseAnnotation({ ...LEAK, secretHash: hashSecret(OLD_SECRET) }) }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: [],
+  },
+  'rotates a compromised key with no grace for the leaked secret, and is Ready again': {
+    key: apiKey({ status: readyStatus({ compromise: { ...LEAK, secretHash: hashSecret(SECRET) }, rotateAnnotation: 'r1' }), annotation: 'r2',
+      compromised: compromiseAnnotation({ ...LEAK, secretHash: hashSecret(SECRET) }) }),
+    dep: deployment(), cached: secretOf(apiKey()),
+    writes: ['status Ready=True SecretReady', 'secret', 'event Normal Rotated'],
+    check: (r) => {
+      const s = r.statuses[0]!;
+      expect(s.previousSecretHash).toBeUndefined();
+      expect(s.previousSecretValidUntil).toBeUndefined();
+      expect(s.secretHash).not.toBe(hashSecret(SECRET));
+      expect(s.compromise?.secretHash).toBe(hashSecret(SECRET));
+      expect(r.notes[0]).toContain('the leaked secret stays revoked');
+    },
   },
   'follows a new generation in observedGeneration': {
     key: { ...apiKey({ status: readyStatus() }), metadata: { ...apiKey({ status: readyStatus() }).metadata, generation: 2 } },

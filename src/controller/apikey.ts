@@ -130,6 +130,7 @@ import {
   credentialsSecret, DEFAULT_GRACE_PERIOD, KEY_ID_ANNOTATION, readCredential, ROTATE_ANNOTATION, SEAL_ANNOTATION, SECRET_KEYS, secretNameOf,
 } from '../api/index.ts';
 import { firstClaimant } from '../api/claims.ts';
+import { describeReport, reportOn } from '../api/compromise.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { generateKeyId, generateSecret, hashSecret } from '../keys/format.ts';
 import { isAlreadyExists, KubeError } from '../kube/client.ts';
@@ -215,6 +216,23 @@ function dropPreviousSecret(status: ApiKeyStatus): void {
   delete status.previousSecretValidUntil;
 }
 
+/**
+ * A leak report from the apikeys.dev/compromised annotation (api/compromise.ts), taken into the
+ * status: one that names the current secret becomes status.compromise (the first report of that
+ * secret stays; the same report again changes nothing); one that names the previous secret ends
+ * its grace at once. A report of any other secret (one rotated away since) changes nothing.
+ */
+function acceptReport(status: ApiKeyStatus, report: ReturnType<typeof reportOn>): void {
+  if (!report) return;
+  if (report.secretHash === status.secretHash && status.compromise?.secretHash !== report.secretHash) status.compromise = report;
+  if (report.secretHash === status.previousSecretHash) dropPreviousSecret(status);
+}
+
+/** The current secret was reported leaked: the key is Ready=False (Compromised) until a new secret. */
+function compromised(status: ApiKeyStatus): boolean {
+  return !!status.secretHash && status.compromise?.secretHash === status.secretHash;
+}
+
 
 /** What a pass saw of a key whose Deployment exists and whose Secret, if any, is ours. */
 export interface KeyState {
@@ -290,8 +308,17 @@ function restoredWithoutStatus(ak: ApiKey): boolean {
   return !ak.status?.keyId && keyIdAnnotationOf(ak) !== undefined;
 }
 
-function readyCondition(expired: boolean): Ready {
-  return expired
+function readyCondition(st: KeyState): Ready {
+  const c = st.status.compromise;
+  if (c && compromised(st.status)) {
+    const { namespace, name } = st.ak.metadata;
+    return {
+      status: 'False', reason: Reason.Compromised,
+      message: `The secret was ${describeReport(c)}; the key issues no tokens and every token it issued is inactive. ` +
+        `Rotate it to recover: kubectl apikey rotate ${name} -n ${namespace}`,
+    };
+  }
+  return st.expired
     ? { status: 'False', reason: Reason.Expired, message: 'The key passed spec.expiresAt and issues no tokens' }
     : { status: 'True', reason: Reason.Ready, message: 'The credentials Secret is up to date' };
 }
@@ -436,6 +463,7 @@ export class ApiKeyReconciler {
     }
     if (secret && !isControlledBy(secret, ak.metadata.uid)) return undefined;
     const status: ApiKeyStatus = { ...ownedStatus(ak.status) };
+    acceptReport(status, reportOn(ak.metadata.annotations));
     let stored = secret ? storedCredentials(secret) : {};
     if (secret && (!status.keyId || status.secretHash !== stored.hash)) {
       // A mismatch is rare; decide on the live Secret, never on a stale cache.
@@ -460,7 +488,7 @@ export class ApiKeyReconciler {
     status.secretHash = stored.hash!;
     dropPreviousSecret(status);
     if (st.annotation !== undefined) status.rotateAnnotation = st.annotation;
-    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st.expired));
+    const ak = await this.writeStatus(st.ak, status, st.now, readyCondition(st));
     this.writes.event(ak, 'Normal', Reason.Restored, 'AdoptSecret',
       `Took back Secret ${st.secretName}, sealed by this operator for this key, with key id ${status.keyId}`);
     return ak;
@@ -482,7 +510,7 @@ export class ApiKeyReconciler {
     if (st.annotation !== undefined) st.status.rotateAnnotation = st.annotation;
     let ak = st.ak;
     if (claimed || st.secret || !(await this.createFirstSecretOrSay(st))) ak = await this.writeNewSecret(st, { issuing: true });
-    ak = await this.writeStatus(ak, st.status, st.now, readyCondition(st.expired));
+    ak = await this.writeStatus(ak, st.status, st.now, readyCondition(st));
     if (st.secret) {
       this.writes.event(ak, 'Warning', Reason.SecretModified, 'RecreateSecret',
         `Secret ${st.secretName} held credentials that no status vouched for (made by hand, or left by an interrupted creation); ` +
@@ -569,14 +597,20 @@ export class ApiKeyReconciler {
   async rotate(st: KeyState): Promise<ApiKey> {
     const { status } = st;
     const requested = rotationRequested(st);
-    const graceMs = parseDuration(st.ak.spec.rotation?.gracePeriod ?? DEFAULT_GRACE_PERIOD) ?? 3600_000;
-    status.previousSecretHash = status.secretHash;
-    status.previousSecretValidUntil = metaTime(new Date(st.now.getTime() + graceMs));
+    // A leaked secret gets no grace: it is void from the rotation on, as it was since the report.
+    const leaked = compromised(status);
+    if (leaked) {
+      dropPreviousSecret(status);
+    } else {
+      const graceMs = parseDuration(st.ak.spec.rotation?.gracePeriod ?? DEFAULT_GRACE_PERIOD) ?? 3600_000;
+      status.previousSecretHash = status.secretHash;
+      status.previousSecretValidUntil = metaTime(new Date(st.now.getTime() + graceMs));
+    }
     if (st.annotation !== undefined) status.rotateAnnotation = st.annotation;
     const ak = await this.writeNewSecret(st);
     this.writes.event(ak, 'Normal', Reason.Rotated, 'RotateSecret',
       `Rotated the secret of key ${status.keyId} (${requested ? `annotation ${ROTATE_ANNOTATION}` : 'schedule'}); ` +
-      `the previous secret is accepted until ${status.previousSecretValidUntil}`);
+      (leaked ? 'the leaked secret stays revoked and the key issues tokens again' : `the previous secret is accepted until ${status.previousSecretValidUntil}`));
     return ak;
   }
 
@@ -597,7 +631,7 @@ export class ApiKeyReconciler {
     }
     // An expired key is not rotated; the annotation is recorded as seen, so un-expiring it does not rotate.
     if (st.annotation !== undefined && st.expired) status.rotateAnnotation = st.annotation;
-    return this.writeStatus(ak, status, st.now, readyCondition(st.expired));
+    return this.writeStatus(ak, status, st.now, readyCondition(st));
   }
 
   /**
@@ -609,7 +643,7 @@ export class ApiKeyReconciler {
     const value = generateSecret();
     status.secretHash = hashSecret(value);
     if (!opts.issuing) status.lastRotationTime = metaTime(st.now);
-    const ak = await this.writeStatus(st.ak, status, st.now, opts.issuing ? ISSUING : readyCondition(st.expired));
+    const ak = await this.writeStatus(st.ak, status, st.now, opts.issuing ? ISSUING : readyCondition(st));
     const desired = this.credentials(st, status.keyId!, value);
     if (st.secret) {
       await this.writes.applySecret(desired);

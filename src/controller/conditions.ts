@@ -41,12 +41,15 @@ export const REASON_CLASS: Readonly<Record<ReadyReasonValue, ReasonClass>> = {
   // A restored key waiting (a bounded time) for its Secret to be restored too.
   Restoring: 'progressing',
   // Stalled: each needs a person (create or restore the Deployment, rename or delete the Secret,
-  // re-create the key, pick another audience, extend spec.expiresAt, fix the spec, allow the issuer).
+  // re-create the key, pick another audience, extend spec.expiresAt, fix the spec, allow the issuer,
+  // rotate a key whose secret leaked).
   DeploymentNotFound: 'stalled',
   SecretConflict: 'stalled',
   KeyIdConflict: 'stalled',
   AudienceConflict: 'stalled',
   Expired: 'stalled',
+  // A leaked secret (api/compromise.ts): its owner rotates the key.
+  Compromised: 'stalled',
   NoAudiences: 'stalled',
   InvalidSpec: 'stalled',
   IssuerNotAllowed: 'stalled',

@@ -21,6 +21,7 @@ export const ReadyReason = {
   KeyIdConflict: 'KeyIdConflict',
   AudienceConflict: 'AudienceConflict',
   Expired: 'Expired',
+  Compromised: 'Compromised',
   DeploymentReady: 'Ready',
   NoAudiences: 'NoAudiences',
   InvalidSpec: 'InvalidSpec',

@@ -18,6 +18,12 @@ const SECRET_CRC_LEN = 6;
 
 export const KEY_ID_PATTERN = /^ak_[a-z2-7]{26}$/;
 export const SECRET_PATTERN = /^aks_[0-9A-Za-z]{49}$/;
+/**
+ * What a secret scanner looks for in text (docs/concepts/secrets.md, "For secret scanners"): the
+ * prefix and exactly 49 base62 characters, neither inside a longer word. The checksum
+ * (isWellFormedSecret) then tells a secret from a look-alike offline.
+ */
+export const SECRET_SCAN_PATTERN = /\baks_[0-9A-Za-z]{49}\b/g;
 
 /** Lowercase RFC 4648 base32 without padding. */
 export function base32(bytes: Uint8Array): string {
@@ -85,6 +91,8 @@ export function isWellFormedSecret(s: unknown): s is string {
 }
 
 const HASH_PREFIX = 'sha256:';
+/** What hashSecret returns: `sha256:` and the 43 characters of an unpadded base64url SHA-256. */
+export const SECRET_HASH_PATTERN = /^sha256:[A-Za-z0-9_-]{43}$/;
 
 /** The raw SHA-256 of a secret. */
 export function secretDigest(secret: string): Buffer {

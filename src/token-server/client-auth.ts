@@ -92,8 +92,8 @@ export function authenticateClient(ctx: ServerContext, req: RequestInfo, params:
   if (refusal) {
     // Only a client that proved the secret is counted here, so no guesser can grow the series.
     if (refusal.reason === 'key_expired') ctx.metrics.expiredKeyRefused(key.namespace, key.deployment.slice(key.namespace.length + 1));
-    // Expired or being deleted: the credentials themselves are no longer valid.
-    if (refusal.reason === 'key_expired' || refusal.reason === 'key_deleting') throw new InvalidClient(refusal.message, refusal.reason, viaBasic);
+    // Expired, being deleted or reported leaked: the credentials themselves are no longer valid.
+    if (refusal.reason === 'key_expired' || refusal.reason === 'key_deleting' || refusal.reason === 'key_compromised') throw new InvalidClient(refusal.message, refusal.reason, viaBasic);
     throw new UnauthorizedClient(refusal.message, refusal.reason);
   }
   return { key, deployment: deployment!, match };

@@ -9,6 +9,7 @@ import type { SubjectReviewer } from './reviews.ts';
 import type { IssuerKeys } from './issuer-keys.ts';
 import type { KeyStore } from './key-store.ts';
 import type { CheckedProof, Dpop } from './dpop.ts';
+import type { SecretScanning } from './secret-scanning/endpoint.ts';
 import type { StalenessGuard } from './staleness.ts';
 
 export interface ServerContext {
@@ -33,6 +34,8 @@ export interface ServerContext {
   proxies: TrustedProxies;
   /** The audit log of token requests (--audit-log-path); none when off. */
   audit: TokenAudit | undefined;
+  /** The secret-scanning partner endpoint (--secret-scanning-keys-url); none when off. */
+  secretScanning?: SecretScanning;
   /** Lifetime of temporary user tokens (--user-token-ttl), before the Deployment's and the 24h ceilings. */
   userTokenTtlMs: number;
   /** DPoP (RFC 9449): nonces, the replay cache, and the token endpoint's URL (dpop.ts). */

@@ -13,6 +13,11 @@ import type { SigningKeys } from './signing.ts';
 export interface KeyStore {
   /** The key with this id; undefined when unknown, deleted, or claimed by two ApiKeys. */
   key(keyId: string): KeyEntry | undefined;
+  /**
+   * The served keys one of whose secrets hashes to `secretHash` (`sha256:`...): the current one,
+   * the previous one, or one a leak report named (keys.ts reportedSecret). Normally none or one.
+   */
+  keysWithSecretHash(secretHash: string): readonly KeyEntry[];
   /** A Deployment by `namespace/name`. */
   deployment(key: string): DeploymentEntry | undefined;
   /** The FederatedCredentials that name the Deployment `namespace/name`, in the order they are tried. */

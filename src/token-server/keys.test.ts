@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hashSecret, secretDigest } from '../keys/format.ts';
+import { COMPROMISED_ANNOTATION, compromiseAnnotation } from '../api/compromise.ts';
+import { generateSecret, hashSecret, secretDigest } from '../keys/format.ts';
 import { apiKeyFixture, deploymentObject } from './fixtures.ts';
 import {
   credentialFingerprint, deploymentEntry, keyEntry, keyRefusal, matchSecret, tokenLifetimeSeconds,
@@ -130,5 +131,47 @@ describe('the lifetime of a token', () => {
     expect(k.tokenTtlMs).toBe(90 * 60_000);
     expect(d.maxTokenTtlMs).toBe(H);
     expect(tokenLifetimeSeconds(k, d, 'current', NOW)).toBe(3600);
+  });
+});
+
+describe('a key whose secret was reported leaked (api/compromise.ts)', () => {
+  const mark = (secret: string) => ({
+    [COMPROMISED_ANNOTATION]: compromiseAnnotation({ secretHash: hashSecret(secret), reportedAt: '2030-01-01T00:00:00Z', source: 'secret-scanning' }),
+  });
+  const old = generateSecret();
+  const inGrace = { status: { previousSecretHash: hashSecret(old), previousSecretValidUntil: '2030-01-01T01:00:00Z', lastRotationTime: '2030-01-01T00:00:00Z' } };
+
+  it('is refused from the moment the mark names its current secret, before the controller answers', () => {
+    const { fixture, dep } = pair();
+    fixture.apiKey.metadata.annotations = mark(fixture.secret);
+    const key = keyEntry(fixture.apiKey)!;
+    expect(key.compromised).toBe(true);
+    expect(keyRefusal(key, dep, NOW)?.reason).toBe('key_compromised');
+  });
+
+  it('is refused while status.compromise names its current secret, mark or not', () => {
+    const { fixture, dep } = pair();
+    fixture.apiKey.status!.compromise = { secretHash: fixture.apiKey.status!.secretHash!, reportedAt: '2030-01-01T00:00:00Z', source: 'kubectl' };
+    expect(keyRefusal(keyEntry(fixture.apiKey)!, dep, NOW)?.reason).toBe('key_compromised');
+  });
+
+  it('loses only its previous secret, at once, when the mark names that one', () => {
+    const { fixture, dep } = pair({ key: inGrace });
+    expect(matchSecret(keyEntry(fixture.apiKey)!, secretDigest(old), NOW)).toBe('previous');
+    fixture.apiKey.metadata.annotations = mark(old);
+    const key = keyEntry(fixture.apiKey)!;
+    expect(matchSecret(key, secretDigest(old), NOW)).toBeUndefined();
+    expect(matchSecret(key, secretDigest(fixture.secret), NOW)).toBe('current');
+    expect(keyRefusal(key, dep, NOW)).toBeUndefined();
+  });
+
+  it('is served again once rotated: a mark of a secret it no longer has changes nothing', () => {
+    const leaked = generateSecret();
+    const { fixture, dep } = pair({ key: { status: { compromise: { secretHash: hashSecret(leaked), reportedAt: '2030-01-01T00:00:00Z', source: 'console' } } } });
+    fixture.apiKey.metadata.annotations = mark(leaked);
+    const key = keyEntry(fixture.apiKey)!;
+    expect(key.compromised).toBe(false);
+    expect(keyRefusal(key, dep, NOW)).toBeUndefined();
+    expect(key.reportedHashes).toEqual([hashSecret(leaked), hashSecret(leaked)]);
   });
 });

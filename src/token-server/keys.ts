@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ApiKey, Deployment } from '../api/index.ts';
 import { DEFAULT_GRACE_PERIOD, MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
+import { reportOn } from '../api/compromise.ts';
 import { deploymentOwnerRef } from '../api/owner.ts';
 import { hashDigest, isKeyId } from '../keys/format.ts';
 import { parseDuration } from '../shared/duration.ts';
@@ -26,6 +27,14 @@ export interface KeyEntry {
   /** uid in the ownerReference to the Deployment, when the controller has set it. */
   ownerUid: string | undefined;
   deleting: boolean;
+  /**
+   * The current secret was reported leaked (api/compromise.ts): by the apikeys.dev/compromised
+   * annotation, from the moment this server sees it, or by status.compromise once the controller
+   * recorded it. Nothing is issued, and no token of the key is live, until a rotation.
+   */
+  compromised: boolean;
+  /** The hashes of every secret of this key that a report named (the annotation's, status.compromise's). */
+  reportedHashes: readonly string[];
   /** The Ready condition is False (reason in `notReadyReason`). */
   notReady: boolean;
   notReadyReason: string;
@@ -36,6 +45,9 @@ export interface KeyEntry {
   /** The permissions joined by spaces: the default `scope`. */
   scope: string;
   tokenTtlMs: number;
+  /** status.secretHash and status.previousSecretHash as stored (`sha256:`...; '' when none), whatever the grace. */
+  currentHash: string;
+  previousHash: string;
   /** Raw SHA-256 of the current secret (decoded status.secretHash). */
   current: Buffer | undefined;
   currentFp: string;
@@ -112,7 +124,9 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
   const depName = ak.spec.deploymentRef.name;
   const permissions = ak.spec.permissions?.length ? [...new Set(ak.spec.permissions)] : ['deploy'];
   const ready = s?.conditions?.find((c) => c.type === 'Ready');
-  const previous = hashDigest(s?.previousSecretHash);
+  const reported = [reportOn(ak.metadata.annotations)?.secretHash, s?.compromise?.secretHash].filter((h): h is string => !!h);
+  // A report that names the previous secret ends its grace at once; the current one stands.
+  const previous = s?.previousSecretHash && reported.includes(s.previousSecretHash) ? undefined : hashDigest(s?.previousSecretHash);
   return {
     keyId,
     namespace,
@@ -121,6 +135,8 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
     deployment: `${namespace}/${depName}`,
     ownerUid: deploymentOwnerRef(ak)?.uid,
     deleting: !!ak.metadata.deletionTimestamp,
+    compromised: !!s?.secretHash && reported.includes(s.secretHash),
+    reportedHashes: reported,
     notReady: ready?.status === 'False',
     notReadyReason: ready?.status === 'False' ? ready.reason : '',
     expiresAtMs: Math.min(time(ak.spec.expiresAt, Infinity), time(s?.expiresAt, Infinity)),
@@ -128,6 +144,8 @@ export function keyEntry(ak: ApiKey): KeyEntry | undefined {
     permissionSet: new Set(permissions),
     scope: permissions.join(' '),
     tokenTtlMs: Math.min(parseDuration(ak.spec.tokenTTL) ?? DAY_MS, DAY_MS),
+    currentHash: s?.secretHash ?? '',
+    previousHash: s?.previousSecretHash ?? '',
     current: hashDigest(s?.secretHash),
     currentFp: credentialFingerprint(s?.secretHash),
     previous,
@@ -166,6 +184,9 @@ export interface Refusal {
  */
 export function keyRefusal(key: KeyEntry, dep: DeploymentEntry | undefined, nowMs: number): Refusal | undefined {
   if (key.deleting) return { reason: 'key_deleting', message: 'the API key is being deleted' };
+  if (key.compromised) {
+    return { reason: 'key_compromised', message: 'the API key\'s secret was reported leaked and is revoked; its owner must rotate the key' };
+  }
   if (key.expiresAtMs <= nowMs) {
     return { reason: 'key_expired', message: `the API key expired at ${new Date(key.expiresAtMs).toISOString()}` };
   }
@@ -181,6 +202,17 @@ export function keyRefusal(key: KeyEntry, dep: DeploymentEntry | undefined, nowM
 }
 
 export type SecretMatch = 'current' | 'previous';
+
+/**
+ * Which secret of the key a leak report's `secretHash` names: its current one, its previous one
+ * (in grace or not), one a report named before (already revoked: a replay, or a secret rotated
+ * away since), or none of them.
+ */
+export function reportedSecret(key: KeyEntry, secretHash: string): SecretMatch | 'reported' | undefined {
+  if (key.currentHash === secretHash) return 'current';
+  if (key.previousHash === secretHash) return 'previous';
+  return key.reportedHashes.includes(secretHash) ? 'reported' : undefined;
+}
 
 /**
  * Which of the key's secrets `digest` (keys/format.ts secretDigest, computed

@@ -11,6 +11,7 @@
  */
 import type { ApiKey, AudienceClaim, Deployment, FederatedCredential, SecretObject } from '../api/index.ts';
 import { APIKEYS, AUDIENCE_CLAIMS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, SIGNING_KEYS_SECRET, VERSION } from '../api/index.ts';
+import { reportOn } from '../api/compromise.ts';
 import { audienceClaimName, audiencesNotHeld, firstClaimant } from '../api/claims.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import { CredentialHealth, type Refusal } from '../kube/credential-health.ts';
@@ -24,6 +25,7 @@ import { deploymentEntry, keyEntry, type DeploymentEntry, type KeyEntry } from '
 import { SigningKeys } from './signing.ts';
 
 const KEY_ID_INDEX = 'keyId';
+const SECRET_HASH_INDEX = 'secretHash';
 const AUDIENCE_INDEX = 'audience';
 const DEPLOYMENT_INDEX = 'deployment';
 
@@ -96,6 +98,9 @@ export class KubeKeyStore implements KeyStore {
     });
 
     this.apiKeyInformer.addIndex(KEY_ID_INDEX, (ak) => (ak.status?.keyId ? [ak.status.keyId] : []));
+    // A leak report names a secret by its hash alone: every hash a key's secrets ever had here.
+    this.apiKeyInformer.addIndex(SECRET_HASH_INDEX, (ak) => [...new Set([ak.status?.secretHash, ak.status?.previousSecretHash,
+      ak.status?.compromise?.secretHash, reportOn(ak.metadata.annotations)?.secretHash].filter((h): h is string => !!h))]);
     const onKey = (ak: ApiKey, old?: ApiKey) => {
       this.refreshKeyId(ak.status?.keyId);
       if (old?.status?.keyId !== ak.status?.keyId) this.refreshKeyId(old?.status?.keyId);
@@ -154,6 +159,16 @@ export class KubeKeyStore implements KeyStore {
 
   async stop(): Promise<void> {
     await Promise.all([...this.informers().map((i) => i.stop()), this.health.stop()]);
+  }
+
+  keysWithSecretHash(secretHash: string): readonly KeyEntry[] {
+    const out = new Set<KeyEntry>();
+    for (const ak of this.apiKeyInformer.byIndex(SECRET_HASH_INDEX, secretHash)) {
+      // Only the key a key id is served for (the first claimant), as every other lookup here.
+      const entry = ak.status?.keyId ? this.keys.get(ak.status.keyId) : undefined;
+      if (entry && entry.uid === ak.metadata.uid) out.add(entry);
+    }
+    return [...out];
   }
 
   credentialRefused(): Refusal | undefined {

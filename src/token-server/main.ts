@@ -20,6 +20,9 @@ import { Dpop } from './dpop.ts';
 import { grantRegistry } from './grants/index.ts';
 import { IssuerKeys } from './issuer-keys.ts';
 import { JwksFiles } from './issuer-jwks-files.ts';
+import { SecretScanning } from './secret-scanning/endpoint.ts';
+import { KubeLeakMarker } from './secret-scanning/marker.ts';
+import { ScanningKeys } from './secret-scanning/public-keys.ts';
 import { allowedIssuers } from '../federation/issuers.ts';
 import type { KeyStore } from './key-store.ts';
 import { KubeKeyStore } from './kube-key-store.ts';
@@ -171,6 +174,10 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     issuers: allowedIssuers(opts.federationIssuers ?? []), files: jwksFiles, caPem: opts.federationCaPem, log,
     observe: (document, result) => metrics.federationFetch(document, result),
   });
+  const secretScanning = opts.secretScanning && client ? new SecretScanning({
+    keys: new ScanningKeys({ url: opts.secretScanning.keysUrl, caPem: opts.secretScanning.caPem, log, observe: (r) => metrics.scanKeyFetch(r) }),
+    store, marker: new KubeLeakMarker(client, log), log, metrics,
+  }) : undefined;
   const audit = opts.auditLog && await openAudit(opts, metrics, log, deps.auditMaxQueuedBytes);
   const lastUsed = new LastUsedRecorder({ client, log, onWrite: (ok) => metrics.lastUsedWrite(ok ? 'ok' : 'error') });
   lastUsed.start();
@@ -187,6 +194,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     federation,
     staleness,
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
+    secretScanning,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
     audit,
     dpop: new Dpop(normalizeIssuer(opts.issuer), store.signing, {
@@ -222,6 +230,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
     federationIssuers: opts.federationIssuers?.length || opts.federationIssuerJwks?.size ? opts.federationIssuers : 'none (federation off)',
     privateFederationIssuers: opts.federationIssuerJwks?.size ? [...opts.federationIssuerJwks.keys()] : undefined,
+    secretScanning: opts.secretScanning ? opts.secretScanning.keysUrl : 'off',
     pkcs11: opts.pkcs11 ? { module: opts.pkcs11.modulePath, token: opts.pkcs11.tokenLabel ?? `serial ${opts.pkcs11.tokenSerial}`, sessions: opts.pkcs11.sessions } : 'off',
     userTokenTtlSeconds: ctx.userTokenTtlMs / 1000,
     maxCacheStalenessSeconds: opts.maxCacheStalenessMs === undefined ? 'off' : opts.maxCacheStalenessMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },

@@ -47,6 +47,11 @@ export class MemoryKeyStore implements KeyStore {
     return this.federated.get(key);
   }
 
+  keysWithSecretHash(secretHash: string): readonly KeyEntry[] {
+    return [...this.keys.values()].filter((k) => k.currentHash === secretHash || k.previousHash === secretHash
+      || k.reportedHashes.includes(secretHash));
+  }
+
   deleteKey(keyId: string): void {
     this.keys.delete(keyId);
   }

@@ -13,7 +13,7 @@ import type { FailureReason } from './oauth-errors.ts';
 import type { ReviewKind, ReviewOutcome } from './reviews.ts';
 
 export type Route =
-  | 'token' | 'introspect' | 'authz' | 'jwks' | 'discovery' | 'healthz' | 'readyz' | 'other';
+  | 'token' | 'introspect' | 'authz' | 'jwks' | 'discovery' | 'healthz' | 'readyz' | 'secret_scanning' | 'other';
 
 /**
  * Bound label children, created once per label value: the request path
@@ -46,6 +46,8 @@ export class TokenServerMetrics {
   private readonly reviews: Counter<'review' | 'outcome'>;
   private readonly federationFetches: Counter<'document' | 'result'>;
   private readonly audit: Counter<'result'>;
+  private readonly scanMatches: Counter<'label'>;
+  private readonly scanKeyFetches: Counter<'result'>;
   private readonly observers = new Map<string, Observer>();
   private readonly issuedBy = new Map<string, Incrementer>();
   private readonly failuresBy = new Map<string, Incrementer>();
@@ -111,6 +113,15 @@ export class TokenServerMetrics {
       help: 'Fetches of the allowed federation issuers\' documents (document: discovery or jwks), and loads of the private issuers\' JWKS files (jwks_file), by result',
       labelNames: ['document', 'result'], registers,
     });
+    this.scanMatches = new Counter({
+      name: 'apikey_operator_secret_scanning_matches_total',
+      help: 'Secrets in signed secret-scanning reports, by label: true_positive (a secret of an API key; revoked unless it was already) or false_positive',
+      labelNames: ['label'], registers,
+    });
+    this.scanKeyFetches = new Counter({
+      name: 'apikey_operator_secret_scanning_key_fetches_total',
+      help: 'Fetches of the secret-scanning partner\'s public keys (--secret-scanning-keys-url), by result', labelNames: ['result'], registers,
+    });
     new Gauge({
       name: 'apikey_operator_token_server_cached_objects', help: 'Objects in the token server caches', labelNames: ['resource'], registers,
       collect() { for (const [resource, n] of Object.entries(gauges.sizes())) this.set({ resource }, n); },
@@ -158,6 +169,14 @@ export class TokenServerMetrics {
 
   auditRecords(result: 'written' | 'dropped', count: number): void {
     this.audit.inc({ result }, count);
+  }
+
+  scanMatch(label: 'true_positive' | 'false_positive'): void {
+    this.scanMatches.inc({ label });
+  }
+
+  scanKeyFetch(result: 'ok' | 'error'): void {
+    this.scanKeyFetches.inc({ result });
   }
 
   tokenIssued(grantType: string): void {

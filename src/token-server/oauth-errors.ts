@@ -18,7 +18,7 @@ export type FailureReason =
   | 'invalid_scope' | 'invalid_target' | 'not_ready' | 'invalid_grant' | 'access_denied'
   | 'client_auth_not_allowed' | 'unsupported_parameter' | 'unsupported_token_type'
   | 'kube_unavailable' | 'federated_token_refused' | 'signer_unavailable' | 'cache_stale' | 'network_refused'
-  | 'invalid_dpop_proof' | 'dpop_replay' | 'dpop_replay_cache_full' | 'use_dpop_nonce' | 'dpop_required';
+  | 'invalid_dpop_proof' | 'dpop_replay' | 'dpop_replay_cache_full' | 'use_dpop_nonce' | 'dpop_required' | 'key_compromised';
 
 export class OAuthError extends Error {
   readonly error: string;

@@ -39,6 +39,8 @@ export interface TokenServerOptions {
   federationIssuerJwks?: ReadonlyMap<string, string>;
   /** PEM bundle of further CAs trusted for the federation issuers' TLS (--federation-ca-file's content). */
   federationCaPem?: string;
+  /** POST /secret-scanning/github with the partner's public keys from `keysUrl` (--secret-scanning-*); none: off. */
+  secretScanning?: { keysUrl: string; caPem?: string };
   /** Serve HTTPS with this certificate and key, reloaded when the files change. */
   tls?: TlsFiles;
   /** The audit log of token requests; none when undefined. */

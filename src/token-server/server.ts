@@ -21,6 +21,8 @@ import {
 } from './oauth-errors.ts';
 import { bodyFormat, parseBody, single, type Params } from './params.ts';
 import { clientAddress, unmapIPv4 } from './ratelimit.ts';
+import { SECRET_SCANNING_PATH } from './secret-scanning/endpoint.ts';
+import { MAX_REPORT_BYTES } from './secret-scanning/report.ts';
 import type { AuditNotes, AuditParty } from './audit.ts';
 import { STALE_RETRY_AFTER_SECONDS } from './staleness.ts';
 
@@ -155,29 +157,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
         : new InvalidRequest('the Content-Type must be application/x-www-form-urlencoded or application/json', 'unsupported_media_type', 415));
       return;
     }
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      tooLarge(req, res, route, start);
-      return;
-    }
-    let first: Buffer | undefined;
-    let chunks: Buffer[] | undefined;
-    let size = 0;
-    let over = false;
-    req.on('data', (c: Buffer) => {
-      if (over) return;
-      size += c.length;
-      if (size > limit) {
-        over = true;
-        tooLarge(req, res, route, start);
-        return;
-      }
-      if (!first) first = c;
-      else (chunks ??= [first]).push(c);
-    });
-    req.on('end', () => {
-      if (over) return;
-      const body = chunks ? Buffer.concat(chunks) : (first ?? EMPTY);
+    collect(req, res, route, start, limit, (body) => {
       const client = ctx.proxies.clientOf(req.socket.remoteAddress, req.headers['x-forwarded-for']);
       const info: RequestInfo = {
         authorization: req.headers.authorization,
@@ -196,10 +176,63 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     });
   }
 
-  function tooLarge(req: IncomingMessage, res: ServerResponse, route: Route, start: number): void {
+  /** Reads a body of at most `max` bytes and hands it to `done`; a larger one is 413 and is not read on. */
+  function collect(req: IncomingMessage, res: ServerResponse, route: Route, start: number, max: number, done: (body: Buffer) => void): void {
+    if (Number(req.headers['content-length'] ?? 0) > max) {
+      tooLarge(req, res, route, start, max);
+      return;
+    }
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > max) {
+        over = true;
+        tooLarge(req, res, route, start, max);
+        return;
+      }
+      if (!first) first = c;
+      else (chunks ??= [first]).push(c);
+    });
+    req.on('end', () => {
+      if (!over) done(chunks ? Buffer.concat(chunks) : (first ?? EMPTY));
+    });
+  }
+
+  function tooLarge(req: IncomingMessage, res: ServerResponse, route: Route, start: number, max = limit): void {
     // Stop reading: the connection closes after this answer.
     if (!res.headersSent) res.setHeader('connection', 'close');
-    refuse(req, res, route, start, new InvalidRequest(`the request body is larger than ${limit} bytes`, 'body_too_large', 413));
+    refuse(req, res, route, start, new InvalidRequest(`the request body is larger than ${max} bytes`, 'body_too_large', 413));
+  }
+
+  /**
+   * A secret-scanning report (secret-scanning/endpoint.ts): POST, application/json, at most
+   * MAX_REPORT_BYTES, the raw bytes handed over for the signature check. 404 while the feature is off.
+   */
+  function secretScanning(req: IncomingMessage, res: ServerResponse, start: number): void {
+    const scanning = ctx.secretScanning;
+    if (!scanning) {
+      req.resume();
+      send(res, 'other', start, 404, '{"error":"not_found"}');
+      return;
+    }
+    if (req.method !== 'POST') {
+      refuse(req, res, 'secret_scanning', start, new MethodNotAllowed(`use POST for ${SECRET_SCANNING_PATH}`, ['POST']));
+      return;
+    }
+    if (bodyFormat(req.headers['content-type']) !== 'json') {
+      refuse(req, res, 'secret_scanning', start,
+        new InvalidRequest('the Content-Type must be application/json', 'unsupported_media_type', 415));
+      return;
+    }
+    collect(req, res, 'secret_scanning', start, MAX_REPORT_BYTES, (body) => {
+      scanning.answer(req.headers, body, Date.now()).then(
+        (a) => send(res, 'secret_scanning', start, a.status, a.body, { 'cache-control': 'no-store', ...a.headers }),
+        (err: unknown) => fail(res, 'secret_scanning', start, err));
+    });
   }
 
   /** False (after a 405) for a method other than GET or HEAD. */
@@ -267,6 +300,10 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
         case PATHS.openidConfiguration:
           get(req, res, 'discovery', start, () => ({ status: 200, body: discovery, headers: { 'cache-control': 'public, max-age=300' } }));
           return;
+        case SECRET_SCANNING_PATH:
+          if (unavailable(req, res, 'secret_scanning', start)) return;
+          secretScanning(req, res, start);
+          return;
         case '/healthz':
         case '/livez':
           get(req, res, 'healthz', start, () => ({ status: 200, body: 'ok\n', contentType: 'text/plain' }));
@@ -299,8 +336,10 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
   const server = opts.tls ? createHttpsServer({ ...timeouts, ...opts.tls }, handle) : createServer(timeouts, handle);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     // Refuse an oversized body before the client sends it.
-    if (Number(req.headers['content-length'] ?? 0) > limit) {
-      tooLarge(req, res, (req.url ?? '').split('?')[0] === PATHS.token ? 'token' : 'other', performance.now());
+    const path = (req.url ?? '').split('?')[0];
+    const max = path === SECRET_SCANNING_PATH ? MAX_REPORT_BYTES : limit;
+    if (Number(req.headers['content-length'] ?? 0) > max) {
+      tooLarge(req, res, path === PATHS.token ? 'token' : path === SECRET_SCANNING_PATH ? 'secret_scanning' : 'other', performance.now(), max);
       return;
     }
     res.writeContinue();

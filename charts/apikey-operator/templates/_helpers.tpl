@@ -296,6 +296,12 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
     {{- if .Values.federation.caBundle }}
     - --federation-ca-file=/etc/apikey-operator/federation-ca/ca.crt
     {{- end }}
+    {{- with .Values.secretScanning.keysUrl }}
+    - --secret-scanning-keys-url={{ . }}
+    {{- end }}
+    {{- if and .Values.secretScanning.keysUrl .Values.secretScanning.caBundle }}
+    - --secret-scanning-ca-file=/etc/apikey-operator/secret-scanning-ca/ca.crt
+    {{- end }}
     {{- with include "apikey-operator.federationIssuerJwks" . }}
     - --federation-issuer-jwks={{ . }}
     {{- end }}
@@ -374,6 +380,11 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
       mountPath: /etc/apikey-operator/federation-ca
       readOnly: true
     {{- end }}
+    {{- if and .Values.secretScanning.keysUrl .Values.secretScanning.caBundle }}
+    - name: secret-scanning-ca
+      mountPath: /etc/apikey-operator/secret-scanning-ca
+      readOnly: true
+    {{- end }}
     {{- if .Values.federation.privateIssuers }}
     # Not a subPath: the kubelet updates the files in place when the objects change (rotation).
     - name: federation-jwks
@@ -447,6 +458,12 @@ volumes:
   - name: federation-ca
     configMap:
       name: {{ include "apikey-operator.fullname" . }}-federation-ca
+  {{- end }}
+  {{- if and .Values.secretScanning.keysUrl .Values.secretScanning.caBundle (or $sidecarPod (eq $.component "token-server")) }}
+  # CAs the token server trusts for the secret-scanning partner's keys URL (secretScanning.caBundle).
+  - name: secret-scanning-ca
+    configMap:
+      name: {{ include "apikey-operator.fullname" . }}-secret-scanning-ca
   {{- end }}
   {{- if and .Values.federation.privateIssuers (or $sidecarPod (eq $.component "token-server")) }}
   # The private federation issuers' JWKS (federation.privateIssuers).

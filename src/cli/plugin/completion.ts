@@ -32,7 +32,7 @@ const BEFORE_COMMAND: FlagDef[] = [
 ];
 
 /** Commands whose positional arguments are ApiKey names (delete takes several). */
-const KEY_ARGUMENTS = new Set(['describe', 'rotate', 'set-networks', 'delete', 'token']);
+const KEY_ARGUMENTS = new Set(['describe', 'rotate', 'revoke', 'set-networks', 'delete', 'token']);
 
 interface Scanned {
   cmd: CommandDef | undefined;

@@ -15,6 +15,7 @@ import { deploymentsCommand } from './commands/deployments.ts';
 import { describeCommand } from './commands/describe.ts';
 import { listCommand } from './commands/list.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { revokeCommand } from './commands/revoke.ts';
 import { rotateCommand } from './commands/rotate.ts';
 import { setNetworksCommand } from './commands/set-networks.ts';
 import { tokenCommand } from './commands/token.ts';
@@ -25,7 +26,8 @@ import type { Session } from './session.ts';
 import { escapeTerminal, text, textErr } from './terminal.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
-  createCommand, listCommand, describeCommand, rotateCommand, setNetworksCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, migrateCommand, versionCommand,
+  createCommand, listCommand, describeCommand, rotateCommand, revokeCommand, setNetworksCommand, deleteCommand, tokenCommand, deploymentsCommand,
+  consoleCommandDef, migrateCommand, versionCommand,
 ];
 
 export function pluginHelp(): string {

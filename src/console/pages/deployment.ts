@@ -1,6 +1,6 @@
 /**
  * A Deployment's page: its facts, and the API Keys section with each key's
- * status and its Edit menu (Rotate, Delete API Key). Buttons the person may
+ * status and its Edit menu (Rotate, Revoke API Key, Delete API Key). Buttons the person may
  * not use are disabled, with the reason next to them.
  */
 import type { ApiKey, Deployment } from '../../api/index.ts';
@@ -50,6 +50,8 @@ function editMenu(ns: string, dep: string, k: ApiKey, v: DeploymentView): Html {
 <div class="menu-body">
 <form method="post" action="${keyHref(ns, dep, name)}/rotate"><input type="hidden" name="csrf" value="${v.csrf}">
 <button type="submit"${attr('disabled', !v.rights.rotate)}>Rotate</button></form>
+<form method="get" action="${keyHref(ns, dep, name)}/revoke">
+<button type="submit" class="danger"${attr('disabled', !v.rights.rotate)}>Revoke API Key</button></form>
 <form method="get" action="${keyHref(ns, dep, name)}/networks">
 <button type="submit"${attr('disabled', !v.rights.rotate)}>Allowed networks</button></form>
 <form method="get" action="${keyHref(ns, dep, name)}/delete">
@@ -78,7 +80,7 @@ ${cell('expires', c.expires!)}
   });
   const missing = [
     !v.rights.create && `create ApiKeys in ${ns}`,
-    !v.rights.rotate && `update ApiKeys in ${ns} (Rotate, Allowed networks)`,
+    !v.rights.rotate && `update ApiKeys in ${ns} (Rotate, Revoke, Allowed networks)`,
     !v.rights.delete && `delete ApiKeys in ${ns}`,
   ].filter((x): x is string => typeof x === 'string');
   return html`<p><a href="/">Deployments</a> › ${ns}</p>

@@ -4,6 +4,7 @@
  * when it expires, when it was last used, why it is not Ready) and its
  * recent events. Never the secret.
  */
+import { describeReport } from '../../../api/compromise.ts';
 import type { ApiKey } from '../../../api/index.ts';
 import { DEFAULT_GRACE_PERIOD, DEFAULT_TOKEN_TTL, reportedSecretNameOf, SECRET_KEYS } from '../../../api/index.ts';
 import type { CommandDef, Invocation } from '../command.ts';
@@ -61,6 +62,14 @@ function rotationText(ak: ApiKey): string {
     : `on request only (kubectl apikey rotate ${ak.metadata.name}), previous secret valid for ${grace} after each rotation`;
 }
 
+/** The last leak report the operator recorded: whether it is the current secret's (revoked) or an old one's. */
+function compromiseText(st: NonNullable<ApiKey['status']>): string {
+  const c = st.compromise;
+  if (!c) return 'never reported';
+  const which = c.secretHash === st.secretHash ? 'REVOKED: the current secret was' : 'an earlier secret (rotated away since) was';
+  return `${which} ${describeReport(c)}`;
+}
+
 function describeText(ak: ApiKey, ev: { events?: KeyEvent[]; unavailable?: string }): string {
   const now = Date.now();
   const st = ak.status ?? {};
@@ -80,6 +89,7 @@ function describeText(ak: ApiKey, ev: { events?: KeyEvent[]; unavailable?: strin
     field('Previous secret valid until', timeAndDistance(st.previousSecretValidUntil, now, '<none>')),
     field('Expires', timeAndDistance(ak.spec.expiresAt ?? st.expiresAt, now, 'never')),
     field('Last used', timeAndDistance(st.lastUsedAt, now, 'never')),
+    field('Compromised', compromiseText(st)),
     field('Created', timeAndDistance(ak.metadata.creationTimestamp as unknown as string, now)),
     'Conditions:',
   ];

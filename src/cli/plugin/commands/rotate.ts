@@ -54,7 +54,8 @@ async function rotate(inv: Invocation): Promise<number> {
   if (ready?.reason === 'Expired') {
     throw new PluginError(`ApiKey "${name}" has expired (spec.expiresAt ${current.spec.expiresAt}); an expired key is not rotated`);
   }
-  if (ready?.status !== 'True') {
+  // A key whose secret leaked is not Ready, and rotating is how it recovers (revoke.ts).
+  if (ready?.status !== 'True' && ready?.reason !== 'Compromised') {
     throw new PluginError(`ApiKey "${name}" is not Ready${ready ? ` (${ready.reason}: ${ready.message})` : ''}, so it cannot be rotated now`);
   }
   let value = new Date().toISOString();
