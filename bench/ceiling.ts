@@ -13,7 +13,7 @@
 import type { KubeClient } from '../src/kube/client.ts';
 import { pool } from './support.ts';
 
-const GROUP_PATH = '/apis/apikeys.dev/v1alpha1/namespaces';
+const GROUP_PATH = '/apis/apikeys.dev/v1/namespaces';
 
 export const CEILING_REQUESTS = [
   'patch the ownerReference', 'create the Secret', 'apply the status (Ready)', 'create the event',
@@ -30,10 +30,10 @@ export async function ceiling(c: KubeClient, ns: string, n: number, concurrency:
   opts: { withCreates?: boolean; cpu?: () => number } = {}): Promise<{ ms: number; cpuS: number }> {
   await c.create('/api/v1/namespaces', { metadata: { name: ns } });
   const dep = await c.create<{ metadata: { uid: string } }>(`${GROUP_PATH}/${ns}/deployments`,
-    { apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} });
+    { apiVersion: 'apikeys.dev/v1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} });
   const keys: Key[] = [];
   const create = async (i: number) => { keys[i] = await c.create(`${GROUP_PATH}/${ns}/apikeys`, {
-    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: 'd' } } }); };
+    apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: 'd' } } }); };
   if (!opts.withCreates) await pool(n, concurrency, create);
   const cpu0 = opts.cpu?.() ?? 0;
   const t0 = performance.now();
@@ -42,12 +42,12 @@ export async function ceiling(c: KubeClient, ns: string, n: number, concurrency:
     const ak = keys[i]!;
     const path = `${GROUP_PATH}/${ns}/apikeys/${ak.metadata.name}`;
     const owned = await c.mergePatch<Key>(path, { metadata: { resourceVersion: ak.metadata.resourceVersion,
-      ownerReferences: [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: 'd', uid: dep.metadata.uid }] } });
+      ownerReferences: [{ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: 'd', uid: dep.metadata.uid }] } });
     await c.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret',
       metadata: { name: ak.metadata.name, labels: { 'app.kubernetes.io/managed-by': 'apikey-operator', 'apikeys.dev/apikey': ak.metadata.name },
-        ownerReferences: [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', name: ak.metadata.name, uid: ak.metadata.uid, controller: true, blockOwnerDeletion: true }] },
+        ownerReferences: [{ apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', name: ak.metadata.name, uid: ak.metadata.uid, controller: true, blockOwnerDeletion: true }] },
       type: 'apikeys.dev/api-key', data: { API_KEY_ID: 'eA==', API_KEY_SECRET: 'eA==', TOKEN_URL: 'eA==', AUDIENCE: 'eA==' } }, { fieldManager: 'apikey-operator' });
-    await c.apply(`${path}/status`, { apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
+    await c.apply(`${path}/status`, { apiVersion: 'apikeys.dev/v1', kind: 'ApiKey',
       metadata: { name: ak.metadata.name, resourceVersion: owned.metadata.resourceVersion },
       status: { keyId: 'ak_x', secretHash: 'sha256:x', secretName: ak.metadata.name, observedGeneration: 1,
         conditions: ([['Ready', 'True'], ['Reconciling', 'False'], ['Stalled', 'False']] as const).map(([type, status]) => (
@@ -56,7 +56,7 @@ export async function ceiling(c: KubeClient, ns: string, n: number, concurrency:
     await c.create(`/apis/events.k8s.io/v1/namespaces/${ns}/events`, { apiVersion: 'events.k8s.io/v1', kind: 'Event',
       metadata: { name: `${ak.metadata.name}.${i}` }, eventTime: new Date().toISOString().replace('Z', '000Z'), reportingController: 'bench',
       reportingInstance: 'bench', action: 'CreateSecret', reason: 'Created', note: 'n', type: 'Normal',
-      regarding: { apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', name: ak.metadata.name, namespace: ns, uid: ak.metadata.uid } });
+      regarding: { apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', name: ak.metadata.name, namespace: ns, uid: ak.metadata.uid } });
   });
   return { ms: performance.now() - t0, cpuS: (opts.cpu?.() ?? 0) - cpu0 };
 }

@@ -20,6 +20,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import { isMap, isScalar, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
 import { CONSOLE_FLAGS, CONTROLLER_FLAGS, TOKEN_SERVER_FLAGS, type FlagSpec } from '../src/client/options.ts';
 import { flagsOf, type FlagDef } from '../src/cli/plugin/command.ts';
@@ -287,7 +288,7 @@ interface Crd {
     group: string;
     scope: string;
     names: { kind: string; plural: string; shortNames?: string[]; categories?: string[] };
-    versions: { name: string; served: boolean; storage: boolean; schema: { openAPIV3Schema: Schema } }[];
+    versions: { name: string; served: boolean; storage: boolean; deprecated?: boolean; deprecationWarning?: string; schema: { openAPIV3Schema: Schema } }[];
   };
 }
 
@@ -324,9 +325,16 @@ export function crdsPage(): string {
     const n = crd.spec.names;
     out.push(`## ${n.kind}`, '');
     out.push(`${code(`${n.plural}.${crd.spec.group}`)}, ${crd.spec.scope === 'Namespaced' ? 'namespaced' : 'cluster-scoped'}; short names ${(n.shortNames ?? []).map((s) => code(s)).join(', ') || 'none'}; categories ${(n.categories ?? []).map((c) => code(c)).join(', ') || 'none'}; schema: [crds/${file}](../../crds/${file}).`, '');
-    for (const v of crd.spec.versions) {
+    // The storage version's fields in full; a deprecated version with the same schema in one line
+    // (src/api/crds.test.ts keeps the versions' schemas equal).
+    const stored = crd.spec.versions.find((v) => v.storage)!;
+    for (const v of [stored, ...crd.spec.versions.filter((x) => x !== stored)]) {
       const root = v.schema.openAPIV3Schema;
       out.push(`### ${crd.spec.group}/${v.name}`, '');
+      if (v !== stored && isDeepStrictEqual(v.schema, stored.schema)) {
+        out.push(`${v.deprecated ? 'Deprecated, still served' : 'Served'}, not stored; the same fields as ${code(`${crd.spec.group}/${stored.name}`)} above.${v.deprecationWarning ? ` Requests to it get the warning: ${cell(v.deprecationWarning)}.` : ''} See the [API policy](api-policy.md).`, '');
+        continue;
+      }
       if (root.description) out.push(cell(root.description), '');
       const rows: string[][] = [];
       for (const top of ['spec', 'status']) {

@@ -62,10 +62,12 @@ function tsType(s: Schema, indent: string): string {
 
 function crdTypes(file: string): string {
   const crd = parse(readFileSync(join(root, 'crds', file), 'utf8')) as {
-    spec: { names: { kind: string }; group: string; versions: { name: string; schema: { openAPIV3Schema: Schema } }[] };
+    spec: { names: { kind: string }; group: string; versions: { name: string; storage: boolean; schema: { openAPIV3Schema: Schema } }[] };
   };
   const kind = crd.spec.names.kind;
-  const version = crd.spec.versions[0]!;
+  // The types are the storage version's, the one every client uses (src/api/names.ts VERSION);
+  // the other served versions have the same schema (src/api/crds.test.ts).
+  const version = crd.spec.versions.find((v) => v.storage)!;
   const schema = version.schema.openAPIV3Schema;
   const props = schema.properties ?? {};
   const out: string[] = [];

@@ -337,7 +337,7 @@ describe('a status', () => {
     await createFederatedCredential(ns.name, 'status-ci', { deploymentRef: { name: 'airflow' }, issuer: 'https://ci.example.test', subject: 'x' });
     const who = `system:serviceaccount:${ns.name}:wildcard`;
     const ready = { conditions: [{ type: 'Ready', status: 'True', reason: 'Forged', message: 'by hand', lastTransitionTime: '2026-01-01T00:00:00Z' }] };
-    expect(await refusal(wildcard.mergePatch(`/apis/apikeys.dev/v1alpha1/namespaces/${ns.name}/deployments/airflow/status`, { status: ready })))
+    expect(await refusal(wildcard.mergePatch(`/apis/apikeys.dev/v1/namespaces/${ns.name}/deployments/airflow/status`, { status: ready })))
       .toContain(statusRefusal('Deployment', 'airflow', who));
     expect(await refusal(wildcard.mergePatch(`${federatedCredentialPath(ns.name, 'status-ci')}/status`, { status: ready })))
       .toContain(statusRefusal('FederatedCredential', 'status-ci', who));

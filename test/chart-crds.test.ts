@@ -69,8 +69,8 @@ async function waitForEstablished(): Promise<void> {
 async function createKey(ns: string): Promise<void> {
   const r = await kubectl(['apply', '-n', ns, '-f', '-'], JSON.stringify({
     apiVersion: 'v1', kind: 'List', items: [
-      { apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'airflow' }, spec: {} },
-      { apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'ci' }, spec: { deploymentRef: { name: 'airflow' } } },
+      { apiVersion: 'apikeys.dev/v1', kind: 'Deployment', metadata: { name: 'airflow' }, spec: {} },
+      { apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: 'ci' }, spec: { deploymentRef: { name: 'airflow' } } },
     ],
   }));
   expect(r.code, r.stderr).toBe(0);

@@ -210,7 +210,7 @@ describe('two controller replicas', () => {
 });
 
 describe('audience claims across restarts and fail-over', () => {
-  const claimsPath = () => `/apis/apikeys.dev/v1alpha1/namespaces/${identity.namespace}/audienceclaims`;
+  const claimsPath = () => `/apis/apikeys.dev/v1/namespaces/${identity.namespace}/audienceclaims`;
   const holderOf = async (audience: string) =>
     (await adminClient().list<AudienceClaim>(claimsPath())).items.find((c) => c.spec.audience === audience)?.spec.holder.name;
   const reasonOf = async (ns: string, name: string) => readyOf(await getDeployment(ns, name))?.reason;

@@ -56,11 +56,11 @@ describe('an ApiKey of an existing Deployment', () => {
     expect(c.tokenUrl).toBe('http://token.test/oauth/token');
 
     expect(secret.metadata?.ownerReferences).toEqual([{
-      apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', name: 'ci', uid: created.metadata.uid,
+      apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', name: 'ci', uid: created.metadata.uid,
       controller: true, blockOwnerDeletion: true,
     }]);
     expect(ak.metadata.ownerReferences).toEqual([
-      { apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: 'airflow', uid: dep.metadata.uid },
+      { apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: 'airflow', uid: dep.metadata.uid },
     ]);
     expect(ak.status?.keyId).toBe(c.keyId);
     expect(ak.status?.secretHash).toBe(`sha256:${createHash('sha256').update(c.secret).digest('base64url')}`);
@@ -197,7 +197,7 @@ describe('a Secret of the same name that the key does not control', () => {
 });
 
 describe('invalid manifests', () => {
-  const base = (spec: string) => `apiVersion: apikeys.dev/v1alpha1\nkind: ApiKey\nmetadata:\n  name: bad\nspec:\n${spec}`;
+  const base = (spec: string) => `apiVersion: apikeys.dev/v1\nkind: ApiKey\nmetadata:\n  name: bad\nspec:\n${spec}`;
   it.each([
     ['a bad duration', base('  deploymentRef: {name: airflow}\n  tokenTTL: 1d\n'), /spec.tokenTTL.*should match/],
     ['a zero token lifetime', base('  deploymentRef: {name: airflow}\n  tokenTTL: 0s\n'), /tokenTTL must be a positive duration/],
@@ -225,7 +225,7 @@ describe('invalid manifests', () => {
 
   it('rejects a Deployment with a bad maxTokenTTL', async () => {
     const r = await kubectl(['apply', '-n', ns.name, '-f', '-'], {
-      input: 'apiVersion: apikeys.dev/v1alpha1\nkind: Deployment\nmetadata:\n  name: bad\nspec:\n  maxTokenTTL: 2 hours\n',
+      input: 'apiVersion: apikeys.dev/v1\nkind: Deployment\nmetadata:\n  name: bad\nspec:\n  maxTokenTTL: 2 hours\n',
     });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/maxTokenTTL/);

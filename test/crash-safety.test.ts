@@ -131,7 +131,7 @@ describe('a crash between any two writes', () => {
   it('of a first creation is never undone by a pass that decided on the key as it was before it', async () => {
     const before = await createApiKey(ns.name, 'create-stale', { deploymentRef: { name: 'dep' } });
     const withOwner = await adminClient().mergePatch<ApiKey>(apiKeyPath(ns.name, 'create-stale'), { metadata: { ownerReferences: [
-      { apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: 'dep', uid: (await getOrUndefined<{ metadata: { uid: string } }>(deploymentPath(ns.name, 'dep')))!.metadata.uid }] } });
+      { apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: 'dep', uid: (await getOrUndefined<{ metadata: { uid: string } }>(deploymentPath(ns.name, 'dep')))!.metadata.uid }] } });
     expect(before.metadata.resourceVersion).not.toBe(withOwner.metadata.resourceVersion);
     await converge('create-stale');
     const done = (await secretVerifies('create-stale'))!;

@@ -35,7 +35,7 @@ describe('the link checker', () => {
   };
 
   it('makes anchors as GitHub does', () => {
-    expect(githubSlug('Deployment (`apikeys.dev/v1alpha1`)')).toBe('deployment-apikeysdevv1alpha1');
+    expect(githubSlug('Deployment (`apikeys.dev/v1`)')).toBe('deployment-apikeysdevv1');
     expect(githubSlug('Installing without Node.js: krew, or one binary')).toBe('installing-without-nodejs-krew-or-one-binary');
     expect(githubSlug('Keyless CI: FederatedCredential')).toBe('keyless-ci-federatedcredential');
     expect(githubSlug('Local mode: `kubectl apikey console`')).toBe('local-mode-kubectl-apikey-console');

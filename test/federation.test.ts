@@ -129,7 +129,7 @@ describe('a FederatedCredential', () => {
   ])('is refused by the apiserver with %s', async (_what, change, message) => {
     const spec = { deploymentRef: { name: 'airflow' }, issuer: github.url, subject: MAIN_SUBJECT, ...change };
     const r = await kubectl(['apply', '-n', ns.name, '-f', '-'], {
-      input: JSON.stringify({ apiVersion: 'apikeys.dev/v1alpha1', kind: 'FederatedCredential', metadata: { name: 'refused' }, spec }),
+      input: JSON.stringify({ apiVersion: 'apikeys.dev/v1', kind: 'FederatedCredential', metadata: { name: 'refused' }, spec }),
     });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(message);

@@ -244,7 +244,7 @@ describe('an object the controller has not looked at yet', () => {
 });
 
 describe('the Argo CD health check on objects no controller wrote', () => {
-  const base = { apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'k', namespace: 'n', generation: 1 } };
+  const base = { apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: 'k', namespace: 'n', generation: 1 } };
   const cond = (type: string, status: string, reason = 'R', message = 'm') =>
     ({ type, status, reason, message, lastTransitionTime: '2026-01-01T00:00:00Z' });
 

@@ -29,11 +29,11 @@ describe('a write based on a stale resourceVersion', () => {
   const rv = () => stale.metadata.resourceVersion;
   it.each([
     ['a server-side apply of the status', () => adminClient().apply(`${apiKeyPath(ns.name, 'k')}/status`, {
-      apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'k', namespace: ns.name, resourceVersion: rv() },
+      apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: 'k', namespace: ns.name, resourceVersion: rv() },
       status: { keyId: 'ak_aaaaaaaaaaaaaaaaaaaaaaaaaa' },
     }, 'apikey-operator')],
     ['a merge patch of the ownerReferences', () => adminClient().mergePatch(apiKeyPath(ns.name, 'k'), {
-      metadata: { resourceVersion: rv(), ownerReferences: [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: 'd', uid: '00000000-0000-4000-8000-000000000000' }] },
+      metadata: { resourceVersion: rv(), ownerReferences: [{ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: 'd', uid: '00000000-0000-4000-8000-000000000000' }] },
     })],
   ])('is a conflict when it is %s', async (_name, write) => {
     const err = await refusal(write);

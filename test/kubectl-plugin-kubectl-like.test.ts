@@ -77,7 +77,7 @@ beforeAll(async () => {
   identity = await installOperatorIdentity();
   controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
   await createDeployment(ns.name, 'airflow', { description: 'the Airflow of CI' });
-  await adminClient().create(`/apis/apikeys.dev/v1alpha1/namespaces/${ns.name}/deployments`, {
+  await adminClient().create(`/apis/apikeys.dev/v1/namespaces/${ns.name}/deployments`, {
     apiVersion: API_VERSION, kind: 'Deployment', metadata: { name: 'billing', labels: { tier: 'gold' } }, spec: {},
   });
   await createLabelledKey(ns.name, 'ci', { team: 'ci' }, { description: 'GitHub Actions deploy job', rotation: { every: '2160h', gracePeriod: '30m' } });
@@ -174,7 +174,7 @@ describe('create --dry-run=client', () => {
     expect(r.code, r.stderr).toBe(0);
     const manifest = parseYaml(r.stdout) as ApiKey;
     expect(manifest).toEqual({
-      apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'gitops', namespace: ns.name },
+      apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: 'gitops', namespace: ns.name },
       spec: { deploymentRef: { name: 'airflow' }, permissions: ['read'], rotation: { every: '720h' } },
     });
     expect(r.stderr).toBe('');

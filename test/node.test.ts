@@ -45,6 +45,7 @@ import { assertNodeRequirements } from './cluster/node/requirements.ts';
 import { hostNetworkState } from './support/host-network.ts';
 import { archiveImageId, containerProcesses, isReady, npmRun, pathInContainer, seconds, waitForPod } from './support/node.ts';
 import { CRD_FILES, ROOT } from './support/paths.ts';
+import { runPlugin } from './support/plugin.ts';
 import { createSoftHsm, SOFTHSM_MODULE, type SoftHsm } from './support/softhsm.ts';
 import { startTokenClient, type LoopStats, type TokenClient } from './support/token-client-pod.ts';
 
@@ -273,8 +274,8 @@ describe('upgrade from the previous release, with keys in use', () => {
   let client: TokenClient | undefined;
 
   /** What must survive an upgrade, per ApiKey: its id and secret in its Secret, and its status's id and hash. */
-  const keySnapshot = async () => {
-    const list = await custom().listNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural: 'apikeys' }) as
+  const keySnapshot = async (version = 'v1') => {
+    const list = await custom().listNamespacedCustomObject({ group: 'apikeys.dev', version, namespace: appNs, plural: 'apikeys' }) as
       { items: { metadata: { name: string }; status?: { keyId?: string; secretHash?: string; secretName?: string } }[] };
     const out: Record<string, { keyId?: string; secretHash?: string; id: string; secret: string; tokenUrl: string }> = {};
     for (const k of list.items) {
@@ -303,9 +304,9 @@ describe('upgrade from the previous release, with keys in use', () => {
     }
     for (const [name] of keys) await kubectl(['wait', '-n', appNs, '--for=create', `secret/${name ?? ''}`, '--timeout=60s']);
     for (const name of ['ci-2', 'gc-2']) {
-      const before = (await keySnapshot())[name]?.secret;
-      await kubectl(['annotate', 'apikey', name, '-n', appNs, '--overwrite', `apikeys.dev/rotate=${Date.now()}`]);
-      await waitFor(`${name} rotated`, async () => (await keySnapshot())[name]?.secret !== before, 60_000, []);
+      const before = (await keySnapshot('v1alpha1'))[name]?.secret;
+      await kubectl(['annotate', `apikeys.v1alpha1.apikeys.dev/${name}`, '-n', appNs, '--overwrite', `apikeys.dev/rotate=${Date.now()}`]);
+      await waitFor(`${name} rotated`, async () => (await keySnapshot('v1alpha1'))[name]?.secret !== before, 60_000, []);
     }
   };
 
@@ -340,7 +341,8 @@ describe('upgrade from the previous release, with keys in use', () => {
   const expectReadableThroughEveryVersion = async () => {
     const crd = parse(readFileSync(join(ROOT, 'crds', 'apikeys.dev_apikeys.yaml'), 'utf8')) as { spec: { versions: { name: string; served: boolean }[] } };
     const versions = crd.spec.versions.filter((v) => v.served).map((v) => v.name);
-    expect(versions).toContain('v1alpha1');
+    // v1 stored, v1alpha1 still served (deprecated): the objects the previous release made through v1alpha1 read the same through both.
+    expect(versions.sort()).toEqual(['v1', 'v1alpha1']);
     const seen = new Map<string, string>();
     for (const version of versions) {
       const list = await custom().listNamespacedCustomObject({ group: 'apikeys.dev', version, namespace: appNs, plural: 'apikeys' }) as
@@ -353,9 +355,25 @@ describe('upgrade from the previous release, with keys in use', () => {
     return versions;
   };
 
+  /**
+   * `kubectl apikey migrate`, as the guide says to run after the upgrade: the objects the previous
+   * release stored as v1alpha1 rewritten as v1, every CRD's storedVersions ["v1"], the keys unchanged.
+   */
+  const expectMigrated = async (before: Awaited<ReturnType<typeof keySnapshot>>) => {
+    const storedVersions = async () => Promise.all(CRD_NAMES.map(async (name) =>
+      (JSON.parse((await kubectl(['get', 'crd', name, '-o', 'json'])).stdout) as { status: { storedVersions: string[] } }).status.storedVersions));
+    expect(await storedVersions()).toEqual(CRD_NAMES.map(() => ['v1alpha1', 'v1']));
+    const migrated = await runPlugin(['migrate'], { kubeconfig: state.kubeconfig, namespace: false });
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(await storedVersions()).toEqual(CRD_NAMES.map(() => ['v1']));
+    expect(await keySnapshot()).toEqual(before);
+    await expectReadableThroughEveryVersion();
+    expect(await client?.token()).toEqual({ status: 200 });
+  };
+
   /** The garbage collector still deletes a Deployment's keys and their Secrets. */
   const expectCollected = async () => {
-    await custom().deleteNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural: 'deployments', name: 'collected' });
+    await custom().deleteNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1', namespace: appNs, plural: 'deployments', name: 'collected' });
     await waitFor('gc-1 and gc-2 and their Secrets collected', async () => {
       const keys = Object.keys(await keySnapshot());
       const secrets = (await core.listNamespacedSecret({ namespace: appNs })).items.map((x) => x.metadata?.name);
@@ -376,7 +394,7 @@ describe('upgrade from the previous release, with keys in use', () => {
   }, 120_000);
   afterAll(teardown, 300_000);
 
-  it(`helm upgrade from ${previous.tag}'s chart and image to the working tree's (deployment mode): no failed token request, every key kept, tokens minted before still verify, GC still works, objects readable through every served version`, async () => {
+  it(`helm upgrade from ${previous.tag}'s chart and image to the working tree's (deployment mode): no failed token request, every key kept, tokens minted before still verify, GC still works, the old objects read through v1 and v1alpha1 and kubectl apikey migrate moves them to v1`, async () => {
     const chart = join(releaseDir, 'charts', 'apikey-operator');
     // As a user installs a release: its chart, whose default image tag is its appVersion.
     const values = ['--set', 'image.pullPolicy=Never', '--set', 'tokenServer.mode=deployment', '--set', 'tokenServer.replicas=2'];
@@ -385,7 +403,7 @@ describe('upgrade from the previous release, with keys in use', () => {
     const images = async () => [...new Set((await core.listNamespacedPod({ namespace: opNs })).items.flatMap((p) => p.spec?.containers.map((c) => c.image)))];
     expect(await images()).toEqual([`${IMAGE_NAME}:${previous.version}`]);
     await createKeys();
-    const before = await keySnapshot();
+    const before = await keySnapshot('v1alpha1');
     const kids = await signingKids();
     const c = await startClient('upgrade-loop');
     const started = Date.now();
@@ -400,15 +418,16 @@ describe('upgrade from the previous release, with keys in use', () => {
     expect(upgraded.ok).toBeGreaterThan(10);
     await expectKeysKept(before, kids);
     await expectReadableThroughEveryVersion();
+    await expectMigrated(before);
     await expectCollected();
   }, 600_000);
 
-  it(`kubectl apply of ${previous.tag}'s manifests/install, then the working tree's (sidecar mode, as the manifests run it): every key kept, tokens minted before still verify (the failed requests are printed)`, async () => {
+  it(`kubectl apply of ${previous.tag}'s manifests/install, then the working tree's (sidecar mode, as the manifests run it): every key kept, tokens minted before still verify, the old objects migrated to v1 (the failed requests are printed)`, async () => {
     await teardown();
     await kubectl(['apply', '-f', join(releaseDir, 'manifests', 'install')]);
     await rolledOut();
     await createKeys();
-    const before = await keySnapshot();
+    const before = await keySnapshot('v1alpha1');
     const kids = await signingKids();
     const c = await startClient('apply-loop');
     const applied = await failuresOf(c, `kubectl apply from ${previous.tag}'s manifests to the working tree's (sidecar mode: the one Pod is replaced)`, async () => {
@@ -425,6 +444,7 @@ describe('upgrade from the previous release, with keys in use', () => {
     expect(steady.failed, JSON.stringify(steady.reasons)).toBe(0);
     await expectKeysKept(before, kids);
     await expectReadableThroughEveryVersion();
+    await expectMigrated(before);
     await expectCollected();
   }, 600_000);
 });
@@ -490,11 +510,11 @@ describe('PKCS#11 signing in Pods: SoftHSM mounted into the controller and the t
     // A workload's token, from a Pod, verified there against the token server's JWKS with jose (the image's own).
     await kubectl(['create', 'namespace', appNs]);
     const custom = kc.makeApiClient(CustomObjectsApi);
-    await custom.createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural: 'deployments', body: {
-      apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'hsm' }, spec: { audiences: ['https://hsm.example.com'] },
+    await custom.createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1', namespace: appNs, plural: 'deployments', body: {
+      apiVersion: 'apikeys.dev/v1', kind: 'Deployment', metadata: { name: 'hsm' }, spec: { audiences: ['https://hsm.example.com'] },
     } });
-    await custom.createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural: 'apikeys', body: {
-      apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'hsm-ci' }, spec: { deploymentRef: { name: 'hsm' }, permissions: ['deploy'] },
+    await custom.createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1', namespace: appNs, plural: 'apikeys', body: {
+      apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: 'hsm-ci' }, spec: { deploymentRef: { name: 'hsm' }, permissions: ['deploy'] },
     } });
     await kubectl(['wait', '-n', appNs, '--for=create', 'secret/hsm-ci', '--timeout=60s']);
     await kubectl(['wait', '-n', appNs, '--for=create', `configmap/${CA_BUNDLE_CONFIGMAP}`, '--timeout=60s']);
@@ -823,7 +843,7 @@ describe('the operator on the node, from the built image', () => {
     console.log(`the kubelet updated the mounted Secret's files ${seconds(rotatedAt)} after the rotation (syncFrequency 10s)`);
 
     const key = await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
-      group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural: 'apikeys', name: 'ci-deployer',
+      group: 'apikeys.dev', version: 'v1', namespace: appNs, plural: 'apikeys', name: 'ci-deployer',
     }) as { status?: { previousSecretValidUntil?: string } };
     const graceEnds = Date.parse(key.status?.previousSecretValidUntil ?? '');
     expect(graceEnds - rotatedAt).toBeGreaterThan(40_000);
@@ -838,18 +858,18 @@ describe('the operator on the node, from the built image', () => {
   it('refuses new tokens at once to a Pod whose key\'s Deployment is deleted, and introspection says its token is inactive', async () => {
     const custom = kc.makeApiClient(CustomObjectsApi);
     const create = (plural: string, body: object) =>
-      custom.createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural, body });
+      custom.createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1', namespace: appNs, plural, body });
     await create('deployments', {
-      apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'staging' },
+      apiVersion: 'apikeys.dev/v1', kind: 'Deployment', metadata: { name: 'staging' },
       spec: { audiences: ['https://airflow-staging.example.com'] },
     });
     await create('apikeys', {
-      apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'staging-ci' },
+      apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: 'staging-ci' },
       spec: { deploymentRef: { name: 'staging' }, permissions: ['deploy'] },
     });
     // A resource server introspects with a key of its own, of another Deployment in the namespace.
     await create('apikeys', {
-      apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'prod-introspector' },
+      apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: 'prod-introspector' },
       spec: { deploymentRef: { name: 'airflow-prod' }, permissions: ['read'] },
     });
     for (const s of ['staging-ci', 'prod-introspector']) await kubectl(['wait', '-n', appNs, '--for=create', `secret/${s}`, '--timeout=60s']);
@@ -860,7 +880,7 @@ describe('the operator on the node, from the built image', () => {
     expect(await holder.token()).toEqual({ status: 200 });
     expect(await holder.introspect()).toEqual({ status: 200, active: true });
 
-    await custom.deleteNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1alpha1', namespace: appNs, plural: 'deployments', name: 'staging' });
+    await custom.deleteNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1', namespace: appNs, plural: 'deployments', name: 'staging' });
     const deletedAt = Date.now();
     // At once: the token server learns of the deletion by its watch; a busy machine may delay that by a moment.
     let refused = await holder.token();

@@ -170,7 +170,7 @@ describe('a custom audience, first come first served by the time of the claim', 
     expect((await authz(server, ownerToken, 'deploy', `${victim.name}/payments`)).status).toBe(200);
     expect((await requestToken(server, owner)).status).toBe(200);
     // The claim is an object the apiserver holds, naming team B's Deployment.
-    const claims = await adminClient().get<{ items: AudienceClaim[] }>(`/apis/apikeys.dev/v1alpha1/namespaces/${identity.namespace}/audienceclaims`);
+    const claims = await adminClient().get<{ items: AudienceClaim[] }>(`/apis/apikeys.dev/v1/namespaces/${identity.namespace}/audienceclaims`);
     expect(claims.items.filter((c) => c.spec.audience === X).map((c) => c.spec.holder))
       .toEqual([{ namespace: victim.name, name: 'payments', uid: (await getDeployment(victim.name, 'payments'))!.metadata.uid }]);
   });
@@ -196,7 +196,7 @@ describe('a custom audience, first come first served by the time of the claim', 
     expect((await byAudience(forZ, Z)).status).toBe(200);
     // The controller releases the claim, so the audience is free for whoever lists it next.
     await waitFor('the claim of the dropped audience released', async () => {
-      const claims = await adminClient().get<{ items: AudienceClaim[] }>(`/apis/apikeys.dev/v1alpha1/namespaces/${identity.namespace}/audienceclaims`);
+      const claims = await adminClient().get<{ items: AudienceClaim[] }>(`/apis/apikeys.dev/v1/namespaces/${identity.namespace}/audienceclaims`);
       return !claims.items.some((c) => c.spec.audience === Y);
     }, 10_000, 100);
   });

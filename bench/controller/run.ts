@@ -47,14 +47,14 @@ try {
 
   const ctl = await startController(cluster, { operatorNamespace: 'op', namespaces: 'keys', workers: values.workers });
   await until('the controller to be ready', () => isReady(ctl.health), 60_000);
-  await c.create('/apis/apikeys.dev/v1alpha1/namespaces/keys/deployments', { apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} });
+  await c.create('/apis/apikeys.dev/v1/namespaces/keys/deployments', { apiVersion: 'apikeys.dev/v1', kind: 'Deployment', metadata: { name: 'd' }, spec: {} });
 
   // CPU seconds of each process over the run to all Ready: who the shared cores went to.
   const procs = [...cluster.state.processes.map((p) => ({ name: p.name, pid: p.pid })), { name: 'controller', pid: ctl.child.pid! }];
   const cpuBefore = procs.map((p) => cpuSeconds(p.pid));
   t0 = performance.now();
-  const creating = pool(N, (i) => c.create('/apis/apikeys.dev/v1alpha1/namespaces/keys/apikeys', {
-    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: 'd' } },
+  const creating = pool(N, (i) => c.create('/apis/apikeys.dev/v1/namespaces/keys/apikeys', {
+    apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: 'd' } },
   }));
   await creating;
   const createdMs = performance.now() - t0;
@@ -62,7 +62,7 @@ try {
   // request for the apiserver: polled, it would compete with the controller) say whether all are Ready.
   for (;;) {
     if (await caughtUp(ctl, N)) {
-      const list = await c.list<{ status?: { conditions?: { type: string; status: string }[] } }>('/apis/apikeys.dev/v1alpha1/namespaces/keys/apikeys');
+      const list = await c.list<{ status?: { conditions?: { type: string; status: string }[] } }>('/apis/apikeys.dev/v1/namespaces/keys/apikeys');
       if (list.items.filter((k) => k.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')).length === N) break;
     }
     await sleep(50);

@@ -50,7 +50,7 @@ const CEILING_N = count('ceiling-keys', values['ceiling-keys'] ?? values.keys, 0
 const WAIT_MS = Math.max(3600_000, N * 100);
 const NS = 'keys';
 const OP = 'op';
-const GROUP_PATH = '/apis/apikeys.dev/v1alpha1/namespaces';
+const GROUP_PATH = '/apis/apikeys.dev/v1/namespaces';
 
 const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 const REQUESTS = 'apikey_operator_kube_requests_total';
@@ -118,11 +118,11 @@ try {
   await memory('token server, no keys yet,', ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
 
   await pool(D, C, (i) => c.create(`${GROUP_PATH}/${NS}/deployments`, {
-    apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', metadata: { name: `d${i}` }, spec: { audiences: [`https://d${i}.bench.test`] },
+    apiVersion: 'apikeys.dev/v1', kind: 'Deployment', metadata: { name: `d${i}` }, spec: { audiences: [`https://d${i}.bench.test`] },
   }));
   const t0 = performance.now();
   await pool(N, C, (i) => c.create(`${GROUP_PATH}/${NS}/apikeys`, {
-    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: `d${i % D}` } },
+    apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: `k${i}` }, spec: { deploymentRef: { name: `d${i % D}` } },
   }));
   const createdMs = performance.now() - t0;
   // The controller's metrics say when it may be done; one list then says whether every key is Ready.

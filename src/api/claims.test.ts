@@ -24,7 +24,7 @@ describe('firstClaimant', () => {
 const dep = (namespace: string, name: string, uid: string, audiences: string[], extra: { deletionTimestamp?: string; creationTimestamp?: string } = {}) =>
   ({ metadata: { namespace, name, uid, ...extra }, spec: { audiences } });
 const claim = (audience: string, holder: { namespace: string; name: string; uid: string }) =>
-  ({ apiVersion: 'apikeys.dev/v1alpha1', kind: 'AudienceClaim', metadata: { name: audienceClaimName(audience) }, spec: { audience, holder } }) as const;
+  ({ apiVersion: 'apikeys.dev/v1', kind: 'AudienceClaim', metadata: { name: audienceClaimName(audience) }, spec: { audience, holder } }) as const;
 
 describe('an audience claim', () => {
   const X = 'https://payments.example';

@@ -5,11 +5,8 @@
  * are copies that scripts/render-manifests.ts writes, so they are walked too.
  * A field added without a description fails here, named by its path.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { CRD_SOURCES, crdsIn } from '../../test/support/crd-files.ts';
 
 interface Schema {
   type?: string;
@@ -22,15 +19,6 @@ interface Crd {
   kind: string;
   metadata: { name: string };
   spec: { versions: { name: string; schema: { openAPIV3Schema: Schema } }[] };
-}
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const yamlFiles = (dir: string) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.yaml')).map((f) => join(dir, f));
-const sources = [...yamlFiles('crds'), ...yamlFiles('charts/apikey-operator/files/crds'), 'manifests/install/01-crds.yaml'];
-
-function crdsIn(file: string): Crd[] {
-  return parseAllDocuments(readFileSync(join(root, file), 'utf8')).map((d) => d.toJS() as Crd | null)
-    .filter((c): c is Crd => c?.kind === 'CustomResourceDefinition');
 }
 
 /**
@@ -56,7 +44,7 @@ export function undescribed(schema: Schema, path: string): string[] {
   return missing;
 }
 
-const cases = sources.flatMap((file) => crdsIn(file).flatMap((crd) => crd.spec.versions.map((v) =>
+const cases = CRD_SOURCES.flatMap((file) => crdsIn<Crd>(file).flatMap((crd) => crd.spec.versions.map((v) =>
   [`${file}: ${crd.metadata.name} ${v.name}`, v.schema.openAPIV3Schema] as const)));
 
 describe('the CRD schemas', () => {

@@ -35,7 +35,7 @@ export interface DeploymentStatus {
 
 /** A Deployment that API keys grant access to (for example an Airflow deployment that CI deploys code to). Deleting it deletes its ApiKeys and their Secrets. */
 export interface Deployment {
-  apiVersion: 'apikeys.dev/v1alpha1';
+  apiVersion: 'apikeys.dev/v1';
   kind: 'Deployment';
   metadata: V1ObjectMeta;
   spec: DeploymentSpec;
@@ -115,7 +115,7 @@ export interface ApiKeyStatus {
 
 /** An API key of a Deployment. The controller writes its id and secret to a Secret; the token server exchanges them for short-lived access tokens. */
 export interface ApiKey {
-  apiVersion: 'apikeys.dev/v1alpha1';
+  apiVersion: 'apikeys.dev/v1';
   kind: 'ApiKey';
   metadata: V1ObjectMeta;
   spec: ApiKeySpec;
@@ -169,7 +169,7 @@ export interface FederatedCredentialStatus {
 
 /** A Deployment's trust in an external identity (a CI platform's OIDC token, such as GitHub Actions'), the keyless sibling of an ApiKey: the token server exchanges a token of the issuer whose subject and claims match for a short-lived access token of the Deployment. */
 export interface FederatedCredential {
-  apiVersion: 'apikeys.dev/v1alpha1';
+  apiVersion: 'apikeys.dev/v1';
   kind: 'FederatedCredential';
   metadata: V1ObjectMeta;
   spec: FederatedCredentialSpec;
@@ -193,7 +193,7 @@ export interface AudienceClaimSpec {
 
 /** Which Deployment holds a custom audience, written by the operator's controller alone, in the operator's own namespace, one object per audience (its name is derived from the audience). Creating it is the claim: the apiserver refuses a second object of the same name, so the first Deployment to claim an audience holds it, whatever its age, until it stops listing the audience or is deleted, when the controller deletes the claim. */
 export interface AudienceClaim {
-  apiVersion: 'apikeys.dev/v1alpha1';
+  apiVersion: 'apikeys.dev/v1';
   kind: 'AudienceClaim';
   metadata: V1ObjectMeta;
   spec: AudienceClaimSpec;

@@ -1,6 +1,6 @@
 /** Names fixed by the contract: the API group, resources, annotations, and defaults. */
 export const GROUP = 'apikeys.dev';
-export const VERSION = 'v1alpha1';
+export const VERSION = 'v1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 export const DEPLOYMENTS = 'deployments';
 export const APIKEYS = 'apikeys';

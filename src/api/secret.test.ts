@@ -6,7 +6,7 @@ import {
 } from './secret.ts';
 
 const apiKey = (spec: Partial<ApiKey['spec']> = {}, status?: ApiKey['status']): ApiKey => ({
-  apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
+  apiVersion: 'apikeys.dev/v1', kind: 'ApiKey',
   metadata: { name: 'ci', namespace: 'team', uid: '8d1f0c1e-0000-4000-8000-000000000001' },
   spec: { deploymentRef: { name: 'airflow' }, ...spec },
   status,

@@ -20,7 +20,7 @@ const at = (offsetMs: number) => new Date(NOW.getTime() + offsetMs).toISOString(
 const HOUR = 3600_000;
 
 const deployment = (uid = DEP_UID): Deployment => ({
-  apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment',
+  apiVersion: 'apikeys.dev/v1', kind: 'Deployment',
   metadata: { name: 'airflow', namespace: NS, uid, generation: 1 },
   spec: { audiences: ['https://airflow.example.com'] },
 });
@@ -46,13 +46,13 @@ interface KeyOpts {
 
 function apiKey(o: KeyOpts = {}): ApiKey {
   return {
-    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
+    apiVersion: 'apikeys.dev/v1', kind: 'ApiKey',
     metadata: {
       name: 'ci', namespace: NS, uid: KEY_UID, generation: 1, resourceVersion: '100',
       creationTimestamp: at(-24 * HOUR) as unknown as Date,
       annotations: o.annotation === undefined ? undefined : { 'apikeys.dev/rotate': o.annotation },
       ownerReferences: o.owner === null ? undefined
-        : [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: 'airflow', uid: o.owner ?? DEP_UID }],
+        : [{ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: 'airflow', uid: o.owner ?? DEP_UID }],
       deletionTimestamp: o.deleting ? NOW : undefined,
     },
     spec: { deploymentRef: { name: 'airflow' }, ...o.spec },
@@ -124,7 +124,7 @@ async function run(c: Case): Promise<{ writes: string[]; rec: Recorded }> {
     setOwner(ak, dep) {
       writes.push('setOwner');
       return Promise.resolve({ ...ak, metadata: { ...ak.metadata, resourceVersion: String(++rv),
-        ownerReferences: [{ apiVersion: 'apikeys.dev/v1alpha1', kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }] } });
+        ownerReferences: [{ apiVersion: 'apikeys.dev/v1', kind: 'Deployment', name: dep.metadata.name!, uid: dep.metadata.uid! }] } });
     },
     applyStatus(ak, status) {
       const r = status.conditions?.find((x) => x.type === 'Ready');

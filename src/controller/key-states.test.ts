@@ -11,7 +11,7 @@ function key(o: { ns?: string; dep?: string; expiresAt?: string; ready?: [string
     ...(o.expiring ? [cond('Expiring', 'True', 'ExpiresSoon')] : []),
   ] as NonNullable<ApiKey['status']>['conditions'];
   return {
-    apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
+    apiVersion: 'apikeys.dev/v1', kind: 'ApiKey',
     metadata: { name: 'k', namespace: o.ns ?? 'a', deletionTimestamp: o.deleting ? new Date(NOW) : undefined },
     spec: { deploymentRef: { name: o.dep ?? 'airflow' }, expiresAt: o.expiresAt },
     status: { conditions },

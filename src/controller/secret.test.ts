@@ -3,7 +3,7 @@ import { credentialsSecret, type ApiKey, type SecretObject } from '../api/index.
 import { appliedMetadataKeys, createdMetadataLeft, secretUpToDate } from './secret.ts';
 
 const apiKey = (labels: Record<string, string>, annotations: Record<string, string> = {}): ApiKey => ({
-  apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey',
+  apiVersion: 'apikeys.dev/v1', kind: 'ApiKey',
   metadata: { name: 'ci', namespace: 'team', uid: '8d1f0c1e-0000-4000-8000-000000000001' },
   spec: { deploymentRef: { name: 'airflow' }, secretTemplate: { labels, annotations } },
 });

@@ -52,14 +52,14 @@ describe('CredentialHealth', () => {
         clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
         users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
       });
-      const h = new CredentialHealth({ log, probe: { client: new KubeClient(kc), path: '/apis/apikeys.dev/v1alpha1/apikeys', intervalMs: 20 } });
+      const h = new CredentialHealth({ log, probe: { client: new KubeClient(kc), path: '/apis/apikeys.dev/v1/apikeys', intervalMs: 20 } });
       h.start();
       try {
         status = 401;
         await expect.poll(() => h.refused()?.status, { timeout: 2000 }).toBe(401);
         status = 200;
         await expect.poll(() => h.refused(), { timeout: 2000 }).toBeUndefined();
-        expect(seen[0]).toBe('/apis/apikeys.dev/v1alpha1/apikeys?limit=1');
+        expect(seen[0]).toBe('/apis/apikeys.dev/v1/apikeys?limit=1');
       } finally {
         await h.stop();
       }

@@ -64,7 +64,7 @@ export function idleWindowMs(timing: WatchTiming, timeoutSeconds: number): numbe
 }
 
 export interface InformerOptions<T> {
-  /** `paths.groupVersion(...)`: e.g. `/apis/apikeys.dev/v1alpha1`, or `/api/v1` */
+  /** `paths.groupVersion(...)`: e.g. `/apis/apikeys.dev/v1`, or `/api/v1` */
   apiPrefix: string;
   plural: string;
   /** Namespaces to watch; undefined or empty means all (one cluster-wide list-watch). */

@@ -35,7 +35,7 @@ describe('status.lastUsedAt', () => {
     await r.flush();
     expect(calls).toEqual([{
       method: 'PATCH',
-      path: '/apis/apikeys.dev/v1alpha1/namespaces/ns/apikeys/k/status',
+      path: '/apis/apikeys.dev/v1/namespaces/ns/apikeys/k/status',
       opts: expect.objectContaining({
         contentType: 'application/merge-patch+json',
         query: { fieldManager: LAST_USED_FIELD_MANAGER },

@@ -15,11 +15,11 @@ export function adminClient(): KubeClient {
 }
 
 export const apiKeyPath = (ns: string, name = '') =>
-  name ? paths.object('apikeys.dev', 'v1alpha1', 'apikeys', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'apikeys', ns);
+  name ? paths.object(GROUP, VERSION, 'apikeys', ns, name) : paths.collection(GROUP, VERSION, 'apikeys', ns);
 export const deploymentPath = (ns: string, name = '') =>
-  name ? paths.object('apikeys.dev', 'v1alpha1', 'deployments', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'deployments', ns);
+  name ? paths.object(GROUP, VERSION, 'deployments', ns, name) : paths.collection(GROUP, VERSION, 'deployments', ns);
 export const federatedCredentialPath = (ns: string, name = '') =>
-  name ? paths.object('apikeys.dev', 'v1alpha1', 'federatedcredentials', ns, name) : paths.collection('apikeys.dev', 'v1alpha1', 'federatedcredentials', ns);
+  name ? paths.object(GROUP, VERSION, 'federatedcredentials', ns, name) : paths.collection(GROUP, VERSION, 'federatedcredentials', ns);
 export const secretPath = (ns: string, name = '') =>
   name ? paths.object('', 'v1', 'secrets', ns, name) : paths.collection('', 'v1', 'secrets', ns);
 

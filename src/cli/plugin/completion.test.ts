@@ -19,7 +19,7 @@ const candidates = async (...words: string[]) => (await complete(words, source()
 
 describe('shell completion (cobra __complete protocol)', () => {
   it.each([
-    [[''], ['create', 'list', 'describe', 'rotate', 'delete', 'token', 'deployments', 'console', 'version']],
+    [[''], ['create', 'list', 'describe', 'rotate', 'delete', 'token', 'deployments', 'console', 'migrate', 'version']],
     [['de'], ['describe', 'delete', 'deployments']],
     [['-n', 'team-a', 'ro'], ['rotate']],
     [['describe', ''], ['ci', 'ci-reader', 'dashboard']],

@@ -14,6 +14,7 @@ import { deleteCommand } from './commands/delete.ts';
 import { deploymentsCommand } from './commands/deployments.ts';
 import { describeCommand } from './commands/describe.ts';
 import { listCommand } from './commands/list.ts';
+import { migrateCommand } from './commands/migrate.ts';
 import { rotateCommand } from './commands/rotate.ts';
 import { tokenCommand } from './commands/token.ts';
 import { versionCommand } from './commands/version.ts';
@@ -23,7 +24,7 @@ import type { Session } from './session.ts';
 import { escapeTerminal, text, textErr } from './terminal.ts';
 
 export const COMMANDS: readonly CommandDef[] = [
-  createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, versionCommand,
+  createCommand, listCommand, describeCommand, rotateCommand, deleteCommand, tokenCommand, deploymentsCommand, consoleCommandDef, migrateCommand, versionCommand,
 ];
 
 export function pluginHelp(): string {

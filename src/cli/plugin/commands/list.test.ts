@@ -4,7 +4,7 @@ import { expiresColumn } from './list.ts';
 
 const NOW = Date.parse('2026-06-01T00:00:00Z');
 const key = (expiresAt?: string, expiring?: boolean): ApiKey => ({
-  apiVersion: 'apikeys.dev/v1alpha1', kind: 'ApiKey', metadata: { name: 'ci' },
+  apiVersion: 'apikeys.dev/v1', kind: 'ApiKey', metadata: { name: 'ci' },
   spec: { deploymentRef: { name: 'airflow' }, expiresAt },
   status: expiring === undefined ? undefined : {
     conditions: [{ type: 'Expiring', status: expiring ? 'True' : 'False', reason: expiring ? 'ExpiresSoon' : 'ExpiryNotNear', message: '', lastTransitionTime: '2026-05-01T00:00:00Z' }],
