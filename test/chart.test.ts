@@ -134,6 +134,9 @@ function policyOf(objects: KubeObject[], name: string): { policy: V1ValidatingAd
 
 interface ChartCase { values: object; check: (objects: KubeObject[]) => void }
 
+/** A JWKS as federation.privateIssuers takes it inline (the chart copies it; the token server checks it). */
+const PRIVATE_JWKS = '{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}';
+
 /** A CA bundle as federation.caBundle takes it (the chart copies it, it does not parse it). */
 const FEDERATION_CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
 
@@ -150,6 +153,7 @@ const CASES: [string, ChartCase][] = [
     const ts = container(o, `${F}-controller`, 'token-server');
     expect(ctl.args?.[0]).toBe('controller');
     expect(ts.args?.[0]).toBe('token-server');
+    expect(flag(ts, 'max-cache-staleness')).toBeUndefined(); // no bound unless asked for
     // TLS by default, with the operator's own certificate for the token Service's names.
     expect(flag(ctl, 'token-url')).toBe(`https://${F}-token.${NS}.svc:8080/oauth/token`);
     expect(flag(ts, 'issuer')).toBe(`https://${F}-token.${NS}.svc:8080`);
@@ -408,6 +412,10 @@ const CASES: [string, ChartCase][] = [
     expect(flag(container(o, `${F}-controller`, 'token-server'), 'token-review-audiences')).toBe('apikeys.dev/token-server,b');
     expect(flag(container(o, `${F}-controller`, 'controller'), 'token-review-audiences')).toBeUndefined();
   } }],
+  ['a bound on the token server\'s cache staleness, off by default', { values: { tokenServer: { maxCacheStaleness: '30s' } }, check: (o) => {
+    expect(flag(container(o, `${F}-controller`, 'token-server'), 'max-cache-staleness')).toBe('30s');
+    expect(flag(container(o, `${F}-controller`, 'controller'), 'max-cache-staleness')).toBeUndefined();
+  } }],
   ['debug logging', { values: { logLevel: 'debug' }, check: (o) => {
     expect(containersOf(o).map((c) => flag(c, 'log-level'))).toEqual(['debug', 'debug']);
   } }],
@@ -652,6 +660,33 @@ const CASES: [string, ChartCase][] = [
       expect(pod?.volumes).toContainEqual({ name: 'federation-ca', configMap: { name: `${F}-federation-ca` } });
     },
   }]),
+  ...(['sidecar', 'deployment'] as const).map((mode): [string, ChartCase] => [`private federation issuers in ${mode} mode: JWKS inline, from a ConfigMap and from a Secret, in one projected volume of the token server`, {
+    values: { tokenServer: { mode }, federation: { privateIssuers: [
+      { issuer: 'https://gitlab.internal.example', jwks: PRIVATE_JWKS },
+      { issuer: 'https://127.0.0.1:6443/', jwksFrom: { configMapKeyRef: { name: 'cluster-b-jwks', key: 'jwks.json' } } },
+      { issuer: 'https://jenkins.internal.example/oidc', jwksFrom: { secretKeyRef: { name: 'jenkins-jwks', key: 'jwks' } } },
+    ] } },
+    check: (o) => {
+      const tokenServer = container(o, mode === 'sidecar' ? `${F}-controller` : `${F}-token-server`, 'token-server');
+      const dir = '/etc/apikey-operator/federation-jwks';
+      const pairs = `https://gitlab.internal.example=${dir}/issuer-0.json,https://127.0.0.1:6443/=${dir}/issuer-1.json,`
+        + `https://jenkins.internal.example/oidc=${dir}/issuer-2.json`;
+      expect(flag(tokenServer, 'federation-issuer-jwks')).toBe(pairs);
+      // The controller allows the same issuers and mounts nothing: it never reads the files.
+      const ctl = container(o, `${F}-controller`, 'controller');
+      expect(flag(ctl, 'federation-issuer-jwks')).toBe(pairs);
+      expect(ctl.volumeMounts?.map((m) => m.name)).not.toContain('federation-jwks');
+      expect(tokenServer.volumeMounts).toContainEqual({ name: 'federation-jwks', mountPath: dir, readOnly: true });
+      const inline = findObject<{ data: Record<string, string> } & KubeObject>(o, 'ConfigMap', `${F}-federation-jwks`);
+      expect(inline.data).toEqual({ 'issuer-0.json': PRIVATE_JWKS });
+      const pod = findObject<V1Deployment>(o, 'Deployment', mode === 'sidecar' ? `${F}-controller` : `${F}-token-server`).spec?.template.spec;
+      expect(pod?.volumes).toContainEqual({ name: 'federation-jwks', projected: { sources: [
+        { configMap: { name: `${F}-federation-jwks`, items: [{ key: 'issuer-0.json', path: 'issuer-0.json' }] } },
+        { configMap: { name: 'cluster-b-jwks', items: [{ key: 'jwks.json', path: 'issuer-1.json' }] } },
+        { secret: { name: 'jenkins-jwks', items: [{ key: 'jwks', path: 'issuer-2.json' }] } },
+      ] } });
+    },
+  }]),
   ['watchNamespaces, which the key permissions policy is bound to and nothing else', {
     values: { watchNamespaces: ['team-a', 'team-b'] },
     check: (o) => {
@@ -860,6 +895,13 @@ describe('the Helm chart', () => {
     ['a common label that would replace one of the chart\'s own', { global: { commonLabels: { 'app.kubernetes.io/name': 'x' } } },
       "invalid propertyName 'app.kubernetes.io/name'"],
     ['an extra argument that is not a string', { controller: { extraArgs: [3] } }, '/controller/extraArgs/0'],
+    ['a private issuer with both an inline JWKS and one from an object', { federation: { privateIssuers: [
+      { issuer: 'https://a.example', jwks: '{"keys":[]}', jwksFrom: { secretKeyRef: { name: 's', key: 'k' } } }] } }, '/federation/privateIssuers/0'],
+    ['a private issuer without its JWKS', { federation: { privateIssuers: [{ issuer: 'https://a.example' }] } }, '/federation/privateIssuers/0'],
+    ['a private issuer that is not https', { federation: { privateIssuers: [{ issuer: 'http://a.example', jwks: '{}' }] } }, '/federation/privateIssuers/0/issuer'],
+    ['a private issuer\'s JWKS from a Secret key without a name', { federation: { privateIssuers: [
+      { issuer: 'https://a.example', jwksFrom: { secretKeyRef: { key: 'k' } } }] } }, '/federation/privateIssuers/0/jwksFrom'],
+    ['a cache staleness bound in days, which the token server does not parse', { tokenServer: { maxCacheStaleness: '1d' } }, '/tokenServer/maxCacheStaleness'],
     ['an expiry warning in days, which the controller does not parse', { controller: { expiryWarnings: ['30d'] } }, '/controller/expiryWarnings/0'],
     ['a PrometheusRule setting that is not a boolean', { prometheusRule: { enabled: 'yes' } }, '/prometheusRule/enabled'],
     ['a dashboard label that is not a string', { grafanaDashboard: { labels: { grafana_dashboard: 1 } } }, '/grafanaDashboard/labels/grafana_dashboard'],

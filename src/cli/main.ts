@@ -5,11 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { MAX_TOKEN_TTL_SECONDS } from '../api/index.ts';
-import { allowedIssuers } from '../federation/issuers.ts';
+import { allowedIssuers, privateIssuers } from '../federation/issuers.ts';
 import { ConfigError, defaultNamespace, loadKubeConfig, waitForInClusterToken } from '../kube/config.ts';
 import { parseExpiryWarnings } from '../controller/expiry.ts';
 import { parseDuration } from '../shared/duration.ts';
 import { TrustedProxies } from '../token-server/proxies.ts';
+import { MIN_MAX_STALENESS_MS } from '../token-server/staleness.ts';
+import { loadJwksFile } from '../token-server/issuer-jwks-files.ts';
 import { loadTlsFiles, waitForTlsFiles } from '../token-server/tls.ts';
 import { escapeTerminalLines } from './plugin/terminal.ts';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../shared/signing-keys.ts';
@@ -79,6 +81,17 @@ async function runInClusterConsole(f: Record<string, string | undefined>, port: 
   }
 }
 
+/** --max-cache-staleness: empty for off, else a duration of at least MIN_MAX_STALENESS_MS. */
+function maxCacheStaleness(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new UsageError('--max-cache-staleness must be a duration such as 30s or 2m, or empty for no bound');
+  if (ms < MIN_MAX_STALENESS_MS) {
+    throw new UsageError(`--max-cache-staleness must be at least ${MIN_MAX_STALENESS_MS / 1000}s: the caches must hear from the Kubernetes API several times within it`);
+  }
+  return ms;
+}
+
 /** --federation-issuers: https URLs, each exactly as its tokens' iss. */
 function federationIssuersFlag(v: string | undefined): string[] {
   const issuers = csv(v);
@@ -88,6 +101,26 @@ function federationIssuersFlag(v: string | undefined): string[] {
     throw new UsageError((err as Error).message);
   }
   return issuers;
+}
+
+/** --federation-issuer-jwks: ISSUER=FILE pairs, issuers not in --federation-issuers. */
+function federationIssuerJwksFlag(v: string | undefined, discovered: readonly string[]): ReadonlyMap<string, string> {
+  try {
+    return privateIssuers(csv(v), new Set(discovered));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/** The token server reads every private issuer's file at start: one that does not load is an error of the flag. */
+function checkJwksFiles(files: ReadonlyMap<string, string>): void {
+  for (const path of files.values()) {
+    try {
+      loadJwksFile(path);
+    } catch (err) {
+      throw new UsageError(`--federation-issuer-jwks: ${(err as Error).message}`);
+    }
+  }
 }
 
 /** --federation-ca-file: a PEM bundle holding at least one certificate. */
@@ -172,7 +205,9 @@ async function main(argv: string[]): Promise<number> {
         renewDeadlineMs: durationFlag('leader-elect-renew-deadline', f['leader-elect-renew-deadline'], 1000),
         retryPeriodMs: durationFlag('leader-elect-retry-period', f['leader-elect-retry-period'], 1000),
         logLevel: f['log-level']!,
-        federationIssuers: federationIssuersFlag(f['federation-issuers']),
+        // The controller allows the private issuers too; their files are the token server's alone.
+        federationIssuers: ((issuers) => [...issuers, ...federationIssuerJwksFlag(f['federation-issuer-jwks'], issuers).keys()])(
+          federationIssuersFlag(f['federation-issuers'])),
         tokenServerIdentity: tokenServerServiceAccount
           ? { serviceAccount: tokenServerServiceAccount, dir: tokenServerTokenDir } : undefined,
         servingCert,
@@ -199,7 +234,10 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       const userTokenTtlMs = userTokenTtl(f['user-token-ttl']);
+      const maxCacheStalenessMs = maxCacheStaleness(f['max-cache-staleness']);
       const federationIssuers = federationIssuersFlag(f['federation-issuers']);
+      const federationIssuerJwks = federationIssuerJwksFlag(f['federation-issuer-jwks'], federationIssuers);
+      checkJwksFiles(federationIssuerJwks);
       const federationCaPem = federationCaFile(f['federation-ca-file']);
       const pkcs11 = pkcs11Flags(f);
       let trustedProxies: TrustedProxies;
@@ -229,10 +267,12 @@ async function main(argv: string[]): Promise<number> {
         namespaces: csv(f.namespaces),
         logLevel: f['log-level']!,
         userTokenTtlMs,
+        maxCacheStalenessMs,
         trustedProxies,
         tokenReviewAudiences: csv(f['token-review-audiences']),
         tls,
         federationIssuers,
+        federationIssuerJwks,
         federationCaPem,
         auditLog,
         pkcs11,

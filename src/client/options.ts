@@ -38,6 +38,7 @@ export const COMMON_FLAGS: FlagSpec[] = [
   flag('audiences', 'comma-separated default audiences for Deployments that set none', 'apikeys.dev'),
   flag('log-level', 'trace, debug, info, warn, error', 'info'),
   flag('federation-issuers', 'comma-separated https issuer URLs, exactly as in their tokens\' iss, whose OIDC tokens FederatedCredentials may trust (keyless CI); give both programs the same list; default: none, federation off', ''),
+  flag('federation-issuer-jwks', 'comma-separated ISSUER=FILE pairs: private issuers (https URLs, exactly as in their tokens\' iss) whose JWKS is given in FILE (a mounted Secret or ConfigMap key) instead of discovered; the token server never contacts them and reads FILE again when it changes (rotation: list the old and new keys); the controller reads only the issuers; give both programs the same list; default: none', ''),
 ];
 
 /** Signing keys held in a PKCS#11 token (docs/operations/hsm.md); both programs take the same values. */
@@ -89,6 +90,7 @@ export const TOKEN_SERVER_FLAGS: FlagSpec[] = [
   flag('audit-log-path', 'the audit log: one JSON line per token issued or refused; - for stdout (beside the application log, told apart by "kind":"TokenRequest"), else a file, rotated by size; default: off', ''),
   flag('audit-log-maxsize', 'rotate the audit log file before it passes this size: megabytes (as kube-apiserver), or a quantity such as 512Ki or 1Gi; 0: never', '100'),
   flag('audit-log-maxbackup', 'rotated audit log files kept, oldest deleted first; 0: all', '10'),
+  flag('max-cache-staleness', "the longest the token server answers from caches that have heard nothing from the Kubernetes API (no list, watch answer, event or bookmark): past it, token requests, introspection and /authz answer 503 temporarily_unavailable and /readyz fails, until the caches hear again; at least 15s (the watches are then restarted every quarter to third of it); default: off, serve through an apiserver outage", ''),
   flag('user-token-ttl', "lifetime of temporary user tokens (token exchange with a Kubernetes identity); at most 24h, and never above a Deployment's maxTokenTTL", '1h'),
 ];
 

@@ -7,8 +7,9 @@
  * - `DeploymentNotFound`: no Deployment of spec.deploymentRef.name in the
  *   namespace (or the one it belonged to was deleted: it is being
  *   garbage-collected with it);
- * - `IssuerNotAllowed`: spec.issuer is not in --federation-issuers, so the
- *   token server never contacts it and never accepts its tokens;
+ * - `IssuerNotAllowed`: spec.issuer is neither in --federation-issuers nor a
+ *   private issuer of --federation-issuer-jwks, so the token server never
+ *   contacts it and never accepts its tokens;
  * - `InvalidExpression`: spec.claims does not compile; the message is the
  *   compiler's;
  * - else `Ready`.
@@ -41,7 +42,7 @@ export interface FederatedCredentialWrites {
 }
 
 export interface FederatedCredentialConfig {
-  /** --federation-issuers. */
+  /** --federation-issuers and the issuers of --federation-issuer-jwks. */
   allowedIssuers: ReadonlySet<string>;
 }
 
@@ -71,7 +72,7 @@ export function decideFederatedCredential(fc: FederatedCredential, dep: Deployme
   if (!owner) return { kind: 'setOwner', deployment: dep };
   if (!cfg.allowedIssuers.has(fc.spec.issuer)) {
     return { kind: 'writeStatus', ready: { status: 'False', reason: Reason.IssuerNotAllowed,
-      message: `Issuer ${fc.spec.issuer} is not one the cluster admin allows (--federation-issuers); the token server never contacts it` } };
+      message: `Issuer ${fc.spec.issuer} is not one the cluster admin allows (--federation-issuers, --federation-issuer-jwks); the token server never contacts it` } };
   }
   if (fc.spec.claims) {
     const compiled = compileClaimsExpression(fc.spec.claims);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allowedIssuers, issuerProblem } from './issuers.ts';
+import { allowedIssuers, issuerProblem, privateIssuers } from './issuers.ts';
 
 describe('an allowed federation issuer', () => {
   it.each([
@@ -30,5 +30,23 @@ describe('an allowed federation issuer', () => {
 
   it('refuses the whole flag for one bad entry, naming it', () => {
     expect(() => allowedIssuers(['https://a.example', 'http://b.example'])).toThrow('--federation-issuers: "http://b.example" is not https');
+  });
+});
+
+describe('a private federation issuer (--federation-issuer-jwks)', () => {
+  it('is ISSUER=PATH, keyed by the exact issuer, the path taken after the first =', () => {
+    const m = privateIssuers(['https://127.0.0.1:6443/=/etc/jwks/b.json', 'https://gitlab.internal=/etc/jwks/a=b.json'], new Set());
+    expect([...m]).toEqual([['https://127.0.0.1:6443/', '/etc/jwks/b.json'], ['https://gitlab.internal', '/etc/jwks/a=b.json']]);
+  });
+
+  it.each<[string, string[], string[], string]>([
+    ['no path', ['https://a.example'], [], '"https://a.example" is not ISSUER=PATH'],
+    ['an empty path', ['https://a.example='], [], 'is not ISSUER=PATH'],
+    ['a plain-http issuer, even with its keys given', ['http://a.example=/f'], [], '"http://a.example" is not https'],
+    ['an issuer given twice', ['https://a.example=/f', 'https://a.example=/g'], [], 'is given twice'],
+    ['an issuer also discovered', ['https://a.example=/f'], ['https://a.example'], 'also in --federation-issuers'],
+  ])('refuses %s, naming the entry', (_what, entries, discovered, message) => {
+    expect(() => privateIssuers(entries, new Set(discovered))).toThrow(`--federation-issuer-jwks: `);
+    expect(() => privateIssuers(entries, new Set(discovered))).toThrow(message);
   });
 });

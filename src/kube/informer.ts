@@ -10,11 +10,17 @@
  * object deleted and re-created under the same name (uid), the same
  * selectors for list and watch, one loop per watched namespace, secondary
  * indexes, and a sync flag for /readyz that only a successful list sets.
+ * It also records when each watched scope last heard from the apiserver (a
+ * successful list, the answer to a watch request, any watch event including
+ * a bookmark), for the token server's bounded staleness (staleness.ts there);
+ * `timingForStaleness` shortens the watches so that a healthy idle cluster is
+ * heard from well within a bound.
  * With `health`, every list and watch tells whether the apiserver still
  * accepts the credential (a 401 or 403 is a fault, not a partition).
  *
  * Handlers receive the cached object itself: never mutate it (copy first).
  */
+import { performance } from 'node:perf_hooks';
 import type { KubeObject } from './types.ts';
 import { Backoff } from './backoff.ts';
 import { KubeClient, KubeError } from './client.ts';
@@ -57,6 +63,22 @@ export const DEFAULT_WATCH_TIMING: WatchTiming = {
   backoffBaseMs: 500,
   backoffMaxMs: 30_000,
 };
+
+/**
+ * Watch timing under which a healthy apiserver is heard from at least every
+ * third of `boundMs`, even on an idle cluster. The apiserver's bookmarks do
+ * not guarantee it (see WatchTiming.timeoutSeconds), so the server is asked
+ * to end each watch after a quarter to a third of the bound: the next watch
+ * request's answer is the proof of life. A watch that short is healthy when
+ * it lasted most of its own timeout, so a healthy restart waits the base
+ * backoff step only.
+ */
+export function timingForStaleness(boundMs: number): Partial<WatchTiming> {
+  const [defMin, defMax] = DEFAULT_WATCH_TIMING.timeoutSeconds;
+  const max = Math.max(1, Math.min(defMax, Math.floor(boundMs / 3000)));
+  const min = Math.max(1, Math.min(defMin, Math.floor(boundMs / 4000), max));
+  return { timeoutSeconds: [min, max], healthyMs: Math.min(DEFAULT_WATCH_TIMING.healthyMs, min * 800) };
+}
 
 /** The idle window of a watch asked to last `timeoutSeconds`. */
 export function idleWindowMs(timing: WatchTiming, timeoutSeconds: number): number {
@@ -110,8 +132,8 @@ export class Informer<T extends KubeObject> {
   private stopped = false;
   private loops: Promise<void>[] = [];
   private syncWaiters: (() => void)[] = [];
-  /** Wall time of the last successful list or watch event, for health checks. */
-  lastContact = 0;
+  /** By scope ('' for all namespaces): when (performance.now(), monotonic ms) the apiserver last answered a list or watch of it, or sent an event. */
+  private readonly heard = new Map<string, number>();
   lastError: string | undefined;
 
   private readonly client: KubeClient;
@@ -160,6 +182,22 @@ export class Informer<T extends KubeObject> {
 
   hasSynced(): boolean {
     return this.syncedScopes.size === this.scopes.length;
+  }
+
+  /**
+   * Since when (performance.now(): monotonic, so a step of the wall clock
+   * neither trips nor hides staleness) every watched scope has heard from
+   * the apiserver: the oldest of the scopes' last contacts; 0 until each
+   * scope has been heard from once.
+   */
+  lastHeard(): number {
+    let oldest = Infinity;
+    for (const ns of this.scopes) oldest = Math.min(oldest, this.heard.get(ns ?? '') ?? 0);
+    return oldest;
+  }
+
+  private hear(ns: string | undefined): void {
+    this.heard.set(ns ?? '', performance.now());
   }
 
   waitForSync(): Promise<void> {
@@ -248,7 +286,7 @@ export class Informer<T extends KubeObject> {
         this.upsert(item);
       }
     });
-    this.lastContact = Date.now();
+    this.hear(ns);
     for (const [key, obj] of this.store) {
       if ((ns === undefined || obj.metadata?.namespace === ns) && !seen.has(key)) this.remove(obj);
     }
@@ -278,6 +316,7 @@ export class Informer<T extends KubeObject> {
         labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector,
       }, controller.signal);
       this.opts.health?.report(`${this.opts.plural}/${ns ?? '*'}`);
+      this.hear(ns);
       const decoder = new TextDecoder();
       let pending = '';
       read: for await (const chunk of body) {
@@ -287,7 +326,7 @@ export class Informer<T extends KubeObject> {
         while ((nl = pending.indexOf('\n')) >= 0) {
           const line = pending.slice(0, nl);
           pending = pending.slice(nl + 1);
-          if (!this.onWatchEvent(line, end)) break read;
+          if (!this.onWatchEvent(line, end, ns)) break read;
         }
       }
     } catch (err) {
@@ -304,7 +343,7 @@ export class Informer<T extends KubeObject> {
   }
 
   /** Applies one line of a watch to the cache; false when the watch must end (410 Gone). Throws a server's error event. */
-  private onWatchEvent(line: string, end: WatchEnd): boolean {
+  private onWatchEvent(line: string, end: WatchEnd, ns: string | undefined): boolean {
     if (line.trim() === '') return true;
     let event: { type?: string; object?: T & { code?: number; reason?: string; message?: string } };
     try {
@@ -314,7 +353,7 @@ export class Informer<T extends KubeObject> {
     }
     const obj = event.object;
     if (!obj) return true;
-    this.lastContact = Date.now();
+    this.hear(ns);
     switch (event.type) {
       case 'ADDED':
       case 'MODIFIED':

@@ -8,6 +8,7 @@ import type { FailureLimiter } from './ratelimit.ts';
 import type { SubjectReviewer } from './reviews.ts';
 import type { IssuerKeys } from './issuer-keys.ts';
 import type { KeyStore } from './key-store.ts';
+import type { StalenessGuard } from './staleness.ts';
 
 export interface ServerContext {
   /** `iss` of every token, without a trailing slash. */
@@ -25,6 +26,8 @@ export interface ServerContext {
   reviewer: SubjectReviewer | undefined;
   /** The external issuers allowed for federation (--federation-issuers) and their keys. */
   federation: IssuerKeys;
+  /** --max-cache-staleness: whether a cache has heard nothing from the Kubernetes API for too long; absent: no bound. */
+  staleness?: StalenessGuard;
   /** Reverse proxies whose X-Forwarded-For names the client (--trusted-proxies). */
   proxies: TrustedProxies;
   /** The audit log of token requests (--audit-log-path); none when off. */

@@ -17,6 +17,10 @@
  * secret); `exp` and `iat` are required, `nbf` honoured, and a token older
  * than MAX_TOKEN_AGE is refused even if its issuer let it live longer.
  *
+ * A private issuer (--federation-issuer-jwks) is never contacted: its keys
+ * come from a file (issuer-jwks-files.ts) and its tokens get the very same
+ * checks below.
+ *
  * The issuer's TLS certificate is checked against Node's CAs plus, for an
  * issuer with a private CA, the PEM bundle of --federation-ca-file.
  *
@@ -33,6 +37,7 @@ import {
 } from 'jose';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { Logger } from '../shared/log.ts';
+import type { JwksFiles } from './issuer-jwks-files.ts';
 
 /** Asymmetric signatures only. */
 export const FEDERATION_ALGORITHMS = [
@@ -68,7 +73,10 @@ export class FederatedTokenRefused extends Error {
 }
 
 export interface IssuerKeysOptions {
+  /** The issuers found through discovery (--federation-issuers). */
   issuers: ReadonlySet<string>;
+  /** The private issuers, whose keys are given in files (--federation-issuer-jwks). */
+  files?: JwksFiles;
   /** PEM bundle of further CAs trusted for the issuers' TLS (--federation-ca-file). */
   caPem?: string;
   log: Logger;
@@ -114,11 +122,11 @@ export class IssuerKeys {
 
   /** Federation is on when at least one issuer is allowed. */
   get enabled(): boolean {
-    return this.opts.issuers.size > 0;
+    return this.opts.issuers.size > 0 || (this.opts.files?.count ?? 0) > 0;
   }
 
   allows(issuer: string): boolean {
-    return this.opts.issuers.has(issuer);
+    return this.opts.issuers.has(issuer) || this.opts.files?.has(issuer) === true;
   }
 
   /**
@@ -143,9 +151,9 @@ export class IssuerKeys {
     }
   }
 
-  /** The remote key set of an allowed issuer, found through its discovery document once an hour. */
+  /** The key set of a private issuer, else the remote key set of an allowed issuer, found through its discovery document once an hour. */
   private async keysOf(issuer: string): Promise<JWTVerifyGetKey> {
-    const given = this.opts.keySets?.get(issuer);
+    const given = this.opts.files?.keys(issuer) ?? this.opts.keySets?.get(issuer);
     if (given) return given;
     let state = this.states.get(issuer);
     if (!state) {

@@ -28,6 +28,12 @@ export interface KeyStore {
    * still be found. The server is then not ready and refuses to serve.
    */
   credentialRefused(): Refusal | undefined;
+  /**
+   * When (performance.now(), monotonic ms) each cache last heard from the Kubernetes API, by cache
+   * name (0: not yet); empty for a store that watches nothing. For
+   * --max-cache-staleness (staleness.ts).
+   */
+  lastHeard(): Record<string, number>;
   /** Object counts by resource, for the metrics. */
   sizes(): Record<string, number>;
   stop(): Promise<void>;

@@ -14,7 +14,7 @@ import { APIKEYS, AUDIENCE_CLAIMS, DEPLOYMENTS, FEDERATED_CREDENTIALS, GROUP, SI
 import { audienceClaimName, audiencesNotHeld, firstClaimant } from '../api/claims.ts';
 import { paths, type KubeClient } from '../kube/client.ts';
 import { CredentialHealth, type Refusal } from '../kube/credential-health.ts';
-import { Informer, objectKey } from '../kube/informer.ts';
+import { Informer, objectKey, timingForStaleness, type WatchTiming } from '../kube/informer.ts';
 import { keepAll, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
 import type { Logger } from '../shared/log.ts';
 import { describeSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf } from '../shared/signing-keys.ts';
@@ -36,6 +36,8 @@ export interface KubeKeyStoreOptions {
   log: Logger;
   /** How often the credential is checked besides the informers' own requests (credential-health.ts). */
   credentialProbeIntervalMs?: number;
+  /** --max-cache-staleness: the watches are shortened so that a healthy apiserver is heard from well within it (staleness.ts). */
+  maxStalenessMs?: number;
 }
 
 /** Whether an update changes what a Deployment claims: its audiences, its identity, or its deletion. */
@@ -73,22 +75,23 @@ export class KubeKeyStore implements KeyStore {
       probe: { client, path: paths.collection(GROUP, VERSION, APIKEYS, namespaces?.[0]), intervalMs: opts.credentialProbeIntervalMs },
     });
     const health = this.health;
+    const watch: Partial<WatchTiming> | undefined = opts.maxStalenessMs === undefined ? undefined : timingForStaleness(opts.maxStalenessMs);
     // Field owners are most of a small object's size, kubectl apply's copy as large as the rest, and the token server reads neither.
     this.apiKeyInformer = new Informer<ApiKey>(client, {
-      apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log, health, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
     this.deploymentInformer = new Informer<Deployment>(client, {
-      apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, health, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
     this.federatedInformer = new Informer<FederatedCredential>(client, {
-      apiPrefix: crd, plural: FEDERATED_CREDENTIALS, namespaces, log: opts.log, health, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: FEDERATED_CREDENTIALS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
     this.secretInformer = new Informer<SecretObject>(client, {
       apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
-      fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log, health,
+      fieldSelector: `metadata.name=${SIGNING_KEYS_SECRET}`, log: opts.log, health, watch,
     });
     this.claimInformer = new Informer<AudienceClaim>(client, {
-      apiPrefix: crd, plural: AUDIENCE_CLAIMS, namespaces: [opts.operatorNamespace], log: opts.log,
+      apiPrefix: crd, plural: AUDIENCE_CLAIMS, namespaces: [opts.operatorNamespace], log: opts.log, watch,
       keep: keepAll(withoutManagedFields(), withoutLastApplied()),
     });
 
@@ -231,6 +234,16 @@ export class KubeKeyStore implements KeyStore {
 
   federatedCredential(key: string): FederatedEntry | undefined {
     return this.federated.get(key);
+  }
+
+  lastHeard(): Record<string, number> {
+    return {
+      apikeys: this.apiKeyInformer.lastHeard(),
+      deployments: this.deploymentInformer.lastHeard(),
+      federatedcredentials: this.federatedInformer.lastHeard(),
+      audienceclaims: this.claimInformer.lastHeard(),
+      signing_keys: this.secretInformer.lastHeard(),
+    };
   }
 
   synced(): boolean {

@@ -18,6 +18,7 @@ import type { ServerContext } from './context.ts';
 import { normalizeIssuer } from './discovery.ts';
 import { grantRegistry } from './grants/index.ts';
 import { IssuerKeys } from './issuer-keys.ts';
+import { JwksFiles } from './issuer-jwks-files.ts';
 import { allowedIssuers } from '../federation/issuers.ts';
 import type { KeyStore } from './key-store.ts';
 import { KubeKeyStore } from './kube-key-store.ts';
@@ -34,6 +35,7 @@ import { Pkcs11KeySource } from '../shared/pkcs11/source.ts';
 import { Pkcs11Token } from '../shared/pkcs11/token.ts';
 import type { SigningKeySource } from '../shared/signing-source.ts';
 import { TokenAudit } from './audit.ts';
+import { StalenessGuard } from './staleness.ts';
 import { AuditWriter } from './audit-writer.ts';
 
 export type { TokenServerOptions } from './options.ts';
@@ -122,21 +124,27 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     client = new KubeClient(opts.kc);
     const kube = new KubeKeyStore(client, {
       operatorNamespace: opts.operatorNamespace, namespaces: opts.namespaces, defaultAudiences: opts.audiences, log,
+      maxStalenessMs: opts.maxCacheStalenessMs,
     });
     kube.start();
     void kube.waitForSync().then(() => log.info('caches synced'));
     store = kube;
   }
+  const staleness = new StalenessGuard({ boundMs: opts.maxCacheStalenessMs, lastHeard: () => store.lastHeard(), log });
+  staleness.start();
   const limiter = new FailureLimiter(deps.limits);
   const exchangeLimiter = new FailureLimiter({ ...EXCHANGE_LIMITS, ...deps.exchangeLimits });
   let signer: ReturnType<typeof watchRemoteSigner> | undefined;
-  // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition).
+  // Not ready while the apiserver refuses the credential: the caches are no longer refreshed (a fault, not a partition);
+  // nor, with --max-cache-staleness, while a cache has heard nothing for longer than that (a partition, by choice).
   const ready = () => {
     const now = Date.now();
-    return store.synced() && store.signing.active(now) !== undefined && !store.credentialRefused() && (signer?.ready(now) ?? true);
+    return store.synced() && store.signing.active(now) !== undefined && !store.credentialRefused() && (signer?.ready(now) ?? true)
+      && !staleness.stale();
   };
   const metrics = new TokenServerMetrics({
     sizes: () => store.sizes(), rateLimitEntries: () => limiter.size + exchangeLimiter.size, ready, signingKeysProblem: () => store.signing.problem,
+    cacheAges: () => staleness.ages(), maxCacheStalenessMs: opts.maxCacheStalenessMs,
   }, deps.defaultMetrics ?? true);
   let token: Pkcs11Token | undefined;
   let remote = deps.remoteSigner;
@@ -155,8 +163,11 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
       client, log, observe: (review, outcome) => metrics.review(review, outcome), audiences: opts.tokenReviewAudiences,
     })
     : undefined);
+  const jwksFiles = !deps.federation && opts.federationIssuerJwks?.size
+    ? new JwksFiles({ files: opts.federationIssuerJwks, log, observe: (result) => metrics.federationFetch('jwks_file', result) }) : undefined;
+  jwksFiles?.start();
   const federation = deps.federation ?? new IssuerKeys({
-    issuers: allowedIssuers(opts.federationIssuers ?? []), caPem: opts.federationCaPem, log,
+    issuers: allowedIssuers(opts.federationIssuers ?? []), files: jwksFiles, caPem: opts.federationCaPem, log,
     observe: (document, result) => metrics.federationFetch(document, result),
   });
   const audit = opts.auditLog && await openAudit(opts, metrics, log, deps.auditMaxQueuedBytes);
@@ -173,6 +184,7 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
     log,
     reviewer,
     federation,
+    staleness,
     userTokenTtlMs: opts.userTokenTtlMs ?? DEFAULT_USER_TOKEN_TTL_MS,
     proxies: opts.trustedProxies ?? new TrustedProxies([]),
     audit,
@@ -192,7 +204,9 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   } catch (err) {
     for (const s of listening) s.close();
     reloader?.stop();
+    jwksFiles?.stop();
     signer?.stop();
+    staleness.stop();
     token?.stop();
     await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
     throw err;
@@ -201,9 +215,11 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
   const metricsPort = metricsServer ? (metricsServer.address() as AddressInfo).port : undefined;
   log.info({ port, metricsPort, host: opts.host, tls: !!tls, issuer: ctx.issuer, operatorNamespace: opts.operatorNamespace,
     namespaces: opts.namespaces.length ? opts.namespaces : 'all', tokenExchange: reviewer !== undefined,
-    federationIssuers: opts.federationIssuers?.length ? opts.federationIssuers : 'none (federation off)',
+    federationIssuers: opts.federationIssuers?.length || opts.federationIssuerJwks?.size ? opts.federationIssuers : 'none (federation off)',
+    privateFederationIssuers: opts.federationIssuerJwks?.size ? [...opts.federationIssuerJwks.keys()] : undefined,
     pkcs11: opts.pkcs11 ? { module: opts.pkcs11.modulePath, token: opts.pkcs11.tokenLabel ?? `serial ${opts.pkcs11.tokenSerial}`, sessions: opts.pkcs11.sessions } : 'off',
-    userTokenTtlSeconds: ctx.userTokenTtlMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
+    userTokenTtlSeconds: ctx.userTokenTtlMs / 1000,
+    maxCacheStalenessSeconds: opts.maxCacheStalenessMs === undefined ? 'off' : opts.maxCacheStalenessMs / 1000, tokenReviewAudiences: opts.tokenReviewAudiences?.length ? opts.tokenReviewAudiences : 'the apiserver\'s' },
   'token server listening');
   if (!tls) {
     log.warn({ port }, 'PLAIN HTTP: the token endpoint serves without TLS, so client secrets and tokens cross the network in clear text '
@@ -234,9 +250,11 @@ export async function startTokenServer(opts: TokenServerOptions, deps: TokenServ
         await closed;
         clearTimeout(timer);
         reloader?.stop();
+        jwksFiles?.stop();
         // The in-flight requests are done: their audit records are queued, and written before the process ends.
         await Promise.all([store.stop(), lastUsed.stop(), audit?.close()]);
         signer?.stop();
+        staleness.stop();
         token?.stop();
         log.info('token server stopped');
       })();

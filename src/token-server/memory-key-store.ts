@@ -78,6 +78,11 @@ export class MemoryKeyStore implements KeyStore {
     return undefined;
   }
 
+  /** Watches nothing: never stale. */
+  lastHeard(): Record<string, number> {
+    return {};
+  }
+
   sizes(): Record<string, number> {
     return { apikeys: this.keys.size, deployments: this.deployments.size, federatedcredentials: this.federated.size, signing_keys: this.signing.size };
   }

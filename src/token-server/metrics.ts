@@ -54,6 +54,10 @@ export class TokenServerMetrics {
 
   constructor(gauges: {
     sizes(): Record<string, number>; rateLimitEntries(): number; ready(): boolean; signingKeysProblem(): string | undefined;
+    /** Milliseconds since each cache last heard from the Kubernetes API (staleness.ts); none without Kubernetes. */
+    cacheAges?(): { cache: string; ageMs: number }[];
+    /** --max-cache-staleness; undefined: off. */
+    maxCacheStalenessMs?: number;
   }, defaultMetrics = true) {
     const registers = [this.registry];
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'apikey_operator_token_server_' });
@@ -95,7 +99,8 @@ export class TokenServerMetrics {
     });
     this.federationFetches = new Counter({
       name: 'apikey_operator_federation_issuer_fetches_total',
-      help: 'Fetches of the allowed federation issuers\' documents (document: discovery or jwks), by result', labelNames: ['document', 'result'], registers,
+      help: 'Fetches of the allowed federation issuers\' documents (document: discovery or jwks), and loads of the private issuers\' JWKS files (jwks_file), by result',
+      labelNames: ['document', 'result'], registers,
     });
     new Gauge({
       name: 'apikey_operator_token_server_cached_objects', help: 'Objects in the token server caches', labelNames: ['resource'], registers,
@@ -110,6 +115,18 @@ export class TokenServerMetrics {
       help: '1 while the signing-keys Secret is malformed or deleted and this token server keeps its last good keys',
       registers,
       collect() { this.set(gauges.signingKeysProblem() ? 1 : 0); },
+    });
+    new Gauge({
+      name: 'apikey_operator_token_server_cache_staleness_seconds',
+      help: 'Seconds since each cache of the token server last heard from the Kubernetes API (a list, a watch answered, a watch event or bookmark)',
+      labelNames: ['cache'], registers,
+      collect() { for (const a of gauges.cacheAges?.() ?? []) this.set({ cache: a.cache }, a.ageMs / 1000); },
+    });
+    new Gauge({
+      name: 'apikey_operator_token_server_max_cache_staleness_seconds',
+      help: '--max-cache-staleness in seconds: past it the token server refuses to judge keys and tokens; 0: off (no bound)',
+      registers,
+      collect() { this.set((gauges.maxCacheStalenessMs ?? 0) / 1000); },
     });
     new Gauge({
       name: 'apikey_operator_token_server_ready', help: '1 when caches are synced, a signing key is active and the Kubernetes API accepts the credential', registers,
@@ -156,7 +173,7 @@ export class TokenServerMetrics {
     this.lastUsed.inc({ result });
   }
 
-  federationFetch(document: 'discovery' | 'jwks', result: 'ok' | 'error'): void {
+  federationFetch(document: 'discovery' | 'jwks' | 'jwks_file', result: 'ok' | 'error'): void {
     this.federationFetches.inc({ document, result });
   }
 

@@ -17,7 +17,7 @@ export type FailureReason =
   | 'key_expired' | 'key_deleting' | 'key_not_ready' | 'deployment_gone' | 'owner_mismatch'
   | 'invalid_scope' | 'invalid_target' | 'not_ready' | 'invalid_grant' | 'access_denied'
   | 'client_auth_not_allowed' | 'unsupported_parameter' | 'unsupported_token_type'
-  | 'kube_unavailable' | 'federated_token_refused' | 'signer_unavailable';
+  | 'kube_unavailable' | 'federated_token_refused' | 'signer_unavailable' | 'cache_stale';
 
 export class OAuthError extends Error {
   readonly error: string;
@@ -131,8 +131,8 @@ export class SlowDown extends OAuthError {
 
 /** 503: no signing key yet (caches not synced), or the Kubernetes API did not answer a review; a client should retry. */
 export class TemporarilyUnavailable extends OAuthError {
-  constructor(description: string, reason: FailureReason = 'not_ready') {
-    super('temporarily_unavailable', 503, description, reason, { 'retry-after': '1' });
+  constructor(description: string, reason: FailureReason = 'not_ready', retryAfterSeconds = 1) {
+    super('temporarily_unavailable', 503, description, reason, { 'retry-after': String(retryAfterSeconds) });
   }
 }
 

@@ -35,12 +35,19 @@ export interface TokenServerOptions {
   tokenReviewAudiences?: string[];
   /** External issuers whose tokens FederatedCredentials may trust (--federation-issuers); none: federation off. */
   federationIssuers?: string[];
+  /** Private issuers (--federation-issuer-jwks): issuer -> the file of its JWKS; never contacted. */
+  federationIssuerJwks?: ReadonlyMap<string, string>;
   /** PEM bundle of further CAs trusted for the federation issuers' TLS (--federation-ca-file's content). */
   federationCaPem?: string;
   /** Serve HTTPS with this certificate and key, reloaded when the files change. */
   tls?: TlsFiles;
   /** The audit log of token requests; none when undefined. */
   auditLog?: AuditLogOptions;
+  /**
+   * --max-cache-staleness: past this long without hearing from the Kubernetes
+   * API, refuse to judge keys and tokens (staleness.ts); undefined: no bound.
+   */
+  maxCacheStalenessMs?: number;
   /** Sign with keys held in this PKCS#11 token (the keys the signing-keys Secret records by label). */
   pkcs11?: Pkcs11Config;
 }

@@ -22,6 +22,7 @@ import {
 import { bodyFormat, parseBody, single, type Params } from './params.ts';
 import { clientAddress, unmapIPv4 } from './ratelimit.ts';
 import type { AuditNotes, AuditParty } from './audit.ts';
+import { STALE_RETRY_AFTER_SECONDS } from './staleness.ts';
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024;
 /**
@@ -213,14 +214,27 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
    * While the Kubernetes API refuses this program's credential the caches are
    * not refreshed, and a key or Deployment deleted meanwhile would still be
    * honoured: the endpoints that judge keys and tokens answer 503 (RFC 6749
-   * temporarily_unavailable) instead, as /readyz does. The JWKS and discovery
-   * documents stay served: verifiers need them for the tokens already issued.
+   * temporarily_unavailable) instead, as /readyz does. The same with
+   * --max-cache-staleness once a cache has heard nothing from the apiserver
+   * for longer than that (staleness.ts). The JWKS and discovery documents
+   * stay served: verifiers need them for the tokens already issued.
    */
-  function refusedCredential(req: IncomingMessage, res: ServerResponse, route: Route, start: number): boolean {
-    if (!ctx.store.credentialRefused()) return false;
+  function unavailable(req: IncomingMessage, res: ServerResponse, route: Route, start: number): boolean {
+    let refusal: TemporarilyUnavailable | undefined;
+    if (ctx.store.credentialRefused()) {
+      refusal = new TemporarilyUnavailable(
+        'the token server cannot refresh its view of Kubernetes (the Kubernetes API refuses its credential); retry later');
+    } else {
+      const stale = ctx.staleness?.stale();
+      if (stale) {
+        refusal = new TemporarilyUnavailable(`the token server has heard nothing from the Kubernetes API for ${Math.round(stale.ageMs / 1000)}s, `
+          + `longer than its --max-cache-staleness of ${ctx.staleness!.boundMs! / 1000}s, so its view of keys may be out of date; retry later`,
+        'cache_stale', STALE_RETRY_AFTER_SECONDS);
+      }
+    }
+    if (!refusal) return false;
     req.resume();
-    fail(res, route, start, new TemporarilyUnavailable(
-      'the token server cannot refresh its view of Kubernetes (the Kubernetes API refuses its credential); retry later'));
+    fail(res, route, start, refusal);
     return true;
   }
 
@@ -232,11 +246,11 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
     try {
       switch (path) {
         case PATHS.token:
-          if (refusedCredential(req, res, 'token', start)) return;
+          if (unavailable(req, res, 'token', start)) return;
           post(req, res, 'token', start, token, tokenRepeatable);
           return;
         case PATHS.introspect:
-          if (refusedCredential(req, res, 'introspect', start)) return;
+          if (unavailable(req, res, 'introspect', start)) return;
           post(req, res, 'introspect', start, introspection, noneRepeatable);
           return;
         case PATHS.jwks:
@@ -260,7 +274,7 @@ export function createTokenHttpServer(opts: HttpServerOptions): Server | HttpsSe
         }
         default:
           if (path === PATHS.authz || path.startsWith(`${PATHS.authz}/`)) {
-            if (refusedCredential(req, res, 'authz', start)) return;
+            if (unavailable(req, res, 'authz', start)) return;
             // Forward-auth: any method (Envoy forwards the original one); the body is never read.
             req.resume();
             const a = authorize(ctx, req.headers.authorization, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), Date.now());

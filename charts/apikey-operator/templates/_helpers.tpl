@@ -259,6 +259,9 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
     - --metrics-port={{ .Values.tokenServer.metricsPort }}
     - --issuer={{ include "apikey-operator.issuerURL" . }}
     - --user-token-ttl={{ .Values.tokenServer.userTokenTTL }}
+    {{- with .Values.tokenServer.maxCacheStaleness }}
+    - --max-cache-staleness={{ . }}
+    {{- end }}
     - --operator-namespace={{ .Release.Namespace }}
     - --log-level={{ .Values.logLevel }}
     {{- with .Values.watchNamespaces }}
@@ -292,6 +295,9 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
     {{- end }}
     {{- if .Values.federation.caBundle }}
     - --federation-ca-file=/etc/apikey-operator/federation-ca/ca.crt
+    {{- end }}
+    {{- with include "apikey-operator.federationIssuerJwks" . }}
+    - --federation-issuer-jwks={{ . }}
     {{- end }}
     {{- with include "apikey-operator.pkcs11Args" . }}
     {{- . | nindent 4 }}
@@ -368,6 +374,12 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
       mountPath: /etc/apikey-operator/federation-ca
       readOnly: true
     {{- end }}
+    {{- if .Values.federation.privateIssuers }}
+    # Not a subPath: the kubelet updates the files in place when the objects change (rotation).
+    - name: federation-jwks
+      mountPath: /etc/apikey-operator/federation-jwks
+      readOnly: true
+    {{- end }}
     {{- with include "apikey-operator.pkcs11Mounts" . }}
     {{- . | nindent 4 }}
     {{- end }}
@@ -435,6 +447,10 @@ volumes:
   - name: federation-ca
     configMap:
       name: {{ include "apikey-operator.fullname" . }}-federation-ca
+  {{- end }}
+  {{- if and .Values.federation.privateIssuers (or $sidecarPod (eq $.component "token-server")) }}
+  # The private federation issuers' JWKS (federation.privateIssuers).
+  {{- include "apikey-operator.federationJwksVolume" . | nindent 2 }}
   {{- end }}
   {{- if and .Values.signing.pkcs11.enabled (ne $.component "console") }}
   # The PKCS#11 user PIN (signing.pkcs11.pinSecret), a file only the two programs read.
@@ -552,4 +568,45 @@ annotations:
   from:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+{{- end }}
+
+{{/*
+--federation-issuer-jwks: ISSUER=FILE for each of federation.privateIssuers, the files being the
+keys of the projected volume federation-jwks (issuer-<index>.json). Empty without private issuers.
+*/}}
+{{- define "apikey-operator.federationIssuerJwks" -}}
+{{- $pairs := list }}
+{{- range $i, $p := .Values.federation.privateIssuers }}
+{{- $pairs = append $pairs (printf "%s=/etc/apikey-operator/federation-jwks/issuer-%d.json" $p.issuer $i) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
+{{/* The projected volume of the private issuers' JWKS: inline ones from the chart's ConfigMap, the others from their own objects. */}}
+{{- define "apikey-operator.federationJwksVolume" -}}
+- name: federation-jwks
+  projected:
+    sources:
+      {{- range $i, $p := .Values.federation.privateIssuers }}
+      {{- $path := printf "issuer-%d.json" $i }}
+      {{- if $p.jwks }}
+      - configMap:
+          name: {{ include "apikey-operator.fullname" $ }}-federation-jwks
+          items:
+            - key: {{ $path }}
+              path: {{ $path }}
+      {{- else if $p.jwksFrom.secretKeyRef }}
+      - secret:
+          name: {{ $p.jwksFrom.secretKeyRef.name }}
+          items:
+            - key: {{ $p.jwksFrom.secretKeyRef.key }}
+              path: {{ $path }}
+      {{- else }}
+      - configMap:
+          name: {{ $p.jwksFrom.configMapKeyRef.name }}
+          items:
+            - key: {{ $p.jwksFrom.configMapKeyRef.key }}
+              path: {{ $path }}
+      {{- end }}
+      {{- end }}
 {{- end }}
