@@ -1,15 +1,24 @@
 # syntax=docker/dockerfile:1
 # The apikey-operator image: one Node.js program, `apikey-operator controller` (the default) or
-# `apikey-operator token-server`. Build: docker build -t apikey-operator:0.1.0 .
+# `apikey-operator token-server`. Build: docker build -t apikey-operator:0.2.0 .
 
 # Production dependencies only. The `node` devDependency (a Node.js binary from npm) is a dev
-# dependency, so --omit=dev never fetches it; no production dependency needs an install script, except
-# the optional PKCS#11 addon (pkcs11js), which this image does not build yet: a program started here
-# with --pkcs11-module reports module_missing (docs/operations/hsm.md).
+# dependency, so --omit=dev never fetches it. No production dependency needs an install script except
+# the optional PKCS#11 addon (pkcs11js, docs/operations/hsm.md), which is compiled here against the
+# base image's own Node.js headers (/usr/local/include/node; nothing is downloaded for them). It is a
+# Node-API addon, so it loads in any Node.js of the same major line. python3, make and g++ exist in
+# this stage only: the final stage copies node_modules and nothing else from it.
 FROM node:24-bookworm-slim AS deps
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm rebuild pkcs11js --no-audit --no-fund \
+ && node -e "require('pkcs11js')" \
+ && rm -rf node_modules/pkcs11js/build/Release/obj.target node_modules/pkcs11js/build/Release/.deps
 
 # Compile TypeScript. --ignore-scripts skips the `node` devDependency's download of a second Node.js,
 # so tsc runs directly on the image's own Node 24.
@@ -23,7 +32,7 @@ COPY src ./src
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
 
 FROM node:24-bookworm-slim
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 LABEL org.opencontainers.image.title="apikey-operator" \
       org.opencontainers.image.description="Kubernetes operator that manages Deployment API keys and turns them into short-lived OAuth 2.0 access tokens" \
       org.opencontainers.image.licenses="Apache-2.0" \

@@ -5,7 +5,7 @@
  * entrypoint can be run.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +18,7 @@ import {
 } from './support/dockerfile.ts';
 import { objectsOfKind, renderChart } from './support/helm.ts';
 import { ROOT } from './support/paths.ts';
+import { SOFTHSM_MODULE } from './support/softhsm.ts';
 
 const exec = promisify(execFile);
 /** V8's heap sizing, which the image starts the programs with (docs/development/benchmarks.md, "Ten thousand keys"). */
@@ -61,20 +62,34 @@ describe('the Dockerfile', () => {
     expect(copies.some((c) => c.sources.includes('package.json') && c.from === undefined)).toBe(true);
   });
 
-  it('installs production dependencies with npm ci --omit=dev, none of which needs an install script', () => {
+  it('installs production dependencies with npm ci --omit=dev, none of which needs an install script but the PKCS#11 addon, which it compiles', () => {
     const deps = stages.find((s) => s.name === 'deps');
-    expect(deps && instructions(deps, 'RUN').some((r) => /npm ci .*--omit=dev/.test(r))).toBe(true);
+    const runs = deps ? instructions(deps, 'RUN') : [];
+    expect(runs.some((r) => /npm ci .*--omit=dev.*--ignore-scripts/.test(r))).toBe(true);
     // --ignore-scripts is safe only while no production dependency has an install script.
     const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
       packages: Record<string, { dev?: boolean; optional?: boolean; hasInstallScript?: boolean }>;
     };
     const withScripts = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript && !p.dev && !p.optional).map(([k]) => k);
     expect(withScripts).toEqual([]);
-    // The one optional exception: the PKCS#11 addon, left unbuilt in the image; its absence is reported
-    // as module_missing by a program given --pkcs11-module (docs/operations/hsm.md).
+    // The one optional exception, the PKCS#11 addon: compiled in the deps stage (docs/operations/hsm.md)
+    // against the base image's Node.js headers, and loaded once there so that a failed build fails the build.
     const optionalWithScripts = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript && !p.dev && p.optional).map(([k]) => k);
     expect(optionalWithScripts).toEqual(['node_modules/pkcs11js']);
+    expect(runs.some((r) => /npm rebuild pkcs11js\b/.test(r) && r.includes(`require('pkcs11js')`))).toBe(true);
+    expect(instructions(deps as Stage, 'ENV')).toContain('npm_config_nodedir=/usr/local');
     expect(lock.packages['node_modules/node']?.dev).toBe(true);
+  });
+
+  it('installs the compilers for the addon in the deps stage only: the final stage has no RUN and copies nothing else from it', () => {
+    const apt = stages.map((s) => [s.name ?? '(final)', instructions(s, 'RUN').filter((r) => r.includes('apt-get'))] as const).filter(([, r]) => r.length);
+    expect(apt.map(([name]) => name)).toEqual(['deps']);
+    const install = apt[0]?.[1].join(' ') ?? '';
+    expect(install).toMatch(/apt-get install -y --no-install-recommends python3 make g\+\+/);
+    expect(install).toContain('rm -rf /var/lib/apt/lists/*');
+    expect(instructions(final, 'RUN')).toEqual([]);
+    const fromDeps = instructions(final, 'COPY').map(parseCopy).filter((c) => c.from === 'deps');
+    expect(fromDeps.map((c) => c.sources)).toEqual([['/app/node_modules']]);
   });
 
   it('carries OCI labels', () => {
@@ -111,7 +126,11 @@ describe('the image, reproduced stage by stage in a temporary folder', () => {
   });
 
   beforeAll(async () => {
-    const built = await reproduceBuild(stages, ROOT, contextFiles(ROOT, ignore), work, { npm_config_prefer_offline: 'true' });
+    // The addon compiles against this machine's Node.js headers (npm's nodedir), as the image's against its own.
+    const nodedir = (await exec('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' })).stdout.trim();
+    const built = await reproduceBuild(stages, ROOT, contextFiles(ROOT, ignore), work, {
+      npm_config_prefer_offline: 'true', ...nodedir && nodedir !== 'undefined' ? { npm_config_nodedir: nodedir } : {},
+    });
     app = built.stageDir(final);
     env = built.env;
   }, 300_000);
@@ -121,6 +140,20 @@ describe('the image, reproduced stage by stage in a temporary folder', () => {
     for (const dep of ['@kubernetes/client-node', 'jose', 'pino', 'yaml']) expect(existsSync(join(app, 'node_modules', dep)), dep).toBe(true);
     for (const dev of ['node', 'typescript', 'vitest', 'eslint']) expect(existsSync(join(app, 'node_modules', dev)), dev).toBe(false);
     expect(existsSync(join(app, 'crds', 'apikeys.dev_apikeys.yaml'))).toBe(true);
+  });
+
+  it('carries the compiled PKCS#11 addon, which loads a real PKCS#11 module (SoftHSM) and lists its slots', async () => {
+    const softhsmConf = join(work, 'softhsm2.conf');
+    mkdirSync(join(work, 'tokens'));
+    writeFileSync(softhsmConf, `directories.tokendir = ${join(work, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+    const addon = join(app, 'node_modules', 'pkcs11js', 'build', 'Release', 'pkcs11.node');
+    expect(existsSync(addon)).toBe(true);
+    // No object files or compiler leftovers beside it.
+    expect(existsSync(join(app, 'node_modules', 'pkcs11js', 'build', 'Release', 'obj.target'))).toBe(false);
+    const probe = `const p = new (require('pkcs11js').PKCS11)(); p.load(${JSON.stringify(SOFTHSM_MODULE)}); p.C_Initialize();
+console.log(JSON.stringify({ manufacturer: p.C_GetInfo().manufacturerID.trim(), slots: p.C_GetSlotList(false).length })); p.C_Finalize();`;
+    const { stdout } = await exec(process.execPath, ['-e', probe], { cwd: app, encoding: 'utf8', env: { ...process.env, SOFTHSM2_CONF: softhsmConf } });
+    expect(JSON.parse(stdout)).toEqual({ manufacturer: 'SoftHSM', slots: 1 });
   });
 
   it('ships the compiled program without its tests and test fixtures', () => {

@@ -12,6 +12,8 @@
  * - failures: the token removed, a wrong PIN, a missing module: not ready,
  *   503 temporarily_unavailable with Retry-After, a log line and a metric;
  *   recovery on its own;
+ * - a rotation inside the token, and the retired key's objects destroyed
+ *   there once the plan drops it (and no other object);
  * - the switch back to keys in the Secret, with no failed verification.
  */
 import { readFileSync } from 'node:fs';
@@ -22,7 +24,9 @@ import { activeKey, parseSigningKeySet, SIGNING_KEYS_DATA_KEY, type SigningKeySe
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
 import { startController, startTokenServer, waitForHttp, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
-import { createApiKey, createDeployment, type Credentials, credentialsOf, getSecret, uniqueAudience, waitForReady } from './support/resources.ts';
+import {
+  adminClient, createApiKey, createDeployment, type Credentials, credentialsOf, getSecret, secretPath, uniqueAudience, waitForReady,
+} from './support/resources.ts';
 import { createSoftHsm, type SoftHsm } from './support/softhsm.ts';
 import { issued, requestToken, scrapeMetrics } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
@@ -224,6 +228,43 @@ describe('signing keys in a PKCS#11 token (SoftHSM), on the real control plane',
     } finally {
       await other.stop();
     }
+  });
+
+  it('destroys a PKCS#11 key\'s objects in the token once the plan drops it (every token it signed expired), and no other object', async () => {
+    // A rotation inside the token: a new algorithm rolls over at once (still published ahead).
+    const first = activeKey(await signingKeys(), Date.now())!;
+    expect(first.pkcs11).toBeDefined();
+    const t0 = Date.now();
+    await controller?.stop();
+    controller = await startController({
+      kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace, env: hsm.env,
+      args: ['--token-url', `${server.url}/oauth/token`, '--signing-key-publish-lead', LEAD, '--signing-algorithm', 'EdDSA', ...hsm.flags()],
+    });
+    const second = await activeOf('pkcs11', t0);
+    expect(second.alg).toBe('EdDSA');
+    await waitFor('the token server signing with the EdDSA key', async () => (await issue()).kid === second.kid, 20_000, 200);
+    const retired = (await signingKeys()).keys.find((k) => k.kid === first.kid)!;
+    expect(Date.parse(retired.expireAt!) - Date.now()).toBeGreaterThan(23 * 3600_000);
+    const idsInToken = () => hsm.objects().map((o) => `${o.class}:${o.id}`).sort();
+    expect(idsInToken()).toEqual([`private:${first.pkcs11!.id}`, `private:${second.pkcs11!.id}`, `public:${first.pkcs11!.id}`, `public:${second.pkcs11!.id}`].sort());
+
+    // A day later, as far as the plan can tell: the retired key's expireAt moved into the past, as if every
+    // token it signed had expired (its tokens leave the list that must verify).
+    const s = (await getSecret(identity.namespace, SIGNING_KEYS_SECRET))!;
+    const set = await signingKeys();
+    const past = new Date(Date.now() - 1000).toISOString();
+    const edited = { ...set, keys: set.keys.map((k) => (k.kid === first.kid ? { ...k, expireAt: past } : k)) };
+    await adminClient().replace(secretPath(identity.namespace, SIGNING_KEYS_SECRET), {
+      ...s, data: { ...s.data, [SIGNING_KEYS_DATA_KEY]: Buffer.from(JSON.stringify(edited)).toString('base64') },
+    });
+    tokens.splice(0, tokens.length, ...tokens.filter((t) => t.kid !== first.kid));
+    await waitFor('the expired key dropped from the Secret', async () => !(await signingKeys()).keys.some((k) => k.kid === first.kid), 20_000, 200);
+    await waitFor('its objects destroyed in the token', () => Promise.resolve(!idsInToken().some((o) => o.endsWith(first.pkcs11!.id))), 10_000, 100);
+    // Only those: the active key's pair stays, and it still signs.
+    expect(idsInToken()).toEqual([`private:${second.pkcs11!.id}`, `public:${second.pkcs11!.id}`]);
+    expect(controller.logs()).toMatch(new RegExp(`destroyed an expired signing key in the PKCS#11 token.*${first.kid}|${first.kid}.*destroyed an expired signing key`));
+    expect((await issue()).kid).toBe(second.kid);
+    await allVerify();
   });
 
   it('switches back to keys in the Secret the same way: the PKCS#11 key stays published, every token still verifies', async () => {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { SIGNING_KEYS_SECRET, type SecretObject } from '../api/index.ts';
 import { KubeError, type KubeClient } from '../kube/client.ts';
-import { DEFAULT_ROTATION, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type SigningKeySet } from '../shared/signing-keys.ts';
+import {
+  DEFAULT_ROTATION, inProcessKeyMaterial, planSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf, type KeyGenerator, type SigningKeySet,
+} from '../shared/signing-keys.ts';
 import { createLogger } from '../shared/log.ts';
 import { reconcileSigningKeys, SigningKeyMemory } from './signing.ts';
 
@@ -79,5 +81,57 @@ describe('the signing keys Secret, when it goes bad', () => {
     await r.done;
     expect(setOf(r.writes[0]!).keys).toHaveLength(1);
     expect(r.events[0]!.type).toBe('rotated');
+  });
+});
+
+describe('keys held outside the Secret (a PKCS#11 token)', () => {
+  /** A token-like source: public halves only in the records, and the kids it was asked to destroy. */
+  const tokenSource = () => {
+    const retired: string[] = [];
+    let n = 0;
+    const source: KeyGenerator = {
+      kind: 'pkcs11',
+      generate: async (alg) => {
+        const { privateJwk: _private, ...material } = await inProcessKeyMaterial(alg);
+        const id = (++n).toString(16).padStart(32, '0');
+        return { ...material, pkcs11: { label: `apikey-operator-${id}`, id } };
+      },
+      retire: (record) => { retired.push(record.kid); return Promise.resolve(2); },
+    };
+    return { source, retired };
+  };
+  const reconcile = (secret: SecretObject, source: KeyGenerator, now: number, fail = false) => {
+    const f = fakeClient(secret);
+    const client = fail ? { ...f.client, replace: () => Promise.reject(new KubeError(409, 'Conflict', 'conflict')) } as unknown as KubeClient : f.client;
+    return reconcileSigningKeys({
+      client, namespace: 'op', policy, source, log: createLogger({ level: 'silent' }), memory: new SigningKeyMemory(), cached: () => secret,
+      onRotated: () => undefined, onInvalid: () => undefined,
+    }, now);
+  };
+
+  it('destroys the private half of a key the write dropped (expired), after the write, and no other key', async () => {
+    const { source, retired } = tokenSource();
+    const t0 = Date.now();
+    const first = await planSigningKeys(undefined, policy, t0, source);
+    const rotated = await planSigningKeys(first, policy, t0 + 9 * H, source);
+    expect(rotated.keys).toHaveLength(2);
+    // The first key expires 24 h after its successor took over (10 h): a moment later the plan drops it.
+    await reconcile(secretOf(JSON.stringify(rotated)), source, t0 + 34 * H + 1000);
+    expect(retired).toEqual([first.keys[0]!.kid]);
+  });
+
+  it('destroys nothing when the write fails: the key is still in the Secret the token servers read', async () => {
+    const { source, retired } = tokenSource();
+    const t0 = Date.now();
+    const rotated = await planSigningKeys(await planSigningKeys(undefined, policy, t0, source), policy, t0 + 9 * H, source);
+    await expect(reconcile(secretOf(JSON.stringify(rotated)), source, t0 + 34 * H + 1000, true)).rejects.toThrow(/conflict/);
+    expect(retired).toEqual([]);
+  });
+
+  it('destroys nothing while the keys are only rotated: the retired key stays until it expires', async () => {
+    const { source, retired } = tokenSource();
+    const t0 = Date.now();
+    await reconcile(secretOf(JSON.stringify(await planSigningKeys(undefined, policy, t0, source))), source, t0 + 9 * H);
+    expect(retired).toEqual([]);
   });
 });

@@ -5,6 +5,8 @@
  * source the new key pair is made in the token first; if the write then
  * fails (a lost race, the apiserver away) the pair stays in the token unused
  * and the next attempt makes another: the Secret is the one list of keys.
+ * When a write drops a key held in the token (expired: every token it signed
+ * has expired), its objects are destroyed there, after the write.
  *
  * A malformed or deleted Secret never costs the live keys: every replica
  * remembers the last good key set it saw (`SigningKeyMemory`, fed by the
@@ -63,6 +65,27 @@ export interface SigningDeps {
   onRotated(note: string, secret: SecretObject): void;
   onInvalid(note: string, secret: SecretObject): void;
   memory: SigningKeyMemory;
+}
+
+/**
+ * Destroys, where the source keeps them (a PKCS#11 token), the private halves of the keys the
+ * written set dropped: the plan drops a key only once every token it signed has expired, and only
+ * after the write (which held the Secret's resourceVersion) so that no published key is destroyed.
+ * A failure is logged and leaves the objects in the token, unused.
+ */
+async function retireDropped(deps: SigningDeps, before: SigningKeySet, after: SigningKeySet): Promise<void> {
+  const retire = deps.source?.retire?.bind(deps.source);
+  if (!retire) return;
+  const kept = new Set(after.keys.map((k) => k.kid));
+  for (const k of before.keys.filter((x) => x.pkcs11 && !kept.has(x.kid))) {
+    try {
+      const objects = await retire(k);
+      deps.log.info({ kid: k.kid, label: k.pkcs11?.label, objects }, 'destroyed an expired signing key in the PKCS#11 token');
+    } catch (err) {
+      deps.log.warn({ kid: k.kid, label: k.pkcs11?.label, err: (err as Error).message },
+        'could not destroy an expired signing key in the PKCS#11 token; it stays there, unused');
+    }
+  }
 }
 
 /** How soon to look again at a malformed Secret that cannot be restored. */
@@ -132,6 +155,7 @@ export async function reconcileSigningKeys(deps: SigningDeps, now = Date.now()):
     deps.log.info({ keys: describeSigningKeys(next) }, 'signing keys updated');
     if (restored) deps.onInvalid(restored, written);
     else deps.onRotated(`Signing keys are now: ${kids}`, written);
+    if (current) await retireDropped(deps, current, next);
   } else {
     memory.remember(next);
     memory.problem = undefined;

@@ -54,6 +54,12 @@ export type KeySourceKind = 'secret' | 'pkcs11';
 export interface KeyGenerator {
   readonly kind: KeySourceKind;
   generate(alg: SigningAlgorithm): Promise<SigningKeyMaterial>;
+  /**
+   * Destroys the private half of a key the plan dropped (every token it signed has expired), where
+   * the source keeps it outside the Secret; returns how many objects went. Sources whose keys live in
+   * the Secret have none: dropping the record was the destruction.
+   */
+  retire?(record: SigningKeyMaterial): Promise<number>;
 }
 
 export interface SigningKeyRecord extends SigningKeyMaterial {

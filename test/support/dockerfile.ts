@@ -2,7 +2,8 @@
  * Reads a Dockerfile and a .dockerignore the way `docker build` does, far enough to check the image
  * without a Docker engine: its stages and instructions, the files of its build context, and a
  * stage-by-stage reproduction of the build in a folder (COPY, ENV and RUN; each stage's WORKDIR is
- * a folder of its own).
+ * a folder of its own; a RUN of apt-get, which installs the base image's system packages, is left to
+ * the host, which must have them).
  */
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync } from 'node:fs';
@@ -158,6 +159,8 @@ export async function reproduceBuild(stages: Stage[], root: string, context: str
           }
         }
       } else if (keyword === 'RUN') {
+        // The base image's system packages (apt-get) are the host's here: it must have them already.
+        if (/^apt-get\s/.test(args)) continue;
         await exec('sh', ['-c', args], {
           cwd: dir, maxBuffer: 64 << 20,
           env: { ...process.env, ...env, ...extraEnv, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },

@@ -1,7 +1,8 @@
 /**
  * The PKCS#11 key source (see ../signing-source.ts): key pairs generated in
  * the token by Pkcs11Token, recorded in the signing-keys Secret by their
- * public JWK and CKA_LABEL/CKA_ID only.
+ * public JWK and CKA_LABEL/CKA_ID only, and destroyed in the token when the
+ * plan drops them.
  */
 import type { JWK } from 'jose';
 import { publishedJwk, type SigningAlgorithm, type SigningKeyMaterial, type SigningKeyRecord } from '../signing-keys.ts';
@@ -20,6 +21,11 @@ export class Pkcs11KeySource implements SigningKeySource {
     const { ref, publicJwk } = await this.token.generate(alg);
     const published = await publishedJwk(publicJwk, alg);
     return { ...published, alg, pkcs11: ref };
+  }
+
+  /** Destroys the key pair's objects in the token (only a pair this installation made: see Pkcs11Token.destroy). */
+  retire(record: SigningKeyMaterial): Promise<number> {
+    return record.pkcs11 ? this.token.destroy(record.pkcs11) : Promise.resolve(0);
   }
 
   holds(record: SigningKeyMaterial): boolean {

@@ -22,6 +22,8 @@
  *   C_Sign and C_GenerateKeyPair run on libuv's thread pool (pkcs11js's
  *   async calls), so the event loop never waits for the module; the module is
  *   initialised with CKF_OS_LOCKING_OK for that.
+ * - A key pair is destroyed (destroy) only when its label is this program's
+ *   prefix followed by its own CKA_ID, the form `generate` gives it.
  * - State changes are logged once each (problem and the CKR_ name, never a
  *   PIN) and exported as metrics: `apikey_operator_pkcs11_up` and
  *   `apikey_operator_pkcs11_errors_total{operation,problem}`.
@@ -447,6 +449,40 @@ export class Pkcs11Token {
         const publicJwk = publicJwkOf(params!.value, point!.value);
         return [{ ref: { label: text, id: id!.value.toString('hex') }, alg: publicJwk.kty === 'OKP' ? 'EdDSA' as const : 'ES256' as const, publicJwk }];
       });
+    });
+  }
+
+  /**
+   * Destroys the key pair `ref` (its private and its public key object) and
+   * returns how many objects went (0: already gone). Only a pair of the form
+   * this program makes (CKA_LABEL = the prefix and the CKA_ID in hex) is
+   * touched, and only key objects: a record naming another application's
+   * object (a tampered Secret) destroys nothing.
+   */
+  async destroy(ref: Pkcs11KeyRef): Promise<number> {
+    if (!/^[0-9a-f]{32}$/.test(ref.id) || ref.label !== `${this.opts.labelPrefix}${ref.id}`) {
+      return Promise.reject(new Error(`refusing to destroy ${JSON.stringify(ref.label)}: not a key this program made (${this.opts.labelPrefix}<id>)`));
+    }
+    return this.withSession('destroy', (conn, s) => {
+      const mod = loadAddon();
+      let destroyed = 0;
+      for (const cls of [mod.CKO_PRIVATE_KEY, mod.CKO_PUBLIC_KEY]) {
+        conn.lib.C_FindObjectsInit(s, [
+          { type: mod.CKA_CLASS, value: cls }, { type: mod.CKA_ID, value: Buffer.from(ref.id, 'hex') }, { type: mod.CKA_LABEL, value: ref.label },
+        ]);
+        let found: Handle[];
+        try {
+          found = conn.lib.C_FindObjects(s, 4);
+        } finally {
+          conn.lib.C_FindObjectsFinal(s);
+        }
+        for (const h of found) {
+          conn.lib.C_DestroyObject(s, h);
+          destroyed++;
+        }
+      }
+      conn.keys.delete(`${ref.id}/${ref.label}`);
+      return destroyed;
     });
   }
 

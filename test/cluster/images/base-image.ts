@@ -3,8 +3,10 @@
  * store. It is pulled when a registry serves it. Where none is reachable, a
  * local stand-in is assembled under the same name from what this machine can
  * reach: Debian bookworm's packages (debootstrap --variant=minbase, from the
- * mirror the machine's apt sources name) and the Node.js 24 binary of the
- * `node` npm package, with npm from the npm registry. The Dockerfile then
+ * mirror the machine's apt sources name) and the Node.js 24 binary and headers
+ * of the `node` npm package (the official image carries both, in /usr/local,
+ * and the Dockerfile compiles the PKCS#11 addon against those headers), with
+ * npm from the npm registry. The Dockerfile then
  * builds unchanged, exactly as Docker would build it.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -19,16 +21,18 @@ export const BASE_IMAGE = 'docker.io/library/node:24-bookworm-slim';
 export const NPM_VERSION = '11.19.1';
 const STAND_IN_LABEL = 'dev.apikeys.test.stand-in';
 
-function nodePackage(): { binary: string; version: string } {
+function nodePackage(): { binary: string; headers: string; version: string } {
   const dir = join(ROOT, 'node_modules', 'node');
   const { version } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string };
   if (!version.startsWith('24.')) throw new Error(`the node npm package is ${version}, not Node.js 24: run npm ci`);
-  return { binary: join(dir, 'bin', 'node'), version };
+  const headers = join(dir, 'node_modules', `node-${process.platform}-${process.arch}`, 'include', 'node');
+  if (!existsSync(join(headers, 'node_api.h'))) throw new Error(`the node npm package has no headers in ${headers}: run npm ci`);
+  return { binary: join(dir, 'bin', 'node'), headers, version };
 }
 
 /** What the stand-in is made of: a different recipe makes a different stand-in. */
 function standInKey(): string {
-  return `bookworm-minbase node-${nodePackage().version} npm-${NPM_VERSION}`;
+  return `bookworm-minbase node-${nodePackage().version} node-headers npm-${NPM_VERSION}`;
 }
 
 /** Ensures the base image is in the store; says which one it is. */
@@ -105,7 +109,7 @@ async function assembleStandIn(): Promise<void> {
     await run('tar', ['-xzf', join(work, npmTarball), '-C', npmDir, '--strip-components=1', '--no-same-owner']);
     symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(rootfs, 'usr/local/bin/npm'));
     symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', join(rootfs, 'usr/local/bin/npx'));
-    await commitFromScratch(BASE_IMAGE, [[rootfs, '/'], [node.binary, '/usr/local/bin/node']], [
+    await commitFromScratch(BASE_IMAGE, [[rootfs, '/'], [node.binary, '/usr/local/bin/node'], [node.headers, '/usr/local/include/node']], [
       '--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       '--env', `NODE_VERSION=${node.version}`,
       '--cmd', '["node"]',

@@ -25,12 +25,12 @@ export interface BuiltImage {
   bytes: number;
 }
 
-async function inputsHash(baseId: string): Promise<string> {
+async function inputsHash(root: string, baseId: string): Promise<string> {
   const h = createHash('sha256');
-  const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8');
-  h.update(readFileSync(join(ROOT, 'Dockerfile'))).update(ignore).update(baseId);
-  for (const file of contextFiles(ROOT, parseDockerIgnore(ignore))) {
-    h.update(`\0${file}\0`).update(readFileSync(join(ROOT, file)));
+  const ignore = readFileSync(join(root, '.dockerignore'), 'utf8');
+  h.update(readFileSync(join(root, 'Dockerfile'))).update(ignore).update(baseId);
+  for (const file of contextFiles(root, parseDockerIgnore(ignore))) {
+    h.update(`\0${file}\0`).update(readFileSync(join(root, file)));
   }
   return Promise.resolve(h.digest('hex').slice(0, 16));
 }
@@ -55,22 +55,39 @@ async function npmBuildConfig(work: string): Promise<string[]> {
   return [...mounts, '--volume', `${join(work, 'npmrc')}:/usr/local/etc/npmrc:ro`];
 }
 
-/** Builds the image unless an archive of the same inputs exists; either way it becomes the latest. */
-export async function buildOperatorImage(log: (line: string) => void): Promise<BuiltImage> {
+/**
+ * Another source tree to build instead of the working tree's (a released version's, for the upgrade
+ * tests): its own Dockerfile and context, its archive named apart from the working tree's (which the
+ * cache prunes) and never made the latest.
+ */
+export interface OtherTree {
+  root: string;
+  /** In the archive's file name: apikey-operator-<label>-<hash>.oci.tar. */
+  label: string;
+  /** The name the archive's index gives the image. */
+  reference: string;
+}
+
+/**
+ * Builds the image unless an archive of the same inputs exists; either way it becomes the latest.
+ * With `other`, builds that tree's image the same way, cached by its own inputs.
+ */
+export async function buildOperatorImage(log: (line: string) => void, other?: OtherTree): Promise<BuiltImage> {
   const started = Date.now();
+  const root = other?.root ?? ROOT;
   const base = await ensureBaseImage(log);
-  const hash = await inputsHash(await imageId(base) ?? '');
-  const archive = join(imagesDir(), `apikey-operator-${hash}.oci.tar`);
+  const hash = await inputsHash(root, await imageId(base) ?? '');
+  const archive = join(imagesDir(), `apikey-operator-${other ? `${other.label}-` : ''}${hash}.oci.tar`);
   let built = false;
   if (!existsSync(archive)) {
-    log(`building the image from ${join(ROOT, 'Dockerfile')} with buildah ...`);
+    log(`building the image from ${join(root, 'Dockerfile')} with buildah ...`);
     const budStarted = Date.now();
     const work = mkdtempSync(join(imagesDir(), 'build-'));
     const tag = `localhost/apikey-operator-build:${hash}`;
     try {
       await buildah(['bud', '--pull=never', '--network=host', '--layers=false', ...await npmBuildConfig(work),
-        '--file', join(ROOT, 'Dockerfile'), '--tag', tag, ROOT], { timeoutMs: 1_800_000 });
-      await saveArchive(tag, archive, OPERATOR_IMAGE);
+        '--file', join(root, 'Dockerfile'), '--tag', tag, root], { timeoutMs: 1_800_000 });
+      await saveArchive(tag, archive, other?.reference ?? OPERATOR_IMAGE);
       log(`image built in ${Math.round((Date.now() - budStarted) / 1000)}s`);
     } finally {
       await buildah(['rmi', tag]).catch(() => undefined);
@@ -78,15 +95,17 @@ export async function buildOperatorImage(log: (line: string) => void): Promise<B
     }
     built = true;
   }
-  mkdirSync(imagesDir(), { recursive: true });
-  writeFileSync(join(imagesDir(), LATEST), archive);
-  pruneArchives(archive);
+  if (!other) {
+    mkdirSync(imagesDir(), { recursive: true });
+    writeFileSync(join(imagesDir(), LATEST), archive);
+    pruneArchives(archive);
+  }
   return { archive, built, seconds: (Date.now() - started) / 1000, bytes: statSync(archive).size };
 }
 
 /** Keeps the cache from growing by an image per change: the latest archive and the two before it stay. */
 function pruneArchives(latest: string): void {
-  const archives = readdirSync(imagesDir()).filter((f) => /^apikey-operator-\w+\.oci\.tar$/.test(f)).map((f) => join(imagesDir(), f))
+  const archives = readdirSync(imagesDir()).filter((f) => /^apikey-operator-[0-9a-f]{16}\.oci\.tar$/.test(f)).map((f) => join(imagesDir(), f))
     .filter((f) => f !== latest).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   for (const old of archives.slice(2)) rmSync(old, { force: true });
 }
