@@ -425,6 +425,18 @@ const CASES: [string, ChartCase][] = [
       expect(flag(container(o, `${F}-controller`, 'token-server'), 'issuer')).toBe('https://auth.example.com');
       expect(flag(container(o, `${F}-controller`, 'controller'), 'token-url')).toBe('https://auth.example.com/oauth/token');
       for (const c of containersOf(o)) expect(flag(c, 'audiences')).toBe('airflow,registry');
+      // The token URL is the issuer's: DPoP proofs need no further URL.
+      expect(flag(container(o, `${F}-controller`, 'token-server'), 'dpop-token-urls')).toBeUndefined();
+    },
+  }],
+  ['a public issuer with the in-cluster token URL: DPoP proofs may name either', {
+    values: { issuerURL: 'https://auth.example.com', tokenServer: { mode: 'deployment' } },
+    check: (o) => {
+      const ts = container(o, `${F}-token-server`, 'token-server');
+      expect(flag(ts, 'issuer')).toBe('https://auth.example.com');
+      const tokenURL = flag(container(o, `${F}-controller`, 'controller'), 'token-url');
+      expect(tokenURL).toMatch(/^https:\/\/.*\.svc:8080\/oauth\/token$/);
+      expect(flag(ts, 'dpop-token-urls')).toBe(tokenURL);
     },
   }],
   ['an image pinned by digest, pulled with a pull secret', {

@@ -258,6 +258,11 @@ a file mounted from signing.pkcs11.pinSecret, never a flag value or an environme
     - --port={{ .Values.tokenServer.port }}
     - --metrics-port={{ .Values.tokenServer.metricsPort }}
     - --issuer={{ include "apikey-operator.issuerURL" . }}
+    {{- /* DPoP proofs name the URL the client posted to: in-cluster clients use TOKEN_URL, which differs from the issuer's when the issuer is public. */}}
+    {{- $tokenURL := include "apikey-operator.tokenURL" . }}
+    {{- if ne $tokenURL (printf "%s/oauth/token" (include "apikey-operator.issuerURL" . | trimSuffix "/")) }}
+    - --dpop-token-urls={{ $tokenURL }}
+    {{- end }}
     - --user-token-ttl={{ .Values.tokenServer.userTokenTTL }}
     {{- with .Values.tokenServer.maxCacheStaleness }}
     - --max-cache-staleness={{ . }}
