@@ -70,7 +70,9 @@ const INSTALLS: [string, (watched: string[]) => object, Record<string, number>][
       ingress: { enabled: true, host: 'console.example.com', tls: [{ secretName: 'console-tls', hosts: ['console.example.com'] }] },
     },
     networkPolicy: { enabled: true },
-  }), { ...DEFAULT_KINDS_WITHOUT_CRDS, ServiceAccount: 3, Deployment: 2, Service: 4, Ingress: 1, NetworkPolicy: 2 }],
+    // Role and RoleBinding: the console's own token may touch its sign-out list only.
+  }), { ...DEFAULT_KINDS_WITHOUT_CRDS, ServiceAccount: 3, Deployment: 2, Service: 4, Ingress: 1, NetworkPolicy: 2,
+    Role: DEFAULT_KINDS_WITHOUT_CRDS.Role! + 1, RoleBinding: DEFAULT_KINDS_WITHOUT_CRDS.RoleBinding! + 1 }],
 ];
 
 describe('helm install', () => {
