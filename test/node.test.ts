@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import {
-  AppsV1Api, BatchV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Pod,
+  AppsV1Api, BatchV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Job, type V1Pod,
 } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -576,8 +576,10 @@ describe('the operator on the node, from the built image', () => {
 
   beforeAll(async () => {
     // pullPolicy Never: the image must be the one loaded into the node; nothing may be pulled.
+    // The token server asks DPoP clients for a server nonce (the DPoP Job example does the round trip);
+    // requests without a proof are not concerned.
     await helm(['install', release, CHART_DIR, '--namespace', opNs, '--create-namespace',
-      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never']);
+      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never', '--set-json', 'tokenServer.extraArgs=["--dpop-require-nonce"]']);
     // A second tag of the same image, for upgrades that change the tag.
     await tagImage(state, `${IMAGE}:dev`, `${IMAGE}:dev2`);
   }, 120_000);
@@ -632,6 +634,44 @@ describe('the operator on the node, from the built image', () => {
       expect(log.includes(apiKeySecret), container).toBe(false);
     }
   });
+
+  it('runs the DPoP Job example as a real Job with a requireDPoP key: the nonce round trip, a token bound to its in-memory key (cnf.jkt); a token request without a proof is refused invalid_dpop_proof', async () => {
+    // The example key, as a second key that requires DPoP (ci-deployer stays a plain key for the tests below).
+    const apiKey = parse(readFileSync(join(ROOT, 'manifests/examples/apikey-ci.yaml'), 'utf8')) as { metadata: { name: string }; spec: Record<string, unknown> };
+    apiKey.metadata.name = 'ci-deployer-dpop';
+    apiKey.spec.requireDPoP = true;
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1', namespace: appNs, plural: 'apikeys', body: apiKey });
+    await kubectl(['wait', '-n', appNs, '--for=create', 'secret/ci-deployer-dpop', '--timeout=60s']);
+    // The example as it is, but for the image (the built one, under the tag the chart runs here) and its key's Secret.
+    const job = parse(readFileSync(join(ROOT, 'manifests/examples/job-dpop-token.yaml'), 'utf8')) as V1Job;
+    const container = job.spec?.template.spec?.containers[0];
+    expect(container?.envFrom?.map((e) => e.secretRef?.name)).toEqual(['ci-deployer']);
+    if (container) {
+      container.image = `${IMAGE_NAME}:dev`;
+      container.imagePullPolicy = 'Never';
+      container.envFrom = [{ secretRef: { name: 'ci-deployer-dpop' } }];
+    }
+    await kc.makeApiClient(BatchV1Api).createNamespacedJob({ namespace: appNs, body: job });
+    const done = await kubectl(['wait', '-n', appNs, '--for=condition=Complete', 'job/fetch-dpop-token', '--timeout=120s'])
+      .then(() => 'Complete', async () => JSON.stringify((await kc.makeApiClient(BatchV1Api).readNamespacedJob({ name: 'fetch-dpop-token', namespace: appNs })).status));
+    const logs = (await kubectl(['logs', '-n', appNs, 'job/fetch-dpop-token'])).stdout;
+    expect(done, logs).toBe('Complete');
+    expect(logs.trim()).toMatch(/^fetched a DPoP-bound token for key ak_\w+, valid for \d+s, bound to key [\w-]{43}$/);
+    // The token server (--dpop-require-nonce) asked for a nonce, and the Job sent its proof again with it.
+    const pod = await controllerPod();
+    expect(pod?.spec?.containers.find((c) => c.name === 'token-server')?.args).toContain('--dpop-require-nonce');
+    const metrics = String(await core.connectGetNamespacedPodProxyWithPath({ name: `${pod?.metadata?.name ?? ''}:9090`, namespace: opNs, path: 'metrics' }));
+    expect(metrics).toMatch(/^apikey_operator_token_failures_total\{reason="use_dpop_nonce"\} [1-9]/m);
+    // The same key's secret without a proof, from a Pod through the token Service: no token.
+    const plain = await startTokenClient({
+      core, kubectl: state.binaries.kubectl, kubeconfig: state.kubeconfig, namespace: appNs, name: 'dpop-plain', secret: 'ci-deployer-dpop',
+    });
+    expect(await plain.token()).toEqual({ status: 400, error: 'invalid_dpop_proof' });
+    await core.deleteNamespacedPod({ name: 'dpop-plain', namespace: appNs });
+    const secret = Buffer.from((await core.readNamespacedSecret({ name: 'ci-deployer-dpop', namespace: appNs })).data?.API_KEY_SECRET ?? '', 'base64').toString();
+    expect(secret).toMatch(/^aks_/);
+    expect(logs.includes(secret)).toBe(false);
+  }, 300_000);
 
   it('answers a Pod that fetches tokens in a loop, in sidecar mode, but not while its only Pod is replaced (the failures are printed)', async () => {
     client = await startTokenClient({
