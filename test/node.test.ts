@@ -31,6 +31,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, INSTALL_RELEASE } from '../scripts/render-manifests.ts';
 import { LEASE_NAME, SECRET_KEYS, SIGNING_KEYS_SECRET } from '../src/api/index.ts';
 import { CSP } from '../src/console/http.ts';
+import { Sealer } from '../src/console/sealed.ts';
+import { SealedSessionStore } from '../src/console/sealed-sessions.ts';
+import { SESSION_COOKIE } from '../src/console/sessions.ts';
+import { parseSessionKeysFile, sealingKey, SESSION_KEYS_FILE, SESSION_KEYS_SECRET } from '../src/shared/session-keys.ts';
 import { SIGNING_KEYS_DATA_KEY } from '../src/shared/signing-keys.ts';
 import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, CA_SECRET } from '../src/controller/serving-cert.ts';
 import { isRunning, readState, waitFor, type ClusterState } from './cluster/controlplane.ts';
@@ -809,6 +813,83 @@ describe('the operator on the node, from the built image', () => {
     const consoleLog = await core.readNamespacedPodLog({ name: pod?.metadata?.name ?? '', namespace: opNs });
     expect(consoleLog).toContain('console sign-in failed');
     expect(consoleLog.includes(clientSecret)).toBe(false);
+  }, 300_000);
+
+  it('keeps a console session across the deletion of the console Pod: the cookie the old Pod sealed opens in the new one, with the keys of the Secret the controller keeps, and no trip to the identity provider', async () => {
+    // The session as the console makes it at sign-in (its own SealedSessionStore, sealed with the session
+    // keys Secret's current key), for a person whose Kubernetes credential is a ServiceAccount token in
+    // place of an ID token: the provider here is unreachable (idp.invalid), so no sign-in can happen on
+    // the node; test/console-sessions.test.ts signs in through a real provider and restarts consoles.
+    const keysText = Buffer.from((await core.readNamespacedSecret({ name: SESSION_KEYS_SECRET, namespace: opNs })).data?.[SESSION_KEYS_FILE] ?? '', 'base64').toString();
+    const keysFile = parseSessionKeysFile(keysText);
+    expect(keysFile.keys.length).toBeGreaterThan(0);
+    const sealer = new Sealer({ keyring: {
+      sealing: () => sealingKey(keysFile.keys, Date.now(), keysFile.publishLeadMs),
+      opening: (id) => keysFile.keys.find((k) => k.id === id)?.key,
+      lifetimeMs: keysFile.lifetimeMs,
+    } });
+    const store = new SealedSessionStore({
+      sealer, signOuts: { synced: true, isSignedOut: () => false, record: () => Promise.resolve() }, ttlMs: 3600_000, idleMs: 3600_000,
+    });
+    await kubectl(['create', 'serviceaccount', '-n', appNs, 'console-person']);
+    await kubectl(['create', 'rolebinding', '-n', appNs, 'console-person-view', `--clusterrole=${release}-view`, `--serviceaccount=${appNs}:console-person`]);
+    const credential = (await kubectl(['create', 'token', '-n', appNs, 'console-person', '--duration=1h'])).stdout.trim();
+    const person = 'node-console-person';
+    const cookie = store.cookieValue(store.signIn(undefined, person, { idToken: credential }, Date.now() + 3600_000));
+    await core.createNamespacedSecret({ namespace: appNs, body: { metadata: { name: 'console-browser-cookie' }, stringData: { cookie } } });
+
+    // A browser in a Pod: its cookie jar in memory, updated from every answer's Set-Cookie; the test drives it over the Pod proxy.
+    const service = (await core.listNamespacedService({ namespace: opNs, labelSelector: 'app.kubernetes.io/component=console' })).items[0];
+    const browser = `let jar = process.env.COOKIE;
+require('http').createServer(async (req, res) => {
+  if (req.url === '/ready') return res.end('ok');
+  const withCookie = req.url === '/visit';
+  try {
+    const r = await fetch(${JSON.stringify(`http://${service?.metadata?.name ?? ''}.${opNs}.svc`)} + '/?namespace=${appNs}',
+      { redirect: 'manual', headers: withCookie ? { cookie: '${SESSION_COOKIE}=' + jar } : {} });
+    const body = await r.text();
+    const set = (r.headers.get('set-cookie') ?? '').match(/^${SESSION_COOKIE}=([^;]*)/)?.[1];
+    const resealed = withCookie && set !== undefined && set !== '' && set !== jar;
+    if (resealed) jar = set;
+    res.end(JSON.stringify({ status: r.status, location: r.headers.get('location'), person: body.includes(${JSON.stringify(person)}), listed: body.includes('airflow-prod'), resealed }));
+  } catch (e) { res.end(JSON.stringify({ error: String(e), cause: String(e.cause) })); }
+}).listen(8080);`;
+    await core.createNamespacedPod({ namespace: appNs, body: {
+      metadata: { name: 'console-browser' },
+      spec: {
+        automountServiceAccountToken: false,
+        securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [{
+          name: 'browser', image: 'apikey-operator:dev', imagePullPolicy: 'Never', command: ['node', '-e', browser],
+          env: [{ name: 'COOKIE', valueFrom: { secretKeyRef: { name: 'console-browser-cookie', key: 'cookie' } } }],
+          securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+          readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 1 },
+        }],
+      },
+    } });
+    await waitForPod(core, appNs, 'console-browser', isReady);
+    const visit = async (path: 'visit' | 'visit-without-cookie') => JSON.parse((await kubectl(['get', '--raw',
+      `/api/v1/namespaces/${appNs}/pods/console-browser:8080/proxy/${path}`])).stdout) as Record<string, unknown>;
+    const signedIn = { status: 200, location: null, person: true, listed: true, resealed: true };
+
+    // The page needs the session: without the cookie, to the sign-in.
+    expect(await visit('visit-without-cookie')).toMatchObject({ status: 303, location: `/auth/sign-in?next=${encodeURIComponent(`/?namespace=${appNs}`)}` });
+    expect(await visit('visit')).toEqual(signedIn);
+    const [before] = await componentPods('console');
+    const started = Date.now();
+    await deletePod(before?.metadata?.name ?? '');
+    const [after, ...others] = await componentPods('console');
+    console.log(`console Pod deleted: its replacement Ready in ${seconds(started)}`);
+    expect(others).toEqual([]);
+    expect(after?.metadata?.name).not.toBe(before?.metadata?.name);
+    // The cookie the deleted Pod sealed last, from the same jar: still signed in, the page listed with the person's credential.
+    expect(await visit('visit')).toEqual(signedIn);
+    expect(await visit('visit')).toEqual(signedIn);
+    // The new Pod never sent anyone to the provider (it would have logged the unreachable provider).
+    const log = await core.readNamespacedPodLog({ name: after?.metadata?.name ?? '', namespace: opNs });
+    expect(log).not.toContain('console sign-in failed');
+    expect(log.includes(credential)).toBe(false);
+    await core.deleteNamespacedPod({ name: 'console-browser', namespace: appNs });
   }, 300_000);
 
   it('runs manifests/install, applied with kubectl after helm uninstall, the same way: Pods Ready, non-root, the Lease taken, its own CA and serving certificate made, tokens served over TLS', async () => {
