@@ -754,7 +754,8 @@ describe('the operator on the node, from the built image', () => {
     expect(others).toEqual([]);
     expect(pod && isReady(pod)).toBe(true);
     const container = pod?.spec?.containers[0];
-    expect(container?.readinessProbe?.httpGet?.path).toBe('/healthz');
+    // Ready once it has a session key (the Secret the controller makes, mounted) and has read the sign-out list; alive by /healthz.
+    expect([container?.readinessProbe?.httpGet?.path, container?.livenessProbe?.httpGet?.path]).toEqual(['/readyz', '/healthz']);
     await expectHardened(pod ? [pod] : []);
 
     // No token of its ServiceAccount anywhere in the Pod: only the cluster's CA where a token would be.
@@ -868,8 +869,16 @@ require('http').createServer(async (req, res) => {
       },
     } });
     await waitForPod(core, appNs, 'console-browser', isReady);
-    const visit = async (path: 'visit' | 'visit-without-cookie') => JSON.parse((await kubectl(['get', '--raw',
-      `/api/v1/namespaces/${appNs}/pods/console-browser:8080/proxy/${path}`])).stdout) as Record<string, unknown>;
+    // A request the Service cannot carry yet (the node's Service rules not yet updated for a new Pod) is
+    // sent again; the jar changes only on an answer.
+    const visit = async (path: 'visit' | 'visit-without-cookie') => {
+      const since = Date.now();
+      for (;;) {
+        const seen = JSON.parse((await kubectl(['get', '--raw', `/api/v1/namespaces/${appNs}/pods/console-browser:8080/proxy/${path}`])).stdout) as Record<string, unknown>;
+        if (!('error' in seen) || Date.now() - since > 60_000) return seen;
+        await sleep(500);
+      }
+    };
     const signedIn = { status: 200, location: null, person: true, listed: true, resealed: true };
 
     // The page needs the session: without the cookie, to the sign-in.
