@@ -6,7 +6,7 @@
  * image as the chart runs it, the chart itself and the Job example, over TLS
  * verified with the operator's CA bundle as the chart's defaults make it), that the
  * operator runs there as users run it (the chart in both token server modes and
- * with its web console, which holds no token of its own, manifests/install),
+ * with its web console, whose own token reaches only its sign-out list, manifests/install),
  * keeps answering token requests through Pod deletions and upgrades, serves a
  * long-running consumer across a key rotation and stops a deleted Deployment's
  * keys at once, and that the node leaves nothing behind on the machine, whose
@@ -34,7 +34,7 @@ import { CSP } from '../src/console/http.ts';
 import { Sealer } from '../src/console/sealed.ts';
 import { SealedSessionStore } from '../src/console/sealed-sessions.ts';
 import { SESSION_COOKIE } from '../src/console/sessions.ts';
-import { parseSessionKeysFile, sealingKey, SESSION_KEYS_FILE, SESSION_KEYS_SECRET } from '../src/shared/session-keys.ts';
+import { parseSessionKeysFile, sealingKey, SESSION_KEYS_FILE, SESSION_KEYS_SECRET, SIGN_OUTS_CONFIGMAP } from '../src/shared/session-keys.ts';
 import { SIGNING_KEYS_DATA_KEY } from '../src/shared/signing-keys.ts';
 import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, CA_SECRET } from '../src/controller/serving-cert.ts';
 import { isRunning, readState, waitFor, type ClusterState } from './cluster/controlplane.ts';
@@ -735,7 +735,7 @@ describe('the operator on the node, from the built image', () => {
     expect((await componentPods('token-server')).map((p) => p.spec?.containers[0]?.image)).toEqual([`${IMAGE_NAME}:dev2`, `${IMAGE_NAME}:dev2`]);
   }, 300_000);
 
-  it('runs the web console (console.enabled) from the image Ready by its own probe, hardened, with no token of its own, and serves its sign-in through its Service', async () => {
+  it('runs the web console (console.enabled) from the image Ready by its own probe, hardened, its own token good only for its sign-out list, and serves its sign-in through its Service', async () => {
     // The issuer's name does not resolve (the node's DNS forwards nothing): nothing is sent anywhere,
     // and the console must still start, be Ready and say at sign-in that the provider is unreachable.
     const issuer = 'https://idp.invalid';
@@ -758,23 +758,29 @@ describe('the operator on the node, from the built image', () => {
     expect([container?.readinessProbe?.httpGet?.path, container?.livenessProbe?.httpGet?.path]).toEqual(['/readyz', '/healthz']);
     await expectHardened(pod ? [pod] : []);
 
-    // No token of its ServiceAccount anywhere in the Pod: only the cluster's CA where a token would be.
+    // Its ServiceAccount's token, mounted by the chart (not automounted) where the kubelet would put it,
+    // serves only its sign-out list (sessions live sealed in their cookies; a sign-out must reach every replica).
     expect(pod?.spec?.automountServiceAccountToken).toBe(false);
-    expect((pod?.spec?.volumes ?? []).filter((v) => v.projected?.sources?.some((s) => s.serviceAccountToken))).toEqual([]);
+    expect((pod?.spec?.volumes ?? []).filter((v) => v.projected?.sources?.some((s) => s.serviceAccountToken)).map((v) => v.name)).toEqual(['kube-root-ca']);
     const [consoleProcess] = containerProcesses(pod?.status?.containerStatuses?.[0]?.containerID ?? '');
     const accountDir = pathInContainer(consoleProcess?.pid ?? 0, '/var/run/secrets/kubernetes.io/serviceaccount');
-    expect(readdirSync(accountDir).filter((f) => !f.startsWith('..'))).toEqual(['ca.crt']);
-    expect(existsSync(`${accountDir}/token`)).toBe(false);
-    // And its ServiceAccount has no rights beyond every account's (asking who it is and what it may do):
-    // none on keys or Secrets, in the operator's namespace or an app's.
+    expect(readdirSync(accountDir).filter((f) => !f.startsWith('..')).sort()).toEqual(['ca.crt', 'namespace', 'token']);
+    // Its ServiceAccount's rights beyond every account's (asking who it is and what it may do): get, list,
+    // watch and patch of the one sign-out ConfigMap of the operator's namespace; none on keys or Secrets,
+    // there or in an app's namespace.
     const account = `system:serviceaccount:${opNs}:${pod?.spec?.serviceAccountName ?? ''}`;
     for (const namespace of [opNs, appNs]) {
       const rules = (await kubectl(['auth', 'can-i', '--list', '-n', namespace, `--as=${account}`])).stdout;
       // The Resources column; rows of non-resource URLs start with their own column ([/api/*]).
-      const resources = rules.split('\n').slice(1).map((l) => l.trim().split(/\s+/)[0] ?? '').filter((r) => r && !r.startsWith('['));
-      expect(resources.sort(), `${namespace}:\n${rules}`).toEqual([
+      const rows = rules.split('\n').slice(1).map((l) => l.trim()).filter((l) => l && !l.startsWith('['));
+      expect(rows.map((l) => l.split(/\s+/)[0]).sort(), `${namespace}:\n${rules}`).toEqual([
+        ...namespace === opNs ? ['configmaps'] : [],
         'selfsubjectaccessreviews.authorization.k8s.io', 'selfsubjectreviews.authentication.k8s.io', 'selfsubjectrulesreviews.authorization.k8s.io',
       ]);
+      const configMaps = rows.find((l) => l.startsWith('configmaps '))?.match(/^configmaps\s+\[\]\s+\[([^\]]*)\]\s+\[([^\]]*)\]$/);
+      if (namespace === opNs) {
+        expect([configMaps?.[1], configMaps?.[2]?.split(' ').sort()], rules).toEqual([SIGN_OUTS_CONFIGMAP, ['get', 'list', 'patch', 'watch']]);
+      }
     }
 
     // A browser's requests, from a Pod, through cluster DNS and the console's Service.
