@@ -6,7 +6,7 @@
  * image as the chart runs it, the chart itself and the Job example, over TLS
  * verified with the operator's CA bundle as the chart's defaults make it), that the
  * operator runs there as users run it (the chart in both token server modes and
- * with its web console, which holds no token of its own, manifests/install),
+ * with its web console, whose own token reaches only its sign-out list, manifests/install),
  * keeps answering token requests through Pod deletions and upgrades, serves a
  * long-running consumer across a key rotation and stops a deleted Deployment's
  * keys at once, and that the node leaves nothing behind on the machine, whose
@@ -24,13 +24,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import {
-  AppsV1Api, BatchV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Pod,
+  AppsV1Api, BatchV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Deployment, type V1Job, type V1Pod,
 } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHART_DIR, INSTALL_DIR, INSTALL_NAMESPACE, INSTALL_RELEASE } from '../scripts/render-manifests.ts';
 import { LEASE_NAME, SECRET_KEYS, SIGNING_KEYS_SECRET } from '../src/api/index.ts';
 import { CSP } from '../src/console/http.ts';
+import { Sealer } from '../src/console/sealed.ts';
+import { SealedSessionStore } from '../src/console/sealed-sessions.ts';
+import { SESSION_COOKIE } from '../src/console/sessions.ts';
+import { parseSessionKeysFile, sealingKey, SESSION_KEYS_FILE, SESSION_KEYS_SECRET, SIGN_OUTS_CONFIGMAP } from '../src/shared/session-keys.ts';
 import { SIGNING_KEYS_DATA_KEY } from '../src/shared/signing-keys.ts';
 import { CA_BUNDLE_CONFIGMAP, CA_BUNDLE_KEY, CA_SECRET } from '../src/controller/serving-cert.ts';
 import { isRunning, readState, waitFor, type ClusterState } from './cluster/controlplane.ts';
@@ -576,8 +580,10 @@ describe('the operator on the node, from the built image', () => {
 
   beforeAll(async () => {
     // pullPolicy Never: the image must be the one loaded into the node; nothing may be pulled.
+    // The token server asks DPoP clients for a server nonce (the DPoP Job example does the round trip);
+    // requests without a proof are not concerned.
     await helm(['install', release, CHART_DIR, '--namespace', opNs, '--create-namespace',
-      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never']);
+      '--set', 'image.tag=dev', '--set', 'image.pullPolicy=Never', '--set-json', 'tokenServer.extraArgs=["--dpop-require-nonce"]']);
     // A second tag of the same image, for upgrades that change the tag.
     await tagImage(state, `${IMAGE}:dev`, `${IMAGE}:dev2`);
   }, 120_000);
@@ -632,6 +638,44 @@ describe('the operator on the node, from the built image', () => {
       expect(log.includes(apiKeySecret), container).toBe(false);
     }
   });
+
+  it('runs the DPoP Job example as a real Job with a requireDPoP key: the nonce round trip, a token bound to its in-memory key (cnf.jkt); a token request without a proof is refused invalid_dpop_proof', async () => {
+    // The example key, as a second key that requires DPoP (ci-deployer stays a plain key for the tests below).
+    const apiKey = parse(readFileSync(join(ROOT, 'manifests/examples/apikey-ci.yaml'), 'utf8')) as { metadata: { name: string }; spec: Record<string, unknown> };
+    apiKey.metadata.name = 'ci-deployer-dpop';
+    apiKey.spec.requireDPoP = true;
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({ group: 'apikeys.dev', version: 'v1', namespace: appNs, plural: 'apikeys', body: apiKey });
+    await kubectl(['wait', '-n', appNs, '--for=create', 'secret/ci-deployer-dpop', '--timeout=60s']);
+    // The example as it is, but for the image (the built one, under the tag the chart runs here) and its key's Secret.
+    const job = parse(readFileSync(join(ROOT, 'manifests/examples/job-dpop-token.yaml'), 'utf8')) as V1Job;
+    const container = job.spec?.template.spec?.containers[0];
+    expect(container?.envFrom?.map((e) => e.secretRef?.name)).toEqual(['ci-deployer']);
+    if (container) {
+      container.image = `${IMAGE_NAME}:dev`;
+      container.imagePullPolicy = 'Never';
+      container.envFrom = [{ secretRef: { name: 'ci-deployer-dpop' } }];
+    }
+    await kc.makeApiClient(BatchV1Api).createNamespacedJob({ namespace: appNs, body: job });
+    const done = await kubectl(['wait', '-n', appNs, '--for=condition=Complete', 'job/fetch-dpop-token', '--timeout=120s'])
+      .then(() => 'Complete', async () => JSON.stringify((await kc.makeApiClient(BatchV1Api).readNamespacedJob({ name: 'fetch-dpop-token', namespace: appNs })).status));
+    const logs = (await kubectl(['logs', '-n', appNs, 'job/fetch-dpop-token'])).stdout;
+    expect(done, logs).toBe('Complete');
+    expect(logs.trim()).toMatch(/^fetched a DPoP-bound token for key ak_\w+, valid for \d+s, bound to key [\w-]{43}$/);
+    // The token server (--dpop-require-nonce) asked for a nonce, and the Job sent its proof again with it.
+    const pod = await controllerPod();
+    expect(pod?.spec?.containers.find((c) => c.name === 'token-server')?.args).toContain('--dpop-require-nonce');
+    const metrics = String(await core.connectGetNamespacedPodProxyWithPath({ name: `${pod?.metadata?.name ?? ''}:9090`, namespace: opNs, path: 'metrics' }));
+    expect(metrics).toMatch(/^apikey_operator_token_failures_total\{reason="use_dpop_nonce"\} [1-9]/m);
+    // The same key's secret without a proof, from a Pod through the token Service: no token.
+    const plain = await startTokenClient({
+      core, kubectl: state.binaries.kubectl, kubeconfig: state.kubeconfig, namespace: appNs, name: 'dpop-plain', secret: 'ci-deployer-dpop',
+    });
+    expect(await plain.token()).toEqual({ status: 400, error: 'invalid_dpop_proof' });
+    await core.deleteNamespacedPod({ name: 'dpop-plain', namespace: appNs });
+    const secret = Buffer.from((await core.readNamespacedSecret({ name: 'ci-deployer-dpop', namespace: appNs })).data?.API_KEY_SECRET ?? '', 'base64').toString();
+    expect(secret).toMatch(/^aks_/);
+    expect(logs.includes(secret)).toBe(false);
+  }, 300_000);
 
   it('answers a Pod that fetches tokens in a loop, in sidecar mode, but not while its only Pod is replaced (the failures are printed)', async () => {
     client = await startTokenClient({
@@ -691,7 +735,7 @@ describe('the operator on the node, from the built image', () => {
     expect((await componentPods('token-server')).map((p) => p.spec?.containers[0]?.image)).toEqual([`${IMAGE_NAME}:dev2`, `${IMAGE_NAME}:dev2`]);
   }, 300_000);
 
-  it('runs the web console (console.enabled) from the image Ready by its own probe, hardened, with no token of its own, and serves its sign-in through its Service', async () => {
+  it('runs the web console (console.enabled) from the image Ready by its own probe, hardened, its own token good only for its sign-out list, and serves its sign-in through its Service', async () => {
     // The issuer's name does not resolve (the node's DNS forwards nothing): nothing is sent anywhere,
     // and the console must still start, be Ready and say at sign-in that the provider is unreachable.
     const issuer = 'https://idp.invalid';
@@ -710,26 +754,33 @@ describe('the operator on the node, from the built image', () => {
     expect(others).toEqual([]);
     expect(pod && isReady(pod)).toBe(true);
     const container = pod?.spec?.containers[0];
-    expect(container?.readinessProbe?.httpGet?.path).toBe('/healthz');
+    // Ready once it has a session key (the Secret the controller makes, mounted) and has read the sign-out list; alive by /healthz.
+    expect([container?.readinessProbe?.httpGet?.path, container?.livenessProbe?.httpGet?.path]).toEqual(['/readyz', '/healthz']);
     await expectHardened(pod ? [pod] : []);
 
-    // No token of its ServiceAccount anywhere in the Pod: only the cluster's CA where a token would be.
+    // Its ServiceAccount's token, mounted by the chart (not automounted) where the kubelet would put it,
+    // serves only its sign-out list (sessions live sealed in their cookies; a sign-out must reach every replica).
     expect(pod?.spec?.automountServiceAccountToken).toBe(false);
-    expect((pod?.spec?.volumes ?? []).filter((v) => v.projected?.sources?.some((s) => s.serviceAccountToken))).toEqual([]);
+    expect((pod?.spec?.volumes ?? []).filter((v) => v.projected?.sources?.some((s) => s.serviceAccountToken)).map((v) => v.name)).toEqual(['kube-root-ca']);
     const [consoleProcess] = containerProcesses(pod?.status?.containerStatuses?.[0]?.containerID ?? '');
     const accountDir = pathInContainer(consoleProcess?.pid ?? 0, '/var/run/secrets/kubernetes.io/serviceaccount');
-    expect(readdirSync(accountDir).filter((f) => !f.startsWith('..'))).toEqual(['ca.crt']);
-    expect(existsSync(`${accountDir}/token`)).toBe(false);
-    // And its ServiceAccount has no rights beyond every account's (asking who it is and what it may do):
-    // none on keys or Secrets, in the operator's namespace or an app's.
+    expect(readdirSync(accountDir).filter((f) => !f.startsWith('..')).sort()).toEqual(['ca.crt', 'namespace', 'token']);
+    // Its ServiceAccount's rights beyond every account's (asking who it is and what it may do): get, list,
+    // watch and patch of the one sign-out ConfigMap of the operator's namespace; none on keys or Secrets,
+    // there or in an app's namespace.
     const account = `system:serviceaccount:${opNs}:${pod?.spec?.serviceAccountName ?? ''}`;
     for (const namespace of [opNs, appNs]) {
       const rules = (await kubectl(['auth', 'can-i', '--list', '-n', namespace, `--as=${account}`])).stdout;
       // The Resources column; rows of non-resource URLs start with their own column ([/api/*]).
-      const resources = rules.split('\n').slice(1).map((l) => l.trim().split(/\s+/)[0] ?? '').filter((r) => r && !r.startsWith('['));
-      expect(resources.sort(), `${namespace}:\n${rules}`).toEqual([
+      const rows = rules.split('\n').slice(1).map((l) => l.trim()).filter((l) => l && !l.startsWith('['));
+      expect(rows.map((l) => l.split(/\s+/)[0]).sort(), `${namespace}:\n${rules}`).toEqual([
+        ...namespace === opNs ? ['configmaps'] : [],
         'selfsubjectaccessreviews.authorization.k8s.io', 'selfsubjectreviews.authentication.k8s.io', 'selfsubjectrulesreviews.authorization.k8s.io',
       ]);
+      const configMaps = rows.find((l) => l.startsWith('configmaps '))?.match(/^configmaps\s+\[\]\s+\[([^\]]*)\]\s+\[([^\]]*)\]$/);
+      if (namespace === opNs) {
+        expect([configMaps?.[1], configMaps?.[2]?.split(' ').sort()], rules).toEqual([SIGN_OUTS_CONFIGMAP, ['get', 'list', 'patch', 'watch']]);
+      }
     }
 
     // A browser's requests, from a Pod, through cluster DNS and the console's Service.
@@ -769,6 +820,91 @@ describe('the operator on the node, from the built image', () => {
     const consoleLog = await core.readNamespacedPodLog({ name: pod?.metadata?.name ?? '', namespace: opNs });
     expect(consoleLog).toContain('console sign-in failed');
     expect(consoleLog.includes(clientSecret)).toBe(false);
+  }, 300_000);
+
+  it('keeps a console session across the deletion of the console Pod: the cookie the old Pod sealed opens in the new one, with the keys of the Secret the controller keeps, and no trip to the identity provider', async () => {
+    // The session as the console makes it at sign-in (its own SealedSessionStore, sealed with the session
+    // keys Secret's current key), for a person whose Kubernetes credential is a ServiceAccount token in
+    // place of an ID token: the provider here is unreachable (idp.invalid), so no sign-in can happen on
+    // the node; test/console-sessions.test.ts signs in through a real provider and restarts consoles.
+    const keysText = Buffer.from((await core.readNamespacedSecret({ name: SESSION_KEYS_SECRET, namespace: opNs })).data?.[SESSION_KEYS_FILE] ?? '', 'base64').toString();
+    const keysFile = parseSessionKeysFile(keysText);
+    expect(keysFile.keys.length).toBeGreaterThan(0);
+    const sealer = new Sealer({ keyring: {
+      sealing: () => sealingKey(keysFile.keys, Date.now(), keysFile.publishLeadMs),
+      opening: (id) => keysFile.keys.find((k) => k.id === id)?.key,
+      lifetimeMs: keysFile.lifetimeMs,
+    } });
+    const store = new SealedSessionStore({
+      sealer, signOuts: { synced: true, isSignedOut: () => false, record: () => Promise.resolve() }, ttlMs: 3600_000, idleMs: 3600_000,
+    });
+    await kubectl(['create', 'serviceaccount', '-n', appNs, 'console-person']);
+    await kubectl(['create', 'rolebinding', '-n', appNs, 'console-person-view', `--clusterrole=${release}-view`, `--serviceaccount=${appNs}:console-person`]);
+    const credential = (await kubectl(['create', 'token', '-n', appNs, 'console-person', '--duration=1h'])).stdout.trim();
+    const person = 'node-console-person';
+    const cookie = store.cookieValue(store.signIn(undefined, person, { idToken: credential }, Date.now() + 3600_000));
+    await core.createNamespacedSecret({ namespace: appNs, body: { metadata: { name: 'console-browser-cookie' }, stringData: { cookie } } });
+
+    // A browser in a Pod: its cookie jar in memory, updated from every answer's Set-Cookie; the test drives it over the Pod proxy.
+    const service = (await core.listNamespacedService({ namespace: opNs, labelSelector: 'app.kubernetes.io/component=console' })).items[0];
+    const browser = `let jar = process.env.COOKIE;
+require('http').createServer(async (req, res) => {
+  if (req.url === '/ready') return res.end('ok');
+  const withCookie = req.url === '/visit';
+  try {
+    const r = await fetch(${JSON.stringify(`http://${service?.metadata?.name ?? ''}.${opNs}.svc`)} + '/?namespace=${appNs}',
+      { redirect: 'manual', headers: withCookie ? { cookie: '${SESSION_COOKIE}=' + jar } : {} });
+    const body = await r.text();
+    const set = (r.headers.get('set-cookie') ?? '').match(/^${SESSION_COOKIE}=([^;]*)/)?.[1];
+    const resealed = withCookie && set !== undefined && set !== '' && set !== jar;
+    if (resealed) jar = set;
+    res.end(JSON.stringify({ status: r.status, location: r.headers.get('location'), person: body.includes(${JSON.stringify(person)}), listed: body.includes('airflow-prod'), resealed }));
+  } catch (e) { res.end(JSON.stringify({ error: String(e), cause: String(e.cause) })); }
+}).listen(8080);`;
+    await core.createNamespacedPod({ namespace: appNs, body: {
+      metadata: { name: 'console-browser' },
+      spec: {
+        automountServiceAccountToken: false,
+        securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [{
+          name: 'browser', image: 'apikey-operator:dev', imagePullPolicy: 'Never', command: ['node', '-e', browser],
+          env: [{ name: 'COOKIE', valueFrom: { secretKeyRef: { name: 'console-browser-cookie', key: 'cookie' } } }],
+          securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+          readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 1 },
+        }],
+      },
+    } });
+    await waitForPod(core, appNs, 'console-browser', isReady);
+    // A request the Service cannot carry yet (the node's Service rules not yet updated for a new Pod) is
+    // sent again; the jar changes only on an answer.
+    const visit = async (path: 'visit' | 'visit-without-cookie') => {
+      const since = Date.now();
+      for (;;) {
+        const seen = JSON.parse((await kubectl(['get', '--raw', `/api/v1/namespaces/${appNs}/pods/console-browser:8080/proxy/${path}`])).stdout) as Record<string, unknown>;
+        if (!('error' in seen) || Date.now() - since > 60_000) return seen;
+        await sleep(500);
+      }
+    };
+    const signedIn = { status: 200, location: null, person: true, listed: true, resealed: true };
+
+    // The page needs the session: without the cookie, to the sign-in.
+    expect(await visit('visit-without-cookie')).toMatchObject({ status: 303, location: `/auth/sign-in?next=${encodeURIComponent(`/?namespace=${appNs}`)}` });
+    expect(await visit('visit')).toEqual(signedIn);
+    const [before] = await componentPods('console');
+    const started = Date.now();
+    await deletePod(before?.metadata?.name ?? '');
+    const [after, ...others] = await componentPods('console');
+    console.log(`console Pod deleted: its replacement Ready in ${seconds(started)}`);
+    expect(others).toEqual([]);
+    expect(after?.metadata?.name).not.toBe(before?.metadata?.name);
+    // The cookie the deleted Pod sealed last, from the same jar: still signed in, the page listed with the person's credential.
+    expect(await visit('visit')).toEqual(signedIn);
+    expect(await visit('visit')).toEqual(signedIn);
+    // The new Pod never sent anyone to the provider (it would have logged the unreachable provider).
+    const log = await core.readNamespacedPodLog({ name: after?.metadata?.name ?? '', namespace: opNs });
+    expect(log).not.toContain('console sign-in failed');
+    expect(log.includes(credential)).toBe(false);
+    await core.deleteNamespacedPod({ name: 'console-browser', namespace: appNs });
   }, 300_000);
 
   it('runs manifests/install, applied with kubectl after helm uninstall, the same way: Pods Ready, non-root, the Lease taken, its own CA and serving certificate made, tokens served over TLS', async () => {

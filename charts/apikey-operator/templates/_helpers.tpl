@@ -415,7 +415,8 @@ Pod spec fields shared by the controller and the token-server pods; called with 
 The controller pod of sidecar mode mounts no token for every container: the controller container mounts
 its own ServiceAccount's, and the token-server container the token server's own, which the controller
 requests and writes into an in-memory volume only these two containers mount. The console pod mounts
-no token at all (it acts only with people's own ID tokens), only the cluster's CA and its OIDC client secret.
+its own token only for its sign-out list (it acts for people only with their own ID tokens), with the
+cluster's CA, its session keys and its OIDC client secret.
 */}}
 {{- define "apikey-operator.podCommon" -}}
 {{- $sidecarPod := and (eq .component "controller") (eq .ctx.Values.tokenServer.mode "sidecar") }}
