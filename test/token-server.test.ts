@@ -134,6 +134,10 @@ describe('the token server on a real control plane, as the chart\'s ServiceAccou
     expect(await status(sa.get(secretPath(ns.name, 'creds')))).toBe(403);
     expect(await status(sa.get(secretPath(ns.name)))).toBe(403);
     expect(await status(sa.get('/api/v1/secrets'))).toBe(403);
+    // Its one write to an ApiKey (the compromise mark) is narrowed by the chart's admission policy, which
+    // the apiserver picks up through its own watch: wait until a dry run shows it in force.
+    await waitFor('the token server\'s admission policy in force', async () =>
+      await status(sa.mergePatch(`${apiKeyPath(ns.name, 'observer')}?dryRun=All`, { spec: { permissions: ['deploy', 'read'] } })) === 403, 30_000, 200);
     expect(await status(sa.mergePatch(apiKeyPath(ns.name, 'observer'), { spec: { permissions: ['deploy', 'read'] } }))).toBe(403);
     expect(await status(sa.delete(apiKeyPath(ns.name, 'observer')))).toBe(403);
     expect(await status(sa.mergePatch(deploymentPath(ns.name, 'airflow'), { spec: { maxTokenTTL: '1h' } }))).toBe(403);
