@@ -188,9 +188,12 @@ describe('the packaged chart and its CRDs', () => {
 
     const r = await helm(['uninstall', 'legacy', '--namespace', 'legacy']);
     expect(r.code, r.stderr).toBe(0);
-    await waitFor('the CRDs deleted', async () => (await Promise.all(CRDS.map(crd))).every((c) => c === undefined), 60_000, 250);
+    await waitFor('the CRDs deleted', async () => (await Promise.all(CRDS.map(crd))).every((c) => c === undefined), 150_000, 250);
     const keys = await kubectl(['get', 'apikeys.apikeys.dev', '-A', '-o', 'name']);
     expect(keys.code).not.toBe(0);
     expect(keys.stderr).toMatch(/doesn't have a resource type|not found/);
-  });
+    // Two CRD deletions (up to 120 s and 150 s of their own) and four helm runs. The apiserver's
+    // deletion of the uninstalled CRDs took more than 60 s in one of three runs this session (once
+    // alone on a quiet machine), for a reason not found yet; it passed in 88 s the other times.
+  }, 300_000);
 });
