@@ -4,7 +4,9 @@
  * their resident memory once every key is Ready, the Kubernetes API requests
  * both make in a minute when nothing changes, a controller restart (until
  * /readyz, until it has caught up, and what it wrote) and a token server
- * restart (until /readyz, until it serves the last key created). The programs
+ * restart (until /readyz, until it serves the last key created), then the
+ * restarted token server's p99 under load against the limit server's given
+ * the same keys (bench/latency.ts; `--latency-rounds 0` leaves it out). The programs
  * run as built, with the Node.js flags of the image (BENCH_PROGRAM_NODE_FLAGS
  * to compare others). Last, the controller's own requests for as many new
  * keys sent straight from a client (bench/ceiling.ts), to set the time to all
@@ -12,7 +14,7 @@
  * could limit the control plane at that size: etcd's database size against
  * its quota, and requests the apiserver's flow control rejected. Run on demand:
  *
- *   npm run bench:scale [-- --keys 10000 --deployments 100 --workers 32 --concurrency 32 --idle-seconds 60 --ceiling-keys N]
+ *   npm run bench:scale [-- --keys 10000 --deployments 100 --workers 32 --concurrency 32 --idle-seconds 60 --ceiling-keys N --latency-rounds 3]
  *
  * One hundred thousand keys (`--keys 100000 --deployments 1000`) take the
  * better part of an hour on two shared cores; the waits scale with --keys.
@@ -24,6 +26,7 @@ import { readCredential, SECRET_KEYS, type ApiKey, type SecretObject } from '../
 import { ETCD_QUOTA_BYTES } from '../../test/cluster/controlplane.ts';
 import { requestToken } from '../../test/support/token-client.ts';
 import { ceiling, CEILING_REQUESTS } from '../ceiling.ts';
+import { latencyAgainstLimit } from '../latency.ts';
 import {
   benchCluster, caughtUp, cpuSeconds, delta, isReady, labelOf, mb, metricsOf, pool, programNodeFlags, rssBytes, samples, seconds, startController, startTokenServer, until,
   type TokenServer,
@@ -33,6 +36,7 @@ const { values } = parseArgs({ options: {
   keys: { type: 'string', default: '10000' }, deployments: { type: 'string', default: '100' },
   workers: { type: 'string', default: '32' }, concurrency: { type: 'string', default: '32' },
   'idle-seconds': { type: 'string', default: '60' }, 'ceiling-keys': { type: 'string' },
+  'latency-rounds': { type: 'string', default: '3' },
 } });
 /** A whole number of at least `min`, or a clear error before anything starts. */
 function count(name: string, value: string | undefined, min: number): number {
@@ -46,6 +50,7 @@ const C = count('concurrency', values.concurrency, 1);
 count('workers', values.workers, 1);
 const IDLE_S = count('idle-seconds', values['idle-seconds'], 1);
 const CEILING_N = count('ceiling-keys', values['ceiling-keys'] ?? values.keys, 0);
+const LATENCY_ROUNDS = count('latency-rounds', values['latency-rounds'], 0);
 /** A wait's limit: an hour, or 100 ms per key when that is more (100,000 keys: not under 10 keys/s). */
 const WAIT_MS = Math.max(3600_000, N * 100);
 const NS = 'keys';
@@ -182,6 +187,25 @@ try {
   ]);
   report(`token server restart: ready (/readyz) after ${seconds(tsReadyMs)}, a token for the last key created after ${seconds(tsServesMs)}`);
   await memory('restarted token server', ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
+
+  if (LATENCY_ROUNDS > 0) {
+    // The token server under load with every key in its caches, against the limit server given the same keys.
+    const apiKeys = (await c.list<ApiKey>(`${GROUP_PATH}/${NS}/apikeys`)).items;
+    const clients = await Promise.all(Array.from({ length: Math.min(100, N) }, async (_, j) => {
+      const i = Math.floor(j * N / Math.min(100, N));
+      const s = await c.get<SecretObject>(`/api/v1/namespaces/${NS}/secrets/k${i}`);
+      return { keyId: readCredential(s, SECRET_KEYS.id)!, secret: readCredential(s, SECRET_KEYS.secret)!, audience: `https://d${i % D}.bench.test` };
+    }));
+    const lat = await latencyAgainstLimit({
+      ours: { url: ts.url, pid: ts.child.pid!, issuer: ts.url }, apiKeys, clients, rounds: LATENCY_ROUNDS, connections: 32, log: report,
+    });
+    report(`token endpoint under load, ${N} keys, 32 connections, ${clients.length} keys cycled, ${LATENCY_ROUNDS} rounds of 10 s each: ` +
+      `p99 ${lat.bestP99.ours} ms against the limit server's ${lat.bestP99.limit} ms (best rounds, ${lat.bestP99.ratio.toFixed(2)}x), ` +
+      `medians ${lat.medianP99.ours} and ${lat.medianP99.limit} ms (${lat.medianP99.ratio.toFixed(2)}x); ` +
+      `throughput (best) ${Math.max(...lat.ours.map((r) => r.rps))} and ${Math.max(...lat.limit.map((r) => r.rps))} tokens/s; ` +
+      `failed ${[...lat.ours, ...lat.limit].reduce((n, r) => n + r.failed, 0)}`);
+    await memory('token server, after the load,', ts.child.pid!, ts.metrics, 'apikey_operator_token_server_');
+  }
 
   if (CEILING_N > 0) {
     // The controller is stopped: the ceiling has the apiserver to itself, with every key above still stored.

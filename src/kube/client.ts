@@ -6,6 +6,7 @@
  * HTTP status and the Status reason, never a response body that could hold
  * a Secret's data.
  */
+import { STATUS_CODES } from 'node:http';
 import { fetch } from 'undici';
 import { credentialsOf, type Credentials, type KubeConfigLike } from './credentials.ts';
 import { redactSecrets } from '../shared/redact.ts';
@@ -97,7 +98,7 @@ export class KubeClient {
       if (signal.aborted) throw err;
       throw unreachable(this.server, err);
     }
-    if (res.status !== 200 || !res.body) throw await kubeErrorOf(res, 'GET', path);
+    if (res.status !== 200 || !res.body) throw kubeErrorOf({ status: res.status, statusText: res.statusText, text: await res.text() }, 'GET', path);
     return res.body;
   }
 
@@ -110,24 +111,31 @@ export class KubeClient {
       headers['content-type'] = opts.contentType ?? CONTENT.json;
       body = JSON.stringify(opts.body);
     }
-    let res;
     const started = performance.now();
     const observe = (status: number) => this.observer?.(method, status, (performance.now() - started) / 1000);
+    // The dispatcher's own request(), not fetch(): a request-response exchange needs none of fetch's
+    // Request, Response and web-stream objects, which cost the controller a fifth of its CPU per new
+    // key (docs/development/benchmarks.md). Watches, which stream, stay on fetch. It asks for no
+    // compression, so the apiserver spends no CPU gzipping list pages for a client a hop away.
+    let status: number;
+    let text: string;
     try {
-      res = await fetch(url, {
-        method, headers, body, dispatcher: auth.dispatcher, signal: opts.signal ?? AbortSignal.timeout(30_000),
+      const res = await auth.dispatcher.request({
+        origin: url.origin, path: url.pathname + url.search, method, headers, body,
+        signal: opts.signal ?? AbortSignal.timeout(30_000),
       });
+      status = res.statusCode;
+      text = await res.body.text();
     } catch (err) {
       observe(0);
       throw unreachable(this.server, err);
     }
-    if (!res.ok) {
-      const err = await kubeErrorOf(res, method, path);
-      observe(res.status);
+    if (status < 200 || status > 299) {
+      const err = kubeErrorOf({ status, statusText: STATUS_CODES[status] ?? '', text }, method, path);
+      observe(status);
       throw err;
     }
-    const text = await res.text();
-    observe(res.status);
+    observe(status);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -188,8 +196,10 @@ export class KubeClient {
 }
 
 function unreachable(server: string, err: unknown): KubeError {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return new KubeError(0, 'Unreachable', `cannot reach the Kubernetes API at ${server}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+  // fetch wraps the socket's error as its cause; the dispatcher's request() throws it as it is.
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const why = e.cause?.code ?? e.cause?.message ?? (typeof e.code === 'string' ? e.code : e.message);
+  return new KubeError(0, 'Unreachable', `cannot reach the Kubernetes API at ${server}: ${why}`);
 }
 
 /** Who the apiserver takes `client`'s credentials for (SelfSubjectReview); a KubeError when it refuses them. */
@@ -200,11 +210,11 @@ export async function selfSubjectReview(client: KubeClient): Promise<{ username?
 }
 
 /** The error of a refused request, from its Status body (reason and message; never the body itself). */
-async function kubeErrorOf(res: { status: number; statusText: string; text(): Promise<string> }, method: string, path: string): Promise<KubeError> {
+function kubeErrorOf(res: { status: number; statusText: string; text: string }, method: string, path: string): KubeError {
   let reason = res.statusText;
   let message = `${method} ${path}: HTTP ${res.status}`;
   try {
-    const status = JSON.parse(await res.text()) as { reason?: string; message?: string };
+    const status = JSON.parse(res.text) as { reason?: string; message?: string };
     if (status.reason) reason = status.reason;
     if (status.message) message = status.message;
   } catch { /* not a Status */ }
