@@ -20,8 +20,8 @@ import type { KubeObject } from '../src/kube/types.ts';
 import { down, up } from './cluster/controlplane.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
 import { CRD_FILES } from './support/paths.ts';
-import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { startController, startTokenServer, type RunningProcess } from './support/processes.ts';
+import { startOperator, type OperatorIdentity, type RunningOperator } from './support/operator.ts';
+import { startController, startTokenServer, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey, getOrUndefined, getSecret,
   readyOf, secretPath, uniqueAudience, waitForReady,
@@ -30,21 +30,18 @@ import { backup, inBackup, restore, wipe, type Backup, type Kind } from './suppo
 import { issued, requestToken, type KeyCredentials } from './support/token-client.ts';
 import { waitFor } from './support/wait.ts';
 
+let operator: RunningOperator;
 let identity: OperatorIdentity;
-let controller: RunningProcess;
-let server: RunningProcess & { url: string };
+let server: TokenServerProcess;
 const namespaces: TestNamespace[] = [];
 
 beforeAll(async () => {
-  identity = await installOperatorIdentity();
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
-  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
+  operator = await startOperator();
+  ({ identity, server } = operator);
 });
 
 afterAll(async () => {
-  await server?.stop();
-  await controller?.stop();
-  await identity?.cleanup();
+  await operator?.stop();
   for (const n of namespaces) await n.cleanup();
 });
 

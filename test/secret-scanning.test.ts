@@ -14,10 +14,10 @@ import { COMPROMISED_ANNOTATION } from '../src/api/compromise.ts';
 import type { ApiKey } from '../src/api/index.ts';
 import { generateSecret, hashSecret } from '../src/keys/format.ts';
 import { createNamespace, type TestNamespace } from './support/cluster.ts';
-import { installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
+import { startOperator, type OperatorIdentity, type RunningOperator } from './support/operator.ts';
 import { runPlugin } from './support/plugin.ts';
 import {
-  MAIN, recordSecret, startController, startProcess, startTokenServer, type RunningProcess, type TokenServerProcess,
+  MAIN, recordSecret, startProcess, startTokenServer, type TokenServerProcess,
 } from './support/processes.ts';
 import {
   createApiKey, createDeployment, credentialsOf, eventsFor, getApiKey, getSecret, readyOf, waitForReady, type Credentials,
@@ -30,8 +30,8 @@ const LEAK_URL = 'https://github.com/acme/airflow-dags/blob/0123abc/.env';
 
 let partner: ScanningPartner;
 let ns: TestNamespace;
+let operator: RunningOperator;
 let identity: OperatorIdentity;
-let controller: RunningProcess;
 let server: TokenServerProcess;
 let observer: Credentials;
 let bystander: Credentials;
@@ -63,21 +63,16 @@ const refusedClientCredentials = (key: KeyCredentials) => waitFor(`the token ser
 beforeAll(async () => {
   partner = await ScanningPartner.start();
   ns = await createNamespace('scan');
-  identity = await installOperatorIdentity();
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
-  server = await startTokenServer({
-    kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace,
-    args: ['--secret-scanning-keys-url', partner.keysUrl, '--secret-scanning-ca-file', partner.caFile],
-  });
+  operator = await startOperator({ tokenServerArgs: ['--secret-scanning-keys-url', partner.keysUrl, '--secret-scanning-ca-file', partner.caFile] });
+  ({ identity, server } = operator);
   await createDeployment(ns.name, 'airflow');
   observer = await newKey('observer', { permissions: ['read'] });
   bystander = await newKey('bystander');
 }, 300_000);
 
 afterAll(async () => {
-  await Promise.all([server?.stop(), controller?.stop()]);
+  await operator?.stop();
   await ns?.cleanup();
-  await identity?.cleanup();
   await partner?.stop();
 });
 

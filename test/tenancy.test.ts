@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bearerTokenKubeconfig } from './cluster/controlplane.ts';
 import { adminKubeConfig, clusterState, createNamespace, kubectl, serviceAccountToken, type TestNamespace } from './support/cluster.ts';
-import { bindTokenRequester, installOperatorIdentity, type OperatorIdentity } from './support/operator.ts';
-import { recordSecret, startController, startTokenServer, type RunningProcess } from './support/processes.ts';
+import { bindTokenRequester, installOperatorIdentity, startOperator, type OperatorIdentity, type RunningOperator } from './support/operator.ts';
+import { recordSecret, startController, startTokenServer, type RunningProcess, type TokenServerProcess } from './support/processes.ts';
 import { authz, form, introspect, issued, post, requestToken, type KeyCredentials } from './support/token-client.ts';
 import {
   adminClient, apiKeyPath, createApiKey, createDeployment, credentialsOf, deploymentPath, eventsFor, getApiKey, getDeployment,
@@ -22,22 +22,19 @@ import { waitFor } from './support/wait.ts';
 
 let victim: TestNamespace;
 let evil: TestNamespace;
+let operator: RunningOperator;
 let identity: OperatorIdentity;
-let controller: RunningProcess;
-let server: RunningProcess & { url: string };
+let server: TokenServerProcess;
 
 beforeAll(async () => {
   victim = await createNamespace('victim');
   evil = await createNamespace('evil');
-  identity = await installOperatorIdentity();
-  controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
-  server = await startTokenServer({ kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace });
+  operator = await startOperator();
+  ({ identity, server } = operator);
 });
 
 afterAll(async () => {
-  await server?.stop();
-  await controller?.stop();
-  await identity?.cleanup();
+  await operator?.stop();
   for (const n of [victim, evil]) await n?.cleanup();
 });
 

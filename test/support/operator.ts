@@ -11,6 +11,7 @@ import { expect } from 'vitest';
 import { createNamespace, kubectl, serviceAccountKubeconfig, uniqueName } from './cluster.ts';
 import { chartIdentityObjects } from '../../scripts/render-manifests.ts';
 import { renderChart, type KubeObject } from './helm.ts';
+import { startController, startTokenServer, type RunningProcess, type TokenServerProcess } from './processes.ts';
 import { adminClient } from './resources.ts';
 import { waitFor } from './wait.ts';
 
@@ -104,4 +105,41 @@ export async function bindTokenRequester(
     });
     return review.status?.allowed === true;
   }, 5000, 20);
+}
+
+/** The operator as the chart runs it: its identity, its controller and its token server, each on its own account. */
+export interface RunningOperator {
+  identity: OperatorIdentity;
+  controller: RunningProcess;
+  server: TokenServerProcess;
+  /** Stops both programs and removes the identity; safe to call after a failed start. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Installs the chart's identity and starts the controller (first: it makes the signing keys the
+ * token server needs to be ready) and the token server, with `tokenServerArgs` added to the
+ * token server's command line.
+ */
+export async function startOperator(opts: { tokenServerArgs?: string[] } = {}): Promise<RunningOperator> {
+  const identity = await installOperatorIdentity();
+  let controller: RunningProcess | undefined;
+  try {
+    controller = await startController({ kubeconfig: identity.controllerKubeconfig, operatorNamespace: identity.namespace });
+    const server = await startTokenServer({
+      kubeconfig: identity.tokenServerKubeconfig, operatorNamespace: identity.namespace, args: opts.tokenServerArgs,
+    });
+    const running = controller;
+    return {
+      identity, controller, server,
+      async stop() {
+        await Promise.all([server.stop(), running.stop()]);
+        await identity.cleanup();
+      },
+    };
+  } catch (err) {
+    await controller?.stop();
+    await identity.cleanup();
+    throw err;
+  }
 }
