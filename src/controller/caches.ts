@@ -10,7 +10,7 @@ import { APIKEY_LABEL, APIKEYS, AUDIENCE_CLAIMS, DEPLOYMENTS, FEDERATED_CREDENTI
 import { paths, type KubeClient } from '../kube/client.ts';
 import type { Cache } from '../kube/manager.ts';
 import { Informer } from '../kube/informer.ts';
-import { keepAll, withOwnMetadataFields, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
+import { keepAll, withInternedStrings, withOwnMetadataFields, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
 import type { Logger } from '../shared/log.ts';
 import type { ConfigMapObject, NamespaceObject } from './ca-bundle.ts';
 import { CA_BUNDLE_CONFIGMAP } from './serving-cert.ts';
@@ -51,14 +51,14 @@ export class Caches {
     this.operatorNamespace = opts.operatorNamespace;
     // Field owners are most of a small object's size, and kubectl apply's copy of the object as large as the rest:
     // of the field owners only the label and annotation keys of this controller's own Secret writes are read (secret.ts).
-    this.apiKeys = new Informer<ApiKey>(client, { apiPrefix: crds, plural: APIKEYS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) });
-    this.deployments = new Informer<Deployment>(client, { apiPrefix: crds, plural: DEPLOYMENTS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) });
+    this.apiKeys = new Informer<ApiKey>(client, { apiPrefix: crds, plural: APIKEYS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()) });
+    this.deployments = new Informer<Deployment>(client, { apiPrefix: crds, plural: DEPLOYMENTS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()) });
     this.federatedCredentials = new Informer<FederatedCredential>(client, {
-      apiPrefix: crds, plural: FEDERATED_CREDENTIALS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crds, plural: FEDERATED_CREDENTIALS, namespaces, log, keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()),
     });
     this.secrets = new Informer<SecretObject>(client, {
       apiPrefix: core, plural: 'secrets', namespaces, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY},${APIKEY_LABEL}`, log,
-      keep: withOwnMetadataFields(FIELD_MANAGER),
+      keep: keepAll(withOwnMetadataFields(FIELD_MANAGER), withInternedStrings()),
     });
     this.signingSecret = new Informer<SecretObject>(client, {
       apiPrefix: core, plural: 'secrets', namespaces: [opts.operatorNamespace],
@@ -69,10 +69,10 @@ export class Caches {
       apiPrefix: core, plural: 'configmaps', namespaces, fieldSelector: `metadata.name=${CA_BUNDLE_CONFIGMAP}`, log,
     }) : undefined;
     this.namespaces = opts.servingCert && !namespaces
-      ? new Informer<NamespaceObject>(client, { apiPrefix: core, plural: 'namespaces', log, keep: keepAll(withoutManagedFields(), withoutLastApplied()) })
+      ? new Informer<NamespaceObject>(client, { apiPrefix: core, plural: 'namespaces', log, keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()) })
       : undefined;
     this.audienceClaims = new Informer<AudienceClaim>(client, {
-      apiPrefix: crds, plural: AUDIENCE_CLAIMS, namespaces: [opts.operatorNamespace], log, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crds, plural: AUDIENCE_CLAIMS, namespaces: [opts.operatorNamespace], log, keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()),
     });
     this.apiKeys.addIndex(BY_DEPLOYMENT, (ak) => [`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`]);
     this.deployments.addIndex(BY_AUDIENCE, (dep) => dep.spec.audiences ?? []);

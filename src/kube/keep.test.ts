@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { keepAll, LAST_APPLIED_ANNOTATION, withOwnMetadataFields, withoutLastApplied, withoutManagedFields } from './keep.ts';
+import { isInterned, keepAll, LAST_APPLIED_ANNOTATION, withInternedStrings, withOwnMetadataFields, withoutLastApplied, withoutManagedFields } from './keep.ts';
+import type { KubeObject } from './types.ts';
 
 const managedFields = [
   { manager: 'kubectl-create', operation: 'Update', fieldsV1: { 'f:data': {} } },
@@ -78,5 +79,42 @@ describe('keepAll', () => {
   it('applies each in turn', () => {
     const o = { metadata: { name: 'k', annotations: { [LAST_APPLIED_ANNOTATION]: '{}' }, managedFields } };
     expect(keepAll<typeof o>(withoutLastApplied(), withoutManagedFields())(o)).toEqual({ metadata: { name: 'k', annotations: undefined, managedFields: undefined } });
+  });
+});
+
+describe('withInternedStrings', () => {
+  const parsed = () => JSON.parse(JSON.stringify({
+    apiVersion: 'v1', kind: 'Secret', type: 'apikeys.dev/api-key',
+    metadata: { name: 'ci', namespace: 'team-interned', uid: 'u-1', labels: { 'app.kubernetes.io/managed-by': 'apikey-operator' } },
+    data: { API_KEY_ID: 'YWtfaW50ZXJuZWQ=', API_KEY_SECRET: 'c2VjcmV0LW5ldmVyLWludGVybmVk', TOKEN_URL: 'aHR0cDovL3Rva2Vu', AUDIENCE: 'aHR0cHM6Ly9h' },
+    stringData: { type: 'stringdata-secret-never-interned' },
+    status: { conditions: [{ type: 'Ready', status: 'True', reason: 'SecretReady', message: 'The credentials Secret is up to date' }] },
+    spec: { permissions: ['deploy-interned'], secretHash: 'sha256:never-interned' },
+  })) as KubeObject & Record<string, unknown>;
+
+  it('leaves the object equal to what it was', () => {
+    const before = parsed();
+    expect(withInternedStrings()(parsed())).toEqual(before);
+  });
+
+  it('shares the repeating strings, and never a secret, a key id or a unique field', () => {
+    withInternedStrings()(parsed());
+    for (const shared of ['apikeys.dev/api-key', 'team-interned', 'apikey-operator', 'SecretReady', 'The credentials Secret is up to date',
+      'deploy-interned', 'aHR0cDovL3Rva2Vu', 'aHR0cHM6Ly9h']) expect(isInterned(shared), shared).toBe(true);
+    for (const own of ['c2VjcmV0LW5ldmVyLWludGVybmVk', 'YWtfaW50ZXJuZWQ=', 'stringdata-secret-never-interned', 'sha256:never-interned', 'u-1', 'ci'])
+      expect(isInterned(own), own).toBe(false);
+  });
+});
+
+describe('withOwnMetadataFields, shared', () => {
+  it('gives Secrets of the same shape one frozen copy of their kept field owners', () => {
+    const secret = (name: string) => JSON.parse(JSON.stringify({ metadata: { name, managedFields: [{
+      manager: 'apikey-operator', operation: 'Update', fieldsV1: { 'f:data': { 'f:API_KEY_ID': {} }, 'f:metadata': { 'f:labels': { '.': {}, 'f:a': {} } } },
+    }] } })) as KubeObject;
+    const keep = withOwnMetadataFields<KubeObject>('apikey-operator');
+    const [a, b] = [keep(secret('a')), keep(secret('b'))];
+    expect(a.metadata!.managedFields![0]!.fieldsV1).toEqual({ 'f:metadata': { 'f:labels': { '.': {}, 'f:a': {} } } });
+    expect(a.metadata!.managedFields![0]!.fieldsV1).toBe(b.metadata!.managedFields![0]!.fieldsV1);
+    expect(Object.isFrozen(a.metadata!.managedFields![0]!.fieldsV1)).toBe(true);
   });
 });

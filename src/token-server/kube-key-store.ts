@@ -16,7 +16,7 @@ import { audienceClaimName, audiencesNotHeld, firstClaimant } from '../api/claim
 import { paths, type KubeClient } from '../kube/client.ts';
 import { CredentialHealth, type Refusal } from '../kube/credential-health.ts';
 import { Informer, objectKey, timingForStaleness, type WatchTiming } from '../kube/informer.ts';
-import { keepAll, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
+import { keepAll, withInternedStrings, withoutLastApplied, withoutManagedFields } from '../kube/keep.ts';
 import type { Logger } from '../shared/log.ts';
 import { describeSigningKeys, SIGNING_KEYS_DATA_KEY, signingKeySetOf } from '../shared/signing-keys.ts';
 import { byCreation, federatedEntry, type FederatedEntry } from './federated.ts';
@@ -80,13 +80,13 @@ export class KubeKeyStore implements KeyStore {
     const watch: Partial<WatchTiming> | undefined = opts.maxStalenessMs === undefined ? undefined : timingForStaleness(opts.maxStalenessMs);
     // Field owners are most of a small object's size, kubectl apply's copy as large as the rest, and the token server reads neither.
     this.apiKeyInformer = new Informer<ApiKey>(client, {
-      apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: APIKEYS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()),
     });
     this.deploymentInformer = new Informer<Deployment>(client, {
-      apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: DEPLOYMENTS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()),
     });
     this.federatedInformer = new Informer<FederatedCredential>(client, {
-      apiPrefix: crd, plural: FEDERATED_CREDENTIALS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      apiPrefix: crd, plural: FEDERATED_CREDENTIALS, namespaces, log: opts.log, health, watch, keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()),
     });
     this.secretInformer = new Informer<SecretObject>(client, {
       apiPrefix: paths.groupVersion('', 'v1'), plural: 'secrets', namespaces: [opts.operatorNamespace],
@@ -94,7 +94,7 @@ export class KubeKeyStore implements KeyStore {
     });
     this.claimInformer = new Informer<AudienceClaim>(client, {
       apiPrefix: crd, plural: AUDIENCE_CLAIMS, namespaces: [opts.operatorNamespace], log: opts.log, watch,
-      keep: keepAll(withoutManagedFields(), withoutLastApplied()),
+      keep: keepAll(withoutManagedFields(), withoutLastApplied(), withInternedStrings()),
     });
 
     this.apiKeyInformer.addIndex(KEY_ID_INDEX, (ak) => (ak.status?.keyId ? [ak.status.keyId] : []));
