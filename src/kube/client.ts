@@ -114,7 +114,7 @@ export class KubeClient {
     const started = performance.now();
     const observe = (status: number) => this.observer?.(method, status, (performance.now() - started) / 1000);
     // The dispatcher's own request(), not fetch(): a request-response exchange needs none of fetch's
-    // Request, Response and web-stream objects, which cost the controller a fifth of its CPU per new
+    // Request, Response and web-stream objects, which cost the controller about a third of its CPU per new
     // key (docs/development/benchmarks.md). Watches, which stream, stay on fetch. It asks for no
     // compression, so the apiserver spends no CPU gzipping list pages for a client a hop away.
     let status: number;
