@@ -11,7 +11,6 @@
  * the whole range), and is answered with a 24 h ES256 JWT, checked with
  * jose before the measurement. bench:scale calls it once every key is Ready.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import autocannon, { type Request, type Result } from 'autocannon';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { ApiKey } from '../src/api/index.ts';
 import { DEFAULT_ROTATION, planSigningKeys } from '../src/shared/signing-keys.ts';
+import { pin } from './support.ts';
 import { startPinnedServer, writeData, type BenchData } from './token-endpoint/data.ts';
 
 export interface LatencyClient { keyId: string; secret: string; audience: string }
@@ -41,11 +41,6 @@ function requests(clients: LatencyClient[]): Request[] {
     method: 'POST', path: '/oauth/token', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ client_id: c.keyId, client_secret: c.secret, audience: c.audience, grant_type: 'client_credentials' }),
   }));
-}
-
-/** Pins every thread of `pid` to `cpus` ("0", "1", "0,1"). */
-function pin(pid: number, cpus: string): void {
-  execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
 }
 
 /** One real request whose token verifies against the server's own JWKS: each server is measured doing the real thing. */

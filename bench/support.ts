@@ -4,7 +4,7 @@
  * stopped at the end, whatever happens), bounded concurrency, and reading the
  * programs' metrics and memory.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,11 @@ export function imageNodeFlags(): string[] {
 export function programNodeFlags(): string[] {
   const flags = process.env.BENCH_PROGRAM_NODE_FLAGS;
   return flags === undefined ? imageNodeFlags() : flags.split(' ').filter((f) => f !== '');
+}
+
+/** Pins every thread of process `pid` to `cpus` ("0", "1", "0,1"), with taskset. */
+export function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
 }
 
 /** Runs `f(0..n-1)`, `concurrency` at a time. */

@@ -14,12 +14,11 @@
  * controller's own CPU does not take the apiserver's. `--shared-cpus` lets
  * them all share the machine's CPUs instead, the way earlier figures were made.
  */
-import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ceiling, CEILING_REQUESTS } from '../ceiling.ts';
-import { benchCluster, caughtUp, cpuSeconds, isReady, metricsOf, pool as poolOf, startController, until } from '../support.ts';
+import { benchCluster, caughtUp, cpuSeconds, isReady, metricsOf, pin, pool as poolOf, startController, until } from '../support.ts';
 
 const { values } = parseArgs({ options: {
   keys: { type: 'string', default: '1000' }, workers: { type: 'string', default: '8' }, concurrency: { type: 'string', default: '32' },
@@ -33,8 +32,6 @@ const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
 const pool = (n: number, f: (i: number) => Promise<unknown>) => poolOf(n, C, f);
 
 const PINNED = !values['shared-cpus'] && cpus().length >= 2;
-/** Every thread of `pid` on `cpu`. */
-const pin = (pid: number, cpu: string) => execFileSync('taskset', ['-a', '-cp', cpu, String(pid)], { stdio: 'ignore' });
 
 const cluster = await benchCluster('bench-controller');
 try {

@@ -207,8 +207,8 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
   } });
 
   const enqueueApiKey = (ak: ApiKey) => apiKeys.enqueue(objectKey(ak));
-  const countKeysOf = (ak: ApiKey) => deployments.enqueueAfter(`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`,
-    countDelayMs(apiKeys.queue.length, deps.workers));
+  const countDelay = () => countDelayMs(apiKeys.queue.length, deps.workers);
+  const countKeysOf = (ak: ApiKey) => deployments.enqueueAfter(`${ak.metadata.namespace}/${ak.spec.deploymentRef.name}`, countDelay());
   // The other claimants of a key id a key takes or lets go of (KeyIdConflict comes and goes with it).
   const otherClaimants = (keyId: string | undefined) => {
     if (keyId) for (const other of caches.apiKeysWithKeyId(keyId)) enqueueApiKey(other);
@@ -247,7 +247,7 @@ export function operatorControllers(deps: ControllerDeps): OperatorControllers {
       || !dep.metadata.deletionTimestamp !== !old?.metadata.deletionTimestamp) onDeploymentChanged(dep, old);
     // Its status alone changed (its own count write, mostly): checked as a count is, so that under a
     // backlog a count written while keys kept coming does not start another write at once.
-    else deployments.enqueueAfter(objectKey(dep), countDelayMs(apiKeys.queue.length, deps.workers));
+    else deployments.enqueueAfter(objectKey(dep), countDelay());
   });
   caches.deployments.on('delete', (dep) => onDeploymentChanged(dep));
 
