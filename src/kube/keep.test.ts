@@ -118,3 +118,15 @@ describe('withOwnMetadataFields, shared', () => {
     expect(Object.isFrozen(a.metadata!.managedFields![0]!.fieldsV1)).toBe(true);
   });
 });
+
+describe('withInternedStrings, bounded', () => {
+  it('holds at most 8,192 strings, whatever tenants write: a full table starts again', () => {
+    const keep = withInternedStrings();
+    const first = 'https://first.bounded.test';
+    keep(JSON.parse(JSON.stringify({ spec: { audiences: [first] } })) as KubeObject);
+    expect(isInterned(first)).toBe(true);
+    for (let i = 0; i < 8192; i++) keep(JSON.parse(JSON.stringify({ spec: { audiences: [`https://a${i}.bounded.test`] } })) as KubeObject);
+    expect(isInterned(first)).toBe(false);
+    expect(isInterned('https://a8191.bounded.test')).toBe(true);
+  });
+});
